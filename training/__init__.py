@@ -1,0 +1,1 @@
+"""SE-CBIR: saliency-enhanced content-based image retrieval for dermoscopy (training side)."""
