@@ -1,0 +1,152 @@
+"""Run configuration: one frozen dataclass, three named presets, overridable from the CLI.
+
+The resolved configuration is written as `config.json` beside everything a run produces.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides what a run computes (thesis section 3.3 for the defaults)."""
+
+    preset: str
+    # Backbone and input.
+    backbone: str = "EfficientNetB4"  # a keras.applications class name
+    image_size: int = 380
+    weights: str | None = "imagenet"  # "imagenet" or None (random initialisation)
+    # Head (thesis Figure 3.1): GAP, batch norm, dropout, dense 64, dropout, dense 7, softmax.
+    dropout: float = 0.2
+    dense_units: int = 64
+    # Optimisation (shared by both classifiers unless named per model).
+    batch_size: int = 32
+    epochs_rgb: int = 20
+    epochs_rgbs: int = 20
+    lr_rgb: float = 5e-5
+    lr_factor_rgb: float = 200.0  # new head layers learn this much faster
+    lr_rgbs: float = 1e-5
+    lr_factor_rgbs: float = 100.0  # new stem and first head layer of the 4-channel model
+    rampup_epochs: int = 5
+    rampup_peak: float = 6.0  # the schedule ramps up to this multiple of the initial rate
+    decay: float = 0.8  # exponential decay per epoch after the ramp-up
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    augment: str = "strong"  # "strong", "light" or "none" for the RGB model
+    # Data split.
+    split_by: str = "lesion"  # "lesion" (default) or "image" (the thesis's split)
+    split_seed: int = 71
+    # Saliency, retrieval and the study bundle.
+    saliency_batch: int = 32
+    retrieval_k: tuple[int, ...] = (1, 3, 6, 9)
+    neighbours: int = 6
+    exclude_same_lesion: bool = True
+    query_filter: str = "lesion"  # "lesion" (one per lesion) or "thesis" (also drop shared top-6)
+    web_image_size: int = 450  # longest side of the images shown to readers
+    seed: int = 71
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The configuration as indented JSON, for `config.json` beside each artifact."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def save(self, path: Path) -> None:
+        """Write the resolved configuration to `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n")
+
+
+PRESETS: dict[str, Config] = {
+    # The thesis's configuration: EfficientNetB4 at 380 px with ImageNet weights.
+    "thesis": Config(preset="thesis"),
+    # A few minutes end to end on a 2-core CPU with the synthetic dataset.
+    "demo": Config(
+        preset="demo",
+        backbone="EfficientNetB0",
+        image_size=64,
+        weights=None,
+        epochs_rgb=8,
+        epochs_rgbs=4,
+        lr_rgb=1e-3,
+        lr_factor_rgb=3.0,
+        lr_rgbs=5e-4,
+        lr_factor_rgbs=3.0,
+        rampup_epochs=1,
+        rampup_peak=2.0,
+        augment="light",
+        saliency_batch=64,
+        web_image_size=256,
+    ),
+    # Seconds on a CPU: for tests.
+    "tiny": Config(
+        preset="tiny",
+        backbone="EfficientNetB0",
+        image_size=32,
+        weights=None,
+        batch_size=16,
+        epochs_rgb=1,
+        epochs_rgbs=1,
+        lr_rgb=1e-3,
+        lr_factor_rgb=2.0,
+        lr_rgbs=1e-3,
+        lr_factor_rgbs=2.0,
+        rampup_epochs=1,
+        rampup_peak=1.0,
+        augment="light",
+        saliency_batch=16,
+        web_image_size=64,
+    ),
+}
+
+
+def _parse_value(name: str, text: str, current: Any) -> Any:
+    """Convert `text` to the type of the field's current value."""
+    if current is None or name == "weights":
+        return None if text.lower() in ("none", "null", "") else text
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise PipelineError(f"--set {name}={text}: expected true or false")
+        return text.lower() in ("true", "1", "yes")
+    if isinstance(current, tuple):
+        return tuple(int(part) for part in text.split(","))
+    try:
+        return type(current)(text)
+    except ValueError as error:
+        raise PipelineError(f"--set {name}={text}: expected {type(current).__name__}") from error
+
+
+def get_config(preset: str, overrides: list[str] | None = None) -> Config:
+    """The named preset with `KEY=VALUE` overrides applied, checked for unknown keys."""
+    if preset not in PRESETS:
+        raise PipelineError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    config = PRESETS[preset]
+    fields = {f.name for f in dataclasses.fields(Config)} - {"preset", "extra"}
+    changes: dict[str, Any] = {}
+    for item in overrides or []:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise PipelineError(
+                f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}"
+            )
+        changes[name] = _parse_value(name, text, getattr(config, name))
+    config = dataclasses.replace(config, **changes)
+    for name, allowed in (
+        ("split_by", ("lesion", "image")),
+        ("query_filter", ("lesion", "thesis")),
+        ("augment", ("strong", "light", "none")),
+    ):
+        if getattr(config, name) not in allowed:
+            raise PipelineError(f"{name} must be one of {', '.join(allowed)}")
+    return config
+
+
+def load_config(path: Path) -> Config:
+    """Read a `config.json` written by `Config.save`."""
+    values = json.loads(path.read_text())
+    values["retrieval_k"] = tuple(values["retrieval_k"])
+    return Config(**values)
