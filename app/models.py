@@ -1,0 +1,273 @@
+"""Database models (SQLAlchemy 2, typed). Every timestamp is naive UTC from `app.clock.now`.
+
+The shape of a study:
+
+    Study ─┬─ Case ── Neighbour (6 per case, rank order)
+           ├─ Invitation (single-use link for one reader)
+           └─ Enrolment (one reader in one study, with the seed that drew the cases)
+                 └─ Assignment (one case in one task at one position)
+                       └─ Answer (at most one: unique on assignment_id, so exactly once)
+"""
+
+import enum
+from datetime import datetime, timedelta
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.clock import now
+from app.extensions import db
+
+CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+class Role(enum.StrEnum):
+    """What a user may do: admins manage everything, organisers run studies, readers answer."""
+
+    ADMIN = "admin"
+    ORGANISER = "organiser"
+    READER = "reader"
+
+
+class StudyStatus(enum.StrEnum):
+    """A study is set up as a draft, opened for readers, then closed."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Sampling(enum.StrEnum):
+    """How a reader's cases are drawn from the pool."""
+
+    RANDOM = "random"  # simple random sample, as in the thesis
+    STRATIFIED = "stratified"  # proportional to the pool's class shares
+
+
+class User(UserMixin, db.Model):
+    """An account. Readers get theirs from an invitation link and set the password there."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    # Stable pseudonym for exports ("R-3F9A2C"); never derived from the email.
+    pseudonym: Mapped[str] = mapped_column(String(16), unique=True)
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    enrolments: Mapped[list["Enrolment"]] = relationship(back_populates="user")
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of `password`, never the password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether `password` matches the stored hash (False when none is set yet)."""
+        return self.password_hash is not None and check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login asks this
+        return self.active
+
+    @property
+    def is_staff(self) -> bool:
+        """Organisers and admins: they may see studies' results."""
+        return self.role in (Role.ADMIN, Role.ORGANISER)
+
+
+class Study(db.Model):
+    """One reader study, imported from a study bundle, with its settings."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[StudyStatus] = mapped_column(
+        Enum(StudyStatus, native_enum=False, length=16), default=StudyStatus.DRAFT
+    )
+    cases_per_reader: Mapped[int] = mapped_column(Integer, default=100)
+    washout_hours: Mapped[float] = mapped_column(Float, default=24.0)
+    sampling: Mapped[Sampling] = mapped_column(
+        Enum(Sampling, native_enum=False, length=16), default=Sampling.RANDOM
+    )
+    reshuffle_task2: Mapped[bool] = mapped_column(Boolean, default=True)
+    information: Mapped[str] = mapped_column(Text, default="")  # welcome / consent text
+    manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
+    # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op.
+    bundle_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    image_folder: Mapped[str] = mapped_column(String(500))  # where its images were copied
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    cases: Mapped[list["Case"]] = relationship(
+        back_populates="study", order_by="Case.position", cascade="all, delete-orphan"
+    )
+    enrolments: Mapped[list["Enrolment"]] = relationship(
+        back_populates="study", cascade="all, delete-orphan"
+    )
+    invitations: Mapped[list["Invitation"]] = relationship(
+        back_populates="study", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("cases_per_reader > 0", name="cases_positive"),
+        CheckConstraint("washout_hours >= 0", name="washout_not_negative"),
+    )
+
+    @property
+    def washout(self) -> timedelta:
+        """The minimum time between finishing Task 1 and starting Task 2."""
+        return timedelta(hours=self.washout_hours)
+
+
+class Case(db.Model):
+    """One query of the pool: the lesion a reader diagnoses (truth never sent to readers)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # order in the bundle
+    case_key: Mapped[str] = mapped_column(String(64))  # opaque, from the bundle
+    image_id: Mapped[str] = mapped_column(String(64))
+    lesion_id: Mapped[str] = mapped_column(String(64))
+    truth: Mapped[str] = mapped_column(String(8))
+    majority_vote: Mapped[str] = mapped_column(String(8))
+    image: Mapped[str] = mapped_column(String(80))  # content-hash file name, upright
+    image_rotated: Mapped[str] = mapped_column(String(80))  # turned by 180 degrees
+
+    study: Mapped[Study] = relationship(back_populates="cases")
+    neighbours: Mapped[list["Neighbour"]] = relationship(
+        back_populates="case", order_by="Neighbour.rank", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("study_id", "case_key"),
+        UniqueConstraint("study_id", "position"),
+    )
+
+
+class Neighbour(db.Model):
+    """A retrieved similar image shown (with its label) beside a case in Task 2."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(String(64))
+    lesion_id: Mapped[str] = mapped_column(String(64))
+    truth: Mapped[str] = mapped_column(String(8))
+    similarity: Mapped[float] = mapped_column(Float)
+    image: Mapped[str] = mapped_column(String(80))
+
+    case: Mapped[Case] = relationship(back_populates="neighbours")
+
+    __table_args__ = (UniqueConstraint("case_id", "rank"),)
+
+
+class Invitation(db.Model):
+    """A single-use, expiring link that lets one reader join one study and set a password."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    # Only a hash of the token is stored: a database dump does not hand out valid links.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    study: Mapped[Study] = relationship(back_populates="invitations")
+
+
+class Enrolment(db.Model):
+    """A reader's place in a study: the seed of their draw and how far they got."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    seed: Mapped[int] = mapped_column(Integer)  # drew the cases and both orders
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime)
+    task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    study: Mapped[Study] = relationship(back_populates="enrolments")
+    user: Mapped[User] = relationship(back_populates="enrolments")
+    assignments: Mapped[list["Assignment"]] = relationship(
+        back_populates="enrolment",
+        order_by="(Assignment.task, Assignment.position)",
+        cascade="all, delete-orphan",
+    )
+
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+
+    @property
+    def task2_opens_at(self) -> datetime | None:
+        """When Task 2 unlocks: the end of Task 1 plus the study's wash-out."""
+        if self.task1_completed_at is None:
+            return None
+        return self.task1_completed_at + self.study.washout
+
+
+class Assignment(db.Model):
+    """One case of a reader's draw in one task, at a fixed position of that task's order."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolment.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    task: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based within the task
+    rotation: Mapped[int] = mapped_column(Integer, default=0)  # 180 in Task 2
+    shown_at: Mapped[datetime | None] = mapped_column(DateTime)  # first time served
+
+    enrolment: Mapped[Enrolment] = relationship(back_populates="assignments")
+    case: Mapped[Case] = relationship()
+    answer: Mapped["Answer | None"] = relationship(back_populates="assignment", uselist=False)
+
+    __table_args__ = (
+        UniqueConstraint("enrolment_id", "task", "position"),
+        UniqueConstraint("enrolment_id", "task", "case_id"),
+        CheckConstraint("task IN (1, 2)", name="task_1_or_2"),
+    )
+
+
+class Answer(db.Model):
+    """A reader's final answer to one assignment, stored once when submitted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unique: a double click or a resubmitted form can never store a second answer.
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), unique=True)
+    diagnosis: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[int] = mapped_column(Integer)
+    shown_at: Mapped[datetime] = mapped_column(DateTime)
+    answered_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    seconds: Mapped[float] = mapped_column(Float)  # answered_at - shown_at
+    # Image ids of the neighbours on screen, in rank order (empty in Task 1).
+    neighbours_shown: Mapped[list] = mapped_column(JSON, default=list)
+    rotation: Mapped[int] = mapped_column(Integer, default=0)
+
+    assignment: Mapped[Assignment] = relationship(back_populates="answer")
+
+    __table_args__ = (
+        CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence_1_to_5"),
+        CheckConstraint(
+            "diagnosis IN ('akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc')",
+            name="diagnosis_known",
+        ),
+    )
