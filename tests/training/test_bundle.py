@@ -1,0 +1,364 @@
+"""The query pool's duplicate-lesion filtering and the study bundle's writer and validator.
+
+No TensorFlow: everything runs on hand-made ids, lesions and small images.
+"""
+
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from training.bundle import (
+    CLASS_CODES,
+    CLASS_INFO,
+    DROP_DUPLICATE,
+    DROP_SHARED,
+    DROP_TOO_FEW,
+    LIKERT,
+    build_query_pool,
+    contrast_ratio,
+    jpeg_metadata,
+    validate_bundle,
+    write_bundle,
+)
+from training.errors import PipelineError
+
+
+def first_vote(labels: Sequence[str]) -> str:
+    """A stand-in vote so the filtering tests do not depend on metrics.py."""
+    return labels[0]
+
+
+def bank(lesions: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Bank ids, lesions and labels for the given lesion of each row."""
+    ids = [f"ISIC_B{i:03d}" for i in range(len(lesions))]
+    truth = [CLASS_CODES[i % 7] for i in range(len(lesions))]
+    return ids, list(lesions), truth
+
+
+def pool_of(rows: list[list[int]], query_lesions: list[str], bank_lesions: list[str], **kw):
+    """A query pool of queries Q000.. with the given neighbour rows."""
+    ids, lesions, truth = bank(bank_lesions)
+    index = np.array(rows, dtype=int)
+    sims = np.tile(np.linspace(0.99, 0.5, index.shape[1]), (len(rows), 1))
+    return build_query_pool(
+        [f"ISIC_Q{i:03d}" for i in range(len(rows))],
+        query_lesions,
+        ["mel"] * len(rows),
+        index,
+        ids,
+        lesions,
+        truth,
+        similarities=sims,
+        vote=first_vote,
+        **kw,
+    )
+
+
+# Twelve bank rows of twelve lesions, plus row 12 sharing lesion L1 and row 13 of lesion QA.
+BANK_LESIONS = [f"L{i}" for i in range(12)] + ["L1", "QA"]
+
+
+def test_one_query_per_lesion_keeps_the_first_image_id() -> None:
+    ids, lesions, truth = bank(BANK_LESIONS)
+    rows = np.array([list(range(8))] * 3)
+    pool = build_query_pool(
+        ["ISIC_Q002", "ISIC_Q001", "ISIC_Q003"],
+        ["QA", "QA", "QB"],
+        ["mel", "mel", "nv"],
+        rows,
+        ids,
+        lesions,
+        truth,
+        vote=first_vote,
+    )
+    assert [q.image_id for q in pool.queries] == ["ISIC_Q001", "ISIC_Q003"]
+    assert pool.dropped == {DROP_DUPLICATE: 1}
+    assert pool.counts() == {
+        "queries_before": 3,
+        "queries_after": 2,
+        "dropped": {DROP_DUPLICATE: 1},
+    }
+
+
+def test_skipped_neighbours_give_their_place_to_the_next_ranked() -> None:
+    # Rank 1 is the query's own lesion, rank 3 repeats the lesion of rank 2.
+    pool = pool_of([[13, 1, 12, 2, 3, 4, 5, 6, 7]], ["QA"], BANK_LESIONS)
+    (query,) = pool.queries
+    assert [n.rank for n in query.neighbours] == [1, 2, 3, 4, 5, 6]
+    assert [n.lesion_id for n in query.neighbours] == ["L1", "L2", "L3", "L4", "L5", "L6"]
+    similarities = [n.similarity for n in query.neighbours]
+    assert similarities == sorted(similarities, reverse=True)
+    # The similarity travels with its candidate: L2 was the fourth candidate.
+    assert similarities[1] == pytest.approx(np.linspace(0.99, 0.5, 9)[3], abs=1e-6)
+    assert query.majority_vote == query.neighbours[0].truth
+
+
+def test_queries_without_six_distinct_lesions_are_dropped() -> None:
+    pool = pool_of(
+        [[1, 12, 2, 3, 4, 5, 13, -1], [0, 1, 2, 3, 4, 5, 6, 7]], ["QA", "QB"], BANK_LESIONS
+    )
+    assert [q.image_id for q in pool.queries] == ["ISIC_Q001"]
+    assert pool.dropped == {DROP_TOO_FEW.format(n=6): 1}
+
+
+def test_thesis_rule_drops_queries_whose_top_six_share_a_lesion() -> None:
+    rows = [
+        [1, 12, 2, 3, 4, 5, 6, 7],  # L1 twice in the top six: dropped
+        [0, 1, 2, 3, 4, 5, 12, 7],  # the repeat is seventh: kept
+        [13, 0, 1, 2, 3, 4, 5, 6],  # own lesion first is skipped, then six distinct: kept
+    ]
+    pool = pool_of(rows, ["QA", "QB", "QA"], BANK_LESIONS, rule="thesis")
+    # Q000 and Q002 are of lesion QA; Q000 comes first by id and is then dropped.
+    assert [q.image_id for q in pool.queries] == ["ISIC_Q001"]
+    assert pool.dropped == {DROP_SHARED.format(n=6): 1, DROP_DUPLICATE: 1}
+    lenient = pool_of(rows, ["QA", "QB", "QC"], BANK_LESIONS, rule="lesion")
+    assert len(lenient.queries) == 3
+    strict = pool_of(rows, ["QA", "QB", "QC"], BANK_LESIONS, rule="thesis")
+    assert [q.image_id for q in strict.queries] == ["ISIC_Q001", "ISIC_Q002"]
+
+
+def test_bad_inputs_are_rejected() -> None:
+    with pytest.raises(PipelineError, match="query filter"):
+        pool_of([[0, 1, 2, 3, 4, 5]], ["QA"], BANK_LESIONS, rule="strict")
+    with pytest.raises(PipelineError, match="length"):
+        pool_of([[0, 1, 2, 3, 4, 5]], ["QA", "QB"], BANK_LESIONS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    queries=st.integers(1, 12),
+    bank_size=st.integers(1, 20),
+    lesion_count=st.integers(1, 10),
+    rule=st.sampled_from(["lesion", "thesis"]),
+)
+def test_pool_invariants_hold_for_any_input(
+    data: st.DataObject, queries: int, bank_size: int, lesion_count: int, rule: str
+) -> None:
+    lesion = st.integers(0, lesion_count - 1).map(lambda i: f"L{i}")
+    bank_lesions = data.draw(st.lists(lesion, min_size=bank_size, max_size=bank_size))
+    query_lesions = data.draw(st.lists(lesion, min_size=queries, max_size=queries))
+    width = min(bank_size, 9)
+    rows = [data.draw(st.permutations(range(bank_size)))[:width] for _ in range(queries)]
+    pool = pool_of(rows, query_lesions, bank_lesions, rule=rule)
+    counts = pool.counts()
+    assert counts["queries_before"] == queries
+    assert counts["queries_after"] + sum(counts["dropped"].values()) == queries
+    kept_lesions = [q.lesion_id for q in pool.queries]
+    assert len(kept_lesions) == len(set(kept_lesions))
+    assert counts["dropped"].get(DROP_DUPLICATE, 0) == queries - len(set(query_lesions))
+    for query in pool.queries:
+        shown = [n.lesion_id for n in query.neighbours]
+        assert len(shown) == 6 == len(set(shown))
+        assert query.lesion_id not in shown
+        assert [n.rank for n in query.neighbours] == [1, 2, 3, 4, 5, 6]
+
+
+def test_class_information_is_complete_and_readable() -> None:
+    assert tuple(c.code for c in CLASS_INFO) == CLASS_CODES
+    assert len({c.colour for c in CLASS_INFO}) == 7
+    for info in CLASS_INFO:
+        assert contrast_ratio(info.colour, info.text_colour) >= 4.5, info.code
+        assert info.name and len(info.definition) > 40
+    assert len(LIKERT) == 5
+
+
+# --- the bundle writer and validator ----------------------------------------------------
+
+
+def source_image(path: Path, seed: int) -> None:
+    """A 60x45 non-symmetric JPEG with EXIF, a comment and an ICC-like profile, as cameras do."""
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((45, 60, 3), dtype=np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, 60, dtype=np.uint8)[None, :]
+    pixels[..., 1] = np.linspace(0, 200, 45, dtype=np.uint8)[:, None]
+    pixels[5:20, 5:25, 2] = rng.integers(100, 255)
+    exif = Image.Exif()
+    exif[0x010E] = f"secret description {path.stem}"  # ImageDescription
+    Image.fromarray(pixels).save(
+        path, format="JPEG", exif=exif.tobytes(), comment=path.stem.encode(), icc_profile=b"x" * 64
+    )
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Source images for 3 queries and 12 bank images, named by image id."""
+    folder = tmp_path_factory.mktemp("sources")
+    ids = [f"ISIC_Q{i:03d}" for i in range(3)] + [f"ISIC_B{i:03d}" for i in range(12)]
+    paths = {}
+    for seed, image_id in enumerate(ids):
+        paths[image_id] = folder / f"{image_id}.jpg"
+        source_image(paths[image_id], seed)
+    assert jpeg_metadata(paths["ISIC_Q000"].read_bytes())  # the sources do carry metadata
+    return paths
+
+
+def small_pool():
+    """Three queries of three lesions, each with its own neighbour order."""
+    rows = [[0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0], [1, 12, 3, 5, 7, 9, 11, 0]]
+    rows = [r + [-1] * (8 - len(r)) for r in rows]
+    return pool_of(
+        rows, ["HAM_QA", "HAM_QB", "HAM_QC"], [f"HAM_{i:03d}" for i in range(12)] + ["HAM_001"]
+    )
+
+
+PROVENANCE = {"run": "unit", "created": "2024-01-01T00:00:00+00:00"}
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, sources: dict[str, Path]) -> Path:
+    """A bundle written from the small pool."""
+    return write_bundle(tmp_path / "study", small_pool(), sources, b"k" * 32, 40, PROVENANCE)
+
+
+def test_bundle_has_the_documented_files_and_validates(bundle: Path) -> None:
+    summary = validate_bundle(bundle)
+    assert summary["queries"] == 3 and summary["neighbours"] == 6
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert [c["code"] for c in manifest["classes"]] == list(CLASS_CODES)
+    assert manifest["likert"] == list(LIKERT)
+    assert manifest["counts"]["queries_after"] == 3
+    queries = json.loads((bundle / "queries.json").read_text())
+    assert [q["image_id"] for q in queries] == ["ISIC_Q000", "ISIC_Q001", "ISIC_Q002"]
+    assert queries[2]["neighbours"][1]["image_id"] == "ISIC_B003"  # B012 shares HAM_001
+    assert len({q["case_key"] for q in queries}) == 3
+    for query in queries:
+        assert "Q00" not in query["case_key"] and len(query["case_key"]) == 24
+
+
+def test_images_are_content_named_resized_and_stripped(bundle: Path) -> None:
+    names = sorted(p.name for p in (bundle / "images").iterdir())
+    assert len(names) == 3 * 2 + 10  # two per query, ten distinct neighbours
+    for name in names:
+        assert "ISIC" not in name and "HAM" not in name and "Q00" not in name
+        data = (bundle / "images" / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest()[:32] + ".jpg" == name
+        assert jpeg_metadata(data) == []
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "JPEG"
+            assert max(image.size) == 40 and image.size == (40, 30)
+            assert "exif" not in image.info and "icc_profile" not in image.info
+            assert "comment" not in image.info
+
+
+def test_rotated_image_is_the_upright_one_turned_180_degrees(bundle: Path) -> None:
+    query = json.loads((bundle / "queries.json").read_text())[0]
+
+    def pixels(name: str) -> np.ndarray:
+        return np.asarray(Image.open(bundle / name).convert("RGB"), dtype=float)
+
+    upright, rotated = pixels(query["image"]), pixels(query["image_rotated"])
+    assert np.abs(np.rot90(upright, 2) - rotated).mean() < 4
+    assert np.abs(upright - rotated).mean() > 30
+
+
+def test_output_is_deterministic(tmp_path: Path, sources: dict[str, Path], bundle: Path) -> None:
+    again = write_bundle(tmp_path / "again", small_pool(), sources, b"k" * 32, 40, PROVENANCE)
+    files = sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in files:
+        assert (bundle / name).read_bytes() == (again / name).read_bytes()
+    other = write_bundle(tmp_path / "other", small_pool(), sources, b"z" * 32, 40, PROVENANCE)
+    keys = {q["case_key"] for q in json.loads((other / "queries.json").read_text())}
+    assert keys.isdisjoint(q["case_key"] for q in json.loads((bundle / "queries.json").read_text()))
+
+
+def edit_queries(bundle: Path, change) -> None:
+    """Rewrite queries.json through `change(queries)`."""
+    path = bundle / "queries.json"
+    queries = json.loads(path.read_text())
+    change(queries)
+    path.write_text(json.dumps(queries))
+
+
+def test_validator_catches_a_missing_image(bundle: Path) -> None:
+    query = json.loads((bundle / "queries.json").read_text())[1]
+    (bundle / query["neighbours"][3]["image"]).unlink()
+    with pytest.raises(PipelineError, match="does not exist"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_a_neighbour_of_the_query_lesion(bundle: Path) -> None:
+    def change(queries: list) -> None:
+        queries[0]["neighbours"][2]["lesion_id"] = queries[0]["lesion_id"]
+
+    edit_queries(bundle, change)
+    with pytest.raises(PipelineError, match="query's own lesion"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_repeated_neighbour_lesions(bundle: Path) -> None:
+    def change(queries: list) -> None:
+        queries[0]["neighbours"][5]["lesion_id"] = queries[0]["neighbours"][0]["lesion_id"]
+
+    edit_queries(bundle, change)
+    with pytest.raises(PipelineError, match="repeats lesion"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_a_duplicate_case_key(bundle: Path) -> None:
+    def change(queries: list) -> None:
+        queries[2]["case_key"] = queries[0]["case_key"]
+
+    edit_queries(bundle, change)
+    with pytest.raises(PipelineError, match="duplicate case key"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_id_in_a_file_name(bundle: Path) -> None:
+    queries = json.loads((bundle / "queries.json").read_text())
+    shutil.copy(bundle / queries[0]["image"], bundle / "images" / "ISIC_Q000.jpg")
+    with pytest.raises(PipelineError, match="contains an id"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_a_wrong_rotation_and_a_renamed_image(bundle: Path) -> None:
+    def change(queries: list) -> None:
+        queries[0]["image_rotated"] = queries[0]["image"]
+
+    edit_queries(bundle, change)
+    with pytest.raises(PipelineError, match="turned by 180"):
+        validate_bundle(bundle)
+
+
+def test_validator_catches_metadata_and_hash_mismatch(bundle: Path) -> None:
+    query = json.loads((bundle / "queries.json").read_text())[0]
+    path = bundle / query["image"]
+    with Image.open(path) as image:
+        image.load()
+        exif = Image.Exif()
+        exif[0x010E] = "leak"
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", exif=exif.tobytes())
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(PipelineError, match="EXIF") as caught:
+        validate_bundle(bundle)
+    assert "content hash" in str(caught.value)
+
+
+def test_validator_catches_schema_problems(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["classes"] = manifest["classes"][::-1]
+    manifest["likert"] = manifest["likert"][:4]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PipelineError, match="classes are") as caught:
+        validate_bundle(bundle)
+    assert "likert" in str(caught.value)
+    (bundle / "queries.json").unlink()
+    with pytest.raises(PipelineError, match=r"queries\.json is missing"):
+        validate_bundle(bundle)
+
+
+def test_empty_pool_is_an_error(tmp_path: Path, sources: dict[str, Path]) -> None:
+    empty = pool_of([[0, 0, 0, 0, 0, 0]], ["QA"], BANK_LESIONS)
+    with pytest.raises(PipelineError, match="empty"):
+        write_bundle(tmp_path / "study", empty, sources, b"k", 40, PROVENANCE)
