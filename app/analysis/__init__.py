@@ -1,0 +1,93 @@
+"""Analysis of reader-study results: accuracy, confidence, confusion matrices and statistics.
+
+Pure Python/NumPy/SciPy (no Flask, no database), so the dashboard, the exports and the
+command line (`python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`) share it.
+
+Input: long-format responses, one row per answer, columns `reader`, `image_id`, `truth`,
+`task` (1 or 2), `diagnosis`, `confidence` (1-5), `majority_vote`; other columns are ignored.
+
+Public API (stable):
+
+- `read_responses(path_or_file) -> Responses`: read and validate a CSV (path, text or binary
+  file); raises `ResponsesError` naming the row and the column.
+- `responses_from_rows(rows: Iterable[Mapping]) -> Responses`: the same validation for rows
+  already in memory (e.g. from the database).
+- `analyse(responses, bootstrap=2000, seed=0) -> dict`: everything below as a JSON-ready dict
+  (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
+  figure is undefined, e.g. the accuracy of a reader with no answers in a task).
+- `render_text(result) -> str`: the result as readable plain-text tables.
+- `confusion_svg(matrix, labels, title) -> str`, `confusion_png(matrix, labels, title) -> bytes`:
+  heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
+- `CLASSES`, `COLUMNS`, `Responses`, `ResponsesError`.
+
+Keys of `analyse(...)`: `readers` (per reader: `reader`, `cases`, `paired_cases`,
+`majority_vote_accuracy`, `task1`/`task2` = {`answers`, `correct`, `accuracy`, `confidence`,
+`confidence_correct`, `confidence_wrong`}), `pooled` (the same over all answers, plus `mean`
+and `sd` of the readers' accuracies), `confusion` (`labels`, `task1`, `task2` count matrices
+with rows = truth, `row_share`, `classes` per-class metrics, per-reader matrices), `changes`
+(`wrong_to_correct`, `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
+`correct_to_wrong_majority_agreed_with_task1`, ..., per reader), `statistics` (`mcnemar`,
+`wilcoxon_confidence`, `bootstrap`, `obuchowski_rockette`, `accuracy_by_confidence`).
+Every section carries a plain-words `description`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.analysis.mrmc import obuchowski_rockette
+from app.analysis.plots import confusion_png, confusion_svg
+from app.analysis.report import render_text
+from app.analysis.responses import (
+    CLASSES,
+    COLUMNS,
+    Responses,
+    ResponsesError,
+    read_responses,
+    responses_from_rows,
+)
+from app.analysis.stats import bootstrap_accuracy, mcnemar_tests, wilcoxon_confidence
+from app.analysis.tables import (
+    accuracy_by_confidence,
+    answer_changes,
+    confusion_tables,
+    paired_cases,
+    reader_table,
+)
+
+__all__ = [
+    "CLASSES",
+    "COLUMNS",
+    "Responses",
+    "ResponsesError",
+    "analyse",
+    "confusion_png",
+    "confusion_svg",
+    "read_responses",
+    "render_text",
+    "responses_from_rows",
+]
+
+
+def analyse(responses: Responses, bootstrap: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """All tables and statistics of a study as one JSON-ready dict (see the module docstring)."""
+    paired = paired_cases(responses)
+    readers, pooled = reader_table(responses, paired)
+    return {
+        "classes": list(CLASSES),
+        "readers": readers,
+        "pooled": pooled,
+        "confusion": confusion_tables(responses),
+        "changes": answer_changes(paired, responses.readers),
+        "statistics": {
+            "mcnemar": mcnemar_tests(paired, responses.readers),
+            "wilcoxon_confidence": wilcoxon_confidence(paired),
+            "bootstrap": bootstrap_accuracy(
+                paired, len(responses.readers), resamples=bootstrap, seed=seed
+            ),
+            "obuchowski_rockette": obuchowski_rockette(
+                paired.reader, paired.image, paired.correct1, paired.correct2
+            ),
+            "accuracy_by_confidence": accuracy_by_confidence(responses),
+        },
+    }

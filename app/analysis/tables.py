@@ -1,0 +1,300 @@
+"""Descriptive tables: per-reader accuracy and confidence, confusion matrices, answer changes.
+
+These reproduce the thesis's Table 4.II and Figure 4.1. Each task is scored on the answers
+given in that task (readers still in progress count with what they answered); figures that
+compare the tasks use the paired cases, those a reader answered in both tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.analysis.responses import CLASSES, CONFIDENCE_LEVELS, Responses
+
+K = len(CLASSES)
+
+
+@dataclass(frozen=True, eq=False)
+class Paired:
+    """The cases a reader answered in both tasks, as parallel arrays (one element per case)."""
+
+    reader: np.ndarray
+    image: np.ndarray
+    truth: np.ndarray
+    majority_vote: np.ndarray
+    diagnosis1: np.ndarray
+    diagnosis2: np.ndarray
+    confidence1: np.ndarray
+    confidence2: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of paired cases."""
+        return int(self.reader.shape[0])
+
+    @property
+    def correct1(self) -> np.ndarray:
+        """Whether the Task 1 answer was right."""
+        return self.diagnosis1 == self.truth
+
+    @property
+    def correct2(self) -> np.ndarray:
+        """Whether the Task 2 answer was right."""
+        return self.diagnosis2 == self.truth
+
+
+def paired_cases(responses: Responses) -> Paired:
+    """Join each reader's Task 1 and Task 2 answers on the image."""
+    key = responses.reader * max(len(responses.image_ids), 1) + responses.image
+    first = np.flatnonzero(responses.task == 1)
+    second = np.flatnonzero(responses.task == 2)
+    # Keys are unique within a task (duplicates are rejected on reading).
+    _, i1, i2 = np.intersect1d(key[first], key[second], assume_unique=True, return_indices=True)
+    a, b = first[i1], second[i2]
+    return Paired(
+        reader=responses.reader[a],
+        image=responses.image[a],
+        truth=responses.truth[a],
+        majority_vote=responses.majority_vote[a],
+        diagnosis1=responses.diagnosis[a],
+        diagnosis2=responses.diagnosis[b],
+        confidence1=responses.confidence[a].astype(np.int64),
+        confidence2=responses.confidence[b].astype(np.int64),
+    )
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator as a float, or None when there is nothing to divide."""
+    return float(numerator) / float(denominator) if denominator else None
+
+
+def _task_block(correct: np.ndarray, confidence: np.ndarray, group: np.ndarray, groups: int):
+    """Per-group answers, accuracy and mean confidence (all, correct, wrong) for one task."""
+    n = np.bincount(group, minlength=groups)
+    n_right = np.bincount(group, weights=correct, minlength=groups)
+    conf = confidence.astype(np.float64)
+    conf_all = np.bincount(group, weights=conf, minlength=groups)
+    conf_right = np.bincount(group, weights=conf * correct, minlength=groups)
+    blocks = []
+    for j in range(groups):
+        wrong = n[j] - n_right[j]
+        blocks.append(
+            {
+                "answers": int(n[j]),
+                "correct": int(n_right[j]),
+                "accuracy": ratio(n_right[j], n[j]),
+                "confidence": ratio(conf_all[j], n[j]),
+                "confidence_correct": ratio(conf_right[j], n_right[j]),
+                "confidence_wrong": ratio(conf_all[j] - conf_right[j], wrong),
+            }
+        )
+    return blocks
+
+
+def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the values that exist."""
+    present = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    mean = float(present.mean()) if present.size else None
+    sd = float(present.std(ddof=1)) if present.size > 1 else None
+    return mean, sd
+
+
+def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict]:
+    """Thesis Table 4.II: per-reader rows and the pooled row (with the readers' mean and SD)."""
+    r = len(responses.readers)
+    n_img = max(len(responses.image_ids), 1)
+    # A reader's cases are the distinct images answered in either task.
+    case_keys, first_row = np.unique(responses.reader * n_img + responses.image, return_index=True)
+    case_reader = case_keys // n_img
+    mv_right = (responses.majority_vote == responses.truth)[first_row]
+    cases = np.bincount(case_reader, minlength=r)
+    mv_cases = np.bincount(case_reader, weights=mv_right, minlength=r)
+    paired_n = np.bincount(paired.reader, minlength=r)
+
+    correct = responses.diagnosis == responses.truth
+    per_task: dict[int, list[dict]] = {}
+    pooled_task: dict[int, dict] = {}
+    for task in (1, 2):
+        sel = responses.task == task
+        per_task[task] = _task_block(
+            correct[sel], responses.confidence[sel], responses.reader[sel], r
+        )
+        pooled_task[task] = _task_block(
+            correct[sel], responses.confidence[sel], np.zeros(int(sel.sum()), dtype=np.int64), 1
+        )[0]
+
+    readers = [
+        {
+            "reader": name,
+            "cases": int(cases[j]),
+            "paired_cases": int(paired_n[j]),
+            "majority_vote_accuracy": ratio(mv_cases[j], cases[j]),
+            "task1": per_task[1][j],
+            "task2": per_task[2][j],
+        }
+        for j, name in enumerate(responses.readers)
+    ]
+    mean: dict[str, float | None] = {}
+    sd: dict[str, float | None] = {}
+    mean["majority_vote_accuracy"], sd["majority_vote_accuracy"] = _mean_sd(
+        [row["majority_vote_accuracy"] for row in readers]
+    )
+    for task in ("task1", "task2"):
+        mean[task], sd[task] = _mean_sd([row[task]["accuracy"] for row in readers])
+    pooled = {
+        "description": (
+            "All answers taken together. 'mean' and 'sd' are the average and the sample "
+            "standard deviation of the readers' own accuracies (each reader counts once)."
+        ),
+        "readers": r,
+        "images": len(responses.image_ids),
+        "cases": int(cases.sum()),
+        "paired_cases": len(paired),
+        "majority_vote_accuracy": ratio(mv_cases.sum(), cases.sum()),
+        "task1": pooled_task[1],
+        "task2": pooled_task[2],
+        "mean": mean,
+        "sd": sd,
+    }
+    return readers, pooled
+
+
+def confusion_counts(
+    truth: np.ndarray, diagnosis: np.ndarray, group: np.ndarray | None = None, groups: int = 1
+) -> np.ndarray:
+    """Count matrices (groups, 7, 7), rows = truth, columns = diagnosis."""
+    g = np.zeros(truth.shape[0], dtype=np.int64) if group is None else group.astype(np.int64)
+    flat = (g * K + truth.astype(np.int64)) * K + diagnosis.astype(np.int64)
+    return np.bincount(flat, minlength=groups * K * K).reshape(groups, K, K)
+
+
+def row_shares(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its total (rows without lesions stay 0)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    totals = matrix.sum(axis=-1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+def class_metrics(matrix: np.ndarray) -> list[dict[str, Any]]:
+    """Per class: lesions, diagnoses, true and false positives, sensitivity and PPV."""
+    matrix = np.asarray(matrix)
+    rows = []
+    for k, code in enumerate(CLASSES):
+        lesions = int(matrix[k].sum())
+        diagnosed = int(matrix[:, k].sum())
+        hits = int(matrix[k, k])
+        rows.append(
+            {
+                "label": code,
+                "lesions": lesions,
+                "diagnosed": diagnosed,
+                "true_positives": hits,
+                "false_positives": diagnosed - hits,
+                "false_negatives": lesions - hits,
+                "sensitivity": ratio(hits, lesions),
+                "ppv": ratio(hits, diagnosed),
+            }
+        )
+    return rows
+
+
+def confusion_tables(responses: Responses) -> dict[str, Any]:
+    """Figure 4.1: confusion matrices per task, pooled and per reader, with per-class metrics."""
+    r = len(responses.readers)
+    out: dict[str, Any] = {
+        "description": (
+            "Rows are the true class, columns the diagnosis given. 'row_share' divides each "
+            "row by the number of lesions of that class. A class's false positives are the "
+            "lesions of other classes diagnosed as it; sensitivity is the share of its lesions "
+            "diagnosed correctly; PPV (positive predictive value) is the share of its diagnoses "
+            "that were right."
+        ),
+        "labels": list(CLASSES),
+    }
+    per_reader = {}
+    for task in (1, 2):
+        sel = responses.task == task
+        pooled = confusion_counts(responses.truth[sel], responses.diagnosis[sel])[0]
+        per_reader[task] = confusion_counts(
+            responses.truth[sel], responses.diagnosis[sel], responses.reader[sel], r
+        )
+        out[f"task{task}"] = pooled.tolist()
+    out["row_share"] = {
+        f"task{t}": row_shares(np.asarray(out[f"task{t}"])).tolist() for t in (1, 2)
+    }
+    out["classes"] = {f"task{t}": class_metrics(np.asarray(out[f"task{t}"])) for t in (1, 2)}
+    out["readers"] = [
+        {"reader": name, "task1": per_reader[1][j].tolist(), "task2": per_reader[2][j].tolist()}
+        for j, name in enumerate(responses.readers)
+    ]
+    return out
+
+
+def _change_counts(p: Paired, select: np.ndarray) -> dict[str, int]:
+    """Counts of each kind of change between the tasks over the selected paired cases."""
+    c1, c2 = p.correct1[select], p.correct2[select]
+    d1, d2, mv = p.diagnosis1[select], p.diagnosis2[select], p.majority_vote[select]
+    w2c = ~c1 & c2
+    c2w = c1 & ~c2
+    return {
+        "paired_cases": int(select.sum()),
+        "wrong_to_correct": int(w2c.sum()),
+        "wrong_to_correct_majority_agrees": int((w2c & (mv == d2)).sum()),
+        "correct_to_wrong": int(c2w.sum()),
+        "correct_to_wrong_majority_agreed_with_task1": int((c2w & (mv == d1)).sum()),
+        "correct_to_wrong_majority_agrees": int((c2w & (mv == d2)).sum()),
+        "wrong_to_other_wrong": int((~c1 & ~c2 & (d1 != d2)).sum()),
+        "unchanged_correct": int((c1 & c2).sum()),
+        "unchanged_wrong": int((~c1 & ~c2 & (d1 == d2)).sum()),
+        "changed": int((d1 != d2).sum()),
+        "task2_follows_majority": int((d2 == mv).sum()),
+    }
+
+
+def answer_changes(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
+    """How answers moved from Task 1 to Task 2, pooled and per reader, against the majority vote."""
+    everything = np.ones(len(paired), dtype=bool)
+    out: dict[str, Any] = {
+        "description": (
+            "Cases answered in both tasks. 'wrong_to_correct' were wrong without help and right "
+            "with the retrieved images; '_majority_agrees' counts those where the retrieved "
+            "images' majority vote was the new answer. 'correct_to_wrong' went the other way; "
+            "'_majority_agreed_with_task1' counts those the majority vote had supported."
+        ),
+        **_change_counts(paired, everything),
+    }
+    out["readers"] = [
+        {"reader": name, **_change_counts(paired, paired.reader == j)}
+        for j, name in enumerate(readers)
+    ]
+    return out
+
+
+def accuracy_by_confidence(responses: Responses) -> dict[str, Any]:
+    """Per task and confidence level: answers, correct answers and accuracy."""
+    correct = responses.diagnosis == responses.truth
+    out: dict[str, Any] = {
+        "description": (
+            "How often readers were right at each confidence level (1 = not confident at all, "
+            "5 = completely confident). Well-calibrated readers are right more often when they "
+            "are more confident."
+        )
+    }
+    levels = len(CONFIDENCE_LEVELS) + 1
+    for task in (1, 2):
+        sel = responses.task == task
+        conf = responses.confidence[sel].astype(np.int64)
+        n = np.bincount(conf, minlength=levels)
+        hits = np.bincount(conf, weights=correct[sel], minlength=levels)
+        out[f"task{task}"] = [
+            {
+                "confidence": level,
+                "answers": int(n[level]),
+                "correct": int(hits[level]),
+                "accuracy": ratio(hits[level], n[level]),
+            }
+            for level in CONFIDENCE_LEVELS
+        ]
+    return out
