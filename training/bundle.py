@@ -8,6 +8,7 @@ hash. `docs/bundle.md` is the format's reference; `validate_bundle` checks all o
 No TensorFlow here: the pool is a pure function on ids, lesions, labels and neighbour indices.
 """
 
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -264,6 +265,39 @@ def build_query_pool(
             )
         )
     return QueryPool(queries=tuple(kept), before=count, dropped=dict(dropped))
+
+
+def pool_to_json(pool: QueryPool) -> dict[str, Any]:
+    """The query pool as JSON-ready data (the pipeline's `query_pool.json`)."""
+    return {
+        "counts": pool.counts(),
+        "queries": [
+            {
+                "image_id": q.image_id,
+                "lesion_id": q.lesion_id,
+                "truth": q.truth,
+                "majority_vote": q.majority_vote,
+                "neighbours": [dataclasses.asdict(n) for n in q.neighbours],
+            }
+            for q in pool.queries
+        ],
+    }
+
+
+def pool_from_json(data: Mapping[str, Any]) -> QueryPool:
+    """The query pool back from `pool_to_json`'s output."""
+    queries = tuple(
+        Query(
+            image_id=q["image_id"],
+            lesion_id=q["lesion_id"],
+            truth=q["truth"],
+            majority_vote=q["majority_vote"],
+            neighbours=tuple(Neighbour(**n) for n in q["neighbours"]),
+        )
+        for q in data["queries"]
+    )
+    counts = data["counts"]
+    return QueryPool(queries=queries, before=counts["queries_before"], dropped=counts["dropped"])
 
 
 def case_key(secret: bytes, image_id: str) -> str:

@@ -26,6 +26,8 @@ from training.bundle import (
     build_query_pool,
     contrast_ratio,
     jpeg_metadata,
+    pool_from_json,
+    pool_to_json,
     validate_bundle,
     write_bundle,
 )
@@ -362,3 +364,9 @@ def test_empty_pool_is_an_error(tmp_path: Path, sources: dict[str, Path]) -> Non
     empty = pool_of([[0, 0, 0, 0, 0, 0]], ["QA"], BANK_LESIONS)
     with pytest.raises(PipelineError, match="empty"):
         write_bundle(tmp_path / "study", empty, sources, b"k", 40, PROVENANCE)
+
+
+def test_pool_survives_a_json_round_trip() -> None:
+    pool = small_pool()
+    data = json.loads(json.dumps(pool_to_json(pool)))
+    assert pool_from_json(data) == pool
