@@ -1,0 +1,211 @@
+"""Retrieval and classification metrics: P@k per class, macro AP@k, rank-weighted majority vote.
+
+`python -m training evaluate-retrieval` scores any neighbours file in the thesis study's
+format, so our retrieval and the thesis's published one are measured by the same code.
+No TensorFlow here: the command must start in a blink.
+"""
+
+import argparse
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data import CLASSES, load_metadata
+from training.errors import PipelineError
+
+# Suffixes the thesis study's files put after image ids (`ISIC_0026189.png`).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# How many neighbours the majority vote and the reader study look at.
+VOTE_K = 6
+
+
+def strip_suffix(image_id: str) -> str:
+    """The image id without an image file extension (`ISIC_1.png` -> `ISIC_1`)."""
+    lower = image_id.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix):
+            return image_id[: -len(suffix)]
+    return image_id
+
+
+def load_neighbours_json(path: Path) -> dict[str, list[str]]:
+    """Read `{query: [neighbour, ...]}` (most similar first); ids come back without extension."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"neighbours file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PipelineError(f"cannot read neighbours file {path}: {error}") from error
+    if not isinstance(data, dict) or not all(
+        isinstance(query, str)
+        and isinstance(neighbours, list)
+        and all(isinstance(n, str) for n in neighbours)
+        for query, neighbours in data.items()
+    ):
+        raise PipelineError(
+            f"neighbours file {path}: expected a JSON object mapping each query id to a list "
+            'of neighbour ids, e.g. {"ISIC_0026189.png": ["ISIC_0028704.png", ...]}'
+        )
+    neighbours: dict[str, list[str]] = {}
+    for query, ids in data.items():
+        key = strip_suffix(query)
+        if key in neighbours:
+            raise PipelineError(f"neighbours file {path}: query {key} appears twice")
+        neighbours[key] = [strip_suffix(n) for n in ids]
+    return neighbours
+
+
+def ordered_classes(labels: Sequence[str]) -> list[str]:
+    """The distinct labels in display order: CLASSES first, anything else sorted after."""
+    present = set(labels)
+    return [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
+
+
+def precision_at_k(
+    query_truth: Sequence[str], neighbour_truth: Sequence[Sequence[str]], ks: Sequence[int]
+) -> dict[str, Any]:
+    """P@k per class (mean over its queries of hits/k) and their macro average over classes.
+
+    A query with fewer than k neighbours counts its missing ones as misses (the denominator
+    stays k), so a shortened list can never raise a score.
+    """
+    if len(query_truth) != len(neighbour_truth):
+        raise ValueError(
+            f"{len(query_truth)} query labels but {len(neighbour_truth)} neighbour lists"
+        )
+    if not query_truth:
+        raise PipelineError("no queries to evaluate")
+    ks = [int(k) for k in ks]
+    if any(k < 1 for k in ks):
+        raise PipelineError(f"every k must be at least 1, got {ks}")
+    classes = ordered_classes(query_truth)
+    precision: dict[str, dict[str, float]] = {}
+    for k in ks:
+        per_class: dict[str, list[float]] = defaultdict(list)
+        for truth, neighbours in zip(query_truth, neighbour_truth, strict=True):
+            hits = sum(label == truth for label in neighbours[:k])
+            per_class[truth].append(hits / k)
+        row = {c: float(np.mean(per_class[c])) for c in classes}
+        row["macro"] = float(np.mean([row[c] for c in classes]))
+        precision[str(k)] = row
+    return {"k": ks, "precision": precision, "queries": len(query_truth)}
+
+
+def rank_weights(count: int) -> np.ndarray:
+    """Vote weights 1 + 2**-rank for ranks 1..count.
+
+    The counts decide (the extras sum to less than one) and a tie goes to the class of the
+    best-ranked neighbour among the tied ones: powers of two make the earliest rank outweigh
+    all later ones together. This reproduces every vote in the thesis's majority_vote.json,
+    where linear (6..1) or 1/rank weights disagree on 14 and 13 of 1,002 queries.
+    """
+    return 1.0 + 0.5 ** np.arange(1, count + 1, dtype=np.float64)
+
+
+def majority_vote(neighbour_labels: Sequence[str]) -> str:
+    """The rank-weighted majority class of the given neighbours (pass the top 6, best first)."""
+    if not neighbour_labels:
+        raise ValueError("majority vote of no neighbours")
+    scores: dict[str, float] = defaultdict(float)
+    for label, weight in zip(neighbour_labels, rank_weights(len(neighbour_labels)), strict=True):
+        scores[label] += float(weight)
+    # Sums of distinct powers of two are exact in float64, so there are no ties left here.
+    return max(scores, key=scores.__getitem__)
+
+
+def majority_vote_accuracy(
+    query_truth: Sequence[str], neighbour_truth: Sequence[Sequence[str]], k: int = VOTE_K
+) -> float:
+    """Fraction of queries whose rank-weighted vote over their top-k neighbours is right."""
+    if not query_truth:
+        raise ValueError("no queries")
+    right = sum(
+        majority_vote(list(neighbours[:k])) == truth
+        for truth, neighbours in zip(query_truth, neighbour_truth, strict=True)
+    )
+    return right / len(query_truth)
+
+
+def classification_metrics(truth_idx: Sequence[int], pred_idx: Sequence[int]) -> dict[str, float]:
+    """Accuracy and macro sensitivity (mean recall over the classes present in the truth)."""
+    truth = np.asarray(truth_idx).ravel()
+    pred = np.asarray(pred_idx).ravel()
+    if truth.shape != pred.shape:
+        raise ValueError(f"{truth.size} true labels but {pred.size} predictions")
+    if truth.size == 0:
+        raise ValueError("no labels")
+    recalls = [float(np.mean(pred[truth == c] == c)) for c in np.unique(truth)]
+    return {
+        "accuracy": float(np.mean(truth == pred)),
+        "macro_sensitivity": float(np.mean(recalls)),
+    }
+
+
+def exclude_same_group(
+    queries: Sequence[str], neighbours: Sequence[Sequence[str]], groups: Mapping[str, str]
+) -> list[list[str]]:
+    """Each neighbour list without the neighbours that share the query's group (lesion)."""
+    return [
+        [n for n in ids if groups[n] != groups[q]]
+        for q, ids in zip(queries, neighbours, strict=True)
+    ]
+
+
+def format_table(result: Mapping[str, Any], fewer: Mapping[str, int] | None = None) -> str:
+    """The P@k result as a plain-text table: one row per k, one column per class, then macro."""
+    ks = [str(k) for k in result["k"]]
+    columns = list(result["precision"][ks[0]])
+    width = max(6, *(len(c) for c in columns))
+    lines = ["k".rjust(3) + "".join(c.rjust(width + 1) for c in columns)]
+    for k in ks:
+        row = result["precision"][k]
+        lines.append(k.rjust(3) + "".join(f"{row[c]:.2f}".rjust(width + 1) for c in columns))
+    lines.append(f"P@k per class, AP@k = macro over classes; {result['queries']} queries")
+    if fewer is not None:
+        parts = ", ".join(f"k={k}: {n}" for k, n in fewer.items())
+        lines.append(f"same-lesion neighbours excluded; queries with fewer than k left: {parts}")
+    return "\n".join(lines)
+
+
+def main_evaluate_retrieval(args: argparse.Namespace) -> int:
+    """`evaluate-retrieval`: P@k per class and macro AP@k of a neighbours file, table or JSON."""
+    rows = load_metadata(Path(args.metadata))
+    truth = {row["image_id"]: row["dx"] for row in rows}
+    lesion = {row["image_id"]: row["lesion_id"] for row in rows}
+    neighbours = load_neighbours_json(Path(args.neighbours))
+    if not neighbours:
+        raise PipelineError(f"neighbours file {args.neighbours} has no queries")
+
+    unknown = sorted(
+        {q for q in neighbours if q not in truth}
+        | {n for ids in neighbours.values() for n in ids if n not in truth}
+    )
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise PipelineError(
+            f"{len(unknown)} image id(s) of {args.neighbours} are not in {args.metadata}: {shown}"
+        )
+
+    queries = list(neighbours)
+    lists = [neighbours[q] for q in queries]
+    fewer: dict[str, int] | None = None
+    if args.exclude_same_lesion:
+        lists = exclude_same_group(queries, lists, lesion)
+        fewer = {str(k): sum(len(ids) < k for ids in lists) for k in args.k}
+    result = precision_at_k(
+        [truth[q] for q in queries], [[truth[n] for n in ids] for ids in lists], args.k
+    )
+    if args.json:
+        if fewer is not None:
+            result["fewer_than_k"] = fewer
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(result, fewer))
+    return 0
