@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 
 class ConfigError(RuntimeError):
@@ -16,7 +17,7 @@ class Config:
     # None means: a SQLite file in the instance folder (WAL mode), set up by create_app.
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     STUDY_IMAGES = os.environ.get("STUDY_IMAGES")  # default: <instance>/study-images
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
     WTF_CSRF_TIME_LIMIT = None  # a case page may stay open for a long consultation
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -27,6 +28,15 @@ class Config:
     INVITATION_DAYS = int(os.environ.get("INVITATION_DAYS", "14"))
     DEVELOPMENT = os.environ.get("FLASK_DEBUG") == "1" or os.environ.get("SECBIR_DEV") == "1"
     CLOCK = None  # tests put a callable here to control time
+    # werkzeug's hashing method for passwords; tests use a cheap one to stay fast.
+    PASSWORD_HASH_METHOD = "scrypt"
+    # Organisers may import bundles from folders under this server path (web form).
+    BUNDLE_ROOT = os.environ.get("BUNDLE_ROOT")
+    # Trusted proxy hops for werkzeug's ProxyFix; all 0 (the default) means no ProxyFix.
+    PROXY_FIX_X_FOR = int(os.environ.get("PROXY_FIX_X_FOR", "0"))
+    PROXY_FIX_X_PROTO = int(os.environ.get("PROXY_FIX_X_PROTO", "0"))
+    PROXY_FIX_X_HOST = int(os.environ.get("PROXY_FIX_X_HOST", "0"))
+    PROXY_FIX_X_PREFIX = int(os.environ.get("PROXY_FIX_X_PREFIX", "0"))
 
 
 class TestConfig(Config):
@@ -37,6 +47,7 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_APP_DATABASE_URL") or None
     WTF_CSRF_ENABLED = False
     SESSION_COOKIE_SECURE = False
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
 
 def instance_sqlite_uri(instance_path: str) -> str:

@@ -12,6 +12,7 @@ The shape of a study:
 import enum
 from datetime import datetime, timedelta
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
@@ -77,7 +78,10 @@ class User(UserMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of `password`, never the password."""
-        self.password_hash = generate_password_hash(password)
+        method = "scrypt"
+        if has_app_context():
+            method = current_app.config.get("PASSWORD_HASH_METHOD", method)
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         """Whether `password` matches the stored hash (False when none is set yet)."""
@@ -271,3 +275,11 @@ class Answer(db.Model):
             name="diagnosis_known",
         ),
     )
+
+
+class LoginFailure(db.Model):
+    """A failed login from one address: the per-IP throttle counts these (shared by workers)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)

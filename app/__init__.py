@@ -1,0 +1,186 @@
+"""The survey web application: `create_app()` builds it from the environment (see README)."""
+
+import secrets
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config, ConfigError, instance_sqlite_uri
+from app.extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def create_app(
+    config: type | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Flask:
+    """Build the application: configuration, database, extensions, blueprints, errors, CLI."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    configure(app, config, overrides)
+    register_extensions(app)
+    register_blueprints(app)
+    register_security_headers(app)
+    register_errors_and_cli(app)
+    return app
+
+
+def configure(
+    app: Flask, config: type | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None
+) -> None:
+    """Load the configuration and check it; a broken one stops start-up with one sentence."""
+    if config is None or isinstance(config, type):
+        app.config.from_object(config or Config)
+    else:
+        app.config.from_object(Config)
+        app.config.update(config)
+    if overrides:
+        app.config.update(overrides)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    if not app.config.get("SECRET_KEY"):
+        if not (app.config.get("TESTING") or app.config.get("DEVELOPMENT")):
+            raise ConfigError(
+                "SECRET_KEY is not set: export a long random value, e.g. "
+                "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        # Development only: sessions last as long as this process.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI") or instance_sqlite_uri(app.instance_path)
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Waiting writers queue for up to 15 s instead of failing at once.
+        options.setdefault("connect_args", {"timeout": 15})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+    images = app.config.get("STUDY_IMAGES") or str(Path(app.instance_path) / "study-images")
+    app.config["STUDY_IMAGES"] = str(Path(images).resolve())
+
+    hops = {
+        key: int(app.config.get(f"PROXY_FIX_{key.upper()}") or 0)
+        for key in ("x_for", "x_proto", "x_host", "x_prefix")
+    }
+    if any(hops.values()):
+        # Only behind a proxy we were told about: otherwise clients could forge their IP.
+        app.wsgi_app = ProxyFix(app.wsgi_app, **hops)  # type: ignore[method-assign]
+
+
+def normalise_database_url(url: str) -> str:
+    """Check a database URL and pick the psycopg 3 driver for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL is not a valid database URL: use postgresql://USER:PASSWORD@HOST/DB "
+            "or sqlite:////absolute/path.sqlite."
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL names an unsupported database ({parsed.get_backend_name()}): "
+            "use PostgreSQL (postgresql://...) or SQLite (sqlite:///...)."
+        )
+    return url
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: WAL (readers never block the writer), a busy timeout, and enforced foreign keys."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions created unbound in `app.extensions`."""
+    from app import models
+
+    db.init_app(app)
+    # Batch mode lets Alembic alter SQLite tables (it recreates them); a no-op on PostgreSQL.
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> models.User | None:
+        """The logged-in user from the session's id (None when it no longer exists)."""
+        try:
+            return db.session.get(models.User, int(user_id))
+        except ValueError:
+            return None
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register every blueprint; the survey's module is optional while it is being written."""
+    from app import admin, auth, health, images
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(images.bp)
+    app.register_blueprint(health.bp)
+    try:
+        from app import survey
+    except ModuleNotFoundError as exc:  # pragma: no cover - only before app/survey.py exists
+        if exc.name != "app.survey":
+            raise
+    else:
+        app.register_blueprint(survey.bp, url_prefix="/survey")
+
+    @app.context_processor
+    def endpoints() -> dict[str, Any]:
+        """Templates link to optional pages only when their endpoint exists."""
+        return {"url_endpoints": app.view_functions.keys()}
+
+
+def register_security_headers(app: Flask) -> None:
+    """Add the security headers to every response."""
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        """A strict CSP and friends; invitation links never leak through the Referer."""
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        is_invitation = request.endpoint is not None and request.endpoint.startswith(
+            "auth.invitation"
+        )
+        headers["Referrer-Policy"] = "no-referrer" if is_invitation else "same-origin"
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+def register_errors_and_cli(app: Flask) -> None:
+    """Error handlers (pages or JSON) and the `flask` sub-commands."""
+    from app import cli, errors
+
+    errors.register(app)
+    cli.register(app)

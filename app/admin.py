@@ -1,0 +1,255 @@
+"""Organisers' pages: studies, importing a bundle, settings, opening and closing, invitations,
+and the readers' progress. Organisers and admins (staff) manage every study."""
+
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from app.auth import create_invitation, staff_required
+from app.bundle import BundleError, extract_zip, import_bundle
+from app.clock import now
+from app.extensions import db
+from app.forms import EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
+from app.models import (
+    Answer,
+    Assignment,
+    Case,
+    Enrolment,
+    Invitation,
+    Sampling,
+    Study,
+    StudyStatus,
+    User,
+)
+
+bp = Blueprint("admin", __name__)
+
+# Settings that decide which cases a reader gets, or their order: fixed once someone enrolled.
+DRAW_SETTINGS = ("cases_per_reader", "sampling", "reshuffle_task2")
+
+
+def pool_size(study_id: int) -> int:
+    """How many cases a study's pool has."""
+    return db.session.scalar(select(func.count(Case.id)).where(Case.study_id == study_id)) or 0
+
+
+def enrolled_count(study_id: int) -> int:
+    """How many readers enrolled in a study."""
+    query = select(func.count(Enrolment.id)).where(Enrolment.study_id == study_id)
+    return db.session.scalar(query) or 0
+
+
+def server_bundles() -> list[tuple[str, str]]:
+    """Bundle folders under BUNDLE_ROOT (up to two levels down), as form choices."""
+    root_setting = current_app.config.get("BUNDLE_ROOT")
+    if not root_setting or not Path(root_setting).is_dir():
+        return []
+    root = Path(root_setting).resolve()
+    found = sorted(
+        {
+            path.parent
+            for pattern in ("*/manifest.json", "*/*/manifest.json")
+            for path in root.glob(pattern)
+        }
+    )
+    return [(str(path.relative_to(root)), str(path.relative_to(root))) for path in found]
+
+
+@bp.get("/")
+@staff_required
+def studies() -> str:
+    """Every study with its status, pool and number of readers."""
+    rows = db.session.scalars(select(Study).order_by(Study.created_at.desc(), Study.id.desc()))
+    listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in rows]
+    return render_template("admin/studies.html", listing=listing)
+
+
+@bp.route("/studies/import", methods=["GET", "POST"])
+@staff_required
+def import_study() -> Response | str | tuple[str, int]:
+    """Create a study from a bundle: an uploaded .zip or a folder under BUNDLE_ROOT."""
+    form = ImportBundleForm()
+    form.server_path.choices = [("", "(none)"), *server_bundles()]
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("admin/import.html", form=form), status
+    image_root = current_app.config["STUDY_IMAGES"]
+    try:
+        if form.server_path.data:
+            root = Path(current_app.config["BUNDLE_ROOT"]).resolve()
+            folder = (root / form.server_path.data).resolve()
+            if not folder.is_relative_to(root):
+                abort(400)
+            study, created = import_bundle(folder, form.name.data, image_root, current_user)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bundle-upload-") as scratch:
+                folder = extract_zip(form.upload.data.stream, Path(scratch))
+                study, created = import_bundle(folder, form.name.data, image_root, current_user)
+    except BundleError as problem:
+        form.upload.errors = [*form.upload.errors, f"The bundle was not imported: {problem}"]
+        return render_template("admin/import.html", form=form), 400
+    if created:
+        flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
+    else:
+        flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
+    return redirect(url_for("admin.study", study_id=study.id))
+
+
+@bp.route("/studies/<int:study_id>", methods=["GET", "POST"])
+@staff_required
+def study(study_id: int) -> Response | str | tuple[str, int]:
+    """A study's settings (those that change the draw lock once a reader has enrolled)."""
+    record = db.get_or_404(Study, study_id)
+    pool = pool_size(record.id)
+    locked = enrolled_count(record.id) > 0
+    form = StudySettingsForm(obj=record)
+    if locked:
+        for name in DRAW_SETTINGS:
+            delattr(form, name)
+    if form.validate_on_submit():
+        record.name = form.name.data.strip()
+        record.washout_hours = float(form.washout_hours.data)
+        record.information = form.information.data or ""
+        if not locked:
+            wanted = form.cases_per_reader.data
+            if wanted > pool:
+                flash(
+                    f"Cases per reader capped to the pool size: {pool} (you asked for {wanted}).",
+                    "warning",
+                )
+                wanted = pool
+            record.cases_per_reader = wanted
+            record.sampling = Sampling(form.sampling.data)
+            record.reshuffle_task2 = bool(form.reshuffle_task2.data)
+        db.session.commit()
+        flash("Settings saved.", "success")
+        return redirect(url_for("admin.study", study_id=record.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "admin/study.html",
+        study=record,
+        form=form,
+        pool=pool,
+        locked=locked,
+        readers=enrolled_count(record.id),
+        button=EmptyForm(),
+    ), status
+
+
+@bp.post("/studies/<int:study_id>/<any(open, close):action>")
+@staff_required
+def change_status(study_id: int, action: str) -> Response:
+    """Open a study to its readers, or close it (a closed study may be opened again)."""
+    record = db.get_or_404(Study, study_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if action == "open":
+        record.status = StudyStatus.OPEN
+        flash("The study is open: invited readers can start.", "success")
+    else:
+        record.status = StudyStatus.CLOSED
+        flash("The study is closed: readers can no longer answer.", "info")
+    db.session.commit()
+    return redirect(url_for("admin.study", study_id=record.id))
+
+
+def invitation_state(invitation: Invitation) -> str:
+    """ "used", "expired" or "pending"."""
+    if invitation.used_at is not None:
+        return "used"
+    return "expired" if invitation.expires_at <= now() else "pending"
+
+
+@bp.route("/studies/<int:study_id>/invitations", methods=["GET", "POST"])
+@staff_required
+def invitations(study_id: int) -> str | tuple[str, int]:
+    """List a study's invitations and create new ones (the link is shown once, here)."""
+    record = db.get_or_404(Study, study_id)
+    form = InvitationForm()
+    if not form.is_submitted():
+        form.days.data = current_app.config["INVITATION_DAYS"]
+    link = None
+    status = 200
+    if form.validate_on_submit():
+        invitation, token = create_invitation(record, form.email.data, current_user, form.days.data)
+        db.session.commit()
+        link = url_for("auth.invitation", token=token, _external=True)
+        flash(f"Invitation for {invitation.email} created. Copy the link now.", "success")
+        form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
+    elif form.is_submitted():
+        status = 400
+    rows = db.session.scalars(
+        select(Invitation)
+        .where(Invitation.study_id == record.id)
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    ).all()
+    listing = [(invitation, invitation_state(invitation)) for invitation in rows]
+    response = render_template(
+        "admin/invitations.html",
+        study=record,
+        form=form,
+        link=link,
+        listing=listing,
+        button=EmptyForm(),
+    )
+    return response, status
+
+
+@bp.post("/studies/<int:study_id>/invitations/<int:invitation_id>/revoke")
+@staff_required
+def revoke_invitation(study_id: int, invitation_id: int) -> Response:
+    """Delete an unused invitation, so its link stops working."""
+    invitation = db.get_or_404(Invitation, invitation_id)
+    if invitation.study_id != study_id or not EmptyForm().validate_on_submit():
+        abort(404 if invitation.study_id != study_id else 400)
+    if invitation.used_at is not None:
+        flash("This invitation was already used; it cannot be revoked.", "warning")
+    else:
+        db.session.delete(invitation)
+        db.session.commit()
+        flash(f"The invitation for {invitation.email} was revoked.", "info")
+    return redirect(url_for("admin.invitations", study_id=study_id))
+
+
+@bp.get("/studies/<int:study_id>/readers")
+@staff_required
+def readers(study_id: int) -> str:
+    """Each enrolled reader's progress in both tasks."""
+    record = db.get_or_404(Study, study_id)
+    enrolments = db.session.scalars(
+        select(Enrolment)
+        .where(Enrolment.study_id == record.id)
+        .join(User, User.id == Enrolment.user_id)
+        .order_by(User.pseudonym)
+    ).all()
+    totals: dict[tuple[int, int], int] = {}
+    answered: dict[tuple[int, int], int] = {}
+    ids = [enrolment.id for enrolment in enrolments]
+    if ids:
+        for enrolment_id, task, count in db.session.execute(
+            select(Assignment.enrolment_id, Assignment.task, func.count(Assignment.id))
+            .where(Assignment.enrolment_id.in_(ids))
+            .group_by(Assignment.enrolment_id, Assignment.task)
+        ):
+            totals[(enrolment_id, task)] = count
+        for enrolment_id, task, count in db.session.execute(
+            select(Assignment.enrolment_id, Assignment.task, func.count(Answer.id))
+            .join(Answer, Answer.assignment_id == Assignment.id)
+            .where(Assignment.enrolment_id.in_(ids))
+            .group_by(Assignment.enrolment_id, Assignment.task)
+        ):
+            answered[(enrolment_id, task)] = count
+    rows = [
+        {
+            "enrolment": enrolment,
+            "user": enrolment.user,
+            "task1": (answered.get((enrolment.id, 1), 0), totals.get((enrolment.id, 1), 0)),
+            "task2": (answered.get((enrolment.id, 2), 0), totals.get((enrolment.id, 2), 0)),
+        }
+        for enrolment in enrolments
+    ]
+    return render_template("admin/readers.html", study=record, rows=rows)

@@ -1,0 +1,201 @@
+"""`flask users ...`, `flask study ...` and `flask demo`: set-up from the command line."""
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import click
+from flask import Flask, current_app, url_for
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.auth import create_invitation, create_user, normalise_email
+from app.bundle import BundleError, import_bundle
+from app.clock import now
+from app.extensions import db
+from app.forms import EMAIL_PATTERN, MIN_PASSWORD
+from app.models import Invitation, Role, Study, StudyStatus, User
+
+users = AppGroup("users", help="Create accounts.")
+study = AppGroup("study", help="Import studies from bundles and invite readers.")
+
+DEMO_STUDY = "Demo study"
+DEMO_ORGANISER = "organiser@demo.local"
+DEMO_READERS = ("reader1@demo.local", "reader2@demo.local")
+
+
+def _read_password(password_file: Path | None) -> str:
+    """The password from a file (first line), or asked twice on the terminal."""
+    if password_file is not None:
+        lines = password_file.read_text().splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"The password must have at least {MIN_PASSWORD} characters.")
+    return password
+
+
+def _new_user(email: str, role: Role, name: str, password: str | None) -> User:
+    """Create a user after checking the address; exits with a message when it is taken."""
+    if not EMAIL_PATTERN.match(email.strip()):
+        raise click.ClickException(f"{email!r} is not an e-mail address.")
+    if db.session.scalar(select(User).where(User.email == normalise_email(email))):
+        raise click.ClickException(f"A user with the e-mail {email} already exists.")
+    user = create_user(email, role, name=name, password=password)
+    db.session.commit()
+    return user
+
+
+password_file_option = click.option(
+    "--password-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the password from the first line of this file instead of asking.",
+)
+
+
+@users.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@password_file_option
+def create_admin(email: str, name: str, password_file: Path | None) -> None:
+    """Create an administrator (the password is asked, or read from --password-file)."""
+    user = _new_user(email, Role.ADMIN, name, _read_password(password_file))
+    click.echo(f"Created admin {user.email}.")
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["organiser", "reader"]), required=True)
+@click.option("--name", default="")
+@password_file_option
+@click.option("--no-password", is_flag=True, help="Readers may set theirs from an invitation.")
+def create(email: str, role: str, name: str, password_file: Path | None, no_password: bool) -> None:
+    """Create an organiser or a reader."""
+    password = None if no_password else _read_password(password_file)
+    user = _new_user(email, Role(role), name, password)
+    click.echo(f"Created {role} {user.email} ({user.pseudonym}).")
+
+
+@study.command("import")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="The study's name, shown to readers.")
+def import_command(bundle: Path, name: str) -> None:
+    """Import the study bundle in folder BUNDLE as a draft study (again: no change)."""
+    try:
+        record, created = import_bundle(bundle, name, current_app.config["STUDY_IMAGES"])
+    except BundleError as problem:
+        raise click.ClickException(f"The bundle was not imported: {problem}") from None
+    if created:
+        click.echo(f"Imported study {record.id} “{record.name}”: {len(record.cases)} cases.")
+    else:
+        click.echo(f"Already imported as study {record.id} “{record.name}”: nothing changed.")
+
+
+@study.command("list")
+def list_command() -> None:
+    """List the studies."""
+    for record in db.session.scalars(select(Study).order_by(Study.id)):
+        click.echo(f"{record.id}\t{record.status.value}\t{len(record.cases)} cases\t{record.name}")
+
+
+def invitation_link(token: str, base_url: str) -> str:
+    """The absolute invitation URL for `token` under `base_url`."""
+    with current_app.test_request_context(base_url=base_url):
+        return url_for("auth.invitation", token=token, _external=True)
+
+
+@study.command("invite")
+@click.argument("study_id", type=int)
+@click.argument("email")
+@click.option("--days", type=int, default=None, help="Days the link stays valid.")
+@click.option(
+    "--base-url",
+    envvar="PUBLIC_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where readers reach the app (env PUBLIC_URL).",
+)
+def invite(study_id: int, email: str, days: int | None, base_url: str) -> None:
+    """Print a single-use invitation link for EMAIL to study STUDY_ID (shown only now)."""
+    record = db.session.get(Study, study_id)
+    if record is None:
+        raise click.ClickException(f"There is no study {study_id}.")
+    if not EMAIL_PATTERN.match(email.strip()):
+        raise click.ClickException(f"{email!r} is not an e-mail address.")
+    invitation, token = create_invitation(record, email, days=days)
+    db.session.commit()
+    until = f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC"
+    click.echo(f"Invitation for {invitation.email}, valid until {until}:")
+    click.echo(invitation_link(token, base_url))
+
+
+def demo_password(email: str) -> str:
+    """A demo account's password: derived from the instance's secret, so re-runs agree."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return "demo-" + hmac.new(secret, email.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _demo_user(email: str, role: Role, name: str) -> User:
+    """The demo account `email`, created or reset to its demo password."""
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = create_user(email, role, name=name)
+    user.role = role
+    user.active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    user.set_password(demo_password(email))
+    return user
+
+
+@click.command("demo")
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("models/demo/study"),
+    show_default=True,
+)
+@click.option("--cases", type=int, default=20, show_default=True, help="Cases per reader.")
+def demo(bundle: Path, cases: int) -> None:
+    """Set up the demo: the bundle as an open study (wash-out 0), an organiser, two readers."""
+    try:
+        record, _ = import_bundle(bundle, DEMO_STUDY, current_app.config["STUDY_IMAGES"])
+    except BundleError as problem:
+        raise click.ClickException(f"The demo bundle was not imported: {problem}") from None
+    organiser = _demo_user(DEMO_ORGANISER, Role.ORGANISER, "Demo organiser")
+    if record.created_by_id is None:
+        db.session.flush()
+        record.created_by_id = organiser.id
+    if not db.session.scalar(select(Invitation.id).where(Invitation.study_id == record.id)):
+        # Only on the first run: later the organiser's own settings stay as they are.
+        record.washout_hours = 0.0
+        record.cases_per_reader = max(1, min(cases, len(record.cases)))
+        record.status = StudyStatus.OPEN
+    readers = [
+        _demo_user(email, Role.READER, f"Demo reader {number}")
+        for number, email in enumerate(DEMO_READERS, start=1)
+    ]
+    db.session.flush()
+    for reader in readers:
+        joined = db.session.scalar(
+            select(Invitation.id).where(
+                Invitation.study_id == record.id, Invitation.user_id == reader.id
+            )
+        )
+        if joined is None:
+            invitation, _ = create_invitation(record, reader.email, organiser)
+            invitation.used_at = now()
+            invitation.user_id = reader.id
+    db.session.commit()
+    click.echo(f"Demo study {record.id} “{record.name}”: {len(record.cases)} cases, open.")
+    click.echo("Logins (e-mail / password):")
+    for user in (organiser, *readers):
+        click.echo(f"  {user.role.value:<9}  {user.email:<22}  {demo_password(user.email)}")
+
+
+def register(app: Flask) -> None:
+    """Add the command groups to `app`'s `flask` command."""
+    app.cli.add_command(users)
+    app.cli.add_command(study)
+    app.cli.add_command(demo)

@@ -1,0 +1,76 @@
+"""Error handlers: a page for browsers, JSON for API calls; the session is rolled back on 500."""
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.extensions import db
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Upload too large",
+    429: "Too many attempts",
+    500: "Something went wrong",
+}
+EXPLANATIONS = {
+    400: "The request could not be understood. If you sent a form, reload the page and try again.",
+    403: "Your account may not see this page.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that kind of request.",
+    413: "The file you sent is larger than this server accepts.",
+    429: "Too many attempts in a short time. Please wait a few minutes and try again.",
+    500: "The server failed to answer. The error has been logged; please try again later.",
+}
+
+
+def wants_json() -> bool:
+    """Whether the client asked for JSON rather than a page."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and (
+        request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
+    """The response for an error with `status`: JSON or the error page."""
+    title = TITLES.get(status, "Error")
+    text = message or EXPLANATIONS.get(status, title)
+    if wants_json():
+        return jsonify(error=title, message=text, status=status), status
+    return render_template("errors/error.html", status=status, title=title, message=text), status
+
+
+def handle_http_error(error: HTTPException) -> tuple[Response | str, int] | HTTPException:
+    """Render an HTTP error; redirects and other non-errors pass through untouched."""
+    status = error.code or 500
+    if status < 400:
+        return error
+    if status >= 500:
+        db.session.rollback()
+    # Only our own explanations: werkzeug's descriptions may echo request details.
+    message = error.description if getattr(error, "show_description", False) else None
+    return error_response(status, message)
+
+
+def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+    """A form without a valid CSRF token (expired page, or sent from another site)."""
+    return error_response(
+        400, "The form was missing its security token or it expired. Reload the page and retry."
+    )
+
+
+def handle_unexpected(error: InternalServerError) -> tuple[Response | str, int]:
+    """An uncaught exception (Flask wraps it in a 500): roll back the half-done transaction."""
+    db.session.rollback()
+    return error_response(500)
+
+
+def register(app: Flask) -> None:
+    """Install the handlers on `app`."""
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    # Flask hands every uncaught exception here, wrapped (tests re-raise it instead).
+    app.register_error_handler(InternalServerError, handle_unexpected)

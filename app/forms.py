@@ -1,0 +1,151 @@
+"""Flask-WTF forms for accounts and organisers (the survey's answer form lives elsewhere)."""
+
+import re
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+
+from app.models import Sampling
+
+MIN_PASSWORD = 10
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def email_address(form: FlaskForm, field: StringField) -> None:
+    """A plausible e-mail address (one @, a dot in the domain, no spaces)."""
+    if not EMAIL_PATTERN.match((field.data or "").strip()):
+        raise ValidationError("Enter an e-mail address such as name@hospital.org.")
+
+
+def new_password_fields() -> tuple[PasswordField, PasswordField]:
+    """A new password and its confirmation."""
+    return (
+        PasswordField(
+            "New password",
+            validators=[
+                DataRequired(),
+                Length(min=MIN_PASSWORD, max=200, message="Use at least 10 characters."),
+            ],
+            description="At least 10 characters.",
+        ),
+        PasswordField(
+            "Repeat the new password",
+            validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+        ),
+    )
+
+
+class EmptyForm(FlaskForm):
+    """A form with only its CSRF token, for button-only POSTs (logout, open, close)."""
+
+    submit = SubmitField("Confirm")
+
+
+class LoginForm(FlaskForm):
+    """E-mail and password."""
+
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254), email_address])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Log in")
+
+
+class PasswordChangeForm(FlaskForm):
+    """The current password, and the new one twice."""
+
+    current = PasswordField("Current password", validators=[DataRequired()])
+    password, confirm = new_password_fields()
+    submit = SubmitField("Change password")
+
+
+class AcceptInvitationForm(FlaskForm):
+    """A new reader's name and password, set from an invitation link."""
+
+    name = StringField("Your name", validators=[Optional(), Length(max=120)])
+    password, confirm = new_password_fields()
+    submit = SubmitField("Set password and continue")
+
+
+class JoinStudyForm(FlaskForm):
+    """An existing account joins another study: its password proves who is joining."""
+
+    current = PasswordField("Your password", validators=[DataRequired()])
+    submit = SubmitField("Join the study")
+
+
+class ImportBundleForm(FlaskForm):
+    """A study's name and its bundle: an uploaded .zip or a folder on the server."""
+
+    name = StringField("Study name", validators=[DataRequired(), Length(max=200)])
+    upload = FileField(
+        "Bundle (.zip)", validators=[FileAllowed(["zip"], "Upload a .zip of the bundle folder.")]
+    )
+    server_path = SelectField("…or a bundle folder on the server", choices=[], validate_choice=True)
+    submit = SubmitField("Import")
+
+    def validate_upload(self, field: FileField) -> None:
+        """Exactly one source: an upload or a server folder."""
+        has_upload = bool(field.data and getattr(field.data, "filename", ""))
+        if has_upload == bool(self.server_path.data):
+            raise ValidationError("Upload a .zip or choose a server folder (one of the two).")
+
+
+class StudySettingsForm(FlaskForm):
+    """The settings an organiser may change (some lock once a reader has enrolled)."""
+
+    name = StringField("Study name", validators=[DataRequired(), Length(max=200)])
+    cases_per_reader = IntegerField(
+        "Cases per reader",
+        validators=[InputRequired(), NumberRange(min=1, max=100000)],
+        description="Each reader answers this many cases in each task.",
+    )
+    washout_hours = DecimalField(
+        "Wash-out between Task 1 and Task 2 (hours)",
+        places=1,
+        validators=[InputRequired(), NumberRange(min=0, max=24 * 365)],
+        description="0 lets a reader start Task 2 right after Task 1.",
+    )
+    sampling = SelectField(
+        "How cases are drawn",
+        choices=[
+            (Sampling.RANDOM.value, "Simple random sample (as in the thesis)"),
+            (Sampling.STRATIFIED.value, "Stratified by class (proportional to the pool)"),
+        ],
+    )
+    reshuffle_task2 = BooleanField("Task 2 shows the cases in a new order")
+    information = TextAreaField(
+        "Information and consent text shown to readers",
+        validators=[Optional(), Length(max=20000)],
+    )
+    submit = SubmitField("Save settings")
+
+
+class InvitationForm(FlaskForm):
+    """Invite a reader by e-mail address."""
+
+    email = EmailField(
+        "Reader's e-mail", validators=[DataRequired(), Length(max=254), email_address]
+    )
+    days = IntegerField(
+        "Link valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
+    )
+    submit = SubmitField("Create invitation link")

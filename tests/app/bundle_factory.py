@@ -1,0 +1,127 @@
+"""Small, valid study bundles for the app's tests: Pillow-drawn JPEGs, no TensorFlow.
+
+`make_bundle(folder, cases=30, seed=0)` writes manifest.json, queries.json and images/ in the
+format the app's importer reads; different seeds give different bundles (and digests).
+"""
+
+import hashlib
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+NAMES = {
+    "akiec": "Actinic keratosis / intraepithelial carcinoma",
+    "bcc": "Basal cell carcinoma",
+    "bkl": "Benign keratosis",
+    "df": "Dermatofibroma",
+    "mel": "Melanoma",
+    "nv": "Melanocytic nevus",
+    "vasc": "Vascular lesion",
+}
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+LIKERT = ("Not confident", "Slightly confident", "Fairly confident", "Confident", "Certain")
+
+
+def jpeg_bytes(seed: int, size: int = 24) -> bytes:
+    """A small JPEG whose pixels depend on `seed` (so every seed has its own content hash)."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x, y = rng.randrange(size), rng.randrange(size)
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def write_image(images: Path, data: bytes) -> str:
+    """Store `data` under its content-hash name; the reference used in queries.json."""
+    name = hashlib.sha256(data).hexdigest()[:32] + ".jpg"
+    (images / name).write_bytes(data)
+    return f"images/{name}"
+
+
+def manifest(cases: int) -> dict[str, Any]:
+    """A manifest.json object for a bundle of `cases` queries."""
+    return {
+        "format_version": 1,
+        "classes": [
+            {
+                "code": code,
+                "name": NAMES[code],
+                "colour": colour,
+                "definition": f"Definition of {NAMES[code].lower()} shown to readers.",
+            }
+            for code, colour in zip(CLASSES, COLOURS, strict=True)
+        ],
+        "likert": list(LIKERT),
+        "neighbours": 6,
+        "provenance": {"run": "tests", "model": "none", "dataset": "pillow"},
+        "counts": {"queries": cases},
+    }
+
+
+def make_bundle(folder: Path, cases: int = 30, seed: int = 0, pool: int = 40) -> Path:
+    """Write a valid bundle of `cases` queries (neighbours drawn from `pool` images) to folder."""
+    rng = random.Random(seed)
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    base = seed * 100000
+    neighbour_pool = []
+    for index in range(pool):
+        neighbour_pool.append(
+            {
+                "image_id": f"ISIC_N{seed:02d}{index:05d}",
+                "lesion_id": f"HAM_N{seed:02d}{index:05d}",
+                "truth": CLASSES[index % len(CLASSES)],
+                "image": write_image(images, jpeg_bytes(base + 50000 + index)),
+            }
+        )
+    queries = []
+    for index in range(cases):
+        truth = CLASSES[index % len(CLASSES)]
+        picked = rng.sample(neighbour_pool, 6)
+        similarities = sorted((rng.uniform(0.5, 1.0) for _ in range(6)), reverse=True)
+        queries.append(
+            {
+                "case_key": f"c{seed:02d}-{index:04d}",
+                "image_id": f"ISIC_Q{seed:02d}{index:05d}",
+                "lesion_id": f"HAM_Q{seed:02d}{index:05d}",
+                "truth": truth,
+                "majority_vote": CLASSES[(index + (index % 3 == 0)) % len(CLASSES)],
+                "image": write_image(images, jpeg_bytes(base + 2 * index)),
+                "image_rotated": write_image(images, jpeg_bytes(base + 2 * index + 1)),
+                "neighbours": [
+                    {
+                        "rank": rank,
+                        "image_id": item["image_id"],
+                        "lesion_id": item["lesion_id"],
+                        "truth": item["truth"],
+                        "similarity": round(similarity, 4),
+                        "image": item["image"],
+                    }
+                    for rank, (item, similarity) in enumerate(
+                        zip(picked, similarities, strict=True), start=1
+                    )
+                ],
+            }
+        )
+    (folder / "manifest.json").write_text(json.dumps(manifest(cases), indent=2))
+    (folder / "queries.json").write_text(json.dumps(queries, indent=2))
+    return folder
+
+
+def read_queries(folder: Path) -> list[dict[str, Any]]:
+    """queries.json of a bundle, for tests that break it on purpose."""
+    return json.loads((folder / "queries.json").read_text())
+
+
+def write_queries(folder: Path, queries: list[dict[str, Any]]) -> None:
+    """Rewrite queries.json of a bundle."""
+    (folder / "queries.json").write_text(json.dumps(queries))

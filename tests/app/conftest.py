@@ -1,0 +1,278 @@
+"""Fixtures for the web app's tests (shared by every tests/app module).
+
+Every test that uses `app` runs on SQLite (a file in tmp_path) and, when TEST_DATABASE_URL is
+set, again on PostgreSQL (one schema per test session, emptied before each test).
+
+User and study fixtures return small frozen records (`UserRef`, `StudyRef`), not ORM objects:
+those would be detached once the fixture's app context ends. Load the row again inside
+`with app.app_context():` when a test needs it, e.g. `db.session.get(Study, study.id)`.
+"""
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from werkzeug.test import TestResponse
+
+from app import create_app, normalise_database_url
+from app.auth import create_invitation, create_user
+from app.bundle import import_bundle
+from app.clock import system_now
+from app.config import TestConfig
+from app.extensions import db
+from app.models import Role, Study, StudyStatus
+from tests.app.bundle_factory import make_bundle
+
+PASSWORD = "correct horse battery staple"
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A user created by a fixture: what tests need to log in and to look the row up."""
+
+    id: int
+    email: str
+    password: str
+    role: Role
+    pseudonym: str
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """A study created by a fixture."""
+
+    id: int
+    name: str
+    bundle_digest: str
+    image_folder: str
+    cases: int
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it (install as app.config["CLOCK"])."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or system_now().replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by a timedelta's keyword arguments, e.g. `advance(hours=24)`."""
+        self.current += timedelta(**delta)
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        """Jump to `moment` (naive UTC)."""
+        self.current = moment
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this test session, dropped at its end."""
+    if not POSTGRES_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant of this test is skipped")
+    name = f"test_{os.getpid()}_{secrets.token_hex(4)}"
+    engine = create_engine(normalise_database_url(POSTGRES_URL))
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    state["postgres_tables_created"] = False
+    yield name
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    engine.dispose()
+
+
+state: dict[str, Any] = {}
+
+
+def _prepare_postgres() -> None:
+    """Create the tables once per session, then empty them before each test (fast)."""
+    if not state.get("postgres_tables_created"):
+        db.create_all()
+        state["postgres_tables_created"] = True
+        return
+    tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The application on a fresh database (SQLite, or PostgreSQL when configured)."""
+    overrides: dict[str, Any] = {"STUDY_IMAGES": str(tmp_path / "study-images")}
+    if request.param == "postgresql":
+        schema = request.getfixturevalue("postgres_schema")
+        overrides["SQLALCHEMY_DATABASE_URI"] = POSTGRES_URL
+        overrides["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True,
+            "connect_args": {"options": f"-csearch_path={schema}"},
+        }
+    else:
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'test.sqlite'}"
+    application = create_app(TestConfig, overrides)
+    with application.app_context():
+        if request.param == "postgresql":
+            _prepare_postgres()
+        else:
+            db.create_all()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client (CSRF is off in TestConfig; see test_security for a test with it on)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """Runs `flask` commands against `app`."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def clock(app: Flask) -> FakeClock:
+    """A fake clock installed as the app's "now"; move it with `clock.advance(hours=...)`."""
+    fake = FakeClock()
+    app.config["CLOCK"] = fake
+    return fake
+
+
+# ---------------------------------------------------------------- bundles and studies
+
+
+@pytest.fixture(scope="session")
+def bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Bundles built once per session (seed 0: 30 cases; seed 1: 20 cases). Do not modify."""
+    root = tmp_path_factory.mktemp("bundles")
+    return {
+        0: make_bundle(root / "seed0", cases=30, seed=0),
+        1: make_bundle(root / "seed1", cases=20, seed=1),
+    }
+
+
+@pytest.fixture
+def bundle_dir(bundle_cache: dict[int, Path], tmp_path: Path) -> Path:
+    """A fresh copy of a small valid bundle (30 cases), safe to break on purpose."""
+    return Path(shutil.copytree(bundle_cache[0], tmp_path / "bundle"))
+
+
+def add_study(app: Flask, folder: Path, name: str, **settings: Any) -> StudyRef:
+    """Import the bundle in `folder` and apply `settings` (status, cases_per_reader, ...)."""
+    with app.app_context():
+        study, _ = import_bundle(folder, name, app.config["STUDY_IMAGES"])
+        for key, value in settings.items():
+            setattr(study, key, value)
+        db.session.commit()
+        return StudyRef(
+            study.id, study.name, study.bundle_digest, study.image_folder, len(study.cases)
+        )
+
+
+@pytest.fixture
+def study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
+    """The 30-case bundle imported, open, 10 cases per reader, 24 h wash-out."""
+    return add_study(
+        app,
+        bundle_cache[0],
+        "Test study",
+        status=StudyStatus.OPEN,
+        cases_per_reader=10,
+        washout_hours=24.0,
+    )
+
+
+@pytest.fixture
+def other_study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
+    """A second, unrelated open study (20 cases), for isolation tests."""
+    return add_study(
+        app,
+        bundle_cache[1],
+        "Other study",
+        status=StudyStatus.OPEN,
+        cases_per_reader=10,
+        washout_hours=24.0,
+    )
+
+
+# ---------------------------------------------------------------- users
+
+
+def add_user(app: Flask, email: str, role: Role, password: str | None = PASSWORD) -> UserRef:
+    """Create a user with `password` (None: no password yet)."""
+    with app.app_context():
+        user = create_user(email, role, name=email.split("@")[0], password=password)
+        db.session.commit()
+        return UserRef(user.id, user.email, password or "", user.role, user.pseudonym)
+
+
+def join_study(app: Flask, user: UserRef, study: StudyRef) -> None:
+    """Make `user` a reader of `study` as an accepted invitation would (not yet enrolled)."""
+    with app.app_context():
+        invitation, _ = create_invitation(db.session.get(Study, study.id), user.email)
+        invitation.used_at = system_now()
+        invitation.user_id = user.id
+        db.session.commit()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., UserRef]:
+    """Factory: `make_user("x@example.org", Role.READER, password=...)`."""
+    return lambda email, role=Role.READER, password=PASSWORD: add_user(app, email, role, password)
+
+
+@pytest.fixture
+def admin(app: Flask) -> UserRef:
+    """An administrator."""
+    return add_user(app, "admin@example.org", Role.ADMIN)
+
+
+@pytest.fixture
+def organiser(app: Flask) -> UserRef:
+    """An organiser."""
+    return add_user(app, "organiser@example.org", Role.ORGANISER)
+
+
+@pytest.fixture
+def reader(app: Flask, study: StudyRef) -> UserRef:
+    """A reader who accepted an invitation to `study` (enrolment happens in the survey)."""
+    user = add_user(app, "reader@example.org", Role.READER)
+    join_study(app, user, study)
+    return user
+
+
+@pytest.fixture
+def other_reader(app: Flask, other_study: StudyRef) -> UserRef:
+    """A reader of `other_study` only."""
+    user = add_user(app, "other.reader@example.org", Role.READER)
+    join_study(app, user, other_study)
+    return user
+
+
+@pytest.fixture
+def login() -> Callable[[FlaskClient, UserRef], TestResponse]:
+    """`login(client, user)`: log in through the login form; asserts that it worked."""
+
+    def do_login(client: FlaskClient, user: UserRef) -> TestResponse:
+        response = client.post("/login", data={"email": user.email, "password": user.password})
+        assert response.status_code == 302, f"login of {user.email} failed: {response.status}"
+        return response
+
+    return do_login
