@@ -1,0 +1,183 @@
+"""Obuchowski-Rockette with Hillis ddf: a hand-worked example and step-by-step references."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from app.analysis.mrmc import jackknife_covariances, obuchowski_rockette
+
+
+def test_hand_example_three_readers_disjoint_cases() -> None:
+    """3 readers x 4 cases each, no case shared, so Cov2 = Cov3 = 0.
+
+    theta (task x reader): Task 1 = 1/2, 1/4, 3/4 (mean 1/2); Task 2 = 3/4, 3/4, 1 (mean 5/6).
+    MS(T) = r * sum_i (theta_i. - theta..)^2 = 3 * 2 * (1/6)^2 = 1/6.
+    Interaction residuals: +-1/24, -+1/12, +-1/24 -> MS(T*R) = 2 * (1/576 + 1/144 + 1/576) / 2
+    = 1/96. F = (1/6) / (1/96) = 16 on (1, 2) df; SE = sqrt(2/3 * 1/96) = 1/12.
+    With 2 df, P(|T| > t) = 1 - t / sqrt(2 + t^2), so p = 1 - 4 / sqrt(18).
+    Jackknife variance of a proportion p over c cases: p (1 - p) / (c - 1), e.g. 1/12 at p = 1/2.
+    """
+    reader = np.repeat([0, 1, 2], 4)
+    case = np.arange(12)
+    correct1 = np.array([1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0], dtype=bool)
+    correct2 = np.array([1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    result = obuchowski_rockette(reader, case, correct1, correct2)
+    assert result["task1"] == pytest.approx(1 / 2)
+    assert result["task2"] == pytest.approx(5 / 6)
+    assert result["difference"] == pytest.approx(1 / 3)
+    assert result["ms_t"] == pytest.approx(1 / 6)
+    assert result["ms_tr"] == pytest.approx(1 / 96)
+    assert result["cov2"] == pytest.approx(0.0, abs=1e-15)
+    assert result["cov3"] == pytest.approx(0.0, abs=1e-15)
+    # Var = mean of 1/12, 1/16, 1/16, 1/16, 1/16, 0; Cov1 = mean of 1/24, 1/48, 0.
+    assert result["var"] == pytest.approx(1 / 18)
+    assert result["cov1"] == pytest.approx(1 / 48)
+    assert result["f"] == pytest.approx(16.0)
+    assert result["ddf"] == pytest.approx(2.0)
+    assert result["p_value"] == pytest.approx(1 - 4 / math.sqrt(18))
+    assert result["se"] == pytest.approx(1 / 12)
+    t975_2df = 4.302652729911275  # the 97.5% quantile of t on 2 df
+    assert result["ci_low"] == pytest.approx(1 / 3 - t975_2df / 12)
+    assert result["ci_high"] == pytest.approx(1 / 3 + t975_2df / 12)
+    # Readers fixed: X^2 = MS(T) / (Var - Cov1) = (1/6) / (5/144) = 4.8.
+    assert result["fixed_readers"]["chi2"] == pytest.approx(4.8)
+
+
+def reference_or(theta: np.ndarray, cov: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """OR-Hillis from a theta table (t x r) and the full covariance matrix, written out longhand."""
+    t, r = theta.shape
+    index = list(itertools.product(range(t), range(r)))
+    groups: dict[str, list[float]] = {"var": [], "cov1": [], "cov2": [], "cov3": []}
+    for a, (i, j) in enumerate(index):
+        for b, (i2, j2) in enumerate(index):
+            if i == i2 and j == j2:
+                groups["var"].append(cov[a, b])
+            elif i != i2 and j == j2:
+                groups["cov1"].append(cov[a, b])
+            elif i == i2:
+                groups["cov2"].append(cov[a, b])
+            else:
+                groups["cov3"].append(cov[a, b])
+    avg = {name: float(np.mean(values)) for name, values in groups.items()}
+    grand = theta.mean()
+    ms_t = r * sum((theta[i].mean() - grand) ** 2 for i in range(t)) / (t - 1)
+    ms_tr = sum(
+        (theta[i, j] - theta[i].mean() - theta[:, j].mean() + grand) ** 2
+        for i in range(t)
+        for j in range(r)
+    ) / ((t - 1) * (r - 1))
+    denominator = ms_tr + max(r * (avg["cov2"] - avg["cov3"]), 0)
+    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
+    f = ms_t / denominator
+    diff = theta[1].mean() - theta[0].mean()
+    se = math.sqrt(2 / r * denominator)
+    half = stats.t.ppf(1 - (1 - level) / 2, ddf) * se
+    return {
+        **avg,
+        "ms_t": ms_t,
+        "ms_tr": ms_tr,
+        "f": f,
+        "ddf": ddf,
+        "p_value": stats.f.sf(f, t - 1, ddf),
+        "ci_low": diff - half,
+        "ci_high": diff + half,
+    }
+
+
+def correlated_answers(readers: int, cases: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right/wrong (task, reader, case) with shared case difficulty, so readers covary."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 1.5, size=cases)
+    skill = rng.normal(0, 0.5, size=readers)
+    gain = np.array([0.0, 1.0])
+    logit = gain[:, None, None] + skill[None, :, None] - difficulty[None, None, :]
+    return rng.random((2, readers, cases)) < 1 / (1 + np.exp(-logit)), difficulty
+
+
+def test_fully_crossed_design_matches_textbook_jackknife() -> None:
+    """All readers read the same cases: the standard OR jackknife, leave-one-out by brute force."""
+    readers, cases = 4, 9
+    x, _ = correlated_answers(readers, cases, seed=11)
+    theta = x.mean(axis=2)
+    pseudo = np.empty((2, readers, cases))
+    for k in range(cases):
+        keep = np.arange(cases) != k
+        pseudo[:, :, k] = x[:, :, keep].mean(axis=2)  # recompute the figure of merit without k
+    flat = pseudo.reshape(2 * readers, cases)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    cov = (cases - 1) / cases * centred @ centred.T
+    expected = reference_or(theta, cov)
+    assert expected["cov2"] > expected["cov3"]  # the covariance term must matter here
+
+    reader = np.repeat(np.arange(readers), cases)
+    case = np.tile(np.arange(cases), readers)
+    result = obuchowski_rockette(reader, case, x[0].ravel(), x[1].ravel())
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+
+def test_partly_shared_cases_match_the_documented_generalisation() -> None:
+    """Each reader reads a different, overlapping subset; covariances use the shared cases."""
+    readers, pool = 5, 30
+    x, _ = correlated_answers(readers, pool, seed=12)
+    rng = np.random.default_rng(13)
+    sets = [
+        np.sort(rng.choice(pool, size=rng.integers(8, 16), replace=False)) for _ in range(readers)
+    ]
+    theta = np.array([[x[i, j, sets[j]].mean() for j in range(readers)] for i in range(2)])
+    # Leave-one-out deviations per reader over that reader's own cases.
+    dev: dict[tuple[int, int], dict[int, float]] = {}
+    for i, j in itertools.product(range(2), range(readers)):
+        loo = {int(k): np.delete(x[i, j, sets[j]], n).mean() for n, k in enumerate(sets[j])}
+        mean = np.mean(list(loo.values()))
+        dev[i, j] = {k: v - mean for k, v in loo.items()}
+    index = list(itertools.product(range(2), range(readers)))
+    cov = np.zeros((len(index), len(index)))
+    for a, (i, j) in enumerate(index):
+        for b, (i2, j2) in enumerate(index):
+            c1, c2 = len(sets[j]), len(sets[j2])
+            shared = set(dev[i, j]) & set(dev[i2, j2])
+            scale = math.sqrt((c1 - 1) / c1 * (c2 - 1) / c2)
+            cov[a, b] = scale * sum(dev[i, j][k] * dev[i2, j2][k] for k in shared)
+    expected = reference_or(theta, cov)
+
+    reader = np.concatenate([np.full(len(s), j) for j, s in enumerate(sets)])
+    case = np.concatenate(sets)
+    correct1 = np.concatenate([x[0, j, s] for j, s in enumerate(sets)])
+    correct2 = np.concatenate([x[1, j, s] for j, s in enumerate(sets)])
+    order = np.random.default_rng(0).permutation(reader.size)  # row order must not matter
+    result = obuchowski_rockette(reader[order], case[order], correct1[order], correct2[order])
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+    jk = jackknife_covariances(reader, case, correct1, correct2)
+    assert jk["theta"] == pytest.approx(theta)
+
+
+def test_readers_with_too_few_cases_are_left_out() -> None:
+    reader = np.array([0, 0, 0, 1, 1, 1, 2])
+    case = np.arange(7)
+    c1 = np.array([1, 0, 0, 0, 1, 0, 1], dtype=bool)
+    c2 = np.array([1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    result = obuchowski_rockette(reader, case, c1, c2)
+    assert result["readers"] == 2 and result["readers_left_out"] == 1
+    one = obuchowski_rockette(reader[:3], case[:3], c1[:3], c2[:3])
+    assert one["available"] is False
+
+
+def test_no_interaction_falls_back_to_infinite_ddf() -> None:
+    # Both readers gain exactly 1/4 over 4 cases: MS(T*R) = 0 but the jackknife term is > 0.
+    reader = np.repeat([0, 1], 4)
+    case = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    c1 = np.array([1, 0, 0, 1, 1, 0, 0, 1], dtype=bool)
+    c2 = np.array([1, 1, 0, 1, 1, 1, 0, 1], dtype=bool)
+    result = obuchowski_rockette(reader, case, c1, c2)
+    assert result["ms_tr"] == pytest.approx(0.0, abs=1e-15)
+    assert result["ddf"] is None
+    z = result["difference"] / result["se"]
+    assert result["p_value"] == pytest.approx(2 * stats.norm.sf(z))

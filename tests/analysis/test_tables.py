@@ -1,0 +1,189 @@
+"""Descriptive tables on a small example worked out by hand (reader B is still in progress)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.analysis import analyse, responses_from_rows
+from app.analysis.responses import CLASSES
+from tests.analysis.helpers import answer
+
+ROWS = [
+    # Reader A, three cases, both tasks.
+    answer("A", "img1", "mel", 1, "nv", 2, "mel"),
+    answer("A", "img2", "nv", 1, "nv", 5, "nv"),
+    answer("A", "img3", "bcc", 1, "bcc", 3, "nv"),
+    answer("A", "img1", "mel", 2, "mel", 4, "mel"),
+    answer("A", "img2", "nv", 2, "nv", 5, "nv"),
+    answer("A", "img3", "bcc", 2, "nv", 4, "nv"),
+    # Reader B has not answered img4 in Task 2 yet.
+    answer("B", "img2", "nv", 1, "mel", 2, "nv"),
+    answer("B", "img4", "bkl", 1, "bkl", 4, "mel"),
+    answer("B", "img5", "mel", 1, "mel", 5, "mel"),
+    answer("B", "img2", "nv", 2, "nv", 3, "nv"),
+    answer("B", "img5", "mel", 2, "bkl", 2, "mel"),
+]
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    return analyse(responses_from_rows(ROWS), bootstrap=200, seed=1)
+
+
+def test_result_is_strict_json(result: dict) -> None:
+    assert json.loads(json.dumps(result, allow_nan=False)) == result
+
+
+def test_reader_rows(result: dict) -> None:
+    a, b = result["readers"]
+    assert (a["reader"], a["cases"], a["paired_cases"]) == ("A", 3, 3)
+    assert a["majority_vote_accuracy"] == pytest.approx(2 / 3)
+    assert a["task1"] == pytest.approx(
+        {
+            "answers": 3,
+            "correct": 2,
+            "accuracy": 2 / 3,
+            "confidence": 10 / 3,
+            "confidence_correct": 4.0,
+            "confidence_wrong": 2.0,
+        }
+    )
+    assert a["task2"] == pytest.approx(
+        {
+            "answers": 3,
+            "correct": 2,
+            "accuracy": 2 / 3,
+            "confidence": 13 / 3,
+            "confidence_correct": 4.5,
+            "confidence_wrong": 4.0,
+        }
+    )
+    assert (b["reader"], b["cases"], b["paired_cases"]) == ("B", 3, 2)
+    assert b["majority_vote_accuracy"] == pytest.approx(2 / 3)
+    assert b["task1"]["accuracy"] == pytest.approx(2 / 3)
+    assert b["task1"]["confidence"] == pytest.approx(11 / 3)
+    assert b["task2"] == pytest.approx(
+        {
+            "answers": 2,
+            "correct": 1,
+            "accuracy": 0.5,
+            "confidence": 2.5,
+            "confidence_correct": 3.0,
+            "confidence_wrong": 2.0,
+        }
+    )
+
+
+def test_pooled_row(result: dict) -> None:
+    pooled = result["pooled"]
+    assert (pooled["readers"], pooled["images"], pooled["cases"], pooled["paired_cases"]) == (
+        2,
+        5,
+        6,
+        5,
+    )
+    assert pooled["majority_vote_accuracy"] == pytest.approx(4 / 6)
+    assert pooled["task1"] == pytest.approx(
+        {
+            "answers": 6,
+            "correct": 4,
+            "accuracy": 4 / 6,
+            "confidence": 3.5,
+            "confidence_correct": 4.25,
+            "confidence_wrong": 2.0,
+        }
+    )
+    assert pooled["task2"] == pytest.approx(
+        {
+            "answers": 5,
+            "correct": 3,
+            "accuracy": 0.6,
+            "confidence": 3.6,
+            "confidence_correct": 4.0,
+            "confidence_wrong": 3.0,
+        }
+    )
+    assert pooled["mean"]["task2"] == pytest.approx(7 / 12)
+    assert pooled["sd"]["task2"] == pytest.approx((2 / 3 - 1 / 2) / 2**0.5)
+    assert pooled["sd"]["task1"] == pytest.approx(0.0)
+
+
+def test_confusion_and_classes(result: dict) -> None:
+    confusion = result["confusion"]
+    assert confusion["labels"] == list(CLASSES)
+    k = {c: i for i, c in enumerate(CLASSES)}
+    t1 = confusion["task1"]
+    assert sum(map(sum, t1)) == 6
+    assert t1[k["mel"]][k["nv"]] == 1 and t1[k["mel"]][k["mel"]] == 1
+    assert t1[k["nv"]][k["mel"]] == 1 and t1[k["nv"]][k["nv"]] == 1
+    assert t1[k["bcc"]][k["bcc"]] == 1 and t1[k["bkl"]][k["bkl"]] == 1
+    assert confusion["row_share"]["task1"][k["mel"]][k["nv"]] == pytest.approx(0.5)
+    assert confusion["row_share"]["task1"][k["akiec"]] == [0.0] * 7
+    mel = confusion["classes"]["task1"][k["mel"]]
+    assert mel == pytest.approx(
+        {
+            "label": "mel",
+            "lesions": 2,
+            "diagnosed": 2,
+            "true_positives": 1,
+            "false_positives": 1,
+            "false_negatives": 1,
+            "sensitivity": 0.5,
+            "ppv": 0.5,
+        }
+    )
+    akiec = confusion["classes"]["task1"][k["akiec"]]
+    assert akiec["sensitivity"] is None and akiec["ppv"] is None
+    t2 = confusion["task2"]
+    assert sum(map(sum, t2)) == 5
+    assert t2[k["bcc"]][k["nv"]] == 1 and t2[k["mel"]][k["bkl"]] == 1
+    a, b = confusion["readers"]
+    assert sum(map(sum, a["task1"])) == 3 and sum(map(sum, b["task2"])) == 2
+    assert b["task1"][k["nv"]][k["mel"]] == 1
+
+
+def test_changes(result: dict) -> None:
+    ch = result["changes"]
+    assert ch["paired_cases"] == 5
+    assert ch["wrong_to_correct"] == 2
+    assert ch["wrong_to_correct_majority_agrees"] == 2
+    assert ch["correct_to_wrong"] == 2
+    assert ch["correct_to_wrong_majority_agreed_with_task1"] == 1  # B img5
+    assert ch["correct_to_wrong_majority_agrees"] == 1  # A img3
+    assert (ch["unchanged_correct"], ch["unchanged_wrong"], ch["wrong_to_other_wrong"]) == (1, 0, 0)
+    a, b = ch["readers"]
+    assert (a["wrong_to_correct"], a["correct_to_wrong"]) == (1, 1)
+    assert b["correct_to_wrong_majority_agreed_with_task1"] == 1
+
+
+def test_accuracy_by_confidence(result: dict) -> None:
+    task1 = result["statistics"]["accuracy_by_confidence"]["task1"]
+    assert [row["answers"] for row in task1] == [0, 2, 1, 1, 2]
+    assert [row["accuracy"] for row in task1] == [None, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_every_section_is_described(result: dict) -> None:
+    for section in ("pooled", "confusion", "changes"):
+        assert result[section]["description"]
+    for name, stat in result["statistics"].items():
+        assert isinstance(stat["description"], str) and len(stat["description"]) > 40, name
+
+
+def test_empty_study_does_not_crash() -> None:
+    result = analyse(responses_from_rows([]), bootstrap=50)
+    assert result["readers"] == []
+    assert result["pooled"]["task1"]["accuracy"] is None
+    assert result["statistics"]["obuchowski_rockette"]["available"] is False
+    assert result["statistics"]["bootstrap"]["difference"] is None
+    json.dumps(result, allow_nan=False)
+
+
+def test_only_task1_answers() -> None:
+    rows = [r for r in ROWS if r["task"] == 1]
+    result = analyse(responses_from_rows(rows), bootstrap=50)
+    assert result["pooled"]["task2"]["accuracy"] is None
+    assert result["changes"]["paired_cases"] == 0
+    assert result["statistics"]["mcnemar"]["pooled"]["p_value"] == 1.0
+    json.dumps(result, allow_nan=False)
