@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo bundle test lint format venv clean-demo
+.PHONY: demo serve bundle test lint format venv clean-demo
 
 venv: $(VENV)/.installed
 
@@ -29,7 +29,26 @@ $(RUN)/study/manifest.json: $(DATA)/HAM10000_metadata.csv | $(VENV)/.installed
 bundle: $(RUN)/study/manifest.json
 	@echo "study bundle: $(abspath $(RUN)/study)"
 
-demo: bundle
+# The survey on the demo bundle: migrate, set up the demo study and accounts (idempotent),
+# then serve with gunicorn. The secret key is generated once into instance/ (never committed).
+DEMO_SECRET := instance/demo-secret-key
+DEMO_ENV = SECRET_KEY="$$(cat $(DEMO_SECRET))" \
+	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath instance/demo.sqlite)}" \
+	FLASK_APP=wsgi.py HOST=$(HOST) PORT=$(PORT)
+
+$(DEMO_SECRET):
+	mkdir -p instance
+	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $@
+
+demo: bundle $(DEMO_SECRET)
+	export $(DEMO_ENV) && $(VENV)/bin/flask db upgrade \
+		&& $(VENV)/bin/flask demo --bundle $(RUN)/study \
+		&& exec $(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+
+# Serve whatever the demo database holds, without re-running the set-up.
+serve: $(DEMO_SECRET) | $(VENV)/.installed
+	export $(DEMO_ENV) && $(VENV)/bin/flask db upgrade \
+		&& exec $(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
