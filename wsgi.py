@@ -1,5 +1,13 @@
 """The WSGI entry point for gunicorn: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import create_app
+from app.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as problem:
+    # One clear sentence instead of a traceback: the environment needs fixing, not the code.
+    print(f"Cannot start: {problem}", file=sys.stderr)
+    raise SystemExit(1) from None

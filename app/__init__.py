@@ -109,6 +109,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL never corrupts the database and saves an fsync per commit.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
