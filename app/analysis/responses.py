@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -98,121 +98,165 @@ class Responses:
             }
 
 
-class _Builder:
-    """Validates rows one at a time and accumulates them column by column."""
+def _parse_class(value: Any) -> int:
+    """Index into CLASSES of a class code; ValueError with the reason otherwise."""
+    text = _parse_text(value)
+    index = _CLASS_INDEX.get(text.lower())
+    if index is None:
+        raise ValueError(f"unknown class {text!r} (expected one of {', '.join(CLASSES)})")
+    return index
 
-    def __init__(self) -> None:
-        self.reader_index: dict[str, int] = {}
-        self.image_index: dict[str, int] = {}
-        # Per image: (truth, majority vote, first row) so contradictions name both rows.
-        self.image_facts: list[tuple[int, int, int]] = []
-        self.seen: dict[tuple[int, int, int], int] = {}
-        self.columns: dict[str, list[int]] = {
-            name: [] for name in ("reader", "image", "truth", "task", "diagnosis", "conf", "mv")
-        }
 
-    def add(self, values: Mapping[str, Any], row: int, line: int | None) -> None:
-        """Validate one answer and append it."""
+def _parse_text(value: Any) -> str:
+    """A non-empty, stripped string."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise ValueError("empty value")
+    return text
 
-        def fail(column: str, message: str) -> ResponsesError:
-            return ResponsesError(message, row=row, column=column, line=line)
 
-        def text(column: str) -> str:
-            value = values.get(column)
-            if value is None or str(value).strip() == "":
-                raise fail(column, "empty value")
-            return str(value).strip()
+def _parse_int(allowed: tuple[int, ...], what: str) -> Any:
+    """A parser for a whole number restricted to `allowed`."""
 
-        def label(column: str) -> int:
-            value = text(column)
-            index = _CLASS_INDEX.get(value.lower())
-            if index is None:
-                raise fail(
-                    column, f"unknown class {value!r} (expected one of {', '.join(CLASSES)})"
-                )
-            return index
+    def parse(value: Any) -> int:
+        raw = _parse_text(value)
+        if isinstance(value, bool):
+            raise ValueError(f"{what} must be one of {allowed}, got {raw!r}")
+        try:
+            number = value if isinstance(value, int) else int(raw)
+        except ValueError:
+            raise ValueError(f"{what} must be a whole number, got {raw!r}") from None
+        if number not in allowed:
+            raise ValueError(f"{what} must be one of {allowed}, got {raw!r}")
+        return int(number)
 
-        def integer(column: str, allowed: tuple[int, ...], what: str) -> int:
-            value = values.get(column)
-            raw = text(column)
-            try:
-                number = value if isinstance(value, int) else int(raw)
-            except ValueError:
-                raise fail(column, f"{what} must be a whole number, got {raw!r}") from None
-            if isinstance(number, bool) or number not in allowed:
-                raise fail(column, f"{what} must be one of {allowed}, got {raw!r}")
-            return int(number)
+    return parse
 
-        reader_name = text("reader")
-        image_id = text("image_id")
-        truth = label("truth")
-        task = integer("task", TASKS, "task")
-        diagnosis = label("diagnosis")
-        confidence = integer("confidence", CONFIDENCE_LEVELS, "confidence")
-        majority = label("majority_vote")
 
-        reader = self.reader_index.setdefault(reader_name, len(self.reader_index))
-        image = self.image_index.get(image_id)
-        if image is None:
-            image = self.image_index[image_id] = len(self.image_index)
-            self.image_facts.append((truth, majority, row))
-        else:
-            known_truth, known_majority, first = self.image_facts[image]
-            if truth != known_truth:
-                raise fail(
-                    "truth",
-                    f"image {image_id!r} is {CLASSES[truth]} here but "
-                    f"{CLASSES[known_truth]} in row {first}",
-                )
-            if majority != known_majority:
-                raise fail(
-                    "majority_vote",
-                    f"image {image_id!r} has majority vote {CLASSES[majority]} here but "
-                    f"{CLASSES[known_majority]} in row {first}",
-                )
-        key = (reader, image, task)
-        if key in self.seen:
-            raise fail(
-                "task",
-                f"duplicate answer: reader {reader_name!r} already answered image "
-                f"{image_id!r} in task {task} in row {self.seen[key]}",
-            )
-        self.seen[key] = row
+_PARSERS = {
+    "reader": _parse_text,
+    "image_id": _parse_text,
+    "truth": _parse_class,
+    "task": _parse_int(TASKS, "task"),
+    "diagnosis": _parse_class,
+    "confidence": _parse_int(CONFIDENCE_LEVELS, "confidence"),
+    "majority_vote": _parse_class,
+}
 
-        cols = self.columns
-        cols["reader"].append(reader)
-        cols["image"].append(image)
-        cols["truth"].append(truth)
-        cols["task"].append(task)
-        cols["diagnosis"].append(diagnosis)
-        cols["conf"].append(confidence)
-        cols["mv"].append(majority)
 
-    def build(self) -> Responses:
-        """Freeze the accumulated answers into arrays."""
-        cols = self.columns
-        return Responses(
-            readers=tuple(self.reader_index),
-            image_ids=tuple(self.image_index),
-            reader=np.asarray(cols["reader"], dtype=np.int64),
-            image=np.asarray(cols["image"], dtype=np.int64),
-            truth=np.asarray(cols["truth"], dtype=np.int8),
-            task=np.asarray(cols["task"], dtype=np.int8),
-            diagnosis=np.asarray(cols["diagnosis"], dtype=np.int8),
-            confidence=np.asarray(cols["conf"], dtype=np.int8),
-            majority_vote=np.asarray(cols["mv"], dtype=np.int8),
+def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None = None) -> Responses:
+    """Validate raw columns (one list per required column) and turn them into Responses.
+
+    Each distinct value is parsed once, which keeps 200,000 answers fast. Values are checked
+    first, then duplicates and contradicting truths or majority votes; of several problems
+    of one kind, the one in the earliest row is reported.
+    """
+
+    def error(message: str, index: int, column: str) -> ResponsesError:
+        return ResponsesError(
+            message, row=index + 1, column=column, line=None if line_of is None else line_of(index)
         )
+
+    parsed: dict[str, dict[Any, Any]] = {}
+    first_problem: tuple[int, int, str, str] | None = None  # (row index, column order, ...)
+    for order, column in enumerate(COLUMNS):
+        values = columns[column]
+        table: dict[Any, Any] = {}
+        bad: dict[Any, str] = {}
+        for value in set(values):
+            try:
+                table[value] = _PARSERS[column](value)
+            except ValueError as problem:
+                bad[value] = str(problem)
+        if bad:
+            index = next(i for i, v in enumerate(values) if v in bad)
+            candidate = (index, order, column, bad[values[index]])
+            if first_problem is None or candidate[:2] < first_problem[:2]:
+                first_problem = candidate
+        parsed[column] = table
+    if first_problem is not None:
+        index, _, column, message = first_problem
+        raise error(message, index, column)
+
+    def indexed(column: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        # Readers and images are numbered in order of first appearance; raw spellings that
+        # differ only by surrounding spaces share a number.
+        table, values = parsed[column], columns[column]
+        names: dict[str, int] = {}
+        code_of = {raw: names.setdefault(table[raw], len(names)) for raw in dict.fromkeys(values)}
+        codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
+        return codes, tuple(names)
+
+    def coded(column: str) -> np.ndarray:
+        table, values = parsed[column], columns[column]
+        return np.fromiter(map(table.__getitem__, values), dtype=np.int8, count=len(values))
+
+    reader, readers = indexed("reader")
+    image, image_ids = indexed("image_id")
+    truth, task, majority = coded("truth"), coded("task"), coded("majority_vote")
+    responses = Responses(
+        readers=readers,
+        image_ids=image_ids,
+        reader=reader,
+        image=image,
+        truth=truth,
+        task=task,
+        diagnosis=coded("diagnosis"),
+        confidence=coded("confidence"),
+        majority_vote=majority,
+    )
+    if len(responses) == 0:
+        return responses
+
+    # One truth and one majority vote per image: compare each row with the image's first row.
+    _, first_of_image = np.unique(image, return_index=True)
+    problems = []
+    for column, codes in (("truth", truth), ("majority_vote", majority)):
+        first = first_of_image[image]
+        mismatch = np.flatnonzero(codes != codes[first])
+        if mismatch.size:
+            i = int(mismatch[0])
+            what = "is" if column == "truth" else "has majority vote"
+            problems.append(
+                (
+                    i,
+                    column,
+                    f"image {image_ids[image[i]]!r} {what} {CLASSES[codes[i]]} here "
+                    f"but {CLASSES[codes[first[i]]]} in row {first[i] + 1}",
+                )
+            )
+    # One answer per reader, image and task.
+    key = (reader * len(image_ids) + image) * 2 + (task - 1)
+    order = np.argsort(key, kind="stable")
+    repeated = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if repeated.size:
+        later = order[repeated + 1]
+        i = int(later.min())
+        earlier = int(order[repeated[np.argmin(later)]])
+        problems.append(
+            (
+                i,
+                "task",
+                f"duplicate answer: reader {readers[reader[i]]!r} already answered "
+                f"image {image_ids[image[i]]!r} in task {task[i]} in row {earlier + 1}",
+            )
+        )
+    if problems:
+        i, column, message = min(problems, key=lambda p: p[0])
+        raise error(message, i, column)
+    return responses
 
 
 def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
     """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping."""
-    builder = _Builder()
+    columns: dict[str, list[Any]] = {c: [] for c in COLUMNS}
     for row, values in enumerate(rows, start=1):
-        missing = [c for c in COLUMNS if c not in values]
-        if missing:
-            raise ResponsesError("missing column", row=row, column=missing[0])
-        builder.add(values, row, None)
-    return builder.build()
+        for column in COLUMNS:
+            try:
+                columns[column].append(values[column])
+            except KeyError:
+                raise ResponsesError("missing column", row=row, column=column) from None
+    return _build(columns)
 
 
 def _open_text(path_or_file: str | os.PathLike[str] | IO[Any]) -> tuple[IO[str], bool]:
@@ -225,35 +269,55 @@ def _open_text(path_or_file: str | os.PathLike[str] | IO[Any]) -> tuple[IO[str],
     return path_or_file, False
 
 
+def _is_blank(fields: list[str]) -> bool:
+    """A record from an empty or whitespace-only line."""
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
+def _line_finder(text: str, delimiter: str) -> Callable[[int], int]:
+    """Maps a data row index to its line in the file (parsed again: only needed for errors)."""
+
+    def line_of(index: int) -> int:
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        next(reader)  # header
+        seen = -1
+        for fields in reader:
+            if not _is_blank(fields):
+                seen += 1
+                if seen == index:
+                    return reader.line_num
+        raise IndexError(index)
+
+    return line_of
+
+
 def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
     """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file."""
     stream, owned = _open_text(path_or_file)
     try:
-        header_line = stream.readline()
-        if not header_line.strip():
-            raise ResponsesError("the file is empty: expected a header row", line=1)
-        # Spreadsheets with a decimal comma (e.g. Swiss German locale) export with semicolons.
-        delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-        header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
-        for column in COLUMNS:
-            if column not in header:
-                raise ResponsesError(
-                    f"missing column (the header has: {', '.join(header)})", column=column, line=1
-                )
-        positions = {column: header.index(column) for column in COLUMNS}
-        reader = csv.reader(stream, delimiter=delimiter)
-        builder = _Builder()
-        row = 0
-        for fields in reader:
-            if not fields or all(not f.strip() for f in fields):
-                continue  # blank lines, e.g. a trailing newline from a spreadsheet
-            row += 1
-            line = reader.line_num + 1  # +1: the header was read before the csv reader
-            values = {c: fields[i] if i < len(fields) else None for c, i in positions.items()}
-            builder.add(values, row, line)
-        return builder.build()
+        text = stream.read()
     finally:
         if owned:
             stream.close()
         elif stream is not path_or_file:
             stream.detach()  # leave the caller's binary file open
+    header_line = text.split("\n", 1)[0]
+    if not header_line.strip():
+        raise ResponsesError("the file is empty: expected a header row", line=1)
+    # Spreadsheets with a decimal comma (e.g. Swiss German locale) export with semicolons.
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    records = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    header = [h.strip() for h in records[0]]
+    for column in COLUMNS:
+        if column not in header:
+            raise ResponsesError(
+                f"missing column (the header has: {', '.join(header)})", column=column, line=1
+            )
+    # Blank lines (e.g. trailing ones from a spreadsheet) are not answers.
+    records = [fields for fields in records[1:] if len(fields) > 1 or not _is_blank(fields)]
+    width = len(header)
+    if records and min(map(len, records)) < width:
+        records = [fields + [""] * (width - len(fields)) for fields in records]
+    positions = {c: header.index(c) for c in COLUMNS}
+    columns = {c: [fields[i] for fields in records] for c, i in positions.items()}
+    return _build(columns, _line_finder(text, delimiter))

@@ -126,3 +126,31 @@ def test_cli_reports_invalid_file_and_exits_2(
     err = capsys.readouterr().err
     assert "row 2 (line 3), column 'confidence'" in err
     assert main([str(tmp_path / "absent.csv")]) == 2
+
+
+def test_the_earliest_problem_is_reported() -> None:
+    rows = [
+        ROWS[0],
+        {**ROWS[1], "confidence": 9},
+        {**ROWS[2], "diagnosis": "??"},
+        {**ROWS[3], "task": 1, "image_id": "img2", "reader": "A"},  # duplicate of row 3
+    ]
+    with pytest.raises(ResponsesError) as caught:
+        responses_from_rows(rows)
+    assert (caught.value.row, caught.value.column) == (2, "confidence")
+    # Values come first: a bad task in row 4 is reported before the duplicate in row 3.
+    rows = [ROWS[0], ROWS[2], {**ROWS[2], "confidence": 1}, {**ROWS[1], "task": 7}]
+    with pytest.raises(ResponsesError) as caught:
+        responses_from_rows(rows)
+    assert (caught.value.row, caught.value.column) == (4, "task")
+    with pytest.raises(ResponsesError) as caught:
+        responses_from_rows([*rows[:3], {**ROWS[1], "truth": "bcc"}, {**ROWS[0], "task": 2}])
+    assert (caught.value.row, caught.value.column) == (3, "task")
+    assert "already answered image 'img2' in task 1 in row 2" in str(caught.value)
+
+
+def test_reader_names_are_stripped_and_numbered_in_order_of_appearance() -> None:
+    rows = [{**ROWS[3], "reader": " B"}, {**ROWS[1], "reader": "A "}, {**ROWS[0], "reader": "B"}]
+    responses = responses_from_rows(rows)
+    assert responses.readers == ("B", "A")
+    assert responses.reader.tolist() == [0, 1, 0]
