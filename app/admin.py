@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from app.auth import create_invitation, staff_required
 from app.bundle import BundleError, extract_zip, import_bundle
@@ -73,17 +74,19 @@ def studies() -> str:
 def import_study() -> Response | str | tuple[str, int]:
     """Create a study from a bundle: an uploaded .zip or a folder under BUNDLE_ROOT."""
     form = ImportBundleForm()
-    form.server_path.choices = [("", "(none)"), *server_bundles()]
+    offered = server_bundles()
+    form.server_path.choices = [SelectChoice("", "(none)")] + [
+        SelectChoice(value, label) for value, label in offered
+    ]
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
         return render_template("admin/import.html", form=form), status
     image_root = current_app.config["STUDY_IMAGES"]
     try:
         if form.server_path.data:
-            root = Path(current_app.config["BUNDLE_ROOT"]).resolve()
-            folder = (root / form.server_path.data).resolve()
-            if not folder.is_relative_to(root):
+            if form.server_path.data not in dict(offered):
                 abort(400)
+            folder = Path(current_app.config["BUNDLE_ROOT"]).resolve() / form.server_path.data
             study, created = import_bundle(folder, form.name.data, image_root, current_user)
         else:
             with tempfile.TemporaryDirectory(prefix="bundle-upload-") as scratch:

@@ -15,6 +15,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     EqualTo,
@@ -99,7 +100,10 @@ class ImportBundleForm(FlaskForm):
     upload = FileField(
         "Bundle (.zip)", validators=[FileAllowed(["zip"], "Upload a .zip of the bundle folder.")]
     )
-    server_path = SelectField("…or a bundle folder on the server", choices=[], validate_choice=True)
+    # Checked in the view: the folder must be one of those offered under BUNDLE_ROOT.
+    server_path = SelectField(
+        "…or a bundle folder on the server", choices=[], default="", validate_choice=False
+    )
     submit = SubmitField("Import")
 
     def validate_upload(self, field: FileField) -> None:
@@ -127,8 +131,10 @@ class StudySettingsForm(FlaskForm):
     sampling = SelectField(
         "How cases are drawn",
         choices=[
-            (Sampling.RANDOM.value, "Simple random sample (as in the thesis)"),
-            (Sampling.STRATIFIED.value, "Stratified by class (proportional to the pool)"),
+            SelectChoice(Sampling.RANDOM.value, "Simple random sample (as in the thesis)"),
+            SelectChoice(
+                Sampling.STRATIFIED.value, "Stratified by class (proportional to the pool)"
+            ),
         ],
     )
     reshuffle_task2 = BooleanField("Task 2 shows the cases in a new order")

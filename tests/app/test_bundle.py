@@ -168,7 +168,7 @@ def test_broken_bundle_is_refused_and_writes_nothing(
 
 def test_oversized_queries_file_is_refused(bundle_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr("app.bundle.MAX_QUERIES_BYTES", 1000)
-    with pytest.raises(BundleError, match="queries.json is larger than"):
+    with pytest.raises(BundleError, match=r"queries\.json is larger than"):
         validate_bundle(bundle_dir)
 
 
