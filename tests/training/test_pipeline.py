@@ -1,0 +1,93 @@
+"""`python -m training run` end to end on a tiny synthetic dataset, and its error handling."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from training import cli, pipeline, synth
+from training.bundle import validate_bundle
+from training.config import get_config
+from training.errors import PipelineError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 synthetic images at 48 px in HAM10000's layout."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    synth.write_synthetic(folder, images=120, size=48, seed=3)
+    return folder
+
+
+def test_a_wrong_data_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="data folder not found"):
+        pipeline.run(get_config("tiny"), tmp_path / "nowhere", tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PipelineError, match=r"HAM10000_metadata\.csv not found"):
+        pipeline.run(get_config("tiny"), tmp_path / "empty", tmp_path / "run")
+    code = cli.main(["run", "--preset", "tiny", "--data", str(tmp_path / "no"), "--out", "x"])
+    assert code == 2
+
+
+def test_a_run_folder_refuses_another_configuration(dataset: Path, tmp_path: Path) -> None:
+    get_config("tiny").save(tmp_path / "run" / "config.json")
+    with pytest.raises(PipelineError, match="differs in epochs_rgb"):
+        pipeline.run(get_config("tiny", ["epochs_rgb=3"]), dataset, tmp_path / "run")
+
+
+def test_a_broken_dataset_fails_before_training(dataset: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    csv = (dataset / "HAM10000_metadata.csv").read_text().splitlines()
+    (broken / "HAM10000_metadata.csv").write_text("\n".join(csv[:5]) + "\n")
+    with pytest.raises(PipelineError, match="missing image"):
+        pipeline.run(get_config("tiny"), broken, tmp_path / "run")
+    assert not (tmp_path / "run" / "rgb").exists()
+
+
+@pytest.mark.training
+def test_tiny_run_end_to_end_then_everything_is_skipped(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "models" / "tiny"
+    argv = ["run", "--preset", "tiny", "--data", str(dataset), "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"study bundle: {(out / 'study').resolve()}" in printed
+
+    summary = validate_bundle(out / "study")
+    assert summary["queries"] > 0 and summary["neighbours"] == 6
+    manifest = json.loads((out / "study" / "manifest.json").read_text())
+    assert manifest["provenance"]["preset"] == "tiny"
+    assert manifest["provenance"]["split_by"] == "lesion"
+    assert manifest["counts"]["queries_after"] == summary["queries"]
+
+    result = json.loads((out / "metrics.json").read_text())
+    for name in ("rgb", "rgbs"):
+        assert set(result["classifiers"][name]) >= {"accuracy", "macro_sensitivity"}
+    for name in ("cbir", "se_cbir"):
+        assert sorted(result["retrieval"][name], key=int) == ["1", "3", "6", "9"]
+        for scores in result["retrieval"][name].values():
+            assert 0.0 <= scores["macro"] <= 1.0
+    assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
+
+    timings = json.loads((out / "timings.json").read_text())["stages"]
+    for stage in ("split", "rgb", "saliency", "rgbs", "features", "metrics", "study"):
+        assert timings[stage] is not None and timings[stage] >= 0
+    # The secret that keys case keys never goes into the bundle.
+    secret = (out / pipeline.SECRET_NAME).read_text().strip()
+    assert all(secret not in p.read_text() for p in (out / "study").glob("*.json"))
+
+    model_time = (out / "rgbs" / "model.keras").stat().st_mtime_ns
+    bundle_bytes = (out / "study" / "queries.json").read_bytes()
+    start = time.perf_counter()
+    assert cli.main(argv) == 0
+    elapsed = time.perf_counter() - start
+    printed = capsys.readouterr().out
+    assert elapsed < 15, f"a finished run took {elapsed:.1f} s to re-run"
+    for stage in ("config", "split", "rgb", "saliency", "rgbs", "features", "metrics", "study"):
+        assert f"[{stage}] skipped" in printed
+    assert "[dataset]" not in printed and "[images]" not in printed
+    assert (out / "rgbs" / "model.keras").stat().st_mtime_ns == model_time
+    assert (out / "study" / "queries.json").read_bytes() == bundle_bytes

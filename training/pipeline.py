@@ -1,0 +1,566 @@
+"""`python -m training run`: every step from a dataset folder to a study bundle, resumable.
+
+Each step writes into the run folder and is skipped when its output is already there, so an
+interrupted run continues where it stopped and a finished one re-runs in a blink:
+
+    config.json     the resolved configuration (a different one for the same folder is refused)
+    split.csv       image_id -> train/val/test (cfg.split_by, cfg.split_seed)
+    rgb/            the 3-channel classifier (trained on train, selected on val)
+    saliency/       one PNG map per image: true class for train+val, predicted for test
+    rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
+    classifiers.json  accuracy and macro sensitivity of both on the test split
+    features/       L2-normalised features of both models: bank = train+val, queries = test
+    metrics.json    classifiers, P@k per class and macro AP@k of CBIR and SE-CBIR, majority vote
+    query_pool.json the SE-CBIR query pool after duplicate-lesion filtering
+    study/          the bundle the web app imports (docs/bundle.md)
+
+TensorFlow is imported only by the steps that need it.
+"""
+
+import argparse
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training import bundle, data, metrics, split
+from training.config import Config, get_config, load_config
+from training.errors import PipelineError
+
+# Extra candidates retrieved beyond the neighbours shown, so that neighbours skipped by the
+# query-pool filter (same lesion as the query or as a better-ranked one) can be replaced.
+POOL_MARGIN = 24
+SALIENCY_CHUNK = 256  # maps are written in chunks, so an interrupted step resumes
+SECRET_NAME = "case_key.secret"  # keys the case keys; stays in the run folder, not the bundle
+
+
+class Run:
+    """The run folder, the dataset and lazily loaded arrays shared by the steps."""
+
+    def __init__(self, cfg: Config, data_dir: Path, out_dir: Path, weights: Path | None) -> None:
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.out = out_dir
+        self.weights = weights
+        self.timings: dict[str, float | None] = {}
+        self._records: list[data.Record] | None = None
+        self._split: dict[str, str] | None = None
+        self._images: np.ndarray | None = None
+        self._maps: np.ndarray | None = None
+        self._models: dict[str, Any] = {}
+
+    # --- timing -------------------------------------------------------------------------
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage, print its wall time and remember it for timings.json."""
+        print(f"[{name}] ...", flush=True)
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        self.timings[name] = round(seconds, 3)
+        print(f"[{name}] done in {seconds:.1f} s", flush=True)
+
+    def skip(self, name: str, output: str) -> None:
+        """Report a stage whose output already exists."""
+        self.timings.setdefault(name, None)
+        print(f"[{name}] skipped: {output} exists", flush=True)
+
+    def step(self, name: str, output: Path, work: Callable[[], None]) -> None:
+        """Run `work` unless `output` exists; time it either way."""
+        if output.exists():
+            self.skip(name, str(output.relative_to(self.out)))
+            return
+        with self.stage(name):
+            work()
+
+    # --- the dataset, loaded on first use -----------------------------------------------
+
+    @property
+    def records(self) -> list[data.Record]:
+        """Every image of the dataset, validated as a whole before anything trains."""
+        if self._records is None:
+            with self.stage("dataset"):
+                self._records = data.load_dataset(self.data_dir)
+                print(f"  {len(self._records)} images in {self.data_dir}", flush=True)
+        return self._records
+
+    @property
+    def split(self) -> dict[str, str]:
+        """image_id -> train/val/test, checked against the dataset."""
+        if self._split is None:
+            mapping = split.read_split(self.out / "split.csv")
+            unknown = [r.image_id for r in self.records if r.image_id not in mapping]
+            if unknown:
+                raise PipelineError(
+                    f"{self.out / 'split.csv'} does not cover {len(unknown)} image(s) of "
+                    f"{self.data_dir} (e.g. {', '.join(unknown[:5])}); the run folder belongs "
+                    "to another dataset: use a new --out folder"
+                )
+            self._split = mapping
+        return self._split
+
+    def indices(self, *parts: str) -> np.ndarray:
+        """Row numbers (into records) of the images in the given split parts, in record order."""
+        return np.array(
+            [i for i, r in enumerate(self.records) if self.split[r.image_id] in parts], dtype=int
+        )
+
+    @property
+    def images(self) -> np.ndarray:
+        """All images at cfg.image_size, uint8 (N, size, size, 3)."""
+        if self._images is None:
+            with self.stage("images"):
+                paths = [r.path for r in self.records]
+                self._images = data.read_images(paths, self.cfg.image_size)
+                print(f"  {len(paths)} images at {self.cfg.image_size} px", flush=True)
+        return self._images
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every record."""
+        return data.label_indices(self.records)
+
+    @property
+    def maps(self) -> np.ndarray:
+        """Every image's saliency map, uint8 (N, size, size)."""
+        if self._maps is None:
+            from training import saliency
+
+            ids = [r.image_id for r in self.records]
+            self._maps = saliency.read_maps(self.out / "saliency", ids, self.cfg.image_size)
+        return self._maps
+
+    def model(self, name: str) -> Any:
+        """The trained classifier `name` (rgb or rgbs), loaded once per process."""
+        if name not in self._models:
+            from training import model
+
+            self._models[name] = model.load_model(model_file(self, name))
+        return self._models[name]
+
+    def keep_model(self, name: str, classifier: Any) -> None:
+        """Save a freshly trained classifier and keep it for the later steps."""
+        from training import model
+
+        model.save_model(classifier, model_file(self, name))
+        self._models[name] = classifier
+
+    def four_channels(self, rows: np.ndarray) -> np.ndarray:
+        """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8."""
+        return np.concatenate([self.images[rows], self.maps[rows][..., None]], axis=-1)
+
+
+# --- steps ------------------------------------------------------------------------------
+
+
+def step_config(run: Run) -> None:
+    """Write config.json, or check that the folder's configuration is this one."""
+    path = run.out / "config.json"
+    if path.exists():
+        saved = load_config(path)
+        if saved != run.cfg:
+            differing = sorted(
+                name
+                for name in run.cfg.__dataclass_fields__
+                if getattr(saved, name) != getattr(run.cfg, name)
+            )
+            raise PipelineError(
+                f"{path} was written with a different configuration (differs in "
+                f"{', '.join(differing)}); use a new --out folder or the same --preset/--set"
+            )
+        run.skip("config", "config.json")
+        return
+    with run.stage("config"):
+        run.cfg.save(path)
+
+
+def step_split(run: Run) -> None:
+    """split.csv: by lesion (default) or by image, stratified, seeded."""
+
+    def work() -> None:
+        if run.cfg.split_by == "lesion":
+            mapping = split.split_by_lesion(run.records, seed=run.cfg.split_seed)
+        else:
+            mapping = split.split_by_image(run.records, seed=run.cfg.split_seed)
+        split.write_split(run.out / "split.csv", mapping)
+        counts = {
+            part: sum(v == part for v in mapping.values()) for part in ("train", "val", "test")
+        }
+        print(f"  split by {run.cfg.split_by}: {counts}", flush=True)
+
+    run.step("split", run.out / "split.csv", work)
+
+
+def model_file(run: Run, name: str) -> Path:
+    """Where the final model of stage `name` (rgb or rgbs) is saved."""
+    return run.out / name / "model.keras"
+
+
+def step_rgb(run: Run) -> None:
+    """Train the 3-channel classifier on the train split, select it on val."""
+
+    def work() -> None:
+        from training import model, train
+
+        train_rows, val_rows = run.indices("train"), run.indices("val")
+        seed_everything(run.cfg.seed)
+        classifier = model.build_classifier(run.cfg, weights=weights_argument(run))
+        best = train.train_classifier(
+            classifier,
+            (run.images[train_rows], run.labels[train_rows]),
+            (run.images[val_rows], run.labels[val_rows]),
+            run.cfg,
+            run.out / "rgb",
+            stage="rgb",
+        )
+        run.keep_model("rgb", best)
+
+    run.step("rgb", model_file(run, "rgb"), work)
+
+
+def weights_argument(run: Run) -> str | Path | None:
+    """The weights to start from: a local ImageNet file if given, else the config's choice."""
+    if run.cfg.weights == "imagenet" and run.weights is not None:
+        if not run.weights.is_file():
+            raise PipelineError(f"ImageNet weights file not found: {run.weights}")
+        return run.weights
+    return run.cfg.weights
+
+
+def step_saliency(run: Run) -> None:
+    """Saliency maps from the rgb model: true class for train+val, predicted for test."""
+    folder = run.out / "saliency"
+    done = folder / "done.json"
+
+    def work() -> None:
+        from training import model, saliency
+
+        classifier = run.model("rgb")
+        classes = run.labels.copy()
+        test_rows = run.indices("test")
+        probabilities = model.predict(classifier, run.images[test_rows], run.cfg.batch_size)
+        classes[test_rows] = np.argmax(probabilities, axis=1)
+        ids = [r.image_id for r in run.records]
+        for start in range(0, len(ids), SALIENCY_CHUNK):
+            chunk = slice(start, start + SALIENCY_CHUNK)
+            if all((folder / f"{image_id}.png").exists() for image_id in ids[chunk]):
+                continue  # written before an interruption
+            maps = saliency.saliency_maps(
+                classifier, run.images[chunk], classes[chunk], run.cfg.saliency_batch
+            )
+            saliency.write_maps(folder, ids[chunk], maps)
+        done.write_text(json.dumps({"maps": len(ids)}) + "\n")
+
+    run.step("saliency", done, work)
+
+
+def step_rgbs(run: Run) -> None:
+    """Fine-tune the 4-channel classifier (rgb weights plus a saliency input slice)."""
+
+    def work() -> None:
+        from training import model, train
+
+        train_rows, val_rows = run.indices("train"), run.indices("val")
+        seed_everything(run.cfg.seed)
+        four = model.to_four_channels(run.model("rgb"), run.cfg)
+        best = train.train_classifier(
+            four,
+            (run.four_channels(train_rows), run.labels[train_rows]),
+            (run.four_channels(val_rows), run.labels[val_rows]),
+            run.cfg,
+            run.out / "rgbs",
+            stage="rgbs",
+        )
+        run.keep_model("rgbs", best)
+
+    run.step("rgbs", model_file(run, "rgbs"), work)
+
+
+def model_inputs(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
+    """What model `name` takes for the given rows: images, or images plus saliency maps."""
+    return run.images[rows] if name == "rgb" else run.four_channels(rows)
+
+
+def step_classifiers(run: Run) -> None:
+    """Accuracy and macro sensitivity of both classifiers on the test split."""
+
+    def work() -> None:
+        from training import model
+
+        test_rows = run.indices("test")
+        truth = run.labels[test_rows]
+        result = {}
+        for name in ("rgb", "rgbs"):
+            classifier = run.model(name)
+            probabilities = model.predict(
+                classifier, model_inputs(run, name, test_rows), run.cfg.batch_size
+            )
+            result[name] = metrics.classification_metrics(truth, np.argmax(probabilities, axis=1))
+            print(f"  {name}: {result[name]}", flush=True)
+        write_json(run.out / "classifiers.json", result)
+
+    run.step("classifiers", run.out / "classifiers.json", work)
+
+
+FEATURE_FILES = {
+    "cbir": ("rgb", "features/cbir_bank.npz", "features/cbir_queries.npz"),
+    "se_cbir": ("rgbs", "features/se_cbir_bank.npz", "features/se_cbir_queries.npz"),
+}
+
+
+def step_features(run: Run) -> None:
+    """Feature banks of both models: bank = train+val, queries = test."""
+    folder = run.out / "features"
+    done = folder / "done.json"
+
+    def work() -> None:
+        from training import bank, model
+
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = np.array([r.image_id for r in run.records])
+        for name, (source, bank_file, query_file) in FEATURE_FILES.items():
+            extractor = model.feature_model(run.model(source))
+            for rows, file in (
+                (run.indices("train", "val"), bank_file),
+                (run.indices("test"), query_file),
+            ):
+                features = bank.extract_features(
+                    extractor, model_inputs(run, source, rows), run.cfg.batch_size
+                )
+                bank.save_bank(run.out / file, list(ids[rows]), features)
+            print(f"  {name}: {features.shape[1]} features per image", flush=True)
+        done.write_text(json.dumps({"models": list(FEATURE_FILES)}) + "\n")
+
+    run.step("features", done, work)
+
+
+def retrieve(run: Run, name: str, k: int) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims."""
+    from training import bank
+
+    _, bank_file, query_file = FEATURE_FILES[name]
+    bank_ids, bank_features = bank.load_bank(run.out / bank_file)
+    query_ids, query_features = bank.load_bank(run.out / query_file)
+    lesion = lesion_of(run)
+    k = min(k, len(bank_ids))
+    index, similarity = bank.top_k(
+        query_features,
+        bank_features,
+        k,
+        query_groups=[lesion[i] for i in query_ids],
+        bank_groups=[lesion[i] for i in bank_ids],
+        exclude_same_group=run.cfg.exclude_same_lesion,
+    )
+    return [str(i) for i in query_ids], [str(i) for i in bank_ids], index, similarity
+
+
+def lesion_of(run: Run) -> dict[str, str]:
+    """image_id -> lesion_id, from the metadata (cheap; no image is opened)."""
+    return {row["image_id"]: row["lesion_id"] for row in metadata_rows(run)}
+
+
+def truth_of(run: Run) -> dict[str, str]:
+    """image_id -> ground-truth class code."""
+    return {row["image_id"]: row["dx"] for row in metadata_rows(run)}
+
+
+def metadata_rows(run: Run) -> list[dict[str, str]]:
+    """The metadata rows of the dataset; no image is opened, so retrieval steps start fast."""
+    if run._records is not None:
+        return [{"image_id": r.image_id, "lesion_id": r.lesion_id, "dx": r.dx} for r in run.records]
+    return data.load_metadata(run.data_dir / data.METADATA_NAME)
+
+
+def step_metrics(run: Run) -> None:
+    """metrics.json: classifiers, P@k and macro AP@k of CBIR and SE-CBIR, majority vote at 6."""
+
+    def work() -> None:
+        truth = truth_of(run)
+        ks = list(run.cfg.retrieval_k)
+        result: dict[str, Any] = {
+            "classifiers": json.loads((run.out / "classifiers.json").read_text()),
+            "retrieval": {},
+            "k": ks,
+            "exclude_same_lesion": run.cfg.exclude_same_lesion,
+        }
+        for name in FEATURE_FILES:
+            query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
+            query_truth = [truth[q] for q in query_ids]
+            neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
+            neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
+            scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
+            result["retrieval"][name] = scores["precision"]
+            result["queries"], result["bank"] = len(query_ids), len(bank_ids)
+            vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
+            result.setdefault("majority_vote_accuracy_at_6_by_model", {})[name] = vote
+            # The thesis's file format, for `python -m training evaluate-retrieval`.
+            write_json(
+                run.out / f"neighbours_{name}.json",
+                dict(zip(query_ids, neighbour_ids, strict=True)),
+            )
+            macro = {k: round(v["macro"], 3) for k, v in scores["precision"].items()}
+            print(f"  {name}: macro AP@k {macro}, majority vote at 6 {vote:.3f}", flush=True)
+        result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
+            "se_cbir"
+        ]
+        write_json(run.out / "metrics.json", result)
+
+    run.step("metrics", run.out / "metrics.json", work)
+
+
+def step_pool(run: Run) -> None:
+    """query_pool.json: one query per lesion, six SE-CBIR neighbours of distinct lesions."""
+
+    def work() -> None:
+        lesion, truth = lesion_of(run), truth_of(run)
+        shown = run.cfg.neighbours
+        query_ids, bank_ids, index, similarity = retrieve(run, "se_cbir", shown + POOL_MARGIN)
+        pool = bundle.build_query_pool(
+            query_ids,
+            [lesion[q] for q in query_ids],
+            [truth[q] for q in query_ids],
+            index,
+            bank_ids,
+            [lesion[b] for b in bank_ids],
+            [truth[b] for b in bank_ids],
+            similarities=similarity,
+            neighbours=shown,
+            rule=run.cfg.query_filter,
+        )
+        counts = pool.counts()
+        print(
+            f"  {counts['queries_before']} test images -> {counts['queries_after']} queries "
+            f"({run.cfg.query_filter} rule); dropped: {counts['dropped']}",
+            flush=True,
+        )
+        write_json(
+            run.out / "query_pool.json", {"rule": run.cfg.query_filter, **bundle.pool_to_json(pool)}
+        )
+
+    run.step("pool", run.out / "query_pool.json", work)
+
+
+def case_secret(run: Run) -> bytes:
+    """The run's secret for case keys, made once (stable across re-runs, never in the bundle)."""
+    path = run.out / SECRET_NAME
+    if not path.exists():
+        path.write_text(secrets.token_hex(32) + "\n")
+        path.chmod(0o600)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def step_study(run: Run) -> None:
+    """The study bundle: written to a scratch folder, validated, then moved into place."""
+    target = run.out / "study"
+
+    def work() -> None:
+        pool = bundle.pool_from_json(json.loads((run.out / "query_pool.json").read_text()))
+        paths = {r.image_id: r.path for r in run.records}
+        provenance = {
+            "run": run.out.resolve().name,
+            "preset": run.cfg.preset,
+            "backbone": run.cfg.backbone,
+            "image_size": run.cfg.image_size,
+            "dataset": run.data_dir.resolve().name,
+            "split_by": run.cfg.split_by,
+            "split_seed": run.cfg.split_seed,
+            "query_filter": run.cfg.query_filter,
+            "exclude_same_lesion": run.cfg.exclude_same_lesion,
+            "retrieval": "se_cbir",
+            "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        }
+        scratch = run.out / "study.partial"
+        shutil.rmtree(scratch, ignore_errors=True)
+        bundle.write_bundle(
+            scratch, pool, paths, case_secret(run), run.cfg.web_image_size, provenance
+        )
+        if target.exists():  # a bundle without its manifest: an interrupted older attempt
+            shutil.rmtree(target)
+        scratch.rename(target)
+
+    run.step("study", target / "manifest.json", work)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write indented, key-sorted JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+STEPS = (
+    step_config,
+    step_split,
+    step_rgb,
+    step_saliency,
+    step_rgbs,
+    step_classifiers,
+    step_features,
+    step_metrics,
+    step_pool,
+    step_study,
+)
+
+
+def write_timings(run: Run, total: float) -> None:
+    """timings.json: seconds per stage of the run that computed it (skips keep older times)."""
+    path = run.out / "timings.json"
+    previous = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
+    stages = dict(previous)
+    for name, seconds in run.timings.items():
+        if seconds is not None or name not in stages:
+            stages[name] = seconds
+    computed = [s for s in stages.values() if s is not None]
+    write_json(
+        path,
+        {
+            "stages": stages,
+            "total_seconds": round(sum(computed), 3),
+            "last_invocation_seconds": round(total, 3),
+        },
+    )
+
+
+def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | None = None) -> Path:
+    """Run every step not yet done for `cfg` on `data_dir` into `out_dir`; the bundle path."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if not data_dir.is_dir():
+        raise PipelineError(f"data folder not found: {data_dir}")
+    if not (data_dir / data.METADATA_NAME).is_file():
+        raise PipelineError(f"{data.METADATA_NAME} not found in {data_dir}")
+    if imagenet_weights is not None and not Path(imagenet_weights).is_file():
+        raise PipelineError(f"ImageNet weights file not found: {imagenet_weights}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = Run(cfg, data_dir, out_dir, imagenet_weights)
+    start = time.perf_counter()
+    try:
+        for step in STEPS:
+            step(state)
+    finally:
+        total = time.perf_counter() - start
+        write_timings(state, total)
+    print(f"total {total:.1f} s", flush=True)
+    return out_dir / "study"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow so a fresh run repeats (as far as CPU kernels allow)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def main(args: argparse.Namespace) -> int:
+    """`python -m training run`: resolve the configuration, run, print the bundle's path."""
+    cfg = get_config(args.preset, args.overrides)
+    study = run(cfg, args.data, args.out, args.imagenet_weights)
+    summary = bundle.validate_bundle(study)
+    print(f"study bundle: {study.resolve()} ({summary['queries']} queries)")
+    return 0
