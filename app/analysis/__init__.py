@@ -20,14 +20,20 @@ Public API (stable):
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
 - `CLASSES`, `COLUMNS`, `Responses`, `ResponsesError`.
 
-Keys of `analyse(...)`: `readers` (per reader: `reader`, `cases`, `paired_cases`,
-`majority_vote_accuracy`, `task1`/`task2` = {`answers`, `correct`, `accuracy`, `confidence`,
-`confidence_correct`, `confidence_wrong`}), `pooled` (the same over all answers, plus `mean`
-and `sd` of the readers' accuracies), `confusion` (`labels`, `task1`, `task2` count matrices
-with rows = truth, `row_share`, `classes` per-class metrics, per-reader matrices), `changes`
-(`wrong_to_correct`, `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
-`correct_to_wrong_majority_agreed_with_task1`, ..., per reader), `statistics` (`mcnemar`,
-`wilcoxon_confidence`, `bootstrap`, `obuchowski_rockette`, `accuracy_by_confidence`).
+Keys of `analyse(...)`:
+
+- `readers`: per reader `reader`, `cases`, `paired_cases`, `majority_vote_accuracy`, and
+  `task1`/`task2` = {`answers`, `correct`, `accuracy`, `confidence`, `confidence_correct`,
+  `confidence_wrong`}.
+- `pooled`: the same over all answers, plus `mean` and `sd` (the readers' mean and sample
+  SD of `majority_vote_accuracy`, `task1`, `task2`).
+- `confusion`: `labels`, `task1`, `task2` (count matrices, rows = truth), `row_share`,
+  `classes` (per-class sensitivity, PPV, false positives), `readers` (per-reader matrices).
+- `changes`: `wrong_to_correct`, `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
+  `correct_to_wrong_majority_agreed_with_task1`, ..., and the same per reader.
+- `statistics`: `mcnemar`, `wilcoxon_confidence`, `bootstrap`, `obuchowski_rockette`,
+  `accuracy_by_confidence`.
+
 Every section carries a plain-words `description`.
 """
 

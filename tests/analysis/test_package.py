@@ -1,0 +1,55 @@
+"""The package's boundaries: a stable public API and no web, database or training imports."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import app.analysis as analysis
+
+FORBIDDEN = {
+    "flask",
+    "flask_sqlalchemy",
+    "sqlalchemy",
+    "tensorflow",
+    "keras",
+    "training",
+    "matplotlib",
+}
+
+
+def test_public_api_is_exported() -> None:
+    for name in (
+        "read_responses",
+        "responses_from_rows",
+        "analyse",
+        "render_text",
+        "confusion_svg",
+        "confusion_png",
+        "Responses",
+        "ResponsesError",
+        "CLASSES",
+    ):
+        assert name in analysis.__all__ and hasattr(analysis, name)
+    params = inspect.signature(analysis.analyse).parameters
+    assert list(params) == ["responses", "bootstrap", "seed"]
+    assert (params["bootstrap"].default, params["seed"].default) == (2000, 0)
+    assert analysis.CLASSES == ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+def test_no_forbidden_imports() -> None:
+    package = Path(analysis.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
+                if name.startswith("app."):
+                    assert name.startswith("app.analysis"), f"{path.name} imports {name}"
