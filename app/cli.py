@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app, url_for
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app.auth import create_invitation, create_user, normalise_email
@@ -150,6 +150,7 @@ def _demo_user(email: str, role: Role, name: str) -> User:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option(
     "--bundle",
     type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -42,5 +42,7 @@ def image(name: str) -> Response:
             if path.is_file():
                 response = send_file(path, mimetype="image/jpeg", conditional=True, max_age=0)
                 response.headers["Cache-Control"] = CACHE_CONTROL
+                # send_file names the file; the URL already does, and nothing more is needed.
+                response.headers.pop("Content-Disposition", None)
                 return response
     abort(404)

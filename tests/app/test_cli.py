@@ -1,0 +1,114 @@
+"""The `flask` commands: users, study import and invite, demo."""
+
+import re
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Invitation, Role, Study, StudyStatus, User
+
+
+def test_create_admin_asks_for_the_password(runner: FlaskCliRunner, app: Flask) -> None:
+    result = runner.invoke(
+        args=["users", "create-admin", "--email", "Boss@Example.org"],
+        input="a long password\na long password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created admin boss@example.org" in result.output
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert user.role == Role.ADMIN and user.check_password("a long password")
+
+
+def test_create_admin_from_a_password_file(
+    runner: FlaskCliRunner, app: Flask, tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from the file 123\n")
+    args = ["users", "create-admin", "--email", "a@example.org", "--password-file", str(secret)]
+    assert runner.invoke(args=args).exit_code == 0
+    again = runner.invoke(args=args)
+    assert again.exit_code == 1 and "already exists" in again.output
+    secret.write_text("short\n")
+    short = runner.invoke(
+        args=["users", "create-admin", "--email", "b@example.org", "--password-file", str(secret)]
+    )
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    with app.app_context():
+        assert db.session.scalar(select(User)).check_password("from the file 123")
+
+
+def test_create_organiser_and_reader(runner: FlaskCliRunner, app: Flask) -> None:
+    result = runner.invoke(
+        args=["users", "create", "--role", "organiser", "--email", "o@example.org"],
+        input="organiser pass\norganiser pass\n",
+    )
+    assert result.exit_code == 0, result.output
+    reader = runner.invoke(
+        args=["users", "create", "--role", "reader", "--email", "r@example.org", "--no-password"]
+    )
+    assert reader.exit_code == 0 and re.search(r"\(R-[0-9A-F]{6}\)", reader.output)
+    bad = runner.invoke(
+        args=["users", "create", "--role", "reader", "--email", "x", "--no-password"]
+    )
+    assert bad.exit_code == 1 and "not an e-mail address" in bad.output
+
+
+def test_study_import_and_reimport(runner: FlaskCliRunner, app: Flask, bundle_dir: Path) -> None:
+    first = runner.invoke(args=["study", "import", str(bundle_dir), "--name", "CLI study"])
+    assert first.exit_code == 0, first.output
+    assert "Imported study 1 “CLI study”: 30 cases." in first.output
+    second = runner.invoke(args=["study", "import", str(bundle_dir), "--name", "Again"])
+    assert second.exit_code == 0 and "nothing changed" in second.output
+    listing = runner.invoke(args=["study", "list"])
+    assert "1\tdraft\t30 cases\tCLI study" in listing.output
+
+
+def test_study_import_refuses_a_broken_bundle(
+    runner: FlaskCliRunner, app: Flask, bundle_dir: Path
+) -> None:
+    (bundle_dir / "manifest.json").write_text("[]")
+    result = runner.invoke(args=["study", "import", str(bundle_dir), "--name", "Broken"])
+    assert result.exit_code == 1
+    assert "The bundle was not imported: manifest.json must hold a JSON object." in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Study.id))) == 0
+
+
+def test_study_invite_prints_a_working_link(runner: FlaskCliRunner, app: Flask, study) -> None:
+    result = runner.invoke(
+        args=["study", "invite", str(study.id), "x@example.org", "--base-url", "https://s.org"]
+    )
+    assert result.exit_code == 0, result.output
+    link = re.search(r"https://s\.org/invite/\S+", result.output).group(0)
+    client = app.test_client()
+    assert client.get(link.removeprefix("https://s.org")).status_code == 200
+    missing = runner.invoke(args=["study", "invite", "999", "x@example.org"])
+    assert missing.exit_code == 1 and "There is no study 999" in missing.output
+
+
+def test_demo_is_idempotent(runner: FlaskCliRunner, app: Flask, bundle_dir: Path) -> None:
+    first = runner.invoke(args=["demo", "--bundle", str(bundle_dir)])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(args=["demo", "--bundle", str(bundle_dir)])
+    assert second.exit_code == 0 and second.output == first.output
+    logins = re.findall(r"(organiser|reader)\s+(\S+@demo\.local)\s+(\S+)", first.output)
+    assert [role for role, _, _ in logins] == ["organiser", "reader", "reader"]
+    with app.app_context():
+        study = db.session.scalar(select(Study))
+        assert study.status == StudyStatus.OPEN and study.washout_hours == 0
+        assert study.cases_per_reader == 20
+        assert db.session.scalar(select(func.count(User.id))) == 3
+        assert db.session.scalar(select(func.count(Invitation.id))) == 2
+    client = app.test_client()
+    for role, email, password in logins:
+        response = client.post("/login", data={"email": email, "password": password})
+        assert response.status_code == 302
+        expected = "/admin/" if role == "organiser" else "/survey/"
+        assert response.headers["Location"] == expected
+        if role == "reader":
+            assert client.get(f"/survey/{study.id}/").status_code == 200
+        client.post("/logout")
