@@ -232,30 +232,34 @@ def confusion_tables(responses: Responses) -> dict[str, Any]:
     return out
 
 
-def _change_counts(p: Paired, select: np.ndarray) -> dict[str, int]:
-    """Counts of each kind of change between the tasks over the selected paired cases."""
-    c1, c2 = p.correct1[select], p.correct2[select]
-    d1, d2, mv = p.diagnosis1[select], p.diagnosis2[select], p.majority_vote[select]
+def _change_counts(p: Paired, readers: int) -> dict[str, np.ndarray]:
+    """Per reader, counts of each kind of change between the tasks (arrays of length readers)."""
+    c1, c2 = p.correct1, p.correct2
+    d1, d2, mv = p.diagnosis1, p.diagnosis2, p.majority_vote
     w2c = ~c1 & c2
     c2w = c1 & ~c2
+    kinds = {
+        "paired_cases": np.ones(len(p), dtype=bool),
+        "wrong_to_correct": w2c,
+        "wrong_to_correct_majority_agrees": w2c & (mv == d2),
+        "correct_to_wrong": c2w,
+        "correct_to_wrong_majority_agreed_with_task1": c2w & (mv == d1),
+        "correct_to_wrong_majority_agrees": c2w & (mv == d2),
+        "wrong_to_other_wrong": ~c1 & ~c2 & (d1 != d2),
+        "unchanged_correct": c1 & c2,
+        "unchanged_wrong": ~c1 & ~c2 & (d1 == d2),
+        "changed": d1 != d2,
+        "task2_follows_majority": d2 == mv,
+    }
     return {
-        "paired_cases": int(select.sum()),
-        "wrong_to_correct": int(w2c.sum()),
-        "wrong_to_correct_majority_agrees": int((w2c & (mv == d2)).sum()),
-        "correct_to_wrong": int(c2w.sum()),
-        "correct_to_wrong_majority_agreed_with_task1": int((c2w & (mv == d1)).sum()),
-        "correct_to_wrong_majority_agrees": int((c2w & (mv == d2)).sum()),
-        "wrong_to_other_wrong": int((~c1 & ~c2 & (d1 != d2)).sum()),
-        "unchanged_correct": int((c1 & c2).sum()),
-        "unchanged_wrong": int((~c1 & ~c2 & (d1 == d2)).sum()),
-        "changed": int((d1 != d2).sum()),
-        "task2_follows_majority": int((d2 == mv).sum()),
+        name: np.bincount(p.reader, weights=flags, minlength=readers).astype(np.int64)
+        for name, flags in kinds.items()
     }
 
 
 def answer_changes(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
     """How answers moved from Task 1 to Task 2, pooled and per reader, against the majority vote."""
-    everything = np.ones(len(paired), dtype=bool)
+    counts = _change_counts(paired, len(readers))
     out: dict[str, Any] = {
         "description": (
             "Cases answered in both tasks. 'wrong_to_correct' were wrong without help and right "
@@ -263,10 +267,10 @@ def answer_changes(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
             "images' majority vote was the new answer. 'correct_to_wrong' went the other way; "
             "'_majority_agreed_with_task1' counts those the majority vote had supported."
         ),
-        **_change_counts(paired, everything),
+        **{name: int(values.sum()) for name, values in counts.items()},
     }
     out["readers"] = [
-        {"reader": name, **_change_counts(paired, paired.reader == j)}
+        {"reader": name, **{kind: int(values[j]) for kind, values in counts.items()}}
         for j, name in enumerate(readers)
     ]
     return out
