@@ -1,0 +1,233 @@
+"""Training: schedule, per-group optimizers, input pipeline, augmentation, resumable runs."""
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import model as model_lib
+from training import train
+from training.config import get_config
+from training.errors import PipelineError
+
+pytestmark = pytest.mark.training
+
+CFG = get_config("tiny")
+SIZE = CFG.image_size
+
+
+def images(count: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Random uint8 images."""
+    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, channels), np.uint8)
+
+
+def labels(count: int) -> np.ndarray:
+    """Class indices cycling through all 7 classes."""
+    return np.arange(count) % 7
+
+
+def toy_classifier(seed: int = 0) -> keras.Model:
+    """A classifier with the real model's layer names around a one-convolution backbone.
+
+    Small enough to trace in a second, so the graph-mode training loop is tested too.
+    """
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=4, name="stem_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.Dense(6, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dense(7, name="logits")(x)
+    outputs = keras.layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Run tf.functions eagerly: tracing EfficientNet costs far more than a tiny batch."""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+def test_schedule_ramps_up_then_decays_every_step() -> None:
+    schedule = train.RampUpExponentialDecay(
+        1e-3, peak=6.0, rampup_epochs=5, decay=0.8, steps_per_epoch=10
+    )
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == pytest.approx(1e-3)
+    assert rate(5) == pytest.approx(1.5e-3)  # half an epoch into the ramp
+    assert rate(10) == pytest.approx(2e-3)
+    assert rate(50) == pytest.approx(6e-3)  # the peak, six times the initial rate
+    assert rate(60) == pytest.approx(6e-3 * 0.8)
+    assert rate(70) == pytest.approx(6e-3 * 0.8**2)
+    assert rate(190) == pytest.approx(6e-3 * 0.8**14)
+
+
+def test_thesis_rates_for_the_new_layers() -> None:
+    model = toy_classifier()
+    thesis = get_config("thesis")
+    for stage, expected in (("rgb", (5e-5, 1e-2)), ("rgbs", (1e-5, 1e-3))):
+        groups = train.layer_groups(model, stage)
+        optimizers = train.make_optimizers(thesis, stage, groups, steps_per_epoch=100)
+        rates = [float(optimizer.learning_rate) for optimizer in optimizers]
+        assert rates == pytest.approx(expected)
+
+
+def test_layer_groups_split_every_trainable_variable_once() -> None:
+    model = toy_classifier()
+    slow, fast = train.layer_groups(model, "rgb")
+    assert {v.path.split("/")[0] for v in fast} == {"head_bn", "head_dense", "logits"}
+    assert {v.path.split("/")[0] for v in slow} == {"stem_conv"}
+    assert len(slow) + len(fast) == len(model.trainable_variables)
+    slow, fast = train.layer_groups(model, "rgbs")
+    assert {v.path.split("/")[0] for v in fast} == {"stem_conv", "head_bn"}
+
+
+def test_new_layers_take_a_larger_step() -> None:
+    model = toy_classifier()
+    cfg = dataclasses.replace(CFG, lr_rgb=1e-3, lr_factor_rgb=50.0, rampup_peak=1.0)
+    groups = train.layer_groups(model, "rgb")
+    optimizers = train.make_optimizers(cfg, "rgb", groups, steps_per_epoch=1)
+    loss = keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, reduction=None)
+    step = train.make_train_step(
+        model, tf.distribute.get_strategy(), optimizers, groups, loss, None
+    )
+    before = [np.array(v) for v in groups[0] + groups[1]]
+    x = tf.constant(images(8, seed=1), tf.float32)
+    y = tf.one_hot(labels(8), 7)
+    assert np.isfinite(float(step((x, y))))
+    after = [np.array(v) for v in groups[0] + groups[1]]
+    moved = [np.abs(a - b).max() for a, b in zip(after, before, strict=True)]
+    slow_moves, fast_moves = moved[: len(groups[0])], moved[len(groups[0]) :]
+    # Adam's first step moves each weight by about its learning rate, whatever the gradient.
+    assert max(slow_moves) == pytest.approx(1e-3, rel=0.05)
+    assert max(fast_moves) == pytest.approx(5e-2, rel=0.05)
+    assert int(optimizers[0].iterations) == int(optimizers[1].iterations) == 1
+
+
+def test_dataset_gathers_batches_and_stacks_maps() -> None:
+    pictures, maps = images(10, seed=2), images(10, channels=1, seed=3)[..., 0]
+    dataset = train.make_dataset(pictures, labels(10), 4, maps=maps)
+    batches = list(dataset)
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    x = np.concatenate([b[0] for b in batches])
+    assert x.dtype == np.float32 and x.shape == (10, SIZE, SIZE, 4)
+    np.testing.assert_array_equal(x[..., :3], pictures)
+    np.testing.assert_array_equal(x[..., 3], maps)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]).argmax(1), labels(10))
+    shuffled = list(train.make_dataset(pictures, labels(10), 4, shuffle=True, seed=1))
+    assert [b[0].shape[0] for b in shuffled] == [4, 4]  # training drops the remainder
+    with pytest.raises(PipelineError, match="differ in number"):
+        train.make_dataset(pictures, labels(9), 4)
+
+
+def test_four_channel_augmentation_moves_image_and_map_together() -> None:
+    pictures = images(16, seed=4)
+    augment = train.augmenter(CFG, "rgbs")
+    dataset = train.make_dataset(pictures, labels(16), 16, maps=pictures[..., 0], augment=augment)
+    ((x, _),) = list(dataset)
+    x = np.asarray(x)
+    np.testing.assert_allclose(x[..., 3], x[..., 0], atol=1e-3)
+    changed = np.abs(x[..., :3] - pictures).reshape(16, -1).max(axis=1) > 1
+    assert changed.sum() >= 8  # rotations and flips really happen
+    assert train.augmenter(dataclasses.replace(CFG, augment="none"), "rgbs") is None
+
+
+@pytest.mark.parametrize("strength", ["strong", "light"])
+def test_rgb_augmentation_keeps_shape_and_pixel_range(strength: str) -> None:
+    augment = train.augmenter(dataclasses.replace(CFG, augment=strength), "rgb")
+    batch = tf.constant(images(8, seed=5), tf.float32)
+    out = np.asarray(augment(batch))
+    assert out.shape == batch.shape
+    assert out.min() >= 0.0 and out.max() <= 255.0
+    assert np.abs(out - np.asarray(batch)).mean() > 1.0
+    assert train.augmenter(dataclasses.replace(CFG, augment="none"), "rgb") is None
+
+
+def test_macro_sensitivity_averages_recall_over_present_classes() -> None:
+    truth = np.array([0, 0, 0, 0, 1, 1, 4])
+    predicted = np.array([0, 0, 0, 1, 1, 0, 2])
+    assert train.macro_sensitivity(truth, predicted) == pytest.approx((0.75 + 0.5 + 0.0) / 3)
+    assert train.macro_sensitivity(np.array([]), np.array([])) == 0.0
+
+
+def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_good_steps() -> None:
+    scale = train._DynamicLossScale(initial=8.0, growth_steps=2)
+    scale.update(tf.constant(False))
+    assert float(scale.scale) == 4.0
+    scale.update(tf.constant(True))
+    assert float(scale.scale) == 4.0 and int(scale.good_steps) == 1
+    scale.update(tf.constant(True))
+    assert float(scale.scale) == 8.0 and int(scale.good_steps) == 0
+
+
+def test_training_rejects_inputs_that_do_not_fit(tmp_path: Path) -> None:
+    model = toy_classifier()
+    four = images(4, channels=4)
+    with pytest.raises(PipelineError, match="expects"):
+        train.train_classifier(model, (four, labels(4)), (four, labels(4)), CFG, tmp_path, "rgb")
+    with pytest.raises(PipelineError, match="stage"):
+        three = images(4)
+        train.train_classifier(model, (three, labels(4)), (three, labels(4)), CFG, tmp_path, "x")
+
+
+def test_training_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(CFG, batch_size=8, rampup_epochs=1, rampup_peak=2.0, augment="light")
+    data, val = (images(16, seed=6), labels(16)), (images(8, seed=7), labels(8))
+    out = tmp_path / "rgb"
+    first = dataclasses.replace(cfg, epochs_rgb=1)
+    train.train_classifier(toy_classifier(), data, val, first, out, "rgb", verbose=0)
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1]
+    assert history["epochs"][0]["learning_rate"] == pytest.approx(1e-3)
+    assert (out / "best.keras").is_file() and (out / "checkpoints").is_dir()
+
+    # "Interrupted" after epoch 1 of 2: a new process with a fresh model continues.
+    second = dataclasses.replace(cfg, epochs_rgb=2)
+    model = train.train_classifier(toy_classifier(seed=9), data, val, second, out, "rgb", verbose=0)
+    resumed = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+    assert resumed["epochs"][0] == history["epochs"][0]
+    # The optimizers' step counters were restored: epoch 2 starts at the ramp's peak.
+    assert resumed["epochs"][1]["learning_rate"] == pytest.approx(2e-3)
+    assert resumed["epochs"][1]["learning_rate_new_layers"] == pytest.approx(4e-3)
+    best_epoch = resumed["best_epoch"]
+    assert resumed["best_val_macro_sensitivity"] == max(
+        e["val_macro_sensitivity"] for e in resumed["epochs"]
+    )
+    assert resumed["epochs"][best_epoch - 1]["val_macro_sensitivity"] == pytest.approx(
+        resumed["best_val_macro_sensitivity"]
+    )
+
+    # A finished stage is recognised as done: nothing is trained or rewritten.
+    stamp = (out / "history.json").stat().st_mtime_ns
+    again = train.train_classifier(toy_classifier(), data, val, second, out, "rgb", verbose=0)
+    assert (out / "history.json").stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(
+        model_lib.predict(again, val[0], 8), model_lib.predict(model, val[0], 8), atol=1e-6
+    )
+
+
+def test_one_epoch_of_the_tiny_four_channel_model(tmp_path: Path, eager: None) -> None:
+    keras.utils.set_random_seed(3)
+    rgb = model_lib.build_classifier(CFG)
+    four = model_lib.to_four_channels(rgb, CFG)
+    data, val = (images(16, seed=8), labels(16)), (images(8, seed=9), labels(8))
+    maps = (images(16, 1, seed=10)[..., 0], images(8, 1, seed=11)[..., 0])
+    stem_before = four.get_layer("stem_conv").get_weights()[0]
+    best = train.train_classifier(four, data, val, CFG, tmp_path, "rgbs", saliency=maps, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["stage"] == "rgbs" and len(history["epochs"]) == 1
+    assert (tmp_path / "best.keras").is_file()
+    stem_after = best.get_layer("stem_conv").get_weights()[0]
+    assert np.abs(stem_after[:, :, 3]).max() > 0  # the saliency slice has started to learn
+    assert not np.array_equal(stem_after, stem_before)
+    x = np.concatenate([val[0], maps[1][..., None]], axis=-1)
+    assert model_lib.predict(best, x, 8).shape == (8, 7)

@@ -1,0 +1,477 @@
+"""Training of both classifiers as in thesis section 3.3, resumable, on every GPU present.
+
+A custom loop (GradientTape + tf.function) with two Adam optimizers: one for the pre-trained
+layers and one, `lr_factor` times faster, for the new ones. Adam divides each step by the
+gradient's own scale, so multiplying gradients would change nothing: per-group learning rates
+need separate optimizers. Both follow the same per-step schedule (linear ramp-up to
+`rampup_peak` times the initial rate over `rampup_epochs`, then `decay` per epoch).
+
+Everything of a stage lives in its folder: `checkpoints/` (model, optimizers, epoch, best
+score; rerunning continues after the last finished epoch), `best.keras` (best validation
+macro sensitivity) and `history.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.config import Config
+from training.errors import PipelineError
+from training.model import (
+    NUM_CLASSES,
+    fast_layer_names,
+    get_strategy,
+    load_model,
+    predict,
+    save_model,
+)
+
+__all__ = [
+    "RampUpExponentialDecay",
+    "augmenter",
+    "layer_groups",
+    "macro_sensitivity",
+    "make_dataset",
+    "make_optimizers",
+    "make_train_step",
+    "predict",
+    "train_classifier",
+]
+
+BEST_MODEL = "best.keras"
+HISTORY = "history.json"
+CHECKPOINTS = "checkpoints"
+
+
+class RampUpExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear ramp-up from `initial` to `peak * initial`, then exponential decay per epoch."""
+
+    def __init__(
+        self,
+        initial: float,
+        peak: float,
+        rampup_epochs: int,
+        decay: float,
+        steps_per_epoch: int,
+    ) -> None:
+        self.initial = float(initial)
+        self.peak = float(peak)
+        self.rampup_epochs = int(rampup_epochs)
+        self.decay = float(decay)
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+
+    def __call__(self, step: Any) -> Any:
+        """The rate at optimizer step `step` (fractional epochs: the rate changes every step)."""
+        epoch = keras.ops.cast(step, "float32") / float(self.steps_per_epoch)
+        top = self.initial * self.peak
+        ramp = self.initial + (top - self.initial) * epoch / float(max(self.rampup_epochs, 1))
+        decayed = top * keras.ops.power(self.decay, epoch - float(self.rampup_epochs))
+        return keras.ops.where(epoch < float(self.rampup_epochs), ramp, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, for serialisation."""
+        return {
+            "initial": self.initial,
+            "peak": self.peak,
+            "rampup_epochs": self.rampup_epochs,
+            "decay": self.decay,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+def _stage_settings(cfg: Config, stage: str) -> tuple[int, float, float]:
+    """Epochs, initial learning rate and fast-group factor of a stage."""
+    if stage == "rgb":
+        return cfg.epochs_rgb, cfg.lr_rgb, cfg.lr_factor_rgb
+    if stage == "rgbs":
+        return cfg.epochs_rgbs, cfg.lr_rgbs, cfg.lr_factor_rgbs
+    raise PipelineError(f"unknown training stage {stage!r}; expected 'rgb' or 'rgbs'")
+
+
+def layer_groups(model: keras.Model, stage: str) -> tuple[list[Any], list[Any]]:
+    """The trainable variables split into (pre-trained, new) for the two optimizers."""
+    fast_names = set(fast_layer_names(model, stage))
+    slow, fast = [], []
+    for layer in model.layers:
+        (fast if layer.name in fast_names else slow).extend(layer.trainable_weights)
+    return slow, fast
+
+
+# Augmentation --------------------------------------------------------------------------------
+
+
+def _random_rot90(images: tf.Tensor) -> tf.Tensor:
+    """Rotate each (square) image of a batch by its own random multiple of 90 degrees."""
+    turns = tf.random.uniform([tf.shape(images)[0]], 0, 4, dtype=tf.int32)
+    rotated = tf.stack([tf.image.rot90(images, k) for k in range(4)], axis=1)
+    return tf.gather(rotated, turns, axis=1, batch_dims=1)
+
+
+def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """The batch augmentation of a stage (Keras preprocessing layers), or None.
+
+    "rgb": cfg.augment "strong" (geometry, colour, blur, noise, erasing), "light" (geometry and
+    mild colour) or "none". "rgbs": rotations (90-degree multiples and small angles) and flips
+    only, on the stacked image+map tensor so both move together; none if cfg.augment is "none".
+    """
+    layers = keras.layers
+    if cfg.augment == "none":
+        return None
+    if stage == "rgbs":
+        geometry = keras.Sequential(
+            [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(1 / 24)]
+        )
+        return lambda x: geometry(_random_rot90(x), training=True)
+    pixel_range = (0, 255)
+    geometric = [
+        layers.RandomFlip("horizontal_and_vertical"),
+        layers.RandomRotation(0.5),
+    ]
+    if cfg.augment == "light":
+        chain = [
+            *geometric,
+            layers.RandomZoom(0.1),
+            layers.RandomBrightness(0.1, value_range=pixel_range),
+            layers.RandomContrast(0.1, value_range=pixel_range),
+        ]
+    elif cfg.augment == "strong":
+        chain = [
+            *geometric,
+            layers.RandomTranslation(0.1, 0.1),
+            layers.RandomZoom((-0.2, 0.1)),
+            layers.RandomContrast(0.2, value_range=pixel_range),
+            layers.RandomBrightness(0.2, value_range=pixel_range),
+            layers.RandomHue(0.05, value_range=pixel_range),
+            layers.RandomSaturation((0.35, 0.65), value_range=pixel_range),
+            layers.RandomGaussianBlur(0.5, sigma=(0.1, 1.0), value_range=pixel_range),
+            layers.RandomErasing(0.5, scale=(0.02, 0.1), value_range=pixel_range),
+        ]
+    else:
+        raise PipelineError(f"augment must be strong, light or none, not {cfg.augment!r}")
+    sequence = keras.Sequential(chain)
+    noisy = cfg.augment == "strong"
+
+    def augment(x: tf.Tensor) -> tf.Tensor:
+        x = sequence(x, training=True)
+        if noisy:  # Gaussian noise of a random strength per image, up to 6 grey levels
+            strength = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], 0.0, 6.0)
+            x += strength * tf.random.normal(tf.shape(x))
+        return tf.clip_by_value(x, 0.0, 255.0)
+
+    return augment
+
+
+# Input pipeline ------------------------------------------------------------------------------
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    maps: np.ndarray | None = None,
+    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of (float32 pixels 0..255, one-hot labels) read from uint8 arrays.
+
+    Batches are gathered from the arrays by index, so nothing is copied into a TensorFlow
+    constant (10k images at 380 px stay one 4.3 GB array). `maps` (N, H, W), if given, become
+    the 4th channel. Shuffled training batches drop the remainder (no batch of one for batch
+    norm) unless the set is smaller than a batch.
+    """
+    count, size = len(images), images.shape[1]
+    if len(labels) != count or (maps is not None and len(maps) != count):
+        raise PipelineError("images, labels and saliency maps differ in number")
+    channels = images.shape[-1] + (0 if maps is None else 1)
+    labels = np.asarray(labels, np.int32)
+
+    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = images[index]
+        if maps is not None:
+            batch = np.concatenate([batch, maps[index][..., None]], axis=-1)
+        return batch.astype(np.uint8, copy=False), labels[index]
+
+    def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch, label = tf.numpy_function(gather, [index], (tf.uint8, tf.int32), stateful=False)
+        batch = tf.ensure_shape(tf.cast(batch, tf.float32), (None, size, size, channels))
+        return batch, tf.one_hot(tf.ensure_shape(label, (None,)), NUM_CLASSES)
+
+    dataset = tf.data.Dataset.range(count)
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=shuffle and count >= batch_size)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# Metrics -------------------------------------------------------------------------------------
+
+
+def macro_sensitivity(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in `truth`."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    classes = np.unique(truth)
+    if classes.size == 0:
+        return 0.0
+    return float(np.mean([np.mean(predicted[truth == c] == c) for c in classes]))
+
+
+# Mixed precision -----------------------------------------------------------------------------
+
+
+class _DynamicLossScale(tf.Module):
+    """Loss scaling for float16 shared by both optimizers (Keras's wraps only one optimizer).
+
+    Halve the scale and skip the step on non-finite gradients; double it after 2000 good steps.
+    """
+
+    def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000) -> None:
+        super().__init__()
+        self.scale = tf.Variable(initial, trainable=False, dtype=tf.float32)
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
+        self.growth_steps = growth_steps
+
+    def update(self, finite: tf.Tensor) -> None:
+        """Adjust the scale after a step whose gradients were (not) all finite."""
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_steps)
+        self.scale.assign(
+            tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), self.scale / 2.0)
+        )
+        self.good_steps.assign(tf.where(finite & ~grow, self.good_steps + 1, 0))
+
+
+# The training loop ---------------------------------------------------------------------------
+
+
+def _validate_inputs(
+    model: keras.Model, images: np.ndarray, maps: np.ndarray | None, what: str
+) -> None:
+    """Raise a PipelineError unless the arrays fit the model's input."""
+    expected = tuple(model.input_shape[1:])
+    channels = images.shape[-1] + (0 if maps is None else 1)
+    shape = (*images.shape[1:-1], channels)
+    if images.ndim != 4 or shape != expected:
+        raise PipelineError(f"{what} images have shape {shape}, the model expects {expected}")
+
+
+def make_optimizers(
+    cfg: Config, stage: str, groups: tuple[list[Any], list[Any]], steps_per_epoch: int
+) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+    """Two Adams, built: (pre-trained layers at the initial rate, new layers `factor` faster)."""
+    _, initial_rate, factor = _stage_settings(cfg, stage)
+    optimizers = []
+    for rate, name, variables in (
+        (initial_rate, "pretrained_adam", groups[0]),
+        (initial_rate * factor, "new_adam", groups[1]),
+    ):
+        schedule = RampUpExponentialDecay(
+            rate, cfg.rampup_peak, cfg.rampup_epochs, cfg.decay, steps_per_epoch
+        )
+        optimizer = keras.optimizers.Adam(schedule, name=name)
+        # Built now, outside any tf.function, so a checkpoint can restore its slots.
+        optimizer.build(variables)
+        optimizers.append(optimizer)
+    return optimizers[0], optimizers[1]
+
+
+def make_train_step(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer],
+    groups: tuple[list[Any], list[Any]],
+    loss_fn: keras.losses.Loss,
+    loss_scale: _DynamicLossScale | None,
+) -> Callable[[Any], tf.Tensor]:
+    """A tf.function running one distributed step; returns the mean loss of the batch."""
+    slow_vars, fast_vars = groups
+    variables = slow_vars + fast_vars
+
+    def apply(grads: list[tf.Tensor]) -> tf.Tensor:
+        optimizers[0].apply(grads[: len(slow_vars)], slow_vars)
+        optimizers[1].apply(grads[len(slow_vars) :], fast_vars)
+        return tf.constant(True)
+
+    def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            loss = tf.nn.compute_average_loss(loss_fn(targets, probabilities))
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = loss if loss_scale is None else loss * loss_scale.scale
+        grads = tape.gradient(scaled, variables)
+        if loss_scale is None:
+            return loss, apply(grads)
+        grads = [g / loss_scale.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        # Every replica must take the same branch, or the optimizers' all-reduce would hang.
+        context = tf.distribute.get_replica_context()
+        finite = context.all_reduce(tf.distribute.ReduceOp.MIN, tf.cast(finite, tf.float32)) > 0
+        applied = tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
+        return loss, applied
+
+    @tf.function
+    def step(batch: Any) -> tf.Tensor:
+        loss, applied = strategy.run(replica_step, args=batch)
+        if loss_scale is not None:
+            loss_scale.update(strategy.reduce(tf.distribute.ReduceOp.MIN, applied, axis=None))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+
+    return step
+
+
+def _read_history(path: Path, epochs_done: int) -> list[dict[str, Any]]:
+    """The epochs recorded by a previous run, cut to those the checkpoint holds."""
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())["epochs"][:epochs_done]
+
+
+def _write_history(
+    path: Path, stage: str, epochs: list[dict[str, Any]], best: float, epochs_total: int
+) -> None:
+    """Write history.json: one entry per finished epoch plus the best epoch."""
+    scores = [entry["val_macro_sensitivity"] for entry in epochs]
+    best_epoch = int(np.argmax(scores)) + 1 if scores else None
+    document = {
+        "stage": stage,
+        "epochs_planned": epochs_total,
+        "best_epoch": best_epoch,
+        "best_val_macro_sensitivity": best if scores else None,
+        "epochs": epochs,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def train_classifier(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    cfg: Config,
+    out_dir: Path,
+    stage: str,
+    saliency: tuple[np.ndarray, np.ndarray] | None = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Train `model` for a stage ("rgb" or "rgbs"); return the best model by val macro sensitivity.
+
+    `train`/`val`: (uint8 images (N, size, size, 3 or 4), int class indices (N,)).
+    `saliency`: optional uint8 maps (N, size, size) for (train, val), stacked as channel 4.
+    Resumes from `out_dir`'s checkpoint; a finished stage only loads and returns its best model.
+    The returned model is `model` itself with the best weights, unless the best epoch ran
+    before an interruption (then it is loaded from `best.keras`).
+    """
+    epochs = _stage_settings(cfg, stage)[0]
+    train_maps, val_maps = saliency if saliency is not None else (None, None)
+    _validate_inputs(model, train[0], train_maps, "training")
+    _validate_inputs(model, val[0], val_maps, "validation")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best_path, history_path = out_dir / BEST_MODEL, out_dir / HISTORY
+    keras.utils.set_random_seed(cfg.seed)
+
+    strategy = get_strategy()
+    batch_size = cfg.batch_size
+    steps = max(1, len(train[0]) // batch_size) if len(train[0]) >= batch_size else 1
+    groups = layer_groups(model, stage)
+    mixed = model.get_layer("stem_conv").compute_dtype == "float16"
+    with strategy.scope():
+        optimizers = make_optimizers(cfg, stage, groups, steps)
+        epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
+        best = tf.Variable(-1.0, trainable=False, dtype=tf.float64)
+        loss_scale = _DynamicLossScale() if mixed else None
+    tracked: dict[str, Any] = {
+        "model": model,
+        "pretrained_optimizer": optimizers[0],
+        "new_optimizer": optimizers[1],
+        "epoch": epoch,
+        "best": best,
+    }
+    if loss_scale is not None:
+        tracked["loss_scale"] = loss_scale
+    checkpoint = tf.train.Checkpoint(**tracked)
+    manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=1)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    done = int(epoch.numpy())
+    if done >= epochs and best_path.is_file():
+        if verbose:
+            print(f"stage {stage}: all {epochs} epochs done, best model in {best_path}")
+        return load_model(best_path)
+    if done and verbose:
+        print(f"stage {stage}: resuming after epoch {done} of {epochs}")
+
+    train_set = make_dataset(
+        train[0],
+        train[1],
+        batch_size,
+        maps=train_maps,
+        augment=augmenter(cfg, stage),
+        shuffle=True,
+        seed=cfg.seed + done,
+    )
+    train_set = strategy.experimental_distribute_dataset(train_set)
+    loss_fn = keras.losses.CategoricalFocalCrossentropy(
+        alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+    )
+    train_step = make_train_step(model, strategy, optimizers, groups, loss_fn, loss_scale)
+    val_images = val[0] if val_maps is None else np.concatenate([val[0], val_maps[..., None]], -1)
+    val_truth = np.asarray(val[1])
+    history = _read_history(history_path, done)
+    best_weights = None
+
+    for index in range(done, epochs):
+        started = time.monotonic()
+        rates = [float(opt.learning_rate.numpy()) for opt in optimizers]
+        if verbose:
+            print(f"stage {stage} epoch {index + 1}/{epochs}")
+        progress = keras.utils.Progbar(
+            steps, verbose=verbose, stateful_metrics=["val_acc", "val_macro_sens"]
+        )
+        losses = []
+        for number, batch in enumerate(train_set, start=1):
+            losses.append(float(train_step(batch)))
+            if number < steps:
+                progress.update(number, [("loss", losses[-1])])
+        predicted = predict(model, val_images, batch_size).argmax(axis=1)
+        accuracy = float(np.mean(predicted == val_truth)) if len(val_truth) else 0.0
+        sensitivity = macro_sensitivity(val_truth, predicted)
+        progress.update(
+            steps,
+            [("loss", losses[-1]), ("val_acc", accuracy), ("val_macro_sens", sensitivity)],
+            finalize=True,
+        )
+        if sensitivity > float(best.numpy()):
+            best.assign(sensitivity)
+            save_model(model, best_path)
+            best_weights = model.get_weights()
+        history.append(
+            {
+                "epoch": index + 1,
+                "loss": float(np.mean(losses)),
+                "val_accuracy": accuracy,
+                "val_macro_sensitivity": sensitivity,
+                "learning_rate": rates[0],
+                "learning_rate_new_layers": rates[1],
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+        _write_history(history_path, stage, history, float(best.numpy()), epochs)
+        # The checkpoint is written last: an epoch counts as finished only once all is saved.
+        epoch.assign(index + 1)
+        manager.save(checkpoint_number=index + 1)
+    if best_weights is None:  # the best epoch was before an interruption
+        return load_model(best_path)
+    model.set_weights(best_weights)
+    return model
