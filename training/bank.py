@@ -63,10 +63,12 @@ def _chunk_rows(bank_size: int, chunk_bytes: int) -> int:
 
 def _select_top(sims: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest values per row, ties broken by the lower index."""
-    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    # Partitioning at n - k puts the k largest last, without negating a copy of the block.
+    n = sims.shape[1]
+    part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
     # The k-th largest value of each row: anything equal to it is a tie at the cut.
     kth = np.take_along_axis(sims, part, axis=1).min(axis=1)
-    ambiguous = np.flatnonzero((sims >= kth[:, None]).sum(axis=1) > k)
+    ambiguous = np.flatnonzero(np.count_nonzero(sims >= kth[:, None], axis=1) > k)
     for r in ambiguous:
         # argpartition picks arbitrarily among equal values; take the lowest indices instead.
         candidates = np.flatnonzero(sims[r] >= kth[r])
