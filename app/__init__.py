@@ -141,10 +141,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint; the survey's module is optional while it is being written."""
-    from app import admin, auth, health, images
+    from app import admin, auth, dashboard, health, images
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
     try:

@@ -1,0 +1,261 @@
+"""The results dashboard of a study (organisers and admins): progress, tables, statistics,
+heat maps and the downloads. Everything is computed from `exports.response_rows` on request.
+
+Filters (query string, on the page and every download): `completed=1` keeps readers who
+finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails.
+"""
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound
+
+from app.analysis import CLASSES, analyse, confusion_png, confusion_svg, responses_from_rows
+from app.auth import staff_required
+from app.exports import (
+    imrmc_text,
+    mrmcaov_csv,
+    reader_emails,
+    response_rows,
+    responses_csv,
+    summary_csv,
+    summary_json,
+)
+from app.extensions import db
+from app.models import Answer, Assignment, Enrolment, Study, User
+
+bp = Blueprint("dashboard", __name__)
+
+# The page recomputes everything per request: a moderate, seeded bootstrap keeps it fast and
+# stable between reloads. Downloads use the analysis's default (as `python -m app.analysis`).
+PAGE_BOOTSTRAP = 1000
+EXPORT_BOOTSTRAP = 2000
+TASK_TITLES = {
+    1: "Task 1: the lesion alone",
+    2: "Task 2: with the retrieved similar images",
+}
+# Download name -> (file suffix, content type)
+EXPORTS = {
+    "responses": ("responses.csv", "text/csv; charset=utf-8"),
+    "summary-csv": ("summary.csv", "text/csv; charset=utf-8"),
+    "summary-json": ("summary.json", "application/json"),
+    "imrmc": ("imrmc.imrmc", "text/plain; charset=utf-8"),
+    "mrmcaov": ("mrmcaov.csv", "text/csv; charset=utf-8"),
+}
+
+
+class Filters:
+    """The page's filters, read from the query string (unknown readers are ignored)."""
+
+    def __init__(self, readers: list[str]) -> None:
+        args = request.args
+        self.completed = args.get("completed") == "1"
+        wanted = args.get("reader", "").strip()
+        self.reader = wanted if wanted in readers else ""
+        self.identify = args.get("identify") == "1"
+
+    def query(self) -> dict[str, str]:
+        """The filters as query-string arguments (only those that are set)."""
+        args = {"completed": "1" if self.completed else "", "reader": self.reader}
+        args["identify"] = "1" if self.identify else ""
+        return {key: value for key, value in args.items() if value}
+
+    def rows(self, study: Study) -> list[dict[str, Any]]:
+        """The filtered answers of `study`."""
+        return response_rows(
+            study,
+            completed_only=self.completed,
+            reader=self.reader or None,
+            pseudonymise=not self.identify,
+        )
+
+
+def enrolled_readers(study: Study) -> list[str]:
+    """Pseudonyms of the study's enrolled readers, sorted."""
+    query = (
+        select(User.pseudonym)
+        .join(Enrolment, Enrolment.user_id == User.id)
+        .where(Enrolment.study_id == study.id)
+        .order_by(User.pseudonym)
+    )
+    return list(db.session.scalars(query))
+
+
+def reader_progress(study: Study) -> list[dict[str, Any]]:
+    """Per enrolled reader: answered and assigned cases per task, and the task milestones."""
+    enrolments = db.session.execute(
+        select(Enrolment, User.pseudonym, User.email)
+        .join(User, User.id == Enrolment.user_id)
+        .where(Enrolment.study_id == study.id)
+        .order_by(User.pseudonym)
+    ).all()
+    assigned: dict[tuple[int, int], int] = {}
+    answered: dict[tuple[int, int], int] = {}
+    counts = (
+        select(
+            Assignment.enrolment_id,
+            Assignment.task,
+            func.count(Assignment.id),
+            func.count(Answer.id),
+        )
+        .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
+        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .where(Enrolment.study_id == study.id)
+        .group_by(Assignment.enrolment_id, Assignment.task)
+    )
+    for enrolment_id, task, n_assigned, n_answered in db.session.execute(counts):
+        assigned[(enrolment_id, task)] = n_assigned
+        answered[(enrolment_id, task)] = n_answered
+    progress = []
+    for enrolment, pseudonym, email in enrolments:
+        progress.append(
+            {
+                "reader": pseudonym,
+                "email": email,
+                "consented_at": enrolment.consented_at,
+                "tasks": [
+                    {
+                        "answered": answered.get((enrolment.id, task), 0),
+                        "assigned": assigned.get((enrolment.id, task), 0),
+                    }
+                    for task in (1, 2)
+                ],
+                "task1_completed_at": enrolment.task1_completed_at,
+                "task2_opens_at": enrolment.task2_opens_at,
+                "task2_completed_at": enrolment.task2_completed_at,
+            }
+        )
+    return progress
+
+
+def heat_rows(result: dict[str, Any], task: int) -> list[dict[str, Any]]:
+    """A confusion matrix for the HTML heat map: counts, row shares and a colour step 0-10."""
+    matrix = result["confusion"][f"task{task}"]
+    shares = result["confusion"]["row_share"][f"task{task}"]
+    return [
+        {
+            "truth": CLASSES[i],
+            "total": sum(counts),
+            "cells": [
+                {"count": count, "share": share, "step": round(share * 10)}
+                for count, share in zip(counts, shares[i], strict=True)
+            ],
+        }
+        for i, counts in enumerate(matrix)
+    ]
+
+
+def study_or_404(study_id: int) -> Study:
+    """The study, or 404."""
+    return db.get_or_404(Study, study_id)
+
+
+@bp.get("/<int:study_id>/")
+@staff_required
+def index(study_id: int) -> str:
+    """The dashboard page of one study."""
+    study = study_or_404(study_id)
+    readers = enrolled_readers(study)
+    filters = Filters(readers)
+    rows = filters.rows(study)
+    result = None
+    if rows:
+        bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+        result = analyse(responses_from_rows(rows), bootstrap=bootstrap, seed=0)
+    return render_template(
+        "dashboard/index.html",
+        study=study,
+        readers=readers,
+        filters=filters,
+        progress=reader_progress(study),
+        answers=len(rows),
+        result=result,
+        heat={task: heat_rows(result, task) for task in (1, 2)} if result else None,
+        task_titles=TASK_TITLES,
+        exports=EXPORTS,
+    )
+
+
+@bp.get("/<int:study_id>/confusion-task<int:task>.<kind>")
+@staff_required
+def confusion_image(study_id: int, task: int, kind: str) -> Response:
+    """A confusion matrix as a heat map like thesis Figure 4.1 (SVG or PNG download)."""
+    if task not in (1, 2) or kind not in ("svg", "png"):
+        raise NotFound()
+    study = study_or_404(study_id)
+    rows = Filters(enrolled_readers(study)).rows(study)
+    result = analyse(responses_from_rows(rows), bootstrap=0)
+    matrix = result["confusion"][f"task{task}"]
+    title = TASK_TITLES[task]
+    if kind == "svg":
+        body: str | bytes = confusion_svg(matrix, CLASSES, title)
+        mimetype = "image/svg+xml"
+    else:
+        body = confusion_png(matrix, CLASSES, title)
+        mimetype = "image/png"
+    return download(body, mimetype, f"study-{study.id}-confusion-task{task}.{kind}")
+
+
+@bp.get("/<int:study_id>/export/<name>")
+@staff_required
+def export(study_id: int, name: str) -> Response:
+    """One of the downloads (responses, summary CSV/JSON, iMRMC, MRMCaov)."""
+    if name not in EXPORTS:
+        raise NotFound()
+    study = study_or_404(study_id)
+    rows = Filters(enrolled_readers(study)).rows(study)
+    suffix, mimetype = EXPORTS[name]
+    if name == "responses":
+        body = responses_csv(rows)
+    elif name == "imrmc":
+        body = imrmc_text(study, rows)
+    elif name == "mrmcaov":
+        body = mrmcaov_csv(rows)
+    else:
+        result = analyse(responses_from_rows(rows), bootstrap=EXPORT_BOOTSTRAP, seed=0)
+        if name == "summary-csv":
+            body = summary_csv(result, reader_emails(rows))
+        else:
+            body = summary_json(result)
+    return download(body, mimetype, f"study-{study.id}-{suffix}")
+
+
+def download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    """An attachment that is never cached (results change as readers answer)."""
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_template_filter("percent")
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal ('—' when undefined)."""
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+@bp.app_template_filter("points")
+def points(value: float | None) -> str:
+    """A difference of fractions in percentage points, signed."""
+    return "—" if value is None else f"{value * 100:+.1f} pp"
+
+
+@bp.app_template_filter("decimal")
+def decimal(value: float | None, places: int = 2) -> str:
+    """A number with `places` decimals ('—' when undefined)."""
+    return "—" if value is None else f"{value:.{places}f}"
+
+
+@bp.app_template_filter("pvalue")
+def pvalue(value: float | None) -> str:
+    """A p-value with three decimals, '< 0.001' below that."""
+    if value is None:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@bp.app_template_filter("moment")
+def moment(value: Any) -> str:
+    """A naive-UTC timestamp for the page ('—' when missing)."""
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M") + " UTC"

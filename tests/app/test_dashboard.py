@@ -1,0 +1,307 @@
+"""The results dashboard: who may see it, and that it shows what readers answered.
+
+Answers are given through the survey's own pages (consent, case page, answer form), so the
+dashboard is tested on exactly what the survey stores. Runs on SQLite and PostgreSQL.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.analysis import CLASSES
+from app.extensions import db
+from app.models import Assignment, Case, Enrolment, Role
+from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, add_user, join_study
+
+# ---------------------------------------------------------------- answering through the survey
+
+# Per reader: how many of their 10 cases (sorted by image id) they get right in each task.
+PLAN = {"first": (5, 8), "second": (6, 6)}
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A study two readers have finished, with what they answered."""
+
+    study: StudyRef
+    readers: dict[str, UserRef]  # "first", "second"
+    answers: list[tuple[str, str, int, str, str]]  # pseudonym, image id, task, truth, diagnosis
+
+
+def wrong_for(truth: str) -> str:
+    """A diagnosis that is not `truth` (the next class)."""
+    return CLASSES[(CLASSES.index(truth) + 1) % len(CLASSES)]
+
+
+def case_at(app: Flask, user: UserRef, study: StudyRef, task: int, number: int) -> Case:
+    """The case behind a reader's case page (to know its truth; readers never see it)."""
+    with app.app_context():
+        case = db.session.scalar(
+            select(Case)
+            .join(Assignment, Assignment.case_id == Case.id)
+            .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
+            .where(
+                Enrolment.user_id == user.id,
+                Enrolment.study_id == study.id,
+                Assignment.task == task,
+                Assignment.position == number - 1,
+            )
+        )
+        assert case is not None
+        db.session.expunge(case)
+        return case
+
+
+def submit(client: FlaskClient, study: StudyRef, task: int, number: int, diagnosis: str) -> None:
+    """Open a case page and answer it through its form."""
+    url = f"/survey/{study.id}/task/{task}/case/{number}"
+    page = client.get(url)
+    assert page.status_code == 200, (url, page.status_code, page.headers.get("Location"))
+    token = re.search(r'name="token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    if token is None:
+        token = re.search(r'value="([^"]+)"[^>]*name="token"', page.get_data(as_text=True))
+    assert token, "no token on the case page"
+    confidence = 3 if task == 1 else 4
+    response = client.post(
+        url, data={"diagnosis": diagnosis, "confidence": confidence, "token": token.group(1)}
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+def read_study(
+    app: Flask, client: FlaskClient, user: UserRef, study: StudyRef, right: tuple[int, int]
+) -> list[tuple[str, str, int, str, str]]:
+    """Log in as `user`, consent and answer both tasks, right on the first `right[t]` cases."""
+    client.post("/logout")
+    response = client.post("/login", data={"email": user.email, "password": user.password})
+    assert response.status_code == 302
+    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 303
+    given = []
+    for task in (1, 2):
+        if task == 2:
+            app.config["CLOCK"].advance(hours=24)
+        cases = [case_at(app, user, study, task, n) for n in range(1, 11)]
+        ranked = sorted(c.image_id for c in cases)
+        for number, case in enumerate(cases, start=1):
+            correct = ranked.index(case.image_id) < right[task - 1]
+            diagnosis = case.truth if correct else wrong_for(case.truth)
+            submit(client, study, task, number, diagnosis)
+            given.append((user.pseudonym, case.image_id, task, case.truth, diagnosis))
+    client.post("/logout")
+    return given
+
+
+@pytest.fixture
+def answered(
+    app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef, clock: FakeClock
+) -> Answered:
+    """Two readers who completed both tasks of `study` (Task 1 50% and 60%, Task 2 80%, 60%)."""
+    second = add_user(app, "second.reader@example.org", Role.READER)
+    join_study(app, second, study)
+    readers = {"first": reader, "second": second}
+    answers = []
+    for key, user in readers.items():
+        answers += read_study(app, client, user, study, PLAN[key])
+    return Answered(study, readers, answers)
+
+
+def dashboard_routes(study_id: int) -> list[str]:
+    """Every dashboard and export address of a study."""
+    base = f"/dashboard/{study_id}"
+    return [
+        f"{base}/",
+        f"{base}/confusion-task1.svg",
+        f"{base}/confusion-task2.png",
+        *(
+            f"{base}/export/{name}"
+            for name in ("responses", "summary-csv", "summary-json", "imrmc", "mrmcaov")
+        ),
+    ]
+
+
+def page(client: FlaskClient, study: StudyRef, **args: str) -> str:
+    """The dashboard page's HTML (asserting 200)."""
+    response = client.get(f"/dashboard/{study.id}/", query_string=args)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def heat_counts(html: str, table_id: str) -> list[list[int]]:
+    """The counts of a heat-map table on the page, row by row."""
+    table = re.search(rf'<table class="heat" id="{table_id}">(.*?)</table>', html, re.S)
+    assert table, f"no table {table_id}"
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]
+    return [[int(n) for n in re.findall(r'<td class="heat-\d+"[^>]*>(\d+)</td>', r)] for r in rows]
+
+
+# ---------------------------------------------------------------- access
+
+
+def test_anonymous_visitors_are_sent_to_the_login(client: FlaskClient, study: StudyRef) -> None:
+    for url in dashboard_routes(study.id):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert "/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("who", ["reader", "other_reader"])
+def test_readers_are_refused(
+    request: pytest.FixtureRequest, client: FlaskClient, study: StudyRef, login: Callable, who: str
+) -> None:
+    login(client, request.getfixturevalue(who))
+    for url in dashboard_routes(study.id):
+        assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("who", ["organiser", "admin"])
+def test_staff_get_every_page(
+    request: pytest.FixtureRequest, client: FlaskClient, study: StudyRef, login: Callable, who: str
+) -> None:
+    login(client, request.getfixturevalue(who))
+    for url in dashboard_routes(study.id):
+        assert client.get(url).status_code == 200, url
+
+
+def test_unknown_studies_and_exports_are_not_found(
+    client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    login(client, organiser)
+    assert client.get(f"/dashboard/{study.id + 99}/").status_code == 404
+    assert client.get(f"/dashboard/{study.id + 99}/export/responses").status_code == 404
+    assert client.get(f"/dashboard/{study.id}/export/passwords").status_code == 404
+    assert client.get(f"/dashboard/{study.id}/confusion-task3.svg").status_code == 404
+    assert client.get(f"/dashboard/{study.id}/confusion-task1.gif").status_code == 404
+
+
+def test_the_study_page_links_to_the_dashboard(
+    client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    login(client, organiser)
+    html = client.get(f"/admin/studies/{study.id}").get_data(as_text=True)
+    assert f'href="/dashboard/{study.id}/"' in html
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_a_study_without_answers_shows_an_empty_state(
+    client: FlaskClient, organiser: UserRef, study: StudyRef, reader: UserRef, login: Callable
+) -> None:
+    login(client, reader)
+    client.post(f"/survey/{study.id}/", data={"consent": "y"})  # enrolled, nothing answered
+    client.post("/logout")
+    login(client, organiser)
+    html = page(client, study)
+    assert "No answers yet" in html
+    assert reader.pseudonym in html  # the progress table lists the enrolled reader
+    assert "0 of 10" in html
+    assert 'id="reader-table"' not in html
+
+
+def test_the_dashboard_shows_accuracies_and_confusion_counts(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    html = page(client, answered.study)
+    first, second = answered.readers["first"], answered.readers["second"]
+    table = re.search(r'id="reader-table">(.*?)</table>', html, re.S).group(1)
+    rows = {
+        name: re.search(rf"<th scope=\"row\">{name}</th>(.*?)</tr>", table, re.S).group(1)
+        for name in (first.pseudonym, second.pseudonym, "Pooled")
+    }
+    cells = {name: re.findall(r"<td>(.*?)</td>", row) for name, row in rows.items()}
+    # Cells: cases, majority vote, then per task accuracy and confidence (all, right, wrong).
+    assert cells[first.pseudonym][0] == "10"
+    assert (cells[first.pseudonym][2], cells[first.pseudonym][6]) == ("50.0%", "80.0%")
+    assert (cells[second.pseudonym][2], cells[second.pseudonym][6]) == ("60.0%", "60.0%")
+    assert (cells["Pooled"][2], cells["Pooled"][6]) == ("55.0%", "70.0%")
+    assert cells["Pooled"][3:6] == ["3.00", "3.00", "3.00"]
+    assert cells["Pooled"][7:10] == ["4.00", "4.00", "4.00"]
+    # Mean ± sample SD of the readers' accuracies: 55.0 ± 7.1 and 70.0 ± 14.1.
+    assert "55.0% ± 7.1%" in html
+    assert "70.0% ± 14.1%" in html
+
+    for task in (1, 2):
+        expected = [[0] * 7 for _ in CLASSES]
+        for _, _, t, truth, diagnosis in answered.answers:
+            if t == task:
+                expected[CLASSES.index(truth)][CLASSES.index(diagnosis)] += 1
+        assert heat_counts(html, f"confusion-{task}") == expected
+    # Answer changes: the first reader went from 5 to 8 right, the second stayed at 6.
+    assert "Wrong → right</dt><dd>3 " in html
+    for section in ("or-result", "bootstrap-result", "wilcoxon-result", "by-confidence"):
+        assert f'id="{section}"' in html
+    assert "Obuchowski-Rockette" in html and "McNemar" in html
+    main = html.split('<main id="main"')[1]
+    assert "@example.org" not in main  # pseudonyms only by default
+
+
+def test_the_completed_filter_keeps_readers_who_finished(
+    app: Flask, client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    second = answered.readers["second"]
+    with app.app_context():
+        enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == second.id))
+        enrolment.task2_completed_at = None  # as if the last answer were still missing
+        db.session.commit()
+    login(client, organiser)
+    html = page(client, answered.study, completed="1")
+    table = re.search(r'id="reader-table">(.*?)</table>', html, re.S).group(1)
+    assert answered.readers["first"].pseudonym in table
+    assert second.pseudonym not in table
+    assert "50.0%" in table and "80.0%" in table
+    # The downloads keep the filter.
+    assert "completed=1" in re.search(r'href="([^"]*export/responses[^"]*)"', html).group(1)
+
+
+def test_the_reader_filter_shows_one_reader(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    second = answered.readers["second"]
+    html = page(client, answered.study, reader=second.pseudonym)
+    table = re.search(r'id="reader-table">(.*?)</table>', html, re.S).group(1)
+    assert second.pseudonym in table
+    assert answered.readers["first"].pseudonym not in table
+    assert heat_counts(html, "confusion-1")[0] is not None
+    total = sum(map(sum, heat_counts(html, "confusion-1")))
+    assert total == 10
+    # An unknown pseudonym is ignored rather than showing an empty page by mistake.
+    everything = page(client, answered.study, reader="R-NOBODY")
+    assert sum(map(sum, heat_counts(everything, "confusion-1"))) == 20
+
+
+def test_identify_shows_emails_to_staff(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    html = page(client, answered.study, identify="1")
+    assert answered.readers["second"].email in html
+
+
+def test_the_heat_map_downloads(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    svg = client.get(f"/dashboard/{answered.study.id}/confusion-task1.svg")
+    assert svg.mimetype == "image/svg+xml"
+    assert svg.get_data(as_text=True).lstrip().startswith("<svg")
+    assert 'filename="study-' in svg.headers["Content-Disposition"]
+    png = client.get(f"/dashboard/{answered.study.id}/confusion-task2.png")
+    assert png.mimetype == "image/png"
+    assert png.data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_page_has_no_inline_script_or_style(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    html = page(client, answered.study)
+    assert "<script" not in html
+    assert " style=" not in html
+    assert PASSWORD not in html
