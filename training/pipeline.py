@@ -22,6 +22,7 @@ import json
 import secrets
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -182,6 +183,43 @@ def step_config(run: Run) -> None:
         run.cfg.save(path)
 
 
+def outputs(run: Run) -> dict[str, Path]:
+    """The file whose presence marks each step as done."""
+    return {
+        "split": run.out / "split.csv",
+        "rgb": model_file(run, "rgb"),
+        "saliency": run.out / "saliency" / "done.json",
+        "rgbs": model_file(run, "rgbs"),
+        "classifiers": run.out / "classifiers.json",
+        "features": run.out / "features" / "done.json",
+        "metrics": run.out / "metrics.json",
+        "pool": run.out / "query_pool.json",
+        "study": run.out / "study" / "manifest.json",
+    }
+
+
+def pending(run: Run, *steps: str) -> list[str]:
+    """Those of `steps` (default: all) whose output does not exist yet."""
+    done = outputs(run)
+    return [name for name in steps or done if not done[name].exists()]
+
+
+def step_dataset(run: Run) -> None:
+    """Find and validate every image before anything trains (one error lists every problem)."""
+    if not pending(run):
+        run.skip("dataset", "every output")
+        return
+    _ = run.records
+
+
+def step_images(run: Run) -> None:
+    """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
+    if not pending(run, "rgb", "saliency", "rgbs", "classifiers", "features"):
+        run.skip("images", "every model output")
+        return
+    _ = run.images
+
+
 def step_split(run: Run) -> None:
     """split.csv: by lesion (default) or by image, stratified, seeded."""
 
@@ -259,7 +297,7 @@ def step_saliency(run: Run) -> None:
             saliency.write_maps(folder, ids[chunk], maps)
         done.write_text(json.dumps({"maps": len(ids)}) + "\n")
 
-    run.step("saliency", done, work)
+    run.step("saliency", outputs(run)["saliency"], work)
 
 
 def step_rgbs(run: Run) -> None:
@@ -325,6 +363,9 @@ def step_features(run: Run) -> None:
         from training import bank, model
 
         folder.mkdir(parents=True, exist_ok=True)
+        # Keras warns once per batch shape that a single tensor was passed to a model whose
+        # inputs are a one-element list; the call is right, the warning is noise.
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
         ids = np.array([r.image_id for r in run.records])
         for name, (source, bank_file, query_file) in FEATURE_FILES.items():
             extractor = model.feature_model(run.model(source))
@@ -339,7 +380,7 @@ def step_features(run: Run) -> None:
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
         done.write_text(json.dumps({"models": list(FEATURE_FILES)}) + "\n")
 
-    run.step("features", done, work)
+    run.step("features", outputs(run)["features"], work)
 
 
 def retrieve(run: Run, name: str, k: int) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
@@ -497,7 +538,9 @@ def write_json(path: Path, value: Any) -> None:
 
 STEPS = (
     step_config,
+    step_dataset,
     step_split,
+    step_images,
     step_rgb,
     step_saliency,
     step_rgbs,
