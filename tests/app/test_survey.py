@@ -687,12 +687,17 @@ def test_a_closed_study_takes_no_answers(app: Flask, reading: FlaskClient, study
     assert answer_count(app) == 0
 
 
-def test_class_colours_stylesheet(reading: FlaskClient, study: StudyRef) -> None:
+def test_class_colours_stylesheet(app: Flask, reading: FlaskClient, study: StudyRef) -> None:
     response = reading.get(f"/survey/{study.id}/classes.css")
     assert response.status_code == 200 and response.mimetype == "text/css"
     css = response.get_data(as_text=True)
-    assert ".cls-akiec { --class-colour: #1f77b4; --class-text: #FFFFFF; }" in css
-    assert ".cls-bcc { --class-colour: #ff7f0e; --class-text: #000000; }" in css
+    with app.app_context():
+        classes = db.session.get(Study, study.id).manifest["classes"]
+    assert len(classes) == 7
+    for item in classes:
+        text = item.get("text_colour") or survey.readable_text_colour(item["colour"])
+        rule = f".cls-{item['code']} {{ --class-colour: {item['colour']}; --class-text: {text}; }}"
+        assert rule in css
 
 
 def test_colours_are_sanitised() -> None:
