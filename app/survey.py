@@ -500,4 +500,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
         # A second submission raced the first: the first answer stands, unchanged.
         db.session.rollback()
         flash("That case was already answered; answers are final, nothing was changed.", "info")
+        return redirect(where_to(study.id, enrolment), 303)
+    if last:  # the end page of the task, even when the next task is open at once
+        return redirect(url_for("survey.task_end", study_id=study.id, task=assignment.task), 303)
     return redirect(where_to(study.id, enrolment), 303)

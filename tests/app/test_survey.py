@@ -480,7 +480,12 @@ def test_zero_washout_opens_task2_at_once(
     with app.app_context():
         db.session.get(Study, study.id).washout_hours = 0
         db.session.commit()
-    complete_task(reading, study.id, 1)
+    for number in range(1, 10):
+        answer(reading, study.id, 1, number)
+    last = answer(reading, study.id, 1, 10)
+    assert last.headers["Location"].endswith(f"/survey/{study.id}/task/1/done")
+    end = reading.get(last.headers["Location"]).get_data(as_text=True)
+    assert "Task 1 completed" in end and "Go to Task 2" in end
     assert reading.get(f"/survey/{study.id}/continue").headers["Location"].endswith("/task/2/")
     assert answer(reading, study.id, 2, 1).status_code == 303
 

@@ -99,6 +99,9 @@ def test_a_reader_from_invitation_to_the_end(
     assert page.get_by_role("heading", name="Browser study").is_visible()
     assert "A study run by the end-to-end test." in page.content()
 
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "e2e-welcome.png"), full_page=True)
+
     # Consent: the checkbox is required by the browser, then enrols.
     page.get_by_role("button", name=re.compile("I agree")).click()
     assert page.url.endswith(f"/survey/{server.study_id}/")
@@ -128,7 +131,6 @@ def test_a_reader_from_invitation_to_the_end(
     page.locator("label", has_text="Melanoma").click()
     page.locator("label[for=confidence-4]").click()
     assert page.locator("#confidence-4").is_checked()
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "e2e-task1-1366x768.png"))
     page.get_by_role("button", name="Save and next case").click()
 
@@ -158,6 +160,7 @@ def test_a_reader_from_invitation_to_the_end(
     page.wait_for_url(re.compile(r"/task/1/done$"))
     assert "Task 2 opens on" in page.content()
     assert page.locator(".local-time").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "e2e-task1-end.png"))
     answers = stored_answers(server)
     assert [a[2:4] for a in answers] == [("mel", 4), ("nv", 2), ("bkl", 3), ("bkl", 3)]
 
