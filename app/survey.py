@@ -170,7 +170,7 @@ def reader_study(study_id: int) -> Study:
     return study
 
 
-def closed(study: Study) -> tuple[Response | str, int]:
+def closed() -> tuple[Response | str, int]:
     """The page for an attempt to answer in a closed study."""
     return error_response(403, "This study is closed: no more answers are taken.")
 
@@ -288,7 +288,7 @@ def welcome(study_id: int) -> Page:
     form = ConsentForm()
     if enrolment is None and form.is_submitted():
         if study.status != StudyStatus.OPEN:
-            return closed(study)
+            return closed()
         if form.validate():
             enrol(study, current_user)
             return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)), 303)
@@ -412,7 +412,7 @@ def case(study_id: int, task: int, number: int) -> Page:
     if state.current is None or state.current.id != assignment.id:
         return redirect(where_to(study.id, enrolment))
     if study.status != StudyStatus.OPEN:
-        return closed(study)
+        return closed()
     if assignment.shown_at is None:
         # Only the first serving counts: a reload keeps the original moment.
         db.session.execute(
@@ -461,7 +461,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
         flash("That case was already answered; answers are final, nothing was changed.", "info")
         return redirect(where_to(study.id, enrolment), 303)
     if study.status != StudyStatus.OPEN:
-        return closed(study)
+        return closed()
     state = standing(enrolment)
     if state.locked:
         return error_response(403, "Task 2 is not open yet. Nothing was saved.")
