@@ -6,12 +6,13 @@ A bundle is a folder written by the training pipeline (format in docs/bundle.md)
                     neighbours (6), provenance {...}, counts {...}
     queries.json    [{case_key, image_id, lesion_id, truth, majority_vote, image, image_rotated,
                       neighbours: [{rank, image_id, lesion_id, truth, similarity, image}]}]
-    images/<sha256 hex prefix>.jpg
+    images/<first 32 hex digits of the file's sha256>.jpg
 
 This module must not import TensorFlow or `training`: the web app checks bundles on its own.
 """
 
 import hashlib
+import io
 import json
 import math
 import re
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy
 from PIL import Image
 from sqlalchemy import select
 
@@ -30,7 +32,6 @@ from app.models import CLASS_CODES, Case, Neighbour, Study, StudyStatus, User
 
 SUPPORTED_FORMATS = (1,)
 NEIGHBOURS = 6
-LIKERT_POINTS = 5
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_QUERIES_BYTES = 64 << 20
 MAX_IMAGE_BYTES = 8 << 20
@@ -38,13 +39,26 @@ MAX_QUERIES = 20000
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_ZIP_BYTES = 2 << 30  # uncompressed total of an uploaded bundle
 MAX_ZIP_MEMBERS = 200000
-IMAGE_NAME = re.compile(r"^[0-9a-f]{16,64}\.jpg$")
+IMAGE_NAME = re.compile(r"^[0-9a-f]{32}\.jpg$")  # what /images/<name> accepts
+IMAGE_PATH = re.compile(r"^images/[0-9a-f]{32}\.jpg$")
+FILE_NAME = IMAGE_NAME
+CASE_KEY = re.compile(r"^[0-9a-f]{16,64}$")
+HEX_ONLY = re.compile(r"^[0-9a-f]+$")
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_KEY = 64
+MAX_REPORTED = 10
+LIKERT = (
+    "not confident at all",
+    "slightly confident",
+    "somewhat confident",
+    "fairly confident",
+    "completely confident",
+)
+METADATA_MARKERS = {0xE1: "APP1 EXIF/XMP", 0xE2: "APP2 ICC", 0xED: "APP13 IPTC", 0xFE: "COM"}
 
 
 class BundleError(ValueError):
-    """A bundle cannot be imported; the message names the first problem found."""
+    """A bundle cannot be imported; the message lists the problems found (one line)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,17 @@ class ValidBundle:
     queries: list[dict[str, Any]]
     digest: str
     images: frozenset[str]
+
+
+class Problems(list[str]):
+    """Violations collected while checking, so that one message can name all of them."""
+
+    def raise_if_any(self) -> None:
+        """Raise one BundleError naming the problems (the first ten, then how many more)."""
+        if self:
+            shown = "; ".join(self[:MAX_REPORTED])
+            more = f" (and {len(self) - MAX_REPORTED} more)" if len(self) > MAX_REPORTED else ""
+            raise BundleError(f"{shown}{more}.")
 
 
 def _load_json(path: Path, limit: int) -> Any:
@@ -87,22 +112,20 @@ def _class(value: Any, where: str) -> str:
 
 
 def _image_name(value: Any, where: str) -> str:
-    """An image reference ("images/<hash>.jpg" or "<hash>.jpg") reduced to its file name."""
-    if not isinstance(value, str):
-        raise BundleError(f"{where} must name an image file.")
-    path = PurePosixPath(value)
-    if len(path.parts) == 2 and path.parts[0] == "images":
-        path = PurePosixPath(path.name)
-    name = str(path)
-    if not IMAGE_NAME.match(name):
+    """An image path ("images/<32 hex>.jpg") reduced to its file name."""
+    if not isinstance(value, str) or not IMAGE_PATH.match(value):
         raise BundleError(
             f"{where} is {value!r}: images must be named by content hash, like images/<hex>.jpg."
         )
-    return name
+    return value.removeprefix("images/")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def check_manifest(manifest: Any) -> None:
-    """Check manifest.json: format, the seven classes, the Likert labels, neighbours."""
+    """Check manifest.json: format, the seven classes, the Likert labels, neighbours, counts."""
     if not isinstance(manifest, dict):
         raise BundleError("manifest.json must hold a JSON object.")
     version = manifest.get("format_version")
@@ -111,102 +134,219 @@ def check_manifest(manifest: Any) -> None:
             f"manifest.json has format_version {version!r}; this app reads "
             f"{', '.join(map(str, SUPPORTED_FORMATS))}."
         )
+    problems = Problems()
     classes = manifest.get("classes")
     if not isinstance(classes, list) or len(classes) != len(CLASS_CODES):
-        raise BundleError(f"manifest.json must list exactly {len(CLASS_CODES)} classes.")
-    codes = []
+        problems.append(f"manifest.json must list exactly {len(CLASS_CODES)} classes")
+        classes = []
+    codes, colours = [], []
     for index, entry in enumerate(classes):
         where = f"manifest.json classes[{index}]"
-        if not isinstance(entry, dict):
-            raise BundleError(f"{where} must be an object with code, name, colour, definition.")
-        codes.append(_class(entry.get("code"), f"{where}.code"))
-        _text(entry.get("name"), f"{where}.name", 100)
-        colour = entry.get("colour")
-        if not isinstance(colour, str) or not COLOUR.match(colour):
-            raise BundleError(f"{where}.colour must be a colour like #1f77b4.")
-        _text(entry.get("definition"), f"{where}.definition", 2000)
-    if sorted(codes) != sorted(CLASS_CODES):
-        raise BundleError(f"manifest.json classes must be {', '.join(CLASS_CODES)}, each once.")
-    likert = manifest.get("likert")
-    if not isinstance(likert, list) or len(likert) != LIKERT_POINTS:
-        raise BundleError(f"manifest.json likert must list {LIKERT_POINTS} labels.")
-    for index, label in enumerate(likert):
-        _text(label, f"manifest.json likert[{index}]", 100)
+        try:
+            if not isinstance(entry, dict):
+                raise BundleError(f"{where} must be an object with code, name, colour, definition")
+            codes.append(_class(entry.get("code"), f"{where}.code"))
+            _text(entry.get("name"), f"{where}.name", 200)
+            _text(entry.get("definition"), f"{where}.definition", 4000)
+            for key in ("colour", "text_colour"):
+                if not isinstance(entry.get(key), str) or not COLOUR.match(entry[key]):
+                    raise BundleError(f"{where}.{key} must be a colour like #1F77B4")
+            colours.append(entry["colour"].lower())
+        except BundleError as problem:
+            problems.append(str(problem).rstrip("."))
+    if len(codes) == len(CLASS_CODES) and tuple(codes) != CLASS_CODES:
+        problems.append(f"manifest.json classes must be {', '.join(CLASS_CODES)}, in this order")
+    if len(set(colours)) != len(colours):
+        problems.append("manifest.json class colours must be distinct")
+    if manifest.get("likert") != list(LIKERT):
+        problems.append("manifest.json likert must be the five labels of docs/bundle.md")
     if manifest.get("neighbours") != NEIGHBOURS:
-        raise BundleError(f"manifest.json neighbours must be {NEIGHBOURS}.")
-    for key in ("provenance", "counts"):
-        if not isinstance(manifest.get(key), dict):
-            raise BundleError(f"manifest.json {key} must be an object.")
+        problems.append(f"manifest.json neighbours must be {NEIGHBOURS}")
+    if not _positive_int(manifest.get("web_image_size")):
+        problems.append("manifest.json web_image_size must be a positive integer")
+    if not isinstance(manifest.get("provenance"), dict):
+        problems.append("manifest.json provenance must be an object")
+    counts = manifest.get("counts")
+    dropped = counts.get("dropped") if isinstance(counts, dict) else None
+    if (
+        not isinstance(counts, dict)
+        or not isinstance(dropped, dict)
+        or not all(isinstance(counts.get(key), int) for key in ("queries_before", "queries_after"))
+        or not all(isinstance(value, int) for value in dropped.values())
+    ):
+        problems.append("manifest.json counts must hold queries_before, queries_after, dropped")
+    elif counts["queries_before"] != counts["queries_after"] + sum(dropped.values()):
+        problems.append("manifest.json counts do not add up (before != after + dropped)")
+    problems.raise_if_any()
 
 
-def check_queries(queries: Any) -> set[str]:
-    """Check queries.json entry by entry; the set of image file names it references."""
+def _check_query(query: Any, where: str, seen: dict[str, set[str]]) -> set[str]:
+    """Check one query (raising on its first problem); the image names it references."""
+    if not isinstance(query, dict):
+        raise BundleError(f"{where} must be an object")
+    key = _text(query.get("case_key"), f"{where}.case_key")
+    image_id = _text(query.get("image_id"), f"{where}.image_id")
+    lesion_id = _text(query.get("lesion_id"), f"{where}.lesion_id")
+    if not CASE_KEY.match(key):
+        raise BundleError(f"{where}.case_key must be 16 to 64 lowercase hex digits")
+    if image_id.lower() in key or lesion_id.lower() in key:
+        raise BundleError(f"{where}.case_key contains the query's id")
+    for field, value in (("case_key", key), ("image_id", image_id), ("lesion_id", lesion_id)):
+        if value in seen[field]:
+            raise BundleError(f"{where}.{field} {value!r} appears twice")
+        seen[field].add(value)
+    _class(query.get("truth"), f"{where}.truth")
+    _class(query.get("majority_vote"), f"{where}.majority_vote")
+    images = {
+        _image_name(query.get("image"), f"{where}.image"),
+        _image_name(query.get("image_rotated"), f"{where}.image_rotated"),
+    }
+    neighbours = query.get("neighbours")
+    if not isinstance(neighbours, list) or len(neighbours) != NEIGHBOURS:
+        raise BundleError(f"{where} must have exactly {NEIGHBOURS} neighbours")
+    lesions = {lesion_id}
+    previous = math.inf
+    for rank, neighbour in enumerate(neighbours, start=1):
+        there = f"{where}.neighbours[{rank - 1}]"
+        if not isinstance(neighbour, dict):
+            raise BundleError(f"{there} must be an object")
+        if neighbour.get("rank") != rank:
+            raise BundleError(f"{there}.rank must be {rank} (neighbours in rank order)")
+        _text(neighbour.get("image_id"), f"{there}.image_id")
+        neighbour_lesion = _text(neighbour.get("lesion_id"), f"{there}.lesion_id")
+        if neighbour_lesion in lesions:
+            raise BundleError(f"{there} repeats a lesion already shown for this query")
+        lesions.add(neighbour_lesion)
+        _class(neighbour.get("truth"), f"{there}.truth")
+        similarity = neighbour.get("similarity")
+        if (
+            isinstance(similarity, bool)
+            or not isinstance(similarity, int | float)
+            or not math.isfinite(similarity)
+        ):
+            raise BundleError(f"{there}.similarity must be a finite number")
+        if similarity > previous:
+            raise BundleError(f"{there}.similarity increases with rank")
+        previous = similarity
+        images.add(_image_name(neighbour.get("image"), f"{there}.image"))
+    return images
+
+
+def check_queries(queries: Any, manifest: dict[str, Any] | None = None) -> set[str]:
+    """Check queries.json query by query; the set of image file names it references."""
     if not isinstance(queries, list) or not queries:
         raise BundleError("queries.json must hold a non-empty list of queries.")
     if len(queries) > MAX_QUERIES:
         raise BundleError(f"queries.json has more than {MAX_QUERIES} queries.")
-    keys: set[str] = set()
+    problems = Problems()
+    counts = (manifest or {}).get("counts")
+    if isinstance(counts, dict) and counts.get("queries_after") != len(queries):
+        problems.append(f"manifest.json counts.queries_after is not {len(queries)}")
+    seen: dict[str, set[str]] = {"case_key": set(), "image_id": set(), "lesion_id": set()}
     images: set[str] = set()
     for index, query in enumerate(queries):
-        where = f"queries.json[{index}]"
-        if not isinstance(query, dict):
-            raise BundleError(f"{where} must be an object.")
-        key = _text(query.get("case_key"), f"{where}.case_key")
-        if key in keys:
-            raise BundleError(f"{where}.case_key {key!r} appears twice.")
-        keys.add(key)
-        _text(query.get("image_id"), f"{where}.image_id")
-        _text(query.get("lesion_id"), f"{where}.lesion_id")
-        _class(query.get("truth"), f"{where}.truth")
-        _class(query.get("majority_vote"), f"{where}.majority_vote")
-        images.add(_image_name(query.get("image"), f"{where}.image"))
-        images.add(_image_name(query.get("image_rotated"), f"{where}.image_rotated"))
-        neighbours = query.get("neighbours")
-        if not isinstance(neighbours, list) or len(neighbours) != NEIGHBOURS:
-            raise BundleError(f"{where} must have exactly {NEIGHBOURS} neighbours.")
-        for rank, neighbour in enumerate(neighbours, start=1):
-            there = f"{where}.neighbours[{rank - 1}]"
-            if not isinstance(neighbour, dict):
-                raise BundleError(f"{there} must be an object.")
-            if neighbour.get("rank") != rank:
-                raise BundleError(f"{there}.rank must be {rank} (neighbours in rank order).")
-            _text(neighbour.get("image_id"), f"{there}.image_id")
-            _text(neighbour.get("lesion_id"), f"{there}.lesion_id")
-            _class(neighbour.get("truth"), f"{there}.truth")
-            similarity = neighbour.get("similarity")
-            if (
-                isinstance(similarity, bool)
-                or not isinstance(similarity, int | float)
-                or not math.isfinite(similarity)
-            ):
-                raise BundleError(f"{there}.similarity must be a finite number.")
-            images.add(_image_name(neighbour.get("image"), f"{there}.image"))
+        try:
+            images |= _check_query(query, f"queries.json[{index}]", seen)
+        except BundleError as problem:
+            problems.append(str(problem).rstrip("."))
+    problems.raise_if_any()
     return images
 
 
-def check_image(path: Path) -> None:
-    """A referenced image: present, a plain file, small enough, a real JPEG, named by its hash."""
+def _metadata_segment(data: bytes) -> str | None:
+    """The name of the first metadata segment (EXIF/XMP, ICC, IPTC, comment) before the scan."""
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: the header is over
+            return None
+        if marker in METADATA_MARKERS:
+            return METADATA_MARKERS[marker]
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        position += 2 + length
+    return None
+
+
+def check_image(path: Path) -> Image.Image:
+    """A referenced image: a plain file, small, a real JPEG without metadata, named by its hash."""
     name = f"images/{path.name}"
     if path.is_symlink() or not path.is_file():
-        raise BundleError(f"{name} is referenced by queries.json but missing from the bundle.")
+        raise BundleError(f"{name} is referenced by queries.json but missing from the bundle")
     if path.stat().st_size > MAX_IMAGE_BYTES:
-        raise BundleError(f"{name} is larger than {MAX_IMAGE_BYTES // (1 << 20)} MB.")
+        raise BundleError(f"{name} is larger than {MAX_IMAGE_BYTES // (1 << 20)} MB")
     data = path.read_bytes()
     if not data.startswith(b"\xff\xd8\xff"):
-        raise BundleError(f"{name} is not a JPEG file.")
+        raise BundleError(f"{name} is not a JPEG file")
     if not hashlib.sha256(data).hexdigest().startswith(path.stem):
-        raise BundleError(f"{name} does not match its content hash (corrupted or renamed).")
+        raise BundleError(f"{name} does not match its content hash (corrupted or renamed)")
+    segment = _metadata_segment(data)
+    if segment is not None:
+        raise BundleError(f"{name} carries metadata ({segment}); bundles must strip it")
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             if image.format != "JPEG":
-                raise BundleError(f"{name} is not a JPEG file.")
+                raise BundleError(f"{name} is not a JPEG file")
             if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise BundleError(f"{name} is larger than {MAX_IMAGE_PIXELS} pixels.")
-            image.verify()
+                raise BundleError(f"{name} is larger than {MAX_IMAGE_PIXELS} pixels")
+            image.load()
+            return image.convert("RGB")
     except BundleError:
         raise
     except Exception as exc:  # Pillow raises many kinds on a broken file
-        raise BundleError(f"{name} is not a readable JPEG ({exc}).") from None
+        raise BundleError(f"{name} is not a readable JPEG ({exc})") from None
+
+
+def _check_rotation(upright: Image.Image, rotated: Image.Image, where: str) -> None:
+    """`rotated` must be `upright` turned by 180 degrees (with JPEG's tolerance)."""
+    if upright.size != rotated.size:
+        raise BundleError(f"{where}.image_rotated has another size than its upright image")
+    first = numpy.asarray(upright, dtype=numpy.int16)
+    second = numpy.asarray(rotated, dtype=numpy.int16)
+    turned = numpy.abs(second - first[::-1, ::-1]).mean()
+    unturned = numpy.abs(second - first).mean()
+    if turned >= max(6.0, unturned / 3):
+        raise BundleError(f"{where}.image_rotated is not its image turned by 180 degrees")
+
+
+def check_images(root: Path, queries: list[dict[str, Any]], size: int, names: set[str]) -> None:
+    """Check every referenced image, the query images' size and rotation, and the folder."""
+    problems = Problems()
+    decoded: dict[str, Image.Image | None] = {}
+    for name in sorted(names):
+        try:
+            decoded[name] = check_image(root / "images" / name)
+        except BundleError as problem:
+            problems.append(str(problem))
+            decoded[name] = None
+    for index, query in enumerate(queries):
+        where = f"queries.json[{index}]"
+        upright = decoded.get(query["image"].removeprefix("images/"))
+        rotated = decoded.get(query["image_rotated"].removeprefix("images/"))
+        if upright is None or rotated is None:
+            continue
+        try:
+            if max(upright.size) != size:
+                raise BundleError(f"{where}.image's longest side is not web_image_size {size}")
+            _check_rotation(upright, rotated, where)
+        except BundleError as problem:
+            problems.append(str(problem))
+    folder = root / "images"
+    ids = {
+        value.lower()
+        for query in queries
+        for value in (
+            query["image_id"],
+            query["lesion_id"],
+            *(n[k] for n in query["neighbours"] for k in ("image_id", "lesion_id")),
+        )
+        if HEX_ONLY.match(value.lower())  # only such an id can hide in a hex file name
+    }
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if not FILE_NAME.match(path.name):
+            problems.append(f"images/{path.name} is not named <32 hex digits>.jpg")
+        elif any(identifier in path.stem for identifier in ids):
+            problems.append(f"images/{path.name} contains an image or lesion id")
+    problems.raise_if_any()
 
 
 def digest_of(manifest: Any, queries: Any) -> str:
@@ -218,16 +358,15 @@ def digest_of(manifest: Any, queries: Any) -> str:
 
 
 def validate_bundle(folder: str | Path) -> ValidBundle:
-    """Check everything about a bundle folder; BundleError names the first problem."""
+    """Check everything about a bundle folder (docs/bundle.md); BundleError names the problems."""
     root = Path(folder)
     if not root.is_dir():
         raise BundleError(f"{root} is not a folder.")
     manifest = _load_json(root / "manifest.json", MAX_MANIFEST_BYTES)
     check_manifest(manifest)
     queries = _load_json(root / "queries.json", MAX_QUERIES_BYTES)
-    images = check_queries(queries)
-    for name in sorted(images):
-        check_image(root / "images" / name)
+    images = check_queries(queries, manifest)
+    check_images(root, queries, manifest["web_image_size"], images)
     return ValidBundle(root, manifest, queries, digest_of(manifest, queries), frozenset(images))
 
 

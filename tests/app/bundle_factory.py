@@ -23,21 +23,39 @@ NAMES = {
     "nv": "Melanocytic nevus",
     "vasc": "Vascular lesion",
 }
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-LIKERT = ("Not confident", "Slightly confident", "Fairly confident", "Confident", "Certain")
+COLOURS = ("#E69F00", "#D55E00", "#009E73", "#56B4E9", "#000000", "#0072B2", "#CC79A7")
+TEXT_COLOURS = ("#000000",) * 4 + ("#FFFFFF", "#FFFFFF", "#000000")
+LIKERT = (
+    "not confident at all",
+    "slightly confident",
+    "somewhat confident",
+    "fairly confident",
+    "completely confident",
+)
+SIZE = 24  # web_image_size: the longest side of every query image
 
 
-def jpeg_bytes(seed: int, size: int = 24) -> bytes:
-    """A small JPEG whose pixels depend on `seed` (so every seed has its own content hash)."""
+def picture(seed: int, size: int = SIZE) -> Image.Image:
+    """A small picture whose pixels depend on `seed`: a background and a few blobs."""
     rng = random.Random(seed)
     image = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
     draw = ImageDraw.Draw(image)
     for _ in range(3):
-        x, y = rng.randrange(size), rng.randrange(size)
+        x, y = rng.randrange(size // 2), rng.randrange(size)
         draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=tuple(rng.randrange(256) for _ in range(3)))
+    return image
+
+
+def encode(image: Image.Image) -> bytes:
+    """Baseline JPEG bytes without metadata."""
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=80)
+    image.save(out, format="JPEG", quality=90)
     return out.getvalue()
+
+
+def jpeg_bytes(seed: int, size: int = SIZE) -> bytes:
+    """A small JPEG whose pixels depend on `seed` (so every seed has its own content hash)."""
+    return encode(picture(seed, size))
 
 
 def write_image(images: Path, data: bytes) -> str:
@@ -56,14 +74,21 @@ def manifest(cases: int) -> dict[str, Any]:
                 "code": code,
                 "name": NAMES[code],
                 "colour": colour,
+                "text_colour": text_colour,
                 "definition": f"Definition of {NAMES[code].lower()} shown to readers.",
             }
-            for code, colour in zip(CLASSES, COLOURS, strict=True)
+            for code, colour, text_colour in zip(CLASSES, COLOURS, TEXT_COLOURS, strict=True)
         ],
         "likert": list(LIKERT),
         "neighbours": 6,
+        "web_image_size": SIZE,
         "provenance": {"run": "tests", "model": "none", "dataset": "pillow"},
-        "counts": {"queries": cases},
+        "counts": {
+            "queries_before": cases + 2,
+            "queries_after": cases,
+            "dropped": {"same lesion as an earlier query": 2},
+            "images": 0,
+        },
     }
 
 
@@ -85,18 +110,19 @@ def make_bundle(folder: Path, cases: int = 30, seed: int = 0, pool: int = 40) ->
         )
     queries = []
     for index in range(cases):
+        upright = picture(base + 2 * index)
         truth = CLASSES[index % len(CLASSES)]
         picked = rng.sample(neighbour_pool, 6)
         similarities = sorted((rng.uniform(0.5, 1.0) for _ in range(6)), reverse=True)
         queries.append(
             {
-                "case_key": f"c{seed:02d}-{index:04d}",
+                "case_key": hashlib.sha256(f"key-{seed}-{index}".encode()).hexdigest()[:24],
                 "image_id": f"ISIC_Q{seed:02d}{index:05d}",
                 "lesion_id": f"HAM_Q{seed:02d}{index:05d}",
                 "truth": truth,
                 "majority_vote": CLASSES[(index + (index % 3 == 0)) % len(CLASSES)],
-                "image": write_image(images, jpeg_bytes(base + 2 * index)),
-                "image_rotated": write_image(images, jpeg_bytes(base + 2 * index + 1)),
+                "image": write_image(images, encode(upright)),
+                "image_rotated": write_image(images, encode(upright.rotate(180))),
                 "neighbours": [
                     {
                         "rank": rank,
@@ -112,7 +138,9 @@ def make_bundle(folder: Path, cases: int = 30, seed: int = 0, pool: int = 40) ->
                 ],
             }
         )
-    (folder / "manifest.json").write_text(json.dumps(manifest(cases), indent=2))
+    described = manifest(cases)
+    described["counts"]["images"] = len(list(images.iterdir()))
+    (folder / "manifest.json").write_text(json.dumps(described, indent=2, sort_keys=True))
     (folder / "queries.json").write_text(json.dumps(queries, indent=2))
     return folder
 

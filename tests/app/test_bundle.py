@@ -81,6 +81,38 @@ def truncated_jpeg(folder: Path) -> None:
     write_queries(folder, queries)
 
 
+def store(folder: Path, data: bytes) -> str:
+    import hashlib
+
+    name = hashlib.sha256(data).hexdigest()[:32] + ".jpg"
+    (folder / "images" / name).write_bytes(data)
+    return f"images/{name}"
+
+
+def replace_query_image_size(folder: Path) -> None:
+    from tests.app.bundle_factory import encode, picture
+
+    big = picture(77, size=40)
+    queries = read_queries(folder)
+    queries[0]["image"] = store(folder, encode(big))
+    queries[0]["image_rotated"] = store(folder, encode(big.rotate(180)))
+    write_queries(folder, queries)
+
+
+def exif_image(folder: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010E] = "ISIC_0024306"  # ImageDescription
+    Image.new("RGB", (24, 24), "red").save(out, format="JPEG", exif=exif.tobytes())
+    queries = read_queries(folder)
+    queries[2]["neighbours"][0]["image"] = store(folder, out.getvalue())
+    write_queries(folder, queries)
+
+
 def duplicate_key(queries: list) -> None:
     queries[5]["case_key"] = queries[4]["case_key"]
 
@@ -103,16 +135,63 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "duplicate class": (
         edit_manifest(lambda m: m["classes"][2].update(code="akiec")),
-        "each once",
+        "in this order",
     ),
     "bad colour": (
         edit_manifest(lambda m: m["classes"][0].update(colour="blue")),
         "classes[0].colour",
     ),
-    "four likert labels": (edit_manifest(lambda m: m["likert"].pop()), "likert must list 5"),
-    "empty likert label": (
-        edit_manifest(lambda m: m["likert"].__setitem__(1, " ")),
-        "likert[1] must be a non-empty text",
+    "four likert labels": (edit_manifest(lambda m: m["likert"].pop()), "likert must be the five"),
+    "other likert label": (
+        edit_manifest(lambda m: m["likert"].__setitem__(1, "Sure")),
+        "likert must be the five labels",
+    ),
+    "same colour twice": (
+        edit_manifest(lambda m: m["classes"][1].update(colour=m["classes"][0]["colour"])),
+        "colours must be distinct",
+    ),
+    "no text colour": (
+        edit_manifest(lambda m: m["classes"][3].pop("text_colour")),
+        "classes[3].text_colour must be a colour",
+    ),
+    "no web image size": (edit_manifest(lambda m: m.pop("web_image_size")), "web_image_size"),
+    "counts do not add up": (
+        edit_manifest(lambda m: m["counts"].update(queries_before=99)),
+        "counts do not add up",
+    ),
+    "counts disagree with the pool": (
+        edit_manifest(lambda m: m["counts"].update(queries_after=31, queries_before=33)),
+        "counts.queries_after is not 30",
+    ),
+    "case key not hex": (
+        edit_queries(lambda q: q[3].update(case_key="c-0003")),
+        "queries.json[3].case_key must be 16 to 64 lowercase hex digits",
+    ),
+    "case key holds the id": (
+        edit_queries(lambda q: q[3].update(image_id="abcdef12", case_key="00abcdef1200000000")),
+        "case_key contains the query's id",
+    ),
+    "one lesion twice": (
+        edit_queries(lambda q: q[9].update(lesion_id=q[8]["lesion_id"])),
+        "queries.json[9].lesion_id",
+    ),
+    "neighbour of the same lesion": (
+        edit_queries(lambda q: q[4]["neighbours"][2].update(lesion_id=q[4]["lesion_id"])),
+        "neighbours[2] repeats a lesion",
+    ),
+    "similarity increases": (
+        edit_queries(lambda q: q[1]["neighbours"][3].update(similarity=2.0)),
+        "neighbours[3].similarity increases with rank",
+    ),
+    "rotated image is another image": (
+        edit_queries(lambda q: q[6].update(image_rotated=q[7]["image"])),
+        "queries.json[6].image_rotated",
+    ),
+    "query image of the wrong size": (replace_query_image_size, "longest side is not"),
+    "image with exif": (exif_image, "carries metadata (APP1"),
+    "stray file named by id": (
+        lambda f: (f / "images" / "ISIC_0024306.jpg").write_bytes(b"x"),
+        "images/ISIC_0024306.jpg is not named",
     ),
     "nine neighbours": (edit_manifest(lambda m: m.update(neighbours=9)), "neighbours must be 6"),
     "no provenance": (edit_manifest(lambda m: m.pop("provenance")), "provenance"),
@@ -166,6 +245,20 @@ def test_broken_bundle_is_refused_and_writes_nothing(
     assert not images.exists() or not any(images.iterdir())
 
 
+def test_every_violation_is_named(bundle_dir: Path) -> None:
+    queries = read_queries(bundle_dir)
+    queries[0]["truth"] = "xx"
+    queries[5]["neighbours"].pop()
+    queries[9]["image"] = "images/nope.jpg"
+    write_queries(bundle_dir, queries)
+    with pytest.raises(BundleError) as caught:
+        validate_bundle(bundle_dir)
+    message = str(caught.value)
+    assert "queries.json[0].truth" in message
+    assert "queries.json[5] must have exactly 6 neighbours" in message
+    assert "queries.json[9].image" in message
+
+
 def test_oversized_queries_file_is_refused(bundle_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr("app.bundle.MAX_QUERIES_BYTES", 1000)
     with pytest.raises(BundleError, match=r"queries\.json is larger than"):
@@ -195,7 +288,7 @@ def test_valid_bundle_is_imported_with_cases_neighbours_and_images(
         assert folder == Path(app.config["STUDY_IMAGES"]) / study.bundle_digest[:16]
         copied = {path.name for path in folder.iterdir()}
         assert copied == {path.name for path in (bundle_dir / "images").iterdir()}
-        assert study.manifest["likert"][0] == "Not confident"
+        assert study.manifest["likert"][0] == "not confident at all"
 
 
 def test_reimport_is_a_no_op(app: Flask, bundle_dir: Path, tmp_path: Path) -> None:
