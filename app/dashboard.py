@@ -190,11 +190,11 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     title = TASK_TITLES[task]
     if kind == "svg":
         body: str | bytes = confusion_svg(matrix, CLASSES, title)
-        mimetype = "image/svg+xml"
+        content_type = "image/svg+xml; charset=utf-8"
     else:
         body = confusion_png(matrix, CLASSES, title)
-        mimetype = "image/png"
-    return download(body, mimetype, f"study-{study.id}-confusion-task{task}.{kind}")
+        content_type = "image/png"
+    return download(body, content_type, f"study-{study.id}-confusion-task{task}.{kind}")
 
 
 @bp.get("/<int:study_id>/export/<name>")
@@ -205,7 +205,7 @@ def export(study_id: int, name: str) -> Response:
         raise NotFound()
     study = study_or_404(study_id)
     rows = Filters(enrolled_readers(study)).rows(study)
-    suffix, mimetype = EXPORTS[name]
+    suffix, content_type = EXPORTS[name]
     if name == "responses":
         body = responses_csv(rows)
     elif name == "imrmc":
@@ -218,12 +218,12 @@ def export(study_id: int, name: str) -> Response:
             body = summary_csv(result, reader_emails(rows))
         else:
             body = summary_json(result)
-    return download(body, mimetype, f"study-{study.id}-{suffix}")
+    return download(body, content_type, f"study-{study.id}-{suffix}")
 
 
-def download(body: str | bytes, mimetype: str, filename: str) -> Response:
+def download(body: str | bytes, content_type: str, filename: str) -> Response:
     """An attachment that is never cached (results change as readers answer)."""
-    response = Response(body, mimetype=mimetype)
+    response = Response(body, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response

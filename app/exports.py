@@ -35,7 +35,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -84,7 +84,8 @@ def iso_utc(moment: datetime | None) -> str:
     """A naive-UTC timestamp as ISO-8601 with a Z ('' when missing)."""
     if moment is None:
         return ""
-    return moment.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Stored naive, always UTC: the naive ISO form plus "Z" (and fast: 20,000 per export).
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def response_rows(
@@ -130,27 +131,45 @@ def response_rows(
     if reader:
         query = query.where(User.pseudonym == reader)
     rows = []
-    for r in db.session.execute(query):
+    # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.
+    for (
+        pseudonym,
+        email,
+        case_key,
+        image_id,
+        lesion_id,
+        truth,
+        majority_vote,
+        task,
+        position,
+        diagnosis,
+        confidence,
+        neighbours_shown,
+        rotation,
+        shown_at,
+        answered_at,
+        seconds,
+    ) in db.session.connection().execute(query).all():
         row = {
-            "reader": r.pseudonym,
-            "image_id": r.image_id,
-            "truth": r.truth,
-            "task": r.task,
-            "diagnosis": r.diagnosis,
-            "confidence": r.confidence,
-            "majority_vote": r.majority_vote,
-            "case_key": r.case_key,
-            "lesion_id": r.lesion_id,
-            "position": r.position + 1,  # 1-based, as the reader saw it ("case 3 of 100")
-            "correct": int(r.diagnosis == r.truth),
-            "neighbours_shown": ";".join(r.neighbours_shown or []),
-            "rotation": r.rotation,
-            "shown_at": iso_utc(r.shown_at),
-            "answered_at": iso_utc(r.answered_at),
-            "seconds": round(float(r.seconds), 3),
+            "reader": pseudonym,
+            "image_id": image_id,
+            "truth": truth,
+            "task": task,
+            "diagnosis": diagnosis,
+            "confidence": confidence,
+            "majority_vote": majority_vote,
+            "case_key": case_key,
+            "lesion_id": lesion_id,
+            "position": position + 1,  # 1-based, as the reader saw it ("case 3 of 100")
+            "correct": int(diagnosis == truth),
+            "neighbours_shown": ";".join(neighbours_shown or []),
+            "rotation": rotation,
+            "shown_at": iso_utc(shown_at),
+            "answered_at": iso_utc(answered_at),
+            "seconds": round(float(seconds), 3),
         }
         if not pseudonymise:
-            row["reader_email"] = r.email
+            row["reader_email"] = email
         rows.append(row)
     return rows
 

@@ -96,11 +96,8 @@ def read_study(
     return given
 
 
-@pytest.fixture
-def answered(
-    app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef, clock: FakeClock
-) -> Answered:
-    """Two readers who completed both tasks of `study` (Task 1 50% and 60%, Task 2 80%, 60%)."""
+def answer_study(app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef) -> Answered:
+    """Two readers (`reader` and a second one) complete both tasks of `study` as in PLAN."""
     second = add_user(app, "second.reader@example.org", Role.READER)
     join_study(app, second, study)
     readers = {"first": reader, "second": second}
@@ -108,6 +105,14 @@ def answered(
     for key, user in readers.items():
         answers += read_study(app, client, user, study, PLAN[key])
     return Answered(study, readers, answers)
+
+
+@pytest.fixture
+def answered(
+    app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef, clock: FakeClock
+) -> Answered:
+    """Two readers who completed both tasks of `study` (Task 1 50% and 60%, Task 2 80%, 60%)."""
+    return answer_study(app, client, study, reader)
 
 
 def dashboard_routes(study_id: int) -> list[str]:

@@ -1,0 +1,222 @@
+"""The downloads: responses, summary, iMRMC and MRMCaov files (SQLite and PostgreSQL).
+
+The study is answered through the survey's pages by the `answered` fixture of
+test_dashboard.py: two readers, 10 cases each, both tasks.
+"""
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from app.analysis import COLUMNS
+from app.exports import (
+    IMRMC_PLACEHOLDERS,
+    MRMCAOV_COLUMNS,
+    RESPONSE_COLUMNS,
+    SUMMARY_COLUMNS,
+    response_rows,
+)
+from app.extensions import db
+from app.models import Study
+from tests.app.conftest import FakeClock, StudyRef, UserRef
+from tests.app.test_dashboard import Answered, answer_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def answered(
+    app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef, clock: FakeClock
+) -> Answered:
+    """Two readers who completed both tasks of `study` (see test_dashboard.PLAN)."""
+    return answer_study(app, client, study, reader)
+
+
+def download(client: FlaskClient, study: StudyRef, name: str, **args: str) -> TestResponse:
+    """GET one export (asserting 200 and an attachment named after the study id only)."""
+    response = client.get(f"/dashboard/{study.id}/export/{name}", query_string=args)
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    match = re.fullmatch(
+        r'attachment; filename="study-(\d+)-([a-z-]+)\.(csv|json|imrmc)"', disposition
+    )
+    assert match, disposition
+    assert int(match.group(1)) == study.id
+    return response
+
+
+def csv_rows(response: TestResponse) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV download."""
+    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
+    rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+def test_responses_csv_has_every_answer_and_no_email(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    response = download(client, answered.study, "responses")
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    columns, rows = csv_rows(response)
+    assert columns == list(RESPONSE_COLUMNS)
+    assert set(COLUMNS) <= set(columns)
+    assert len(rows) == 40
+    assert "@" not in response.get_data(as_text=True)
+    given = Counter(answered.answers)
+    stored = Counter(
+        (r["reader"], r["image_id"], int(r["task"]), r["truth"], r["diagnosis"]) for r in rows
+    )
+    assert stored == given
+    task2 = [r for r in rows if r["task"] == "2"]
+    assert all(len(r["neighbours_shown"].split(";")) == 6 for r in task2)
+    assert {r["rotation"] for r in task2} == {"180"}
+    assert all(r["neighbours_shown"] == "" for r in rows if r["task"] == "1")
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["answered_at"]) for r in rows
+    )
+    assert {r["confidence"] for r in task2} == {"4"}
+    assert all(float(r["seconds"]) >= 0 for r in rows)
+
+
+def test_identify_adds_readers_emails(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    columns, rows = csv_rows(download(client, answered.study, "responses", identify="1"))
+    assert columns[-1] == "reader_email"
+    emails = {user.pseudonym: user.email for user in answered.readers.values()}
+    assert all(row["reader_email"] == emails[row["reader"]] for row in rows)
+    summary = download(client, answered.study, "summary-csv", identify="1")
+    assert answered.readers["first"].email in summary.get_data(as_text=True)
+    for name in ("summary-csv", "summary-json", "imrmc", "mrmcaov"):
+        assert "@" not in download(client, answered.study, name).get_data(as_text=True), name
+
+
+def test_the_analysis_command_reads_the_responses_export(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable, tmp_path: Path
+) -> None:
+    login(client, organiser)
+    path = tmp_path / "export.csv"
+    path.write_bytes(download(client, answered.study, "responses").data)
+    run = subprocess.run(
+        [sys.executable, "-m", "app.analysis", str(path), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    # The same analysis as the JSON download (same bootstrap size and seed).
+    summary = download(client, answered.study, "summary-json")
+    assert summary.mimetype == "application/json"
+    assert json.loads(run.stdout) == json.loads(summary.get_data(as_text=True))
+    assert json.loads(run.stdout)["pooled"]["task2"]["accuracy"] == 0.7
+
+
+def test_summary_csv_is_table_4_ii(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    columns, rows = csv_rows(download(client, answered.study, "summary-csv"))
+    assert columns == list(SUMMARY_COLUMNS)
+    assert [r["row"] for r in rows] == ["reader", "reader", "pooled", "mean", "sd"]
+    by_reader = {r["reader"]: r for r in rows if r["row"] == "reader"}
+    first = by_reader[answered.readers["first"].pseudonym]
+    assert (float(first["task1_accuracy"]), float(first["task2_accuracy"])) == (0.5, 0.8)
+    assert first["task1_answers"] == "10" and first["cases"] == "10"
+    pooled, sd = rows[2], rows[4]
+    assert (float(pooled["task1_accuracy"]), float(pooled["task2_accuracy"])) == (0.55, 0.7)
+    assert abs(float(sd["task1_accuracy"]) - 0.0707107) < 1e-6
+
+
+def test_imrmc_file_structure(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    response = download(client, answered.study, "imrmc")
+    assert response.mimetype == "text/plain"
+    lines = response.get_data(as_text=True).splitlines()
+    begin = lines.index("BEGIN DATA:")
+    header, data = lines[:begin], lines[begin + 1 :]
+    images = sorted({image for _, image, *_ in answered.answers})
+    sizes = {line[:3]: int(line[3:]) for line in header if line[:3] in ("N0:", "N1:", "NR:", "NM:")}
+    assert sizes == {"N0:": IMRMC_PLACEHOLDERS, "N1:": len(images), "NR:": 2, "NM:": 2}
+    # iMRMC reads a size from any header line that contains one of these tokens.
+    assert sum(any(t in line.upper() for t in ("N0:", "N1:", "NR:", "NM:")) for line in header) == 4
+    rows = [line.split(",") for line in data]
+    assert all(len(row) == 4 and all(field == field.strip() for field in row) for row in rows)
+    truth = [row for row in rows if row[0] == "-1"]
+    assert all(row[2] == "0" for row in truth)
+    assert sorted(row[3] for row in truth) == ["0"] * IMRMC_PLACEHOLDERS + ["1"] * len(images)
+    assert len({row[1] for row in truth}) == len(truth)  # each case's truth exactly once
+    diseased = {row[1] for row in truth if row[3] == "1"}
+    reads = [row for row in rows if row[0] != "-1"]
+    real = [row for row in reads if row[1] in diseased]
+    placeholder = [row for row in reads if row[1] not in diseased]
+    # One row per reader x case x modality: 2 readers x 10 cases x 2 tasks, no repeats.
+    assert len(real) == 40
+    assert len({tuple(row[:3]) for row in real}) == 40
+    assert {row[2] for row in real} == {"1", "2"}
+    assert {row[3] for row in real} <= {"0", "1"}
+    assert len(placeholder) == 2 * 2 * IMRMC_PLACEHOLDERS
+    assert {row[3] for row in placeholder} == {"0.5"}
+    # Every number is a whole number, as RJafroc's reader needs; scores add up to the rights.
+    assert all(row[0].lstrip("-").isdigit() and row[1].isdigit() for row in rows)
+    right_by_task = Counter(row[2] for row in real if row[3] == "1")
+    assert right_by_task == {"1": 11, "2": 14}
+
+
+def test_mrmcaov_table(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    columns, rows = csv_rows(download(client, answered.study, "mrmcaov"))
+    assert columns == list(MRMCAOV_COLUMNS)
+    assert len(rows) == 40
+    assert len({(r["reader"], r["case"], r["test"]) for r in rows}) == 40
+    assert {r["test"] for r in rows} == {"task1", "task2"}
+    assert {r["truth"] for r in rows} == {"1"}
+    first = answered.readers["first"].pseudonym
+    rights = Counter((r["reader"], r["test"]) for r in rows if r["rating"] == "1")
+    assert (rights[(first, "task1")], rights[(first, "task2")]) == (5, 8)
+
+
+def test_exports_of_a_study_without_answers(
+    client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    login(client, organiser)
+    columns, rows = csv_rows(download(client, study, "responses"))
+    assert columns == list(RESPONSE_COLUMNS) and rows == []
+    result = json.loads(download(client, study, "summary-json").get_data(as_text=True))
+    assert result["pooled"]["task1"]["answers"] == 0
+    assert "BEGIN DATA:" in download(client, study, "imrmc").get_data(as_text=True)
+    assert csv_rows(download(client, study, "mrmcaov"))[1] == []
+
+
+def test_response_rows_filters(app: Flask, answered: Answered) -> None:
+    first = answered.readers["first"]
+    with app.app_context():
+        study = db.session.get(Study, answered.study.id)
+        assert len(response_rows(study)) == 40
+        mine = response_rows(study, reader=first.pseudonym)
+        assert len(mine) == 20 and {row["reader"] for row in mine} == {first.pseudonym}
+        assert len(response_rows(study, completed_only=True)) == 40
+        assert "reader_email" not in response_rows(study)[0]
+        assert response_rows(study, pseudonymise=False)[0]["reader_email"].endswith("@example.org")
+        # Ordered by reader, then task, then the position the reader saw.
+        keys = [(r["reader"], r["task"], r["position"]) for r in response_rows(study)]
+        assert keys == sorted(keys)
