@@ -197,6 +197,10 @@ def demo(bundle: Path, cases: int) -> None:
 
 def register(app: Flask) -> None:
     """Add the command groups to `app`'s `flask` command."""
+    from app.backup import backup_command, restore_command
+
     app.cli.add_command(users)
     app.cli.add_command(study)
     app.cli.add_command(demo)
+    app.cli.add_command(backup_command)  # flask db-backup FILE
+    app.cli.add_command(restore_command)  # flask db-restore FILE [--force]
