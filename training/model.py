@@ -115,22 +115,16 @@ def _with_imagenet_rescaling(backbone: keras.Model) -> keras.Model:
     return keras.Model.from_config(config)
 
 
-def _build_backbone(cfg: Config, weights: str | Path | None) -> keras.Model:
-    """The EfficientNet without its top, random or with ImageNet weights (download or file)."""
-    application = _application(cfg)
-    shape = (cfg.image_size, cfg.image_size, 3)
-    if weights is None:
-        return application(include_top=False, weights=None, input_shape=shape)
+def imagenet_weights_file(cfg: Config, weights: str | Path) -> Path | None:
+    """The local 'notop' ImageNet weights file to load, or None if Keras must download it.
+
+    `weights` is "imagenet" (the Keras cache file if present) or a file given by the user.
+    A missing or non-HDF5 file is a PipelineError naming the file Keras expects.
+    """
     cached = imagenet_weights_path(cfg.backbone)
     if weights == "imagenet":
         if not cached.is_file():
-            try:
-                return application(include_top=False, weights="imagenet", input_shape=shape)
-            except Exception as error:
-                raise PipelineError(
-                    f"could not download the ImageNet weights of {cfg.backbone} ({error}); "
-                    f"offline, pass --imagenet-weights FILE or place the file at {cached}"
-                ) from error
+            return None
         weights = cached
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -138,6 +132,29 @@ def _build_backbone(cfg: Config, weights: str | Path | None) -> keras.Model:
             f"ImageNet weights file {path} not found (expected Keras's {cached.name}, "
             f"as cached at {cached})"
         )
+    import h5py  # Keras's own dependency for HDF5 weights
+
+    if not h5py.is_hdf5(path):  # fail before the slow build
+        raise PipelineError(f"{path} is not an HDF5 weights file like Keras's {cached.name}")
+    return path
+
+
+def _build_backbone(cfg: Config, weights: str | Path | None) -> keras.Model:
+    """The EfficientNet without its top, random or with ImageNet weights (download or file)."""
+    application = _application(cfg)
+    shape = (cfg.image_size, cfg.image_size, 3)
+    if weights is None:
+        return application(include_top=False, weights=None, input_shape=shape)
+    path = imagenet_weights_file(cfg, weights)
+    if path is None:
+        try:
+            return application(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as error:
+            raise PipelineError(
+                f"could not download the ImageNet weights of {cfg.backbone} ({error}); "
+                f"offline, pass --imagenet-weights FILE or place the file at "
+                f"{imagenet_weights_path(cfg.backbone)}"
+            ) from error
     backbone = _with_imagenet_rescaling(
         application(include_top=False, weights=None, input_shape=shape)
     )
@@ -260,12 +277,12 @@ def fast_layer_names(model: keras.Model, stage: str) -> list[str]:
 
 def feature_model(model: keras.Model) -> keras.Model:
     """A model from the classifier's input to its "features" layer (GAP, not normalised)."""
-    return keras.Model(model.inputs, model.get_layer("features").output, name="features_model")
+    return keras.Model(model.input, model.get_layer("features").output, name="features_model")
 
 
 def score_model(model: keras.Model) -> keras.Model:
     """A model from the classifier's input to its logits (the softmax removed), for saliency."""
-    return keras.Model(model.inputs, model.get_layer("softmax").input, name="score_model")
+    return keras.Model(model.input, model.get_layer("softmax").input, name="score_model")
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from training.config import Config
 from training.errors import PipelineError
+from training.metrics import classification_metrics
 from training.model import (
     NUM_CLASSES,
     fast_layer_names,
@@ -38,7 +39,6 @@ __all__ = [
     "RampUpExponentialDecay",
     "augmenter",
     "layer_groups",
-    "macro_sensitivity",
     "make_dataset",
     "make_optimizers",
     "make_train_step",
@@ -216,18 +216,6 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-# Metrics -------------------------------------------------------------------------------------
-
-
-def macro_sensitivity(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean per-class recall over the classes present in `truth`."""
-    truth, predicted = np.asarray(truth), np.asarray(predicted)
-    classes = np.unique(truth)
-    if classes.size == 0:
-        return 0.0
-    return float(np.mean([np.mean(predicted[truth == c] == c) for c in classes]))
-
-
 # Mixed precision -----------------------------------------------------------------------------
 
 
@@ -294,16 +282,18 @@ def make_train_step(
     loss_fn: keras.losses.Loss,
     loss_scale: _DynamicLossScale | None,
 ) -> Callable[[Any], tf.Tensor]:
-    """A tf.function running one distributed step; returns the mean loss of the batch."""
+    """A tf.function running one distributed step; returns the mean loss of the batch.
+
+    Replicas only compute gradients; summing them and applying both optimizers happen in
+    cross-replica context, where skipping a float16 step that overflowed is a plain tf.cond
+    (a condition around the optimizers' own all-reduce inside a replica is not supported).
+    """
     slow_vars, fast_vars = groups
     variables = slow_vars + fast_vars
+    # The distributed (mirrored) variables are where the summed gradients must end up.
+    destinations = [getattr(v, "value", v) for v in variables]
 
-    def apply(grads: list[tf.Tensor]) -> tf.Tensor:
-        optimizers[0].apply(grads[: len(slow_vars)], slow_vars)
-        optimizers[1].apply(grads[len(slow_vars) :], fast_vars)
-        return tf.constant(True)
-
-    def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
             loss = tf.nn.compute_average_loss(loss_fn(targets, probabilities))
@@ -311,21 +301,29 @@ def make_train_step(
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled = loss if loss_scale is None else loss * loss_scale.scale
         grads = tape.gradient(scaled, variables)
-        if loss_scale is None:
-            return loss, apply(grads)
-        grads = [g / loss_scale.scale for g in grads]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        # Every replica must take the same branch, or the optimizers' all-reduce would hang.
-        context = tf.distribute.get_replica_context()
-        finite = context.all_reduce(tf.distribute.ReduceOp.MIN, tf.cast(finite, tf.float32)) > 0
-        applied = tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
-        return loss, applied
+        if loss_scale is not None:
+            grads = [g / loss_scale.scale for g in grads]
+        return loss, grads
+
+    def apply(grads: list[Any]) -> tf.Tensor:
+        optimizers[0].apply(grads[: len(slow_vars)], slow_vars)
+        optimizers[1].apply(grads[len(slow_vars) :], fast_vars)
+        return tf.constant(True)
 
     @tf.function
     def step(batch: Any) -> tf.Tensor:
-        loss, applied = strategy.run(replica_step, args=batch)
-        if loss_scale is not None:
-            loss_scale.update(strategy.reduce(tf.distribute.ReduceOp.MIN, applied, axis=None))
+        loss, grads = strategy.run(replica_step, args=batch)
+        # The loss was divided by the global batch size, so the sum is the mean gradient.
+        grads = strategy.extended.batch_reduce_to(
+            tf.distribute.ReduceOp.SUM, list(zip(grads, destinations, strict=True))
+        )
+        if loss_scale is None:
+            apply(grads)
+        else:
+            local = [strategy.experimental_local_results(g)[0] for g in grads]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in local])
+            tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
+            loss_scale.update(finite)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
     return step
@@ -376,6 +374,8 @@ def train_classifier(
     train_maps, val_maps = saliency if saliency is not None else (None, None)
     _validate_inputs(model, train[0], train_maps, "training")
     _validate_inputs(model, val[0], val_maps, "validation")
+    if len(train[0]) == 0 or len(val[0]) == 0:
+        raise PipelineError("training and validation sets must not be empty")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best_path, history_path = out_dir / BEST_MODEL, out_dir / HISTORY
@@ -445,8 +445,8 @@ def train_classifier(
             if number < steps:
                 progress.update(number, [("loss", losses[-1])])
         predicted = predict(model, val_images, batch_size).argmax(axis=1)
-        accuracy = float(np.mean(predicted == val_truth)) if len(val_truth) else 0.0
-        sensitivity = macro_sensitivity(val_truth, predicted)
+        scores = classification_metrics(val_truth, predicted)
+        accuracy, sensitivity = scores["accuracy"], scores["macro_sensitivity"]
         progress.update(
             steps,
             [("loss", losses[-1]), ("val_acc", accuracy), ("val_macro_sens", sensitivity)],

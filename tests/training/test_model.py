@@ -217,18 +217,20 @@ def test_imagenet_weights_from_the_keras_cache_and_from_a_file(
         atol=1e-5,
     )
 
-    # A file elsewhere, given explicitly, gives the same weights.
+    # The 4-channel model extends the ImageNet rescaling with a neutral factor.
+    four = model_lib.to_four_channels(model, CFG)
+    assert list(four.get_layer("imagenet_rescaling").scale) == [*rescaling.scale, 1.0]
+    np.testing.assert_array_equal(
+        four.get_layer("stem_conv").get_weights()[0][:, :, :3],
+        source.get_layer("stem_conv").get_weights()[0],
+    )
+
+    # A file given explicitly (--imagenet-weights) takes the same road from wherever it is.
     elsewhere = tmp_path / "downloads" / "b0.h5"
     elsewhere.parent.mkdir()
     cached.rename(elsewhere)
-    from_file = model_lib.build_classifier(CFG, weights=elsewhere)
-    np.testing.assert_array_equal(
-        from_file.get_layer("stem_conv").get_weights()[0],
-        source.get_layer("stem_conv").get_weights()[0],
-    )
-    # The 4-channel model extends the ImageNet rescaling with a neutral factor.
-    four = model_lib.to_four_channels(from_file, CFG)
-    assert list(four.get_layer("imagenet_rescaling").scale) == [*rescaling.scale, 1.0]
+    assert model_lib.imagenet_weights_file(imagenet_cfg, "imagenet") is None  # would download
+    assert model_lib.imagenet_weights_file(CFG, elsewhere) == elsewhere
 
 
 def test_missing_imagenet_weights_name_the_expected_file(offline: Path, tmp_path: Path) -> None:
@@ -240,5 +242,5 @@ def test_missing_imagenet_weights_name_the_expected_file(offline: Path, tmp_path
         model_lib.build_classifier(CFG, weights=tmp_path / "nowhere.h5")
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not an hdf5 file")
-    with pytest.raises(PipelineError, match="does not hold EfficientNetB0"):
+    with pytest.raises(PipelineError, match="not an HDF5 weights file"):
         model_lib.build_classifier(CFG, weights=broken)

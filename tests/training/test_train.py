@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,11 +103,11 @@ def test_new_layers_take_a_larger_step() -> None:
     step = train.make_train_step(
         model, tf.distribute.get_strategy(), optimizers, groups, loss, None
     )
-    before = [np.array(v) for v in groups[0] + groups[1]]
+    before = [v.numpy() for v in groups[0] + groups[1]]
     x = tf.constant(images(8, seed=1), tf.float32)
     y = tf.one_hot(labels(8), 7)
     assert np.isfinite(float(step((x, y))))
-    after = [np.array(v) for v in groups[0] + groups[1]]
+    after = [v.numpy() for v in groups[0] + groups[1]]
     moved = [np.abs(a - b).max() for a, b in zip(after, before, strict=True)]
     slow_moves, fast_moves = moved[: len(groups[0])], moved[len(groups[0]) :]
     # Adam's first step moves each weight by about its learning rate, whatever the gradient.
@@ -151,13 +155,6 @@ def test_rgb_augmentation_keeps_shape_and_pixel_range(strength: str) -> None:
     assert train.augmenter(dataclasses.replace(CFG, augment="none"), "rgb") is None
 
 
-def test_macro_sensitivity_averages_recall_over_present_classes() -> None:
-    truth = np.array([0, 0, 0, 0, 1, 1, 4])
-    predicted = np.array([0, 0, 0, 1, 1, 0, 2])
-    assert train.macro_sensitivity(truth, predicted) == pytest.approx((0.75 + 0.5 + 0.0) / 3)
-    assert train.macro_sensitivity(np.array([]), np.array([])) == 0.0
-
-
 def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_good_steps() -> None:
     scale = train._DynamicLossScale(initial=8.0, growth_steps=2)
     scale.update(tf.constant(False))
@@ -166,6 +163,94 @@ def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_good_steps() -> N
     assert float(scale.scale) == 4.0 and int(scale.good_steps) == 1
     scale.update(tf.constant(True))
     assert float(scale.scale) == 8.0 and int(scale.good_steps) == 0
+
+
+def test_float16_step_skips_overflowing_gradients_and_applies_finite_ones() -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = toy_classifier()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("stem_conv").compute_dtype == "float16"
+    groups = train.layer_groups(model, "rgb")
+    optimizers = train.make_optimizers(CFG, "rgb", groups, steps_per_epoch=1)
+    loss = keras.losses.CategoricalFocalCrossentropy(reduction=None)
+    scale = train._DynamicLossScale(initial=2.0**100)  # float16 gradients overflow at once
+    strategy = tf.distribute.get_strategy()
+    step = train.make_train_step(model, strategy, optimizers, groups, loss, scale)
+    batch = (tf.constant(images(8, seed=1), tf.float32), tf.one_hot(labels(8), 7))
+    before = [v.numpy() for v in model.trainable_variables]
+    step(batch)
+    assert float(scale.scale) == 2.0**99 and int(optimizers[0].iterations) == 0
+    for old, new in zip(before, model.trainable_variables, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+    scale.scale.assign(2.0**10)
+    step(batch)
+    assert float(scale.scale) == 2.0**10 and int(optimizers[1].iterations) == 1
+    assert not np.array_equal(before[-2], model.trainable_variables[-2].numpy())
+
+
+MIRRORED_STEP = textwrap.dedent(
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    from training import train
+
+    def one_step(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            inputs = keras.Input((8, 8, 3))
+            x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
+            x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+            x = keras.layers.Dense(7, name="logits")(x)
+            model = keras.Model(inputs, keras.layers.Activation("softmax", name="softmax")(x))
+            groups = train.layer_groups(model, "rgb")
+            # Plain SGD with rate 1 turns the update into the gradient itself.
+            optimizers = (keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0))
+            for optimizer, variables in zip(optimizers, groups):
+                optimizer.build(variables)
+            initial = [v.numpy() for v in model.trainable_variables]
+        loss = keras.losses.CategoricalFocalCrossentropy(reduction=None)
+        step = train.make_train_step(model, strategy, optimizers, groups, loss, None)
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 1, (8, 8, 8, 3)).astype("float32")  # small: no saturated softmax
+        y = tf.one_hot(np.arange(8) % 7, 7)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        for batch in strategy.experimental_distribute_dataset(data):
+            loss_value = float(step(batch))
+        steps = [np.array(v) - w for v, w in zip(model.trainable_variables, initial)]
+        assert min(np.abs(s).max() for s in steps) > 1e-4  # every variable really moved
+        return loss_value, steps
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    loss_1, steps_1 = one_step(tf.distribute.get_strategy())
+    loss_2, steps_2 = one_step(mirrored)
+    print(abs(loss_1 - loss_2), max(np.abs(a - b).max() for a, b in zip(steps_1, steps_2)))
+    """
+)
+
+
+def test_a_step_on_two_replicas_equals_a_step_on_one() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED_STEP],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loss_difference, step_difference = map(float, done.stdout.split()[-2:])
+    assert loss_difference < 1e-5 and step_difference < 1e-6
 
 
 def test_training_rejects_inputs_that_do_not_fit(tmp_path: Path) -> None:
@@ -215,19 +300,33 @@ def test_training_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:
     )
 
 
-def test_one_epoch_of_the_tiny_four_channel_model(tmp_path: Path, eager: None) -> None:
-    keras.utils.set_random_seed(3)
-    rgb = model_lib.build_classifier(CFG)
+def test_four_channel_stage_trains_on_images_plus_maps(tmp_path: Path) -> None:
+    rgb = toy_classifier()
     four = model_lib.to_four_channels(rgb, CFG)
+    cfg = dataclasses.replace(CFG, batch_size=8)
     data, val = (images(16, seed=8), labels(16)), (images(8, seed=9), labels(8))
     maps = (images(16, 1, seed=10)[..., 0], images(8, 1, seed=11)[..., 0])
-    stem_before = four.get_layer("stem_conv").get_weights()[0]
-    best = train.train_classifier(four, data, val, CFG, tmp_path, "rgbs", saliency=maps, verbose=0)
+    best = train.train_classifier(four, data, val, cfg, tmp_path, "rgbs", saliency=maps, verbose=0)
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["stage"] == "rgbs" and len(history["epochs"]) == 1
     assert (tmp_path / "best.keras").is_file()
-    stem_after = best.get_layer("stem_conv").get_weights()[0]
-    assert np.abs(stem_after[:, :, 3]).max() > 0  # the saliency slice has started to learn
-    assert not np.array_equal(stem_after, stem_before)
-    x = np.concatenate([val[0], maps[1][..., None]], axis=-1)
-    assert model_lib.predict(best, x, 8).shape == (8, 7)
+    # The saliency slice of the stem started at zero and has begun to learn.
+    assert np.abs(best.get_layer("stem_conv").get_weights()[0][:, :, 3]).max() > 0
+    stacked = np.concatenate([val[0], maps[1][..., None]], axis=-1)
+    assert model_lib.predict(best, stacked, 8).shape == (8, 7)
+
+
+def test_one_epoch_of_the_tiny_preset(tmp_path: Path, eager: None) -> None:
+    keras.utils.set_random_seed(3)
+    model = model_lib.build_classifier(CFG)
+    data, val = (images(16, seed=12), labels(16)), (images(8, seed=13), labels(8))
+    head_before = model.get_layer("logits").get_weights()[0]
+    best = train.train_classifier(model, data, val, CFG, tmp_path, "rgb", verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["stage"] == "rgb" and [e["epoch"] for e in history["epochs"]] == [1]
+    entry = history["epochs"][0]
+    assert np.isfinite(entry["loss"]) and 0.0 <= entry["val_macro_sensitivity"] <= 1.0
+    assert entry["learning_rate_new_layers"] == pytest.approx(CFG.lr_rgb * CFG.lr_factor_rgb)
+    assert (tmp_path / "best.keras").is_file()
+    assert not np.array_equal(best.get_layer("logits").get_weights()[0], head_before)
+    assert model_lib.predict(best, val[0], 8).shape == (8, 7)
