@@ -1,0 +1,308 @@
+"""Who may reach which route: every endpoint of `app.url_map`, for GET and POST, per role.
+
+The table below names the expected status of every (endpoint, method, role). The test walks
+the application's URL map, so a route added later without a row here makes it fail, as does
+a row whose route was removed. URLs are built with real ids: the study, a case image, a
+fresh invitation token or id per request. Readers never reach the organisers' pages, the
+dashboard or its downloads; a reader of another study reaches none of this study's pages
+or images.
+
+`World` and `requests_of` are reused by test_security (CSRF, headers, markup of every page).
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask, url_for
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from app.auth import create_invitation
+from app.extensions import db
+from app.models import Case, Invitation, Study
+from tests.app.conftest import StudyRef, UserRef
+
+ROLES = ("anonymous", "reader", "other_reader", "organiser", "admin")
+METHODS = ("GET", "POST")
+READERS = ("reader", "other_reader")
+NO = 405  # the route does not take this method
+
+# Expected status per role, in the order of ROLES.
+STAFF_PAGE = (302, 403, 403, 200, 200)
+STAFF_FORM_POST = (302, 403, 403, 400, 400)  # an empty form: refused, nothing written
+STAFF_ACTION_POST = (302, 403, 403, 302, 302)
+READER_PAGE = (302, 200, 404, 403, 403)
+NOT_ALLOWED = (NO,) * 5
+
+MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
+    "admin.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    "admin.import_study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    "admin.studies": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "auth.index": {"GET": (302,) * 5, "POST": NOT_ALLOWED},
+    # The invitation page is about the link, not the visitor: everyone may open it.
+    "auth.invitation": {"GET": (200,) * 5, "POST": (200,) * 5},
+    "auth.login": {"GET": (200, 302, 302, 302, 302), "POST": (200, 302, 302, 302, 302)},
+    "auth.logout": {"GET": NOT_ALLOWED, "POST": (302,) * 5},
+    "auth.password": {"GET": (302, 200, 200, 200, 200), "POST": (302, 200, 200, 200, 200)},
+    "dashboard.confusion_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "dashboard.export": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "health.health": {"GET": (200,) * 5, "POST": NOT_ALLOWED},
+    # Images answer 404 to everyone who may not see them: no hint that the name exists.
+    "images.image": {"GET": (404, 200, 404, 200, 200), "POST": NOT_ALLOWED},
+    "static": {"GET": (200,) * 5, "POST": NOT_ALLOWED},
+    # An empty answer form: the case token is missing, so nothing is stored.
+    "survey.case": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403)},
+    "survey.class_styles": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
+    "survey.home": {"GET": (302, 200, 200, 200, 200), "POST": NOT_ALLOWED},
+    "survey.information": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
+    "survey.resume": {"GET": (302, 302, 404, 403, 403), "POST": NOT_ALLOWED},
+    "survey.task": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
+    "survey.task_end": {"GET": (302, 302, 404, 403, 403), "POST": NOT_ALLOWED},
+    # The reader is enrolled already: a second consent only redirects.
+    "survey.welcome": {"GET": READER_PAGE, "POST": (302, 303, 404, 403, 403)},
+}
+
+# Variants of one endpoint that must all behave alike (e.g. every download).
+EXPORT_NAMES = ("responses", "summary-csv", "summary-json", "imrmc", "mrmcaov")
+
+
+@dataclass
+class World:
+    """A study with a reader (enrolled), a reader of another study, staff, and their sessions."""
+
+    app: Flask
+    study: StudyRef
+    other_study: StudyRef
+    users: dict[str, UserRef | None]
+    cookies: dict[str, str | None]
+    image: str  # a case image of `study`, without ".jpg"
+    other_image: str  # the same for `other_study`
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, role: str) -> FlaskClient:
+        """A fresh client carrying `role`'s session (a logout elsewhere does not affect it)."""
+        client = self.app.test_client()
+        cookie = self.cookies[role]
+        if cookie is not None:
+            client.set_cookie("session", cookie)
+        return client
+
+    def fresh_invitation(self) -> tuple[int, str]:
+        """A new pending invitation to `study`: its id and its token."""
+        with self.app.app_context():
+            invitation, token = create_invitation(
+                db.session.get(Study, self.study.id), "invitee@example.org"
+            )
+            db.session.commit()
+            return invitation.id, token
+
+    def url_values(self, endpoint: str, study: StudyRef | None = None) -> list[dict[str, Any]]:
+        """The URL arguments of `endpoint` (several variants for some), with real ids."""
+        study = study or self.study
+        image = self.image if study == self.study else self.other_image
+        by_study = {"study_id": study.id}
+        if endpoint == "admin.change_status":
+            return [{**by_study, "action": "open"}]  # the study is open: nothing changes
+        if endpoint == "admin.revoke_invitation":
+            return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
+        if endpoint == "auth.invitation":
+            return [{"token": self.fresh_invitation()[1]}]
+        if endpoint == "dashboard.confusion_image":
+            return [{**by_study, "task": t, "kind": k} for t in (1, 2) for k in ("png", "svg")]
+        if endpoint == "dashboard.export":
+            return [{**by_study, "name": name} for name in EXPORT_NAMES]
+        if endpoint == "images.image":
+            return [{"name": image}]
+        if endpoint == "static":
+            return [{"filename": "css/app.css"}, {"filename": "js/survey.js"}]
+        if endpoint in ("survey.case",):
+            return [{**by_study, "task": 1, "number": 1}]
+        if endpoint in ("survey.task", "survey.task_end"):
+            return [{**by_study, "task": 1}]
+        rule = next(self.app.url_map.iter_rules(endpoint))
+        return [by_study if "study_id" in rule.arguments else {}]
+
+    def url(self, endpoint: str, values: dict[str, Any]) -> str:
+        """The path of `endpoint` with `values`."""
+        with self.app.test_request_context():
+            return url_for(endpoint, **values)
+
+
+def session_cookie(app: Flask, user: UserRef, login: Callable) -> str:
+    """Log `user` in and keep the session cookie's value."""
+    client = app.test_client()
+    login(client, user)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def first_case_image(app: Flask, study: StudyRef) -> str:
+    """The upright image name of a study's first case, without ".jpg"."""
+    with app.app_context():
+        name = db.session.scalar(
+            select(Case.image).where(Case.study_id == study.id).order_by(Case.position)
+        )
+        return name.removesuffix(".jpg")
+
+
+def build_world(
+    app: Flask,
+    study: StudyRef,
+    other_study: StudyRef,
+    users: dict[str, UserRef],
+    login: Callable,
+) -> World:
+    """Sessions for every role; both readers consented to their own study."""
+    cookies: dict[str, str | None] = {"anonymous": None}
+    for role, user in users.items():
+        cookies[role] = session_cookie(app, user, login)
+    world = World(
+        app,
+        study,
+        other_study,
+        {"anonymous": None, **users},
+        cookies,
+        first_case_image(app, study),
+        first_case_image(app, other_study),
+    )
+    for role, target in (("reader", study), ("other_reader", other_study)):
+        response = world.client(role).post(f"/survey/{target.id}/", data={"consent": "y"})
+        assert response.status_code == 303, role
+    return world
+
+
+@pytest.fixture
+def world(
+    app: Flask,
+    study: StudyRef,
+    other_study: StudyRef,
+    reader: UserRef,
+    other_reader: UserRef,
+    organiser: UserRef,
+    admin: UserRef,
+    login: Callable,
+) -> World:
+    """Every role with a session, on one study and another."""
+    users = {
+        "reader": reader,
+        "other_reader": other_reader,
+        "organiser": organiser,
+        "admin": admin,
+    }
+    return build_world(app, study, other_study, users, login)
+
+
+def endpoints_of(app: Flask) -> dict[str, set[str]]:
+    """Every endpoint of the URL map with the methods it takes (HEAD/OPTIONS aside)."""
+    found: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        found.setdefault(rule.endpoint, set()).update(rule.methods - {"HEAD", "OPTIONS"})
+    return found
+
+
+def send(client: FlaskClient, method: str, url: str) -> TestResponse:
+    """One request with an empty form (POST) or none (GET)."""
+    return client.open(url, method=method, data={} if method == "POST" else None)
+
+
+def requests_of(
+    world: World, study: StudyRef | None = None, roles: tuple[str, ...] = ROLES
+) -> Iterator[tuple[str, str, str, str, TestResponse]]:
+    """Every (endpoint, method, role, url, response) of the matrix, in a stable order."""
+    for endpoint in sorted(MATRIX):
+        for method in METHODS:
+            for role in roles:
+                for values in world.url_values(endpoint, study):
+                    url = world.url(endpoint, values)
+                    yield endpoint, method, role, url, send(world.client(role), method, url)
+
+
+def test_the_matrix_names_every_route_and_method(app: Flask) -> None:
+    routes = endpoints_of(app)
+    assert set(MATRIX) == set(routes), (
+        f"routes missing from MATRIX: {sorted(set(routes) - set(MATRIX))}; "
+        f"rows without a route: {sorted(set(MATRIX) - set(routes))}"
+    )
+    for endpoint, methods in routes.items():
+        assert set(MATRIX[endpoint]) == set(METHODS), endpoint
+        assert methods <= set(METHODS), (endpoint, "a new method needs a column in MATRIX")
+        for method in METHODS:
+            expected = MATRIX[endpoint][method]
+            assert len(expected) == len(ROLES), endpoint
+            assert (expected == NOT_ALLOWED) == (method not in methods), (endpoint, method)
+
+
+def test_the_matrix_keeps_readers_out_of_staff_pages_and_other_studies(app: Flask) -> None:
+    # The table itself must not be loosened: these rules hold for whatever is added to it.
+    rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
+    for endpoint, row in MATRIX.items():
+        for method, statuses in row.items():
+            by_role = dict(zip(ROLES, statuses, strict=True))
+            if endpoint.split(".")[0] in ("admin", "dashboard"):
+                assert all(by_role[r] in (403, NO) for r in READERS), (endpoint, method)
+                assert by_role["anonymous"] in (302, NO), (endpoint, method)
+            if "study_id" in rules[endpoint].arguments or endpoint == "images.image":
+                assert by_role["other_reader"] in (403, 404, NO), (endpoint, method)
+                assert by_role["anonymous"] in (302, 404, NO), (endpoint, method)
+
+
+def test_every_route_answers_every_role_as_the_matrix_says(world: World) -> None:
+    wrong = []
+    for endpoint, method, role, url, response in requests_of(world):
+        expected = MATRIX[endpoint][method][ROLES.index(role)]
+        if response.status_code != expected:
+            wrong.append(f"{method} {url} as {role}: {response.status_code}, expected {expected}")
+        if role == "anonymous" and response.status_code == 302 and endpoint != "auth.index":
+            location = response.headers["Location"]
+            assert location.startswith("/login"), (url, location)
+        if role in READERS and endpoint.split(".")[0] in ("admin", "dashboard"):
+            # Not even a redirect that could carry data: the refusal is a bare 403 page.
+            assert response.mimetype != "text/csv" and not response.headers.get(
+                "Content-Disposition"
+            ), (url, role)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_reader_reaches_nothing_of_another_study(world: World) -> None:
+    # The mirror image: this study's reader against the other study's pages and images.
+    reached = []
+    for endpoint, method, _, url, response in requests_of(world, world.other_study, ("reader",)):
+        rule = next(world.app.url_map.iter_rules(endpoint))
+        scoped = "study_id" in rule.arguments or endpoint == "images.image"
+        if scoped and response.status_code not in (403, 404, NO):
+            reached.append(f"{method} {url}: {response.status_code}")
+    assert not reached, reached
+
+
+def test_staff_get_404_for_a_study_that_does_not_exist(world: World) -> None:
+    missing = StudyRef(987654, "missing", "", "", 0)
+    for role in ("organiser", "admin"):
+        client = world.client(role)
+        for endpoint in sorted(MATRIX):
+            rule = next(world.app.url_map.iter_rules(endpoint))
+            if "study_id" not in rule.arguments or endpoint.startswith("survey."):
+                continue
+            for method in sorted(rule.methods & set(METHODS)):
+                for values in world.url_values(endpoint, missing):
+                    if endpoint == "admin.revoke_invitation":
+                        values = {**values, "study_id": missing.id}
+                    url = world.url(endpoint, values)
+                    assert send(client, method, url).status_code == 404, (role, method, url)
+
+
+def test_an_invitation_of_one_study_cannot_be_revoked_through_another(world: World) -> None:
+    invitation_id, _ = world.fresh_invitation()
+    client = world.client("organiser")
+    url = f"/admin/studies/{world.other_study.id}/invitations/{invitation_id}/revoke"
+    assert client.post(url).status_code == 404
+    with world.app.app_context():
+        assert db.session.get(Invitation, invitation_id) is not None
