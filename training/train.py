@@ -403,7 +403,13 @@ def train_classifier(
     checkpoint = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=1)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise PipelineError(
+                f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
+                f"(another configuration?); remove {out_dir} to train this stage afresh"
+            ) from error
     done = int(epoch.numpy())
     if done >= epochs and best_path.is_file():
         if verbose:

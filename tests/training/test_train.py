@@ -291,6 +291,12 @@ def test_training_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:
         resumed["best_val_macro_sensitivity"]
     )
 
+    # A checkpoint of another architecture is a clear error, not a half-restored model.
+    with pytest.raises(PipelineError, match="does not fit this model"):
+        four = model_lib.to_four_channels(toy_classifier(), CFG)
+        stacked = (np.concatenate([data[0], data[0][..., :1]], -1), data[1])
+        train.train_classifier(four, stacked, stacked, second, out, "rgb", verbose=0)
+
     # A finished stage is recognised as done: nothing is trained or rewritten.
     stamp = (out / "history.json").stat().st_mtime_ns
     again = train.train_classifier(toy_classifier(), data, val, second, out, "rgb", verbose=0)
