@@ -140,21 +140,15 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Register every blueprint; the survey's module is optional while it is being written."""
-    from app import admin, auth, dashboard, health, images
+    """Register every blueprint under its URL prefix."""
+    from app import admin, auth, dashboard, health, images, survey
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(survey.bp, url_prefix="/survey")
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
-    try:
-        from app import survey
-    except ModuleNotFoundError as exc:  # pragma: no cover - only before app/survey.py exists
-        if exc.name != "app.survey":
-            raise
-    else:
-        app.register_blueprint(survey.bp, url_prefix="/survey")
 
     @app.context_processor
     def endpoints() -> dict[str, Any]:
