@@ -150,11 +150,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
 
-    @app.context_processor
-    def endpoints() -> dict[str, Any]:
-        """Templates link to optional pages only when their endpoint exists."""
-        return {"url_endpoints": app.view_functions.keys()}
-
 
 def register_security_headers(app: Flask) -> None:
     """Add the security headers to every response."""
