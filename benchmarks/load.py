@@ -239,6 +239,9 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
     finally:
         if server is not None:
             server.stop()
+            if args.log_dir:
+                Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+                shutil.copy(server.log, Path(args.log_dir) / f"load-{kind}-gunicorn.log")
         database.drop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -324,6 +327,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10, help="cases per reader in each task")
     parser.add_argument("--pool", type=int, default=40, help="cases in the study's bundle")
     parser.add_argument("--image-size", type=int, default=450, help="web_image_size in px")
+    parser.add_argument("--log-dir", help="keep gunicorn's log of each run in this folder")
     args = parser.parse_args()
     if not 1 <= args.readers <= 200 or not 1 <= args.seconds <= 240:
         parser.error("keep the run small: 1-200 readers, 1-240 seconds")
