@@ -37,6 +37,7 @@ from app.survey_forms import AnswerForm, ConsentForm
 bp = Blueprint("survey", __name__)
 
 TASKS = (1, 2)
+MAX_NUMBER = 2**31 - 1  # case numbers end far below the largest INTEGER of the database
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g")  # home row: confidence 1-5 without looking
 ROTATION = {1: 0, 2: 180}  # Task 2 shows the query turned by 180 degrees (thesis 3.4)
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -388,6 +389,8 @@ def case(study_id: int, task: int, number: int) -> Page:
     study, enrolment = reader_enrolment(study_id, task)
     if enrolment is None:
         return redirect(url_for("survey.welcome", study_id=study.id))
+    if not 1 <= number <= MAX_NUMBER:  # no such case; the database could not even compare it
+        abort(404)
     assignment = db.session.scalar(
         select(Assignment)
         .where(
@@ -453,7 +456,9 @@ def render_case(
 
 def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm) -> Page:
     """Store the answer to `assignment` once; bad or stale forms store nothing."""
-    if not hmac.compare_digest(str(form.token.data or ""), case_token(assignment)):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII text (a forged token).
+    sent = str(form.token.data or "").encode()
+    if not hmac.compare_digest(sent, case_token(assignment).encode()):
         return error_response(
             400, "This answer does not belong to the case at this address. Nothing was saved."
         )
