@@ -454,6 +454,12 @@ def render_case(
     return render_template("survey/case.html", **context), status
 
 
+def answered_meanwhile(assignment: Assignment) -> bool:
+    """Whether an answer to `assignment` is in the database now (not in the session's cache)."""
+    stored = select(Answer.id).where(Answer.assignment_id == assignment.id)
+    return db.session.scalar(stored) is not None
+
+
 def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm) -> Page:
     """Store the answer to `assignment` once; bad or stale forms store nothing."""
     # Compared as bytes: compare_digest raises TypeError on non-ASCII text (a forged token).
@@ -471,6 +477,10 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
     if state.locked:
         return error_response(403, "Task 2 is not open yet. Nothing was saved.")
     if state.current is None or state.current.id != assignment.id:
+        if answered_meanwhile(assignment):
+            # A racing duplicate of this form committed between our reads: same as above.
+            flash("That case was already answered; answers are final, nothing was changed.", "info")
+            return redirect(where_to(study.id, enrolment), 303)
         return error_response(400, "This is not your current case. Nothing was saved.")
     if not form.validate():
         return render_case(study, enrolment, assignment, form, status=400)

@@ -561,6 +561,24 @@ def test_a_racing_duplicate_insert_is_treated_as_answered(
         assert stored.diagnosis == "bkl"
 
 
+def test_a_duplicate_committed_between_reads_is_treated_as_answered(
+    app: Flask, reading: FlaskClient, study: StudyRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second request saw no answer, then the first committed and moved the reader on:
+    # it must still say "already answered", not "not your current case".
+    page = reading.get(case_url(study.id, 1, 1))
+    form = {"diagnosis": "df", "confidence": 5, "token": token_of(page)}
+    assert reading.post(case_url(study.id, 1, 1), data=form).status_code == 303
+    monkeypatch.setattr(Assignment, "answer", None)
+    response = reading.post(case_url(study.id, 1, 1), data={**form, "diagnosis": "mel"})
+    monkeypatch.undo()
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(case_url(study.id, 1, 2))
+    with app.app_context():
+        stored = db.session.scalars(select(Answer)).one()
+        assert (stored.diagnosis, stored.confidence) == ("df", 5)
+
+
 @pytest.mark.parametrize(
     ("diagnosis", "confidence"),
     [
