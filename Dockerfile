@@ -4,6 +4,7 @@
 #   docker build -t secbir-app .
 #   docker run -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=postgresql://... \
 #       -v secbir-data:/data secbir-app
+#   (without DATABASE_URL the SQLite database lives in the /data volume too)
 
 # ---- build stage: compile wheels for the pinned requirements
 FROM python:3.11-slim AS build
@@ -23,7 +24,12 @@ ENV PATH="/venv/bin:$PATH" \
     HOST=0.0.0.0 \
     PORT=8000 \
     STUDY_IMAGES=/data/study-images \
-    BUNDLE_ROOT=/data/bundles
+    BUNDLE_ROOT=/data/bundles \
+    DATABASE_URL=sqlite:////data/secbir.sqlite
+# pg_dump/pg_restore for `flask db-backup` on PostgreSQL (keep it at or above the server's major).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /srv/app --shell /usr/sbin/nologin app \
     && mkdir -p /data/study-images /data/bundles /srv/app/instance \

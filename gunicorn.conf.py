@@ -45,3 +45,17 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # Trust X-Forwarded-* headers only from the proxies named here (by default: none).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+# Load the app once in the master: a killed worker is replaced in a fraction of a second instead
+# of re-importing everything (measured by benchmarks/faults.py: 0.16 s against 8 s).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Give each worker its own database connections: none may be shared across a fork."""
+    if not preload_app:
+        return
+    from app.extensions import db
+    from wsgi import app
+
+    with app.app_context():
+        db.engine.dispose(close=False)

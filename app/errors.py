@@ -2,6 +2,7 @@
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
@@ -24,6 +25,18 @@ EXPLANATIONS = {
     429: "Too many attempts in a short time. Please wait a few minutes and try again.",
     500: "The server failed to answer. The error has been logged; please try again later.",
 }
+
+
+def discard_transaction() -> None:
+    """Roll back the request's half-done transaction, even when its connection is gone.
+
+    After a database restart the rollback itself fails on the dead connection; the session
+    is then invalidated instead, so the error page still renders and the pool reconnects.
+    """
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        db.session.invalidate()
 
 
 def wants_json() -> bool:
@@ -49,7 +62,7 @@ def handle_http_error(error: HTTPException) -> tuple[Response | str, int] | HTTP
     if status < 400:
         return error
     if status >= 500:
-        db.session.rollback()
+        discard_transaction()
     # Only our own explanations: werkzeug's descriptions may echo request details.
     message = error.description if getattr(error, "show_description", False) else None
     return error_response(status, message)
@@ -64,7 +77,7 @@ def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
 
 def handle_unexpected(error: InternalServerError) -> tuple[Response | str, int]:
     """An uncaught exception (Flask wraps it in a 500): roll back the half-done transaction."""
-    db.session.rollback()
+    discard_transaction()
     return error_response(500)
 
 
