@@ -266,11 +266,14 @@ def step_rgb(run: Run) -> None:
 
 def weights_argument(run: Run) -> str | Path | None:
     """The weights to start from: a local ImageNet file if given, else the config's choice."""
-    if run.cfg.weights == "imagenet" and run.weights is not None:
-        if not run.weights.is_file():
-            raise PipelineError(f"ImageNet weights file not found: {run.weights}")
-        return run.weights
-    return run.cfg.weights
+    if run.weights is None:
+        return run.cfg.weights
+    if run.cfg.weights != "imagenet":
+        print(f"  note: --imagenet-weights ignored, weights={run.cfg.weights}", flush=True)
+        return run.cfg.weights
+    if not run.weights.is_file():
+        raise PipelineError(f"ImageNet weights file not found: {run.weights}")
+    return run.weights
 
 
 def step_saliency(run: Run) -> None:

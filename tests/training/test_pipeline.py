@@ -1,6 +1,7 @@
 """`python -m training run` end to end on a tiny synthetic dataset, and its error handling."""
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -95,4 +96,12 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
         assert f"[{stage}] skipped" in printed
     assert " done in " not in printed
     assert (out / "rgbs" / "model.keras").stat().st_mtime_ns == model_time
+    assert (out / "study" / "queries.json").read_bytes() == bundle_bytes
+
+    # Rebuilding only the pool and the bundle gives the same bundle (same secret, same keys).
+    shutil.rmtree(out / "study")
+    (out / "query_pool.json").unlink()
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[pool] done" in printed and "[study] done" in printed and "[rgb] skipped" in printed
     assert (out / "study" / "queries.json").read_bytes() == bundle_bytes
