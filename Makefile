@@ -9,6 +9,8 @@ RUN := models/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# pytest-xdist processes; each test file stays on one worker (module fixtures are shared).
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo serve bundle test lint format venv clean-demo
 
@@ -51,7 +53,7 @@ serve: $(DEMO_SECRET) | $(VENV)/.installed
 		&& exec $(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
