@@ -11,11 +11,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
+from werkzeug.routing import Map
 
 from app.config import Config, ConfigError, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+# The largest value of an INTEGER column (PostgreSQL's and what SQLite's driver binds safely).
+DATABASE_INT_MAX = 2**31 - 1
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -34,11 +38,35 @@ def create_app(
         static_folder=str(ROOT / "static"),
     )
     configure(app, config, overrides)
+    # Before any blueprint adds its rules: every <int:...> in a URL gets the bounded converter.
+    app.url_map.converters["int"] = IntegerConverter
     register_extensions(app)
     register_blueprints(app)
     register_security_headers(app)
     register_errors_and_cli(app)
     return app
+
+
+class IntegerConverter(UnboundedIntegerConverter):
+    """werkzeug's <int:...>, bounded by the database's INTEGER: a larger id is simply not found.
+
+    Without the bound, an id like 2**63 reaches the database and fails there (OverflowError
+    on SQLite, DataError on PostgreSQL): a server error instead of a 404. It keeps werkzeug's
+    class name, so that whatever inspects converters by name still sees an integer.
+    """
+
+    def __init__(
+        self,
+        map: Map,  # werkzeug passes these by these names
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        bounded = DATABASE_INT_MAX if max is None or max > DATABASE_INT_MAX else max
+        lowest = -DATABASE_INT_MAX - 1
+        floor = lowest if signed and (min is None or min < lowest) else min
+        super().__init__(map, fixed_digits=fixed_digits, min=floor, max=bounded, signed=signed)
 
 
 def configure(
