@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from app.auth import create_invitation, staff_required
+from app.auth import create_invitation, refuse_control_characters, staff_required
 from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
 from app.extensions import db
@@ -78,7 +78,7 @@ def import_study() -> Response | str | tuple[str, int]:
     form.server_path.choices = [SelectChoice("", "(none)")] + [
         SelectChoice(value, label) for value, label in offered
     ]
-    if not form.validate_on_submit():
+    if not form.validate_on_submit() or refuse_control_characters(form):
         status = 400 if form.is_submitted() else 200
         return render_template("admin/import.html", form=form), status
     image_root = current_app.config["STUDY_IMAGES"]
@@ -113,7 +113,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     if locked:
         for name in DRAW_SETTINGS:
             delattr(form, name)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and not refuse_control_characters(form):
         record.name = form.name.data.strip()
         record.washout_hours = float(form.washout_hours.data)
         record.information = form.information.data or ""
@@ -177,7 +177,7 @@ def invitations(study_id: int) -> str | tuple[str, int]:
         form.days.data = current_app.config["INVITATION_DAYS"]
     link = None
     status = 200
-    if form.validate_on_submit():
+    if form.validate_on_submit() and not refuse_control_characters(form):
         invitation, token = create_invitation(record, form.email.data, current_user, form.days.data)
         db.session.commit()
         link = url_for("auth.invitation", token=token, _external=True)

@@ -1,6 +1,7 @@
 """Accounts: log in and out, change a password, accept an invitation; who may see which study."""
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,10 +20,12 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
+from wtforms import PasswordField, TextAreaField
 
 from app.clock import now
 from app.extensions import db
@@ -51,6 +54,11 @@ IP_MAX_FAILURES = 20  # failed logins from one address within IP_WINDOW
 IP_WINDOW = timedelta(minutes=15)
 
 _dummy_hashes: dict[str, str] = {}
+
+# Control characters have no place in typed text, and PostgreSQL cannot even store or compare
+# a NUL (psycopg raises DataError: a server error). Text areas may hold tabs and line ends.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 # ---------------------------------------------------------------- helpers used across the app
@@ -139,6 +147,24 @@ def staff_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def refuse_control_characters(form: FlaskForm) -> bool:
+    """Add an error to every text field holding a control character; whether any did.
+
+    Passwords are exempt: they are only ever hashed, never stored or compared as text.
+    """
+    refused = False
+    for field in form:
+        if not isinstance(field.data, str) or isinstance(field, PasswordField):
+            continue
+        pattern = (
+            CONTROL_CHARACTERS_IN_TEXT if isinstance(field, TextAreaField) else CONTROL_CHARACTERS
+        )
+        if pattern.search(field.data):
+            field.errors = [*field.errors, "This contains a control character; retype it."]
+            refused = True
+    return refused
+
+
 def is_safe_next(target: str | None) -> bool:
     """Whether `target` is a relative path on this host (no scheme, host or tricks)."""
     if not target or not target.startswith("/") or target.startswith("//"):
@@ -211,7 +237,8 @@ def login() -> Response | tuple[str, int] | str:
     if current_user.is_authenticated:
         return redirect(next_url if is_safe_next(next_url) else home_for(current_user))
     form = LoginForm()
-    if form.validate_on_submit():
+    # A malformed e-mail is a form error like any other (no account can have it: not counted).
+    if form.validate_on_submit() and not refuse_control_characters(form):
         ip = request.remote_addr or "unknown"
         if _ip_blocked(ip):
             flash("Too many failed logins from your network. Try again in 15 minutes.", "error")
@@ -296,6 +323,8 @@ def invitation(token: str) -> Response | tuple[str, int] | str:
     context = {"form": form, "study": invitation.study, "email": invitation.email}
     if not form.validate_on_submit():
         return render_template("auth/invitation.html", joining=joining, **context)
+    if refuse_control_characters(form):
+        return render_template("auth/invitation.html", joining=joining, **context), 400
 
     if joining:
         assert existing is not None
