@@ -24,6 +24,10 @@ class Config:
     # Head (thesis Figure 3.1): GAP, batch norm, dropout, dense 64, dropout, dense 7, softmax.
     dropout: float = 0.2
     dense_units: int = 64
+    # Momentum of every batch-norm layer (backbone and head). Keras's 0.99 suits fine-tuning
+    # ImageNet weights; from random weights over a few hundred steps the moving averages lag
+    # so far behind that inference collapses to one class, so the small presets use less.
+    bn_momentum: float = 0.99
     # Optimisation (shared by both classifiers unless named per model).
     batch_size: int = 32
     epochs_rgb: int = 20
@@ -68,6 +72,7 @@ PRESETS: dict[str, Config] = {
     "demo": Config(
         preset="demo",
         backbone="EfficientNetB0",
+        bn_momentum=0.9,
         image_size=64,
         weights=None,
         epochs_rgb=8,
@@ -86,6 +91,7 @@ PRESETS: dict[str, Config] = {
     "tiny": Config(
         preset="tiny",
         backbone="EfficientNetB0",
+        bn_momentum=0.9,
         image_size=32,
         weights=None,
         batch_size=16,

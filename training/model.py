@@ -171,15 +171,20 @@ def build_classifier(cfg: Config, weights: str | Path | None = _USE_CONFIG) -> k
     """The 3-channel classifier: EfficientNet backbone and the thesis head.
 
     `weights`: "imagenet" (download or Keras cache), a local 'notop' ImageNet weights file,
-    or None (random); by default `cfg.weights`. Input: float32 pixels 0..255, shape
-    (size, size, 3); output: float32 softmax probabilities over the 7 classes.
+    or None (random); by default `cfg.weights`. Every batch norm uses `cfg.bn_momentum`.
+    Input: float32 pixels 0..255, shape (size, size, 3); output: float32 softmax
+    probabilities over the 7 classes.
     """
     if isinstance(weights, str) and weights == _USE_CONFIG:
         weights = cfg.weights
     with get_strategy().scope():
         backbone = _build_backbone(cfg, weights)
+        # Keras builds EfficientNet with momentum 0.99; set before any call traces the layers.
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = cfg.bn_momentum
         x = keras.layers.GlobalAveragePooling2D(name="features")(backbone.output)
-        x = keras.layers.BatchNormalization(name="head_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=cfg.bn_momentum, name="head_bn")(x)
         x = keras.layers.Dropout(cfg.dropout, name="head_dropout_1")(x)
         x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense")(x)
         x = keras.layers.Dropout(cfg.dropout, name="head_dropout_2")(x)

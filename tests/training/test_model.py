@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,42 @@ def test_classifier_layout_and_output_shapes(rgb_model: keras.Model) -> None:
     logits = np.asarray(model_lib.score_model(rgb_model)(batch.astype(np.float32)))
     assert logits.shape == (5, 7)
     np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), probabilities, atol=1e-5)
+
+
+def batch_norm_momenta(model: keras.Model) -> set[float]:
+    """The distinct momenta of every BatchNormalization layer of `model`."""
+    return {
+        layer.momentum
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+
+
+def test_every_batch_norm_carries_the_configured_momentum(
+    rgb_model: keras.Model, four_model: keras.Model, tmp_path: Path
+) -> None:
+    # Keras builds EfficientNet with 0.99; the tiny preset asks for something else.
+    assert get_config("thesis").bn_momentum == 0.99
+    assert CFG.bn_momentum != 0.99
+    count = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in rgb_model.layers)
+    assert count > 40  # the whole backbone, not only the head
+    assert batch_norm_momenta(rgb_model) == {CFG.bn_momentum}
+    assert batch_norm_momenta(four_model) == {CFG.bn_momentum}
+    model_lib.save_model(four_model, tmp_path / "four.keras")
+    assert batch_norm_momenta(model_lib.load_model(tmp_path / "four.keras")) == {CFG.bn_momentum}
+    other = model_lib.build_classifier(dataclasses.replace(CFG, bn_momentum=0.5))
+    assert batch_norm_momenta(other) == {0.5}
+
+
+def test_feature_and_score_models_take_a_lone_tensor_without_warning(
+    four_model: keras.Model,
+) -> None:
+    batch = images(2, channels=4).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model_lib.feature_model(four_model)(batch)
+        model_lib.score_model(four_model)(batch)
+    assert not [w for w in caught if "structure of `inputs`" in str(w.message)]
 
 
 def test_predict_is_batch_independent(rgb_model: keras.Model) -> None:
