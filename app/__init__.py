@@ -159,12 +159,19 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> models.User | None:
-        """The logged-in user from the session's id (None when it no longer exists)."""
+    def load_user(session_id: str) -> models.User | None:
+        """The user of a session id "<id>:<version>"; None when gone or the version is old."""
+        user_id, _, version = session_id.partition(":")
         try:
-            return db.session.get(models.User, int(user_id))
-        except ValueError:
+            number, wanted = int(user_id), int(version)
+        except ValueError:  # also a cookie from before session versions: log in again
             return None
+        if not 0 < number <= DATABASE_INT_MAX:
+            return None
+        user = db.session.get(models.User, number)
+        if user is None or user.session_version != wanted:
+            return None
+        return user
 
 
 def register_blueprints(app: Flask) -> None:

@@ -165,6 +165,12 @@ def refuse_control_characters(form: FlaskForm) -> bool:
     return refused
 
 
+def end_sessions(user: User) -> None:
+    """Make every session cookie of `user` worthless, copies too (the caller commits)."""
+    # In SQL, so that two simultaneous bumps both count.
+    user.session_version = User.session_version + 1  # type: ignore[assignment]
+
+
 def is_safe_next(target: str | None) -> bool:
     """Whether `target` is a relative path on this host (no scheme, host or tricks)."""
     if not target or not target.startswith("/") or target.startswith("//"):
@@ -266,10 +272,13 @@ def login() -> Response | tuple[str, int] | str:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Log out (a POST with a CSRF token, so another site cannot log users out)."""
+    """Log out everywhere (a POST with a CSRF token, so another site cannot log users out)."""
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
+    # Logging out ends the user's sessions everywhere: a copied cookie cannot be replayed.
+    end_sessions(current_user)
+    db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -284,8 +293,11 @@ def password() -> Response | tuple[str, int] | str:
         if not current_user.check_password(form.current.data or ""):
             form.current.errors.append("This is not your current password.")
             return render_template("auth/password.html", form=form), 400
-        current_user.set_password(form.password.data)
+        user = current_user._get_current_object()
+        user.set_password(form.password.data)
+        end_sessions(user)  # whoever knew the old password is logged out everywhere
         db.session.commit()
+        login_user(user)  # this session goes on, under the new version
         flash("Your password has been changed.", "success")
         return redirect(home_for(current_user))
     return render_template("auth/password.html", form=form)

@@ -324,6 +324,8 @@ def test_every_post_route_refuses_a_missing_or_foreign_csrf_token(
         response = client.post(post.url, data={**post.data(client), "csrf_token": token})
         assert response.status_code in (200, 302, 303), (endpoint, response.status_code)
         assert post.done(client), f"{endpoint} did nothing even with its CSRF token"
+        if endpoint == "auth.password":  # a new password ends the role's other sessions
+            world.cookies[post.role] = client.get_cookie("session").value
 
 
 # ---------------------------------------------------------------- cookies and proxies
