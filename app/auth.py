@@ -1,6 +1,7 @@
 """Accounts: log in and out, change a password, accept an invitation; who may see which study."""
 
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable
@@ -48,8 +49,9 @@ from app.models import (
 
 bp = Blueprint("auth", __name__)
 
-MAX_FAILURES = 5  # failed logins in a row before an account is locked
+MAX_FAILURES = 5  # failed logins for one e-mail address within LOCK_TIME lock it
 LOCK_TIME = timedelta(minutes=15)
+LOCKED = "This e-mail address is locked for up to 15 minutes after too many failed logins."
 IP_MAX_FAILURES = 20  # failed logins from one address within IP_WINDOW
 IP_WINDOW = timedelta(minutes=15)
 
@@ -193,6 +195,12 @@ def home_for(user: Any) -> str:
 # ---------------------------------------------------------------- throttling
 
 
+def email_key(email: str) -> str:
+    """How failed logins name an e-mail address: a keyed hash (a dump shows no addresses)."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, normalise_email(email).encode(), hashlib.sha256).hexdigest()
+
+
 def _ip_blocked(ip: str) -> bool:
     """Whether this address failed too often lately (counted in the database: all workers)."""
     since = now() - IP_WINDOW
@@ -202,17 +210,38 @@ def _ip_blocked(ip: str) -> bool:
     return (count or 0) >= IP_MAX_FAILURES
 
 
-def _record_failure(ip: str, user: User | None) -> None:
-    """Count a failed login against the address and the account (locking it at the limit)."""
+def _email_locked(key: str) -> bool:
+    """Whether an e-mail address failed MAX_FAILURES times within LOCK_TIME.
+
+    Counted per address string, whether an account has it or not: a lock that only real
+    accounts got would tell which e-mails exist. The lock ends as its failures age out.
+    """
+    since = now() - LOCK_TIME
+    count = db.session.scalar(
+        select(func.count(LoginFailure.id)).where(
+            LoginFailure.email_hash == key, LoginFailure.at > since
+        )
+    )
+    return (count or 0) >= MAX_FAILURES
+
+
+def _record_failure(ip: str, key: str | None) -> None:
+    """Count a failed login against the network address and the e-mail address (if any)."""
     moment = now()
-    db.session.execute(delete(LoginFailure).where(LoginFailure.at <= moment - IP_WINDOW))
-    db.session.add(LoginFailure(ip=ip, at=moment))
-    if user is not None:
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = moment + LOCK_TIME
-            user.failed_logins = 0
+    oldest = moment - max(IP_WINDOW, LOCK_TIME)
+    db.session.execute(delete(LoginFailure).where(LoginFailure.at <= oldest))
+    db.session.add(LoginFailure(ip=ip, email_hash=key, at=moment))
     db.session.commit()
+
+
+def _forget_failures(key: str, user: User) -> None:
+    """After the right password: the e-mail's failures no longer count (the caller commits)."""
+    # Only unlinked from the e-mail: they still count against the network address.
+    db.session.execute(
+        update(LoginFailure).where(LoginFailure.email_hash == key).values(email_hash=None)
+    )
+    user.failed_logins = 0
+    user.locked_until = None
 
 
 def _waste_time_like_a_check(password: str) -> None:
@@ -221,10 +250,6 @@ def _waste_time_like_a_check(password: str) -> None:
     if method not in _dummy_hashes:
         _dummy_hashes[method] = generate_password_hash(secrets.token_hex(8), method=method)
     check_password_hash(_dummy_hashes[method], password)
-
-
-def _is_locked(user: User) -> bool:
-    return user.locked_until is not None and user.locked_until > now()
 
 
 # ---------------------------------------------------------------- views
@@ -250,20 +275,22 @@ def login() -> Response | tuple[str, int] | str:
             flash("Too many failed logins from your network. Try again in 15 minutes.", "error")
             return render_template("auth/login.html", form=form), 429
         email = normalise_email(form.email.data or "")
-        user = db.session.scalar(select(User).where(User.email == email))
-        if user is not None and _is_locked(user):
-            flash("This account is locked for 15 minutes after too many failed logins.", "error")
+        key = email_key(email)
+        if _email_locked(key):
+            # Counts against the network (guessing on): not the address, so the lock ends.
+            _record_failure(ip, None)
+            flash(LOCKED, "error")
             return render_template("auth/login.html", form=form), 429
+        user = db.session.scalar(select(User).where(User.email == email))
         password = form.password.data or ""
         if user is None:
             _waste_time_like_a_check(password)
         elif user.active and user.check_password(password):
-            user.failed_logins = 0
-            user.locked_until = None
+            _forget_failures(key, user)
             db.session.commit()
             login_user(user)
             return redirect(next_url if is_safe_next(next_url) else home_for(user))
-        _record_failure(ip, user)
+        _record_failure(ip, key)
         flash("Wrong e-mail or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -340,13 +367,16 @@ def invitation(token: str) -> Response | tuple[str, int] | str:
 
     if joining:
         assert existing is not None
-        if _is_locked(existing):
-            flash("This account is locked for 15 minutes after too many failed logins.", "error")
+        key = email_key(existing.email)
+        if _email_locked(key):
+            _record_failure(request.remote_addr or "unknown", None)
+            flash(LOCKED, "error")
             return render_template("auth/invitation.html", joining=joining, **context), 429
         if not existing.check_password(form.current.data or ""):  # type: ignore[union-attr]
-            _record_failure(request.remote_addr or "unknown", existing)
+            _record_failure(request.remote_addr or "unknown", key)
             flash("Wrong password.", "error")
             return render_template("auth/invitation.html", joining=joining, **context), 401
+        _forget_failures(key, existing)
         user = existing
     elif existing is not None:  # an account made without a password (e.g. by the CLI)
         user = existing

@@ -71,6 +71,8 @@ class User(UserMixin, db.Model):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # No longer decide the lock (app/auth.py counts failures per e-mail in login_failure, so
+    # that unknown addresses lock alike); reset on a good login, kept for old tools and rows.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
@@ -291,8 +293,10 @@ class Answer(db.Model):
 
 
 class LoginFailure(db.Model):
-    """A failed login from one address: the per-IP throttle counts these (shared by workers)."""
+    """A failed login: the per-IP throttle and the per-e-mail lock count these (all workers)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ip: Mapped[str] = mapped_column(String(45), index=True)
+    # HMAC-SHA256 of the normalised e-mail tried, existing or not; None once it logged in.
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)

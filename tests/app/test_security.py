@@ -721,11 +721,6 @@ def test_repeated_failures_from_one_address_are_refused_with_a_message(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/auth.py login(): only existing accounts get locked, so the answer after "
-    "MAX_FAILURES failures (429 'This account is locked' vs 401) tells which e-mails exist",
-)
 def test_the_lock_does_not_tell_which_accounts_exist(app: Flask, organiser: UserRef) -> None:
     answers = []
     for email in (organiser.email, "nobody@example.org"):

@@ -111,7 +111,7 @@ def test_migration_0003_gives_existing_users_version_0(empty_app: Flask) -> None
         create_user("before@example.org", Role.READER, password=PASSWORD)
         db.session.commit()
         db.session.remove()
-        upgrade(revision="0003")
+        upgrade()  # through 0003, and whatever follows
         user = db.session.scalar(select(User).where(User.email == "before@example.org"))
         assert user.session_version == 0 and user.get_id() == f"{user.id}:0"
         db.session.remove()
