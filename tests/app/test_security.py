@@ -948,11 +948,6 @@ def test_a_member_larger_than_it_claims_is_refused(tmp_path: Path) -> None:
     assert sum(p.stat().st_size for p in files_under(tmp_path / "out")) < 2 << 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/bundle.py extract_zip(): only the total unpacked size (2 GB) is bounded; a "
-    "member far larger than any bundle file may be (queries.json <= 64 MB) is unpacked to disk",
-)
 def test_a_member_larger_than_any_bundle_file_is_refused_before_unpacking(
     app: Flask, organiser: UserRef, login: Callable, tmp_path: Path, scratch: Path
 ) -> None:
