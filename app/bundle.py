@@ -48,7 +48,9 @@ FILE_NAME = IMAGE_NAME
 CASE_KEY = re.compile(r"^[0-9a-f]{16,64}$")
 HEX_ONLY = re.compile(r"^[0-9a-f]+$")
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_KEY = 64
+MAX_JSON_DEPTH = 32  # docs/bundle.md needs 4 levels; provenance may add a few
 MAX_REPORTED = 10
 LIKERT = (
     "not confident at all",
@@ -86,16 +88,51 @@ class Problems(list[str]):
             raise BundleError(f"{shown}{more}.")
 
 
+def _refuse_constant(name: str) -> Any:
+    """json's hook for NaN, Infinity and -Infinity: not JSON, and PostgreSQL refuses them."""
+    raise BundleError(f"holds {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """json's hook for decimals: a literal such as 1e999 would become infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise BundleError(f"holds {text}, a number too large for a float")
+    return value
+
+
+def _depth(document: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON document (iteratively)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in value)
+    return deepest
+
+
 def _load_json(path: Path, limit: int) -> Any:
-    """A JSON file's content, refusing missing, oversized or unparsable files."""
+    """A JSON file's content, refusing missing, oversized, unparsable or odd files."""
     if not path.is_file():
         raise BundleError(f"{path.name} is missing from the bundle folder.")
     if path.stat().st_size > limit:
         raise BundleError(f"{path.name} is larger than {limit // (1 << 20)} MB.")
     try:
-        return json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = json.loads(
+            path.read_bytes(), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except BundleError as problem:
+        raise BundleError(f"{path.name} {problem}.") from None
+    except RecursionError:
+        raise BundleError(f"{path.name} nests lists or objects too deeply.") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
         raise BundleError(f"{path.name} is not valid JSON ({exc}).") from None
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise BundleError(f"{path.name} nests lists or objects more than {MAX_JSON_DEPTH} deep.")
+    return document
 
 
 def _text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
@@ -104,6 +141,8 @@ def _text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
         raise BundleError(f"{where} must be a non-empty text.")
     if len(value) > max_length:
         raise BundleError(f"{where} is longer than {max_length} characters.")
+    if UNSTORABLE.search(value):  # PostgreSQL can store neither a NUL nor half a surrogate pair
+        raise BundleError(f"{where} holds a control character or a lone surrogate.")
     return value
 
 
@@ -121,6 +160,14 @@ def _image_name(value: Any, where: str) -> str:
             f"{where} is {value!r}: images must be named by content hash, like images/<hex>.jpg."
         )
     return value.removeprefix("images/")
+
+
+def _fits_a_float(value: int | float) -> bool:
+    """Whether a number is finite as a float (an integer like 10**400 is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _positive_int(value: Any) -> bool:
@@ -225,7 +272,7 @@ def _check_query(query: Any, where: str, seen: dict[str, set[str]]) -> set[str]:
         if (
             isinstance(similarity, bool)
             or not isinstance(similarity, int | float)
-            or not math.isfinite(similarity)
+            or not _fits_a_float(similarity)
         ):
             raise BundleError(f"{there}.similarity must be a finite number")
         if similarity > previous:
