@@ -259,14 +259,30 @@ def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
     return _build(columns)
 
 
-def _open_text(path_or_file: str | os.PathLike[str] | IO[Any]) -> tuple[IO[str], bool]:
-    """A text stream for a path or an open (text or binary) file, and whether we opened it."""
+def _decode(data: bytes) -> str:
+    """UTF-8 bytes as text (a leading byte-order mark dropped); ResponsesError otherwise."""
+    # Spreadsheet programs often prepend a byte-order mark.
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        before = body[: problem.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        raise ResponsesError(
+            f"the file is not UTF-8 text (byte 0x{body[problem.start]:02x}): "
+            'save it as "CSV UTF-8"',
+            line=before.count(b"\n") + 1,
+        ) from None
+
+
+def _read_text(path_or_file: str | os.PathLike[str] | IO[Any]) -> str:
+    """The whole text of a path or an open (text or binary) file; a caller's file stays open."""
     if isinstance(path_or_file, str | os.PathLike):
-        # utf-8-sig: spreadsheet programs often prepend a byte-order mark.
-        return open(Path(path_or_file), encoding="utf-8-sig", newline=""), True
-    if isinstance(path_or_file.read(0), bytes):
-        return io.TextIOWrapper(path_or_file, encoding="utf-8-sig", newline=""), False
-    return path_or_file, False
+        return _decode(Path(path_or_file).read_bytes())
+    try:
+        data = path_or_file.read()
+    except UnicodeDecodeError:  # a text stream the caller opened with another encoding
+        raise ResponsesError('the file is not UTF-8 text: save it as "CSV UTF-8"') from None
+    return _decode(data) if isinstance(data, bytes) else data
 
 
 def _is_blank(fields: list[str]) -> bool:
@@ -291,22 +307,33 @@ def _line_finder(text: str, delimiter: str) -> Callable[[int], int]:
     return line_of
 
 
+def _records(text: str, delimiter: str) -> list[list[str]]:
+    """Every CSV record of `text`; ResponsesError naming the line the csv module refused."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    records = []
+    try:
+        for fields in reader:
+            records.append(fields)
+    except csv.Error as problem:
+        limit = csv.field_size_limit()
+        message = str(problem)
+        if "field larger than field limit" in message:
+            message = f"a field is longer than {limit:,} characters"
+        raise ResponsesError(f"not a readable CSV file ({message})", line=reader.line_num) from None
+    return records
+
+
 def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
     """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file."""
-    stream, owned = _open_text(path_or_file)
-    try:
-        text = stream.read()
-    finally:
-        if owned:
-            stream.close()
-        elif stream is not path_or_file:
-            stream.detach()  # leave the caller's binary file open
+    # Old Mac files end lines with a bare carriage return, which the csv module refuses
+    # outside quotes: every line end becomes "\n" (inside quotes too; notes are not analysed).
+    text = _read_text(path_or_file).replace("\r\n", "\n").replace("\r", "\n")
     header_line = text.split("\n", 1)[0]
     if not header_line.strip():
         raise ResponsesError("the file is empty: expected a header row", line=1)
     # Spreadsheets with a decimal comma (e.g. Swiss German locale) export with semicolons.
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    records = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    records = _records(text, delimiter)
     header = [h.strip() for h in records[0]]
     for column in COLUMNS:
         if column not in header:

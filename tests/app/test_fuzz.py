@@ -428,11 +428,13 @@ def csv_text(header: list[str], rows: list[list[str]], delimiter: str) -> str:
     return buffer.getvalue()
 
 
-# Kept out (each has its own xfail test below): carriage returns outside quotes, fields over
-# the csv module's 131,072-character limit, and bytes that are not UTF-8.
-CELL_TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=30
-) | long_text(200, 5000).filter(lambda s: "\r" not in s)
+# Carriage returns, fields around the csv module's 131,072-character limit, and (below)
+# bytes that are not UTF-8 are all drawn: each must be read or refused with ResponsesError.
+CELL_TEXT = (
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+    | long_text(200, 5000)
+    | long_text(130_000, 132_000)
+)
 
 
 @settings(FUZZ, max_examples=100)
@@ -468,13 +470,21 @@ def test_read_responses_returns_answers_or_names_the_problem(
     text = csv_text(header, table, delimiter)
     if data.draw(st.booleans(), label="cut"):
         text = text[: data.draw(st.integers(0, len(text)), label="cut at")]
+    if data.draw(st.booleans(), label="old Mac line ends"):
+        text = text.replace("\n", "\r")
     raw = text.encode()
     if data.draw(st.booleans(), label="byte-order mark"):  # as spreadsheets write files
         raw = b"\xef\xbb\xbf" + raw
+    sources: list[Any] = [io.StringIO(text, newline="")]
+    if data.draw(st.integers(0, 4), label="not UTF-8") == 0:  # e.g. saved as Latin-1
+        at = data.draw(st.integers(0, len(raw)), label="bad byte at")
+        bad = data.draw(st.sampled_from([b"\xe4", b"\xff", b"\xc3(", b"\xed\xa0\x80"]))
+        raw = raw[:at] + bad + raw[at:]
+        sources = []  # no text stream can hold these bytes
     path = tmp_path_factory.mktemp("csv") / "responses.csv"
     path.write_bytes(raw)
     outcomes = []
-    for source in (io.StringIO(text, newline=""), io.BytesIO(raw), path):
+    for source in (*sources, io.BytesIO(raw), path):
         try:
             responses = read_responses(source)
         except ResponsesError as error:
@@ -487,7 +497,7 @@ def test_read_responses_returns_answers_or_names_the_problem(
                 assert set(row) == set(COLUMNS)
                 assert row["task"] in (1, 2) and 1 <= row["confidence"] <= 5
     # The source's kind changes nothing.
-    assert outcomes[0] == outcomes[1] == outcomes[2], outcomes
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
 
 
 # ---------------------------------------------------------------- known bugs, pinned
@@ -495,32 +505,17 @@ def test_read_responses_returns_answers_or_names_the_problem(
 CSV_HEADER = ",".join(COLUMNS) + "\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/analysis/responses.py read_responses(): bytes that are not UTF-8 raise "
-    "UnicodeDecodeError instead of ResponsesError",
-)
 def test_a_csv_that_is_not_utf8_is_refused_with_responses_error() -> None:
     latin1 = (CSV_HEADER + "R-1,Bäckerei,nv,1,nv,3,nv\n").encode("latin-1")
     with pytest.raises(ResponsesError):
         read_responses(io.BytesIO(latin1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/analysis/responses.py read_responses(): a field over 131,072 characters "
-    "raises csv.Error instead of ResponsesError",
-)
 def test_a_csv_with_a_huge_field_is_refused_with_responses_error() -> None:
     with pytest.raises(ResponsesError):
         read_responses(io.StringIO(CSV_HEADER + "R-1," + "x" * 200_000 + ",nv,1,nv,3,nv\n"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/analysis/responses.py read_responses(): a carriage return outside quotes "
-    "(e.g. old Mac line ends) raises csv.Error instead of being read or refused",
-)
 def test_a_csv_with_carriage_returns_is_read_or_refused() -> None:
     text = (CSV_HEADER + "R-1,img-a,nv,1,nv,3,nv\n").replace("\n", "\r")
     with contextlib.suppress(ResponsesError):  # a refusal naming the problem is fine too
