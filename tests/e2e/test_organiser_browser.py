@@ -128,22 +128,7 @@ def test_the_organiser_downloads_the_results(
     assert not page.errors, page.errors
 
 
-@pytest.mark.parametrize(
-    "viewport",
-    [
-        DESKTOP,
-        pytest.param(
-            TABLET,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="templates/dashboard/index.html:146: the per-class tables in "
-                "div.two-columns are not inside a div.scroll, so at 820 px the whole page "
-                "scrolls sideways (scrollWidth 910)",
-            ),
-        ),
-    ],
-    ids=["1366x768", "820x1180"],
-)
+@pytest.mark.parametrize("viewport", [DESKTOP, TABLET], ids=["1366x768", "820x1180"])
 def test_the_dashboard_fits_the_window_width(
     live_server: LiveServer, browser: object, pages: dict, viewport: dict
 ) -> None:
