@@ -9,14 +9,14 @@ from flask import Flask, current_app, url_for
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from app.auth import create_invitation, create_user, normalise_email
+from app.auth import create_invitation, create_user, end_sessions, normalise_email
 from app.bundle import BundleError, import_bundle
 from app.clock import now
 from app.extensions import db
 from app.forms import EMAIL_PATTERN, MIN_PASSWORD
 from app.models import Invitation, Role, Study, StudyStatus, User
 
-users = AppGroup("users", help="Create accounts.")
+users = AppGroup("users", help="Create accounts and reset passwords.")
 study = AppGroup("study", help="Import studies from bundles and invite readers.")
 
 DEMO_STUDY = "Demo study"
@@ -75,6 +75,20 @@ def create(email: str, role: str, name: str, password_file: Path | None, no_pass
     password = None if no_password else _read_password(password_file)
     user = _new_user(email, Role(role), name, password)
     click.echo(f"Created {role} {user.email} ({user.pseudonym}).")
+
+
+@users.command("set-password")
+@click.option("--email", required=True)
+@password_file_option
+def set_password(email: str, password_file: Path | None) -> None:
+    """Give an account a new password (one forgotten) and log it out everywhere."""
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise click.ClickException(f"There is no user with the e-mail {email}.")
+    user.set_password(_read_password(password_file))
+    end_sessions(user)  # a session opened with the old password ends here
+    db.session.commit()
+    click.echo(f"New password set for {user.email}; their sessions have ended.")
 
 
 @study.command("import")

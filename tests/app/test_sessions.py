@@ -118,3 +118,22 @@ def test_migration_0003_gives_existing_users_version_0(empty_app: Flask) -> None
     client = empty_app.test_client()
     response = client.post("/login", data={"email": "before@example.org", "password": PASSWORD})
     assert response.status_code == 302 and logged_in(client)
+
+
+def test_a_password_set_from_the_command_line_ends_the_sessions(
+    app: Flask, reader: UserRef, login: Callable, tmp_path
+) -> None:
+    tablet = app.test_client()
+    login(tablet, reader)
+    secret = tmp_path / "pw"
+    secret.write_text(NEW_PASSWORD + "\n")
+    runner = app.test_cli_runner()
+    args = ["users", "set-password", "--email", reader.email.upper(), "--password-file"]
+    result = runner.invoke(args=[*args, str(secret)])
+    assert result.exit_code == 0, result.output
+    assert not logged_in(tablet)
+    with app.app_context():
+        user = db.session.get(User, reader.id)
+        assert user.check_password(NEW_PASSWORD) and not user.check_password(PASSWORD)
+    unknown = runner.invoke(args=["users", "set-password", "--email", "nobody@example.org"])
+    assert unknown.exit_code == 1 and "no user with the e-mail" in unknown.output
