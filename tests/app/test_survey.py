@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from app import sampling, survey
+from app import survey
 from app.extensions import db
 from app.models import (
     Answer,
@@ -23,6 +23,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.survey import answers, sampling
 from tests.app.conftest import StudyRef, UserRef, join_study
 
 # ---------------------------------------------------------------- helpers
@@ -261,7 +262,8 @@ def test_a_concurrent_enrolment_keeps_the_first_draw(
             calls["n"] += 1
             return None if calls["n"] == 1 else real(study_id, user_id)
 
-        monkeypatch.setattr(survey, "enrolment_of", stale_lookup)
+        # Patched where `enrol` looks it up (the package only re-exports it).
+        monkeypatch.setattr("app.survey.enrolment.enrolment_of", stale_lookup)
         second = survey.enrol(db.session.get(Study, study.id), db.session.get(User, reader.id))
         assert (second.id, second.seed) == (first_id, first_seed)
         assert db.session.scalar(select(func.count(Enrolment.id))) == 1
@@ -538,7 +540,7 @@ def test_a_racing_duplicate_insert_is_treated_as_answered(
     form = {"diagnosis": "bkl", "confidence": 4, "token": token_of(page)}
     assert reading.post(case_url(study.id, 1, 1), data=form).status_code == 303
     # The second request read the assignment before the first committed its answer.
-    real = survey.standing
+    real = answers.standing
 
     def before_the_first(enrolment: Enrolment) -> survey.Standing:
         first = db.session.scalar(
@@ -550,11 +552,11 @@ def test_a_racing_duplicate_insert_is_treated_as_answered(
         )
         return survey.Standing(first, None, False)
 
-    monkeypatch.setattr(survey, "standing", before_the_first)
+    monkeypatch.setattr(answers, "standing", before_the_first)
     monkeypatch.setattr(Assignment, "answer", None)
     response = reading.post(case_url(study.id, 1, 1), data={**form, "diagnosis": "vasc"})
     monkeypatch.undo()
-    assert real is survey.standing
+    assert real is answers.standing
     assert response.status_code == 303
     with app.app_context():
         stored = db.session.scalars(select(Answer)).one()

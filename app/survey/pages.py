@@ -1,0 +1,214 @@
+"""The survey's routes: the reader's studies, welcome and consent, task pages and cases."""
+
+from flask import Response, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from app.auth import reader_study_ids
+from app.clock import now
+from app.extensions import db
+from app.models import Assignment, Case, Enrolment, Study, StudyStatus
+from app.survey import bp
+from app.survey.answers import answer
+from app.survey.enrolment import enrol, enrolment_of, standing, task_size, where_to
+from app.survey.forms import AnswerForm, ConsentForm
+from app.survey.presentation import Page, classes_of, closed, page_context, render_case
+
+TASKS = (1, 2)
+
+
+def reader_study(study_id: int) -> Study:
+    """The study if the current user reads in it: staff get 403, everyone else 404."""
+    if current_user.is_staff:
+        abort(403)
+    if study_id not in reader_study_ids(current_user):
+        abort(404)
+    study = db.session.get(Study, study_id)
+    if study is None or study.status == StudyStatus.DRAFT:
+        abort(404)
+    return study
+
+
+@bp.get("/")
+@login_required
+def home() -> str:
+    """The reader's studies, each with a link to where they are."""
+    studies = []
+    if not current_user.is_staff:
+        ids = reader_study_ids(current_user)
+        found = db.session.scalars(
+            select(Study).where(Study.id.in_(ids), Study.status != StudyStatus.DRAFT)
+        ).all()
+        for study in sorted(found, key=lambda s: s.id):
+            enrolment = enrolment_of(study.id, current_user.id)
+            studies.append(
+                {
+                    "study": study,
+                    "enrolment": enrolment,
+                    "state": describe(enrolment),
+                    "url": where_to(study.id, enrolment),
+                }
+            )
+    return render_template("survey/home.html", studies=studies)
+
+
+def describe(enrolment: Enrolment | None) -> str:
+    """A reader's progress in one sentence."""
+    if enrolment is None:
+        return "Not started"
+    if enrolment.task2_completed_at is not None:
+        return "Both tasks completed - thank you"
+    if enrolment.task1_completed_at is None:
+        return "Task 1 in progress"
+    opens_at = enrolment.task2_opens_at
+    if opens_at is not None and now() < opens_at:
+        return f"Task 1 completed; Task 2 opens {opens_at:%Y-%m-%d %H:%M} UTC"
+    return "Task 2 open"
+
+
+@bp.route("/<int:study_id>/", methods=["GET", "POST"])
+@login_required
+def welcome(study_id: int) -> Page:
+    """The study information and consent; consenting enrols the reader (draws the cases)."""
+    study = reader_study(study_id)
+    enrolment = enrolment_of(study.id, current_user.id)
+    form = ConsentForm()
+    if enrolment is None and form.is_submitted():
+        if study.status != StudyStatus.OPEN:
+            return closed()
+        if form.validate():
+            enrol(study, current_user)
+            return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)), 303)
+        context = page_context(study, form=form, enrolment=None)
+        return render_template("survey/welcome.html", **context), 400
+    if enrolment is not None and form.is_submitted():
+        return redirect(where_to(study.id, enrolment), 303)
+    context = page_context(study, form=form, enrolment=enrolment)
+    return render_template("survey/welcome.html", **context)
+
+
+@bp.get("/<int:study_id>/information")
+@login_required
+def information(study_id: int) -> str:
+    """The general information and the class definitions (opened beside a case)."""
+    study = reader_study(study_id)
+    return render_template("survey/information.html", **page_context(study))
+
+
+@bp.get("/<int:study_id>/classes.css")
+@login_required
+def class_styles(study_id: int) -> Response:
+    """The study's class colours as CSS custom properties (the CSP forbids inline styles)."""
+    study = reader_study(study_id)
+    css = render_template("survey/classes.css", classes=classes_of(study))
+    response = current_app.response_class(css, mimetype="text/css")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.get("/<int:study_id>/continue")
+@login_required
+def resume(study_id: int) -> Response:
+    """Go to where the reader left off."""
+    study = reader_study(study_id)
+    return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)))
+
+
+def reader_enrolment(study_id: int, task: int) -> tuple[Study, Enrolment | None]:
+    """The study and the reader's enrolment, for pages of `task` (404 for other tasks)."""
+    if task not in TASKS:
+        abort(404)
+    study = reader_study(study_id)
+    return study, enrolment_of(study.id, current_user.id)
+
+
+@bp.get("/<int:study_id>/task/<int:task>/")
+@login_required
+def task(study_id: int, task: int) -> Page:
+    """A task's instructions, and for Task 2 during the wash-out, when it opens."""
+    study, enrolment = reader_enrolment(study_id, task)
+    if enrolment is None:
+        return redirect(url_for("survey.welcome", study_id=study.id))
+    state = standing(enrolment)
+    if state.current is None or state.current.task > task:
+        return redirect(url_for("survey.task_end", study_id=study.id, task=task))
+    if state.current.task < task:
+        return redirect(where_to(study.id, enrolment))
+    start = url_for("survey.case", study_id=study.id, task=task, number=state.current.position + 1)
+    context = page_context(
+        study,
+        task=task,
+        size=task_size(enrolment, task),
+        done=state.current.position,
+        locked=state.locked,
+        opens_at=state.opens_at,
+        start=start,
+    )
+    return render_template("survey/task.html", **context)
+
+
+@bp.get("/<int:study_id>/task/<int:task>/done")
+@login_required
+def task_end(study_id: int, task: int) -> Page:
+    """The end of a task: thanks, and after Task 1, when Task 2 opens."""
+    study, enrolment = reader_enrolment(study_id, task)
+    if enrolment is None:
+        return redirect(url_for("survey.welcome", study_id=study.id))
+    state = standing(enrolment)
+    finished = state.current is None or state.current.task > task
+    if not finished:
+        return redirect(where_to(study.id, enrolment))
+    context = page_context(
+        study,
+        task=task,
+        locked=state.locked,
+        opens_at=state.opens_at,
+        next_url=where_to(study.id, enrolment),
+    )
+    return render_template("survey/task_end.html", **context)
+
+
+@bp.route("/<int:study_id>/task/<int:task>/case/<int:number>", methods=["GET", "POST"])
+@login_required
+def case(study_id: int, task: int, number: int) -> Page:
+    """One case of a task (GET shows it, POST stores the answer once)."""
+    study, enrolment = reader_enrolment(study_id, task)
+    if enrolment is None:
+        return redirect(url_for("survey.welcome", study_id=study.id))
+    if number < 1:  # no such case (the <int> converter already bounds it from above)
+        abort(404)
+    assignment = db.session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.enrolment_id == enrolment.id,
+            Assignment.task == task,
+            Assignment.position == number - 1,
+        )
+        .options(selectinload(Assignment.case).selectinload(Case.neighbours))
+    )
+    if assignment is None:
+        abort(404)
+    form = AnswerForm(classes_of(study))
+    if form.is_submitted():
+        return answer(study, enrolment, assignment, form)
+
+    if assignment.answer is not None:
+        flash("You have already answered that case; answers are final.", "info")
+        return redirect(where_to(study.id, enrolment))
+    state = standing(enrolment)
+    if state.locked:
+        return redirect(url_for("survey.task", study_id=study.id, task=2))
+    if state.current is None or state.current.id != assignment.id:
+        return redirect(where_to(study.id, enrolment))
+    if study.status != StudyStatus.OPEN:
+        return closed()
+    if assignment.shown_at is None:
+        # Only the first serving counts: a reload keeps the original moment.
+        db.session.execute(
+            update(Assignment)
+            .where(Assignment.id == assignment.id, Assignment.shown_at.is_(None))
+            .values(shown_at=now())
+        )
+        db.session.commit()
+    return render_case(study, enrolment, assignment, form)
