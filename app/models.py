@@ -71,8 +71,9 @@ class User(UserMixin, db.Model):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # No longer decide the lock (app/auth.py counts failures per e-mail in login_failure, so
-    # that unknown addresses lock alike); reset on a good login, kept for old tools and rows.
+    # No longer decide the lock (app/auth/throttle.py counts failures per e-mail in
+    # login_failure, so that unknown addresses lock alike); reset on a good login, kept for old
+    # tools and rows.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)

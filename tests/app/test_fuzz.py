@@ -541,7 +541,8 @@ def test_deeply_nested_json_is_refused_with_bundle_error(tmp_path: Path) -> None
 def test_a_nul_character_in_a_form_is_refused_not_a_server_error(
     app: Flask, study: StudyRef, organiser: UserRef
 ) -> None:
-    # PostgreSQL cannot compare a NUL: app/auth.py refuses control characters as a form error.
+    # PostgreSQL cannot compare a NUL: app/auth/access.py refuses control characters as a form
+    # error.
     client = app.test_client()
     before = dump(app)
     response = client.post("/login", data={"email": "a\x00b@example.org", "password": "x" * 12})

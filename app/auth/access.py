@@ -1,0 +1,89 @@
+"""Who may see what: a reader's studies, staff-only views, safe redirects, typed text."""
+
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import abort, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import PasswordField, TextAreaField
+
+from app.extensions import db
+from app.models import Enrolment, Invitation, User
+
+# Control characters have no place in typed text, and PostgreSQL cannot even store or compare
+# a NUL (psycopg raises DataError: a server error). Text areas may hold tabs and line ends.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def reader_study_ids(user: User) -> set[int]:
+    """The studies a reader belongs to: enrolled, or joined through an invitation."""
+    enrolled = db.session.scalars(select(Enrolment.study_id).where(Enrolment.user_id == user.id))
+    invited = db.session.scalars(
+        select(Invitation.study_id).where(
+            Invitation.user_id == user.id, Invitation.used_at.is_not(None)
+        )
+    )
+    return set(enrolled) | set(invited)
+
+
+def may_see_study(user: Any, study_id: int) -> bool:
+    """Whether `user` may see `study_id`'s material: staff always, readers of that study."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return user.is_staff or study_id in reader_study_ids(user)
+
+
+def staff_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only organisers and admins (others get 403, anonymous users the login page)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_staff:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def refuse_control_characters(form: FlaskForm) -> bool:
+    """Add an error to every text field holding a control character; whether any did.
+
+    Passwords are exempt: they are only ever hashed, never stored or compared as text.
+    """
+    refused = False
+    for field in form:
+        if not isinstance(field.data, str) or isinstance(field, PasswordField):
+            continue
+        pattern = (
+            CONTROL_CHARACTERS_IN_TEXT if isinstance(field, TextAreaField) else CONTROL_CHARACTERS
+        )
+        if pattern.search(field.data):
+            field.errors = [*field.errors, "This contains a control character; retype it."]
+            refused = True
+    return refused
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Whether `target` is a relative path on this host (no scheme, host or tricks)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(char) < 32 for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def home_for(user: Any) -> str:
+    """Where a user starts: organisers' studies list, readers' survey home."""
+    if not getattr(user, "is_authenticated", False):
+        return url_for("auth.login")
+    if user.is_staff:
+        return url_for("admin.studies")
+    return url_for("survey.home")

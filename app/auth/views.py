@@ -1,0 +1,186 @@
+"""The auth pages: log in and out, change a password, accept an invitation."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
+
+from app.auth import bp
+from app.auth.access import home_for, is_safe_next, refuse_control_characters
+from app.auth.accounts import create_user, end_sessions, hash_token, normalise_email
+from app.auth.throttle import (
+    LOCKED,
+    email_key,
+    email_locked,
+    forget_failures,
+    ip_blocked,
+    record_failure,
+    waste_time_like_a_check,
+)
+from app.clock import now
+from app.extensions import db
+from app.forms import (
+    AcceptInvitationForm,
+    EmptyForm,
+    JoinStudyForm,
+    LoginForm,
+    PasswordChangeForm,
+)
+from app.models import Invitation, Role, StudyStatus, User
+
+
+@bp.get("/")
+def index() -> Response:
+    """Send each user to where they start."""
+    return redirect(home_for(current_user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    """Log in with e-mail and password (throttled per account and per address)."""
+    next_url = request.args.get("next")
+    if current_user.is_authenticated:
+        return redirect(next_url if is_safe_next(next_url) else home_for(current_user))
+    form = LoginForm()
+    # A malformed e-mail is a form error like any other (no account can have it: not counted).
+    if form.validate_on_submit() and not refuse_control_characters(form):
+        ip = request.remote_addr or "unknown"
+        if ip_blocked(ip):
+            flash("Too many failed logins from your network. Try again in 15 minutes.", "error")
+            return render_template("auth/login.html", form=form), 429
+        email = normalise_email(form.email.data or "")
+        key = email_key(email)
+        if email_locked(key):
+            # Counts against the network (guessing on): not the address, so the lock ends.
+            record_failure(ip, None)
+            flash(LOCKED, "error")
+            return render_template("auth/login.html", form=form), 429
+        user = db.session.scalar(select(User).where(User.email == email))
+        password = form.password.data or ""
+        if user is None:
+            waste_time_like_a_check(password)
+        elif user.active and user.check_password(password):
+            forget_failures(key, user)
+            db.session.commit()
+            login_user(user)
+            return redirect(next_url if is_safe_next(next_url) else home_for(user))
+        record_failure(ip, key)
+        flash("Wrong e-mail or password.", "error")
+        return render_template("auth/login.html", form=form), 401
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    """Log out everywhere (a POST with a CSRF token, so another site cannot log users out)."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    # Logging out ends the user's sessions everywhere: a copied cookie cannot be replayed.
+    end_sessions(current_user)
+    db.session.commit()
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password() -> Response | tuple[str, int] | str:
+    """Change one's own password."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current.data or ""):
+            form.current.errors.append("This is not your current password.")
+            return render_template("auth/password.html", form=form), 400
+        user = current_user._get_current_object()
+        user.set_password(form.password.data)
+        end_sessions(user)  # whoever knew the old password is logged out everywhere
+        db.session.commit()
+        login_user(user)  # this session goes on, under the new version
+        flash("Your password has been changed.", "success")
+        return redirect(home_for(current_user))
+    return render_template("auth/password.html", form=form)
+
+
+def _usable_invitation(token: str) -> tuple[Invitation | None, str]:
+    """The invitation behind `token` if it can still be used, else None and why not."""
+    invitation = db.session.scalar(
+        select(Invitation).where(Invitation.token_hash == hash_token(token))
+    )
+    if invitation is None:
+        return None, "This invitation link is not valid. Check that you copied all of it."
+    if invitation.used_at is not None:
+        return None, "This invitation link has already been used. Log in with your password."
+    if invitation.expires_at <= now():
+        return None, "This invitation link has expired. Ask the study organiser for a new one."
+    if invitation.study.status == StudyStatus.CLOSED:
+        return None, "This study is closed."
+    return invitation, ""
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def invitation(token: str) -> Response | tuple[str, int] | str:
+    """Accept an invitation: set a password (or confirm it), then go to the study's welcome."""
+    found, problem = _usable_invitation(token)
+    if found is None:
+        status = 404 if "not valid" in problem else 410
+        return render_template("auth/invitation_invalid.html", problem=problem), status
+    invitation = found
+    existing = db.session.scalar(select(User).where(User.email == invitation.email))
+    joining = existing is not None and existing.password_hash is not None
+    form: JoinStudyForm | AcceptInvitationForm = (
+        JoinStudyForm() if joining else AcceptInvitationForm()
+    )
+    context = {"form": form, "study": invitation.study, "email": invitation.email}
+    if not form.validate_on_submit():
+        return render_template("auth/invitation.html", joining=joining, **context)
+    if refuse_control_characters(form):
+        return render_template("auth/invitation.html", joining=joining, **context), 400
+
+    if joining:
+        assert existing is not None
+        key = email_key(existing.email)
+        if email_locked(key):
+            record_failure(request.remote_addr or "unknown", None)
+            flash(LOCKED, "error")
+            return render_template("auth/invitation.html", joining=joining, **context), 429
+        if not existing.check_password(form.current.data or ""):  # type: ignore[union-attr]
+            record_failure(request.remote_addr or "unknown", key)
+            flash("Wrong password.", "error")
+            return render_template("auth/invitation.html", joining=joining, **context), 401
+        forget_failures(key, existing)
+        user = existing
+    elif existing is not None:  # an account made without a password (e.g. by the CLI)
+        user = existing
+        user.set_password(form.password.data)  # type: ignore[union-attr]
+        if form.name.data:  # type: ignore[union-attr]
+            user.name = form.name.data.strip()  # type: ignore[union-attr]
+    else:
+        user = create_user(
+            invitation.email,
+            Role.READER,
+            name=form.name.data or "",  # type: ignore[union-attr]
+            password=form.password.data,  # type: ignore[union-attr]
+        )
+    try:
+        db.session.flush()
+        # Atomic: of two simultaneous submissions only one finds the link unused.
+        claimed = db.session.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+            .values(used_at=now(), user_id=user.id)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise IntegrityError("invitation already used", None, Exception())
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        message = "This invitation link has already been used. Log in with your password."
+        return render_template("auth/invitation_invalid.html", problem=message), 410
+    logout_user()
+    login_user(user)
+    flash(f"Welcome to {invitation.study.name}.", "success")
+    return redirect(url_for("survey.welcome", study_id=invitation.study_id))
