@@ -105,12 +105,15 @@ def fault_report(name: str, at: float, until: float, recorder: Recorder, extra: 
         for s in recorder.of("answer", at - 30, until)
         if s.status == 303 and s.started >= last_error - 0.001 and s.started + s.seconds > at
     ]
-    recovery = (min(answered) - at) if answered else float("nan")
     spread = f"{max(0.0, last_error - at):.2f} s after the fault" if window else "-"
     listed = ", ".join(f"{cause} x{count}" for cause, count in causes.items()) or "none"
+    recovered = (
+        f"answers taken again after {min(answered) - at:.2f} s"
+        if answered
+        else "NO answer taken after it (had the readers finished?)"
+    )
     return (
-        f"{name:<26} errors {len(window):>4} ({listed}); last error {spread}; "
-        f"answers taken again after {recovery:.2f} s; {extra}"
+        f"{name:<26} errors {len(window):>4} ({listed}); last error {spread}; {recovered}; {extra}"
     )
 
 
@@ -151,13 +154,17 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
         )
         runner.start()
 
+        def answered_share() -> float:
+            return len({a[:3] for a in recorder.acks}) / total
+
         def progress(share: float) -> bool:
-            return len({a[:3] for a in recorder.acks}) >= share * total
+            return answered_share() >= share
 
         # Fault 1: one worker killed mid-run.
         wait_for(lambda: progress(0.25), args.seconds)
         victim = server.worker_pids()[0]
         kill_at = time.monotonic()
+        shares = [answered_share()]
         kill_quietly(victim, signal.SIGKILL)
         respawn = wait_for(
             lambda: len(server.worker_pids()) == args.workers
@@ -170,6 +177,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
         # Keep the two faults apart, so that each one's errors and recovery can be told apart.
         time.sleep(max(0.0, kill_at + args.gap - time.monotonic()))
         restart_at = time.monotonic()
+        shares.append(answered_share())
         if kind == "postgresql":
             version, cluster = postgres_cluster()
             command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"]
@@ -208,7 +216,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
             kill_at,
             restart_at,
             recorder,
-            f"respawned in {respawn if respawn is not None else float('nan'):.2f} s",
+            f"respawned in {respawn if respawn is not None else float('nan'):.2f} s; "
+            f"struck at {shares[0]:.0%} of the answers",
         )
     )
     print(
@@ -218,7 +227,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
             end,
             recorder,
             f"{what} ({restart_took:.2f} s); /health 200 again "
-            f"{after_restart if healthy is not None else float('nan'):.2f} s after the fault",
+            f"{after_restart if healthy is not None else float('nan'):.2f} s after the fault; "
+            f"struck at {shares[1]:.0%} of the answers",
         )
     )
     late = [
@@ -259,9 +269,9 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=150.0, help="hard limit of the run")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--cases", type=int, default=6, help="cases per reader in each task")
+    parser.add_argument("--cases", type=int, default=15, help="cases per reader in each task")
     parser.add_argument("--gap", type=float, default=10.0, help="min. seconds between faults")
-    parser.add_argument("--pool", type=int, default=20, help="cases in the study's bundle")
+    parser.add_argument("--pool", type=int, default=40, help="cases in the study's bundle")
     parser.add_argument("--log-dir", help="keep gunicorn's log of each run in this folder")
     args = parser.parse_args()
     if not 1 <= args.readers <= 200 or not 10 <= args.seconds <= 240:
