@@ -31,6 +31,7 @@ from app.config import TestConfig
 from app.extensions import db
 from app.models import Role, Study, StudyStatus
 from tests.app.bundle_factory import make_bundle
+from tests.app.world import World, build_world
 
 PASSWORD = "correct horse battery staple"
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
@@ -276,3 +277,27 @@ def login() -> Callable[[FlaskClient, UserRef], TestResponse]:
         return response
 
     return do_login
+
+
+# ---------------------------------------------------------------- every role at once
+
+
+@pytest.fixture
+def world(
+    app: Flask,
+    study: StudyRef,
+    other_study: StudyRef,
+    reader: UserRef,
+    other_reader: UserRef,
+    organiser: UserRef,
+    admin: UserRef,
+    login: Callable,
+) -> World:
+    """Every role with a session (both readers consented to their own study), on two studies."""
+    users = {
+        "reader": reader,
+        "other_reader": other_reader,
+        "organiser": organiser,
+        "admin": admin,
+    }
+    return build_world(app, study, other_study, users, login)

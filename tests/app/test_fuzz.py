@@ -18,7 +18,7 @@ import json
 import math
 import random
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
 from tests.app.test_security import dump, stays_here
 from tests.app.test_survey import case_url, token_of
+from tests.app.world import World
 
 FUZZ = settings(
     max_examples=60,
@@ -580,7 +581,7 @@ INT_ROUTES = sorted(
 )
 
 
-def huge_values(world: Any, endpoint: str, name: str, huge: int) -> dict[str, Any]:
+def huge_values(world: World, endpoint: str, name: str, huge: int) -> dict[str, Any]:
     """Real URL arguments for `endpoint`, with `name` replaced by `huge`."""
     values = world.url_values(endpoint)[0]
     return {**values, name: huge}
@@ -588,10 +589,9 @@ def huge_values(world: Any, endpoint: str, name: str, huge: int) -> dict[str, An
 
 @pytest.mark.parametrize("endpoint, name", INT_ROUTES)
 def test_an_integer_too_large_for_the_database_is_404(
-    world_for_ints: Any, endpoint: str, name: str
+    world: World, endpoint: str, name: str
 ) -> None:
     # app/__init__.py bounds every <int:...> by the database's INTEGER: routing answers 404.
-    world = world_for_ints
     role = "reader" if endpoint.startswith("survey.") else "organiser"
     client = world.client(role)
     rule = next(world.app.url_map.iter_rules(endpoint))
@@ -602,24 +602,6 @@ def test_an_integer_too_large_for_the_database_is_404(
             response = client.open(url, method=method, data={})
             assert response.status_code in (302, 400, 403, 404), (method, url, response.status_code)
     assert dump(world.app) == before
-
-
-@pytest.fixture
-def world_for_ints(
-    app: Flask,
-    study: StudyRef,
-    other_study: StudyRef,
-    reader: UserRef,
-    other_reader: UserRef,
-    organiser: UserRef,
-    admin: UserRef,
-    login: Callable,
-) -> Any:
-    """The authorisation matrix's world (sessions for every role)."""
-    from tests.app.test_authz_matrix import build_world
-
-    users = {"reader": reader, "other_reader": other_reader, "organiser": organiser}
-    return build_world(app, study, other_study, {**users, "admin": admin}, login)
 
 
 def test_the_fuzzers_use_a_reader_who_is_enrolled(fuzzed: Fuzzed) -> None:

@@ -50,8 +50,9 @@ from app.models import (
 )
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
-from tests.app.test_authz_matrix import World, build_world, requests_of
+from tests.app.test_authz_matrix import requests_of
 from tests.app.test_survey import case_url, token_of
+from tests.app.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "static"
@@ -59,22 +60,6 @@ NEW_PASSWORD = "another long passphrase"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def world(
-    app: Flask,
-    study: StudyRef,
-    other_study: StudyRef,
-    reader: UserRef,
-    other_reader: UserRef,
-    organiser: UserRef,
-    admin: UserRef,
-    login: Callable,
-) -> World:
-    """Every role with a session (both readers consented to their own study)."""
-    users = {"reader": reader, "other_reader": other_reader, "organiser": organiser}
-    return build_world(app, study, other_study, {**users, "admin": admin}, login)
 
 
 def dump(app: Flask) -> dict[str, list[str]]:
