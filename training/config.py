@@ -53,6 +53,9 @@ class Config:
     query_filter: str = "lesion"  # "lesion" (one per lesion) or "thesis" (also drop shared top-6)
     web_image_size: int = 450  # longest side of the images shown to readers
     seed: int = 71
+    # Deterministic TensorFlow kernels, so a run repeats exactly for its seed. Free on the CPU
+    # (measured: no slower); on GPUs some kernels are slower or missing, so off for `thesis`.
+    deterministic: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -73,6 +76,7 @@ PRESETS: dict[str, Config] = {
         preset="demo",
         backbone="EfficientNetB0",
         bn_momentum=0.9,
+        deterministic=True,
         image_size=64,
         weights=None,
         # From random weights the RGB model still improves at epoch 8 (fewer epochs left it
@@ -94,6 +98,7 @@ PRESETS: dict[str, Config] = {
         preset="tiny",
         backbone="EfficientNetB0",
         bn_momentum=0.9,
+        deterministic=True,
         image_size=32,
         weights=None,
         batch_size=16,
