@@ -7,7 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from app.auth import bp
-from app.auth.access import home_for, is_safe_next, refuse_control_characters
+from app.auth.access import (
+    home_for,
+    is_safe_next,
+    refuse_control_characters,
+    start_after_login,
+)
 from app.auth.accounts import create_user, end_sessions, hash_token, normalise_email
 from app.auth.throttle import (
     LOCKED,
@@ -64,7 +69,7 @@ def login() -> Response | tuple[str, int] | str:
             forget_failures(key, user)
             db.session.commit()
             login_user(user)
-            return redirect(next_url if is_safe_next(next_url) else home_for(user))
+            return redirect(next_url if is_safe_next(next_url) else start_after_login(user))
         record_failure(ip, key)
         flash("Wrong e-mail or password.", "error")
         return render_template("auth/login.html", form=form), 401

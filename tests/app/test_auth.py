@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.auth import create_invitation, hash_token, is_safe_next
 from app.extensions import db
 from app.models import Invitation, LoginFailure, Role, Study, StudyStatus, User
-from tests.app.conftest import PASSWORD
+from tests.app.conftest import PASSWORD, join_study
 
 
 def logged_in_as(client: FlaskClient) -> str | None:
@@ -24,12 +24,26 @@ def logged_in_as(client: FlaskClient) -> str | None:
 
 
 def test_login_sends_staff_to_studies_and_readers_to_the_survey(
-    client: FlaskClient, organiser, reader, login
+    client: FlaskClient, organiser, reader, study, login
 ) -> None:
     assert login(client, organiser).headers["Location"] == "/admin/"
     assert logged_in_as(client) == organiser.email
     client.post("/logout")
-    assert login(client, reader).headers["Location"] == "/survey/"
+    # A reader of one open study goes straight back to it; that page knows where they were.
+    assert login(client, reader).headers["Location"] == f"/survey/{study.id}/continue"
+
+
+def test_login_sends_a_reader_home_unless_exactly_one_study_is_open(
+    app: Flask, client: FlaskClient, reader, study, other_study, login
+) -> None:
+    join_study(app, reader, other_study)
+    assert login(client, reader).headers["Location"] == "/survey/"  # two open studies
+    client.post("/logout")
+    with app.app_context():
+        for ref in (study, other_study):
+            db.session.get(Study, ref.id).status = StudyStatus.CLOSED
+        db.session.commit()
+    assert login(client, reader).headers["Location"] == "/survey/"  # none open
 
 
 def test_index_redirects_by_role(client: FlaskClient, reader, login) -> None:

@@ -107,7 +107,7 @@ def test_demo_is_idempotent(runner: FlaskCliRunner, app: Flask, bundle_dir: Path
     for role, email, password in logins:
         response = client.post("/login", data={"email": email, "password": password})
         assert response.status_code == 302
-        expected = "/admin/" if role == "organiser" else "/survey/"
+        expected = "/admin/" if role == "organiser" else f"/survey/{study.id}/continue"
         assert response.headers["Location"] == expected
         if role == "reader":
             assert client.get(f"/survey/{study.id}/").status_code == 200
