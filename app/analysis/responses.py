@@ -310,10 +310,8 @@ def _line_finder(text: str, delimiter: str) -> Callable[[int], int]:
 def _records(text: str, delimiter: str) -> list[list[str]]:
     """Every CSV record of `text`; ResponsesError naming the line the csv module refused."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    records = []
     try:
-        for fields in reader:
-            records.append(fields)
+        records = list(reader)
     except csv.Error as problem:
         limit = csv.field_size_limit()
         message = str(problem)
@@ -341,7 +339,7 @@ def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
                 f"missing column (the header has: {', '.join(header)})", column=column, line=1
             )
     # Blank lines (e.g. trailing ones from a spreadsheet) are not answers.
-    records = [fields for fields in records[1:] if len(fields) > 1 or not _is_blank(fields)]
+    records = [fields for fields in records[1:] if not _is_blank(fields)]
     width = len(header)
     if records and min(map(len, records)) < width:
         records = [fields + [""] * (width - len(fields)) for fields in records]

@@ -13,6 +13,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from app.bundle import LIKERT  # the labels the importer requires
+
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 NAMES = {
     "akiec": "Actinic keratosis / intraepithelial carcinoma",
@@ -25,13 +27,6 @@ NAMES = {
 }
 COLOURS = ("#E69F00", "#D55E00", "#009E73", "#56B4E9", "#000000", "#0072B2", "#CC79A7")
 TEXT_COLOURS = ("#000000",) * 4 + ("#FFFFFF", "#FFFFFF", "#000000")
-LIKERT = (
-    "not confident at all",
-    "slightly confident",
-    "somewhat confident",
-    "fairly confident",
-    "completely confident",
-)
 SIZE = 24  # web_image_size: the longest side of every query image
 
 

@@ -115,18 +115,17 @@ def declared_size(archive: bytes, member: str, size: int) -> bytes:
     """`archive` with `member`'s uncompressed size in both headers replaced by `size`."""
     data = bytearray(archive)
     name = member.encode()
-    local = data.find(b"PK\x03\x04")
-    while local != -1:
-        name_length = struct.unpack_from("<H", data, local + 26)[0]
-        if data[local + 30 : local + 30 + name_length] == name:
-            struct.pack_into("<I", data, local + 22, size)
-        local = data.find(b"PK\x03\x04", local + 4)
-    central = data.find(b"PK\x01\x02")
-    while central != -1:
-        name_length = struct.unpack_from("<H", data, central + 28)[0]
-        if data[central + 46 : central + 46 + name_length] == name:
-            struct.pack_into("<I", data, central + 24, size)
-        central = data.find(b"PK\x01\x02", central + 4)
+    # Per header kind: its signature and the offsets of the name length, name and size.
+    for signature, length_at, name_at, size_at in (
+        (b"PK\x03\x04", 26, 30, 22),  # local file header
+        (b"PK\x01\x02", 28, 46, 24),  # central directory entry
+    ):
+        start = data.find(signature)
+        while start != -1:
+            name_length = struct.unpack_from("<H", data, start + length_at)[0]
+            if data[start + name_at : start + name_at + name_length] == name:
+                struct.pack_into("<I", data, start + size_at, size)
+            start = data.find(signature, start + 4)
     return bytes(data)
 
 
