@@ -16,6 +16,7 @@ from werkzeug.routing import Map
 
 from app.config import Config, ConfigError, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
 
 ROOT = Path(__file__).resolve().parent.parent
 # The largest value of an INTEGER column (PostgreSQL's and what SQLite's driver binds safely).
@@ -91,6 +92,7 @@ def configure(
         # Development only: sessions last as long as this process.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
 
+    check_mail_settings(app.config)
     uri = app.config.get("SQLALCHEMY_DATABASE_URI") or instance_sqlite_uri(app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
@@ -109,6 +111,22 @@ def configure(
     if any(hops.values()):
         # Only behind a proxy we were told about: otherwise clients could forge their IP.
         app.wsgi_app = ProxyFix(app.wsgi_app, **hops)  # type: ignore[method-assign]
+
+
+def check_mail_settings(config: Mapping[str, Any]) -> None:
+    """With MAIL_SERVER set, the rest must make sense: a sender, TLS or SSL (not both)."""
+    if not config.get("MAIL_SERVER"):
+        return
+    if not config.get("MAIL_DEFAULT_SENDER"):
+        raise ConfigError(
+            "MAIL_SERVER is set but MAIL_DEFAULT_SENDER is not: set the From address, e.g. "
+            "MAIL_DEFAULT_SENDER='Reader study <study@hospital.org>'."
+        )
+    if config.get("MAIL_USE_TLS") and config.get("MAIL_USE_SSL"):
+        raise ConfigError(
+            "MAIL_USE_TLS and MAIL_USE_SSL are both on: use TLS (STARTTLS, port 587) or SSL "
+            "(port 465), not both."
+        )
 
 
 def normalise_database_url(url: str) -> str:
@@ -152,6 +170,7 @@ def register_extensions(app: Flask) -> None:
     # Batch mode lets Alembic alter SQLite tables (it recreates them); a no-op on PostgreSQL.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    mailer.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see this page."
@@ -184,6 +203,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
+
+    from app.mail import mail_enabled
+
+    @app.context_processor
+    def mail_setting() -> dict[str, bool]:
+        """Templates say "pass the link on by hand" when no e-mail can be sent."""
+        return {"mail_enabled": mail_enabled()}
 
 
 def register_security_headers(app: Flask) -> None:

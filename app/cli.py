@@ -212,9 +212,11 @@ def demo(bundle: Path, cases: int) -> None:
 def register(app: Flask) -> None:
     """Add the command groups to `app`'s `flask` command."""
     from app.backup import backup_command, restore_command
+    from app.mail.cli import group as mail_group
 
     app.cli.add_command(users)
     app.cli.add_command(study)
     app.cli.add_command(demo)
+    app.cli.add_command(mail_group)  # flask mail send-queued | test ADDRESS | status | requeue
     app.cli.add_command(backup_command)  # flask db-backup FILE
     app.cli.add_command(restore_command)  # flask db-restore FILE [--force]

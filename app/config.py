@@ -5,6 +5,11 @@ from pathlib import Path
 from typing import ClassVar
 
 
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: 1, true, yes or on (any case) mean on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable application; the message says why."""
 
@@ -37,6 +42,22 @@ class Config:
     PROXY_FIX_X_PROTO = int(os.environ.get("PROXY_FIX_X_PROTO", "0"))
     PROXY_FIX_X_HOST = int(os.environ.get("PROXY_FIX_X_HOST", "0"))
     PROXY_FIX_X_PREFIX = int(os.environ.get("PROXY_FIX_X_PREFIX", "0"))
+    # Where readers reach the app: the base of links in e-mails sent from commands (cron).
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
+    # E-mail through an SMTP server, with Flask-Mail's names. No MAIL_SERVER: no e-mail at
+    # all, and the organiser pages say that links must be passed on by hand.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = env_flag("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_flag("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or None
+    # Flask-Mail would not send while TESTING; the tests' own SMTP server must get the mail.
+    MAIL_SUPPRESS_SEND = False
+    MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))  # seconds per SMTP operation
+    MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "8"))
+    MAIL_RETRY_SECONDS = float(os.environ.get("MAIL_RETRY_SECONDS", "60"))  # doubles each time
 
 
 class TestConfig(Config):
@@ -48,6 +69,8 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     SESSION_COOKIE_SECURE = False
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+    MAIL_SERVER = None  # a test that sends starts its own SMTP server and sets this
+    MAIL_DEFAULT_SENDER = "study@example.org"
 
 
 def instance_sqlite_uri(instance_path: str) -> str:

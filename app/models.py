@@ -301,3 +301,40 @@ class LoginFailure(db.Model):
     # HMAC-SHA256 of the normalised e-mail tried, existing or not; None once it logged in.
     email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+
+
+class MailStatus(enum.StrEnum):
+    """Where an outgoing e-mail is: waiting, being sent by one sender, sent, or given up."""
+
+    PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
+    SENDING = "sending"  # claimed by one sender; stays here if that sender died mid-send
+    SENT = "sent"
+    FAILED = "failed"  # refused for good, or too many attempts
+
+
+class OutboxMessage(db.Model):
+    """An e-mail queued in the same transaction as what caused it; `flask mail send-queued`
+    sends it (app/mail/outbox.py explains the claim-then-send-then-mark protocol)."""
+
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    # [{"filename": ..., "content_type": ..., "data": text}] (calendar files are text).
+    attachments: Mapped[list] = mapped_column(JSON, default=list)
+    kind: Mapped[str] = mapped_column(String(32))  # "reset", "reminder", "invitation", "test"
+    # Set for messages that must be queued at most once (a due reminder): a second insert of
+    # the same key fails, so two senders enqueueing at once still queue one message.
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    status: Mapped[MailStatus] = mapped_column(
+        Enum(MailStatus, native_enum=False, length=16), default=MailStatus.PENDING, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -28,9 +28,10 @@ from app.auth import create_invitation, create_user
 from app.bundle import import_bundle
 from app.clock import system_now
 from app.config import TestConfig
-from app.extensions import db
+from app.extensions import db, mail
 from app.models import Role, Study, StudyStatus
 from tests.app.bundle_factory import make_bundle
+from tests.app.smtp import SmtpServer, smtp_server
 from tests.app.world import World, build_world
 
 PASSWORD = "correct horse battery staple"
@@ -154,6 +155,15 @@ def clock(app: Flask) -> FakeClock:
     fake = FakeClock()
     app.config["CLOCK"] = fake
     return fake
+
+
+@pytest.fixture
+def smtp(app: Flask) -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback, with the app's MAIL_* settings pointing at it."""
+    with smtp_server() as server:
+        app.config.update(MAIL_SERVER=server.host, MAIL_PORT=server.port)
+        mail.init_app(app)  # Flask-Mail reads its settings once: again, after the change
+        yield server
 
 
 # ---------------------------------------------------------------- bundles and studies
