@@ -55,6 +55,10 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "shown_at",
     "answered_at",
     "seconds",
+    "hidden_seconds",  # of `seconds`, the page was hidden: time on case is the difference
+    "reader_role",
+    "reader_years",
+    "reader_exams_per_week",
 )
 TASK_FIELDS = (
     "answers",
@@ -117,6 +121,10 @@ def response_rows(
             Answer.shown_at,
             Answer.answered_at,
             Answer.seconds,
+            Answer.hidden_seconds,
+            Enrolment.profile_role,
+            Enrolment.profile_years,
+            Enrolment.profile_exams_per_week,
         )
         .select_from(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
@@ -149,6 +157,10 @@ def response_rows(
         shown_at,
         answered_at,
         seconds,
+        hidden_seconds,
+        role,
+        years,
+        exams_per_week,
     ) in db.session.connection().execute(query).all():
         row = {
             "reader": pseudonym,
@@ -167,6 +179,10 @@ def response_rows(
             "shown_at": iso_utc(shown_at),
             "answered_at": iso_utc(answered_at),
             "seconds": round(float(seconds), 3),
+            "hidden_seconds": round(float(hidden_seconds or 0.0), 3),
+            "reader_role": role.value if role is not None else "",
+            "reader_years": "" if years is None else years,
+            "reader_exams_per_week": "" if exams_per_week is None else exams_per_week,
         }
         if not pseudonymise:
             row["reader_email"] = email

@@ -53,6 +53,23 @@ class StudyStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class ReaderRole(enum.StrEnum):
+    """A reader's training, asked at consent: results are split by it."""
+
+    DERMATOLOGIST = "dermatologist"  # board-certified
+    RESIDENT = "resident"
+    GENERAL_PRACTITIONER = "general_practitioner"
+    OTHER = "other"
+
+
+READER_ROLE_LABELS = {
+    ReaderRole.DERMATOLOGIST: "Board-certified dermatologist",
+    ReaderRole.RESIDENT: "Resident in dermatology",
+    ReaderRole.GENERAL_PRACTITIONER: "General practitioner",
+    ReaderRole.OTHER: "Other",
+}
+
+
 class Sampling(enum.StrEnum):
     """How a reader's cases are drawn from the pool."""
 
@@ -226,6 +243,12 @@ class Enrolment(db.Model):
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The reader's profile, given at consent (None for enrolments made before it was asked).
+    profile_role: Mapped[ReaderRole | None] = mapped_column(
+        Enum(ReaderRole, native_enum=False, length=32)
+    )
+    profile_years: Mapped[int | None] = mapped_column(Integer)  # years of dermoscopy practice
+    profile_exams_per_week: Mapped[int | None] = mapped_column(Integer)  # dermoscopies a week
 
     study: Mapped[Study] = relationship(back_populates="enrolments")
     user: Mapped[User] = relationship(back_populates="enrolments")
@@ -278,6 +301,9 @@ class Answer(db.Model):
     shown_at: Mapped[datetime] = mapped_column(DateTime)
     answered_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     seconds: Mapped[float] = mapped_column(Float)  # answered_at - shown_at
+    # Of those seconds, how long the page was hidden (another tab, a locked screen, closed and
+    # reopened later), as the reader's browser measured it; time on case = the difference.
+    hidden_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Image ids of the neighbours on screen, in rank order (empty in Task 1).
     neighbours_shown: Mapped[list] = mapped_column(JSON, default=list)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
@@ -286,6 +312,7 @@ class Answer(db.Model):
 
     __table_args__ = (
         CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence_1_to_5"),
+        CheckConstraint("hidden_seconds >= 0", name="hidden_not_negative"),
         CheckConstraint(
             "diagnosis IN ('akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc')",
             name="diagnosis_known",

@@ -39,6 +39,7 @@ from tests.app.bundle_factory import (  # noqa: E402
     picture,
     write_image,
 )
+from tests.app.world import CONSENT  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 PG_SERVER = os.environ.get("SECBIR_LOAD_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -540,7 +541,7 @@ class Reader:
             raise RuntimeError(f"{self.email} could not log in: HTTP {reply.status}")
         welcome = self.browser.request("GET", f"/survey/{self.study_id}/")
         token = input_value(welcome.text, "csrf_token")
-        fields = {"csrf_token": token, "consent": "y"}
+        fields = {"csrf_token": token, **CONSENT}
         reply = self.browser.request("POST", f"/survey/{self.study_id}/", fields)
         if reply.status != 303:
             raise RuntimeError(f"{self.email} could not consent: HTTP {reply.status}")

@@ -48,6 +48,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
 
     moment = now()
     shown_at = assignment.shown_at or moment
+    elapsed = max(0.0, (moment - shown_at).total_seconds())
     case = assignment.case
     # Everything is read before the insert: a query after it would flush the new row
     # outside the try below, and a racing duplicate must fail inside it.
@@ -60,7 +61,8 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
             confidence=form.level,
             shown_at=shown_at,
             answered_at=moment,
-            seconds=max(0.0, (moment - shown_at).total_seconds()),
+            seconds=elapsed,
+            hidden_seconds=form.hidden_seconds(elapsed),
             neighbours_shown=shown,
             rotation=assignment.rotation,
         )

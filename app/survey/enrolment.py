@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.extensions import db
-from app.models import Answer, Assignment, Case, Enrolment, Study, User
+from app.models import Answer, Assignment, Case, Enrolment, ReaderRole, Study, User
 from app.survey import sampling
 
 ROTATION = {1: 0, 2: 180}  # Task 2 shows the query turned by 180 degrees (thesis 3.4)
@@ -24,7 +24,16 @@ def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
     )
 
 
-def enrol(study: Study, user: User) -> Enrolment:
+@dataclass(frozen=True)
+class Profile:
+    """What a reader tells about themselves at consent."""
+
+    role: ReaderRole
+    years: int  # of dermoscopy practice
+    exams_per_week: int  # dermoscopic examinations in a typical week
+
+
+def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment:
     """Enrol `user` in `study`: draw their cases with a fresh seed and store both task orders.
 
     Everything is written in one transaction. If a concurrent request enrolled the same
@@ -45,6 +54,10 @@ def enrol(study: Study, user: User) -> Enrolment:
     enrolment = Enrolment(
         study_id=study.id, user_id=user.id, seed=seed, created_at=moment, consented_at=moment
     )
+    if profile is not None:
+        enrolment.profile_role = profile.role
+        enrolment.profile_years = profile.years
+        enrolment.profile_exams_per_week = profile.exams_per_week
     for task, order in ((1, drawn.task1), (2, drawn.task2)):
         for index, position in enumerate(order):
             enrolment.assignments.append(

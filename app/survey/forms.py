@@ -3,17 +3,41 @@
 from collections.abc import Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, HiddenField, StringField
-from wtforms.validators import DataRequired, InputRequired, ValidationError
+from wtforms import BooleanField, Field, HiddenField, IntegerField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, NumberRange, ValidationError
 
-from app.models import CLASS_CODES
+from app.models import CLASS_CODES, READER_ROLE_LABELS
 
 LIKERT_LEVELS = (1, 2, 3, 4, 5)
+MAX_YEARS = 70
+MAX_EXAMS_PER_WEEK = 1000
 
 
 class ConsentForm(FlaskForm):
-    """The welcome page's consent: one checkbox and a button."""
+    """The welcome page's consent: the reader's profile, one checkbox and a button."""
 
+    role = RadioField(
+        "Your role",
+        choices=[SelectChoice(role.value, label) for role, label in READER_ROLE_LABELS.items()],
+        validators=[InputRequired("Please choose your role.")],
+    )
+    years = IntegerField(
+        "Years of dermoscopy practice",
+        validators=[
+            InputRequired("Please give your years of dermoscopy practice (0 if under one)."),
+            NumberRange(0, MAX_YEARS, f"Please give a whole number from 0 to {MAX_YEARS}."),
+        ],
+    )
+    exams_per_week = IntegerField(
+        "Dermoscopic examinations in a typical week",
+        validators=[
+            InputRequired("Please give how many dermoscopic examinations you do a week."),
+            NumberRange(
+                0, MAX_EXAMS_PER_WEEK, f"Please give a whole number from 0 to {MAX_EXAMS_PER_WEEK}."
+            ),
+        ],
+    )
     consent = BooleanField(
         "I have read the information above and agree to take part in this study.",
         validators=[DataRequired("Please tick the box to give your consent.")],
@@ -33,6 +57,8 @@ class AnswerForm(FlaskForm):
         validators=[InputRequired("Please choose how confident you are (1 to 5).")],
     )
     token = HiddenField(validators=[DataRequired()])
+    # Milliseconds the page was hidden, counted by static/js/activetime.js (empty without it).
+    hidden_ms = HiddenField()
 
     def __init__(self, classes: Sequence[dict], **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -49,6 +75,18 @@ class AnswerForm(FlaskForm):
         text = str(field.data or "").strip()
         if not (text.isascii() and text.isdigit() and int(text) in LIKERT_LEVELS):
             raise ValidationError("Please choose a confidence from 1 to 5.")
+
+    def validate_hidden_ms(self, field: Field) -> None:
+        """The hidden time is empty or a whole, non-negative number of milliseconds."""
+        text = str(field.data or "").strip()
+        if text and not (text.isascii() and text.isdigit() and len(text) <= 12):
+            raise ValidationError("The page sent a time that is not a number; please answer again.")
+
+    def hidden_seconds(self, elapsed: float) -> float:
+        """The hidden time in seconds, at most the `elapsed` seconds the server measured."""
+        text = str(self.hidden_ms.data or "").strip()
+        hidden = int(text) / 1000 if text else 0.0
+        return min(hidden, max(0.0, elapsed))
 
     @property
     def level(self) -> int:

@@ -8,10 +8,10 @@ from sqlalchemy.orm import selectinload
 from app.auth import reader_study_ids
 from app.clock import now
 from app.extensions import db
-from app.models import Assignment, Case, Enrolment, Study, StudyStatus
+from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey import bp
 from app.survey.answers import answer
-from app.survey.enrolment import enrol, enrolment_of, standing, task_size, where_to
+from app.survey.enrolment import Profile, enrol, enrolment_of, standing, task_size, where_to
 from app.survey.forms import AnswerForm, ConsentForm
 from app.survey.presentation import Page, classes_of, closed, page_context, render_case
 
@@ -78,7 +78,8 @@ def welcome(study_id: int) -> Page:
         if study.status != StudyStatus.OPEN:
             return closed()
         if form.validate():
-            enrol(study, current_user)
+            profile = Profile(ReaderRole(form.role.data), form.years.data, form.exams_per_week.data)
+            enrol(study, current_user, profile)
             return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)), 303)
         context = page_context(study, form=form, enrolment=None)
         return render_template("survey/welcome.html", **context), 400

@@ -17,6 +17,7 @@ from app.analysis import CLASSES
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, Role
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, add_user, join_study
+from tests.app.world import CONSENT
 
 # ---------------------------------------------------------------- answering through the survey
 
@@ -80,7 +81,7 @@ def read_study(
     client.post("/logout")
     response = client.post("/login", data={"email": user.email, "password": user.password})
     assert response.status_code == 302
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 303
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 303
     given = []
     for task in (1, 2):
         if task == 2:
@@ -198,7 +199,7 @@ def test_a_study_without_answers_shows_an_empty_state(
     client: FlaskClient, organiser: UserRef, study: StudyRef, reader: UserRef, login: Callable
 ) -> None:
     login(client, reader)
-    client.post(f"/survey/{study.id}/", data={"consent": "y"})  # enrolled, nothing answered
+    client.post(f"/survey/{study.id}/", data=CONSENT)  # enrolled, nothing answered
     client.post("/logout")
     login(client, organiser)
     html = page(client, study)

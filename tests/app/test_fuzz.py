@@ -50,7 +50,7 @@ from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
 from tests.app.test_security import dump, stays_here
 from tests.app.test_survey import case_url, token_of
-from tests.app.world import World
+from tests.app.world import CONSENT, World
 
 FUZZ = settings(
     max_examples=60,
@@ -122,7 +122,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     reader_cookie = logged_in_cookie(app, reader)
     client = app.test_client()
     client.set_cookie("session", reader_cookie)
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 303
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 303
     page = client.get(case_url(study.id, 1, 1))
     assert page.status_code == 200
     yield Fuzzed(

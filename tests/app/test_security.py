@@ -52,7 +52,7 @@ from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
 from tests.app.test_authz_matrix import requests_of
 from tests.app.test_survey import case_url, token_of
-from tests.app.world import World
+from tests.app.world import CONSENT, World
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "static"
@@ -253,7 +253,7 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         "survey.welcome": Post(
             "newcomer",
             f"/survey/{study.id}/",
-            lambda _: {"consent": "y"},
+            lambda _: CONSENT,
             check(
                 lambda: db.session.scalar(select(Enrolment).filter_by(user_id=newcomer.id))
                 is not None
@@ -603,7 +603,7 @@ def reader_walk(world: World, clock: FakeClock) -> list[tuple[str, TestResponse]
 
     get(f"/survey/{study.id}/")
     kept.append(("consent forgotten", client.post(f"/survey/{study.id}/", data={})))
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 303
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 303
     with app.app_context():
         size = study_size(newcomer, study)
     for task in (1, 2):

@@ -25,6 +25,7 @@ from app.models import (
 )
 from app.survey import answers, sampling
 from tests.app.conftest import StudyRef, UserRef, join_study
+from tests.app.world import CONSENT
 
 # ---------------------------------------------------------------- helpers
 
@@ -41,7 +42,7 @@ def token_of(page: TestResponse) -> str:
 
 def consent(client: FlaskClient, study_id: int) -> TestResponse:
     """Give consent on the welcome page (enrols the reader)."""
-    response = client.post(f"/survey/{study_id}/", data={"consent": "y"})
+    response = client.post(f"/survey/{study_id}/", data=CONSENT)
     assert response.status_code == 303, response.get_data(as_text=True)
     return response
 
@@ -143,7 +144,7 @@ def test_organisers_do_not_take_part(
     assert client.get("/survey/").status_code == 200
     for route in STUDY_ROUTES:
         assert client.get(route.format(id=study.id)).status_code == 403, route
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 403
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 403
     with app.app_context():
         assert db.session.scalar(select(func.count(Enrolment.id))) == 0
 
@@ -161,7 +162,7 @@ def test_a_reader_of_another_study_sees_nothing(
         response = client.get(route.format(id=study.id))
         assert response.status_code == 404, route
         assert "Test study" not in response.get_data(as_text=True)
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 404
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 404
     assert client.get("/survey/99999/").status_code == 404
     home = client.get("/survey/").get_data(as_text=True)
     assert "Other study" in home and "Test study" not in home
@@ -239,7 +240,7 @@ def test_a_second_consent_changes_nothing(
     app: Flask, reading: FlaskClient, reader: UserRef, study: StudyRef
 ) -> None:
     before = assignments(app, reader, study, 1)
-    response = reading.post(f"/survey/{study.id}/", data={"consent": "y"})
+    response = reading.post(f"/survey/{study.id}/", data=CONSENT)
     assert response.status_code == 303
     assert assignments(app, reader, study, 1) == before
     with app.app_context():
@@ -694,7 +695,7 @@ def test_csrf_protects_the_consent_form(
 ) -> None:
     login(client, reader)
     app.config["WTF_CSRF_ENABLED"] = True
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 400
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 400
     with app.app_context():
         assert enrolment_row(reader.id, study.id) is None
 

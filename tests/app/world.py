@@ -26,6 +26,9 @@ from app.models import Case, Study
 if TYPE_CHECKING:
     from tests.app.conftest import StudyRef, UserRef
 
+# The welcome page's form: the reader's profile and the consent.
+CONSENT = {"role": "dermatologist", "years": "6", "exams_per_week": "40", "consent": "y"}
+
 # Variants of one endpoint that must all behave alike (e.g. every download).
 EXPORT_NAMES = ("responses", "summary-csv", "summary-json", "imrmc", "mrmcaov")
 
@@ -146,6 +149,6 @@ def build_world(
         first_case_image(app, other_study),
     )
     for role, target in (("reader", study), ("other_reader", other_study)):
-        response = world.client(role).post(f"/survey/{target.id}/", data={"consent": "y"})
+        response = world.client(role).post(f"/survey/{target.id}/", data=CONSENT)
         assert response.status_code == 303, role
     return world

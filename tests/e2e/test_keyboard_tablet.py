@@ -96,6 +96,16 @@ def test_task1_by_keyboard_only_on_a_tablet(
     keys.press("Enter")
     # The reader's only open study opens at once, at its welcome page; consent with Space.
     page.wait_for_url(re.compile(rf"/survey/{server.study_id}/$"))
+    # The profile: arrows choose the role, digits go into the number fields.
+    tab_to(page, "input[name=role]")
+    keys.press("ArrowDown")  # the second role, checked by the arrow
+    assert page.locator("input[name=role][value=resident]").is_checked()
+    keys.press("Tab")
+    assert "years" in focused(page)
+    keys.type("12")
+    keys.press("Tab")
+    assert "exams_per_week" in focused(page)
+    keys.type("60")
     tab_to(page, "input#consent")
     keys.press("Space")
     assert page.locator("input#consent").is_checked()

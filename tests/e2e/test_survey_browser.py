@@ -105,6 +105,9 @@ def test_a_reader_from_invitation_to_the_end(
     # Consent: the checkbox is required by the browser, then enrols.
     page.get_by_role("button", name=re.compile("I agree")).click()
     assert page.url.endswith(f"/survey/{server.study_id}/")
+    page.get_by_label("Resident in dermatology").check()
+    page.get_by_label("Years of dermoscopy practice").fill("3")
+    page.get_by_label("Dermoscopic examinations in a typical week").fill("25")
     page.get_by_label(re.compile("agree to take part")).check()
     page.get_by_role("button", name=re.compile("I agree")).click()
     page.wait_for_url(re.compile(r"/task/1/$"))
