@@ -8,6 +8,7 @@ finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers'
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
+from jinja2 import StrictUndefined
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
@@ -146,6 +147,18 @@ def heat_rows(result: dict[str, Any], task: int) -> list[dict[str, Any]]:
     ]
 
 
+def render_dashboard(template: str, **context: Any) -> str:
+    """render_template, with StrictUndefined when DASHBOARD_STRICT_TEMPLATES is set (tests)."""
+    if not current_app.config.get("DASHBOARD_STRICT_TEMPLATES"):
+        return render_template(template, **context)
+    env = current_app.extensions.get("dashboard_strict_jinja")
+    if env is None:
+        env = current_app.jinja_env.overlay(undefined=StrictUndefined)
+        current_app.extensions["dashboard_strict_jinja"] = env
+    current_app.update_template_context(context)
+    return env.get_template(template).render(context)
+
+
 def study_or_404(study_id: int) -> Study:
     """The study, or 404."""
     return db.get_or_404(Study, study_id)
@@ -163,7 +176,7 @@ def index(study_id: int) -> str:
     if rows:
         bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
         result = analyse(responses_from_rows(rows), bootstrap=bootstrap, seed=0)
-    return render_template(
+    return render_dashboard(
         "dashboard/index.html",
         study=study,
         readers=readers,
@@ -239,6 +252,12 @@ def percent(value: float | None) -> str:
 def points(value: float | None) -> str:
     """A difference of fractions in percentage points, signed."""
     return "—" if value is None else f"{value * 100:+.1f} pp"
+
+
+@bp.app_template_filter("signed")
+def signed(value: float | None, places: int = 2) -> str:
+    """A difference with its sign and `places` decimals ('—' when undefined)."""
+    return "—" if value is None else f"{value:+.{places}f}"
 
 
 @bp.app_template_filter("decimal")

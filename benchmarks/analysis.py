@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.analysis import analyse, read_responses  # noqa: E402
-from app.analysis.mrmc import obuchowski_rockette  # noqa: E402
+from app.analysis.endpoints import complete_blocks  # noqa: E402
+from app.analysis.mrmc import or_hillis_all  # noqa: E402
 from app.analysis.responses import CLASSES, COLUMNS  # noqa: E402
 from app.analysis.stats import bootstrap_accuracy, mcnemar_tests, wilcoxon_confidence  # noqa: E402
 from app.analysis.tables import (  # noqa: E402
@@ -101,9 +102,8 @@ def stage_times(path: Path, bootstrap: int, repeat: int) -> dict[str, float]:
     times[f"bootstrap ({bootstrap})"], _ = best_of(
         repeat, lambda: bootstrap_accuracy(paired, len(responses.readers), bootstrap, seed=0)
     )
-    times["Obuchowski-Rockette"], _ = best_of(
-        repeat,
-        lambda: obuchowski_rockette(paired.reader, paired.image, paired.correct1, paired.correct2),
+    times["Obuchowski-Rockette, all endpoints"], _ = best_of(
+        repeat, lambda: or_hillis_all(complete_blocks(responses))
     )
     times["analyse() without reading"], _ = best_of(
         repeat, lambda: analyse(responses, bootstrap=bootstrap, seed=0)

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "thesis-study"
+MRMC_REFERENCE = ROOT.parent / "shared" / "reference" / "mrmc"
 STRICT = os.environ.get("SECBIR_STRICT") == "1"
 
 
@@ -21,6 +22,14 @@ def reference_dir() -> Path:
     if not (REFERENCE / "HAM10000_metadata.csv").is_file():
         pytest.skip(f"reference data not found at {REFERENCE} (only a fresh clone lacks it)")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def mrmc_reference_dir() -> Path:
+    """MRMCaov's figures on three designs in `../shared/reference/mrmc/`, or a skip."""
+    if not (MRMC_REFERENCE / "thesis_study.mrmcaov.json").is_file():
+        pytest.skip(f"MRMC reference figures not found at {MRMC_REFERENCE}")
+    return MRMC_REFERENCE
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,7 +4,8 @@ Pure Python/NumPy/SciPy (no Flask, no database), so the dashboard, the exports a
 command line (`python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`) share it.
 
 Input: long-format responses, one row per answer, columns `reader`, `image_id`, `truth`,
-`task` (1 or 2), `diagnosis`, `confidence` (1-5), `majority_vote`; other columns are ignored.
+`condition` (any names; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
+`confidence` (1-5), `majority_vote`, optionally `seconds`; other columns are ignored.
 
 Public API (stable):
 
@@ -12,7 +13,8 @@ Public API (stable):
   file); raises `ResponsesError` naming the row and the column.
 - `responses_from_rows(rows: Iterable[Mapping]) -> Responses`: the same validation for rows
   already in memory (e.g. from the database).
-- `analyse(responses, bootstrap=2000, seed=0) -> dict`: everything below as a JSON-ready dict
+- `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None) -> AnalysisResult`:
+  everything below as a JSON-ready dict typed in `results.py`
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
   figure is undefined, e.g. the accuracy of a reader with no answers in a task).
 - `render_text(result) -> str`: the result as readable plain-text tables.
@@ -21,6 +23,11 @@ Public API (stable):
 - `CLASSES`, `COLUMNS`, `Responses`, `ResponsesError`.
 
 Keys of `analyse(...)`:
+
+- `conditions`: the conditions, `unaided` first. The descriptive tables below call the
+  first two Task 1 and Task 2 (the thesis design); the statistics cover every condition.
+- `headline`: per main endpoint and pair of conditions, the primary OR-Hillis result in
+  plain words (what the dashboard and the CLI lead with).
 
 - `readers`: per reader `reader`, `cases`, `paired_cases`, `majority_vote_accuracy`, and
   `task1`/`task2` = {`answers`, `correct`, `accuracy`, `confidence`, `confidence_correct`,
@@ -31,18 +38,26 @@ Keys of `analyse(...)`:
   `classes` (per-class sensitivity, PPV, false positives), `readers` (per-reader matrices).
 - `changes`: `wrong_to_correct`, `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
   `correct_to_wrong_majority_agreed_with_task1`, ..., and the same per reader.
-- `statistics`: `mcnemar`, `wilcoxon_confidence`, `bootstrap`, `obuchowski_rockette`,
-  `accuracy_by_confidence`.
+- `statistics`: `or_hillis` (primary: per endpoint `means`, `equality` {F, df1, df2, p},
+  `differences` [{comparison, estimate, se, df, ci_low, ci_high, p}], `fixed_readers`,
+  the shape of `../shared/reference/mrmc/*.json`), `reader_level` (paired t and sign tests
+  over readers), `mcnemar` and `wilcoxon_confidence` (pooled: descriptive only),
+  `bootstrap` (secondary), `accuracy_by_confidence`.
+- `reliance`: the aid's vote right vs wrong, wrong aid adopted, the aid alone as a reader.
+- `timing`: seconds per answer per condition (median, quartiles, capped at a ceiling).
 
 Every section carries a plain-words `description`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from app.analysis.mrmc import obuchowski_rockette
+from app.analysis.endpoints import Taxonomy, complete_blocks
+from app.analysis.headline import headline
+from app.analysis.mrmc import or_hillis_all
 from app.analysis.plots import confusion_png, confusion_svg
+from app.analysis.reliance import reliance
 from app.analysis.report import render_text
 from app.analysis.responses import (
     CLASSES,
@@ -52,7 +67,13 @@ from app.analysis.responses import (
     read_responses,
     responses_from_rows,
 )
-from app.analysis.stats import bootstrap_accuracy, mcnemar_tests, wilcoxon_confidence
+from app.analysis.results import AnalysisResult
+from app.analysis.stats import (
+    bootstrap_accuracy,
+    mcnemar_tests,
+    reader_level,
+    wilcoxon_confidence,
+)
 from app.analysis.tables import (
     accuracy_by_confidence,
     answer_changes,
@@ -60,12 +81,15 @@ from app.analysis.tables import (
     paired_cases,
     reader_table,
 )
+from app.analysis.timing import timing
 
 __all__ = [
     "CLASSES",
     "COLUMNS",
+    "AnalysisResult",
     "Responses",
     "ResponsesError",
+    "Taxonomy",
     "analyse",
     "confusion_png",
     "confusion_svg",
@@ -75,25 +99,36 @@ __all__ = [
 ]
 
 
-def analyse(responses: Responses, bootstrap: int = 2000, seed: int = 0) -> dict[str, Any]:
+def analyse(
+    responses: Responses,
+    bootstrap: int = 2000,
+    seed: int = 0,
+    taxonomy: Taxonomy | None = None,
+    groups: Mapping[str, str] | None = None,
+) -> AnalysisResult:
     """All tables and statistics of a study as one JSON-ready dict (see the module docstring)."""
     paired = paired_cases(responses)
     readers, pooled = reader_table(responses, paired)
+    blocks = complete_blocks(responses)
+    primary = or_hillis_all(blocks, taxonomy)
     return {
         "classes": list(CLASSES),
+        "conditions": list(responses.conditions),
+        "headline": headline(primary),
         "readers": readers,
         "pooled": pooled,
         "confusion": confusion_tables(responses),
         "changes": answer_changes(paired, responses.readers),
         "statistics": {
+            "or_hillis": primary,
+            "reader_level": reader_level(blocks),
             "mcnemar": mcnemar_tests(paired, responses.readers),
             "wilcoxon_confidence": wilcoxon_confidence(paired),
             "bootstrap": bootstrap_accuracy(
                 paired, len(responses.readers), resamples=bootstrap, seed=seed
             ),
-            "obuchowski_rockette": obuchowski_rockette(
-                paired.reader, paired.image, paired.correct1, paired.correct2
-            ),
             "accuracy_by_confidence": accuracy_by_confidence(responses),
         },
+        "reliance": reliance(responses, taxonomy, groups),
+        "timing": timing(responses, groups),
     }

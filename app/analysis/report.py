@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -42,7 +43,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), *(line(row) for row in rows)]
 
 
-def _reader_section(result: dict[str, Any]) -> list[str]:
+def _reader_section(result: Mapping[str, Any]) -> list[str]:
     """Table 4.II: readers, pooled row, mean and SD."""
     header = [
         "reader",
@@ -99,7 +100,7 @@ def _reader_section(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def _confusion_section(result: dict[str, Any], task: str) -> list[str]:
+def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
     """One confusion matrix with totals, then the per-class metrics."""
     confusion = result["confusion"]
     labels = confusion["labels"]
@@ -131,7 +132,7 @@ def _confusion_section(result: dict[str, Any], task: str) -> list[str]:
     ]
 
 
-def _changes_section(result: dict[str, Any]) -> list[str]:
+def _changes_section(result: Mapping[str, Any]) -> list[str]:
     """Answer changes from Task 1 to Task 2."""
     ch = result["changes"]
     return [
@@ -146,10 +147,13 @@ def _changes_section(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def _statistics_section(result: dict[str, Any]) -> list[str]:
+def _statistics_section(result: Mapping[str, Any]) -> list[str]:
     """McNemar, Wilcoxon, bootstrap, OR and accuracy by confidence."""
     st = result["statistics"]
-    lines = ["Statistics (Task 2 against Task 1, cases answered in both tasks)"]
+    lines = [
+        "Descriptive statistics (Task 2 against Task 1, cases answered in both tasks; pooled "
+        "tests treat answers as independent, which they are not)"
+    ]
     mc = st["mcnemar"]
     rows = [
         [
@@ -176,21 +180,11 @@ def _statistics_section(result: dict[str, Any]) -> list[str]:
     if bs.get("difference"):
         d = bs["difference"]
         lines.append(
-            f"Bootstrap ({bs['resamples']} resamples, seed {bs['seed']}): accuracy gain "
+            f"Secondary: bootstrap, readers then cases ({bs['resamples']} resamples, seed "
+            f"{bs['seed']}, small-sample t interval): accuracy gain "
             f"{_pct(d['estimate'])} points, {100 * bs['level']:.0f}% CI "
             f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]"
         )
-    orr = st["obuchowski_rockette"]
-    if orr.get("available"):
-        ddf = "inf" if orr["ddf"] is None else f"{orr['ddf']:.1f}"
-        lines.append(
-            f"Obuchowski-Rockette (Hillis ddf), {orr['readers']} readers: gain "
-            f"{_pct(orr['difference'])} points, {100 * orr['level']:.0f}% CI "
-            f"[{_pct(orr['ci_low'])}, {_pct(orr['ci_high'])}], F(1, {ddf}) = "
-            f"{_num(orr['f'])}, p = {_p(orr['p_value'])}"
-        )
-    else:
-        lines.append(f"Obuchowski-Rockette: not computed ({orr.get('reason')})")
     by_conf = st["accuracy_by_confidence"]
     rows = [
         [
@@ -209,13 +203,98 @@ def _statistics_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_text(result: dict[str, Any]) -> str:
+def _primary_section(result: Mapping[str, Any]) -> list[str]:
+    """The headline (OR-Hillis per endpoint), every endpoint's table and reader-level tests."""
+    lines = [
+        "Primary analysis: Obuchowski-Rockette with Hillis's df, readers and cases random, "
+        "on the cases each reader read in every condition",
+        *(f"  {h['sentence']}" for h in result["headline"]),
+        "",
+    ]
+    rows = []
+    missing = []
+    for name, block in result["statistics"]["or_hillis"].items():
+        if not block["available"]:
+            rows.append([name, "-", "-", "-", "-", "-", "n/a"])
+            missing.append(f"  {name}: not available ({block['reason']})")
+            continue
+        for d in block["differences"]:
+            df = "inf" if d["df"] is None else f"{d['df']:.1f}"
+            rows.append(
+                [
+                    name,
+                    d["comparison"],
+                    _pct(d["estimate"]),
+                    f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]",
+                    df,
+                    _p(d["p"]),
+                    str(block["readers"]),
+                ]
+            )
+    lines += _table(
+        ["endpoint", "comparison", "diff (points)", "95% CI", "df", "p", "readers"], rows
+    )
+    lines += missing
+    level = result["statistics"]["reader_level"]
+    lines += ["", "Reader level (each reader counts once; cases fixed):"]
+    for test in [*level["accuracy"], *level["confidence"]]:
+        scale = 100 if test["what"] == "accuracy" else 1
+        unit = " points" if test["what"] == "accuracy" else ""
+        mean = "-" if test["mean_difference"] is None else f"{scale * test['mean_difference']:+.2f}"
+        ci = (
+            "-"
+            if test["ci_low"] is None or test["ci_high"] is None
+            else f"[{scale * test['ci_low']:+.2f}, {scale * test['ci_high']:+.2f}]"
+        )
+        lines.append(
+            f"  {test['what']} {test['comparison']}: mean {mean}{unit} {ci}, paired t "
+            f"p = {_p(test['p'])}; sign test {test['improved']} of {test['readers']} readers "
+            f"up, {test['worsened']} down, p = {_p(test['sign_p'])}"
+        )
+    return lines
+
+
+def _reliance_section(result: Mapping[str, Any]) -> list[str]:
+    """Reliance on the aid and time per case."""
+    lines = ["Reliance on the aid (its vote = the retrieved images' majority vote)"]
+    for name, block in result["reliance"]["conditions"].items():
+        a = block["all"]
+        lines.append(
+            f"  {name}: accuracy {_pct(a['aided_accuracy_aid_right'])} % when the aid was "
+            f"right ({a['aid_right']} cases; {_pct(a['unaided_accuracy_aid_right'])} % "
+            f"without it), {_pct(a['aided_accuracy_aid_wrong'])} % when wrong "
+            f"({a['aid_wrong']}; {_pct(a['unaided_accuracy_aid_wrong'])} % without it); "
+            f"wrong aid adopted {a['wrong_aid_adopted']} times "
+            f"({_pct(a['wrong_aid_adopted_share'])} %)"
+        )
+        aid = block["aid_as_reader"].get("proportion_correct")
+        if aid and aid["available"]:
+            d = aid["differences"][0]
+            lines.append(
+                f"    aid alone vs readers, proportion correct: {d['comparison']} "
+                f"{_pct(d['estimate'])} points [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], "
+                f"p = {_p(d['p'])}"
+            )
+    timing = result["timing"]
+    lines.append(f"Seconds per case (capped at {timing['ceiling_seconds']:.0f} s)")
+    for name, block in timing["conditions"].items():
+        t = block["all"]
+        lines.append(
+            f"  {name}: median {_num(t['median'], 1)} [{_num(t['q1'], 1)}, {_num(t['q3'], 1)}]"
+            f" over {t['answers']} answers ({t['capped']} capped)"
+        )
+    return lines
+
+
+def render_text(result: Mapping[str, Any]) -> str:
     """The analysis result as readable plain-text tables."""
     sections = [
+        _primary_section(result),
         _reader_section(result),
         _confusion_section(result, "task1"),
         _confusion_section(result, "task2"),
         _changes_section(result),
         _statistics_section(result),
+        _reliance_section(result),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"

@@ -1,8 +1,12 @@
 """Read and validate the long-format responses: one row per answer.
 
-Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, `task`
-(1 or 2), `diagnosis`, `confidence` (1-5), `majority_vote`. Class codes are the seven HAM10000
-classes; they are matched case-insensitively and surrounding spaces are ignored.
+Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, the
+reading condition, `diagnosis`, `confidence` (1-5), `majority_vote`. The condition is either
+a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`) or the thesis's `task`
+column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. An optional
+`seconds` column (time spent on the answer) feeds the reading-time figures. Class codes are
+the seven HAM10000 classes; they are matched case-insensitively and surrounding spaces are
+ignored.
 
 Every problem stops the read with one `ResponsesError` that names the row and the column.
 Rows are counted from 1 without the header; for a CSV file the message also gives the line
@@ -32,6 +36,11 @@ COLUMNS: tuple[str, ...] = (
     "majority_vote",
 )
 TASKS: tuple[int, ...] = (1, 2)
+# The thesis's two tasks as conditions: Task 1 read the lesion alone, Task 2 with SE-CBIR.
+TASK_CONDITIONS: dict[int, str] = {1: "unaided", 2: "se_cbir"}
+UNAIDED = "unaided"
+# Columns besides the condition that every responses file needs.
+REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c != "task")
 CONFIDENCE_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 _CLASS_INDEX = {code: i for i, code in enumerate(CLASSES)}
@@ -67,7 +76,10 @@ class Responses:
     """Validated answers as parallel NumPy arrays, one element per answer.
 
     `reader` and `image` index `readers` and `image_ids` (both in order of first
-    appearance); `truth`, `diagnosis` and `majority_vote` index `CLASSES`.
+    appearance); `truth`, `diagnosis` and `majority_vote` index `CLASSES`; `condition`
+    indexes `conditions` (`unaided` first when present, then in order of first appearance).
+    `task` is `condition + 1`: the thesis tables call the first two conditions Task 1 and 2.
+    `seconds` is the time per answer (NaN where not recorded).
     """
 
     readers: tuple[str, ...]
@@ -79,6 +91,28 @@ class Responses:
     diagnosis: np.ndarray
     confidence: np.ndarray
     majority_vote: np.ndarray
+    conditions: tuple[str, ...] = tuple(TASK_CONDITIONS.values())
+    condition: np.ndarray | None = None
+    seconds: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """Derive the condition from the task when only the task was given."""
+        if self.condition is None:
+            object.__setattr__(self, "condition", (self.task - 1).astype(np.int8))
+        if self.seconds is None:
+            object.__setattr__(self, "seconds", np.full(len(self), np.nan))
+
+    @property
+    def condition_index(self) -> np.ndarray:
+        """`condition` as a (never None) array."""
+        assert self.condition is not None
+        return self.condition
+
+    @property
+    def answer_seconds(self) -> np.ndarray:
+        """`seconds` as a (never None) array."""
+        assert self.seconds is not None
+        return self.seconds
 
     def __len__(self) -> int:
         """Number of answers."""
@@ -92,6 +126,7 @@ class Responses:
                 "image_id": self.image_ids[self.image[k]],
                 "truth": CLASSES[self.truth[k]],
                 "task": int(self.task[k]),
+                "condition": self.conditions[self.condition_index[k]],
                 "diagnosis": CLASSES[self.diagnosis[k]],
                 "confidence": int(self.confidence[k]),
                 "majority_vote": CLASSES[self.majority_vote[k]],
@@ -133,7 +168,21 @@ def _parse_int(allowed: tuple[int, ...], what: str) -> Any:
     return parse
 
 
-_PARSERS = {
+def _parse_seconds(value: Any) -> float:
+    """Seconds spent on an answer: a finite number >= 0, or NaN when the cell is empty."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return float("nan")
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"seconds must be a number, got {text!r}") from None
+    if not (number >= 0 and number < float("inf")):
+        raise ValueError(f"seconds must be a finite number >= 0, got {text!r}")
+    return number
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
     "reader": _parse_text,
     "image_id": _parse_text,
     "truth": _parse_class,
@@ -141,6 +190,8 @@ _PARSERS = {
     "diagnosis": _parse_class,
     "confidence": _parse_int(CONFIDENCE_LEVELS, "confidence"),
     "majority_vote": _parse_class,
+    "condition": _parse_text,
+    "seconds": _parse_seconds,
 }
 
 
@@ -159,7 +210,11 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
 
     parsed: dict[str, dict[Any, Any]] = {}
     first_problem: tuple[int, int, str, str] | None = None  # (row index, column order, ...)
-    for order, column in enumerate(COLUMNS):
+    condition_column = "condition" if "condition" in columns else "task"
+    present = [c if c != "task" else condition_column for c in COLUMNS]
+    if "seconds" in columns:
+        present.append("seconds")
+    for order, column in enumerate(present):
         values = columns[column]
         table: dict[Any, Any] = {}
         bad: dict[Any, str] = {}
@@ -193,7 +248,17 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
 
     reader, readers = indexed("reader")
     image, image_ids = indexed("image_id")
-    truth, task, majority = coded("truth"), coded("task"), coded("majority_vote")
+    truth, majority = coded("truth"), coded("majority_vote")
+    if condition_column == "task":
+        conditions = tuple(TASK_CONDITIONS.values())
+        condition = coded("task") - 1
+    else:
+        condition, conditions = _conditions(indexed("condition"))
+    task = (condition + 1).astype(np.int8)
+    seconds = None
+    if "seconds" in parsed:
+        table, values = parsed["seconds"], columns["seconds"]
+        seconds = np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
     responses = Responses(
         readers=readers,
         image_ids=image_ids,
@@ -204,6 +269,9 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
         diagnosis=coded("diagnosis"),
         confidence=coded("confidence"),
         majority_vote=majority,
+        conditions=conditions,
+        condition=condition.astype(np.int8),
+        seconds=seconds,
     )
     if len(responses) == 0:
         return responses
@@ -225,20 +293,25 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
                     f"but {CLASSES[codes[first[i]]]} in row {first[i] + 1}",
                 )
             )
-    # One answer per reader, image and task.
-    key = (reader * len(image_ids) + image) * 2 + (task - 1)
+    # One answer per reader, image and condition.
+    key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
     order = np.argsort(key, kind="stable")
     repeated = np.flatnonzero(key[order][1:] == key[order][:-1])
     if repeated.size:
         later = order[repeated + 1]
         i = int(later.min())
         earlier = int(order[repeated[np.argmin(later)]])
+        where = (
+            f"task {task[i]}"
+            if condition_column == "task"
+            else f"condition {conditions[condition[i]]!r}"
+        )
         problems.append(
             (
                 i,
-                "task",
+                condition_column,
                 f"duplicate answer: reader {readers[reader[i]]!r} already answered "
-                f"image {image_ids[image[i]]!r} in task {task[i]} in row {earlier + 1}",
+                f"image {image_ids[image[i]]!r} in {where} in row {earlier + 1}",
             )
         )
     if problems:
@@ -247,11 +320,34 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
     return responses
 
 
+def _conditions(indexed: tuple[np.ndarray, tuple[str, ...]]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Renumber conditions so that `unaided` (the control) comes first."""
+    codes, names = indexed
+    if UNAIDED not in names or names[0] == UNAIDED:
+        return codes, names
+    order = [names.index(UNAIDED), *(i for i, n in enumerate(names) if n != UNAIDED)]
+    remap = np.empty(len(names), dtype=np.int64)
+    remap[order] = np.arange(len(names))
+    return remap[codes], tuple(names[i] for i in order)
+
+
+def _wanted_columns(available: Iterable[str]) -> list[str]:
+    """The columns to read: the required ones, `condition` or else `task`, and `seconds`."""
+    have = set(available)
+    wanted = list(REQUIRED)
+    wanted.append("condition" if "condition" in have else "task")
+    if "seconds" in have:
+        wanted.append("seconds")
+    return wanted
+
+
 def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
     """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping."""
-    columns: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    rows = list(rows)
+    wanted = _wanted_columns(rows[0].keys() if rows else COLUMNS)
+    columns: dict[str, list[Any]] = {c: [] for c in wanted}
     for row, values in enumerate(rows, start=1):
-        for column in COLUMNS:
+        for column in wanted:
             try:
                 columns[column].append(values[column])
             except KeyError:
@@ -333,7 +429,8 @@ def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     records = _records(text, delimiter)
     header = [h.strip() for h in records[0]]
-    for column in COLUMNS:
+    wanted = _wanted_columns(header)
+    for column in wanted:
         if column not in header:
             raise ResponsesError(
                 f"missing column (the header has: {', '.join(header)})", column=column, line=1
@@ -343,6 +440,6 @@ def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
     width = len(header)
     if records and min(map(len, records)) < width:
         records = [fields + [""] * (width - len(fields)) for fields in records]
-    positions = {c: header.index(c) for c in COLUMNS}
+    positions = {c: header.index(c) for c in wanted}
     columns = {c: [fields[i] for fields in records] for c, i in positions.items()}
     return _build(columns, _line_finder(text, delimiter))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from app.analysis.responses import COLUMNS
@@ -38,3 +39,21 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...] = COLUMNS
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def reference_rows(path: Path) -> list[dict[str, Any]]:
+    """A `../shared/reference/mrmc/` CSV as responses rows (`case` -> image_id, `modality` ->
+    condition; the majority vote, absent from the synthetic sets, defaults to the truth)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [
+            {
+                "reader": row["reader"],
+                "image_id": row["case"],
+                "truth": row["truth"],
+                "condition": row["modality"],
+                "diagnosis": row["diagnosis"],
+                "confidence": row["confidence"],
+                "majority_vote": row.get("majority_vote") or row["truth"],
+            }
+            for row in csv.DictReader(handle)
+        ]

@@ -4,12 +4,60 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from app.analysis.mrmc import jackknife_covariances, obuchowski_rockette
+from app.analysis.endpoints import Blocks, Endpoint, figures
+from app.analysis.mrmc import or_hillis
+
+
+def obuchowski_rockette(
+    reader: np.ndarray, case: np.ndarray, correct1: np.ndarray, correct2: np.ndarray
+) -> dict[str, Any]:
+    """Proportion correct, `aided` (correct2) against `unaided` (correct1), flattened."""
+    reader = np.asarray(reader)
+    score = np.stack([np.asarray(correct2, float), np.asarray(correct1, float)])
+    n = reader.size
+    blocks = Blocks(
+        conditions=("aided", "unaided"),
+        readers=tuple(f"R{j}" for j in range(int(reader.max()) + 1)),
+        reader=reader,
+        case=np.asarray(case),
+        truth=np.zeros(n, dtype=np.int64),
+        majority_vote=np.zeros(n, dtype=np.int64),
+        diagnosis=np.zeros((2, n), dtype=np.int64),
+        confidence=np.zeros((2, n)),
+        seconds=np.zeros((2, n)),
+    )
+    result = or_hillis(Endpoint("pc", "pc", "", np.zeros(n, dtype=np.int64), score), blocks)
+    out: dict[str, Any] = {
+        "readers": result["readers"],
+        "readers_left_out": result["readers_left_out"],
+        "available": result["available"],
+    }
+    if not result["available"]:
+        return out
+    assert result["equality"] is not None and result["covariances"] is not None
+    (diff,) = result["differences"]
+    assert diff["comparison"] == "aided - unaided"
+    fixed = result["fixed_readers"]
+    return {
+        **out,
+        **result["covariances"],
+        "task1": result["means"]["unaided"],
+        "task2": result["means"]["aided"],
+        "difference": diff["estimate"],
+        "f": result["equality"]["F"],
+        "ddf": result["equality"]["df2"],
+        "p_value": result["equality"]["p"],
+        "se": diff["se"],
+        "ci_low": diff["ci_low"],
+        "ci_high": diff["ci_high"],
+        "fixed_readers": None if fixed is None else {"chi2": fixed["equality"]["chi2"]},
+    }
 
 
 def test_hand_example_three_readers_disjoint_cases() -> None:
@@ -155,8 +203,8 @@ def test_partly_shared_cases_match_the_documented_generalisation() -> None:
     for key, value in expected.items():
         assert result[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
 
-    jk = jackknife_covariances(reader, case, correct1, correct2)
-    assert jk["theta"] == pytest.approx(theta)
+    fig = figures(reader, np.zeros(reader.size, dtype=np.int64), np.stack([correct1, correct2]), 5)
+    assert fig.theta == pytest.approx(theta)
 
 
 def test_readers_with_too_few_cases_are_left_out() -> None:

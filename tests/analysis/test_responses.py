@@ -30,7 +30,7 @@ def test_reads_csv_into_arrays(tmp_path: Path) -> None:
     assert [CLASSES[i] for i in responses.diagnosis] == ["nv", "mel", "nv", "mel"]
     assert responses.task.tolist() == [1, 2, 1, 1]
     assert responses.confidence.tolist() == [3, 4, 5, 2]
-    assert list(responses.rows())[1] == {**ROWS[1]}
+    assert list(responses.rows())[1] == {**ROWS[1], "condition": "se_cbir"}
 
 
 def test_extra_columns_bom_semicolons_and_binary_files_are_accepted() -> None:

@@ -168,6 +168,10 @@ def test_every_section_is_described(result: dict) -> None:
     for section in ("pooled", "confusion", "changes"):
         assert result[section]["description"]
     for name, stat in result["statistics"].items():
+        if name == "or_hillis":
+            for endpoint in stat.values():
+                assert len(endpoint["description"]) > 20, endpoint["endpoint"]
+            continue
         assert isinstance(stat["description"], str) and len(stat["description"]) > 40, name
 
 
@@ -175,7 +179,8 @@ def test_empty_study_does_not_crash() -> None:
     result = analyse(responses_from_rows([]), bootstrap=50)
     assert result["readers"] == []
     assert result["pooled"]["task1"]["accuracy"] is None
-    assert result["statistics"]["obuchowski_rockette"]["available"] is False
+    assert result["statistics"]["or_hillis"]["proportion_correct"]["available"] is False
+    assert result["headline"][0]["estimate"] is None
     assert result["statistics"]["bootstrap"]["difference"] is None
     json.dumps(result, allow_nan=False)
 

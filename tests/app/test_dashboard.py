@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2 import UndefinedError
 from sqlalchemy import select
 
 from app.analysis import CLASSES
@@ -240,9 +241,24 @@ def test_the_dashboard_shows_accuracies_and_confusion_counts(
         assert heat_counts(html, f"confusion-{task}") == expected
     # Answer changes: the first reader went from 5 to 8 right, the second stayed at 6.
     assert "Wrong → right</dt><dd>3 " in html
-    for section in ("or-result", "bootstrap-result", "wilcoxon-result", "by-confidence"):
+    for section in (
+        "headline",
+        "reader-level",
+        "endpoints",
+        "bootstrap-result",
+        "wilcoxon-result",
+        "by-confidence",
+        "timing",
+    ):
         assert f'id="{section}"' in html
     assert "Obuchowski-Rockette" in html and "McNemar" in html
+    # The page leads with the paired primary result, in words, before any table.
+    headline = re.search(r'<ul class="headline">(.*?)</ul>', html, re.S).group(1)
+    assert html.index('id="headline"') < html.index('id="reader-table"')
+    assert (
+        "Proportion correct: 70.0% with se_cbir against 55.0% with unaided, 15.0 points higher"
+    ) in headline
+    assert "Descriptive: McNemar" in html and "Secondary: bootstrap" in html
     main = html.split('<main id="main"')[1]
     assert "@example.org" not in main  # pseudonyms only by default
 
@@ -311,3 +327,26 @@ def test_the_page_has_no_inline_script_or_style(
     assert "<script" not in html
     assert " style=" not in html
     assert PASSWORD not in html
+
+
+def test_a_key_the_page_reads_cannot_silently_go_missing(
+    client: FlaskClient,
+    organiser: UserRef,
+    answered: Answered,
+    login: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """StrictUndefined in tests: a renamed analysis key fails instead of rendering blank."""
+    from app import dashboard
+
+    real = dashboard.analyse
+
+    def renamed(*args: object, **kwargs: object) -> dict:
+        result = dict(real(*args, **kwargs))
+        result["timing_renamed"] = result.pop("timing")
+        return result
+
+    monkeypatch.setattr(dashboard, "analyse", renamed)
+    login(client, organiser)
+    with pytest.raises(UndefinedError, match="timing"):
+        client.get(f"/dashboard/{answered.study.id}/")

@@ -1,0 +1,109 @@
+"""Reliance on the aid: how readers used the retrieved images' majority vote.
+
+For every aided condition (any condition but `unaided`) compared with `unaided` on the cases
+a reader read in both: accuracy when the aid was right and when it was wrong; how often a
+wrong aid was adopted (the aided answer equals the aid's wrong vote) against how often the
+reader had given that wrong class without the aid; and the aid alone as its own "reader"
+(its vote on each reader's cases) compared with the aided readers by OR-Hillis. Answer
+changes between the sessions are in `tables.answer_changes`.
+
+Every figure can be split by a reader grouping (e.g. role or experience, from reader
+profiles): pass `groups`, a mapping reader -> group label; readers without one are
+"unknown". Faulty-aid probes are not recorded in these data; the result says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from app.analysis.endpoints import Blocks, Taxonomy, complete_blocks, endpoints
+from app.analysis.mrmc import or_hillis
+from app.analysis.responses import UNAIDED, Responses
+from app.analysis.tables import ratio
+
+AID = "aid_alone"
+AID_ENDPOINTS = ("proportion_correct", "balanced_accuracy", "melanoma_sensitivity")
+
+
+def _shares(mask: np.ndarray, blocks: Blocks) -> dict[str, Any]:
+    """Reliance counts over the cases selected by `mask` (blocks: unaided, aided)."""
+    truth, vote = blocks.truth[mask], blocks.majority_vote[mask]
+    unaided, aided = blocks.diagnosis[0][mask], blocks.diagnosis[1][mask]
+    aid_right = vote == truth
+    aid_wrong = ~aid_right
+    return {
+        "cases": int(mask.sum()),
+        "aid_right": int(aid_right.sum()),
+        "aid_wrong": int(aid_wrong.sum()),
+        "aided_accuracy_aid_right": ratio((aided == truth)[aid_right].sum(), aid_right.sum()),
+        "aided_accuracy_aid_wrong": ratio((aided == truth)[aid_wrong].sum(), aid_wrong.sum()),
+        "unaided_accuracy_aid_right": ratio((unaided == truth)[aid_right].sum(), aid_right.sum()),
+        "unaided_accuracy_aid_wrong": ratio((unaided == truth)[aid_wrong].sum(), aid_wrong.sum()),
+        "wrong_aid_adopted": int((aided == vote)[aid_wrong].sum()),
+        "wrong_aid_adopted_share": ratio((aided == vote)[aid_wrong].sum(), aid_wrong.sum()),
+        "wrong_aid_class_unaided_share": ratio((unaided == vote)[aid_wrong].sum(), aid_wrong.sum()),
+        "changed_to_aid": int(((aided == vote) & (unaided != vote)).sum()),
+        "changed_against_aid": int(((aided != vote) & (unaided == vote)).sum()),
+    }
+
+
+def _aid_as_reader(blocks: Blocks, aided_name: str, taxonomy: Taxonomy | None) -> dict[str, Any]:
+    """OR-Hillis of the aided readers against the aid's own vote on the same cases."""
+    pair = Blocks(
+        conditions=(aided_name, AID),
+        readers=blocks.readers,
+        reader=blocks.reader,
+        case=blocks.case,
+        truth=blocks.truth,
+        majority_vote=blocks.majority_vote,
+        diagnosis=np.stack([blocks.diagnosis[1], blocks.majority_vote]),
+        confidence=blocks.confidence,
+        seconds=blocks.seconds,
+    )
+    chosen = [e for e in endpoints(pair, taxonomy) if e.name in AID_ENDPOINTS]
+    return {e.name: or_hillis(e, pair) for e in chosen}
+
+
+def reliance(
+    responses: Responses,
+    taxonomy: Taxonomy | None = None,
+    groups: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Reliance figures per aided condition (against `unaided`), pooled and per reader group."""
+    out: dict[str, Any] = {
+        "description": (
+            "How readers used the aid (the majority vote of the retrieved images), on the "
+            "cases each reader read both without and with it. Accuracy with the aid when the "
+            "aid was right and when it was wrong (and the same cases without it); how often a "
+            "wrong aid was adopted, against how often the reader gave that wrong class "
+            "without the aid; and the aid alone scored as if it were a reader, compared with "
+            "the aided readers by OR-Hillis (a positive 'aid_alone - ...' difference: the "
+            "aid alone was right more often than the readers who saw it)."
+        ),
+        "probes": "no faulty-aid probes are recorded in these data",
+        "conditions": {},
+    }
+    if UNAIDED not in responses.conditions:
+        out["reason"] = "no unaided condition to compare with"
+        return out
+    base = responses.conditions.index(UNAIDED)
+    labels = [groups.get(name, "unknown") if groups else "all" for name in responses.readers]
+    for index, name in enumerate(responses.conditions):
+        if index == base:
+            continue
+        blocks = complete_blocks(responses, [base, index])
+        reader_group = np.asarray(labels, dtype=object)[blocks.reader] if len(blocks) else []
+        everyone = np.ones(len(blocks), dtype=bool)
+        out["conditions"][name] = {
+            "all": _shares(everyone, blocks),
+            "groups": (
+                {g: _shares(reader_group == g, blocks) for g in sorted(set(labels))}
+                if groups
+                else {}
+            ),
+            "aid_as_reader": _aid_as_reader(blocks, name, taxonomy),
+        }
+    return out

@@ -1,0 +1,154 @@
+"""The typed shape of the analysis result: what the dashboard, the exports and the CLI read.
+
+TypedDicts (not dataclasses) because the result is plain JSON: `json.dumps(result)` works
+as it is and templates read keys. mypy checks every producer and reader in `app/analysis`
+against these shapes (`make lint`), so a renamed key fails there, not as a blank cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class Equality(TypedDict):
+    """The overall F test that every condition has the same mean figure (df2 None = infinite)."""
+
+    F: float
+    df1: int
+    df2: float | None
+    p: float
+
+
+class Difference(TypedDict):
+    """One pairwise difference `a - b` with its standard error, df, CI and p."""
+
+    comparison: str
+    minuend: str
+    subtrahend: str
+    estimate: float
+    se: float
+    df: float | None
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+class FixedEquality(TypedDict):
+    """The test of equal means with readers fixed: chi-square on df1 degrees of freedom."""
+
+    chi2: float
+    df: int
+    p: float
+
+
+class FixedReaders(TypedDict):
+    """Readers fixed, cases random: conclusions about these readers only."""
+
+    equality: FixedEquality
+    differences: list[Difference]
+
+
+class Covariances(TypedDict):
+    """The OR variance components and mean squares behind the test."""
+
+    var: float
+    cov1: float
+    cov2: float
+    cov3: float
+    ms_t: float
+    ms_tr: float
+
+
+class ReaderFigure(TypedDict):
+    """One reader's figure of merit per condition (None: not defined for this reader)."""
+
+    reader: str
+    cases: int
+    scored: int
+    values: dict[str, float | None]
+
+
+class ORHillis(TypedDict):
+    """Obuchowski-Rockette with Hillis's ddf for one endpoint (the reference files' shape)."""
+
+    endpoint: str
+    label: str
+    description: str
+    available: bool
+    reason: str | None
+    level: float
+    readers: int
+    readers_left_out: int
+    means: dict[str, float]
+    equality: Equality | None
+    differences: list[Difference]
+    fixed_readers: FixedReaders | None
+    covariances: Covariances | None
+    per_reader: list[ReaderFigure]
+
+
+class PairedTest(TypedDict):
+    """A paired t test and a sign test over readers of one per-reader difference."""
+
+    comparison: str
+    what: str
+    readers: int
+    mean_difference: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    t: float | None
+    df: int | None
+    p: float | None
+    improved: int
+    worsened: int
+    tied: int
+    sign_p: float | None
+
+
+class ReaderLevel(TypedDict):
+    """Reader-level inference (each reader counts once): accuracy and confidence."""
+
+    description: str
+    level: float
+    accuracy: list[PairedTest]
+    confidence: list[PairedTest]
+
+
+class Headline(TypedDict):
+    """The primary paired result of one endpoint in plain words."""
+
+    endpoint: str
+    label: str
+    comparison: str
+    sentence: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+
+
+class Statistics(TypedDict):
+    """Every statistic; `or_hillis` is primary, the others are labelled in their description."""
+
+    or_hillis: dict[str, ORHillis]
+    reader_level: ReaderLevel
+    mcnemar: dict[str, Any]
+    wilcoxon_confidence: dict[str, Any]
+    bootstrap: dict[str, Any]
+    accuracy_by_confidence: dict[str, Any]
+
+
+class AnalysisResult(TypedDict):
+    """What `analyse(...)` returns."""
+
+    classes: list[str]
+    conditions: list[str]
+    headline: list[Headline]
+    readers: list[dict[str, Any]]
+    pooled: dict[str, Any]
+    confusion: dict[str, Any]
+    changes: dict[str, Any]
+    statistics: Statistics
+    reliance: dict[str, Any]
+    timing: dict[str, Any]
