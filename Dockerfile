@@ -1,22 +1,35 @@
 # The survey web app only: requirements/app.txt, never TensorFlow (bundles are built elsewhere
 # and imported with `flask study import` or through the organiser pages).
 #
-#   docker build -t secbir-app .
+# The build needs no network for Python: the wheels are built beforehand on a host with the
+# same CPU architecture and Python minor version (3.11) and copied in. `make image` does both:
+#
+#   make image                                    # = make wheels, then docker build
+#   make image BASE_IMAGE=secbir-base:bookworm BUILD_NETWORK=none   # fully offline (see docs)
+#
 #   docker run -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=postgresql://... \
 #       -v secbir-data:/data secbir-app
 #   (without DATABASE_URL the SQLite database lives in the /data volume too)
+#
+# The base image must be Debian-like with python3.11 (and python3-venv): python:3.11-slim by
+# default, or a Debian bookworm base made with debootstrap (.ci/bookworm-base, `make
+# base-image`). Only the build context's whitelist in .dockerignore is sent to the daemon.
 
-# ---- build stage: compile wheels for the pinned requirements
-FROM python:3.11-slim AS build
+ARG BASE_IMAGE=python:3.11-slim
+
+# ---- build stage: a virtualenv from the pre-built wheels, offline (--no-index)
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
+# build/wheels/ is made by `make wheels` (pip wheel -r requirements/app.txt -w build/wheels).
+COPY build/wheels/ /wheels/
 COPY requirements/app.txt requirements.txt
-RUN python -m venv /venv \
-    && /venv/bin/pip install --upgrade pip \
-    && /venv/bin/pip install -r requirements.txt
+RUN python3 -m venv /venv \
+    && /venv/bin/pip install --no-index --find-links /wheels -r requirements.txt \
+    && /venv/bin/python -c "import flask, sqlalchemy, psycopg, numpy, scipy, PIL, gunicorn"
 
 # ---- runtime stage: the virtualenv and the app, run by an unprivileged user
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV PATH="/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -26,16 +39,23 @@ ENV PATH="/venv/bin:$PATH" \
     STUDY_IMAGES=/data/study-images \
     BUNDLE_ROOT=/data/bundles \
     DATABASE_URL=sqlite:////data/secbir.sqlite
-# pg_dump/pg_restore for `flask db-backup` on PostgreSQL (keep it at or above the server's major).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client \
-    && rm -rf /var/lib/apt/lists/*
+# pg_dump/pg_restore for `flask db-backup` on PostgreSQL (keep them at or above the server's
+# major version). A base that already has them (the debootstrapped one) needs no network here;
+# otherwise apt-get fetches postgresql-client, or PG_CLIENT=0 builds without them (and offline).
+ARG PG_CLIENT=1
+RUN if [ "$PG_CLIENT" = 1 ] && ! command -v pg_dump >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends postgresql-client \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /srv/app --shell /usr/sbin/nologin app \
     && mkdir -p /data/study-images /data/bundles /srv/app/instance \
     && chown -R app:app /data /srv/app
 COPY --from=build /venv /venv
 WORKDIR /srv/app
+# What the app needs at run time, by an explicit list: tests/app/test_image.py checks it against
+# the app's imports and the folders it opens, and .dockerignore's whitelist against this list.
 COPY --chown=app:app app/ app/
 COPY --chown=app:app templates/ templates/
 COPY --chown=app:app static/ static/
@@ -45,5 +65,5 @@ USER app
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
+    CMD python -c "import os, sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4).status != 200)"
 CMD ["./boot.sh"]

@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # pytest-xdist processes; each test file stays on one worker (module fixtures are shared).
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo serve bundle test lint format venv clean-demo
+.PHONY: demo serve bundle test lint format venv clean-demo wheels image base-image
 
 venv: $(VENV)/.installed
 
@@ -65,3 +65,29 @@ format: $(VENV)/.installed
 
 clean-demo:
 	rm -rf $(DATA) $(RUN) instance/demo.sqlite*
+
+# The Docker image, built without network for Python (docs/deployment.md, "Building offline"):
+# wheels for requirements/app.txt made here on the host (same CPU architecture, Python 3.11),
+# then `docker build` installs only those (pip --no-index). BUILD_NETWORK=none also cuts the
+# build off from the network; then the base must bring postgresql-client or PG_CLIENT=0.
+IMAGE ?= secbir-app
+BASE_IMAGE ?= python:3.11-slim
+BUILD_NETWORK ?= default
+PG_CLIENT ?= 1
+WHEELS := build/wheels
+
+$(WHEELS)/.complete: requirements/app.txt | $(VENV)/.installed
+	rm -rf $(WHEELS)
+	$(PY) -m pip wheel --quiet --disable-pip-version-check -r requirements/app.txt -w $(WHEELS)
+	touch $@
+
+wheels: $(WHEELS)/.complete
+
+image: wheels
+	docker build --network $(BUILD_NETWORK) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--build-arg PG_CLIENT=$(PG_CLIENT) -t $(IMAGE) .
+
+# A Debian bookworm base (python3.11, python3-venv, postgresql-client) from a Debian mirror with
+# debootstrap, imported into Docker without any registry; prints the tag to build on.
+base-image:
+	.ci/bookworm-base
