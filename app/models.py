@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -98,6 +99,9 @@ class User(UserMixin, db.Model):
     # cookie issued before worthless, even a copied one. Only a server default, so that rows
     # can be written through these models before migration 0003 (the migration test does).
     session_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The survey's single-key shortcuts (1-7, A S D F G, Enter); a reader who uses speech
+    # input or a switch may turn them off (WCAG 2.1.4). A server default for the same reason.
+    shortcuts_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
     enrolments: Mapped[list["Enrolment"]] = relationship(back_populates="user")
 

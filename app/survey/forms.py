@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, IntegerField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, NumberRange, ValidationError
+from wtforms.validators import AnyOf, DataRequired, InputRequired, NumberRange, ValidationError
 
 from app.models import CLASS_CODES, READER_ROLE_LABELS
 
@@ -92,3 +92,10 @@ class AnswerForm(FlaskForm):
     def level(self) -> int:
         """The confidence as a number (only after validation)."""
         return int(str(self.confidence.data).strip())
+
+
+class ShortcutsForm(FlaskForm):
+    """Turn the single-key shortcuts on ("1") or off ("0"), then go back to `next`."""
+
+    enabled = HiddenField(validators=[AnyOf(("0", "1"), "Choose on (1) or off (0).")])
+    next = HiddenField()

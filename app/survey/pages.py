@@ -1,18 +1,28 @@
 """The survey's routes: the reader's studies, welcome and consent, task pages and cases."""
 
-from flask import Response, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from app.auth import reader_study_ids
+from app.auth import is_safe_next, reader_study_ids
 from app.clock import now
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey import bp
 from app.survey.answers import answer
 from app.survey.enrolment import Profile, enrol, enrolment_of, standing, task_size, where_to
-from app.survey.forms import AnswerForm, ConsentForm
+from app.survey.forms import AnswerForm, ConsentForm, ShortcutsForm
 from app.survey.presentation import Page, classes_of, closed, page_context, render_case
 
 TASKS = (1, 2)
@@ -213,3 +223,23 @@ def case(study_id: int, task: int, number: int) -> Page:
         )
         db.session.commit()
     return render_case(study, enrolment, assignment, form)
+
+
+@bp.post("/preferences/shortcuts")
+@login_required
+def shortcuts() -> Page:
+    """Turn the reader's single-key shortcuts on or off (kept with the account)."""
+    form = ShortcutsForm()
+    wants_json = request.accept_mimetypes.best == "application/json"
+    if not form.validate():
+        if wants_json:
+            return jsonify(error="Choose on (1) or off (0)."), 400
+        abort(400)
+    current_user.shortcuts_enabled = form.enabled.data == "1"
+    db.session.commit()
+    if wants_json:
+        return jsonify(shortcuts=current_user.shortcuts_enabled)
+    state = "on" if current_user.shortcuts_enabled else "off"
+    flash(f"Single-key shortcuts are {state}.", "success")
+    target = form.next.data
+    return redirect(target if is_safe_next(target) else url_for("survey.home"), 303)

@@ -3,6 +3,7 @@
 import re
 
 from flask import Response, render_template, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.errors import error_response
@@ -107,5 +108,6 @@ def render_case(
         size=task_size(enrolment, assignment.task),
         query_url=image_url(query_image),
         neighbours=neighbours,
+        shortcuts=current_user.shortcuts_enabled,
     )
     return render_template("survey/case.html", **context), status

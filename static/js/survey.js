@@ -1,5 +1,6 @@
-/* The survey's little JavaScript: keyboard shortcuts, one submission per click, an image
-   zoom dialog and local times. Everything also works without it; the server is the guard. */
+/* The survey's little JavaScript: keyboard shortcuts (and the reader's switch for them), one
+   submission per click and local times; the image viewer is viewer.js. Everything also works
+   without it; the server is the guard. */
 (function () {
   "use strict";
 
@@ -20,55 +21,67 @@
     });
   }
 
-  function setUpZoom() {
-    var dialog = document.getElementById("zoom-dialog");
-    if (!dialog || typeof dialog.showModal !== "function") {
-      return null; // the links still open the image in a new tab
+  // The reader's switch for the single-key shortcuts, kept with their account: sent in the
+  // background so that a class already chosen stays chosen (without script, a plain POST).
+  function setUpShortcutSwitch(root) {
+    var form = document.querySelector("form[data-shortcut-form]");
+    if (!form || !window.fetch) {
+      return;
     }
-    var body = dialog.querySelector(".zoom-body");
-    var image = document.createElement("img");
-    body.appendChild(image);
-    var opener = null;
+    var button = form.querySelector("button");
+    var state = form.querySelector("#shortcut-state");
+    var enabled = form.querySelector("input[name=enabled]");
+    state.setAttribute("aria-live", "polite");
 
-    document.querySelectorAll("a[data-zoom]").forEach(function (link) {
-      link.addEventListener("click", function (event) {
-        if (event.ctrlKey || event.metaKey || event.shiftKey) {
-          return; // the reader asked for a new tab
+    function show(on) {
+      root.dataset.shortcuts = on ? "on" : "off";
+      root.classList.toggle("no-shortcuts", !on);
+      enabled.value = on ? "0" : "1";
+      button.textContent = on ? "Turn single-key shortcuts off" : "Turn single-key shortcuts on";
+      state.textContent = "(single-key shortcuts are " + (on ? "on" : "off") + ")";
+      document.querySelectorAll("input[data-shortcut]").forEach(function (input) {
+        if (on) {
+          input.setAttribute("aria-keyshortcuts", input.dataset.shortcut.toUpperCase());
+        } else {
+          input.removeAttribute("aria-keyshortcuts");
         }
-        event.preventDefault();
-        var thumbnail = link.querySelector("img");
-        image.src = link.getAttribute("href");
-        image.alt = thumbnail ? thumbnail.alt : "";
-        body.classList.remove("magnified");
-        opener = link;
-        dialog.showModal();
       });
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      })
+        .then(function (response) {
+          if (!response.ok) {
+            throw new Error(response.status);
+          }
+          return response.json();
+        })
+        .then(function (data) {
+          show(data.shortcuts);
+        })
+        .catch(function () {
+          state.textContent = "(the setting could not be saved; please try again)";
+        })
+        .finally(function () {
+          button.disabled = false;
+        });
     });
-    image.addEventListener("click", function () {
-      body.classList.toggle("magnified");
-    });
-    dialog.querySelector("[data-close]").addEventListener("click", function () {
-      dialog.close();
-    });
-    // A click on the backdrop (outside the dialog's box) closes it.
-    dialog.addEventListener("click", function (event) {
-      if (event.target === dialog) {
-        dialog.close();
-      }
-    });
-    dialog.addEventListener("close", function () {
-      if (opener) {
-        opener.focus();
-      }
-    });
-    return dialog;
   }
 
-  function setUpAnswerForm(dialog) {
+  function setUpAnswerForm() {
     var form = document.querySelector("form.answer");
     if (!form) {
       return;
     }
+    var root = form.closest("[data-shortcuts]");
+    setUpShortcutSwitch(root);
     var button = form.querySelector("button[type=submit]");
     var sent = false;
 
@@ -96,8 +109,8 @@
       if (event.altKey || event.ctrlKey || event.metaKey || event.isComposing) {
         return;
       }
-      if (dialog && dialog.open) {
-        return;
+      if (root.dataset.shortcuts !== "on" || document.querySelector("dialog[open]")) {
+        return; // turned off by the reader (Enter still works on the button), or a dialog is open
       }
       var target = event.target;
       if (target.closest && target.closest("textarea, select, input[type=text], [contenteditable]")) {
@@ -131,7 +144,7 @@
 
   function start() {
     showLocalTimes();
-    setUpAnswerForm(setUpZoom());
+    setUpAnswerForm();
   }
 
   if (document.readyState === "loading") {

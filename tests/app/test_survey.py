@@ -113,6 +113,8 @@ def reading(client: FlaskClient, reader: UserRef, study: StudyRef, login: Callab
 
 # ---------------------------------------------------------------- access by role
 
+SHORTCUTS = "/survey/preferences/shortcuts"
+
 
 STUDY_ROUTES = (
     "/survey/{id}/",
@@ -362,6 +364,46 @@ def test_task1_case_page_and_stored_answer(
         assert stored.shown_at == stored.assignment.shown_at
         assert stored.answered_at == clock()
     assert "Case 2 of 10" in reading.get(case_url(study.id, 1, 2)).get_data(as_text=True)
+
+
+def test_the_reader_turns_the_single_key_shortcuts_off_and_on(
+    app: Flask, reading: FlaskClient, reader: UserRef, study: StudyRef
+) -> None:
+    url = case_url(study.id, 1, 1)
+    html = reading.get(url).get_data(as_text=True)
+    assert html.count("aria-keyshortcuts=") == 12 and 'data-shortcuts="on"' in html
+    assert "Turn single-key shortcuts off" in html
+
+    # Without script: a plain form, then back to the case page.
+    response = reading.post(SHORTCUTS, data={"enabled": "0", "next": url})
+    assert response.status_code == 303 and response.headers["Location"].endswith(url)
+    html = reading.get(url).get_data(as_text=True)
+    assert "aria-keyshortcuts=" not in html and 'data-shortcuts="off"' in html
+    assert "no-shortcuts" in html and "Turn single-key shortcuts on" in html
+    with app.app_context():
+        assert db.session.get(User, reader.id).shortcuts_enabled is False
+
+    # With script: JSON, the page stays. Remembered for the account, not the session.
+    response = reading.post(
+        SHORTCUTS, data={"enabled": "1"}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200 and response.get_json() == {"shortcuts": True}
+    reading.post("/logout")
+    with app.app_context():
+        assert db.session.get(User, reader.id).shortcuts_enabled is True
+
+
+def test_a_bad_shortcut_setting_is_refused(
+    app: Flask, reading: FlaskClient, reader: UserRef
+) -> None:
+    assert reading.post(SHORTCUTS, data={"enabled": "maybe"}).status_code == 400
+    refused = reading.post(SHORTCUTS, data={"enabled": "x"}, headers={"Accept": "application/json"})
+    assert refused.status_code == 400 and "error" in refused.get_json()
+    # Somewhere else than this site: the survey home instead.
+    response = reading.post(SHORTCUTS, data={"enabled": "0", "next": "https://evil.example/"})
+    assert response.headers["Location"].endswith("/survey/")
+    with app.app_context():
+        assert db.session.get(User, reader.id).shortcuts_enabled is False
 
 
 def test_shown_at_is_the_first_serving(

@@ -116,8 +116,8 @@ def test_a_reader_from_invitation_to_the_end(
     # Task 1, case 1 by mouse, with the zoom dialog.
     page.wait_for_url(re.compile(r"/task/1/case/1$"))
     assert page.get_by_role("heading", name=re.compile("Case 1 of 4")).is_visible()
-    page.get_by_role("link", name="Enlarge the case image").click()
-    dialog = page.locator("#zoom-dialog")
+    page.get_by_role("button", name="Enlarge the case image").click()
+    dialog = page.locator("#viewer-dialog")
     assert dialog.is_visible()
     assert dialog.locator("img").bounding_box()["height"] > 500
     page.keyboard.press("Escape")
