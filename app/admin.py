@@ -1,5 +1,6 @@
 """Organisers' pages: studies, importing a bundle, settings, opening and closing, invitations,
-and the readers' progress. Organisers and admins (staff) manage every study."""
+and the readers' progress. Organisers manage the studies they are members of (see app.team);
+admins manage every study. Another study answers 404, as if it did not exist."""
 
 import tempfile
 from pathlib import Path
@@ -10,7 +11,14 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from app.auth import create_invitation, refuse_control_characters, staff_required
+from app.auth import (
+    create_invitation,
+    managed_study_ids,
+    managed_study_or_404,
+    may_manage_study,
+    refuse_control_characters,
+    staff_required,
+)
 from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
 from app.extensions import db
@@ -26,6 +34,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.team import add_member
 
 bp = Blueprint("admin", __name__)
 
@@ -63,8 +72,12 @@ def server_bundles() -> list[tuple[str, str]]:
 @bp.get("/")
 @staff_required
 def studies() -> str:
-    """Every study with its status, pool and number of readers."""
-    rows = db.session.scalars(select(Study).order_by(Study.created_at.desc(), Study.id.desc()))
+    """The studies the user runs (an admin: every study) with status, pool and readers."""
+    query = select(Study).order_by(Study.created_at.desc(), Study.id.desc())
+    managed = managed_study_ids(current_user)
+    if managed is not None:
+        query = query.where(Study.id.in_(managed))
+    rows = db.session.scalars(query)
     listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in rows]
     return render_template("admin/studies.html", listing=listing)
 
@@ -96,6 +109,17 @@ def import_study() -> Response | str | tuple[str, int]:
         form.upload.errors = [*form.upload.errors, f"The bundle was not imported: {problem}"]
         return render_template("admin/import.html", form=form), 400
     if created:
+        add_member(study, current_user, owner=True)
+        db.session.commit()
+    elif not may_manage_study(current_user, study.id):
+        # Neither its name nor its id: only that it exists, which the upload already proves.
+        message = (
+            "This bundle was imported before, into a study you are not a member of: "
+            "ask its owner or an admin to add you."
+        )
+        form.upload.errors = [*form.upload.errors, message]
+        return render_template("admin/import.html", form=form), 409
+    if created:
         flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
     else:
         flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
@@ -106,7 +130,7 @@ def import_study() -> Response | str | tuple[str, int]:
 @staff_required
 def study(study_id: int) -> Response | str | tuple[str, int]:
     """A study's settings (those that change the draw lock once a reader has enrolled)."""
-    record = db.get_or_404(Study, study_id)
+    record = managed_study_or_404(study_id)
     pool = pool_size(record.id)
     locked = enrolled_count(record.id) > 0
     form = StudySettingsForm(obj=record)
@@ -147,7 +171,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
 @staff_required
 def change_status(study_id: int, action: str) -> Response:
     """Open a study to its readers, or close it (a closed study may be opened again)."""
-    record = db.get_or_404(Study, study_id)
+    record = managed_study_or_404(study_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     if action == "open":
@@ -171,7 +195,7 @@ def invitation_state(invitation: Invitation) -> str:
 @staff_required
 def invitations(study_id: int) -> str | tuple[str, int]:
     """List a study's invitations and create new ones (the link is shown once, here)."""
-    record = db.get_or_404(Study, study_id)
+    record = managed_study_or_404(study_id)
     form = InvitationForm()
     if not form.is_submitted():
         form.days.data = current_app.config["INVITATION_DAYS"]
@@ -206,6 +230,7 @@ def invitations(study_id: int) -> str | tuple[str, int]:
 @staff_required
 def revoke_invitation(study_id: int, invitation_id: int) -> Response:
     """Delete an unused invitation, so its link stops working."""
+    managed_study_or_404(study_id)
     invitation = db.get_or_404(Invitation, invitation_id)
     if invitation.study_id != study_id or not EmptyForm().validate_on_submit():
         abort(404 if invitation.study_id != study_id else 400)
@@ -222,7 +247,7 @@ def revoke_invitation(study_id: int, invitation_id: int) -> Response:
 @staff_required
 def readers(study_id: int) -> str:
     """Each enrolled reader's progress in both tasks."""
-    record = db.get_or_404(Study, study_id)
+    record = managed_study_or_404(study_id)
     enrolments = db.session.scalars(
         select(Enrolment)
         .where(Enrolment.study_id == record.id)

@@ -15,6 +15,7 @@ from app.clock import now
 from app.extensions import db
 from app.forms import EMAIL_PATTERN, MIN_PASSWORD
 from app.models import Invitation, Role, Study, StudyStatus, User
+from app.team import add_member
 
 users = AppGroup("users", help="Create accounts and reset passwords.")
 study = AppGroup("study", help="Import studies from bundles and invite readers.")
@@ -91,19 +92,51 @@ def set_password(email: str, password_file: Path | None) -> None:
     click.echo(f"New password set for {user.email}; their sessions have ended.")
 
 
+def _organiser(email: str) -> User:
+    """The active organiser or admin account with `email`; exits with a message otherwise."""
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None or not user.is_staff or not user.active:
+        raise click.ClickException(f"No active organiser or admin account has the e-mail {email}.")
+    return user
+
+
 @study.command("import")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="The study's name, shown to readers.")
-def import_command(bundle: Path, name: str) -> None:
+@click.option("--owner", default=None, help="E-mail of the organiser who owns it (else: admins).")
+def import_command(bundle: Path, name: str, owner: str | None) -> None:
     """Import the study bundle in folder BUNDLE as a draft study (again: no change)."""
+    owner_user = _organiser(owner) if owner else None
     try:
         record, created = import_bundle(bundle, name, current_app.config["STUDY_IMAGES"])
     except BundleError as problem:
         raise click.ClickException(f"The bundle was not imported: {problem}") from None
+    if owner_user is not None:
+        add_member(record, owner_user, owner=True)
+        db.session.commit()
     if created:
         click.echo(f"Imported study {record.id} “{record.name}”: {len(record.cases)} cases.")
     else:
         click.echo(f"Already imported as study {record.id} “{record.name}”: nothing changed.")
+
+
+@study.command("add-member")
+@click.argument("study_id", type=int)
+@click.argument("email")
+@click.option("--owner", is_flag=True, help="Make them the owner (who manages the team).")
+def add_member_command(study_id: int, email: str, owner: bool) -> None:
+    """Let the organiser EMAIL run study STUDY_ID (as a collaborator, or --owner)."""
+    record = db.session.get(Study, study_id)
+    if record is None:
+        raise click.ClickException(f"There is no study {study_id}.")
+    user = _organiser(email)
+    if owner:
+        for member in record.members:
+            member.owner = False
+    add_member(record, user, owner=owner)
+    db.session.commit()
+    role = "owner" if owner else "collaborator"
+    click.echo(f"{user.email} runs study {record.id} “{record.name}” as its {role}.")
 
 
 @study.command("list")
@@ -182,6 +215,8 @@ def demo(bundle: Path, cases: int) -> None:
     if record.created_by_id is None:
         db.session.flush()
         record.created_by_id = organiser.id
+    db.session.flush()
+    add_member(record, organiser, owner=True)
     if not db.session.scalar(select(Invitation.id).where(Invitation.study_id == record.id)):
         # Only on the first run: later the organiser's own settings stay as they are.
         record.washout_hours = 0.0

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import CLASSES, analyse, confusion_png, confusion_svg, responses_from_rows
-from app.auth import staff_required
+from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
     mrmcaov_csv,
@@ -160,8 +160,8 @@ def render_dashboard(template: str, **context: Any) -> str:
 
 
 def study_or_404(study_id: int) -> Study:
-    """The study, or 404."""
-    return db.get_or_404(Study, study_id)
+    """The study if the current user runs it (an admin: any), or 404."""
+    return managed_study_or_404(study_id)
 
 
 @bp.get("/<int:study_id>/")

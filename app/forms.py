@@ -155,3 +155,12 @@ class InvitationForm(FlaskForm):
         "Link valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
     )
     submit = SubmitField("Create invitation link")
+
+
+class TeamMemberForm(FlaskForm):
+    """Add an organiser to a study's team by e-mail address."""
+
+    email = EmailField(
+        "Organiser's e-mail", validators=[DataRequired(), Length(max=254), email_address]
+    )
+    submit = SubmitField("Add to the team")

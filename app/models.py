@@ -3,6 +3,7 @@
 The shape of a study:
 
     Study ─┬─ Case ── Neighbour (6 per case, rank order)
+           ├─ StudyMember (the organisers who run it: one owner, collaborators)
            ├─ Invitation (single-use link for one reader)
            └─ Enrolment (one reader in one study, with the seed that drew the cases)
                  └─ Assignment (one case in one task at one position)
@@ -39,7 +40,8 @@ CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 
 
 class Role(enum.StrEnum):
-    """What a user may do: admins manage everything, organisers run studies, readers answer."""
+    """What a user may do: admins manage accounts and every study, organisers run the studies
+    they are members of, readers answer."""
 
     ADMIN = "admin"
     ORGANISER = "organiser"
@@ -130,8 +132,13 @@ class User(UserMixin, db.Model):
 
     @property
     def is_staff(self) -> bool:
-        """Organisers and admins: they may see studies' results."""
+        """Organisers and admins: they run studies (organisers only those they are members of)."""
         return self.role in (Role.ADMIN, Role.ORGANISER)
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins: they manage accounts and every study."""
+        return self.role == Role.ADMIN
 
 
 class Study(db.Model):
@@ -165,6 +172,9 @@ class Study(db.Model):
     invitations: Mapped[list["Invitation"]] = relationship(
         back_populates="study", cascade="all, delete-orphan"
     )
+    members: Mapped[list["StudyMember"]] = relationship(
+        back_populates="study", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (
         CheckConstraint("cases_per_reader > 0", name="cases_positive"),
@@ -175,6 +185,25 @@ class Study(db.Model):
     def washout(self) -> timedelta:
         """The minimum time between finishing Task 1 and starting Task 2."""
         return timedelta(hours=self.washout_hours)
+
+
+class StudyMember(db.Model):
+    """An organiser (or admin) who runs a study: its owner, or a collaborator the owner added.
+
+    Organisers see and change only the studies they are members of; admins see every study.
+    Only the owner (or an admin) adds and removes collaborators.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    study: Mapped[Study] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
 
 
 class Case(db.Model):

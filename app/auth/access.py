@@ -13,7 +13,7 @@ from sqlalchemy import select
 from wtforms import PasswordField, TextAreaField
 
 from app.extensions import db
-from app.models import Enrolment, Invitation, Study, StudyStatus, User
+from app.models import Enrolment, Invitation, Study, StudyMember, StudyStatus, User
 
 # Control characters have no place in typed text, and PostgreSQL cannot even store or compare
 # a NUL (psycopg raises DataError: a server error). Text areas may hold tabs and line ends.
@@ -32,11 +32,56 @@ def reader_study_ids(user: User) -> set[int]:
     return set(enrolled) | set(invited)
 
 
-def may_see_study(user: Any, study_id: int) -> bool:
-    """Whether `user` may see `study_id`'s material: staff always, readers of that study."""
+def managed_study_ids(user: Any) -> set[int] | None:
+    """The studies `user` runs: None for an admin (every study), else those they are a member of."""
+    if user.is_admin:
+        return None
+    if not user.is_staff:
+        return set()
+    return set(
+        db.session.scalars(select(StudyMember.study_id).where(StudyMember.user_id == user.id))
+    )
+
+
+def may_manage_study(user: Any, study_id: int) -> bool:
+    """Whether `user` may see and change a study's settings, invitations and results."""
+    if not getattr(user, "is_authenticated", False) or not user.is_staff:
+        return False
+    managed = managed_study_ids(user)
+    return managed is None or study_id in managed
+
+
+def owns_study(user: Any, study_id: int) -> bool:
+    """Whether `user` may add and remove a study's collaborators: its owner, or an admin."""
     if not getattr(user, "is_authenticated", False):
         return False
-    return user.is_staff or study_id in reader_study_ids(user)
+    if user.is_admin:
+        return True
+    owner = db.session.scalar(
+        select(StudyMember.id).where(
+            StudyMember.study_id == study_id,
+            StudyMember.user_id == user.id,
+            StudyMember.owner.is_(True),
+        )
+    )
+    return owner is not None and user.is_staff
+
+
+def managed_study_or_404(study_id: int) -> Study:
+    """The study if the current user may manage it; 404 otherwise, as if it did not exist."""
+    study = db.session.get(Study, study_id)
+    if study is None or not may_manage_study(current_user, study_id):
+        abort(404)
+    return study
+
+
+def may_see_study(user: Any, study_id: int) -> bool:
+    """Whether `user` may see `study_id`'s material: its organisers, admins, its readers."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff:
+        return may_manage_study(user, study_id)
+    return study_id in reader_study_ids(user)
 
 
 def staff_required(view: Callable[..., Any]) -> Callable[..., Any]:

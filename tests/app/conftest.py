@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
 from app import create_app, normalise_database_url
@@ -29,12 +29,14 @@ from app.bundle import import_bundle
 from app.clock import system_now
 from app.config import TestConfig
 from app.extensions import db, mail
-from app.models import Role, Study, StudyStatus
+from app.models import Role, Study, StudyStatus, User
+from app.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.app.world import World, build_world
 
 PASSWORD = "correct horse battery staple"
+ORGANISER_EMAIL = "organiser@example.org"
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 
 
@@ -186,11 +188,17 @@ def bundle_dir(bundle_cache: dict[int, Path], tmp_path: Path) -> Path:
 
 
 def add_study(app: Flask, folder: Path, name: str, **settings: Any) -> StudyRef:
-    """Import the bundle in `folder` and apply `settings` (status, cases_per_reader, ...)."""
+    """Import the bundle in `folder` and apply `settings` (status, cases_per_reader, ...).
+
+    The `organiser` fixture's account, once it exists, owns it (see that fixture).
+    """
     with app.app_context():
         study, _ = import_bundle(folder, name, app.config["STUDY_IMAGES"])
         for key, value in settings.items():
             setattr(study, key, value)
+        organiser = db.session.scalar(select(User).where(User.email == ORGANISER_EMAIL))
+        if organiser is not None:
+            add_member(study, organiser, owner=True)
         db.session.commit()
         return StudyRef(
             study.id, study.name, study.bundle_digest, study.image_folder, len(study.cases)
@@ -257,8 +265,20 @@ def admin(app: Flask) -> UserRef:
 
 @pytest.fixture
 def organiser(app: Flask) -> UserRef:
-    """An organiser."""
-    return add_user(app, "organiser@example.org", Role.ORGANISER)
+    """The organiser who owns every study the fixtures import (before or after this one)."""
+    user = add_user(app, ORGANISER_EMAIL, Role.ORGANISER)
+    with app.app_context():
+        account = db.session.get(User, user.id)
+        for study in db.session.scalars(select(Study)):
+            add_member(study, account, owner=True)
+        db.session.commit()
+    return user
+
+
+@pytest.fixture
+def other_organiser(app: Flask) -> UserRef:
+    """An organiser who runs none of the fixtures' studies."""
+    return add_user(app, "other.organiser@example.org", Role.ORGANISER)
 
 
 @pytest.fixture
@@ -300,14 +320,22 @@ def world(
     reader: UserRef,
     other_reader: UserRef,
     organiser: UserRef,
+    other_organiser: UserRef,
     admin: UserRef,
     login: Callable,
 ) -> World:
-    """Every role with a session (both readers consented to their own study), on two studies."""
+    """Every role with a session (both readers consented to their own study), on two studies.
+
+    The organiser owns both studies; the other organiser collaborates on `other_study` only.
+    """
+    with app.app_context():
+        add_member(db.session.get(Study, other_study.id), db.session.get(User, other_organiser.id))
+        db.session.commit()
     users = {
         "reader": reader,
         "other_reader": other_reader,
         "organiser": organiser,
+        "other_organiser": other_organiser,
         "admin": admin,
     }
     return build_world(app, study, other_study, users, login)

@@ -22,50 +22,56 @@ from app.models import Invitation
 from tests.app.conftest import StudyRef
 from tests.app.world import World
 
-ROLES = ("anonymous", "reader", "other_reader", "organiser", "admin")
+ROLES = ("anonymous", "reader", "other_reader", "organiser", "other_organiser", "admin")
 METHODS = ("GET", "POST")
 READERS = ("reader", "other_reader")
 NO = 405  # the route does not take this method
 
-# Expected status per role, in the order of ROLES.
-STAFF_PAGE = (302, 403, 403, 200, 200)
-STAFF_FORM_POST = (302, 403, 403, 400, 400)  # an empty form: refused, nothing written
-STAFF_ACTION_POST = (302, 403, 403, 302, 302)
-READER_PAGE = (302, 200, 404, 403, 403)
-NOT_ALLOWED = (NO,) * 5
+# Expected status per role, in the order of ROLES. The organiser owns the study, the other
+# organiser runs only the other study: to them this study does not exist (404); admins see all.
+STAFF_PAGE = (302, 403, 403, 200, 404, 200)
+STAFF_FORM_POST = (302, 403, 403, 400, 404, 400)  # an empty form: refused, nothing written
+STAFF_ACTION_POST = (302, 403, 403, 302, 404, 302)
+STAFF_ANY_PAGE = (302, 403, 403, 200, 200, 200)  # not about one study
+READER_PAGE = (302, 200, 404, 403, 403, 403)
+NOT_ALLOWED = (NO,) * 6
 
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
-    "admin.import_study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "admin.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
     "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
-    "admin.studies": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
     "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
-    "auth.index": {"GET": (302,) * 5, "POST": NOT_ALLOWED},
+    "auth.index": {"GET": (302,) * 6, "POST": NOT_ALLOWED},
     # The invitation page is about the link, not the visitor: everyone may open it.
-    "auth.invitation": {"GET": (200,) * 5, "POST": (200,) * 5},
-    "auth.login": {"GET": (200, 302, 302, 302, 302), "POST": (200, 302, 302, 302, 302)},
-    "auth.logout": {"GET": NOT_ALLOWED, "POST": (302,) * 5},
-    "auth.password": {"GET": (302, 200, 200, 200, 200), "POST": (302, 200, 200, 200, 200)},
+    "auth.invitation": {"GET": (200,) * 6, "POST": (200,) * 6},
+    "auth.login": {"GET": (200,) + (302,) * 5, "POST": (200,) + (302,) * 5},
+    "auth.logout": {"GET": NOT_ALLOWED, "POST": (302,) * 6},
+    "auth.password": {"GET": (302,) + (200,) * 5, "POST": (302,) + (200,) * 5},
     "dashboard.confusion_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.export": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
-    "health.health": {"GET": (200,) * 5, "POST": NOT_ALLOWED},
+    "health.health": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     # Images answer 404 to everyone who may not see them: no hint that the name exists.
-    "images.image": {"GET": (404, 200, 404, 200, 200), "POST": NOT_ALLOWED},
-    "static": {"GET": (200,) * 5, "POST": NOT_ALLOWED},
+    "images.image": {"GET": (404, 200, 404, 200, 404, 200), "POST": NOT_ALLOWED},
+    "static": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     # An empty answer form: the case token is missing, so nothing is stored.
-    "survey.case": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403)},
+    "survey.case": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403, 403)},
     "survey.class_styles": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
-    "survey.home": {"GET": (302, 200, 200, 200, 200), "POST": NOT_ALLOWED},
+    "survey.home": {"GET": (302,) + (200,) * 5, "POST": NOT_ALLOWED},
     "survey.information": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
-    "survey.resume": {"GET": (302, 302, 404, 403, 403), "POST": NOT_ALLOWED},
+    "survey.resume": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     "survey.task": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
-    "survey.task_end": {"GET": (302, 302, 404, 403, 403), "POST": NOT_ALLOWED},
+    "survey.task_end": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     # The reader is enrolled already: a second consent only redirects.
-    "survey.welcome": {"GET": READER_PAGE, "POST": (302, 303, 404, 403, 403)},
+    "survey.welcome": {"GET": READER_PAGE, "POST": (302, 303, 404, 403, 403, 403)},
+    # The owner and admins change the team; the owner's own row stays (a redirect, no change).
+    "team.members": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "team.remove": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
 }
+STAFF_BLUEPRINTS = ("admin", "dashboard", "team")
 
 
 def endpoints_of(app: Flask) -> dict[str, set[str]]:
@@ -117,11 +123,12 @@ def test_the_matrix_keeps_readers_out_of_staff_pages_and_other_studies(app: Flas
     for endpoint, row in MATRIX.items():
         for method, statuses in row.items():
             by_role = dict(zip(ROLES, statuses, strict=True))
-            if endpoint.split(".")[0] in ("admin", "dashboard"):
+            if endpoint.split(".")[0] in STAFF_BLUEPRINTS:
                 assert all(by_role[r] in (403, NO) for r in READERS), (endpoint, method)
                 assert by_role["anonymous"] in (302, NO), (endpoint, method)
             if "study_id" in rules[endpoint].arguments or endpoint == "images.image":
                 assert by_role["other_reader"] in (403, 404, NO), (endpoint, method)
+                assert by_role["other_organiser"] in (403, 404, NO), (endpoint, method)
                 assert by_role["anonymous"] in (302, 404, NO), (endpoint, method)
 
 
@@ -134,7 +141,7 @@ def test_every_route_answers_every_role_as_the_matrix_says(world: World) -> None
         if role == "anonymous" and response.status_code == 302 and endpoint != "auth.index":
             location = response.headers["Location"]
             assert location.startswith("/login"), (url, location)
-        if role in READERS and endpoint.split(".")[0] in ("admin", "dashboard"):
+        if role in (*READERS, "other_organiser") and endpoint.split(".")[0] in STAFF_BLUEPRINTS:
             # Not even a redirect that could carry data: the refusal is a bare 403 page.
             assert response.mimetype != "text/csv" and not response.headers.get(
                 "Content-Disposition"
@@ -151,6 +158,25 @@ def test_a_reader_reaches_nothing_of_another_study(world: World) -> None:
         if scoped and response.status_code not in (403, 404, NO):
             reached.append(f"{method} {url}: {response.status_code}")
     assert not reached, reached
+
+
+def test_an_organiser_reaches_the_study_they_run_and_no_other(world: World) -> None:
+    # The other organiser collaborates on the other study: its pages open, this study's do not.
+    client = world.client("other_organiser")
+    for study, expected in ((world.other_study, 200), (world.study, 404)):
+        for url in (
+            f"/admin/studies/{study.id}",
+            f"/admin/studies/{study.id}/invitations",
+            f"/admin/studies/{study.id}/readers",
+            f"/admin/studies/{study.id}/team",
+            f"/dashboard/{study.id}/",
+            f"/dashboard/{study.id}/export/responses?emails=1",
+        ):
+            assert client.get(url).status_code == expected, url
+    listing = client.get("/admin/").get_data(as_text=True)
+    assert "Other study" in listing and "Test study" not in listing
+    everything = world.client("admin").get("/admin/").get_data(as_text=True)
+    assert "Other study" in everything and "Test study" in everything
 
 
 def test_staff_get_404_for_a_study_that_does_not_exist(world: World) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app import create_app, normalise_database_url
-from app.auth import create_user
+from app.auth import create_invitation, create_user
 from app.bundle import import_bundle
 from app.config import TestConfig
 from app.extensions import db
@@ -90,3 +90,33 @@ def test_upgrade_keeps_existing_data(empty_app: Flask, bundle_cache: dict[int, P
         assert len(study.cases[0].neighbours) == 6
     again = empty_app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert again.exit_code == 0
+
+
+def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
+    empty_app: Flask, bundle_cache: dict[int, Path]
+) -> None:
+    with empty_app.app_context():
+        upgrade(revision="0005")
+        importer = create_user("importer@example.org", Role.ORGANISER)
+        inviter = create_user("inviter@example.org", Role.ORGANISER)
+        create_user("bystander@example.org", Role.ORGANISER)
+        db.session.commit()
+        images = empty_app.config["STUDY_IMAGES"]
+        run, _ = import_bundle(bundle_cache[0], "Run by two", images, created_by=importer)
+        import_bundle(bundle_cache[1], "Imported on the command line", images)
+        create_invitation(run, "reader@example.org", created_by=inviter)
+        create_invitation(run, "again@example.org", created_by=importer)
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        rows = db.session.execute(
+            text(
+                'SELECT study.name, "user".email, study_member.owner FROM study_member '
+                'JOIN study ON study.id = study_member.study_id JOIN "user" ON "user".id = '
+                'study_member.user_id ORDER BY study.name, "user".email'
+            )
+        ).all()
+        assert [(name, email, bool(owner)) for name, email, owner in rows] == [
+            ("Run by two", "importer@example.org", True),
+            ("Run by two", "inviter@example.org", False),
+        ]

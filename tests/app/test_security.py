@@ -45,9 +45,11 @@ from app.models import (
     Neighbour,
     Role,
     Study,
+    StudyMember,
     StudyStatus,
     User,
 )
+from app.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
 from tests.app.test_authz_matrix import requests_of
@@ -176,6 +178,15 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
     bundle = make_bundle(tmp_path / "csrf-bundle", cases=3, seed=11, pool=8)
     archive = zip_of(bundle)
     studies = count(app, Study)
+    with app.app_context():
+        collaborator = add_member(
+            db.session.get(Study, study.id), db.session.get(User, world.users["other_organiser"].id)
+        )
+        db.session.commit()
+        collaborator = collaborator.id
+
+    def member_of(user_id: int) -> StudyMember | None:
+        return db.session.scalar(select(StudyMember).filter_by(study_id=study.id, user_id=user_id))
 
     def case_form(client: FlaskClient) -> dict[str, Any]:
         page = client.get(case_url(study.id, 1, 1))
@@ -243,6 +254,18 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                     NEW_PASSWORD
                 )
             ),
+        ),
+        "team.members": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/team",
+            lambda _: {"email": world.users["admin"].email},
+            check(lambda: member_of(world.users["admin"].id) is not None),
+        ),
+        "team.remove": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/team/{collaborator}/remove",
+            lambda _: {},
+            check(lambda: db.session.get(StudyMember, collaborator) is None),
         ),
         "survey.case": Post(
             "reader",

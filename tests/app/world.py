@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.auth import create_invitation
 from app.extensions import db
-from app.models import Case, Study
+from app.models import Case, Study, StudyMember
 
 if TYPE_CHECKING:
     from tests.app.conftest import StudyRef, UserRef
@@ -78,6 +78,16 @@ class World:
             db.session.commit()
             return invitation.id, token
 
+    def owner_member(self, study: StudyRef) -> int:
+        """The id of the owner's membership of `study` (0 when it has none, e.g. no such study)."""
+        with self.app.app_context():
+            member_id = db.session.scalar(
+                select(StudyMember.id).where(
+                    StudyMember.study_id == study.id, StudyMember.owner.is_(True)
+                )
+            )
+            return member_id or 0
+
     def url_values(self, endpoint: str, study: StudyRef | None = None) -> list[dict[str, Any]]:
         """The URL arguments of `endpoint` (several variants for some), with real ids."""
         study = study or self.study
@@ -87,6 +97,9 @@ class World:
             return [{**by_study, "action": "open"}]  # the study is open: nothing changes
         if endpoint == "admin.revoke_invitation":
             return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
+        if endpoint == "team.remove":
+            # The owner's own membership: the owner stays, so nothing changes.
+            return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
         if endpoint == "dashboard.confusion_image":

@@ -19,6 +19,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import CLASS_CODES, Answer, Role, Study
 from app.survey import enrol
+from app.team import add_member
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.e2e.test_survey_browser import DESKTOP, TABLET, new_page
 
@@ -33,7 +34,11 @@ def seed_study(server: LiveServer) -> int:
     answers = 0
     with server.app.app_context():
         study = db.session.get(Study, server.study_id)
-        create_user("organiser@example.org", Role.ORGANISER, name="Org", password=PASSWORD)
+        organiser = create_user(
+            "organiser@example.org", Role.ORGANISER, name="Org", password=PASSWORD
+        )
+        db.session.flush()
+        add_member(study, organiser, owner=True)
         for index in range(READERS):
             reader = create_user(f"reader{index}@example.org", Role.READER, password=PASSWORD)
             db.session.flush()
