@@ -8,6 +8,7 @@ in production. Its clock is a `FakeClock` object that the test moves directly: t
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.app.conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -54,16 +56,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     return report
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+@contextmanager
+def serve(folder: Path) -> Iterator[LiveServer]:
     """The app on a free localhost port with a 4-cases-per-reader study (24 h wash-out)."""
-    bundle = make_bundle(tmp_path / "bundle", cases=12, seed=3)
+    bundle = make_bundle(folder / "bundle", cases=12, seed=3)
     clock = FakeClock()
     app = create_app(
         TestConfig,
         {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'e2e.sqlite'}",
-            "STUDY_IMAGES": str(tmp_path / "images"),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'e2e.sqlite'}",
+            "STUDY_IMAGES": str(folder / "images"),
             "WTF_CSRF_ENABLED": True,
             "CLOCK": clock,
         },
@@ -88,6 +90,20 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh server for one test."""
+    with serve(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server shared by the tests of a module (they must not depend on each other's data)."""
+    with serve(tmp_path_factory.mktemp("e2e")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -49,9 +49,19 @@ def stored_answers(server: LiveServer) -> list[tuple[int, int, str, int, int]]:
         return [tuple(row) for row in rows]
 
 
-def new_page(browser: object, pages: dict, name: str, viewport: dict, state: object = None):
-    """A page in a fresh context (optionally with another context's cookies)."""
-    context = browser.new_context(viewport=viewport, storage_state=state)
+def new_page(
+    browser: object,
+    pages: dict,
+    name: str,
+    viewport: dict,
+    state: object = None,
+    touch: bool = False,
+):
+    """A page in a fresh context (optionally with another context's cookies, or a phone's
+    touch screen)."""
+    context = browser.new_context(
+        viewport=viewport, storage_state=state, has_touch=touch, is_mobile=touch
+    )
     page = context.new_page()
     page.set_default_timeout(10000)
     errors: list[str] = []
