@@ -1,7 +1,7 @@
 """Add study_member: organisers see only the studies they own or collaborate on
 
 Revision ID: i15a
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-28 04:20:00
 
 Existing studies keep the organisers who ran them: whoever imported a study (study.created_by)
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'i15a'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -63,6 +63,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "survey.home": {"GET": (302,) + (200,) * 5, "POST": NOT_ALLOWED},
     "survey.information": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
     "survey.resume": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
+    # Any account's own preference; an empty form is refused.
+    "survey.shortcuts": {"GET": NOT_ALLOWED, "POST": (302,) + (400,) * 5},
     "survey.task": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
     "survey.task_end": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     # The reader is enrolled already: a second consent only redirects.

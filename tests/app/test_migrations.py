@@ -96,7 +96,7 @@ def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
     empty_app: Flask, bundle_cache: dict[int, Path]
 ) -> None:
     with empty_app.app_context():
-        upgrade(revision="0006")
+        upgrade(revision="0007")
         importer = create_user("importer@example.org", Role.ORGANISER)
         inviter = create_user("inviter@example.org", Role.ORGANISER)
         create_user("bystander@example.org", Role.ORGANISER)

@@ -255,6 +255,12 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 )
             ),
         ),
+        "survey.shortcuts": Post(
+            "reader",
+            "/survey/preferences/shortcuts",
+            lambda _: {"enabled": "0"},
+            check(lambda: not db.session.get(User, world.users["reader"].id).shortcuts_enabled),
+        ),
         "team.members": Post(
             "organiser",
             f"/admin/studies/{study.id}/team",
