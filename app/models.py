@@ -102,9 +102,8 @@ class User(UserMixin, db.Model):
     # can be written through these models before migration 0003 (the migration test does).
     session_version: Mapped[int] = mapped_column(Integer, server_default="0")
     # The survey's single-key shortcuts (1-7, A S D F G, Enter); a reader who uses speech
-    # input or a switch may turn them off (WCAG 2.1.4). A server default for the same reason,
-    # and deferred (read only by the case page), so that users load before migration 0007.
-    shortcuts_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true(), deferred=True)
+    # input or a switch may turn them off (WCAG 2.1.4). A server default for the same reason.
+    shortcuts_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
     enrolments: Mapped[list["Enrolment"]] = relationship(back_populates="user")
 
