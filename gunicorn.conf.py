@@ -7,7 +7,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-INVITE_PATH = re.compile(r"/invite/[^/?\s]+")
+# URLs that hold a secret token: invitation and password-reset links.
+INVITE_PATH = re.compile(r"/(invite|password/reset)/[^/?\s]+")
 
 
 def _int(name: str, default: int) -> int:
@@ -17,14 +18,15 @@ def _int(name: str, default: int) -> int:
 
 
 class RedactingLogger(Logger):
-    """The standard logger, minus invitation tokens: a log file must not hold valid links."""
+    """The standard logger, minus link tokens: a log file must not hold valid links."""
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
-        """The access-log fields with /invite/<token> replaced by /invite/[redacted]."""
+        """The access-log fields with /invite/<token> replaced by /invite/[redacted] (and
+        /password/reset/<token> alike)."""
         atoms = super().atoms(resp, req, environ, request_time)
         for key in ("r", "U"):
             if isinstance(atoms.get(key), str):
-                atoms[key] = INVITE_PATH.sub("/invite/[redacted]", atoms[key])
+                atoms[key] = INVITE_PATH.sub(r"/\1/[redacted]", atoms[key])
         return atoms
 
 

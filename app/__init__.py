@@ -223,9 +223,8 @@ def register_security_headers(app: Flask) -> None:
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
-        is_invitation = request.endpoint is not None and request.endpoint.startswith(
-            "auth.invitation"
-        )
+        # Pages whose URL holds a secret token: an invitation or a password-reset link.
+        is_invitation = request.endpoint in ("auth.invitation", "auth.reset_password")
         headers["Referrer-Policy"] = "no-referrer" if is_invitation else "same-origin"
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")

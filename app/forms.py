@@ -78,6 +78,20 @@ class PasswordChangeForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
+class PasswordResetRequestForm(FlaskForm):
+    """The address to send a password-reset link to."""
+
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254), email_address])
+    submit = SubmitField("Send me a link")
+
+
+class PasswordResetForm(FlaskForm):
+    """A new password, twice, chosen from a reset link."""
+
+    password, confirm = new_password_fields()
+    submit = SubmitField("Set the new password")
+
+
 class AcceptInvitationForm(FlaskForm):
     """A new reader's name and password, set from an invitation link."""
 

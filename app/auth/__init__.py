@@ -30,7 +30,7 @@ from app.auth.throttle import IP_MAX_FAILURES, MAX_FAILURES, email_key
 bp = Blueprint("auth", __name__)
 
 # After `bp`: importing the views registers their routes on it.
-from app.auth import views  # noqa: E402
+from app.auth import reset, views  # noqa: E402
 
 __all__ = [
     "IP_MAX_FAILURES",
@@ -50,6 +50,7 @@ __all__ = [
     "owns_study",
     "reader_study_ids",
     "refuse_control_characters",
+    "reset",
     "staff_required",
     "views",
 ]

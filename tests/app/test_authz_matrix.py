@@ -44,6 +44,9 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
     "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    # Without MAIL_SERVER (as here) the page only says whom to ask: the same for everyone.
+    "auth.forgot_password": {"GET": (200,) * 6, "POST": (200,) * 6},
+    "auth.reset_password": {"GET": (200,) * 6, "POST": (400,) * 6},  # about the link only
     "auth.index": {"GET": (302,) * 6, "POST": NOT_ALLOWED},
     # The invitation page is about the link, not the visitor: everyone may open it.
     "auth.invitation": {"GET": (200,) * 6, "POST": (200,) * 6},

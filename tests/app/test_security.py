@@ -43,6 +43,7 @@ from app.models import (
     Invitation,
     LoginFailure,
     Neighbour,
+    OutboxMessage,
     Role,
     Study,
     StudyMember,
@@ -52,6 +53,7 @@ from app.models import (
 from app.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
+from tests.app.smtp import free_port
 from tests.app.test_authz_matrix import requests_of
 from tests.app.test_survey import case_url, token_of
 from tests.app.world import CONSENT, World
@@ -175,6 +177,13 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
     revoked_id, _ = world.fresh_invitation()
     _, invitation_token = world.fresh_invitation()
     newcomer = join_newcomer(world)
+    with app.app_context():
+        from app.auth import create_user
+
+        forgetful = create_user("forgetful@example.org", Role.READER, password=PASSWORD)
+        db.session.commit()
+        forgetful_id = forgetful.id
+    reset_token = world.reset_token(forgetful_id)
     bundle = make_bundle(tmp_path / "csrf-bundle", cases=3, seed=11, pool=8)
     archive = zip_of(bundle)
     studies = count(app, Study)
@@ -238,6 +247,20 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 is not None
             ),
         ),
+        "auth.forgot_password": Post(
+            "anonymous",
+            "/password/forgot",
+            lambda _: ask_with_mail_on(app, world.users["admin"].email),
+            check(
+                lambda: db.session.scalar(select(OutboxMessage).filter_by(kind="reset")) is not None
+            ),
+        ),
+        "auth.reset_password": Post(
+            "anonymous",
+            f"/password/reset/{reset_token}",
+            lambda _: {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+            check(lambda: db.session.get(User, forgetful_id).check_password(NEW_PASSWORD)),
+        ),
         "auth.login": Post(
             "anonymous",
             "/login",
@@ -289,6 +312,12 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             ),
         ),
     }
+
+
+def ask_with_mail_on(app: Flask, email: str) -> dict[str, Any]:
+    """The forgotten-password form's data, with e-mail switched on (it queues, sends nothing)."""
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
+    return {"email": email}
 
 
 def join_newcomer(world: World) -> UserRef:

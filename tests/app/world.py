@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.auth import create_invitation
 from app.extensions import db
-from app.models import Case, Study, StudyMember
+from app.models import Case, Study, StudyMember, User
 
 if TYPE_CHECKING:
     from tests.app.conftest import StudyRef, UserRef
@@ -88,6 +88,15 @@ class World:
             )
             return member_id or 0
 
+    def reset_token(self, user_id: int | None = None) -> str:
+        """A password-reset token (default: the other reader's), as the e-mailed link has it."""
+        from app.auth.reset import reset_token
+
+        other = self.users["other_reader"]
+        assert other is not None
+        with self.app.app_context():
+            return reset_token(db.session.get(User, user_id or other.id))
+
     def url_values(self, endpoint: str, study: StudyRef | None = None) -> list[dict[str, Any]]:
         """The URL arguments of `endpoint` (several variants for some), with real ids."""
         study = study or self.study
@@ -102,6 +111,8 @@ class World:
             return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
+        if endpoint == "auth.reset_password":
+            return [{"token": self.reset_token()}]
         if endpoint == "dashboard.confusion_image":
             return [{**by_study, "task": t, "kind": k} for t in (1, 2) for k in ("png", "svg")]
         if endpoint == "dashboard.export":

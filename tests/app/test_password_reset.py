@@ -1,0 +1,149 @@
+"""Self-service password reset: e-mailed through a real SMTP server, single-use, expiring."""
+
+import re
+from collections.abc import Callable
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.mail import send_queued
+from app.models import OutboxMessage, User
+from tests.app.conftest import FakeClock, UserRef
+from tests.app.smtp import SmtpServer
+
+NEW_PASSWORD = "a brand new password 42"
+LINK = re.compile(r"http://localhost/password/reset/\S+")
+
+
+def ask_for_link(client: FlaskClient, email: str) -> tuple[int, str]:
+    """Submit the forgotten-password form; the status and the page it leads to."""
+    response = client.post("/password/forgot", data={"email": email}, follow_redirects=True)
+    return response.status_code, response.get_data(as_text=True)
+
+
+def mailed_link(app: Flask, smtp: SmtpServer, email: str) -> str:
+    """Send the queue and take the reset link out of the last message to `email`."""
+    with app.app_context():
+        send_queued()
+    body = smtp.sink.to(email)[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    found = LINK.search(body)
+    assert found, body
+    return found.group(0).removeprefix("http://localhost")
+
+
+def test_the_login_page_offers_a_reset(client: FlaskClient) -> None:
+    assert 'href="/password/forgot"' in client.get("/login").get_data(as_text=True)
+
+
+def test_without_mail_the_page_says_whom_to_ask(client: FlaskClient, reader: UserRef) -> None:
+    page = client.get("/password/forgot").get_data(as_text=True)
+    assert "Ask your study organiser" in page and 'name="email"' not in page
+    client.post("/password/forgot", data={"email": reader.email})
+    with client.application.app_context():
+        assert db.session.scalar(select(OutboxMessage.id)) is None
+
+
+def test_known_and_unknown_addresses_get_the_same_answer(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef
+) -> None:
+    known = ask_for_link(client, reader.email.upper())
+    unknown = ask_for_link(client, "nobody@example.org")
+    assert known[0] == unknown[0] == 200
+    flash = re.compile(r'<p class="flash[^>]*>(.*?)</p>', re.S)
+    assert flash.findall(known[1]) == flash.findall(unknown[1])
+    assert "If an account has this address" in known[1]
+    with app.app_context():
+        assert db.session.scalars(select(OutboxMessage.recipient)).all() == [reader.email]
+
+
+def test_the_link_sets_a_password_once_and_ends_other_sessions(
+    app: Flask, smtp: SmtpServer, reader: UserRef, login: Callable
+) -> None:
+    elsewhere = app.test_client()
+    login(elsewhere, reader)
+    assert elsewhere.get("/survey/").status_code == 200
+    client = app.test_client()
+    ask_for_link(client, reader.email)
+    path = mailed_link(app, smtp, reader.email)
+    page = client.get(path)
+    assert page.status_code == 200 and reader.email in page.get_data(as_text=True)
+    assert page.headers["Referrer-Policy"] == "no-referrer"  # the token stays out of Referers
+    done = client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert done.status_code == 302
+    assert client.get("/survey/").status_code == 200  # logged in here, with the new password
+    assert elsewhere.get("/survey/").status_code == 302  # the other session has ended
+    again = client.post(
+        path, data={"password": "another one 12345", "confirm": "another one 12345"}
+    )
+    assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
+    fresh = app.test_client()
+    old = fresh.post("/login", data={"email": reader.email, "password": reader.password})
+    assert old.status_code == 401
+    new = fresh.post("/login", data={"email": reader.email, "password": NEW_PASSWORD})
+    assert new.status_code == 302
+
+
+def test_the_link_expires_after_an_hour(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef, clock: FakeClock
+) -> None:
+    ask_for_link(client, reader.email)
+    path = mailed_link(app, smtp, reader.email)
+    clock.advance(minutes=59)
+    assert client.get(path).status_code == 200
+    clock.advance(minutes=2)
+    late = client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert late.status_code == 410
+    with app.app_context():
+        user = db.session.get(User, reader.id)
+        assert user is not None and user.check_password(reader.password)
+
+
+def test_a_forged_or_mangled_token_is_refused(client: FlaskClient, smtp: SmtpServer) -> None:
+    for token in ("nope", "eyJ1IjoxLCJwIjoiIiwidCI6MH0.forged", "A" * 400):
+        assert client.get(f"/password/reset/{token}").status_code == 410
+
+
+def test_the_form_cannot_flood_a_mailbox(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef, clock: FakeClock
+) -> None:
+    for _ in range(5):
+        assert ask_for_link(client, reader.email)[0] == 200
+    with app.app_context():
+        assert len(db.session.scalars(select(OutboxMessage.id)).all()) == 3
+    clock.advance(minutes=61)
+    ask_for_link(client, reader.email)
+    with app.app_context():
+        assert len(db.session.scalars(select(OutboxMessage.id)).all()) == 4
+
+
+def test_an_inactive_account_gets_no_link(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef
+) -> None:
+    with app.app_context():
+        user = db.session.get(User, reader.id)
+        assert user is not None
+        user.active = False
+        db.session.commit()
+    assert "If an account has this address" in ask_for_link(client, reader.email)[1]
+    with app.app_context():
+        assert db.session.scalar(select(OutboxMessage.id)) is None
+
+
+def test_a_reset_clears_the_lock_of_failed_logins(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef
+) -> None:
+    for _ in range(5):
+        client.post("/login", data={"email": reader.email, "password": "wrong password!"})
+    locked = client.post("/login", data={"email": reader.email, "password": reader.password})
+    assert locked.status_code == 429
+    ask_for_link(client, reader.email)
+    path = mailed_link(app, smtp, reader.email)
+    client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    client.post("/logout")
+    fresh = app.test_client()
+    assert (
+        fresh.post("/login", data={"email": reader.email, "password": NEW_PASSWORD}).status_code
+        == 302
+    )
