@@ -17,6 +17,7 @@ from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
     mrmcaov_csv,
+    mrmcaov_script,
     reader_emails,
     response_rows,
     responses_csv,
@@ -43,6 +44,7 @@ EXPORTS = {
     "summary-json": ("summary.json", "application/json"),
     "imrmc": ("imrmc.imrmc", "text/plain; charset=utf-8"),
     "mrmcaov": ("mrmcaov.csv", "text/csv; charset=utf-8"),
+    "mrmcaov-r": ("mrmcaov.R", "text/plain; charset=utf-8"),
 }
 
 
@@ -225,6 +227,8 @@ def export(study_id: int, name: str) -> Response:
         body = imrmc_text(study, rows)
     elif name == "mrmcaov":
         body = mrmcaov_csv(rows)
+    elif name == "mrmcaov-r":
+        body = mrmcaov_script(study)
     else:
         result = analyse(responses_from_rows(rows), bootstrap=EXPORT_BOOTSTRAP, seed=0)
         if name == "summary-csv":

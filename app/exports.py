@@ -10,37 +10,30 @@ Formats (all UTF-8):
   are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it.
 - summary CSV: thesis Table 4.II, one row per reader, then the pooled row and the mean and
   sample SD of the readers' accuracies (fractions 0-1). Summary JSON: `analyse(...)` as is.
-- iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package) and RJafroc's
-  reader: a free-text header, `N0:`/`N1:`/`NR:`/`NM:` lines, `BEGIN DATA:`, then rows
-  `readerID,caseID,modalityID,score`. iMRMC analyses ROC data (diseased vs non-diseased
-  cases), so proportion correct is written the way iMRMC's documentation describes for
-  binary data ("MRMC analysis of binary data"): every real lesion is a "diseased" case
-  (truth row `-1,case,0,1`), a reader's score is 1 if the diagnosis was right and 0 if
-  not; five placeholder "non-diseased" cases are scored 0.5 by every reader in both tasks.
-  Each reader's AUC, the chance that a lesion outscores a placeholder, is then exactly that
-  reader's proportion correct, and iMRMC's MRMC variance is that of the accuracy. Modality
-  1 is Task 1 (without the retrieved images), modality 2 Task 2 (with them). Readers and
-  cases are numbered from 1 (RJafroc needs whole numbers); the header lists what each
-  number stands for.
-- MRMCaov CSV (R package MRMCaov): columns `reader, case, test, truth, rating`, one row per
-  reader x case x test. `test` is `task1`/`task2`, `truth` is 1 for every lesion and
-  `rating` 1 if the diagnosis was right, else 0, so `binary_sens(truth, rating)` is the
-  proportion correct: `mrmc(binary_sens(truth, rating), test, reader, case, data = df)`.
+- iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
+  correct as binary MRMC data, one modality per condition (Task 1 = unaided = 1, Task 2 =
+  se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
+  (each reader a different random subset of cases) does not load in RJafroc.
+- MRMCaov CSV and R script (R package MRMCaov): one row per reader x case x test, `test` the
+  condition, `truth` 1 and `rating` 1 when right, plus one truth-0 placeholder row per
+  reader x test so that `mrmc(binary_sens(truth, rating), test, reader, case, data =
+  read.csv(...))` loads as it is; the script runs every endpoint MRMCaov has.
+
+The formats are written by `app.analysis.files` (pure, shared with `python -m app.analysis
+--exports DIR`). Every CSV cell a spreadsheet would run as a formula gets a leading '.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from app.analysis import COLUMNS
+from app.analysis import COLUMNS, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Study, User
 
@@ -76,12 +69,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "majority_vote_accuracy",
     *(f"task{t}_{field}" for t in (1, 2) for field in TASK_FIELDS),
 )
-MRMCAOV_COLUMNS: tuple[str, ...] = ("reader", "case", "test", "truth", "rating")
-# iMRMC's placeholder "non-diseased" cases: iMRMC needs more than two of each truth per reader.
-IMRMC_PLACEHOLDERS = 5
-IMRMC_PLACEHOLDER_SCORE = "0.5"
-# iMRMC reads these as sizes wherever they appear in a header line: keep them out of free text.
-IMRMC_SIZE_TOKENS = ("N0:", "N1:", "NR:", "NM:")
+MRMCAOV_COLUMNS = files.MRMCAOV_COLUMNS
+IMRMC_PLACEHOLDERS = files.IMRMC_PLACEHOLDERS
 
 
 def iso_utc(moment: datetime | None) -> str:
@@ -190,18 +179,9 @@ def response_rows(
     return rows
 
 
-def _csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    """Rows as CSV text with a header (missing values empty, extra keys ignored)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _identified(rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the rows carry readers' e-mail addresses."""
-    return bool(rows) and "reader_email" in rows[0]
+_csv = files.write_csv
+_identified = files.identified
+mrmcaov_csv = files.mrmcaov_csv
 
 
 def responses_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -270,82 +250,14 @@ def reader_emails(rows: Sequence[Mapping[str, Any]]) -> dict[str, str] | None:
     return {row["reader"]: row["reader_email"] for row in rows}
 
 
-def _header_safe(text: str) -> str:
-    """A free-text header line that iMRMC cannot mistake for a size line."""
-    if any(token in text.upper() for token in IMRMC_SIZE_TOKENS):
-        text = text.replace(":", ";")
-    return text
-
-
 def imrmc_text(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
-    """The answers as an iMRMC input file: proportion correct, Task 1 vs Task 2 (see above)."""
-    readers = list(dict.fromkeys(row["reader"] for row in rows))
-    images = sorted({row["image_id"] for row in rows})
-    reader_no = {name: i for i, name in enumerate(readers, start=1)}
-    case_no = {image: i for i, image in enumerate(images, start=1)}
-    placeholders = range(len(images) + 1, len(images) + 1 + IMRMC_PLACEHOLDERS)
-    emails = reader_emails(rows) or {}
-    first = placeholders[0]
-    last = placeholders[-1]
-    header = [
-        f"SE-CBIR reader study {study.id}: Task 1 (no help) vs Task 2 (retrieved similar images)",
-        "Figure of merit: proportion of lesions diagnosed correctly (seven classes),"
-        " analysed as binary MRMC data.",
-        "Modality 1 = Task 1 (the lesion alone); modality 2 = Task 2 (with six labelled"
-        " similar images).",
-        f"Cases 1 to {len(images)} are the study's lesions, all marked as diseased (truth 1);"
-        " a reader's score is 1 when the diagnosis was right and 0 when it was wrong.",
-        f"Cases {first} to {last} are placeholders, not lesions: marked non-diseased (truth 0)"
-        f" and scored {IMRMC_PLACEHOLDER_SCORE} by every reader in both modalities; so each"
-        " reader's AUC equals that reader's proportion correct.",
-        "For R's iMRMC::uStat11.conditionalD use the reader rows of cases"
-        f" 1 to {len(images)} only (drop the truth rows and the placeholders).",
-        "Readers (number = pseudonym):",
-        *(
-            _header_safe(f"  {number} = {name}" + (f" <{emails[name]}>" if name in emails else ""))
-            for name, number in reader_no.items()
-        ),
-        "Cases (number = image id):",
-        *(_header_safe(f"  {number} = {image}") for image, number in case_no.items()),
-        f"NR: {len(readers)}",
-        f"N0: {IMRMC_PLACEHOLDERS}",
-        f"N1: {len(images)}",
-        "NM: 2",
-        "BEGIN DATA:",
-    ]
-    data = [f"-1,{case_no[image]},0,1" for image in images]
-    data += [f"-1,{case},0,0" for case in placeholders]
-    seen: dict[int, set[int]] = {}  # reader number -> tasks read
-    for row in rows:
-        number = reader_no[row["reader"]]
-        seen.setdefault(number, set()).add(int(row["task"]))
-        correct = int(row["diagnosis"] == row["truth"])
-        data.append(f"{number},{case_no[row['image_id']]},{int(row['task'])},{correct}")
-    for number, tasks in seen.items():
-        for task in sorted(tasks):
-            data += [f"{number},{case},{task},{IMRMC_PLACEHOLDER_SCORE}" for case in placeholders]
-    return "\n".join(header + data) + "\n"
+    """The answers as an iMRMC input file (see `app.analysis.files.imrmc_text`)."""
+    return files.imrmc_text(f"SE-CBIR reader study {study.id}: {study.name}", rows)
 
 
-def mrmcaov_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per reader x case x test for MRMCaov's binary_sens (truth 1, rating = correct)."""
-    identified = _identified(rows)
-    out = []
-    for row in rows:
-        item = {
-            "reader": row["reader"],
-            "case": row["image_id"],
-            "test": f"task{int(row['task'])}",
-            "truth": 1,
-            "rating": int(row["diagnosis"] == row["truth"]),
-        }
-        if identified:
-            item["reader_email"] = row["reader_email"]
-        out.append(item)
-    return out
-
-
-def mrmcaov_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The MRMCaov long table as CSV."""
-    columns = [*MRMCAOV_COLUMNS, "reader_email"] if _identified(rows) else MRMCAOV_COLUMNS
-    return _csv(columns, mrmcaov_rows(rows))
+def mrmcaov_script(study: Study) -> str:
+    """The one-file R script that reproduces the primary analysis on the MRMCaov CSV."""
+    return files.mrmcaov_script(
+        f"SE-CBIR reader study {study.id}: {study.name}",
+        csv_name=f"study-{study.id}-mrmcaov.csv",
+    )

@@ -104,9 +104,15 @@ def analyse(
     bootstrap: int = 2000,
     seed: int = 0,
     taxonomy: Taxonomy | None = None,
-    groups: Mapping[str, str] | None = None,
+    groups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AnalysisResult:
-    """All tables and statistics of a study as one JSON-ready dict (see the module docstring)."""
+    """All tables and statistics of a study as one JSON-ready dict (see the module docstring).
+
+    `groups` (grouping -> reader -> label) splits reliance and time per case; by default the
+    readers' profile columns (role, experience band) when the responses have them.
+    """
+    if groups is None:
+        groups = responses.groups
     paired = paired_cases(responses)
     readers, pooled = reader_table(responses, paired)
     blocks = complete_blocks(responses)
@@ -129,6 +135,7 @@ def analyse(
             ),
             "accuracy_by_confidence": accuracy_by_confidence(responses),
         },
+        "reader_groups": {name: dict(labels) for name, labels in (groups or {}).items()},
         "reliance": reliance(responses, taxonomy, groups),
         "timing": timing(responses, groups),
     }

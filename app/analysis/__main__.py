@@ -1,4 +1,4 @@
-"""Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`."""
+"""Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from app.analysis import analyse, read_responses, render_text
+from app.analysis import analyse, files, read_responses, render_text
 from app.analysis.plots import write_confusion_plots
-from app.analysis.responses import ResponsesError
+from app.analysis.responses import Responses, ResponsesError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "responses",
-        help="responses CSV (reader, image_id, truth, task, diagnosis, confidence, majority_vote)",
+        help="responses CSV (reader, image_id, truth, condition or task, diagnosis, confidence, "
+        "majority_vote; optional seconds, hidden_seconds, reader_role, reader_years)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
@@ -35,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples (default 2000; 0 skips the bootstrap)",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--exports",
+        metavar="DIR",
+        help="write DIR/mrmcaov.csv, DIR/mrmcaov.R (R's MRMCaov) and DIR/study.imrmc (iMRMC)",
+    )
     return parser
 
 
@@ -57,7 +64,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plots:
         for path in write_confusion_plots(result, args.plots):
             print(f"wrote {path}", file=sys.stderr)
+    if args.exports:
+        for path in write_exports(responses, args.exports, Path(args.responses).name):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def write_exports(responses: Responses, out_dir: str, source: str) -> list[Path]:
+    """The MRMCaov CSV and R script and the iMRMC file of `responses` in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = list(responses.rows())
+    title = f"Reader study from {source}"
+    written = {
+        "mrmcaov.csv": files.mrmcaov_csv(rows),
+        "mrmcaov.R": files.mrmcaov_script(title),
+        "study.imrmc": files.imrmc_text(title, rows),
+    }
+    paths = []
+    for name, text in written.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ reader had given that wrong class without the aid; and the aid alone as its own 
 (its vote on each reader's cases) compared with the aided readers by OR-Hillis. Answer
 changes between the sessions are in `tables.answer_changes`.
 
-Every figure can be split by a reader grouping (e.g. role or experience, from reader
-profiles): pass `groups`, a mapping reader -> group label; readers without one are
-"unknown". Faulty-aid probes are not recorded in these data; the result says so.
+Every figure is also split by each reader grouping in `groups` (grouping name -> reader ->
+group label, e.g. "role" and "experience" from the readers' profiles); readers without a
+label are "unknown". Faulty-aid probes are not recorded in these data; the result says so.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _aid_as_reader(blocks: Blocks, aided_name: str, taxonomy: Taxonomy | None) -
 def reliance(
     responses: Responses,
     taxonomy: Taxonomy | None = None,
-    groups: Mapping[str, str] | None = None,
+    groups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Reliance figures per aided condition (against `unaided`), pooled and per reader group."""
     out: dict[str, Any] = {
@@ -90,20 +90,20 @@ def reliance(
         out["reason"] = "no unaided condition to compare with"
         return out
     base = responses.conditions.index(UNAIDED)
-    labels = [groups.get(name, "unknown") if groups else "all" for name in responses.readers]
     for index, name in enumerate(responses.conditions):
         if index == base:
             continue
         blocks = complete_blocks(responses, [base, index])
-        reader_group = np.asarray(labels, dtype=object)[blocks.reader] if len(blocks) else []
-        everyone = np.ones(len(blocks), dtype=bool)
+        split: dict[str, dict[str, Any]] = {}
+        for grouping, label_of in (groups or {}).items():
+            labels = np.asarray(
+                [label_of.get(reader, "unknown") for reader in responses.readers], dtype=object
+            )
+            of_case = labels[blocks.reader]
+            split[grouping] = {g: _shares(of_case == g, blocks) for g in sorted(set(labels))}
         out["conditions"][name] = {
-            "all": _shares(everyone, blocks),
-            "groups": (
-                {g: _shares(reader_group == g, blocks) for g in sorted(set(labels))}
-                if groups
-                else {}
-            ),
+            "all": _shares(np.ones(len(blocks), dtype=bool), blocks),
+            "groups": split,
             "aid_as_reader": _aid_as_reader(blocks, name, taxonomy),
         }
     return out

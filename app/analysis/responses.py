@@ -3,8 +3,10 @@
 Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, the
 reading condition, `diagnosis`, `confidence` (1-5), `majority_vote`. The condition is either
 a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`) or the thesis's `task`
-column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. An optional
-`seconds` column (time spent on the answer) feeds the reading-time figures. Class codes are
+column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. Optional:
+`seconds` (time from the case appearing to the answer) less `hidden_seconds` (of it, the
+page was hidden) feeds the reading-time figures; `reader_role` and `reader_years` (the
+reader's profile, the same on every row of a reader) give the reader groupings. Class codes are
 the seven HAM10000 classes; they are matched case-insensitively and surrounding spaces are
 ignored.
 
@@ -94,6 +96,7 @@ class Responses:
     conditions: tuple[str, ...] = tuple(TASK_CONDITIONS.values())
     condition: np.ndarray | None = None
     seconds: np.ndarray | None = None
+    groups: Mapping[str, Mapping[str, str]] | None = None
 
     def __post_init__(self) -> None:
         """Derive the condition from the task when only the task was given."""
@@ -168,6 +171,41 @@ def _parse_int(allowed: tuple[int, ...], what: str) -> Any:
     return parse
 
 
+def experience_band(years: int) -> str:
+    """Years of dermoscopy practice as a band (the reader groups of the experience split)."""
+    if years < 2:
+        return "under 2 years"
+    if years < 5:
+        return "2-4 years"
+    if years < 10:
+        return "5-9 years"
+    return "10 years or more"
+
+
+def _reader_groups(
+    columns: dict[str, list[Any]], reader: np.ndarray, readers: tuple[str, ...]
+) -> dict[str, dict[str, str]] | None:
+    """Reader groupings from the optional profile columns (first non-empty value per reader)."""
+    groups: dict[str, dict[str, str]] = {}
+    for column, grouping in (("reader_role", "role"), ("reader_years", "experience")):
+        values = columns.get(column)
+        if values is None:
+            continue
+        found: dict[str, str] = {}
+        for j, value in zip(reader.tolist(), values, strict=True):
+            text = "" if value is None else str(value).strip()
+            if text and readers[j] not in found:
+                if column == "reader_years":
+                    try:
+                        text = experience_band(int(float(text)))
+                    except ValueError:
+                        continue
+                found[readers[j]] = text
+        if found:
+            groups[grouping] = {name: found.get(name, "not given") for name in readers}
+    return groups or None
+
+
 def _parse_seconds(value: Any) -> float:
     """Seconds spent on an answer: a finite number >= 0, or NaN when the cell is empty."""
     text = "" if value is None else str(value).strip()
@@ -192,7 +230,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "majority_vote": _parse_class,
     "condition": _parse_text,
     "seconds": _parse_seconds,
+    "hidden_seconds": _parse_seconds,
 }
+# Optional numeric columns, validated when present; the profile columns are read as text.
+OPTIONAL_NUMBERS: tuple[str, ...] = ("seconds", "hidden_seconds")
+OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years")
 
 
 def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None = None) -> Responses:
@@ -212,8 +254,7 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
     first_problem: tuple[int, int, str, str] | None = None  # (row index, column order, ...)
     condition_column = "condition" if "condition" in columns else "task"
     present = [c if c != "task" else condition_column for c in COLUMNS]
-    if "seconds" in columns:
-        present.append("seconds")
+    present += [c for c in OPTIONAL_NUMBERS if c in columns]
     for order, column in enumerate(present):
         values = columns[column]
         table: dict[Any, Any] = {}
@@ -259,6 +300,10 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
     if "seconds" in parsed:
         table, values = parsed["seconds"], columns["seconds"]
         seconds = np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
+        if "hidden_seconds" in parsed:
+            table, values = parsed["hidden_seconds"], columns["hidden_seconds"]
+            hidden = np.fromiter(map(table.__getitem__, values), np.float64, count=len(values))
+            seconds = np.maximum(seconds - np.nan_to_num(hidden), 0.0)
     responses = Responses(
         readers=readers,
         image_ids=image_ids,
@@ -272,6 +317,7 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
         conditions=conditions,
         condition=condition.astype(np.int8),
         seconds=seconds,
+        groups=_reader_groups(columns, reader, readers),
     )
     if len(responses) == 0:
         return responses
@@ -336,8 +382,7 @@ def _wanted_columns(available: Iterable[str]) -> list[str]:
     have = set(available)
     wanted = list(REQUIRED)
     wanted.append("condition" if "condition" in have else "task")
-    if "seconds" in have:
-        wanted.append("seconds")
+    wanted += [c for c in (*OPTIONAL_NUMBERS, *OPTIONAL_TEXT) if c in have]
     return wanted
 
 

@@ -150,5 +150,6 @@ class AnalysisResult(TypedDict):
     confusion: dict[str, Any]
     changes: dict[str, Any]
     statistics: Statistics
+    reader_groups: dict[str, dict[str, str]]
     reliance: dict[str, Any]
     timing: dict[str, Any]

@@ -1,9 +1,9 @@
 """Time per case per condition: median and quartiles of the seconds an answer took.
 
-Times come from the answers' `seconds` (from the case appearing to the answer; the app does
-not yet record time the page was hidden, so it cannot be left out). A case left open while
-the reader was away would dominate a mean, so times above `CEILING_SECONDS` are counted as
-the ceiling (and how many were is reported); medians and quartiles barely move with it.
+Times come from the answers' `seconds` (from the case appearing to the answer) less
+`hidden_seconds` (of that, the page was hidden: another tab, a locked screen). A case left
+open while the reader was away would dominate a mean, so times above `CEILING_SECONDS` count
+as the ceiling (and how many did is reported); medians and quartiles barely move with it.
 """
 
 from __future__ import annotations
@@ -36,29 +36,31 @@ def _quartiles(seconds: np.ndarray) -> dict[str, Any]:
     }
 
 
-def timing(responses: Responses, groups: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Seconds per answer per condition, pooled and (when `groups` is given) per reader group."""
+def timing(
+    responses: Responses, groups: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """Seconds per answer per condition, pooled and per group of each reader grouping."""
     seconds = responses.answer_seconds
     out: dict[str, Any] = {
         "description": (
             "Seconds from a case appearing to its answer, per condition: the median and the "
             f"middle half (quartiles). Answers over {CEILING_SECONDS:.0f} s count as "
             f"{CEILING_SECONDS:.0f} s (the reader was most likely away); time with the page "
-            "hidden is not recorded yet, so it is included."
+            "hidden (another tab, a locked screen) is left out."
         ),
         "ceiling_seconds": CEILING_SECONDS,
         "conditions": {},
     }
-    labels = np.asarray(
-        [groups.get(name, "unknown") for name in responses.readers] if groups else [],
-        dtype=object,
-    )
     for index, name in enumerate(responses.conditions):
         chosen = responses.condition_index == index
         block: dict[str, Any] = {"all": _quartiles(seconds[chosen]), "groups": {}}
-        if groups:
-            reader_group = labels[responses.reader]
-            for g in sorted(set(labels)):
-                block["groups"][g] = _quartiles(seconds[chosen & (reader_group == g)])
+        for grouping, label_of in (groups or {}).items():
+            labels = np.asarray(
+                [label_of.get(reader, "unknown") for reader in responses.readers], dtype=object
+            )
+            of_answer = labels[responses.reader]
+            block["groups"][grouping] = {
+                g: _quartiles(seconds[chosen & (of_answer == g)]) for g in sorted(set(labels))
+            }
         out["conditions"][name] = block
     return out

@@ -8,6 +8,7 @@ jackknife by the reader's own case count where MRMCaov uses all cases of the stu
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -125,3 +126,26 @@ def test_analyse_runs_on_three_conditions(mrmc_reference_dir: Path) -> None:
     responses = responses_from_rows(reference_rows(mrmc_reference_dir / "crossed_three_arms.csv"))
     result = analyse(responses, bootstrap=0)
     assert len(result["statistics"]["or_hillis"]["proportion_correct"]["differences"]) == 3
+
+
+def test_cli_writes_the_exports(mrmc_reference_dir: Path, tmp_path: Path) -> None:
+    """`--exports DIR`: the MRMCaov CSV with its truth-0 rows, the R script, the iMRMC file."""
+    from app.analysis.__main__ import main
+    from app.analysis.files import PLACEHOLDER_CASE
+
+    source = tmp_path / "thesis.csv"
+    columns = ("reader", "image_id", "truth", "condition", "diagnosis", "confidence")
+    rows = reference_rows(mrmc_reference_dir / "thesis_study.csv")
+    source.write_text(to_csv(rows, (*columns, "majority_vote")))
+    out = tmp_path / "exports"
+    assert main([str(source), "--exports", str(out), "--bootstrap", "0"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mrmcaov.R", "mrmcaov.csv", "study.imrmc"]
+    with (out / "mrmcaov.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    real = [r for r in table if r["case"] != PLACEHOLDER_CASE]
+    assert len(real) == 1800 and {r["truth"] for r in real} == {"1"}
+    assert len(table) - len(real) == 9 * 2  # one truth-0 row per reader x test
+    assert sum(r["rating"] == "1" for r in real if r["test"] == "se_cbir") == 764
+    script = (out / "mrmcaov.R").read_text()
+    assert 'path <- if (length(args) > 0) args[1] else "mrmcaov.csv"' in script
+    assert "NM: 2" in (out / "study.imrmc").read_text()

