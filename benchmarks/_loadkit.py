@@ -520,8 +520,10 @@ class Reader:
         recorder: Recorder,
         seed: int,
         resend_on_stale: bool = True,
+        password: str = PASSWORD,
     ) -> None:
         self.email = email
+        self.password = password
         self.study_id = study_id
         self.recorder = recorder
         self.browser = Browser(port, recorder, resend_on_stale=resend_on_stale)
@@ -534,7 +536,7 @@ class Reader:
         fields = {
             "csrf_token": input_value(page.text, "csrf_token"),
             "email": self.email,
-            "password": PASSWORD,
+            "password": self.password,
         }
         reply = self.browser.request("POST", "/login", fields, kind="login")
         if reply.status != 302:
