@@ -91,9 +91,9 @@ class User(UserMixin, db.Model):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # No longer decide the lock (app/auth/throttle.py counts failures per e-mail in
-    # login_failure, so that unknown addresses lock alike); reset on a good login, kept for old
-    # tools and rows.
+    # No longer decide the lock (app/auth/throttle.py counts attempts per e-mail in
+    # attempt_counter, so that unknown addresses lock alike); reset on a good login, kept for
+    # old tools and rows.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
@@ -353,14 +353,18 @@ class Answer(db.Model):
     )
 
 
-class LoginFailure(db.Model):
-    """A failed login: the per-IP throttle and the per-e-mail lock count these (all workers)."""
+class AttemptCounter(db.Model):
+    """How often something was tried within a fixed window (password checks per e-mail, failed
+    logins per network address...): counted in the database, so every worker shares it.
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ip: Mapped[str] = mapped_column(String(45), index=True)
-    # HMAC-SHA256 of the normalised e-mail tried, existing or not; None once it logged in.
-    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+    Raised by one INSERT ... ON CONFLICT DO UPDATE ... RETURNING (app/auth/throttle.py), so
+    that simultaneous attempts each see their own number and none slips past a limit.
+    """
+
+    # e.g. "e:<HMAC of the e-mail>", "i:<network address>", "p:<address>:<HMAC>"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class MailStatus(enum.StrEnum):

@@ -1,8 +1,9 @@
 """Accounts: log in and out, change a password, accept an invitation; who may see which study.
 
 The blueprint's modules: `views` (the pages), `accounts` (new users, invitations, ending
-sessions), `access` (who may see what, safe redirects, typed text) and `throttle` (the login
-lockout). The names the rest of the app and the tests use are exported here.
+sessions), `access` (who may see what, safe redirects, typed text) and `throttle` (password
+guessing slowed per e-mail and per network address). The names the rest of the app and the
+tests use are exported here.
 """
 
 from flask import Blueprint
@@ -25,7 +26,7 @@ from app.auth.accounts import (
     hash_token,
     normalise_email,
 )
-from app.auth.throttle import IP_MAX_FAILURES, MAX_FAILURES, email_key
+from app.auth.throttle import IP_MAX_FAILURES, MAX_FAILURES, PAIR_MAX, email_key
 
 bp = Blueprint("auth", __name__)
 
@@ -35,6 +36,7 @@ from app.auth import reset, views  # noqa: E402
 __all__ = [
     "IP_MAX_FAILURES",
     "MAX_FAILURES",
+    "PAIR_MAX",
     "bp",
     "create_invitation",
     "create_user",

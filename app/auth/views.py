@@ -14,15 +14,7 @@ from app.auth.access import (
     start_after_login,
 )
 from app.auth.accounts import create_user, end_sessions, hash_token, normalise_email
-from app.auth.throttle import (
-    LOCKED,
-    email_key,
-    email_locked,
-    forget_failures,
-    ip_blocked,
-    record_failure,
-    waste_time_like_a_check,
-)
+from app.auth.throttle import email_key, failed, reserve, succeeded, verify
 from app.clock import now
 from app.extensions import db
 from app.forms import (
@@ -51,26 +43,20 @@ def login() -> Response | tuple[str, int] | str:
     # A malformed e-mail is a form error like any other (no account can have it: not counted).
     if form.validate_on_submit() and not refuse_control_characters(form):
         ip = request.remote_addr or "unknown"
-        if ip_blocked(ip):
-            flash("Too many failed logins from your network. Try again in 15 minutes.", "error")
-            return render_template("auth/login.html", form=form), 429
         email = normalise_email(form.email.data or "")
         key = email_key(email)
-        if email_locked(key):
-            # Counts against the network (guessing on): not the address, so the lock ends.
-            record_failure(ip, None)
-            flash(LOCKED, "error")
+        refusal = reserve(ip, key)
+        if refusal is not None:
+            flash(refusal, "error")
             return render_template("auth/login.html", form=form), 429
         user = db.session.scalar(select(User).where(User.email == email))
-        password = form.password.data or ""
-        if user is None:
-            waste_time_like_a_check(password)
-        elif user.active and user.check_password(password):
-            forget_failures(key, user)
+        if verify(user, form.password.data or ""):
+            assert user is not None
+            succeeded(ip, key, user)
             db.session.commit()
             login_user(user)
             return redirect(next_url if is_safe_next(next_url) else start_after_login(user))
-        record_failure(ip, key)
+        failed(ip)
         flash("Wrong e-mail or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -97,10 +83,18 @@ def password() -> Response | tuple[str, int] | str:
     """Change one's own password."""
     form = PasswordChangeForm()
     if form.validate_on_submit():
-        if not current_user.check_password(form.current.data or ""):
+        # Guessing the current password from a borrowed session counts like failed logins.
+        ip, key = request.remote_addr or "unknown", email_key(current_user.email)
+        refusal = reserve(ip, key)
+        if refusal is not None:
+            flash(refusal, "error")
+            return render_template("auth/password.html", form=form), 429
+        if not verify(current_user, form.current.data or ""):
+            failed(ip)
             form.current.errors.append("This is not your current password.")
             return render_template("auth/password.html", form=form), 400
         user = current_user._get_current_object()
+        succeeded(ip, key, user)
         user.set_password(form.password.data)
         end_sessions(user)  # whoever knew the old password is logged out everywhere
         db.session.commit()
@@ -126,6 +120,14 @@ def _usable_invitation(token: str) -> tuple[Invitation | None, str]:
     return invitation, ""
 
 
+def may_join_by_link(user: User) -> bool:
+    """Whether an invitation may let `user` in: never a deactivated account, and a staff
+    account only with its own password (a link that set it would hand out a staff session)."""
+    if not user.active:
+        return False
+    return user.role == Role.READER or user.password_hash is not None
+
+
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response | tuple[str, int] | str:
     """Accept an invitation: set a password (or confirm it), then go to the study's welcome."""
@@ -135,6 +137,12 @@ def invitation(token: str) -> Response | tuple[str, int] | str:
         return render_template("auth/invitation_invalid.html", problem=problem), status
     invitation = found
     existing = db.session.scalar(select(User).where(User.email == invitation.email))
+    if existing is not None and not may_join_by_link(existing):
+        problem = (
+            "This invitation cannot be used: its address belongs to an account that does not "
+            "join studies by a link. Ask the study organiser or an admin."
+        )
+        return render_template("auth/invitation_invalid.html", problem=problem), 403
     joining = existing is not None and existing.password_hash is not None
     form: JoinStudyForm | AcceptInvitationForm = (
         JoinStudyForm() if joining else AcceptInvitationForm()
@@ -147,16 +155,16 @@ def invitation(token: str) -> Response | tuple[str, int] | str:
 
     if joining:
         assert existing is not None
-        key = email_key(existing.email)
-        if email_locked(key):
-            record_failure(request.remote_addr or "unknown", None)
-            flash(LOCKED, "error")
+        ip, key = request.remote_addr or "unknown", email_key(existing.email)
+        refusal = reserve(ip, key)
+        if refusal is not None:
+            flash(refusal, "error")
             return render_template("auth/invitation.html", joining=joining, **context), 429
-        if not existing.check_password(form.current.data or ""):  # type: ignore[union-attr]
-            record_failure(request.remote_addr or "unknown", key)
+        if not verify(existing, form.current.data or ""):  # type: ignore[union-attr]
+            failed(ip)
             flash("Wrong password.", "error")
             return render_template("auth/invitation.html", joining=joining, **context), 401
-        forget_failures(key, existing)
+        succeeded(ip, key, existing)
         user = existing
     elif existing is not None:  # an account made without a password (e.g. by the CLI)
         user = existing
