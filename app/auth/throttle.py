@@ -121,7 +121,18 @@ def succeeded(ip: str, key: str, user: User) -> None:
 
     The network address keeps its failures: a guesser cannot reset them with their own login.
     """
-    clear(f"e:{key}", f"p:{ip}:{key}")
+    forget_failures(key, user)
+
+
+def forget_failures(key: str, user: User) -> None:
+    """Unlock e-mail `key` (right password, or a new one set by a reset link); the caller
+    commits. Network addresses keep their counts."""
+    db.session.execute(
+        delete(AttemptCounter).where(
+            (AttemptCounter.key == f"e:{key}")
+            | (AttemptCounter.key.like("p:%") & AttemptCounter.key.endswith(f":{key}"))
+        )
+    )
     user.failed_logins = 0
     user.locked_until = None
 
