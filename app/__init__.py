@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, flash, redirect, request
+from flask_login import login_url
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
@@ -176,6 +177,17 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+
+    @login_manager.unauthorized_handler
+    def unauthorized() -> Response:
+        """To the login page and back; an answer posted after the session ended says so."""
+        from app.errors import back_to_the_case
+
+        returning = back_to_the_case()
+        if returning is not None:
+            return returning
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(login_url("auth.login", next_url=request.url))
 
     @login_manager.user_loader
     def load_user(session_id: str) -> models.User | None:

@@ -1,6 +1,7 @@
 """Error handlers: a page for browsers, JSON for API calls; the session is rolled back on 500."""
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -68,8 +69,32 @@ def handle_http_error(error: HTTPException) -> tuple[Response | str, int] | HTTP
     return error_response(status, message)
 
 
-def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+# Said when an answer arrives after the reader's session ended (survey.case, see below).
+ANSWER_NOT_SAVED = (
+    "Your session had ended, so your answer was not saved yet. Log in to return to the same "
+    "case: your choice is still selected there (if this browser tab kept it); press Save again."
+)
+
+
+def back_to_the_case() -> Response | None:
+    """For an answer posted after the session ended: to the login page, then back to the case.
+
+    The answer page keeps the reader's choice in the tab (static/js/keepanswer.js), so the
+    reader finds it selected again. Any other refused form gets the plain error page.
+    """
+    if request.method != "POST" or request.endpoint != "survey.case":
+        return None
+    if getattr(current_user, "is_authenticated", False):
+        return None  # a live session with a wrong token: forged, not expired
+    flash(ANSWER_NOT_SAVED, "warning")
+    return redirect(url_for("auth.login", next=request.path))
+
+
+def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int] | Response:
     """A form without a valid CSRF token (expired page, or sent from another site)."""
+    returning = back_to_the_case()
+    if returning is not None:
+        return returning
     return error_response(
         400, "The form was missing its security token or it expired. Reload the page and retry."
     )
