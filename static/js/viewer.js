@@ -90,9 +90,11 @@
     });
   };
 
-  /* Take another viewer's zoom and position (frames of the same size show the same spot). */
+  /* Take another viewer's zoom and position (frames of the same size show the same spot).
+     The leader has already kept its image inside the frame; Panzoom's own containment would
+     measure this image before its new scale is painted, so it is left out here. */
   Viewer.prototype.follow = function (state) {
-    var quiet = { animate: false, silent: true, force: true };
+    var quiet = { animate: false, silent: true, force: true, contain: undefined };
     this.panzoom.zoom(state.scale, quiet);
     this.panzoom.pan(state.x, state.y, quiet);
     this.frame.classList.toggle("zoomed", state.scale > 1.001);

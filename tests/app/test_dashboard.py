@@ -143,7 +143,9 @@ def heat_counts(html: str, table_id: str) -> list[list[int]]:
     table = re.search(rf'<table class="heat" id="{table_id}">(.*?)</table>', html, re.S)
     assert table, f"no table {table_id}"
     rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]
-    return [[int(n) for n in re.findall(r'<td class="heat-\d+"[^>]*>(\d+)</td>', r)] for r in rows]
+    # Each cell prints its count and, below it, its share of the row (readable without hover).
+    cell = r'<td class="heat-\d+"[^>]*>(\d+)<span class="share">[^<]+</span></td>'
+    return [[int(n) for n in re.findall(cell, r)] for r in rows]
 
 
 # ---------------------------------------------------------------- access
@@ -324,7 +326,9 @@ def test_the_page_has_no_inline_script_or_style(
 ) -> None:
     login(client, organiser)
     html = page(client, answered.study)
-    assert "<script" not in html
+    # Scripts only from files of this site (the CSP's script-src 'self'), never inline.
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/js/app.js" defer>']
+    assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html)
     assert " style=" not in html
     assert PASSWORD not in html
 

@@ -17,11 +17,11 @@ from tests.e2e.conftest import LiveServer
 PASSWORD = "a long enough passphrase"
 
 
-def add_reader(server: LiveServer, email: str, answered: tuple[int, ...] = ()) -> None:
-    """An enrolled reader who answered every case of the tasks in `answered`.
-
-    A finished Task 1 ended more than the wash-out ago, so Task 2 is open.
-    """
+def add_reader(
+    server: LiveServer, email: str, answered: tuple[int, ...] = (), hours_ago: float = 30
+) -> None:
+    """An enrolled reader who answered every case of the tasks in `answered`, `hours_ago`
+    (by default more than the 24-hour wash-out ago, so Task 2 is open)."""
     with server.app.app_context():
         study = db.session.get(Study, server.study_id)
         user = create_user(email, Role.READER, password=PASSWORD)
@@ -30,7 +30,7 @@ def add_reader(server: LiveServer, email: str, answered: tuple[int, ...] = ()) -
         invitation.used_at = now()
         invitation.user_id = user.id
         enrolment = enrol(study, user)
-        moment = now() - timedelta(hours=30)
+        moment = now() - timedelta(hours=hours_ago)
         for assignment in enrolment.assignments:
             if assignment.task not in answered:
                 continue
