@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.auth import create_invitation, create_user
+from app.auth.reset import reset_token
 from app.extensions import db
 from app.models import Role, Study
 from app.team import add_member
@@ -33,6 +34,7 @@ class People:
     """Who stands where in the study (e-mails), and a valid invitation link's path."""
 
     invitation: str
+    reset: str  # a valid password-reset link's path
     new: str  # invited, not enrolled: the consent form
     task1: str  # in Task 1
     locked: str  # finished Task 1 just now: Task 2 is locked
@@ -61,8 +63,10 @@ def people(module_server: LiveServer) -> People:
         invitation.user_id = new.id
         _, token = create_invitation(study, "a11y-invited@example.org")
         db.session.commit()
+        reset = f"/password/reset/{reset_token(new)}"
     return People(
         invitation=f"/invite/{token}",
+        reset=reset,
         new="a11y-new@example.org",
         task1="a11y-task1@example.org",
         locked="a11y-locked@example.org",
@@ -124,6 +128,8 @@ def test_every_page_passes_axe(
             f"{base}/login",
             base + people.invitation,
             f"{base}/invite/not-a-token",
+            f"{base}/password/forgot",
+            base + people.reset,
             f"{base}/no-such-page",
         ],
         people.new: [f"{study}/"],
