@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from training.config import PRESETS
 from training.errors import PipelineError
 
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     run = commands.add_parser("run", help="run every pipeline step, skipping those already done")
-    run.add_argument("--preset", choices=("thesis", "demo", "tiny"), required=True)
+    run.add_argument("--preset", choices=tuple(PRESETS), required=True)
     run.add_argument("--data", type=Path, required=True, help="folder with the metadata CSV")
     run.add_argument("--out", type=Path, required=True, help="run folder, e.g. models/NAME")
     run.add_argument(

@@ -37,16 +37,109 @@ _USE_CONFIG = "config"  # sentinel default for build_classifier's `weights`
 
 @functools.cache
 def get_strategy() -> tf.distribute.Strategy:
-    """The distribution strategy: all GPUs when there are several, else the default one.
-
-    Also chooses the precision once per process: mixed float16 on GPU, float32 on CPU
-    (CPUs gain nothing from float16 and would be slower).
-    """
-    gpus = tf.config.list_physical_devices("GPU")
-    keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "float32")
-    if len(gpus) > 1:
+    """The distribution strategy: all GPUs when there are several, else the default one."""
+    if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees at least one GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def use_mixed_precision(cfg: Config, force: bool = False) -> bool:
+    """Whether the model computes in float16: cfg.mixed_precision, "auto" meaning on GPUs only.
+
+    CPUs gain nothing from float16 (and are slower with it); `force` turns it on anyway,
+    for `smoke --mixed-precision` to exercise the GPU's code path on a CPU.
+    """
+    if force or cfg.mixed_precision == "on":
+        return True
+    return cfg.mixed_precision == "auto" and has_gpu()
+
+
+def set_precision(mixed: bool) -> str:
+    """Set Keras's global dtype policy for the models built next; its name."""
+    policy = "mixed_float16" if mixed else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def device_summary(cfg: Config, policy: str) -> str:
+    """One loud line naming the devices, the distribution strategy and the precision."""
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for gpu in gpus:
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    devices = f"{len(gpus)} GPU(s): {', '.join(names)}" if gpus else "CPU only (no GPU found)"
+    strategy = get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    placement = augment_placement(cfg)
+    return (
+        f"=== {cfg.preset}: {devices} | strategy {type(strategy).__name__} "
+        f"({replicas} replica{'s' if replicas != 1 else ''}) | precision {policy} | "
+        f"augmentation in the {'training step' if placement == 'step' else 'tf.data pipeline'}"
+        " ==="
+    )
+
+
+def augment_placement(cfg: Config) -> str:
+    """ "step" (in the training step, on the accelerator) or "pipeline" (tf.data on the CPU)."""
+    if cfg.augment_placement != "auto":
+        return cfg.augment_placement
+    return "step" if has_gpu() else "pipeline"
+
+
+def cpu_warning(cfg: Config) -> str | None:
+    """A warning when a GPU-sized preset is about to run on a machine without a GPU."""
+    if has_gpu() or cfg.image_size < 256:
+        return None
+    return (
+        f"WARNING: preset {cfg.preset!r} trains {cfg.backbone} at {cfg.image_size} px, a "
+        "configuration meant for a GPU, but TensorFlow sees none: on this CPU it will take "
+        "days. Install the CUDA build (requirements/training-gpu.txt) on a GPU host, or run "
+        f"`python -m training smoke --preset {cfg.preset}` to check the set-up first."
+    )
+
+
+def finalize_normalization(model: keras.Model) -> None:
+    """Make every Normalization layer use the mean/variance its variables hold now.
+
+    Keras's Normalization computes with tensors derived from its variables in
+    `finalize_state()`; `set_weights` and checkpoint restores change the variables only, so
+    without this the layer keeps normalising with the old statistics (mean 0, variance 1).
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+            layer.finalize_state()
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same network and weights computing entirely in float32 (for saliency gradients).
+
+    Under mixed precision the layers compute in float16; gradients back-propagated through
+    them underflow without loss scaling. The copy is built from the model's config with
+    every layer's dtype policy set to float32.
+    """
+    config = copy.deepcopy(model.get_config())
+    for layer in config["layers"]:
+        if "dtype" in layer["config"]:
+            layer["config"]["dtype"] = "float32"
+    copied = keras.Model.from_config(config)
+    copied.set_weights(model.get_weights())
+    finalize_normalization(copied)
+    return copied
+
+
+def is_mixed(model: keras.Model) -> bool:
+    """Whether any layer of `model` computes in float16."""
+    return any(
+        layer.compute_dtype == "float16"
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)  # holds no computation
+    )
 
 
 def imagenet_weights_path(backbone: str) -> Path:
@@ -56,10 +149,28 @@ def imagenet_weights_path(backbone: str) -> Path:
 
 
 def _application(cfg: Config) -> Any:
-    """The keras.applications constructor named by `cfg.backbone`."""
+    """The keras.applications constructor named by `cfg.backbone`, or a scaled EfficientNet.
+
+    With cfg.width/cfg.depth other than 1, EfficientNet-B0's layout scaled by them: same
+    input normalisation, stem and block structure (so the 4-channel construction holds),
+    fewer channels and repeats. Random weights only: ImageNet has none for such a network.
+    """
     if not cfg.backbone.startswith("EfficientNet") or not hasattr(keras.applications, cfg.backbone):
         raise PipelineError(f"backbone {cfg.backbone!r} is not a keras.applications EfficientNet")
-    return getattr(keras.applications, cfg.backbone)
+    if cfg.width == 1.0 and cfg.depth == 1.0:
+        return getattr(keras.applications, cfg.backbone)
+    if cfg.weights is not None:
+        raise PipelineError("a scaled EfficientNet (width/depth != 1) needs weights=None")
+    # Keras's public B0..B7 are this builder with fixed coefficients; it is not exported.
+    from keras.src.applications.efficientnet import EfficientNet
+
+    return functools.partial(
+        EfficientNet,
+        cfg.width,
+        cfg.depth,
+        cfg.image_size,
+        name=f"efficientnet_w{cfg.width:g}_d{cfg.depth:g}",
+    )
 
 
 def _with_imagenet_rescaling(backbone: keras.Model) -> keras.Model:
@@ -258,6 +369,8 @@ def to_four_channels(model: keras.Model, cfg: Config) -> keras.Model:
             )
         else:
             target.set_weights(old)
+    # set_weights leaves the statistics the layer computes with untouched until this.
+    finalize_normalization(four)
     return four
 
 

@@ -6,7 +6,7 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     config.json     the resolved configuration (a different one for the same folder is refused)
     split.csv       image_id -> train/val/test (cfg.split_by, cfg.split_seed)
     rgb/            the 3-channel classifier (trained on train, selected on val)
-    saliency/       one PNG map per image: true class for train+val, predicted for test
+    saliency/       one PNG map per image: true class for train, predicted for val and test
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
     classifiers.json  accuracy and macro sensitivity of both on the test split
     features/       L2-normalised features of both models: bank = train+val, queries = test
@@ -277,7 +277,12 @@ def weights_argument(run: Run) -> str | Path | None:
 
 
 def step_saliency(run: Run) -> None:
-    """Saliency maps from the rgb model: true class for train+val, predicted for test."""
+    """Saliency maps from the rgb model: true class for train, predicted for val and test.
+
+    Validation images get the predicted class's map, like the queries: the 4-channel model
+    is selected on validation, and a map made from the true label would let that selection
+    read the label off its input, which no query can offer.
+    """
     folder = run.out / "saliency"
     done = folder / "done.json"
 
@@ -286,9 +291,9 @@ def step_saliency(run: Run) -> None:
 
         classifier = run.model("rgb")
         classes = run.labels.copy()
-        test_rows = run.indices("test")
-        probabilities = model.predict(classifier, run.images[test_rows], run.cfg.batch_size)
-        classes[test_rows] = np.argmax(probabilities, axis=1)
+        unseen = run.indices("val", "test")
+        probabilities = model.predict(classifier, run.images[unseen], run.cfg.batch_size)
+        classes[unseen] = np.argmax(probabilities, axis=1)
         ids = [r.image_id for r in run.records]
         for start in range(0, len(ids), SALIENCY_CHUNK):
             chunk = slice(start, start + SALIENCY_CHUNK)
@@ -595,6 +600,7 @@ def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | Non
     if imagenet_weights is not None and not Path(imagenet_weights).is_file():
         raise PipelineError(f"ImageNet weights file not found: {imagenet_weights}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    announce(cfg)
     state = Run(cfg, data_dir, out_dir, imagenet_weights)
     start = time.perf_counter()
     try:
@@ -605,6 +611,19 @@ def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | Non
         write_timings(state, total)
     print(f"total {total:.1f} s", flush=True)
     return out_dir / "study"
+
+
+def announce(cfg: Config, force_mixed: bool = False) -> str:
+    """Choose the precision, then print the devices, strategy and precision loudly (and why
+    not, when a GPU preset meets a machine without a GPU). Returns the policy's name."""
+    from training import model
+
+    policy = model.set_precision(model.use_mixed_precision(cfg, force_mixed))
+    print(model.device_summary(cfg, policy), flush=True)
+    warning = model.cpu_warning(cfg)
+    if warning:
+        print(warning, flush=True)
+    return policy
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

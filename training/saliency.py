@@ -1,8 +1,11 @@
 """Saliency maps by vanilla gradients (thesis section 3.1), stored as 8-bit grayscale PNGs.
 
 The gradient of one class score (softmax removed, via tf-explain's `get_score_model`) with
-respect to the input pixels: the ground-truth class for training and validation images,
-the predicted class for test images (the caller passes one class per image).
+respect to the input pixels, always computed in float32: the ground-truth class for
+training images, the predicted class for validation and test images (the caller passes one
+class per image). Validation maps follow the test images because the 4-channel model is
+selected on validation: maps derived from the true label would let that choice see the
+answer through its input, which a query never offers.
 
 tf-explain's own post-processing (`transform_to_normalized_grayscale`) standardises over
 the whole batch and casts to uint8, which wraps around; we keep only its channel sum and
@@ -36,6 +39,17 @@ _TRACED: "weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Callable]]" = (
 def score_model(model: Any) -> Any:
     """The model without its final softmax `Activation`, so gradients are of class scores."""
     return VanillaGradients().get_score_model(model)
+
+
+def float32_network(model: Any) -> Any:
+    """`model` itself, or a float32 copy of it if it computes in float16 (mixed precision).
+
+    Vanilla gradients back-propagated through float16 layers without loss scaling underflow
+    to zero in many pixels; the maps are defined on the float32 network.
+    """
+    from training.model import float32_copy, is_mixed
+
+    return float32_copy(model) if is_mixed(model) else model
 
 
 def predicted_classes(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -116,7 +130,7 @@ def saliency_maps(
     shape = (batch_size, *images.shape[1:])
     traced = _TRACED.setdefault(model, {})
     if shape not in traced:
-        traced[shape] = _gradient_function(score_model(model), shape)
+        traced[shape] = _gradient_function(score_model(float32_network(model)), shape)
     gradients = traced[shape]
 
     maps = np.empty(images.shape[:3], dtype=np.uint8)

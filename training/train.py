@@ -28,7 +28,9 @@ from training.errors import PipelineError
 from training.metrics import classification_metrics
 from training.model import (
     NUM_CLASSES,
+    augment_placement,
     fast_layer_names,
+    finalize_normalization,
     get_strategy,
     load_model,
     predict,
@@ -105,6 +107,41 @@ def layer_groups(model: keras.Model, stage: str) -> tuple[list[Any], list[Any]]:
     return slow, fast
 
 
+# Loss ----------------------------------------------------------------------------------------
+
+EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before the logarithm
+
+
+def focal_loss(alpha: float, gamma: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """The thesis's eq. 3.4: per image, the binary focal term summed over all classes.
+
+    L = sum_i -alpha_t (1 - p_t)^gamma log(p_t), with p_t = p_i and alpha_t = alpha for the
+    true class, p_t = 1 - p_i and alpha_t = 1 - alpha for every other class (eq. 3.5), on
+    the softmax output. Keras's CategoricalFocalCrossentropy keeps only the true-class term,
+    where alpha is a constant factor that Adam cancels. Computed in float32.
+    """
+
+    def loss(targets: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
+        y = tf.cast(targets, tf.float32)
+        p = tf.clip_by_value(tf.cast(probabilities, tf.float32), EPSILON, 1.0 - EPSILON)
+        p_t = y * p + (1.0 - y) * (1.0 - p)
+        alpha_t = y * alpha + (1.0 - y) * (1.0 - alpha)
+        return tf.reduce_sum(-alpha_t * tf.pow(1.0 - p_t, gamma) * tf.math.log(p_t), axis=-1)
+
+    return loss
+
+
+def make_loss(cfg: Config) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """The per-image training loss named by cfg.loss."""
+    if cfg.loss == "focal":
+        return focal_loss(cfg.focal_alpha, cfg.focal_gamma)
+    if cfg.loss == "categorical_focal":
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+        )
+    raise PipelineError(f"unknown loss {cfg.loss!r}; expected focal or categorical_focal")
+
+
 # Augmentation --------------------------------------------------------------------------------
 
 
@@ -121,38 +158,45 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
     "rgb": cfg.augment "strong" (geometry, colour, blur, noise, erasing), "light" (geometry and
     mild colour) or "none". "rgbs": rotations (90-degree multiples and small angles) and flips
     only, on the stacked image+map tensor so both move together; none if cfg.augment is "none".
+    Every layer computes in float32 whatever the global (mixed) precision policy: pixels
+    0..255 are not float16 material, and blur, erasing and the noise step mix in float32
+    tensors of their own.
     """
     layers = keras.layers
+    f32 = {"dtype": "float32"}
     if cfg.augment == "none":
         return None
     if stage == "rgbs":
         geometry = keras.Sequential(
-            [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(1 / 24)]
+            [
+                layers.RandomFlip("horizontal_and_vertical", **f32),
+                layers.RandomRotation(1 / 24, **f32),
+            ]
         )
-        return lambda x: geometry(_random_rot90(x), training=True)
+        return lambda x: geometry(_random_rot90(tf.cast(x, tf.float32)), training=True)
     pixel_range = (0, 255)
     geometric = [
-        layers.RandomFlip("horizontal_and_vertical"),
-        layers.RandomRotation(0.5),
+        layers.RandomFlip("horizontal_and_vertical", **f32),
+        layers.RandomRotation(0.5, **f32),
     ]
     if cfg.augment == "light":
         chain = [
             *geometric,
-            layers.RandomZoom(0.1),
-            layers.RandomBrightness(0.1, value_range=pixel_range),
-            layers.RandomContrast(0.1, value_range=pixel_range),
+            layers.RandomZoom(0.1, **f32),
+            layers.RandomBrightness(0.1, value_range=pixel_range, **f32),
+            layers.RandomContrast(0.1, value_range=pixel_range, **f32),
         ]
     elif cfg.augment == "strong":
         chain = [
             *geometric,
-            layers.RandomTranslation(0.1, 0.1),
-            layers.RandomZoom((-0.2, 0.1)),
-            layers.RandomContrast(0.2, value_range=pixel_range),
-            layers.RandomBrightness(0.2, value_range=pixel_range),
-            layers.RandomHue(0.05, value_range=pixel_range),
-            layers.RandomSaturation((0.35, 0.65), value_range=pixel_range),
-            layers.RandomGaussianBlur(0.5, sigma=(0.1, 1.0), value_range=pixel_range),
-            layers.RandomErasing(0.5, scale=(0.02, 0.1), value_range=pixel_range),
+            layers.RandomTranslation(0.1, 0.1, **f32),
+            layers.RandomZoom((-0.2, 0.1), **f32),
+            layers.RandomContrast(0.2, value_range=pixel_range, **f32),
+            layers.RandomBrightness(0.2, value_range=pixel_range, **f32),
+            layers.RandomHue(0.05, value_range=pixel_range, **f32),
+            layers.RandomSaturation((0.35, 0.65), value_range=pixel_range, **f32),
+            layers.RandomGaussianBlur(0.5, sigma=(0.1, 1.0), value_range=pixel_range, **f32),
+            layers.RandomErasing(0.5, scale=(0.02, 0.1), value_range=pixel_range, **f32),
         ]
     else:
         raise PipelineError(f"augment must be strong, light or none, not {cfg.augment!r}")
@@ -160,7 +204,7 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
     noisy = cfg.augment == "strong"
 
     def augment(x: tf.Tensor) -> tf.Tensor:
-        x = sequence(x, training=True)
+        x = sequence(tf.cast(x, tf.float32), training=True)
         if noisy:  # Gaussian noise of a random strength per image, up to 6 grey levels
             strength = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], 0.0, 6.0)
             x += strength * tf.random.normal(tf.shape(x))
@@ -281,8 +325,12 @@ def make_train_step(
     groups: tuple[list[Any], list[Any]],
     loss_fn: keras.losses.Loss,
     loss_scale: _DynamicLossScale | None,
+    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> Callable[[Any], tf.Tensor]:
     """A tf.function running one distributed step; returns the mean loss of the batch.
+
+    `augment`, if given, runs inside the step on each replica's batch (on the accelerator,
+    in float32), instead of in the tf.data pipeline on the host's CPU cores.
 
     Replicas only compute gradients; summing them and applying both optimizers happen in
     cross-replica context, where skipping a float16 step that overflowed is a plain tf.cond
@@ -294,6 +342,8 @@ def make_train_step(
     destinations = [getattr(v, "value", v) for v in variables]
 
     def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        if augment is not None:
+            images = augment(images)
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
             loss = tf.nn.compute_average_loss(loss_fn(targets, probabilities))
@@ -405,6 +455,8 @@ def train_classifier(
     if manager.latest_checkpoint:
         try:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            # A restore writes the variables only; the normalisation must take them up.
+            finalize_normalization(model)
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise PipelineError(
                 f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
@@ -418,20 +470,23 @@ def train_classifier(
     if done and verbose:
         print(f"stage {stage}: resuming after epoch {done} of {epochs}")
 
+    in_step = augment_placement(cfg) == "step"
+    with strategy.scope():  # the layers' random-seed state lives beside the model's variables
+        augment = augmenter(cfg, stage)
     train_set = make_dataset(
         train[0],
         train[1],
         batch_size,
         maps=train_maps,
-        augment=augmenter(cfg, stage),
+        augment=None if in_step else augment,
         shuffle=True,
         seed=cfg.seed + done,
     )
     train_set = strategy.experimental_distribute_dataset(train_set)
-    loss_fn = keras.losses.CategoricalFocalCrossentropy(
-        alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+    loss_fn = make_loss(cfg)
+    train_step = make_train_step(
+        model, strategy, optimizers, groups, loss_fn, loss_scale, augment if in_step else None
     )
-    train_step = make_train_step(model, strategy, optimizers, groups, loss_fn, loss_scale)
     val_images = val[0] if val_maps is None else np.concatenate([val[0], val_maps[..., None]], -1)
     val_truth = np.asarray(val[1])
     history = _read_history(history_path, done)

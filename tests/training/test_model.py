@@ -34,10 +34,15 @@ def rgb_model() -> keras.Model:
     """A random-weight tiny classifier with non-trivial batch-norm and normalisation stats."""
     keras.utils.set_random_seed(1)
     model = model_lib.build_classifier(CFG)
-    # Give the normalisation layer statistics, so the 4-channel copy has something to keep.
+    # Give the normalisation layer ImageNet-like statistics that take effect (loading
+    # ImageNet weights from a file ends with finalize_state() too), so the 4-channel copy
+    # has something to keep and a copy that ignores them computes something else.
     norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
     mean, variance, count = norm.get_weights()
-    norm.set_weights([mean + 100.0, variance * 3000.0, count + 1])
+    imagenet_mean = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+    imagenet_variance = (np.array([0.229, 0.224, 0.225], np.float32) * 255.0) ** 2
+    norm.set_weights([mean * 0 + imagenet_mean, variance * 0 + imagenet_variance, count + 1])
+    norm.finalize_state()
     head_bn = model.get_layer("head_bn")
     gamma, beta, moving_mean, moving_variance = head_bn.get_weights()
     head_bn.set_weights([gamma, beta + 0.1, moving_mean + 0.2, moving_variance * 2.0])
@@ -130,6 +135,33 @@ def test_save_load_round_trip(rgb_model: keras.Model, tmp_path: Path) -> None:
         model_lib.load_model(tmp_path / "missing.keras")
     with pytest.raises(PipelineError, match=r"\.keras"):
         model_lib.save_model(rgb_model, tmp_path / "model.h5")
+
+
+def test_the_normalisation_statistics_take_effect(rgb_model: keras.Model) -> None:
+    """Without this, the 4-channel tests below could not tell kept statistics from lost ones."""
+    plain = model_lib.build_classifier(CFG)
+    plain.set_weights(rgb_model.get_weights())  # variables copied, but not taken up
+    batch = images(4, seed=2)
+    assert not np.allclose(
+        model_lib.predict(plain, batch, 4), model_lib.predict(rgb_model, batch, 4), atol=1e-3
+    )
+    model_lib.finalize_normalization(plain)
+    np.testing.assert_allclose(
+        model_lib.predict(plain, batch, 4), model_lib.predict(rgb_model, batch, 4), atol=1e-6
+    )
+
+
+def test_four_channels_survive_save_and_load_as_the_three_channel_function(
+    rgb_model: keras.Model, four_model: keras.Model, tmp_path: Path
+) -> None:
+    batch = images(4, seed=12)
+    zero_map = np.concatenate([batch, np.zeros((4, SIZE, SIZE, 1), np.uint8)], axis=-1)
+    expected = model_lib.predict(rgb_model, batch, 4)
+    np.testing.assert_allclose(model_lib.predict(four_model, zero_map, 4), expected, atol=1e-5)
+    model_lib.save_model(four_model, tmp_path / "four.keras")
+    loaded = model_lib.load_model(tmp_path / "four.keras")
+    np.testing.assert_allclose(model_lib.predict(loaded, zero_map, 4), expected, atol=1e-5)
+    np.testing.assert_allclose(model_lib.predict(four_model, zero_map, 4), expected, atol=1e-5)
 
 
 def test_four_channels_with_any_map_computes_the_three_channel_function(
@@ -257,6 +289,11 @@ def test_imagenet_weights_from_the_keras_cache_and_from_a_file(
     # The 4-channel model extends the ImageNet rescaling with a neutral factor.
     four = model_lib.to_four_channels(model, CFG)
     assert list(four.get_layer("imagenet_rescaling").scale) == [*rescaling.scale, 1.0]
+    # In memory, with the file's statistics in effect, it computes the 3-channel function.
+    zero_map = np.concatenate([batch, np.zeros((2, SIZE, SIZE, 1), np.float32)], axis=-1)
+    np.testing.assert_allclose(
+        model_lib.predict(four, zero_map, 2), model_lib.predict(model, batch, 2), atol=1e-5
+    )
     np.testing.assert_array_equal(
         four.get_layer("stem_conv").get_weights()[0][:, :, :3],
         source.get_layer("stem_conv").get_weights()[0],

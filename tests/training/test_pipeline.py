@@ -61,6 +61,9 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert f"study bundle: {(out / 'study').resolve()}" in printed
+    # The loud start-up line: devices, strategy, precision.
+    assert "=== tiny: " in printed and "strategy " in printed and "precision float32" in printed
+    check_validation_maps_use_the_predicted_class(out, dataset)
 
     summary = validate_bundle(out / "study")
     assert summary["queries"] > 0 and summary["neighbours"] == 6
@@ -105,6 +108,37 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     printed = capsys.readouterr().out
     assert "[pool] done" in printed and "[study] done" in printed and "[rgb] skipped" in printed
     assert (out / "study" / "queries.json").read_bytes() == bundle_bytes
+
+
+def check_validation_maps_use_the_predicted_class(out: Path, dataset: Path) -> None:
+    """Validation maps are of the rgb model's predicted class, as for test images."""
+    import numpy as np
+
+    from training import data, model, saliency, split
+
+    parts = split.read_split(out / "split.csv")
+    records = [r for r in data.load_dataset(dataset) if parts[r.image_id] == "val"][:8]
+    cfg = get_config("tiny")
+    classifier = model.load_model(out / "rgb" / "model.keras")
+    pictures = data.read_images([r.path for r in records], cfg.image_size)
+    predicted = model.predict(classifier, pictures, cfg.batch_size).argmax(axis=1)
+    truth = data.label_indices(records)
+    assert (predicted != truth).any(), "a tiny model that is always right cannot tell them apart"
+    expected = saliency.saliency_maps(classifier, pictures, predicted, cfg.saliency_batch)
+    ids = [r.image_id for r in records]
+    written = saliency.read_maps(out / "saliency", ids, cfg.image_size)
+    np.testing.assert_array_equal(written, expected)
+
+
+def test_the_thesis_preset_without_a_gpu_says_so() -> None:
+    from training import model
+
+    warning = model.cpu_warning(get_config("thesis"))
+    if model.has_gpu():
+        assert warning is None
+    else:
+        assert "WARNING" in warning and "EfficientNetB4" in warning and "GPU" in warning
+    assert model.cpu_warning(get_config("tiny")) is None
 
 
 def test_deterministic_runs_augment_identically() -> None:

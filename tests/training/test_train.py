@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -114,6 +115,66 @@ def test_new_layers_take_a_larger_step() -> None:
     assert max(slow_moves) == pytest.approx(1e-3, rel=0.05)
     assert max(fast_moves) == pytest.approx(5e-2, rel=0.05)
     assert int(optimizers[0].iterations) == int(optimizers[1].iterations) == 1
+
+
+def test_focal_loss_is_the_thesis_equation_by_hand() -> None:
+    """Eq. 3.4: sum over classes of -alpha_t (1 - p_t)^gamma log p_t (eq. 3.5 for _t)."""
+    p = np.array([[0.7, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03], [0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1]])
+    y = np.zeros_like(p)
+    y[0, 0] = y[1, 2] = 1.0
+    expected = []
+    for probs, target in zip(p, y, strict=True):
+        total = 0.0
+        for prob, truth in zip(probs, target, strict=True):
+            p_t, alpha_t = (prob, 0.25) if truth else (1.0 - prob, 0.75)
+            total += -alpha_t * (1.0 - p_t) ** 2 * math.log(p_t)
+        expected.append(total)
+    loss = train.focal_loss(alpha=0.25, gamma=2.0)
+    got = np.asarray(loss(tf.constant(y, tf.float32), tf.constant(p, tf.float32)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # The same as 7 x Keras's class-balanced binary focal loss on the softmax output.
+    binary = keras.losses.BinaryFocalCrossentropy(
+        apply_class_balancing=True, alpha=0.25, gamma=2.0, reduction=None
+    )
+    np.testing.assert_allclose(got, 7 * np.asarray(binary(y, p)), rtol=1e-4)
+    # It is the default, and it is not Keras's categorical focal loss (true class only).
+    assert CFG.loss == get_config("thesis").loss == "focal"
+    default = np.asarray(train.make_loss(get_config("thesis"))(y, p))
+    np.testing.assert_allclose(default, expected, rtol=1e-5)
+    categorical = keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, reduction=None)
+    assert not np.allclose(np.asarray(categorical(y, p)), expected, rtol=1e-2)
+
+
+def test_a_resumed_stage_computes_with_the_saved_normalisation(tmp_path: Path) -> None:
+    """A checkpoint restore writes the statistics' variables; the layer must take them up."""
+
+    def four_channel_model(mean: float, variance: float) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((SIZE, SIZE, 4))
+        norm = keras.layers.Normalization(axis=-1, name="normalization")
+        x = norm(inputs)
+        norm.set_weights([np.full(4, mean), np.full(4, variance), np.int64(1)])
+        norm.finalize_state()
+        x = keras.layers.Conv2D(8, 3, strides=4, name="stem_conv")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+        x = keras.layers.BatchNormalization(name="head_bn")(x)
+        x = keras.layers.Dense(7, name="logits")(x)
+        return keras.Model(inputs, keras.layers.Activation("softmax", name="softmax")(x))
+
+    cfg = dataclasses.replace(CFG, batch_size=8, augment="none")
+    data = (images(16, channels=4, seed=6), labels(16))
+    out = tmp_path / "rgbs"
+    first = four_channel_model(120.0, 3600.0)
+    train.train_classifier(
+        first, data, data, dataclasses.replace(cfg, epochs_rgbs=1), out, "rgbs", verbose=0
+    )
+    fresh = four_channel_model(0.0, 1.0)
+    train.train_classifier(
+        fresh, data, data, dataclasses.replace(cfg, epochs_rgbs=2), out, "rgbs", verbose=0
+    )
+    pixels = np.full((1, 2, 2, 4), 180.0, np.float32)
+    normalised = np.asarray(fresh.get_layer("normalization")(pixels))
+    np.testing.assert_allclose(normalised, (180.0 - 120.0) / 60.0, rtol=1e-5)
 
 
 def test_dataset_gathers_batches_and_stacks_maps() -> None:
@@ -304,6 +365,34 @@ def test_training_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         model_lib.predict(again, val[0], 8), model_lib.predict(model, val[0], 8), atol=1e-6
     )
+
+
+def test_augmentation_inside_the_training_step(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(CFG, batch_size=8, augment="strong", augment_placement="step")
+    assert model_lib.augment_placement(cfg) == "step"
+    assert model_lib.augment_placement(dataclasses.replace(cfg, augment_placement="auto")) == (
+        "step" if model_lib.has_gpu() else "pipeline"
+    )
+    data = (images(16, seed=14), labels(16))
+    train.train_classifier(toy_classifier(), data, data, cfg, tmp_path, "rgb", verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert np.isfinite(history["epochs"][0]["loss"])
+    # The step really augments: the same batch gives another loss with augmentation inside.
+    model = toy_classifier()
+    groups = train.layer_groups(model, "rgb")
+    loss = train.make_loss(cfg)
+    x = tf.constant(images(8, seed=15), tf.float32)
+    y = tf.one_hot(labels(8), 7)
+    results = []
+    for augment in (None, train.augmenter(cfg, "rgb")):
+        optimizers = train.make_optimizers(cfg, "rgb", groups, steps_per_epoch=1)
+        step = train.make_train_step(
+            model, tf.distribute.get_strategy(), optimizers, groups, loss, None, augment
+        )
+        keras.utils.set_random_seed(0)
+        model.set_weights(toy_classifier().get_weights())
+        results.append(float(step((x, y))))
+    assert results[0] != pytest.approx(results[1], rel=1e-6)
 
 
 def test_four_channel_stage_trains_on_images_plus_maps(tmp_path: Path) -> None:
