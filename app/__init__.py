@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
 
+from app import limits
 from app.config import Config, ConfigError, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
@@ -42,7 +43,9 @@ def create_app(
     configure(app, config, overrides)
     # Before any blueprint adds its rules: every <int:...> in a URL gets the bounded converter.
     app.url_map.converters["int"] = IntegerConverter
+    limits.register(app)  # before the extensions: the body limit must precede the CSRF check
     register_extensions(app)
+    limits.register_after_login(app)
     register_blueprints(app)
     register_security_headers(app)
     register_errors_and_cli(app)

@@ -42,12 +42,12 @@ MAX_ZIP_BYTES = 2 << 30  # uncompressed total of an uploaded bundle
 MAX_ZIP_MEMBERS = 200000
 SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what zip tools write
 UNPACK_CHUNK = 1 << 20
-IMAGE_NAME = re.compile(r"^[0-9a-f]{32}\.jpg$")  # what /images/<name> accepts
-IMAGE_PATH = re.compile(r"^images/[0-9a-f]{32}\.jpg$")
+IMAGE_NAME = re.compile(r"^[0-9a-f]{32}\.jpg\Z")  # what /images/<name> accepts
+IMAGE_PATH = re.compile(r"^images/[0-9a-f]{32}\.jpg\Z")
 FILE_NAME = IMAGE_NAME
-CASE_KEY = re.compile(r"^[0-9a-f]{16,64}$")
-HEX_ONLY = re.compile(r"^[0-9a-f]+$")
-COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+CASE_KEY = re.compile(r"^[0-9a-f]{16,64}\Z")
+HEX_ONLY = re.compile(r"^[0-9a-f]+\Z")
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}\Z")
 UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_KEY = 64
 MAX_JSON_DEPTH = 32  # docs/bundle.md needs 4 levels; provenance may add a few
@@ -114,6 +114,22 @@ def _depth(document: Any) -> int:
     return deepest
 
 
+def _unstorable_text(document: Any) -> str | None:
+    """The first string (key or value) PostgreSQL cannot store or a page cannot encode, if any:
+    a NUL, another control character or half a surrogate pair, anywhere in the document."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and UNSTORABLE.search(value):
+            return value
+    return None
+
+
 def _load_json(path: Path, limit: int) -> Any:
     """A JSON file's content, refusing missing, oversized, unparsable or odd files."""
     if not path.is_file():
@@ -132,6 +148,12 @@ def _load_json(path: Path, limit: int) -> Any:
         raise BundleError(f"{path.name} is not valid JSON ({exc}).") from None
     if _depth(document) > MAX_JSON_DEPTH:
         raise BundleError(f"{path.name} nests lists or objects more than {MAX_JSON_DEPTH} deep.")
+    bad = _unstorable_text(document)
+    if bad is not None:
+        # Even in free-form fields (provenance): stored, it would break every page showing it.
+        raise BundleError(
+            f"{path.name} holds a control character or a lone surrogate in {bad[:40]!r}."
+        )
     return document
 
 
@@ -607,7 +629,20 @@ def extract_zip(archive: Any, into: Path) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 created.append(target)
                 _unpack(zipped, member, limit, target)
-    except (zipfile.BadZipFile, zlib.error, EOFError):  # also a truncated or corrupted member
+    except BundleError:
+        _remove(created)
+        raise
+    # Also a truncated or corrupted member, offsets that point nowhere (ValueError from seek),
+    # encryption or a compression method zipfile does not implement.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ):
         _remove(created)
         raise BundleError("The upload is not a valid .zip file.") from None
     except BaseException:

@@ -29,7 +29,18 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # The largest bundle upload (a logged-in organiser's); every other request: SMALL_BODY_BYTES.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(512 * 1024 * 1024)))
+    SMALL_BODY_BYTES = int(os.environ.get("SMALL_BODY_BYTES", str(1024 * 1024)))
+    # Dashboard pages, figures and exports per staff account and minute (see app/limits.py).
+    DASHBOARD_REQUESTS_PER_MINUTE = int(os.environ.get("DASHBOARD_REQUESTS_PER_MINUTE", "30"))
+    # A session unused this long is logged out; a case page kept open is a use every answer.
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "480"))
+    # Host names this app answers to (Flask's TRUSTED_HOSTS); others get 400, so that a forged
+    # Host header cannot end up in an invitation or reset link. Unset: any host (development).
+    TRUSTED_HOSTS = [
+        host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()
+    ] or None
     INVITATION_DAYS = int(os.environ.get("INVITATION_DAYS", "14"))
     DEVELOPMENT = os.environ.get("FLASK_DEBUG") == "1" or os.environ.get("SECBIR_DEV") == "1"
     CLOCK = None  # tests put a callable here to control time
@@ -68,6 +79,9 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_APP_DATABASE_URL") or None
     WTF_CSRF_ENABLED = False
     SESSION_COOKIE_SECURE = False
+    TRUSTED_HOSTS = None
+    # The tests walk the dashboard many times with one account; test_limits sets it low.
+    DASHBOARD_REQUESTS_PER_MINUTE = 100000
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     MAIL_SERVER = None  # a test that sends starts its own SMTP server and sets this
     MAIL_DEFAULT_SENDER = "study@example.org"

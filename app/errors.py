@@ -4,7 +4,7 @@ from flask import Flask, Response, flash, jsonify, redirect, render_template, re
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from app.extensions import db
 
@@ -106,8 +106,14 @@ def handle_unexpected(error: InternalServerError) -> tuple[Response | str, int]:
     return error_response(500)
 
 
+def handle_untrusted_host(error: SecurityError) -> tuple[Response, int]:
+    """A Host header outside TRUSTED_HOSTS: plain text, since no URL can be built for it."""
+    return Response("Bad request: this host name is not served here.\n", mimetype="text/plain"), 400
+
+
 def register(app: Flask) -> None:
     """Install the handlers on `app`."""
+    app.register_error_handler(SecurityError, handle_untrusted_host)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     # Flask hands every uncaught exception here, wrapped (tests re-raise it instead).

@@ -1,6 +1,7 @@
 """Flask-WTF forms for accounts and organisers (the survey's answer form lives elsewhere)."""
 
 import re
+from decimal import Decimal
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
@@ -23,19 +24,28 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    StopValidation,
     ValidationError,
 )
 
 from app.models import Sampling
 
 MIN_PASSWORD = 10
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 
 
 def email_address(form: FlaskForm, field: StringField) -> None:
     """A plausible e-mail address (one @, a dot in the domain, no spaces)."""
     if not EMAIL_PATTERN.match((field.data or "").strip()):
         raise ValidationError("Enter an e-mail address such as name@hospital.org.")
+
+
+def finite_number(form: FlaskForm, field: DecimalField) -> None:
+    """A number, not NaN or infinity (Decimal parses "NaN", "sNaN", "Infinity": comparing a
+    signalling NaN with a bound raises, which was a server error)."""
+    if isinstance(field.data, Decimal) and not field.data.is_finite():
+        field.errors = []
+        raise StopValidation("Enter a number.")
 
 
 def new_password_fields() -> tuple[PasswordField, PasswordField]:
@@ -139,7 +149,7 @@ class StudySettingsForm(FlaskForm):
     washout_hours = DecimalField(
         "Wash-out between Task 1 and Task 2 (hours)",
         places=1,
-        validators=[InputRequired(), NumberRange(min=0, max=24 * 365)],
+        validators=[InputRequired(), finite_number, NumberRange(min=0, max=24 * 365)],
         description="0 lets a reader start Task 2 right after Task 1.",
     )
     sampling = SelectField(

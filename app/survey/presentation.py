@@ -13,7 +13,7 @@ from app.survey.enrolment import case_token, task_size
 from app.survey.forms import AnswerForm
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g")  # home row: confidence 1-5 without looking
-HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
 FALLBACK_COLOUR = "#595959"
 
 Page = Response | str | tuple[Response | str, int]

@@ -1,0 +1,77 @@
+"""Request limits that run before any view (and before the CSRF check reads a form).
+
+- Body size: every request may send at most SMALL_BODY_BYTES, except a bundle upload by a
+  logged-in organiser or admin, which may send MAX_CONTENT_LENGTH. The limit is set on the
+  request before anything reads the body, so an anonymous 512 MB POST is refused (413) after
+  SMALL_BODY_BYTES without a byte of it reaching a temporary file. (A logged-in organiser's
+  multipart upload is parsed before its CSRF token can be checked, since the token is inside
+  it; SameSite=Lax session cookies keep other sites from sending it in their name.)
+- Heavy staff pages (the dashboard, its figures and exports): at most
+  DASHBOARD_REQUESTS_PER_MINUTE per account, counted in the database, so that one organiser
+  reloading them in a loop cannot slow the readers' pages (reading time is study data).
+- Idle sessions: a session unused for SESSION_IDLE_MINUTES is logged out.
+"""
+
+import time
+from datetime import timedelta
+
+from flask import Flask, current_app, flash, request, session
+from flask_login import current_user, logout_user
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
+
+from app.auth.throttle import hit
+
+UPLOAD_ENDPOINTS = frozenset({"admin.import_study"})
+HEAVY_BLUEPRINTS = frozenset({"dashboard"})
+SEEN = "_seen"  # the session key holding when the session was last used (Unix seconds)
+
+
+def limit_body() -> None:
+    """Allow a large body only for a staff member's bundle upload."""
+    upload = (
+        request.endpoint in UPLOAD_ENDPOINTS
+        and request.method == "POST"
+        and current_user.is_authenticated
+        and current_user.is_staff
+    )
+    if not upload:
+        limit = current_app.config["SMALL_BODY_BYTES"]
+        request.max_content_length = limit  # bounds what is read, chunked bodies too
+        if (request.content_length or 0) > limit:
+            raise RequestEntityTooLarge()  # said up front: refused before any view runs
+
+
+def expire_idle_session() -> None:
+    """Log out a session that was not used for SESSION_IDLE_MINUTES (checked every request)."""
+    if not current_user.is_authenticated:
+        return
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    moment = time.time()
+    seen = session.get(SEEN)
+    if isinstance(seen, int | float) and moment - seen > idle:
+        logout_user()
+        session.pop(SEEN, None)
+        flash("You were logged out after a long time without activity. Please log in.", "info")
+        return
+    if not isinstance(seen, int | float) or moment - seen > 60:
+        session[SEEN] = int(moment)  # at most once a minute: fewer cookie rewrites
+
+
+def limit_heavy_pages() -> None:
+    """Refuse a staff account's dashboard requests beyond the per-minute allowance (429)."""
+    if request.blueprint not in HEAVY_BLUEPRINTS or not current_user.is_authenticated:
+        return
+    allowance = current_app.config["DASHBOARD_REQUESTS_PER_MINUTE"]
+    if hit(f"d:{current_user.id}", timedelta(minutes=1)) > allowance:
+        raise TooManyRequests(retry_after=60)
+
+
+def register(app: Flask) -> None:
+    """Install the limits; call before the extensions, so the body limit precedes CSRF."""
+    app.before_request(limit_body)
+
+
+def register_after_login(app: Flask) -> None:
+    """The limits that need the logged-in user (after Flask-Login is bound)."""
+    app.before_request(expire_idle_session)
+    app.before_request(limit_heavy_pages)

@@ -1,0 +1,236 @@
+"""Findings of the attack on the running app (issue 15) that are not about one area: server
+errors from odd input, request bodies and their limits, the dashboard's rate limit, idle
+sessions, trusted hosts, and validation patterns that accepted a trailing newline."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.bundle import (
+    CASE_KEY,
+    COLOUR,
+    HEX_ONLY,
+    IMAGE_NAME,
+    IMAGE_PATH,
+    BundleError,
+    extract_zip,
+    validate_bundle,
+)
+from app.forms import EMAIL_PATTERN
+from app.limits import SEEN
+from app.survey.presentation import HEX_COLOUR
+from tests.app.conftest import StudyRef, UserRef
+from tests.app.test_security import zip_of
+
+# ---------------------------------------------------------------- server errors from odd input
+
+
+@pytest.mark.parametrize("value", ["sNaN", "-sNaN", "NaN", "Infinity", "-inf"])
+def test_a_washout_that_is_not_a_number_is_a_form_error(
+    client: FlaskClient, study: StudyRef, organiser: UserRef, login, value: str
+) -> None:
+    login(client, organiser)
+    response = client.post(
+        f"/admin/studies/{study.id}",
+        data={"name": "Test study", "washout_hours": value, "information": ""},
+    )
+    assert response.status_code == 400 and "Enter a number." in response.text
+
+
+def test_a_lone_surrogate_anywhere_in_the_manifest_is_refused(bundle_dir: Path) -> None:
+    # It used to be stored from provenance.run and broke the study's settings page for good.
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    manifest["provenance"]["run"] = "run \ud800"
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="lone surrogate"):
+        validate_bundle(bundle_dir)
+    manifest["provenance"] = {"note\x00": "a NUL in a key"}
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="control character"):
+        validate_bundle(bundle_dir)
+
+
+def central_header(archive: bytes) -> int:
+    """Where the first central directory entry starts."""
+    return archive.find(b"PK\x01\x02")
+
+
+def strong_encryption(archive: bytes) -> bytes:
+    """The first member flagged as strongly encrypted (zipfile: NotImplementedError)."""
+    data = bytearray(archive)
+    data[central_header(archive) + 8] |= 0x40
+    return bytes(data)
+
+
+def directory_before_the_file(archive: bytes) -> bytes:
+    """A central directory offset that points before the file (zipfile: ValueError on seek)."""
+    data = bytearray(archive)
+    end = archive.rfind(b"PK\x05\x06")
+    data[end + 16 : end + 20] = (2**31).to_bytes(4, "little")
+    return bytes(data)
+
+
+def name_not_utf8(archive: bytes) -> bytes:
+    """The first member's name flagged as UTF-8 but not UTF-8 (zipfile: UnicodeDecodeError)."""
+    data = bytearray(archive)
+    start = central_header(archive)
+    data[start + 9] |= 0x08  # general purpose flag bit 11: the name is UTF-8
+    data[start + 46] = 0xFF  # the first byte of the name
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", [strong_encryption, directory_before_the_file, name_not_utf8])
+def test_a_malformed_zip_is_refused_not_a_server_error(
+    bundle_dir: Path, tmp_path: Path, damage
+) -> None:
+    archive = damage(zip_of(bundle_dir))
+    into = tmp_path / "unpacked"
+    into.mkdir()
+    with pytest.raises(BundleError, match=r"not a valid \.zip"):
+        extract_zip(io.BytesIO(archive), into)
+    assert not [path for path in into.rglob("*") if path.is_file()]
+
+
+def test_a_malformed_zip_upload_answers_400(
+    client: FlaskClient, organiser: UserRef, bundle_dir: Path, login
+) -> None:
+    login(client, organiser)
+    for damage in (strong_encryption, directory_before_the_file, name_not_utf8):
+        upload = (io.BytesIO(damage(zip_of(bundle_dir))), "bundle.zip")
+        response = client.post("/admin/studies/import", data={"name": "x", "upload": upload})
+        assert response.status_code == 400 and "not a valid .zip" in response.text
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def test_an_anonymous_post_may_not_send_a_large_body(app: Flask, client: FlaskClient) -> None:
+    limit = app.config["SMALL_BODY_BYTES"]
+    for path in ("/login", "/admin/studies/import", "/invite/whatever"):
+        response = client.post(
+            path, data=b"x" * (limit + 1), content_type="application/octet-stream"
+        )
+        assert response.status_code == 413, path
+    files = {"file": (io.BytesIO(b"x" * (limit + 1)), "big.bin")}
+    assert client.post("/login", data=files).status_code == 413
+
+
+def test_multipart_parts_do_not_reach_a_temporary_file_before_the_csrf_check(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # werkzeug spools a file part above 500 KB to a temporary file: none may be opened.
+    import werkzeug.formparser
+
+    opened: list[int] = []
+    real = werkzeug.formparser.default_stream_factory
+
+    def counting(*args, **kwargs):
+        opened.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(werkzeug.formparser, "default_stream_factory", counting)
+    app.config["WTF_CSRF_ENABLED"] = True
+    files = {"upload": (io.BytesIO(b"x" * (8 << 20)), "bundle.zip"), "name": "x"}
+    response = client.post("/admin/studies/import", data=files)
+    assert response.status_code == 413 and not opened
+
+
+def test_a_staff_upload_may_be_large(
+    client: FlaskClient, organiser: UserRef, bundle_dir: Path, login, app: Flask
+) -> None:
+    app.config["SMALL_BODY_BYTES"] = 1000  # the bundle's zip is larger than that
+    login(client, organiser)
+    upload = (io.BytesIO(zip_of(bundle_dir)), "bundle.zip")
+    response = client.post("/admin/studies/import", data={"name": "Big", "upload": upload})
+    assert response.status_code == 302
+    # The same size anywhere else is refused.
+    assert client.post("/password", data={"current": "x" * 2000}).status_code == 413
+
+
+# ---------------------------------------------------------------- the dashboard's rate limit
+
+
+def test_one_organiser_cannot_reload_the_dashboard_without_end(
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    organiser: UserRef,
+    admin: UserRef,
+    login,
+    clock,
+) -> None:
+    app.config["DASHBOARD_REQUESTS_PER_MINUTE"] = 5
+    login(client, organiser)
+    urls = [f"/dashboard/{study.id}/", f"/dashboard/{study.id}/export/responses"]
+    statuses = [client.get(urls[n % 2]).status_code for n in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    # Counted per account: another organiser's or admin's pages are not slowed.
+    other = app.test_client()
+    login(other, admin)
+    assert other.get(urls[0]).status_code == 200
+    clock.advance(minutes=1, seconds=1)
+    assert client.get(urls[0]).status_code == 200
+
+
+# ---------------------------------------------------------------- sessions and hosts
+
+
+def test_an_idle_session_is_logged_out(
+    app: Flask, client: FlaskClient, organiser: UserRef, login
+) -> None:
+    login(client, organiser)
+    assert client.get("/password").status_code == 200
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+    with client.session_transaction() as session:
+        session[SEEN] -= idle - 120  # used a little less than the idle time ago
+    assert client.get("/password").status_code == 200
+    with client.session_transaction() as session:
+        session[SEEN] -= idle + 1
+    response = client.get("/password")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_untrusted_hosts_are_refused_and_links_name_the_trusted_one(
+    app: Flask, client: FlaskClient, study: StudyRef, organiser: UserRef, login
+) -> None:
+    app.config["TRUSTED_HOSTS"] = ["study.hospital.org"]
+    login_response = client.post(
+        "/login",
+        data={"email": organiser.email, "password": organiser.password},
+        headers={"Host": "evil.example"},
+    )
+    assert login_response.status_code == 400
+    base = "http://study.hospital.org"
+    response = client.post(
+        "/login",
+        data={"email": organiser.email, "password": organiser.password},
+        base_url=base,
+    )
+    assert response.status_code == 302
+    page = client.post(
+        f"/admin/studies/{study.id}/invitations",
+        data={"email": "someone@example.org", "days": "3"},
+        base_url=base,
+    )
+    assert page.status_code == 200 and "http://study.hospital.org/invite/" in page.text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "good"),
+    [
+        (EMAIL_PATTERN, "name@hospital.org"),
+        (IMAGE_NAME, "0" * 32 + ".jpg"),
+        (IMAGE_PATH, "images/" + "0" * 32 + ".jpg"),
+        (CASE_KEY, "0" * 16),
+        (HEX_ONLY, "abc"),
+        (COLOUR, "#aabbcc"),
+        (HEX_COLOUR, "#aabbcc"),
+    ],
+)
+def test_validation_patterns_refuse_a_trailing_newline(pattern, good: str) -> None:
+    assert pattern.match(good)
+    assert not pattern.match(good + "\n")
