@@ -190,7 +190,7 @@
       frame.setAttribute("aria-label", label);
       frame.setAttribute("aria-describedby", "viewer-keys");
       var image = document.createElement("img");
-      image.src = source.src;
+      image.src = source.href || source.src; // a tile's link holds the full-size image
       image.alt = source.alt;
       frame.appendChild(image);
       figure.appendChild(frame);
@@ -223,7 +223,8 @@
       if (tile) {
         var name = tile.querySelector("figcaption").textContent.replace(/\s+/g, " ").trim();
         var frameClass = "tile-pane " + tile.className.replace("tile", "").trim();
-        viewers.push(pane(tile.querySelector("img"), "Similar image " + name, frameClass, tile.querySelector("figcaption")));
+        var full = { href: tile.querySelector("a").href, alt: tile.querySelector("img").alt };
+        viewers.push(pane(full, "Similar image " + name, frameClass, tile.querySelector("figcaption")));
         title.textContent = comparing ? "Similar image " + name + " beside the case" : "Similar image " + name;
       } else {
         title.textContent = caseCaption().textContent;

@@ -1,11 +1,15 @@
 """Study images: served by content-hash name, only to the users of a study that shows them."""
 
+import io
+from pathlib import Path
+
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Case
+from app.models import Case, Study
 
 
 def names(app: Flask, study_id: int) -> tuple[str, str, str]:
@@ -62,3 +66,31 @@ def test_enrolled_or_invited_only(client: FlaskClient, app: Flask, study, make_u
     stranger = make_user("stranger@example.org")
     login(client, stranger)
     assert client.get(f"/images/{names(app, study.id)[0]}.jpg").status_code == 404
+
+
+def test_a_right_sized_copy_for_the_tiles(
+    client: FlaskClient, app: Flask, study, reader, other_reader, login
+) -> None:
+    _, _, neighbour = names(app, study.id)
+    with app.app_context():
+        folder = Path(db.session.get(Study, study.id).image_folder)
+    # A full-size web image (the bundle factory's are tiny), with EXIF that must not travel.
+    exif = Image.Exif()
+    exif[0x010E] = "ISIC_0024306"  # ImageDescription: an image id
+    Image.new("RGB", (450, 338), (200, 120, 90)).save(folder / f"{neighbour}.jpg", exif=exif)
+    login(client, reader)
+    response = client.get(f"/images/{neighbour}.jpg?w=240")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    with Image.open(io.BytesIO(response.data)) as small:
+        assert small.size == (240, 180)
+        assert not small.getexif() and b"ISIC" not in response.data
+    kept = list((folder / "thumbnails").iterdir())
+    assert [path.name for path in kept] == [f"{neighbour}-w240.jpg"]
+    assert client.get(f"/images/{neighbour}.jpg?w=240").data == response.data  # made once
+    assert client.get(f"/images/{neighbour}.jpg").data != response.data
+    for width in ("100", "9999", "x", ""):
+        assert client.get(f"/images/{neighbour}.jpg?w={width}").status_code == 404
+    client.post("/logout")
+    login(client, other_reader)
+    assert client.get(f"/images/{neighbour}.jpg?w=240").status_code == 404

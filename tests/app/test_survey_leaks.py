@@ -22,7 +22,7 @@ from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from tests.app.conftest import StudyRef, UserRef
 from tests.app.test_survey import case_url, consent, token_of
 
-IMAGE_URL = re.compile(r"/images/([0-9a-f]{32})\.jpg")
+IMAGE_URL = re.compile(r"/images/([0-9a-f]{32})\.jpg(?:\?w=\d+)?")
 NEIGHBOURS = re.compile(r'<section class="neighbours".*?</section>', re.S)
 
 

@@ -189,9 +189,12 @@ def check_neighbour_and_compare(page, size: str) -> None:
     page.locator("#viewer-dialog figure.pane:nth-child(1) .viewer-frame").focus()
     page.keyboard.press("+")
     page.keyboard.press("ArrowLeft")
+    # Panzoom paints on the next frame: wait until both are zoomed and moved alike.
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#viewer-dialog .pane img')].every("
-        "i => new DOMMatrix(getComputedStyle(i).transform).a > 1.3)"
+        "() => { const m = [...document.querySelectorAll('#viewer-dialog .pane img')].map("
+        "i => new DOMMatrix(getComputedStyle(i).transform));"
+        " return m.length === 2 && m[0].a > 1.3 && m[0].e !== 0"
+        " && m[0].toString() === m[1].toString(); }"
     )
     matrices = dialog.locator(".pane img").evaluate_all(
         "imgs => imgs.map(i => getComputedStyle(i).transform)"
