@@ -19,6 +19,7 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # ---- build stage: a virtualenv from the pre-built wheels, offline (--no-index)
 FROM ${BASE_IMAGE} AS build
+LABEL org.secbir.image=build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
 # build/wheels/ is made by `make wheels` (pip wheel -r requirements/app.txt -w build/wheels).
@@ -30,7 +31,7 @@ RUN python3 -m venv /venv \
 
 # ---- runtime stage: the virtualenv and the app, run by an unprivileged user
 FROM ${BASE_IMAGE} AS runtime
-# Marks this image's layers (.ci/container prunes replaced builds by it).
+# Marks the images of both stages (.ci/container prunes replaced builds by it).
 LABEL org.secbir.image=app
 ENV PATH="/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
