@@ -15,10 +15,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
 
-from app import limits
+from app import limits, resilience
 from app.config import Config, ConfigError, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
+from app.resilience import ResilientFlask
 
 ROOT = Path(__file__).resolve().parent.parent
 # The largest value of an INTEGER column (PostgreSQL's and what SQLite's driver binds safely).
@@ -34,7 +35,7 @@ def create_app(
     config: type | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Flask:
     """Build the application: configuration, database, extensions, blueprints, errors, CLI."""
-    app = Flask(
+    app = ResilientFlask(
         __name__,
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
@@ -45,6 +46,7 @@ def create_app(
     app.url_map.converters["int"] = IntegerConverter
     limits.register(app)  # before the extensions: the body limit must precede the CSRF check
     register_extensions(app)
+    resilience.register(app)
     limits.register_after_login(app)
     register_blueprints(app)
     register_security_headers(app)

@@ -23,6 +23,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     STUDY_IMAGES = os.environ.get("STUDY_IMAGES")  # default: <instance>/study-images
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # PostgreSQL: how long a request waits for the database to come back (app/resilience.py).
+    DATABASE_WAIT_SECONDS = float(os.environ.get("DATABASE_WAIT_SECONDS", "15"))
+    # Run a request once more when its connection died under it (0: never; for comparisons).
+    DATABASE_RERUN = os.environ.get("DATABASE_RERUN", "1") != "0"
     WTF_CSRF_TIME_LIMIT = None  # a case page may stay open for a long consultation
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,6 +1,7 @@
 """Fault benchmark: readers keep answering while a worker and then the database go down.
 
-`python benchmarks/faults.py [--db sqlite|postgresql|both] [--readers 50] [--seconds 150]`
+`python benchmarks/faults.py [--db sqlite|postgresql|both] [--readers 50] [--seconds 150]
+[--outage 5] [--shared-cluster]`
 
 Set-up as benchmarks/load.py (fresh database, study from a bundle, wash-out 0, gunicorn from
 gunicorn.conf.py on 127.0.0.1). Every reader answers both tasks to the end. A failed request
@@ -9,9 +10,14 @@ where it stands again and carries on. Two faults, triggered by progress:
 
 1. at a quarter of all answers, one gunicorn worker is killed with SIGKILL (the master
    respawns it);
-2. at 55 %, the database "restarts": PostgreSQL with `pg_ctlcluster ... restart` (every
-   pooled connection dies; pool_pre_ping must replace them), SQLite by SIGKILL to all workers
-   at once (the database is a file: the processes die mid-write).
+2. at 55 %, the database "restarts": PostgreSQL is stopped (fast: every session is ended),
+   kept down for `--outage` seconds (default 5) and started again; SQLite by SIGKILL to all
+   workers at once (the database is a file: the processes die mid-write). PostgreSQL runs in
+   a throwaway cluster of its own (initdb in a temporary folder, another port, as the
+   `postgres` user), so the restart disturbs nobody else; `--shared-cluster` restarts the
+   local cluster with `pg_ctlcluster ... restart` instead (brief, but felt by everyone).
+
+"error pages readers saw" counts the survey requests that got a 5xx or no answer at all.
 
 At the end: every acknowledged answer stored exactly once and unchanged, every reader at the
 end of Task 2, the errors each fault caused and how long until answers were taken again.
@@ -20,8 +26,10 @@ end of Task 2, the errors each fault caused and how long until answers were take
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -31,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import _loadkit
 from _loadkit import (
     Page,
     Reader,
@@ -58,6 +67,60 @@ def postgres_cluster() -> tuple[str, str]:
         raise RuntimeError("no PostgreSQL cluster under /etc/postgresql")
     clusters = sorted(p.name for p in (Path("/etc/postgresql") / versions[-1]).iterdir())
     return versions[-1], "main" if "main" in clusters else clusters[0]
+
+
+class ThrowawayCluster:
+    """A PostgreSQL cluster of its own in a temporary folder, started on a free port."""
+
+    def __init__(self) -> None:
+        version, _ = postgres_cluster()
+        self.bin = Path("/usr/lib/postgresql") / version / "bin"
+        # Its own folder, owned by `postgres` (the benchmark's work folder is private to root).
+        self.folder = Path(tempfile.mkdtemp(prefix="secbir-faults-pg-"))
+        shutil.chown(self.folder, "postgres")
+        self.data = self.folder / "pgdata"
+        self.port = free_port()
+        self._as_postgres(
+            [str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
+        )
+        self.start()
+
+    def _as_postgres(self, command: list[str]) -> None:
+        """Run a PostgreSQL program as the `postgres` user (initdb refuses root)."""
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(
+            [
+                *(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options),
+                *("-l", str(self.folder / "server.log"), "-w", "start"),
+            ]
+        )
+
+    def stop(self) -> None:
+        """Stop the server at once (fast mode: every session is ended, as in a restart)."""
+        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"])
+
+    def remove(self) -> None:
+        """Stop it if running and delete its folder."""
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        """The libpq URL of its `postgres` database."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], limit: float, step: float = 0.05) -> float | None:
@@ -120,6 +183,10 @@ def fault_report(name: str, at: float, until: float, recorder: Recorder, extra: 
 def run_one(kind: str, args: argparse.Namespace) -> dict:
     """The fault run on one database; prints its report and returns the figures."""
     workdir = Path(tempfile.mkdtemp(prefix=f"secbir-faults-{kind}-"))
+    cluster = None
+    if kind == "postgresql" and not args.shared_cluster:
+        cluster = ThrowawayCluster()
+        _loadkit.PG_SERVER = cluster.url
     database = fresh_database(kind, workdir, "secbir_faults")
     server = None
     monitor = None
@@ -178,9 +245,14 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
         time.sleep(max(0.0, kill_at + args.gap - time.monotonic()))
         restart_at = time.monotonic()
         shares.append(answered_share())
-        if kind == "postgresql":
-            version, cluster = postgres_cluster()
-            command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"]
+        if cluster is not None:
+            cluster.stop()
+            time.sleep(args.outage)
+            cluster.start()
+            what = f"PostgreSQL stopped, down {args.outage:g} s, started"
+        elif kind == "postgresql":
+            version, name = postgres_cluster()
+            command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
             subprocess.run(command, check=True, capture_output=True, timeout=120)
             what = "PostgreSQL restarted: " + " ".join(command)
         else:
@@ -205,6 +277,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
                 Path(args.log_dir).mkdir(parents=True, exist_ok=True)
                 shutil.copy(server.log, Path(args.log_dir) / f"faults-{kind}-gunicorn.log")
         database.drop()
+        if cluster is not None:
+            cluster.remove()
         shutil.rmtree(workdir, ignore_errors=True)
 
     done = sum(1 for page in finished if isinstance(page, Page) and page.kind == "done")
@@ -231,6 +305,13 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
             f"struck at {shares[1]:.0%} of the answers",
         )
     )
+    seen = [
+        s
+        for kind_ in SURVEY_KINDS
+        for s in recorder.of(kind_, restart_at - 30, end)
+        if is_error(s) and s.started + s.seconds >= restart_at
+    ]
+    print(f"error pages readers saw from the database fault on: {len(seen)}")
     late = [
         s
         for kind_ in SURVEY_KINDS
@@ -273,6 +354,14 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=10.0, help="min. seconds between faults")
     parser.add_argument("--pool", type=int, default=40, help="cases in the study's bundle")
     parser.add_argument("--log-dir", help="keep gunicorn's log of each run in this folder")
+    parser.add_argument(
+        "--outage", type=float, default=5.0, help="seconds PostgreSQL stays down (own cluster)"
+    )
+    parser.add_argument(
+        "--shared-cluster",
+        action="store_true",
+        help="restart the local cluster (pg_ctlcluster) instead of a throwaway one",
+    )
     args = parser.parse_args()
     if not 1 <= args.readers <= 200 or not 10 <= args.seconds <= 240:
         parser.error("keep the run small: 1-200 readers, 10-240 seconds")
