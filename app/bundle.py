@@ -12,6 +12,7 @@ This module must not import TensorFlow or `training`: the web app checks bundles
 """
 
 import hashlib
+import hmac
 import io
 import json
 import math
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy
+from flask import current_app
 from PIL import Image
 from sqlalchemy import select
 
@@ -442,8 +444,23 @@ def validate_bundle(folder: str | Path) -> ValidBundle:
     return ValidBundle(root, manifest, queries, digest_of(manifest, queries), frozenset(images))
 
 
+def served_name(name: str, secret: str | None = None) -> str:
+    """The name a bundle image is stored and served under in this deployment.
+
+    A bundle names images by a hash of their content, which anyone holding the public dataset
+    and this open-source code can compute (and so map a URL to an image id and diagnosis).
+    Served names are keyed by the deployment's SECRET_KEY instead: nobody computes them
+    without it, and two deployments never share one. Fixed at import (stored in the rows), so
+    a later change of SECRET_KEY does not move images.
+    """
+    secret_bytes = (secret or current_app.config["SECRET_KEY"]).encode()
+    key = hmac.new(secret_bytes, b"secbir study image names", hashlib.sha256).digest()
+    return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32] + ".jpg"
+
+
 def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
-    """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it."""
+    """Copy the images, under their served names, into image_root/<digest[:16]>/ atomically;
+    whether we created that folder."""
     target = image_root / bundle.digest[:16]
     if target.is_dir():
         return target, False
@@ -451,7 +468,7 @@ def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=image_root))
     try:
         for name in bundle.images:
-            shutil.copyfile(bundle.folder / "images" / name, staging / name)
+            shutil.copyfile(bundle.folder / "images" / name, staging / served_name(name))
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -485,8 +502,8 @@ def import_bundle(
             lesion_id=query["lesion_id"],
             truth=query["truth"],
             majority_vote=query["majority_vote"],
-            image=_image_name(query["image"], "image"),
-            image_rotated=_image_name(query["image_rotated"], "image"),
+            image=served_name(_image_name(query["image"], "image")),
+            image_rotated=served_name(_image_name(query["image_rotated"], "image")),
         )
         case.neighbours = [
             Neighbour(
@@ -495,7 +512,7 @@ def import_bundle(
                 lesion_id=item["lesion_id"],
                 truth=item["truth"],
                 similarity=float(item["similarity"]),
-                image=_image_name(item["image"], "image"),
+                image=served_name(_image_name(item["image"], "image")),
             )
             for item in query["neighbours"]
         ]

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.bundle import BundleError, digest_of, import_bundle, validate_bundle
+from app.bundle import BundleError, digest_of, import_bundle, served_name, validate_bundle
 from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyStatus
 from tests.app.bundle_factory import jpeg_bytes, read_queries, write_queries
@@ -281,13 +281,13 @@ def test_valid_bundle_is_imported_with_cases_neighbours_and_images(
         assert [case.case_key for case in study.cases] == [q["case_key"] for q in queries]
         first = study.cases[0]
         assert first.truth == queries[0]["truth"]
-        assert first.image == queries[0]["image"].split("/")[1]
+        assert first.image == served_name(queries[0]["image"].split("/")[1])
         assert [n.rank for n in first.neighbours] == [1, 2, 3, 4, 5, 6]
         assert db.session.scalar(select(func.count(Neighbour.id))) == 30 * 6
         folder = Path(study.image_folder)
         assert folder == Path(app.config["STUDY_IMAGES"]) / study.bundle_digest[:16]
         copied = {path.name for path in folder.iterdir()}
-        assert copied == {path.name for path in (bundle_dir / "images").iterdir()}
+        assert copied == {served_name(path.name) for path in (bundle_dir / "images").iterdir()}
         assert study.manifest["likert"][0] == "not confident at all"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app.bundle import (
     CASE_KEY,
@@ -18,10 +19,13 @@ from app.bundle import (
     IMAGE_PATH,
     BundleError,
     extract_zip,
+    served_name,
     validate_bundle,
 )
+from app.extensions import db
 from app.forms import EMAIL_PATTERN
 from app.limits import SEEN
+from app.models import Case, Neighbour, Study
 from app.survey.presentation import HEX_COLOUR
 from tests.app.conftest import StudyRef, UserRef
 from tests.app.test_security import zip_of
@@ -234,3 +238,26 @@ def test_untrusted_hosts_are_refused_and_links_name_the_trusted_one(
 def test_validation_patterns_refuse_a_trailing_newline(pattern, good: str) -> None:
     assert pattern.match(good)
     assert not pattern.match(good + "\n")
+
+
+# ---------------------------------------------------------------- image names
+
+
+def test_served_image_names_cannot_be_computed_without_the_deployments_secret(
+    app: Flask, client: FlaskClient, study: StudyRef, reader: UserRef, bundle_cache, login
+) -> None:
+    bundle_names = {path.name for path in (bundle_cache[0] / "images").iterdir()}
+    with app.app_context():
+        rows = db.session.execute(select(Case.image, Case.image_rotated)).all()
+        stored = {name for row in rows for name in row}
+        stored |= set(db.session.scalars(select(Neighbour.image)))
+        folder = Path(db.session.get(Study, study.id).image_folder)
+        assert stored and not stored & bundle_names
+        assert {path.name for path in folder.iterdir() if path.is_file()} == stored
+        # Another deployment (another secret) would name the same image differently.
+        some = sorted(bundle_names)[0]
+        assert served_name(some) != served_name(some, secret="another deployment's key")
+        assert served_name(some) in stored | {served_name(n) for n in bundle_names}
+    login(client, reader)
+    page = client.get(f"/survey/{study.id}/task/1/case/1").text
+    assert not any(name.removesuffix(".jpg") in page for name in bundle_names)

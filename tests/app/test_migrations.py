@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app, normalise_database_url
 from app.auth import create_invitation, create_user
-from app.bundle import import_bundle
+from app.bundle import import_bundle, served_name
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Role, Study, User
@@ -121,3 +121,30 @@ def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
             ("Run by two", "importer@example.org", True),
             ("Run by two", "inviter@example.org", False),
         ]
+
+
+def test_upgrade_renames_study_images_to_keyed_names(
+    empty_app: Flask, bundle_cache: dict[int, Path]
+) -> None:
+    with empty_app.app_context():
+        upgrade(revision="i15b")
+        study, _ = import_bundle(bundle_cache[0], "Old names", empty_app.config["STUDY_IMAGES"])
+        # As before i15c: rows and files under the bundle's content-hash names.
+        original = {served_name(p.name): p.name for p in (bundle_cache[0] / "images").iterdir()}
+        folder = Path(study.image_folder)
+        for keyed, name in original.items():
+            (folder / keyed).rename(folder / name)
+        for case in study.cases:
+            case.image, case.image_rotated = original[case.image], original[case.image_rotated]
+            for neighbour in case.neighbours:
+                neighbour.image = original[neighbour.image]
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        study = db.session.scalar(select(Study))
+        names = {c.image for c in study.cases} | {
+            n.image for c in study.cases for n in c.neighbours
+        }
+        assert names and names <= set(original)
+        assert all((folder / name).is_file() for name in names)
+        assert not any((folder / name).exists() for name in original.values())
