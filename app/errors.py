@@ -37,7 +37,7 @@ def discard_transaction() -> None:
     try:
         db.session.rollback()
     except SQLAlchemyError:
-        db.session.invalidate()
+        db.session().invalidate()
 
 
 def wants_json() -> bool:

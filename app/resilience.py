@@ -66,7 +66,7 @@ def forget_request_state() -> None:
     try:
         db.session.rollback()
     except DBAPIError:
-        db.session.invalidate()
+        db.session().invalidate()
     db.session.remove()
     g.pop("_login_user", None)
 
@@ -85,7 +85,19 @@ class ResilientFlask(Flask):
             return super().full_dispatch_request()
 
 
+def end_session_safely(_error: BaseException | None) -> None:
+    """Close the request's session even when its connection died (runs before
+    Flask-SQLAlchemy's own teardown, whose rollback would raise and lose the response)."""
+    try:
+        db.session.remove()
+    except DBAPIError:
+        db.session.registry().invalidate()  # drop the dead connection without a rollback
+        db.session.registry.clear()
+
+
 def register(app: Flask) -> None:
-    """Install the connection retry on the app's engine."""
+    """Install the connection retry on the app's engine and the safe teardown (call after
+    binding Flask-SQLAlchemy: teardowns run in reverse order, so this one runs first)."""
     with app.app_context():
         install_connection_retry(db.engine, float(app.config["DATABASE_WAIT_SECONDS"]))
+    app.teardown_appcontext(end_session_safely)

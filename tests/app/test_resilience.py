@@ -73,3 +73,23 @@ def test_a_request_whose_connection_dies_under_it_runs_again(
     assert len(runs) == 2
     # The reader's own pages work on, on fresh connections.
     assert client.get(f"/survey/{study.id}/").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+def test_a_connection_that_died_after_the_view_still_gives_the_response(
+    app: Flask, reader: UserRef, login
+) -> None:
+    # The restart came between the view and the end of the request: the rollback at teardown
+    # failed and escaped Flask, and gunicorn sent a bare 500 for an answer already computed.
+    @app.get("/test-only/dies-after")
+    def dies_after() -> str:
+        own = db.session.scalar(text("SELECT pg_backend_pid()"))
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": own})
+        return "done"
+
+    client = app.test_client()
+    login(client, reader)
+    response = client.get("/test-only/dies-after")
+    assert response.status_code == 200 and response.text == "done"
