@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="override one configuration field, e.g. --set epochs=3 (repeatable)",
     )
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="every stage of a preset at its real size on a few synthetic images, one step each",
+    )
+    smoke.add_argument("--preset", choices=tuple(PRESETS), required=True)
+    smoke.add_argument("--images", type=int, default=21, help="synthetic images (at least 21)")
+    smoke.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="compute in mixed float16 even without a GPU (the GPU's code path)",
+    )
+    smoke.add_argument("--out", type=Path, help="keep the data and run here (default: removed)")
     return parser
 
 
@@ -78,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from training import metrics
 
             return metrics.main_evaluate_retrieval(args)
+        if args.command == "smoke":
+            from training import smoke
+
+            return smoke.main(args)
         from training import pipeline
 
         return pipeline.main(args)

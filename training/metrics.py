@@ -96,6 +96,75 @@ def precision_at_k(
     return {"k": ks, "precision": precision, "queries": len(query_truth)}
 
 
+def per_query_precision(
+    query_truth: Sequence[str], neighbour_truth: Sequence[Sequence[str]], ks: Sequence[int]
+) -> np.ndarray:
+    """hits/k of every query at every k: float64 (Q, len(ks)); missing neighbours are misses."""
+    result = np.zeros((len(query_truth), len(ks)))
+    for row, (truth, neighbours) in enumerate(zip(query_truth, neighbour_truth, strict=True)):
+        for column, k in enumerate(ks):
+            result[row, column] = sum(label == truth for label in neighbours[:k]) / k
+    return result
+
+
+BOOTSTRAP_DRAWS = 2000
+
+
+def bootstrap_difference(
+    query_truth: Sequence[str],
+    precision_a: np.ndarray,
+    precision_b: np.ndarray,
+    ks: Sequence[int],
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Macro AP@k of A minus B with a 95 % interval, per k: {k: {estimate, ci_low, ci_high}}.
+
+    A paired bootstrap over queries, stratified by class: each draw resamples every class's
+    queries with replacement (same queries for A and B), recomputes the macro average over
+    classes of the per-class mean difference, and the interval is the 2.5th and 97.5th
+    percentile of the draws. The estimate is the difference on the queries as they are.
+    """
+    truth = np.asarray(query_truth)
+    difference = np.asarray(precision_a, np.float64) - np.asarray(precision_b, np.float64)
+    if difference.shape != (len(truth), len(ks)):
+        raise ValueError(f"expected precisions of shape {(len(truth), len(ks))}")
+    classes = ordered_classes(list(query_truth))
+    rng = np.random.default_rng(seed)
+    observed = np.zeros(len(ks))
+    sampled = np.zeros((draws, len(ks)))
+    for name in classes:
+        rows = np.flatnonzero(truth == name)
+        observed += difference[rows].mean(axis=0)
+        picks = rng.integers(0, len(rows), size=(draws, len(rows)))
+        sampled += difference[rows][picks].mean(axis=1)
+    observed /= len(classes)
+    sampled /= len(classes)
+    low, high = np.percentile(sampled, [2.5, 97.5], axis=0)
+    return {
+        str(k): {
+            "estimate": float(observed[i]),
+            "ci_low": float(low[i]),
+            "ci_high": float(high[i]),
+        }
+        for i, k in enumerate(ks)
+    }
+
+
+def format_comparisons(comparisons: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """One line per comparison: macro AP@k difference and its 95 % interval at each k."""
+    lines = []
+    for name, by_k in comparisons.items():
+        parts = [
+            f"@{k} {value['estimate']:+.3f} [{value['ci_low']:+.3f}, {value['ci_high']:+.3f}]"
+            for k, value in by_k.items()
+        ]
+        lines.append(f"  {name:<17} " + "  ".join(parts))
+    return "macro AP@k differences, 95 % class-stratified bootstrap over queries:\n" + "\n".join(
+        lines
+    )
+
+
 def rank_weights(count: int) -> np.ndarray:
     """Vote weights 1 + 2**-rank for ranks 1..count.
 

@@ -8,9 +8,11 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     rgb/            the 3-channel classifier (trained on train, selected on val)
     saliency/       one PNG map per image: true class for train, predicted for val and test
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
+    control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps
     classifiers.json  accuracy and macro sensitivity of both on the test split
     features/       L2-normalised features of both models: bank = train+val, queries = test
-    metrics.json    classifiers, P@k per class and macro AP@k of CBIR and SE-CBIR, majority vote
+    metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the control,
+                    their differences with bootstrap intervals, majority vote
     query_pool.json the SE-CBIR query pool after duplicate-lesion filtering
     study/          the bundle the web app imports (docs/bundle.md)
 
@@ -154,9 +156,14 @@ class Run:
         model.save_model(classifier, model_file(self, name))
         self._models[name] = classifier
 
-    def four_channels(self, rows: np.ndarray) -> np.ndarray:
-        """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8."""
-        return np.concatenate([self.images[rows], self.maps[rows][..., None]], axis=-1)
+    def four_channels(self, rows: np.ndarray, zero_maps: bool = False) -> np.ndarray:
+        """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8.
+
+        `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input).
+        """
+        images = self.images[rows]
+        maps = np.zeros(images.shape[:3], np.uint8) if zero_maps else self.maps[rows]
+        return np.concatenate([images, maps[..., None]], axis=-1)
 
 
 # --- steps ------------------------------------------------------------------------------
@@ -190,6 +197,7 @@ def outputs(run: Run) -> dict[str, Path]:
         "rgb": model_file(run, "rgb"),
         "saliency": run.out / "saliency" / "done.json",
         "rgbs": model_file(run, "rgbs"),
+        "control": model_file(run, "control"),
         "classifiers": run.out / "classifiers.json",
         "features": run.out / "features" / "done.json",
         "metrics": run.out / "metrics.json",
@@ -214,7 +222,7 @@ def step_dataset(run: Run) -> None:
 
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
-    if not pending(run, "rgb", "saliency", "rgbs", "classifiers", "features"):
+    if not pending(run, "rgb", "saliency", "rgbs", "control", "classifiers", "features"):
         run.skip("images", "every model output")
         return
     _ = run.images
@@ -330,9 +338,41 @@ def step_rgbs(run: Run) -> None:
     run.step("rgbs", model_file(run, "rgbs"), work)
 
 
+def step_control(run: Run) -> None:
+    """The no-saliency control: the rgbs fine-tune (same epochs, seed) on all-zero maps.
+
+    Whatever SE-CBIR gains over CBIR that this model gains too comes from the extra
+    training, not from the saliency maps.
+    """
+
+    def work() -> None:
+        from training import model, train
+
+        train_rows, val_rows = run.indices("train"), run.indices("val")
+        seed_everything(run.cfg.seed, run.cfg.deterministic)
+        four = model.to_four_channels(run.model("rgb"), run.cfg)
+        best = train.train_classifier(
+            four,
+            (run.images[train_rows], run.labels[train_rows]),
+            (run.images[val_rows], run.labels[val_rows]),
+            run.cfg,
+            run.out / "control",
+            stage="rgbs",
+            saliency=(
+                np.zeros((len(train_rows), *run.images.shape[1:3]), np.uint8),
+                np.zeros((len(val_rows), *run.images.shape[1:3]), np.uint8),
+            ),
+        )
+        run.keep_model("control", best)
+
+    run.step("control", model_file(run, "control"), work)
+
+
 def model_inputs(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
-    """What model `name` takes for the given rows: images, or images plus saliency maps."""
-    return run.images[rows] if name == "rgb" else run.four_channels(rows)
+    """What model `name` takes for the given rows: images, images plus maps, or plus zeros."""
+    if name == "rgb":
+        return run.images[rows]
+    return run.four_channels(rows, zero_maps=name == "control")
 
 
 def step_classifiers(run: Run) -> None:
@@ -344,7 +384,7 @@ def step_classifiers(run: Run) -> None:
         test_rows = run.indices("test")
         truth = run.labels[test_rows]
         result = {}
-        for name in ("rgb", "rgbs"):
+        for name in ("rgb", "rgbs", "control"):
             classifier = run.model(name)
             probabilities = model.predict(
                 classifier, model_inputs(run, name, test_rows), run.cfg.batch_size
@@ -359,7 +399,10 @@ def step_classifiers(run: Run) -> None:
 FEATURE_FILES = {
     "cbir": ("rgb", "features/cbir_bank.npz", "features/cbir_queries.npz"),
     "se_cbir": ("rgbs", "features/se_cbir_bank.npz", "features/se_cbir_queries.npz"),
+    "control": ("control", "features/control_bank.npz", "features/control_queries.npz"),
 }
+# SE-CBIR against each baseline: plain CBIR, and the same fine-tune without saliency.
+COMPARISONS = (("se_cbir", "cbir"), ("se_cbir", "control"))
 
 
 def step_features(run: Run) -> None:
@@ -438,7 +481,8 @@ def metadata_rows(run: Run) -> list[dict[str, str]]:
 
 
 def step_metrics(run: Run) -> None:
-    """metrics.json: classifiers, P@k and macro AP@k of CBIR and SE-CBIR, majority vote at 6."""
+    """metrics.json: classifiers; P@k and macro AP@k of CBIR, SE-CBIR and the control; the
+    differences of SE-CBIR from both with bootstrap intervals; majority vote at 6."""
 
     def work() -> None:
         truth = truth_of(run)
@@ -449,12 +493,18 @@ def step_metrics(run: Run) -> None:
             "k": ks,
             "exclude_same_lesion": run.cfg.exclude_same_lesion,
         }
+        per_query: dict[str, np.ndarray] = {}
+        query_order: list[str] | None = None
         for name in FEATURE_FILES:
             query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
+            if query_order is not None and query_ids != query_order:
+                raise PipelineError(f"the {name} queries differ from the others; rerun features")
+            query_order = query_ids
             query_truth = [truth[q] for q in query_ids]
             neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
             neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
             scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
+            per_query[name] = metrics.per_query_precision(query_truth, neighbour_truth, ks)
             result["retrieval"][name] = scores["precision"]
             result["queries"], result["bank"] = len(query_ids), len(bank_ids)
             vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
@@ -466,6 +516,20 @@ def step_metrics(run: Run) -> None:
             )
             macro = {k: round(v["macro"], 3) for k, v in scores["precision"].items()}
             print(f"  {name}: macro AP@k {macro}, majority vote at 6 {vote:.3f}", flush=True)
+        query_truth = [truth[q] for q in query_order or []]
+        result["comparisons"] = {
+            f"{a} - {b}": metrics.bootstrap_difference(
+                query_truth, per_query[a], per_query[b], ks, seed=run.cfg.seed
+            )
+            for a, b in COMPARISONS
+        }
+        result["bootstrap"] = {
+            "draws": metrics.BOOTSTRAP_DRAWS,
+            "stratified_by": "class",
+            "interval": 0.95,
+            "seed": run.cfg.seed,
+        }
+        print(metrics.format_comparisons(result["comparisons"]), flush=True)
         result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
             "se_cbir"
         ]
@@ -561,6 +625,7 @@ STEPS = (
     step_rgb,
     step_saliency,
     step_rgbs,
+    step_control,
     step_classifiers,
     step_features,
     step_metrics,
@@ -590,8 +655,17 @@ def write_timings(run: Run, total: float) -> None:
     )
 
 
-def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | None = None) -> Path:
-    """Run every step not yet done for `cfg` on `data_dir` into `out_dir`; the bundle path."""
+def run(
+    cfg: Config,
+    data_dir: Path,
+    out_dir: Path,
+    imagenet_weights: Path | None = None,
+    announced: bool = False,
+) -> Path:
+    """Run every step not yet done for `cfg` on `data_dir` into `out_dir`; the bundle path.
+
+    `announced`: the caller already chose the precision and printed the device line.
+    """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
         raise PipelineError(f"data folder not found: {data_dir}")
@@ -600,8 +674,9 @@ def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | Non
     if imagenet_weights is not None and not Path(imagenet_weights).is_file():
         raise PipelineError(f"ImageNet weights file not found: {imagenet_weights}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    announce(cfg)
     state = Run(cfg, data_dir, out_dir, imagenet_weights)
+    if not announced and pending(state):  # a finished run needs no TensorFlow at all
+        announce(cfg)
     start = time.perf_counter()
     try:
         for step in STEPS:
@@ -613,14 +688,14 @@ def run(cfg: Config, data_dir: Path, out_dir: Path, imagenet_weights: Path | Non
     return out_dir / "study"
 
 
-def announce(cfg: Config, force_mixed: bool = False) -> str:
+def announce(cfg: Config, force_mixed: bool = False, warn: bool = True) -> str:
     """Choose the precision, then print the devices, strategy and precision loudly (and why
     not, when a GPU preset meets a machine without a GPU). Returns the policy's name."""
     from training import model
 
     policy = model.set_precision(model.use_mixed_precision(cfg, force_mixed))
     print(model.device_summary(cfg, policy), flush=True)
-    warning = model.cpu_warning(cfg)
+    warning = model.cpu_warning(cfg) if warn else None
     if warning:
         print(warning, flush=True)
     return policy
@@ -640,10 +715,28 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def summary_text(out: Path) -> str:
+    """The run's result in a few lines: classifiers, retrieval and its comparisons."""
+    result = json.loads((Path(out) / "metrics.json").read_text())
+    lines = ["test split:"]
+    for name, scores in result["classifiers"].items():
+        lines.append(
+            f"  {name:<8} accuracy {scores['accuracy']:.3f}  "
+            f"macro sensitivity {scores['macro_sensitivity']:.3f}"
+        )
+    lines.append(f"retrieval ({result['queries']} queries, bank {result['bank']}): macro AP@k")
+    for name, by_k in result["retrieval"].items():
+        lines.append(f"  {name:<8} " + "  ".join(f"@{k} {v['macro']:.3f}" for k, v in by_k.items()))
+    if "comparisons" in result:
+        lines.append(metrics.format_comparisons(result["comparisons"]))
+    return "\n".join(lines)
+
+
 def main(args: argparse.Namespace) -> int:
     """`python -m training run`: resolve the configuration, run, print the bundle's path."""
     cfg = get_config(args.preset, args.overrides)
     study = run(cfg, args.data, args.out, args.imagenet_weights)
     summary = bundle.validate_bundle(study)
+    print(summary_text(args.out))
     print(f"study bundle: {study.resolve()} ({summary['queries']} queries)")
     return 0

@@ -4,7 +4,9 @@ Seven classes of drawn "lesions" on varied skin, each with the visual cue a derm
 would name first (vasc: red/purple lacunae; nv: round, uniform brown; mel: large,
 asymmetric, multi-coloured; bcc: translucent pink with branching vessels; df: small brown
 ring with a white centre; bkl: waxy tan with ridges and milia; akiec: red-pink with white
-scale), with enough variation, hair, lighting and noise that a small CNN must learn them.
+scale), with enough variation, hair, lighting and noise that a small CNN must learn them,
+and the acquisition artefacts of real dermoscopy (hairs, ruler marks, gel bubbles, marker
+ink, vignetting) at the same rate in every class, so they say nothing about the diagnosis.
 Like HAM10000, some lesions are imaged several times (rotated, zoomed, relit), nv
 dominates, and the rare classes keep a floor so every class reaches every split.
 
@@ -478,7 +480,7 @@ def _hairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Zero to a few dark, gently curved hairs across the image: colour and alpha."""
     alpha = np.zeros_like(x)
-    count = int(rng.integers(1, 6)) if rng.uniform() < 0.3 else 0
+    count = int(rng.integers(1, 6)) if rng.uniform() < 0.45 else 0
     for _ in range(count):
         angle = rng.uniform(0, np.pi)
         normal = (-np.sin(angle), np.cos(angle))
@@ -489,6 +491,80 @@ def _hairs(
         alpha = np.maximum(alpha, _smoothstep((width - np.abs(across)) / pixel + 0.5))
     colour = np.float32([0.16, 0.11, 0.08]) * np.float32(rng.uniform(0.6, 1.4))
     return np.broadcast_to(colour, (*x.shape, 3)), alpha * 0.85
+
+
+# How often each acquisition artefact appears; the same for every class, so none says
+# anything about the diagnosis (as in real dermoscopy, where a model must learn to ignore them).
+ARTEFACT_RATES: dict[str, float] = {"ruler": 0.2, "bubbles": 0.3, "ink": 0.12, "vignette": 0.5}
+
+
+def _ruler(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float) -> np.ndarray:
+    """Alpha of a ruler's tick marks along one edge (every fifth tick longer)."""
+    turns = int(rng.integers(0, 4))
+    along, depth = [(x, y), (y, -x), (-x, -y), (-y, x)][turns]
+    spacing = rng.uniform(0.05, 0.09)
+    edge = rng.uniform(0.78, 0.9)
+    phase = rng.uniform(0, spacing)
+    position = (along - phase) / spacing
+    tick = np.abs(position - np.round(position)) * spacing
+    long = (np.round(position) % 5) == 0
+    length = np.where(long, 0.12, 0.06)
+    inside = (depth > edge) & (depth < edge + length)
+    line = _smoothstep((0.8 * pixel - tick) / pixel + 0.5) * inside
+    base = _smoothstep((0.8 * pixel - np.abs(depth - edge)) / pixel + 0.5)
+    return np.clip(np.maximum(line, base), 0, 1) * 0.9
+
+
+def _bubbles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float) -> np.ndarray:
+    """Brightness added by immersion-gel bubbles: thin bright rims with a highlight."""
+    light = np.zeros_like(x)
+    for _ in range(int(rng.integers(1, 7))):
+        cx, cy = rng.uniform(-0.9, 0.9, 2)
+        radius = rng.uniform(0.03, 0.12)
+        distance = np.sqrt((x - cx) ** 2 + (y - cy) ** 2)
+        rim = _smoothstep((1.2 * pixel - np.abs(distance - radius)) / pixel + 0.5)
+        spot = np.sqrt((x - cx + 0.4 * radius) ** 2 + (y - cy + 0.4 * radius) ** 2)
+        highlight = _smoothstep((0.25 * radius - spot) / pixel + 0.5)
+        light = np.maximum(light, 0.35 * rim + 0.5 * highlight)
+    return light
+
+
+def _ink(
+    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A surgical-marker stroke (purple or blue) near the edge of the field: colour, alpha."""
+    angle = rng.uniform(0, 2 * np.pi)
+    centre = np.array([np.cos(angle), np.sin(angle)]) * rng.uniform(0.55, 0.8)
+    direction = angle + np.pi / 2 + rng.normal(0, 0.3)
+    along = np.cos(direction) * (x - centre[0]) + np.sin(direction) * (y - centre[1])
+    across = (
+        -np.sin(direction) * (x - centre[0])
+        + np.cos(direction) * (y - centre[1])
+        + rng.normal(0, 0.3) * along**2
+    )
+    width = rng.uniform(2.0, 5.0) * pixel
+    length = rng.uniform(0.15, 0.45)
+    alpha = _smoothstep((width - np.abs(across)) / pixel + 0.5) * (np.abs(along) < length)
+    colour = np.float32([0.42, 0.22, 0.55]) if rng.uniform() < 0.6 else np.float32([0.2, 0.3, 0.6])
+    return np.broadcast_to(colour, (*x.shape, 3)), alpha * rng.uniform(0.5, 0.85)
+
+
+def add_artefacts(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Ruler marks, gel bubbles, marker ink and vignetting, each at a class-independent rate."""
+    x, y = _grid(size)
+    pixel = 2.0 / size
+    if rng.uniform() < ARTEFACT_RATES["ruler"]:
+        alpha = _ruler(rng, x, y, pixel)
+        image = image + (np.float32([0.12, 0.12, 0.12]) - image) * alpha[..., None]
+    if rng.uniform() < ARTEFACT_RATES["bubbles"]:
+        image = image + (1.0 - image) * _bubbles(rng, x, y, pixel)[..., None]
+    if rng.uniform() < ARTEFACT_RATES["ink"]:
+        colour, alpha = _ink(rng, x, y, pixel)
+        image = image + (colour - image) * alpha[..., None]
+    if rng.uniform() < ARTEFACT_RATES["vignette"]:
+        strength = rng.uniform(0.1, 0.35)
+        image = image * (1.0 - strength * (x * x + y * y) / 2.0)[..., None]
+    return image.astype(np.float32)
 
 
 def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -514,6 +590,8 @@ def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> n
         image = image + (colour - image) * alpha[..., None]
     hair, alpha = _hairs(rng, x, y, 2.0 / size)
     image = image + (hair - image) * alpha[..., None]
+    # Acquisition artefacts from their own stream, independent of the lesion's class.
+    image = add_artefacts(image, np.random.default_rng(rng.integers(2**63)), size)
 
     # Light: exposure, colour cast, uneven illumination, gamma, sometimes the scope's dark rim.
     gain = rng.uniform(0.85, 1.12) * rng.normal(1.0, 0.035, 3).astype(np.float32)
@@ -558,6 +636,33 @@ def write_synthetic(out: Path, images: int, size: int, seed: int) -> Path:
                 + [lesion[name] for name in COLUMNS[3:]]
             )
 
+    csv_path = out / METADATA_NAME
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    return csv_path
+
+
+def write_handful(out: Path, per_class: int, size: int, seed: int) -> Path:
+    """A few images of every class, one lesion each, for `smoke`; return the CSV path.
+
+    Unlike `write_synthetic`, no imbalance and no re-imaged lesions: the smallest dataset
+    whose lesion split still puts every class into train, val and test.
+    """
+    if size < MIN_SIZE:
+        raise PipelineError(f"--size {size} is too small; use at least {MIN_SIZE} px")
+    out = Path(out)
+    folder = out / PART_FOLDERS[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(per_class * len(CLASSES)):
+        dx = CLASSES[index % len(CLASSES)]
+        look = sample_look(dx, np.random.default_rng([seed, 1, index]))
+        pixels = render_view(look, 0, size, np.random.default_rng([seed, 2, index]))
+        image_id = f"ISIC_{FIRST_IMAGE_NUMBER + index:07d}"
+        Image.fromarray(pixels).save(folder / f"{image_id}.jpg", "JPEG", quality=90)
+        rows.append([f"HAM_{index:07d}", image_id, dx, "histo", "50", "female", "back", "smoke"])
     csv_path = out / METADATA_NAME
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -3,9 +3,10 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from training import cli
+from training import cli, metrics
 from training.errors import PipelineError
 from training.metrics import (
     classification_metrics,
@@ -227,3 +228,41 @@ def test_majority_vote_reproduces_thesis_file(reference_dir: Path) -> None:
     )
     expected = sum(truth[q.removesuffix(".png")] == v for q, v in votes.items()) / len(votes)
     assert accuracy == pytest.approx(expected)
+
+
+def test_per_query_precision_by_hand() -> None:
+    got = metrics.per_query_precision(["a", "b"], [["a", "b", "a"], ["a"]], [1, 3])
+    np.testing.assert_allclose(got, [[1.0, 2 / 3], [0.0, 0.0]])
+
+
+def test_bootstrap_difference_of_a_method_with_itself_is_zero() -> None:
+    truth = ["a"] * 5 + ["b"] * 3
+    precision = np.random.default_rng(0).random((8, 2))
+    result = metrics.bootstrap_difference(truth, precision, precision, [1, 3], draws=200)
+    assert result == {k: {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0} for k in ("1", "3")}
+
+
+def test_bootstrap_is_stratified_by_class_and_macro_averaged() -> None:
+    # Class a gains 1 on every query, class b nothing: the macro difference is exactly 0.5
+    # in every draw that keeps each class's number of queries (an unstratified one varies).
+    truth = ["a"] * 2 + ["b"] * 8
+    better = np.array([[1.0]] * 2 + [[0.5]] * 8)
+    worse = np.array([[0.0]] * 2 + [[0.5]] * 8)
+    result = metrics.bootstrap_difference(truth, better, worse, [6], draws=500)
+    assert result["6"] == {"estimate": 0.5, "ci_low": 0.5, "ci_high": 0.5}
+
+
+def test_bootstrap_interval_covers_the_estimate_and_is_seeded() -> None:
+    rng = np.random.default_rng(1)
+    truth = list(np.repeat(list("abcdefg"), 10))
+    a, b = rng.random((70, 1)), rng.random((70, 1))
+    first = metrics.bootstrap_difference(truth, a, b, [3], draws=400, seed=5)
+    assert first == metrics.bootstrap_difference(truth, a, b, [3], draws=400, seed=5)
+    value = first["3"]
+    assert value["ci_low"] < value["estimate"] < value["ci_high"]
+    macro = np.mean(
+        [a[i * 10 : i * 10 + 10].mean() - b[i * 10 : i * 10 + 10].mean() for i in range(7)]
+    )
+    assert value["estimate"] == pytest.approx(macro)
+    text = metrics.format_comparisons({"se_cbir - cbir": first})
+    assert "se_cbir - cbir" in text and f"{value['estimate']:+.3f}" in text

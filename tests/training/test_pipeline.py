@@ -75,10 +75,26 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     result = json.loads((out / "metrics.json").read_text())
     for name in ("rgb", "rgbs"):
         assert set(result["classifiers"][name]) >= {"accuracy", "macro_sensitivity"}
-    for name in ("cbir", "se_cbir"):
+    assert set(result["classifiers"]) == {"rgb", "rgbs", "control"}
+    for name in ("cbir", "se_cbir", "control"):
         assert sorted(result["retrieval"][name], key=int) == ["1", "3", "6", "9"]
         for scores in result["retrieval"][name].values():
             assert 0.0 <= scores["macro"] <= 1.0
+    # SE-CBIR against CBIR and against the no-saliency control, with bootstrap intervals.
+    assert set(result["comparisons"]) == {"se_cbir - cbir", "se_cbir - control"}
+    for name, by_k in result["comparisons"].items():
+        assert sorted(by_k, key=int) == ["1", "3", "6", "9"]
+        baseline = name.split(" - ")[1]
+        for k, value in by_k.items():
+            assert set(value) == {"estimate", "ci_low", "ci_high"}
+            assert value["ci_low"] <= value["estimate"] <= value["ci_high"]
+            difference = (
+                result["retrieval"]["se_cbir"][k]["macro"]
+                - result["retrieval"][baseline][k]["macro"]
+            )
+            assert value["estimate"] == pytest.approx(difference)
+    assert "se_cbir - control" in printed and "macro AP@k differences" in printed
+    assert (out / "control" / "model.keras").is_file()
     assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
 
     timings = json.loads((out / "timings.json").read_text())["stages"]
@@ -160,3 +176,20 @@ def test_deterministic_runs_augment_identically() -> None:
         return np.concatenate([x.numpy() for x, _ in batches])
 
     np.testing.assert_array_equal(one_pass(), one_pass())
+
+
+def test_the_thesis_replica_preset_uses_the_thesis_protocol() -> None:
+    replica, thesis = get_config("thesis-replica"), get_config("thesis")
+    assert (replica.split_by, replica.split_seed) == ("image", 71)
+    assert replica.exclude_same_lesion is False and replica.query_filter == "thesis"
+    assert (replica.backbone, replica.image_size, replica.loss) == (
+        thesis.backbone,
+        thesis.image_size,
+        thesis.loss,
+    )
+    assert (
+        cli.build_parser()
+        .parse_args(["run", "--preset", "thesis-replica", "--data", "d", "--out", "o"])
+        .preset
+        == "thesis-replica"
+    )

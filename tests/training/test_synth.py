@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import cli
+from training import cli, synth
 from training.data import CLASSES, load_dataset, read_images
 from training.errors import PipelineError
 from training.synth import (
@@ -166,3 +166,24 @@ def test_cli_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(load_dataset(out)) == 60
     assert cli.main(["synth", "--out", str(out), "--images", "10"]) == 2
     assert "at least 56" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("artefact", ["ruler", "bubbles", "ink", "vignette"])
+def test_each_artefact_marks_the_image(artefact: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = np.full((64, 64, 3), 0.7, np.float32)
+    monkeypatch.setattr(synth, "ARTEFACT_RATES", dict.fromkeys(synth.ARTEFACT_RATES, 0.0))
+    untouched = synth.add_artefacts(plain, np.random.default_rng(0), 64)
+    np.testing.assert_array_equal(untouched, plain)
+    monkeypatch.setitem(synth.ARTEFACT_RATES, artefact, 1.0)
+    marked = synth.add_artefacts(plain, np.random.default_rng(0), 64)
+    assert np.abs(marked - plain).max() > 0.1
+
+
+def test_artefacts_do_not_depend_on_the_class() -> None:
+    # The artefacts take no class and draw from their own stream: the same stream gives the
+    # same artefacts on any lesion, and the rates are one table for all classes.
+    canvas = np.full((48, 48, 3), 0.5, np.float32)
+    first = synth.add_artefacts(canvas, np.random.default_rng(7), 48)
+    second = synth.add_artefacts(canvas, np.random.default_rng(7), 48)
+    np.testing.assert_array_equal(first, second)
+    assert set(synth.ARTEFACT_RATES) == {"ruler", "bubbles", "ink", "vignette"}

@@ -193,6 +193,18 @@ def test_dataset_gathers_batches_and_stacks_maps() -> None:
         train.make_dataset(pictures, labels(9), 4)
 
 
+def test_balanced_sampling_draws_every_class_equally_often() -> None:
+    truth = np.array([0] * 140 + [1] * 14 + [2] * 14)
+    pictures = np.zeros((len(truth), 4, 4, 3), np.uint8)
+    dataset = train.make_dataset(pictures, truth, 24, shuffle=True, seed=3, balanced=True)
+    epochs = [np.concatenate([np.asarray(y).argmax(1) for _, y in dataset]) for _ in range(2)]
+    for drawn in epochs:
+        assert len(drawn) == 168  # seven full batches: an epoch is the set's size
+        counts = np.bincount(drawn, minlength=3)
+        assert all(abs(count - 56) < 20 for count in counts), counts
+    assert not np.array_equal(epochs[0], epochs[1])  # a new draw each epoch
+
+
 def test_four_channel_augmentation_moves_image_and_map_together() -> None:
     pictures = images(16, seed=4)
     augment = train.augmenter(CFG, "rgbs")
