@@ -324,7 +324,26 @@ def check_queries(queries: Any, manifest: dict[str, Any] | None = None) -> set[s
         except BundleError as problem:
             problems.append(str(problem).rstrip("."))
     problems.raise_if_any()
+    problems.extend(_aids_showing_queries(queries))
+    problems.raise_if_any()
     return images
+
+
+def _aids_showing_queries(queries: list[dict[str, Any]]) -> list[str]:
+    """Neighbours that are a query's picture: by image id, or by the same bytes (image files
+    are named by their content hash, checked in check_image). Shown labelled in Task 2, such
+    a neighbour would hand a reader the truth of a case they diagnose (their own or another)."""
+    query_ids = {query["image_id"] for query in queries}
+    query_files = {query[key] for query in queries for key in ("image", "image_rotated")}
+    found = []
+    for index, query in enumerate(queries):
+        for rank, item in enumerate(query["neighbours"], start=1):
+            where = f"queries.json[{index}] neighbour {rank}"
+            if item["image_id"] in query_ids:
+                found.append(f"{where} is the query image {item['image_id']} (by its id)")
+            elif item["image"] in query_files:
+                found.append(f"{where} shows a query's picture ({item['image']}, same bytes)")
+    return found
 
 
 def _metadata_segment(data: bytes) -> str | None:

@@ -27,6 +27,7 @@ from app.forms import EMAIL_PATTERN
 from app.limits import SEEN
 from app.models import Case, Neighbour, Study
 from app.survey.presentation import HEX_COLOUR
+from tests.app.bundle_factory import read_queries, write_queries
 from tests.app.conftest import StudyRef, UserRef
 from tests.app.test_security import zip_of
 
@@ -261,3 +262,17 @@ def test_served_image_names_cannot_be_computed_without_the_deployments_secret(
     login(client, reader)
     page = client.get(f"/survey/{study.id}/task/1/case/1").text
     assert not any(name.removesuffix(".jpg") in page for name in bundle_names)
+
+
+@pytest.mark.parametrize("same", ["image_id", "image"])
+def test_an_aid_image_that_is_a_query_image_is_refused(bundle_dir: Path, same: str) -> None:
+    # A reader's Task 2 showed their own Task 1 case, labelled: by id, or by identical bytes.
+    queries = read_queries(bundle_dir)
+    queries[0]["neighbours"][2][same] = queries[5][same]
+    write_queries(bundle_dir, queries)
+    with pytest.raises(BundleError, match="neighbour 3"):
+        validate_bundle(bundle_dir)
+    queries[0]["neighbours"][2][same] = queries[0][same]  # its own query's picture
+    write_queries(bundle_dir, queries)
+    with pytest.raises(BundleError, match="query"):
+        validate_bundle(bundle_dir)
