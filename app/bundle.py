@@ -39,7 +39,9 @@ MAX_MANIFEST_BYTES = 1 << 20
 MAX_QUERIES_BYTES = 64 << 20
 MAX_IMAGE_BYTES = 8 << 20
 MAX_QUERIES = 20000
-MAX_IMAGE_PIXELS = 4096 * 4096
+# Web-ready images are screen-sized: a larger one is a mistake or a decompression bomb.
+MAX_IMAGE_PIXELS = 2048 * 2048
+QUERY_FILES = ("image", "image_rotated")
 MAX_ZIP_BYTES = 2 << 30  # uncompressed total of an uploaded bundle
 MAX_ZIP_MEMBERS = 200000
 SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what zip tools write
@@ -404,17 +406,27 @@ def _check_rotation(upright: Image.Image, rotated: Image.Image, where: str) -> N
 def check_images(root: Path, queries: list[dict[str, Any]], size: int, names: set[str]) -> None:
     """Check every referenced image, the query images' size and rotation, and the folder."""
     problems = Problems()
-    decoded: dict[str, Image.Image | None] = {}
-    for name in sorted(names):
+    # One image decoded at a time (two for a query and its rotation): holding every decoded
+    # image of a bundle at once grew a worker by gigabytes.
+    broken: set[str] = set()
+    query_files = {query[key].removeprefix("images/") for query in queries for key in QUERY_FILES}
+    for name in sorted(names - query_files):
         try:
-            decoded[name] = check_image(root / "images" / name)
+            check_image(root / "images" / name).close()
         except BundleError as problem:
             problems.append(str(problem))
-            decoded[name] = None
     for index, query in enumerate(queries):
         where = f"queries.json[{index}]"
-        upright = decoded.get(query["image"].removeprefix("images/"))
-        rotated = decoded.get(query["image_rotated"].removeprefix("images/"))
+        pair = []
+        for key in QUERY_FILES:
+            name = query[key].removeprefix("images/")
+            try:
+                pair.append(None if name in broken else check_image(root / "images" / name))
+            except BundleError as problem:
+                problems.append(str(problem))
+                broken.add(name)
+                pair.append(None)
+        upright, rotated = pair
         if upright is None or rotated is None:
             continue
         try:
@@ -434,12 +446,24 @@ def check_images(root: Path, queries: list[dict[str, Any]], size: int, names: se
         )
         if HEX_ONLY.match(value.lower())  # only such an id can hide in a hex file name
     }
+    # Each name's substrings of the ids' lengths, looked up in the set: linear in the files
+    # (comparing every id with every name held a worker for minutes on a crafted bundle).
+    lengths = sorted({len(identifier) for identifier in ids if len(identifier) <= 32})
     for path in folder.iterdir() if folder.is_dir() else ():
         if not FILE_NAME.match(path.name):
             problems.append(f"images/{path.name} is not named <32 hex digits>.jpg")
-        elif any(identifier in path.stem for identifier in ids):
+        elif _contains_any(path.stem, ids, lengths):
             problems.append(f"images/{path.name} contains an image or lesion id")
     problems.raise_if_any()
+
+
+def _contains_any(text: str, needles: set[str], lengths: list[int]) -> bool:
+    """Whether `text` contains one of `needles` (whose lengths are `lengths`)."""
+    return any(
+        text[start : start + length] in needles
+        for length in lengths
+        for start in range(len(text) - length + 1)
+    )
 
 
 def digest_of(manifest: Any, queries: Any) -> str:

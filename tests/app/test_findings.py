@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 from sqlalchemy import select
 
 from app.bundle import (
@@ -18,6 +20,7 @@ from app.bundle import (
     IMAGE_NAME,
     IMAGE_PATH,
     BundleError,
+    _contains_any,
     extract_zip,
     served_name,
     validate_bundle,
@@ -29,6 +32,7 @@ from app.models import Case, Neighbour, Study
 from app.survey.presentation import HEX_COLOUR
 from tests.app.bundle_factory import read_queries, write_queries
 from tests.app.conftest import StudyRef, UserRef
+from tests.app.test_bundle import store
 from tests.app.test_security import zip_of
 
 # ---------------------------------------------------------------- server errors from odd input
@@ -276,3 +280,31 @@ def test_an_aid_image_that_is_a_query_image_is_refused(bundle_dir: Path, same: s
     write_queries(bundle_dir, queries)
     with pytest.raises(BundleError, match="query"):
         validate_bundle(bundle_dir)
+
+
+def test_an_image_beyond_screen_size_is_refused_before_it_is_decoded(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A few hundred kilobytes of JPEG can decode to hundreds of megabytes: the header decides.
+    big = Image.new("RGB", (2049, 2049), (200, 120, 90))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=10)
+    queries = read_queries(bundle_dir)
+    queries[1]["neighbours"][0]["image"] = store(bundle_dir, buffer.getvalue())
+    write_queries(bundle_dir, queries)
+    loads: list[int] = []
+    real_load = JpegImageFile.load
+    monkeypatch.setattr(
+        JpegImageFile, "load", lambda self: loads.append(self.width) or real_load(self)
+    )
+    with pytest.raises(BundleError, match="larger than"):
+        validate_bundle(bundle_dir)
+    assert 2049 not in loads
+
+
+def test_ids_hidden_in_file_names_are_found_without_comparing_every_pair() -> None:
+    ids = {"0024306", "abcdef12"}
+    lengths = sorted({len(i) for i in ids})
+    assert _contains_any("ff0024306" + "0" * 23, ids, lengths)
+    assert _contains_any("0" * 24 + "abcdef12", ids, lengths)
+    assert not _contains_any("0" * 32, ids, lengths)
