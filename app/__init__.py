@@ -222,7 +222,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
 
+    from app.clock import describe_wait
     from app.mail import mail_enabled
+
+    app.add_template_filter(describe_wait, "wait")
 
     @app.context_processor
     def mail_setting() -> dict[str, bool]:

@@ -3,9 +3,19 @@ and the readers' progress. Organisers manage the studies they are members of (se
 admins manage every study. Another study answers 404, as if it did not exist."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -21,8 +31,11 @@ from app.auth import (
 )
 from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
+from app.consent import change_text
 from app.extensions import db
 from app.forms import EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
+from app.mail import mail_enabled
+from app.mail.reminders import last_activity, may_remind, queue_reminder
 from app.models import (
     Answer,
     Assignment,
@@ -137,10 +150,37 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     if locked:
         for name in DRAW_SETTINGS:
             delattr(form, name)
+    affected: list[dict] = []
     if form.validate_on_submit() and not refuse_control_characters(form):
+        new_washout = float(form.washout_hours.data)
+        affected = washout_affected(record, new_washout)
+        if affected and request.form.get("confirm_washout") != "1":
+            flash(
+                "Changing the wash-out moves Task 2 for the readers listed below. "
+                "Nothing is saved until you confirm.",
+                "warning",
+            )
+            return render_template(
+                "admin/study.html",
+                study=record,
+                form=form,
+                pool=pool,
+                locked=locked,
+                readers=enrolled_count(record.id),
+                button=EmptyForm(),
+                affected=affected,
+                agreed=consent_counts(record.id),
+            ), 200
         record.name = form.name.data.strip()
-        record.washout_hours = float(form.washout_hours.data)
-        record.information = form.information.data or ""
+        record.washout_hours = new_washout
+        if form.reminder_days.data is not None:
+            record.reminder_days = int(form.reminder_days.data)
+        if change_text(record, form.information.data or "", current_user):
+            flash(
+                f"The information text is now version {record.consent_version}; readers who "
+                "agreed before keep the version they agreed to.",
+                "info",
+            )
         if not locked:
             wanted = form.cases_per_reader.data
             if wanted > pool:
@@ -164,7 +204,66 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
         locked=locked,
         readers=enrolled_count(record.id),
         button=EmptyForm(),
+        affected=affected,
+        agreed=consent_counts(record.id),
     ), status
+
+
+def washout_affected(study: Study, hours: float) -> list[dict]:
+    """Readers whose Task 2 opening moves if the wash-out becomes `hours`: those who finished
+    Task 1 and not Task 2, with the old and the new opening (and whether it opens at once)."""
+    if hours == study.washout_hours:
+        return []
+    moment = now()
+    waiting = db.session.scalars(
+        select(Enrolment)
+        .where(
+            Enrolment.study_id == study.id,
+            Enrolment.task1_completed_at.is_not(None),
+            Enrolment.task2_completed_at.is_(None),
+        )
+        .order_by(Enrolment.task1_completed_at)
+    ).all()
+    rows = []
+    for enrolment in waiting:
+        assert enrolment.task1_completed_at is not None
+        old = enrolment.task1_completed_at + study.washout
+        new = enrolment.task1_completed_at + timedelta(hours=hours)
+        rows.append(
+            {
+                "pseudonym": enrolment.user.pseudonym,
+                "old": old,
+                "new": new,
+                "opens_now": new <= moment < old,
+                "locks_again": old <= moment < new,
+            }
+        )
+    return rows
+
+
+def consent_counts(study_id: int) -> dict[int | None, int]:
+    """How many readers agreed to each version of the information text (None: unrecorded)."""
+    rows = db.session.execute(
+        select(Enrolment.consent_version, func.count(Enrolment.id))
+        .where(Enrolment.study_id == study_id)
+        .group_by(Enrolment.consent_version)
+    )
+    return {version: count for version, count in rows}
+
+
+@bp.get("/studies/<int:study_id>/close")
+@staff_required
+def confirm_close(study_id: int) -> str:
+    """Ask before closing: how many readers are still in the middle of the study."""
+    record = managed_study_or_404(study_id)
+    unfinished = db.session.scalar(
+        select(func.count(Enrolment.id)).where(
+            Enrolment.study_id == record.id, Enrolment.task2_completed_at.is_(None)
+        )
+    )
+    return render_template(
+        "admin/confirm_close.html", study=record, unfinished=unfinished or 0, button=EmptyForm()
+    )
 
 
 @bp.post("/studies/<int:study_id>/<any(open, close):action>")
@@ -271,13 +370,42 @@ def readers(study_id: int) -> str:
             .group_by(Assignment.enrolment_id, Assignment.task)
         ):
             answered[(enrolment_id, task)] = count
+    activity = last_activity(ids)
     rows = [
         {
             "enrolment": enrolment,
             "user": enrolment.user,
             "task1": (answered.get((enrolment.id, 1), 0), totals.get((enrolment.id, 1), 0)),
             "task2": (answered.get((enrolment.id, 2), 0), totals.get((enrolment.id, 2), 0)),
+            "last": activity.get(enrolment.id, enrolment.consented_at),
+            "remindable": may_remind(enrolment),
         }
         for enrolment in enrolments
     ]
-    return render_template("admin/readers.html", study=record, rows=rows)
+    return render_template("admin/readers.html", study=record, rows=rows, button=EmptyForm())
+
+
+@bp.post("/studies/<int:study_id>/readers/<int:enrolment_id>/remind")
+@staff_required
+def remind(study_id: int, enrolment_id: int) -> Response:
+    """E-mail one reader a reminder now: the link, and the .ics once Task 1 is done."""
+    record = managed_study_or_404(study_id)
+    enrolment = db.get_or_404(Enrolment, enrolment_id)
+    if enrolment.study_id != record.id:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    pseudonym = enrolment.user.pseudonym
+    if not mail_enabled():
+        flash("This server sends no e-mail: remind the reader yourself.", "warning")
+    elif not may_remind(enrolment):
+        flash(
+            f"{pseudonym} has finished, withdrawn, or the study is not open: no reminder.", "info"
+        )
+    else:
+        queue_reminder(enrolment)
+        db.session.commit()
+        flash(
+            f"A reminder to {pseudonym} is queued; it goes out with the next mail run.", "success"
+        )
+    return redirect(url_for("admin.readers", study_id=record.id))

@@ -165,6 +165,14 @@ class StudySettingsForm(FlaskForm):
     information = TextAreaField(
         "Information and consent text shown to readers",
         validators=[Optional(), Length(max=20000)],
+        description="A changed text becomes a new version; each reader's record keeps the "
+        "version they agreed to.",
+    )
+    reminder_days = IntegerField(
+        "Remind again after (days)",
+        validators=[Optional(), NumberRange(min=0, max=60)],
+        description="Readers get an e-mail when Task 2 opens; while they have not finished, "
+        "another every this many days (at most 3). 0: only the first.",
     )
     submit = SubmitField("Save settings")
 

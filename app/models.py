@@ -156,6 +156,11 @@ class Study(db.Model):
     )
     reshuffle_task2: Mapped[bool] = mapped_column(Boolean, default=True)
     information: Mapped[str] = mapped_column(Text, default="")  # welcome / consent text
+    # The version of `information` readers agree to now; every change of the text adds one
+    # (ConsentVersion keeps each text, Enrolment.consent_version what each reader agreed to).
+    consent_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Remind readers again every this many days while they have not finished (0: never).
+    reminder_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
     # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op.
     bundle_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -259,6 +264,7 @@ class Invitation(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    emailed_at: Mapped[datetime | None] = mapped_column(DateTime)  # last queued as an e-mail
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
@@ -274,6 +280,8 @@ class Enrolment(db.Model):
     seed: Mapped[int] = mapped_column(Integer)  # drew the cases and both orders
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Study.consent_version when the reader agreed (None: enrolled before versions existed).
+    consent_version: Mapped[int | None] = mapped_column(Integer)
     task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The reader's profile, given at consent (None for enrolments made before it was asked).
@@ -365,6 +373,21 @@ class AttemptCounter(db.Model):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class ConsentVersion(db.Model):
+    """One version of a study's information and consent text, as readers saw it."""
+
+    __tablename__ = "consent_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
 
 
 class MailStatus(enum.StrEnum):

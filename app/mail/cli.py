@@ -42,8 +42,14 @@ def _echo_report(report: SendReport) -> None:
 @group.command("send-queued")
 @click.option("--limit", type=int, default=None, help="Send at most this many messages.")
 def send_queued_command(limit: int | None) -> None:
-    """Send every due message (run it every few minutes from cron or a systemd timer)."""
+    """Queue the reminders that fell due, then send every due message (run it every few
+    minutes from cron or a systemd timer)."""
     _require_mail()
+    from app.mail.reminders import queue_due_reminders
+
+    queued = queue_due_reminders()
+    if queued:
+        click.echo(f"queued {queued} reminder(s)")
     try:
         report = send_queued(limit=limit)
     except MailOff as problem:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
+from app.consent import record_current
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, ReaderRole, Study, User
 from app.survey import sampling
@@ -52,8 +53,14 @@ def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment
     drawn = sampling.draw(pool, count, seed, str(study.sampling), study.reshuffle_task2)
     moment = now()
     enrolment = Enrolment(
-        study_id=study.id, user_id=user.id, seed=seed, created_at=moment, consented_at=moment
+        study_id=study.id,
+        user_id=user.id,
+        seed=seed,
+        created_at=moment,
+        consented_at=moment,
+        consent_version=study.consent_version,  # the text this reader agreed to
     )
+    record_current(study)
     if profile is not None:
         enrolment.profile_role = profile.role
         enrolment.profile_years = profile.years

@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from app.auth import is_safe_next, reader_study_ids
-from app.clock import now
+from app.clock import describe_wait, now
 from app.extensions import db
+from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey import bp
 from app.survey.answers import answer
@@ -154,6 +155,7 @@ def task(study_id: int, task: int) -> Page:
         done=state.current.position,
         locked=state.locked,
         opens_at=state.opens_at,
+        washout_wait=describe_wait(study.washout + now(), now()),
         start=start,
     )
     return render_template("survey/task.html", **context)
@@ -243,3 +245,20 @@ def shortcuts() -> Page:
     flash(f"Single-key shortcuts are {state}.", "success")
     target = form.next.data
     return redirect(target if is_safe_next(target) else url_for("survey.home"), 303)
+
+
+@bp.get("/<int:study_id>/task2.ics")
+@login_required
+def calendar(study_id: int) -> Response:
+    """The opening of Task 2 as a calendar file (once Task 1 is complete)."""
+    study = reader_study(study_id)
+    enrolment = enrolment_of(study.id, current_user.id)
+    opens_at = enrolment.task2_opens_at if enrolment is not None else None
+    if enrolment is None or opens_at is None:
+        abort(404)
+    link = url_for("survey.resume", study_id=study.id, _external=True)
+    response = current_app.response_class(
+        calendar_file(enrolment, opens_at, link), mimetype="text/calendar"
+    )
+    response.headers["Content-Disposition"] = 'attachment; filename="task2.ics"'
+    return response

@@ -40,6 +40,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
     "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "admin.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
@@ -62,6 +64,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "static": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     # An empty answer form: the case token is missing, so nothing is stored.
     "survey.case": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403, 403)},
+    # The reader has not finished Task 1: no opening to put in a calendar yet.
+    "survey.calendar": {"GET": (302, 404, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     "survey.class_styles": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
     "survey.home": {"GET": (302,) + (200,) * 5, "POST": NOT_ALLOWED},
     "survey.information": {"GET": READER_PAGE, "POST": NOT_ALLOWED},

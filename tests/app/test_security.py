@@ -225,6 +225,15 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 is not None
             ),
         ),
+        "admin.remind": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/readers/{world.enrolment_id(study)}/remind",
+            lambda _: mail_on(app),
+            check(
+                lambda: db.session.scalar(select(OutboxMessage).filter_by(kind="reminder"))
+                is not None
+            ),
+        ),
         "admin.revoke_invitation": Post(
             "admin",
             f"/admin/studies/{study.id}/invitations/{revoked_id}/revoke",
@@ -315,10 +324,15 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
     }
 
 
+def mail_on(app: Flask) -> dict[str, Any]:
+    """Switch e-mail on (messages are queued; nothing is sent here); no form data."""
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
+    return {}
+
+
 def ask_with_mail_on(app: Flask, email: str) -> dict[str, Any]:
     """The forgotten-password form's data, with e-mail switched on (it queues, sends nothing)."""
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
-    return {"email": email}
+    return {**mail_on(app), "email": email}
 
 
 def join_newcomer(world: World) -> UserRef:

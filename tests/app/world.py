@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.auth import create_invitation
 from app.extensions import db
-from app.models import Case, Study, StudyMember, User
+from app.models import Case, Enrolment, Study, StudyMember, User
 
 if TYPE_CHECKING:
     from tests.app.conftest import StudyRef, UserRef
@@ -88,6 +88,12 @@ class World:
             )
             return member_id or 0
 
+    def enrolment_id(self, study: StudyRef) -> int:
+        """The id of the reader's enrolment in `study` (0 when there is none)."""
+        with self.app.app_context():
+            found = db.session.scalar(select(Enrolment.id).where(Enrolment.study_id == study.id))
+            return found or 0
+
     def reset_token(self, user_id: int | None = None) -> str:
         """A password-reset token (default: the other reader's), as the e-mailed link has it."""
         from app.auth.reset import reset_token
@@ -111,6 +117,8 @@ class World:
             return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
+        if endpoint == "admin.remind":
+            return [{**by_study, "enrolment_id": self.enrolment_id(study)}]
         if endpoint == "auth.reset_password":
             return [{"token": self.reset_token()}]
         if endpoint == "dashboard.confusion_image":

@@ -1,0 +1,167 @@
+"""Reminders that bring readers back: when Task 2 opens after the wash-out, and again every
+`Study.reminder_days` days while they have not finished (at most MAX_REPEATS times).
+
+`flask mail send-queued` calls `queue_due_reminders` before it sends, so the cron line that
+sends mail also queues what fell due. Each reminder has a dedupe key (its enrolment and its
+number): queueing it twice, by two hosts at once or by a run after a crash, inserts it once.
+Nothing is sent to readers who finished, whose account was deactivated (withdrawn), or whose
+study is not open.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app, has_request_context, url_for
+from icalendar import Calendar, Event
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.clock import now
+from app.extensions import db
+from app.mail.messages import compose, public_base
+from app.mail.outbox import Attachment
+from app.models import Answer, Assignment, Enrolment, OutboxMessage, Study, StudyStatus, User
+
+MAX_REPEATS = 3  # reminders after the first, at most
+
+
+def external_url(endpoint: str, **values: object) -> str:
+    """An absolute URL: the request's host in a request, PUBLIC_URL in a command."""
+    if has_request_context():
+        return url_for(endpoint, _external=True, **values)
+    with current_app.test_request_context(base_url=public_base()):
+        return url_for(endpoint, _external=True, **values)
+
+
+def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str) -> str:
+    """An iCalendar file with one event: Task 2 of the study opens (an hour blocked)."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//SE-CBIR reader study//reminders//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"task2-{enrolment.study_id}-{enrolment.id}@secbir-reader-study")
+    event.add("dtstamp", now().replace(tzinfo=UTC))
+    event.add("dtstart", opens_at.replace(tzinfo=UTC))
+    event.add("dtend", (opens_at + timedelta(hours=1)).replace(tzinfo=UTC))
+    event.add("summary", f"Task 2 of {enrolment.study.name} opens")
+    event.add("description", f"Task 2 of the reader study is open from now on: {link}")
+    event.add("url", link)
+    calendar.add_component(event)
+    return calendar.to_ical().decode()
+
+
+def last_activity(enrolment_ids: list[int]) -> dict[int, datetime]:
+    """Each enrolment's latest answer time (enrolments without answers are left out)."""
+    if not enrolment_ids:
+        return {}
+    rows = db.session.execute(
+        select(Assignment.enrolment_id, func.max(Answer.answered_at))
+        .join(Answer, Answer.assignment_id == Assignment.id)
+        .where(Assignment.enrolment_id.in_(enrolment_ids))
+        .group_by(Assignment.enrolment_id)
+    )
+    return {enrolment_id: moment for enrolment_id, moment in rows}
+
+
+def may_remind(enrolment: Enrolment) -> bool:
+    """Whether a reminder may go to this reader: not finished, account active, study open."""
+    user = enrolment.user
+    return (
+        enrolment.task2_completed_at is None
+        and user.active
+        and enrolment.study.status == StudyStatus.OPEN
+    )
+
+
+def queue_reminder(
+    enrolment: Enrolment, dedupe_key: str | None = None, number: int = 0
+) -> OutboxMessage:
+    """Queue a reminder for `enrolment` (the caller commits): the link, and the .ics while
+    Task 2 has still to open or has just opened."""
+    study = enrolment.study
+    link = external_url("survey.resume", study_id=study.id)
+    opens_at = enrolment.task2_opens_at
+    attachments = []
+    if opens_at is not None:
+        ics = calendar_file(enrolment, opens_at, link)
+        attachments.append(Attachment("task2.ics", "text/calendar", ics))
+    return compose(
+        enrolment.user.email,
+        "reminder",
+        "reminder",
+        attachments=attachments,
+        dedupe_key=dedupe_key,
+        study=study,
+        link=link,
+        opens_at=opens_at,
+        is_open=opens_at is not None and opens_at <= now(),
+        task1_done=enrolment.task1_completed_at is not None,
+        number=number,
+    )
+
+
+def due_number(enrolment: Enrolment, last: datetime | None) -> int | None:
+    """Which reminder is due now: 0 when Task 2 just opened, k after k * reminder_days days
+    without activity; None when none is."""
+    opens_at = enrolment.task2_opens_at
+    moment = now()
+    if opens_at is None or moment < opens_at:
+        return None
+    study = enrolment.study
+    started_task2 = last is not None and last >= opens_at
+    days = study.reminder_days or 0
+    if days > 0:
+        period = timedelta(days=days)
+        number = min(int((moment - opens_at) / period), MAX_REPEATS)
+        quiet = last is None or moment - last >= period
+        if number >= 1 and quiet:
+            return number
+    if study.washout_hours > 0 and not started_task2:
+        return 0
+    return None
+
+
+def queue_due_reminders() -> int:
+    """Queue every reminder that is due and not queued yet; how many were queued."""
+    enrolments = db.session.scalars(
+        select(Enrolment)
+        .join(Study, Study.id == Enrolment.study_id)
+        .join(User, User.id == Enrolment.user_id)
+        .where(
+            Study.status == StudyStatus.OPEN,
+            Enrolment.task1_completed_at.is_not(None),
+            Enrolment.task2_completed_at.is_(None),
+            User.active.is_(True),
+        )
+    ).all()
+    activity = last_activity([enrolment.id for enrolment in enrolments])
+    wanted = []
+    for enrolment in enrolments:
+        number = due_number(enrolment, activity.get(enrolment.id))
+        if number is not None:
+            wanted.append((enrolment.id, number, f"reminder:{enrolment.id}:{number}"))
+    keys = [key for _, _, key in wanted]
+    known = (
+        set(
+            db.session.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))
+            )
+        )
+        if keys
+        else set()
+    )
+    queued = 0
+    for enrolment_id, number, key in wanted:
+        if key in known:
+            continue
+        enrolment = db.session.get(Enrolment, enrolment_id)
+        if enrolment is None:
+            continue
+        queue_reminder(enrolment, dedupe_key=key, number=number)
+        try:
+            db.session.commit()
+        except IntegrityError:  # another host queued the same reminder a moment ago
+            db.session.rollback()
+            continue
+        queued += 1
+    return queued

@@ -1,0 +1,52 @@
+/* Organiser safeguards: warn before leaving a settings form with unsaved edits, and before
+   opening the study while its settings form has unsaved edits (the open button would discard
+   them). Without script the server still asks before closing a study or moving Task 2. */
+(function () {
+  "use strict";
+
+  function start() {
+    var form = document.querySelector("form[data-unsaved-warning]");
+    if (!form) {
+      return;
+    }
+    var dirty = false;
+    var leaving = false;
+    form.addEventListener("input", function () {
+      dirty = true;
+    });
+    form.addEventListener("change", function () {
+      dirty = true;
+    });
+    form.addEventListener("submit", function () {
+      leaving = true; // saving is not losing
+    });
+    window.addEventListener("beforeunload", function (event) {
+      if (dirty && !leaving) {
+        event.preventDefault();
+        event.returnValue = ""; // the browser shows its own "leave the page?" question
+      }
+    });
+    document.querySelectorAll("form[data-needs-saved]").forEach(function (other) {
+      other.addEventListener("submit", function (event) {
+        if (!dirty) {
+          return;
+        }
+        var proceed = window.confirm(
+          "Your changes to the settings are not saved. Open the study without them?\n" +
+            "(Cancel, then press \u201cSave settings\u201d first to keep them.)"
+        );
+        if (proceed) {
+          leaving = true;
+        } else {
+          event.preventDefault();
+        }
+      });
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
