@@ -251,7 +251,7 @@ def consent_counts(study_id: int) -> dict[int | None, int]:
     return {version: count for version, count in rows}
 
 
-@bp.get("/studies/<int:study_id>/close")
+@bp.get("/studies/<int:study_id>/close/confirm")
 @staff_required
 def confirm_close(study_id: int) -> str:
     """Ask before closing: how many readers are still in the middle of the study."""

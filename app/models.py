@@ -158,9 +158,11 @@ class Study(db.Model):
     information: Mapped[str] = mapped_column(Text, default="")  # welcome / consent text
     # The version of `information` readers agree to now; every change of the text adds one
     # (ConsentVersion keeps each text, Enrolment.consent_version what each reader agreed to).
-    consent_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Server defaults only, and deferred: rows can be read and written through these models
+    # on a database before migration 0008 (the migration test does).
+    consent_version: Mapped[int] = mapped_column(Integer, server_default="1", deferred=True)
     # Remind readers again every this many days while they have not finished (0: never).
-    reminder_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reminder_days: Mapped[int] = mapped_column(Integer, server_default="0", deferred=True)
     manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
     # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op.
     bundle_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -180,6 +182,9 @@ class Study(db.Model):
     members: Mapped[list["StudyMember"]] = relationship(
         back_populates="study", cascade="all, delete-orphan"
     )
+
+    # Read the server defaults when used, not through INSERT ... RETURNING (migration 0008).
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
 
     __table_args__ = (
         CheckConstraint("cases_per_reader > 0", name="cases_positive"),
@@ -264,7 +269,6 @@ class Invitation(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    emailed_at: Mapped[datetime | None] = mapped_column(DateTime)  # last queued as an e-mail
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
@@ -281,7 +285,7 @@ class Enrolment(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Study.consent_version when the reader agreed (None: enrolled before versions existed).
-    consent_version: Mapped[int | None] = mapped_column(Integer)
+    consent_version: Mapped[int | None] = mapped_column(Integer, deferred=True)
     task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The reader's profile, given at consent (None for enrolments made before it was asked).

@@ -39,11 +39,11 @@ def test_closing_asks_first(
     staff = app.test_client()
     login(staff, organiser)
     settings = staff.get(f"/admin/studies/{study.id}").text
-    assert f'href="/admin/studies/{study.id}/close"' in settings  # a link to the question
+    assert f'href="/admin/studies/{study.id}/close/confirm"' in settings  # to the question
     reading = app.test_client()
     login(reading, reader)
     consent(reading, study.id)
-    asked = staff.get(f"/admin/studies/{study.id}/close").text
+    asked = staff.get(f"/admin/studies/{study.id}/close/confirm").text
     assert "1 reader has not finished yet" in asked
     assert study_row(app, study).status == StudyStatus.OPEN
     staff.post(f"/admin/studies/{study.id}/close")

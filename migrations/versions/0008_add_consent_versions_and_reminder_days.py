@@ -1,4 +1,4 @@
-"""Add consent versions, reminder days and invitation e-mail times
+"""Add consent versions and reminder days
 
 Revision ID: 0008
 Revises: i15b
@@ -33,7 +33,6 @@ def upgrade():
     # Plain ADD COLUMN (no batch copy): on SQLite a copy of study, enrolment or invitation
     # fails once other rows refer to them.
     op.add_column('enrolment', sa.Column('consent_version', sa.Integer(), nullable=True))
-    op.add_column('invitation', sa.Column('emailed_at', sa.DateTime(), nullable=True))
     op.add_column('study', sa.Column('consent_version', sa.Integer(), server_default='1', nullable=False))
     op.add_column('study', sa.Column('reminder_days', sa.Integer(), server_default='0', nullable=False))
     # Each study's current text becomes its version 1. Readers who enrolled before keep
@@ -47,7 +46,6 @@ def upgrade():
 def downgrade():
     op.drop_column('study', 'reminder_days')
     op.drop_column('study', 'consent_version')
-    op.drop_column('invitation', 'emailed_at')
     op.drop_column('enrolment', 'consent_version')
     op.drop_index(op.f('ix_consent_version_study_id'), table_name='consent_version')
     op.drop_table('consent_version')
