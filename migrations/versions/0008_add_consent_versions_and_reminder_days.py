@@ -1,7 +1,7 @@
 """Add consent versions and reminder days
 
 Revision ID: 0008
-Revises: i15b
+Revises: i15c
 Create Date: 2026-11-28 04:51:00.328636
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0008'
-down_revision = 'i15b'
+down_revision = 'i15c'
 branch_labels = None
 depends_on = None
 
