@@ -47,7 +47,12 @@
     note.setAttribute("role", "status");
     note.textContent =
       "Your choice from before is selected again. Nothing was saved yet: check it and press Save.";
-    form.insertBefore(note, form.querySelector("fieldset"));
+    var anchor = form.querySelector("fieldset");
+    if (anchor) {
+      anchor.parentNode.insertBefore(note, anchor);
+    } else {
+      form.insertBefore(note, form.firstChild);
+    }
   }
 
   function start() {
