@@ -1,7 +1,9 @@
 """`python -m training smoke`: every stage of a preset at its real size, one step each.
 
 The thesis preset runs with mixed precision forced, so the GPU's float16 code path
-(augmentation, loss scaling, saliency, the 4-channel model and the control) runs in CI.
+(augmentation, loss scaling, saliency, the 4-channel model and the control) runs in CI: in
+a step of its own in `.ci/run` (`-m thesis_smoke`), since EfficientNetB4 at 380 px takes many
+CPU minutes and `make test` must stay short.
 """
 
 from pathlib import Path
@@ -30,6 +32,7 @@ def run_smoke(preset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *
     return printed
 
 
+@pytest.mark.thesis_smoke
 def test_smoke_of_the_thesis_preset_under_mixed_precision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
