@@ -2,6 +2,7 @@
 and the readers' progress. Organisers manage the studies they are members of (see app.team);
 admins manage every study. Another study answers 404, as if it did not exist."""
 
+import secrets
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.auth import (
     create_invitation,
+    hash_token,
     managed_study_ids,
     managed_study_or_404,
     may_manage_study,
@@ -35,6 +37,7 @@ from app.consent import change_text
 from app.extensions import db
 from app.forms import EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
+from app.mail.messages import compose
 from app.mail.reminders import last_activity, may_remind, queue_reminder
 from app.models import (
     Answer,
@@ -290,24 +293,20 @@ def invitation_state(invitation: Invitation) -> str:
     return "expired" if invitation.expires_at <= now() else "pending"
 
 
-@bp.route("/studies/<int:study_id>/invitations", methods=["GET", "POST"])
-@staff_required
-def invitations(study_id: int) -> str | tuple[str, int]:
-    """List a study's invitations and create new ones (the link is shown once, here)."""
-    record = managed_study_or_404(study_id)
-    form = InvitationForm()
-    if not form.is_submitted():
-        form.days.data = current_app.config["INVITATION_DAYS"]
-    link = None
-    status = 200
-    if form.validate_on_submit() and not refuse_control_characters(form):
-        invitation, token = create_invitation(record, form.email.data, current_user, form.days.data)
-        db.session.commit()
-        link = url_for("auth.invitation", token=token, _external=True)
-        flash(f"Invitation for {invitation.email} created. Copy the link now.", "success")
-        form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
-    elif form.is_submitted():
-        status = 400
+def send_invitation(invitation: Invitation, link: str) -> None:
+    """Queue the invitation e-mail with its link (the caller commits)."""
+    compose(
+        invitation.email,
+        "invitation",
+        "invitation",
+        study=invitation.study,
+        link=link,
+        expires_at=invitation.expires_at,
+    )
+
+
+def invitations_page(record: Study, form: InvitationForm, links: list, status: int) -> tuple:
+    """The invitations page: new links (shown once, each with a copy button) and the list."""
     rows = db.session.scalars(
         select(Invitation)
         .where(Invitation.study_id == record.id)
@@ -318,11 +317,71 @@ def invitations(study_id: int) -> str | tuple[str, int]:
         "admin/invitations.html",
         study=record,
         form=form,
-        link=link,
+        links=links,
         listing=listing,
         button=EmptyForm(),
     )
     return response, status
+
+
+@bp.route("/studies/<int:study_id>/invitations", methods=["GET", "POST"])
+@staff_required
+def invitations(study_id: int) -> str | tuple[str, int]:
+    """List a study's invitations and invite a pasted list of readers (links shown once)."""
+    record = managed_study_or_404(study_id)
+    form = InvitationForm()
+    if not form.is_submitted():
+        form.days.data = current_app.config["INVITATION_DAYS"]
+    if not form.validate_on_submit() or refuse_control_characters(form):
+        return invitations_page(record, form, [], 400 if form.is_submitted() else 200)
+    if record.status == StudyStatus.DRAFT:
+        form.email.errors = [
+            "The study is still a draft: open it first (Settings), then invite readers. "
+            "A link to a draft study would lead nowhere."
+        ]
+        return invitations_page(record, form, [], 400)
+    addresses, errors = form.addresses()
+    if errors or not addresses:
+        form.email.errors = errors or ["Enter at least one e-mail address."]
+        return invitations_page(record, form, [], 400)  # nothing created: fix and resend
+    send = bool(form.send.data) and mail_enabled()
+    links = []
+    for address in addresses:
+        invitation, token = create_invitation(record, address, current_user, form.days.data)
+        link = url_for("auth.invitation", token=token, _external=True)
+        if send:
+            send_invitation(invitation, link)
+        links.append((invitation.email, link))
+    db.session.commit()
+    sent = " and e-mailed (with the next mail run)" if send else ""
+    flash(f"{len(links)} invitation link(s) created{sent}. Copy them now if needed.", "success")
+    form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
+    return invitations_page(record, form, links, 200)
+
+
+@bp.post("/studies/<int:study_id>/invitations/<int:invitation_id>/resend")
+@staff_required
+def resend_invitation(study_id: int, invitation_id: int) -> str | tuple[str, int] | Response:
+    """A fresh link for an unused invitation (the old one stops working), e-mailed if possible."""
+    record = managed_study_or_404(study_id)
+    invitation = db.get_or_404(Invitation, invitation_id)
+    if invitation.study_id != record.id:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if invitation.used_at is not None:
+        flash("This invitation was already used; the reader logs in with their password.", "info")
+        return redirect(url_for("admin.invitations", study_id=record.id))
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = hash_token(token)
+    invitation.expires_at = now() + timedelta(days=current_app.config["INVITATION_DAYS"])
+    link = url_for("auth.invitation", token=token, _external=True)
+    if mail_enabled():
+        send_invitation(invitation, link)
+    db.session.commit()
+    flash(f"A new link for {invitation.email}; the old one no longer works.", "success")
+    form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
+    return invitations_page(record, form, [(invitation.email, link)], 200)
 
 
 @bp.post("/studies/<int:study_id>/invitations/<int:invitation_id>/revoke")

@@ -178,15 +178,32 @@ class StudySettingsForm(FlaskForm):
 
 
 class InvitationForm(FlaskForm):
-    """Invite a reader by e-mail address."""
+    """Invite readers: e-mail addresses, one per line (each line is checked on its own)."""
 
-    email = EmailField(
-        "Reader's e-mail", validators=[DataRequired(), Length(max=254), email_address]
+    email = TextAreaField(
+        "Readers' e-mail addresses, one per line",
+        validators=[DataRequired(), Length(max=100_000)],
+        description="Paste a list; blank lines are skipped, repeated addresses invited once.",
     )
     days = IntegerField(
-        "Link valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
+        "Links valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
     )
-    submit = SubmitField("Create invitation link")
+    send = BooleanField("E-mail each reader their link", default=True)
+    submit = SubmitField("Create invitation links")
+
+    def addresses(self) -> tuple[list[str], list[str]]:
+        """The addresses (normalised, first occurrence kept) and one error per bad line."""
+        found: list[str] = []
+        errors: list[str] = []
+        for number, line in enumerate((self.email.data or "").splitlines(), start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if len(text) > 254 or not EMAIL_PATTERN.match(text):
+                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address.")
+            elif text.lower() not in found:
+                found.append(text.lower())
+        return found, errors
 
 
 class TeamMemberForm(FlaskForm):

@@ -4,7 +4,33 @@
 (function () {
   "use strict";
 
+  // Copy buttons next to invitation links (the CSP allows no inline script).
+  function setUpCopyButtons() {
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var field = document.getElementById(button.getAttribute("data-copy"));
+        if (!field) {
+          return;
+        }
+        function done() {
+          button.textContent = "Copied";
+        }
+        field.select();
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, function () {
+            document.execCommand("copy");
+            done();
+          });
+        } else {
+          document.execCommand("copy");
+          done();
+        }
+      });
+    });
+  }
+
   function start() {
+    setUpCopyButtons();
     var form = document.querySelector("form[data-unsaved-warning]");
     if (!form) {
       return;

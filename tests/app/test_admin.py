@@ -265,3 +265,57 @@ def test_readers_progress(client: FlaskClient, app: Flask, study, reader, organi
     login(client, organiser)
     page = client.get(f"/admin/studies/{study.id}/readers").text
     assert reader.pseudonym in page and "0 / 0" in page
+
+
+def test_a_pasted_list_invites_each_address_or_names_the_bad_lines(
+    client: FlaskClient, app: Flask, study, organiser, login
+) -> None:
+    login(client, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    bad = client.post(url, data={"email": "a@example.org\nnot an address\n\nb@x", "days": 7})
+    assert bad.status_code == 400
+    assert "Line 2: “not an address”" in bad.text and "Line 4: “b@x”" in bad.text
+    with app.app_context():
+        assert db.session.scalar(select(Invitation.id)) is None  # nothing half-done
+    listed = "A@example.org\n  b@example.org \n\na@example.org\nc@example.org\n"
+    made = client.post(url, data={"email": listed, "days": 7})
+    assert made.status_code == 200
+    assert made.text.count('data-copy="invitation-link-') == 3
+    links = re.findall(r'value="(http://localhost/invite/[^"]+)"', made.text)
+    assert len(links) == 3
+    with app.app_context():
+        emails = sorted(db.session.scalars(select(Invitation.email)))
+    assert emails == ["a@example.org", "b@example.org", "c@example.org"]
+
+
+def test_a_new_link_replaces_the_old_one(
+    client: FlaskClient, app: Flask, study, organiser, login
+) -> None:
+    login(client, organiser)
+    made = client.post(
+        f"/admin/studies/{study.id}/invitations", data={"email": "r@example.org", "days": 7}
+    )
+    old = re.search(r'value="http://localhost(/invite/[^"]+)"', made.text).group(1)
+    with app.app_context():
+        invitation_id = db.session.scalar(select(Invitation.id))
+    again = client.post(f"/admin/studies/{study.id}/invitations/{invitation_id}/resend")
+    new = re.search(r'value="http://localhost(/invite/[^"]+)"', again.text).group(1)
+    assert new != old
+    client.post("/logout")
+    assert client.get(old).status_code == 404
+    assert client.get(new).status_code == 200
+
+
+def test_invitations_to_a_draft_study_are_refused_with_a_reason(
+    client: FlaskClient, app: Flask, study, organiser, login
+) -> None:
+    with app.app_context():
+        db.session.get(Study, study.id).status = StudyStatus.DRAFT
+        db.session.commit()
+    login(client, organiser)
+    refused = client.post(
+        f"/admin/studies/{study.id}/invitations", data={"email": "r@example.org", "days": 7}
+    )
+    assert refused.status_code == 400 and "still a draft: open it first" in refused.text
+    with app.app_context():
+        assert db.session.scalar(select(Invitation.id)) is None

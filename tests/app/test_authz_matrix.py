@@ -43,6 +43,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "admin.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    # An empty form: a new link, shown on the page (200) to staff of the study.
+    "admin.resend_invitation": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 200, 404, 200)},
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
     "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
@@ -198,7 +200,7 @@ def test_staff_get_404_for_a_study_that_does_not_exist(world: World) -> None:
                 continue
             for method in sorted(rule.methods & set(METHODS)):
                 for values in world.url_values(endpoint, missing):
-                    if endpoint == "admin.revoke_invitation":
+                    if endpoint in ("admin.revoke_invitation", "admin.resend_invitation"):
                         values = {**values, "study_id": missing.id}
                     url = world.url(endpoint, values)
                     assert send(client, method, url).status_code == 404, (role, method, url)

@@ -1,5 +1,6 @@
 """The outbox and its sender, against a real SMTP server on loopback (aiosmtpd)."""
 
+import re
 import threading
 from datetime import timedelta
 
@@ -278,3 +279,20 @@ def test_organiser_pages_say_links_go_by_hand_without_mail(
         app.config.update(MAIL_SERVER=server.host, MAIL_PORT=server.port)
         mail.init_app(app)
         assert "pass each invitation link on" not in client.get(url).get_data(as_text=True)
+
+
+def test_invitations_are_e_mailed_with_their_links(
+    app: Flask, smtp: SmtpServer, study: object, organiser: object, login: object
+) -> None:
+    client = app.test_client()
+    login(client, organiser)  # type: ignore[operator]
+    url = f"/admin/studies/{study.id}/invitations"  # type: ignore[attr-defined]
+    made = client.post(url, data={"email": "a@example.org\nb@example.org", "days": 7, "send": "y"})
+    links = set(re.findall(r'value="(http://localhost/invite/[^"]+)"', made.text))
+    with app.app_context():
+        assert len(send_queued().sent) == 2
+    mailed = {
+        re.search(r"http://localhost/invite/\S+", m.get_body(("plain",)).get_content()).group(0)  # type: ignore[union-attr]
+        for m in smtp.sink.messages
+    }
+    assert mailed == links and len(links) == 2

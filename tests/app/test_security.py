@@ -176,6 +176,8 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         return done
 
     revoked_id, _ = world.fresh_invitation()
+    resent_id, resent_token = world.fresh_invitation()
+    resent_hash = hash_token(resent_token)
     _, invitation_token = world.fresh_invitation()
     newcomer = join_newcomer(world)
     with app.app_context():
@@ -233,6 +235,12 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 lambda: db.session.scalar(select(OutboxMessage).filter_by(kind="reminder"))
                 is not None
             ),
+        ),
+        "admin.resend_invitation": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/invitations/{resent_id}/resend",
+            lambda _: {},
+            check(lambda: db.session.get(Invitation, resent_id).token_hash != resent_hash),
         ),
         "admin.revoke_invitation": Post(
             "admin",

@@ -110,7 +110,7 @@ class World:
         by_study = {"study_id": study.id}
         if endpoint == "admin.change_status":
             return [{**by_study, "action": "open"}]  # the study is open: nothing changes
-        if endpoint == "admin.revoke_invitation":
+        if endpoint in ("admin.revoke_invitation", "admin.resend_invitation"):
             return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
         if endpoint == "team.remove":
             # The owner's own membership: the owner stays, so nothing changes.
