@@ -11,6 +11,7 @@ The shape of a study:
 """
 
 import enum
+import secrets
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -155,6 +156,16 @@ class Study(db.Model):
         Enum(Sampling, native_enum=False, length=16), default=Sampling.RANDOM
     )
     reshuffle_task2: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The design (app/survey/designs.py) and its conditions, in the design's order: dicts of
+    # app/survey/conditions.py. The thesis: sequential, unaided then SE-CBIR at k = 6.
+    design: Mapped[str] = mapped_column(String(32), default="sequential")
+    conditions: Mapped[list] = mapped_column(JSON, default=list)
+    # Later sessions show the query turned by 180 degrees (the thesis's second look).
+    rotate_later_sessions: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Share of aided readings that show a deliberately misleading aid (0: none).
+    probe_share: Mapped[float] = mapped_column(Float, default=0.0)
+    # Permutes the blocks that randomise readers to condition orders (never shown to anyone).
+    seed: Mapped[int] = mapped_column(Integer, default=lambda: secrets.randbelow(2**31))
     information: Mapped[str] = mapped_column(Text, default="")  # welcome / consent text
     # The version of `information` readers agree to now; every change of the text adds one
     # (ConsentVersion keeps each text, Enrolment.consent_version what each reader agreed to).
@@ -189,6 +200,7 @@ class Study(db.Model):
     __table_args__ = (
         CheckConstraint("cases_per_reader > 0", name="cases_positive"),
         CheckConstraint("washout_hours >= 0", name="washout_not_negative"),
+        CheckConstraint("probe_share >= 0 AND probe_share <= 0.5", name="probe_share_range"),
     )
 
     @property
@@ -282,10 +294,15 @@ class Enrolment(db.Model):
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     seed: Mapped[int] = mapped_column(Integer)  # drew the cases and both orders
+    # The order in which readers enrolled in the study (0, 1, ...): their place in the
+    # randomisation of condition orders. None for enrolments made before designs existed.
+    arm_index: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Study.consent_version when the reader agreed (None: enrolled before versions existed).
     consent_version: Mapped[int | None] = mapped_column(Integer, deferred=True)
+    # The end of the first session, and the end of the reader's last session (the study done;
+    # the column keeps the name it had when every study had two tasks).
     task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The reader's profile, given at consent (None for enrolments made before it was asked).
@@ -303,7 +320,15 @@ class Enrolment(db.Model):
         cascade="all, delete-orphan",
     )
 
-    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "user_id"),
+        UniqueConstraint("study_id", "arm_index"),
+    )
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the reader finished their last session."""
+        return self.task2_completed_at
 
     @property
     def task2_opens_at(self) -> datetime | None:
@@ -314,7 +339,8 @@ class Enrolment(db.Model):
 
 
 class Assignment(db.Model):
-    """One case of a reader's draw in one task, at a fixed position of that task's order."""
+    """One case of a reader's draw in one session ("task"), at a fixed position of its order,
+    to be read under one of the study's conditions."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolment.id"), index=True)
@@ -322,7 +348,13 @@ class Assignment(db.Model):
     task: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)  # 0-based within the task
     rotation: Mapped[int] = mapped_column(Integer, default=0)  # 180 in Task 2
+    condition: Mapped[int] = mapped_column(Integer, default=0)  # index into Study.conditions
+    probe: Mapped[bool] = mapped_column(Boolean, default=False)  # shows a misleading aid
     shown_at: Mapped[datetime | None] = mapped_column(DateTime)  # first time served
+    # Initial then revised: the unaided first answer, stored before the aid is shown.
+    initial_diagnosis: Mapped[str | None] = mapped_column(String(16))
+    initial_confidence: Mapped[int | None] = mapped_column(Integer)
+    initial_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     enrolment: Mapped[Enrolment] = relationship(back_populates="assignments")
     case: Mapped[Case] = relationship()
@@ -331,7 +363,7 @@ class Assignment(db.Model):
     __table_args__ = (
         UniqueConstraint("enrolment_id", "task", "position"),
         UniqueConstraint("enrolment_id", "task", "case_id"),
-        CheckConstraint("task IN (1, 2)", name="task_1_or_2"),
+        CheckConstraint("task >= 1", name="task_positive"),
     )
 
 
@@ -351,6 +383,8 @@ class Answer(db.Model):
     hidden_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Image ids of the neighbours on screen, in rank order (empty in Task 1).
     neighbours_shown: Mapped[list] = mapped_column(JSON, default=list)
+    # Exactly what was shown: the condition's key and options, probe or not, the probe's class.
+    shown: Mapped[dict] = mapped_column(JSON, default=dict)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
 
     assignment: Mapped[Assignment] = relationship(back_populates="answer")

@@ -13,9 +13,9 @@ from app.clock import now
 from app.consent import record_current
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, ReaderRole, Study, User
-from app.survey import sampling
-
-ROTATION = {1: 0, 2: 180}  # Task 2 shows the query turned by 180 degrees (thesis 3.4)
+from app.survey import conditions, designs, sampling
+from app.survey.conditions import Condition
+from app.survey.designs import Design
 
 
 def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
@@ -23,6 +23,66 @@ def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
     return db.session.scalar(
         select(Enrolment).where(Enrolment.study_id == study_id, Enrolment.user_id == user_id)
     )
+
+
+def conditions_of(study: Study) -> list[Condition]:
+    """The study's conditions in the design's order (the thesis's two when none are set)."""
+    return [conditions.parse(item) for item in study.conditions] or conditions.thesis()
+
+
+def design_of(study: Study) -> Design:
+    """The study's design."""
+    return Design(study.design)
+
+
+def sessions_of(study: Study) -> int:
+    """How many sessions ("tasks") each reader has: one per condition, or one in all."""
+    if design_of(study) in (Design.PER_CASE, Design.INITIAL_REVISED):
+        return 1
+    return len(conditions_of(study))
+
+
+def next_arm_index(study: Study) -> int:
+    """The place in the randomisation of the next reader to enrol."""
+    last = db.session.scalar(
+        select(func.max(Enrolment.arm_index)).where(Enrolment.study_id == study.id)
+    )
+    return 0 if last is None else last + 1
+
+
+def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) -> list[Assignment]:
+    """The reader's assignments: the design's plan over their cases, with the probes marked.
+
+    `cases` are the drawn case ids in canonical order. Probes are drawn among the readings
+    whose condition shows an aid that can mislead (neighbours or probabilities).
+    """
+    listed = conditions_of(study)
+    sessions = designs.plan(
+        design_of(study),
+        cases,
+        len(listed),
+        arm_index=arm_index,
+        study_seed=study.seed,
+        reader_seed=seed,
+        reshuffle=study.reshuffle_task2,
+        rotate_later_sessions=study.rotate_later_sessions,
+    )
+    out = []
+    for session, readings in enumerate(sessions, start=1):
+        for position, reading in enumerate(readings):
+            out.append(
+                Assignment(
+                    case_id=reading.case,
+                    task=session,
+                    position=position,
+                    rotation=reading.rotation,
+                    condition=reading.condition,
+                )
+            )
+    misleadable = [a for a in out if listed[a.condition].can_mislead]
+    for index in designs.probe_positions(len(misleadable), study.probe_share, seed):
+        misleadable[index].probe = True
+    return out
 
 
 @dataclass(frozen=True)
@@ -34,54 +94,56 @@ class Profile:
     exams_per_week: int  # dermoscopic examinations in a typical week
 
 
+ENROL_ATTEMPTS = 5  # readers consenting at the same moment race for the next arm_index
+
+
 def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment:
-    """Enrol `user` in `study`: draw their cases with a fresh seed and store both task orders.
+    """Enrol `user` in `study`: draw their cases with a fresh seed and lay out the design.
 
     Everything is written in one transaction. If a concurrent request enrolled the same
-    reader first, the unique constraints refuse this second draw and the first one is kept.
+    reader first, the unique constraints refuse this second draw and the first one is kept;
+    if another reader took the same place in the randomisation, the next place is tried.
     """
-    existing = enrolment_of(study.id, user.id)
-    if existing is not None:
-        return existing
-    rows = db.session.execute(
-        select(Case.position, Case.id, Case.truth).where(Case.study_id == study.id)
-    ).all()
-    pool = {position: truth for position, _, truth in rows}
-    case_ids = {position: case_id for position, case_id, _ in rows}
-    count = min(study.cases_per_reader, len(pool))
-    seed = sampling.new_seed()
-    drawn = sampling.draw(pool, count, seed, str(study.sampling), study.reshuffle_task2)
-    moment = now()
-    enrolment = Enrolment(
-        study_id=study.id,
-        user_id=user.id,
-        seed=seed,
-        created_at=moment,
-        consented_at=moment,
-        consent_version=study.consent_version,  # the text this reader agreed to
-    )
-    record_current(study)
-    if profile is not None:
-        enrolment.profile_role = profile.role
-        enrolment.profile_years = profile.years
-        enrolment.profile_exams_per_week = profile.exams_per_week
-    for task, order in ((1, drawn.task1), (2, drawn.task2)):
-        for index, position in enumerate(order):
-            enrolment.assignments.append(
-                Assignment(
-                    case_id=case_ids[position], task=task, position=index, rotation=ROTATION[task]
-                )
-            )
-    db.session.add(enrolment)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    for _ in range(ENROL_ATTEMPTS):
         existing = enrolment_of(study.id, user.id)
-        if existing is None:
-            raise
-        return existing
-    return enrolment
+        if existing is not None:
+            return existing
+        rows = db.session.execute(
+            select(Case.position, Case.id, Case.truth).where(Case.study_id == study.id)
+        ).all()
+        pool = {position: truth for position, _, truth in rows}
+        case_ids = {position: case_id for position, case_id, _ in rows}
+        count = min(study.cases_per_reader, len(pool))
+        seed = sampling.new_seed()
+        chosen = sampling.draw_set(pool, count, seed, str(study.sampling))
+        moment = now()
+        enrolment = Enrolment(
+            study_id=study.id,
+            user_id=user.id,
+            seed=seed,
+            arm_index=next_arm_index(study),
+            created_at=moment,
+            consented_at=moment,
+            consent_version=study.consent_version,  # the text this reader agreed to
+        )
+        record_current(study)
+        if profile is not None:
+            enrolment.profile_role = profile.role
+            enrolment.profile_years = profile.years
+            enrolment.profile_exams_per_week = profile.exams_per_week
+        cases = [case_ids[position] for position in chosen]
+        enrolment.assignments.extend(plan_assignments(study, seed, enrolment.arm_index, cases))
+        db.session.add(enrolment)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        return enrolment
+    existing = enrolment_of(study.id, user.id)
+    if existing is None:
+        raise RuntimeError("could not enrol the reader: too many readers enrolled at once")
+    return existing
 
 
 @dataclass(frozen=True)
@@ -89,12 +151,23 @@ class Standing:
     """Where a reader is: the current assignment (None when all is answered) and the lock."""
 
     current: Assignment | None
-    opens_at: datetime | None  # when Task 2 opens (None until Task 1 is complete)
-    locked: bool  # the current assignment is in Task 2 and the wash-out has not passed
+    opens_at: datetime | None  # when the current session opens (None in session 1)
+    locked: bool  # the current session has not opened yet (the wash-out has not passed)
+
+
+def session_end(enrolment: Enrolment, session: int) -> datetime | None:
+    """When the reader answered the last case of `session` (None when it is not complete)."""
+    if session == 1:
+        return enrolment.task1_completed_at
+    return db.session.scalar(
+        select(func.max(Answer.answered_at))
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(Assignment.enrolment_id == enrolment.id, Assignment.task == session)
+    )
 
 
 def standing(enrolment: Enrolment) -> Standing:
-    """The reader's current assignment: the first unanswered one, Task 1 first."""
+    """The reader's current assignment: the first unanswered one, session by session."""
     current = db.session.scalar(
         select(Assignment)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
@@ -102,12 +175,15 @@ def standing(enrolment: Enrolment) -> Standing:
         .order_by(Assignment.task, Assignment.position)
         .limit(1)
     )
-    if current is not None and current.task == 2 and enrolment.task1_completed_at is None:
-        # Defensive: Task 1 is complete but the moment was not recorded; record it now.
+    if current is not None and current.task > 1 and enrolment.task1_completed_at is None:
+        # Defensive: session 1 is complete but the moment was not recorded; record it now.
         enrolment.task1_completed_at = now()
         db.session.commit()
-    opens_at = enrolment.task2_opens_at
-    locked = current is not None and current.task == 2 and opens_at is not None and now() < opens_at
+    if current is None or current.task == 1:
+        return Standing(current, None, False)
+    ended = session_end(enrolment, current.task - 1)
+    opens_at = None if ended is None else ended + enrolment.study.washout
+    locked = opens_at is not None and now() < opens_at
     return Standing(current, opens_at, locked)
 
 
@@ -120,9 +196,15 @@ def task_size(enrolment: Enrolment, task: int) -> int:
     )
 
 
-def case_token(assignment: Assignment) -> str:
-    """An opaque token binding a form to one assignment (an HMAC; no image id in it)."""
+def case_token(assignment: Assignment, phase: str = "") -> str:
+    """An opaque token binding a form to one assignment (an HMAC; no image id in it).
+
+    `phase` tells the forms of one assignment apart: "initial" for the unaided first answer
+    of an initial-then-revised reading, "" for the final answer.
+    """
     message = f"survey-case:{assignment.enrolment_id}:{assignment.id}:{assignment.task}"
+    if phase:
+        message += f":{phase}"
     key = str(current_app.config["SECRET_KEY"]).encode()
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:40]
 
@@ -134,11 +216,9 @@ def where_to(study_id: int, enrolment: Enrolment | None) -> str:
     state = standing(enrolment)
     current = state.current
     if current is None:
-        return url_for("survey.task_end", study_id=study_id, task=2)
-    if current.task == 2 and current.position == 0 and current.shown_at is None:
+        return url_for("survey.task_end", study_id=study_id, task=sessions_of(enrolment.study))
+    if current.position == 0 and current.shown_at is None:
         if state.locked:
-            return url_for("survey.task_end", study_id=study_id, task=1)
-        return url_for("survey.task", study_id=study_id, task=2)
-    if current.task == 1 and current.position == 0 and current.shown_at is None:
-        return url_for("survey.task", study_id=study_id, task=1)
+            return url_for("survey.task_end", study_id=study_id, task=current.task - 1)
+        return url_for("survey.task", study_id=study_id, task=current.task)
     return url_for("survey.case", study_id=study_id, task=current.task, number=current.position + 1)

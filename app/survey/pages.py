@@ -22,11 +22,27 @@ from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey import bp
 from app.survey.answers import answer
-from app.survey.enrolment import Profile, enrol, enrolment_of, standing, task_size, where_to
+from app.survey.enrolment import (
+    Profile,
+    enrol,
+    enrolment_of,
+    sessions_of,
+    standing,
+    task_size,
+    where_to,
+)
 from app.survey.forms import AnswerForm, ConsentForm, ShortcutsForm
-from app.survey.presentation import Page, classes_of, closed, page_context, render_case
-
-TASKS = (1, 2)
+from app.survey.presentation import (
+    Page,
+    case_count,
+    classes_of,
+    closed,
+    how_it_works,
+    page_context,
+    render_case,
+    session_condition,
+    session_text,
+)
 
 
 def reader_study(study_id: int) -> Study:
@@ -68,14 +84,22 @@ def describe(enrolment: Enrolment | None) -> str:
     """A reader's progress in one sentence."""
     if enrolment is None:
         return "Not started"
-    if enrolment.task2_completed_at is not None:
-        return "Both tasks completed - thank you"
-    if enrolment.task1_completed_at is None:
+    state = standing(enrolment)
+    if state.current is None:
+        return finished_words(sessions_of(enrolment.study)) + " - thank you"
+    task = state.current.task
+    if task == 1:
         return "Task 1 in progress"
-    opens_at = enrolment.task2_opens_at
-    if opens_at is not None and now() < opens_at:
-        return f"Task 1 completed; Task 2 opens {opens_at:%Y-%m-%d %H:%M} UTC"
-    return "Task 2 open"
+    if state.locked and state.opens_at is not None:
+        return f"Task {task - 1} completed; Task {task} opens {state.opens_at:%Y-%m-%d %H:%M} UTC"
+    return f"Task {task} open"
+
+
+def finished_words(sessions: int) -> str:
+    """ "Both tasks completed" and the like, for a study of `sessions` tasks."""
+    if sessions == 1:
+        return "Study completed"
+    return f"{'Both' if sessions == 2 else f'All {sessions}'} tasks completed"
 
 
 @bp.route("/<int:study_id>/", methods=["GET", "POST"])
@@ -92,11 +116,11 @@ def welcome(study_id: int) -> Page:
             profile = Profile(ReaderRole(form.role.data), form.years.data, form.exams_per_week.data)
             enrol(study, current_user, profile)
             return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)), 303)
-        context = page_context(study, form=form, enrolment=None)
+        context = page_context(study, form=form, enrolment=None, steps=steps_of(study, None))
         return render_template("survey/welcome.html", **context), 400
     if enrolment is not None and form.is_submitted():
         return redirect(where_to(study.id, enrolment), 303)
-    context = page_context(study, form=form, enrolment=enrolment)
+    context = page_context(study, form=form, enrolment=enrolment, steps=steps_of(study, enrolment))
     return render_template("survey/welcome.html", **context)
 
 
@@ -105,7 +129,14 @@ def welcome(study_id: int) -> Page:
 def information(study_id: int) -> str:
     """The general information and the class definitions (opened beside a case)."""
     study = reader_study(study_id)
-    return render_template("survey/information.html", **page_context(study))
+    enrolment = enrolment_of(study.id, current_user.id)
+    context = page_context(study, steps=steps_of(study, enrolment))
+    return render_template("survey/information.html", **context)
+
+
+def steps_of(study: Study, enrolment: Enrolment | None) -> list[str]:
+    """The study's tasks in a sentence each, as this reader gets them."""
+    return how_it_works(study, enrolment, min(study.cases_per_reader, case_count(study)))
 
 
 @bp.get("/<int:study_id>/classes.css")
@@ -129,9 +160,9 @@ def resume(study_id: int) -> Response:
 
 def reader_enrolment(study_id: int, task: int) -> tuple[Study, Enrolment | None]:
     """The study and the reader's enrolment, for pages of `task` (404 for other tasks)."""
-    if task not in TASKS:
-        abort(404)
     study = reader_study(study_id)
+    if not 1 <= task <= sessions_of(study):
+        abort(404)
     return study, enrolment_of(study.id, current_user.id)
 
 
@@ -148,10 +179,12 @@ def task(study_id: int, task: int) -> Page:
     if state.current.task < task:
         return redirect(where_to(study.id, enrolment))
     start = url_for("survey.case", study_id=study.id, task=task, number=state.current.position + 1)
+    size = task_size(enrolment, task)
     context = page_context(
         study,
         task=task,
-        size=task_size(enrolment, task),
+        size=size,
+        text=session_text(study, size, task, session_condition(enrolment, task)),
         done=state.current.position,
         locked=state.locked,
         opens_at=state.opens_at,
@@ -175,8 +208,10 @@ def task_end(study_id: int, task: int) -> Page:
     context = page_context(
         study,
         task=task,
+        last=task == sessions_of(study),
         locked=state.locked,
         opens_at=state.opens_at,
+        next_task=state.current.task if state.current is not None else None,
         next_url=where_to(study.id, enrolment),
     )
     return render_template("survey/task_end.html", **context)
@@ -211,7 +246,7 @@ def case(study_id: int, task: int, number: int) -> Page:
         return redirect(where_to(study.id, enrolment))
     state = standing(enrolment)
     if state.locked:
-        return redirect(url_for("survey.task", study_id=study.id, task=2))
+        return redirect(url_for("survey.task", study_id=study.id, task=state.current.task))
     if state.current is None or state.current.id != assignment.id:
         return redirect(where_to(study.id, enrolment))
     if study.status != StudyStatus.OPEN:
@@ -250,10 +285,12 @@ def shortcuts() -> Page:
 @bp.get("/<int:study_id>/task2.ics")
 @login_required
 def calendar(study_id: int) -> Response:
-    """The opening of Task 2 as a calendar file (once Task 1 is complete)."""
+    """The opening of the reader's next task as a calendar file (once the one before is done)."""
     study = reader_study(study_id)
     enrolment = enrolment_of(study.id, current_user.id)
-    opens_at = enrolment.task2_opens_at if enrolment is not None else None
+    opens_at = None
+    if enrolment is not None:
+        opens_at = standing(enrolment).opens_at or enrolment.task2_opens_at
     if enrolment is None or opens_at is None:
         abort(404)
     link = url_for("survey.resume", study_id=study.id, _external=True)

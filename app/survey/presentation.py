@@ -1,6 +1,7 @@
 """What the survey pages show: the study's classes and labels, the page context, the case page."""
 
 import re
+from dataclasses import dataclass, field
 
 from flask import Response, render_template, url_for
 from flask_login import current_user
@@ -8,8 +9,11 @@ from sqlalchemy import func, select
 
 from app.errors import error_response
 from app.extensions import db
-from app.models import CLASS_CODES, Assignment, Case, Enrolment, Study
-from app.survey.enrolment import case_token, task_size
+from app.models import CLASS_CODES, Assignment, Case, Enrolment, Neighbour, Study
+from app.survey import conditions, probes
+from app.survey.conditions import CLASSIFIER_NAMES, PROBABILITIES, Condition
+from app.survey.designs import Design
+from app.survey.enrolment import case_token, conditions_of, design_of, sessions_of, task_size
 from app.survey.forms import AnswerForm
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g")  # home row: confidence 1-5 without looking
@@ -17,6 +21,9 @@ HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
 FALLBACK_COLOUR = "#595959"
 
 Page = Response | str | tuple[Response | str, int]
+# A probe takes the wrong class's images from the case's own list (this deep), then the bank.
+MAX_PROBE_OWN = 50
+PROBE_BANK_LIMIT = 200
 
 
 def closed() -> tuple[Response | str, int]:
@@ -85,29 +92,225 @@ def page_context(study: Study, **extra: object) -> dict:
     }
 
 
+def case_neighbours(case: Case, aid: str, k: int) -> list[Neighbour]:
+    """The first `k` neighbours of one retrieval aid, rank 1 first."""
+    return [n for n in case.neighbours if aid == "se_cbir"][:k]
+
+
+def probe_bank(study: Study, aid: str, wrong: str, case: Case) -> list[Neighbour]:
+    """The study's neighbour images of class `wrong` from `aid`'s lists, most similar first."""
+    return list(
+        db.session.scalars(
+            select(Neighbour)
+            .join(Case, Case.id == Neighbour.case_id)
+            .where(Case.study_id == study.id, Case.id != case.id, Neighbour.truth == wrong)
+            .order_by(Neighbour.similarity.desc(), Neighbour.id)
+            .limit(PROBE_BANK_LIMIT)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AidView:
+    """What a reading shows beside the query, and what is recorded of it."""
+
+    condition: Condition
+    neighbours: list[Neighbour] = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)
+    classifier: str = ""
+    probe_class: str | None = None
+
+    def record(self) -> dict:
+        """What the answer stores of it: the condition, the probe, the neighbours' ids."""
+        return {
+            "condition": self.condition.key,
+            **self.condition.to_json(),
+            "probe": self.probe_class is not None,
+            "probe_class": self.probe_class,
+            "neighbours": [n.image_id for n in self.neighbours],
+            "probabilities": [round(p, 6) for p in self.probabilities],
+        }
+
+
+def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidView:
+    """The aid of one reading under `condition`: the real one, or a probe's misleading one."""
+    case = assignment.case
+    codes = [item["code"] for item in classes_of(study)]
+    if condition.shows_neighbours:
+        listed = case_neighbours(case, condition.aid, MAX_PROBE_OWN)
+        if not assignment.probe:
+            return AidView(condition, listed[: condition.k])
+        wrong = probes.wrong_class(case.truth, [n.truth for n in listed], codes)
+        bank = probe_bank(study, condition.aid, wrong, case)
+        shown = probes.misleading_neighbours(wrong, listed, bank, condition.k, [case.image_id])
+        return AidView(condition, shown, probe_class=wrong)
+    if condition.aid == PROBABILITIES:
+        real = case_probabilities(case, condition.classifier)
+        if not assignment.probe or not real:
+            return AidView(condition, probabilities=real, classifier=condition.classifier)
+        wrong = probes.wrong_class(case.truth, probes.ranked_by_probability(real, codes), codes)
+        faulty = probes.misleading_probabilities(real, codes, wrong)
+        return AidView(
+            condition, probabilities=faulty, classifier=condition.classifier, probe_class=wrong
+        )
+    return AidView(condition)
+
+
+def case_probabilities(case: Case, classifier: str) -> list[float]:
+    """One classifier's class probabilities for the case, in taxonomy order ([] if none)."""
+    return []
+
+
 def render_case(
     study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm, status: int = 200
 ) -> tuple[str, int]:
-    """The case page: the query (turned in Task 2), its neighbours in Task 2, the answer form."""
-    form.token.data = case_token(assignment)
+    """The case page: the query (turned in later sessions), the reading's aid, the form.
+
+    In an initial-then-revised reading, the aid appears only once the initial answer is
+    stored; until then the page is the unaided first look.
+    """
+    condition = conditions_of(study)[assignment.condition]
+    first_look = is_first_look(study, assignment)
+    form.token.data = case_token(assignment, "initial" if first_look else "")
+    if not first_look and assignment.initial_diagnosis is not None and not form.is_submitted():
+        form.diagnosis.data = assignment.initial_diagnosis
+        form.confidence.data = str(assignment.initial_confidence)
     classes = classes_of(study)
     by_code = {item["code"]: item for item in classes}
-    neighbours = []
-    query_image = assignment.case.image
-    if assignment.task == 2:
-        query_image = assignment.case.image_rotated
-        neighbours = [
-            {"rank": n.rank, "url": image_url(n.image), "cls": by_code.get(n.truth)}
-            for n in assignment.case.neighbours
-        ]
+    view = AidView(conditions.Condition()) if first_look else aid_view(study, assignment, condition)
+    tiles = [
+        {
+            "rank": rank,
+            "url": image_url(n.image),
+            "cls": by_code.get(n.truth) if condition.labelled else None,
+        }
+        for rank, n in enumerate(view.neighbours, start=1)
+    ]
+    bars = [
+        {"cls": item, "percent": round(100 * p)}
+        for item, p in zip(classes, view.probabilities, strict=False)
+    ]
+    case = assignment.case
     context = page_context(
         study,
         form=form,
         task=assignment.task,
         number=assignment.position + 1,
         size=task_size(enrolment, assignment.task),
-        query_url=image_url(query_image),
-        neighbours=neighbours,
+        query_url=image_url(case.image_rotated if assignment.rotation else case.image),
+        rotated=bool(assignment.rotation),
+        neighbours=tiles,
+        labelled=condition.labelled,
+        probabilities=bars,
+        classifier=CLASSIFIER_NAMES.get(view.classifier, ""),
+        first_look=first_look,
+        revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
         shortcuts=current_user.shortcuts_enabled,
     )
     return render_template("survey/case.html", **context), status
+
+
+def is_first_look(study: Study, assignment: Assignment) -> bool:
+    """Whether the reading is the unaided first answer of an initial-then-revised reading."""
+    return design_of(study) == Design.INITIAL_REVISED and assignment.initial_diagnosis is None
+
+
+def aid_words(condition: Condition) -> str:
+    """What a reading under `condition` shows beside the case, in a reader's words."""
+    if condition.shows_neighbours:
+        most = (
+            "the most similar image"
+            if condition.k == 1
+            else f"the {condition.k} most similar images"
+        )
+        text = f"{most} of a reference collection, found by the retrieval system"
+        if condition.labelled:
+            return text + (
+                ", each framed in the colour of its class, with its class name and its rank"
+                " (#1 is the most similar)"
+            )
+        return text + ", most similar first, without their classes"
+    if condition.aid == PROBABILITIES:
+        return "an AI classifier's estimate of how likely each class is"
+    return "no help"
+
+
+def one_of(items: list[str]) -> str:
+    """Items joined as "a, b or c"."""
+    unique = list(dict.fromkeys(items))
+    return unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " or " + unique[-1]
+
+
+def session_text(study: Study, size: int, task: int, condition: Condition | None) -> str:
+    """The instructions of a session ("task"); `condition` None when readers' orders differ."""
+    design = design_of(study)
+    listed = conditions_of(study)
+    aided = [c for c in listed if c.aided]
+    choose = "Choose the class you think it shows and how confident you are."
+    if design == Design.INITIAL_REVISED:
+        return (
+            f"You will see {size} dermoscopic images, one at a time. For each, first give your"
+            " own diagnosis and confidence; then the AI's help appears beside the case ("
+            + one_of([aid_words(c) for c in aided])
+            + ") and you confirm or change your answer, with a new confidence."
+        )
+    if design == Design.PER_CASE:
+        shown = one_of([aid_words(c) for c in aided]) if aided else "no help"
+        alone = "Some are shown alone; beside others" if len(aided) < len(listed) else "Beside each"
+        return (
+            f"You will see {size} dermoscopic images, one at a time. {alone} you see {shown}. "
+            + choose
+        )
+    if task == 1:
+        intro = f"You will see {size} dermoscopic images, one at a time"
+    else:
+        turned = ", turned by 180 degrees," if study.rotate_later_sessions else ""
+        intro = f"You will see the same {size} lesions again{turned} in a new order"
+    if condition is None:
+        return (
+            intro
+            + ", with one of these kinds of help: "
+            + one_of([aid_words(c) for c in listed])
+            + ". "
+            + choose
+        )
+    if not condition.aided:
+        return intro + ", without any help. " + choose
+    return f"{intro}. Beside each you see {aid_words(condition)}. " + choose
+
+
+def session_condition(enrolment: Enrolment | None, task: int) -> Condition | None:
+    """The condition of a reader's session when one condition holds for all its cases."""
+    if enrolment is None:
+        return None
+    indices = set(
+        db.session.scalars(
+            select(Assignment.condition).where(
+                Assignment.enrolment_id == enrolment.id, Assignment.task == task
+            )
+        )
+    )
+    if len(indices) != 1:
+        return None
+    return conditions_of(enrolment.study)[indices.pop()]
+
+
+def how_it_works(study: Study, enrolment: Enrolment | None, cases: int) -> list[str]:
+    """One sentence per session of the reader's (or, before consent, any reader's) study."""
+    sessions = sessions_of(study)
+    design = design_of(study)
+    out = []
+    for task in range(1, sessions + 1):
+        condition = session_condition(enrolment, task)
+        if condition is None and design == Design.SEQUENTIAL:
+            condition = conditions_of(study)[task - 1]
+        text = session_text(study, cases, task, condition)
+        if task > 1:
+            pause = (
+                f"{study.washout_hours:g} hours after you finish Task {task - 1}"
+                if study.washout_hours > 0
+                else f"as soon as you finish Task {task - 1}"
+            )
+            text = f"It opens {pause}. " + text
+        out.append(text)
+    return out

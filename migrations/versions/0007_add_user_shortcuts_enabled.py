@@ -1,7 +1,7 @@
 """Add user.shortcuts_enabled: a reader may turn the survey's single-key shortcuts off
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0006a
 Create Date: 2026-11-28 04:20:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0006'
+down_revision = '0006a'
 branch_labels = None
 depends_on = None
 

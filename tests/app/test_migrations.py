@@ -1,8 +1,10 @@
 """The Alembic migrations: they build the models' schema from nothing, and upgrade a database
 that already holds data without losing it (SQLite, and PostgreSQL when configured)."""
 
+import json
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, create_engine, inspect, select, text
+from sqlalchemy.engine import Connection, make_url
 
 from app import create_app, normalise_database_url
-from app.auth import create_invitation, create_user
+from app.auth import create_user
 from app.bundle import import_bundle, served_name
 from app.config import TestConfig
 from app.extensions import db
-from app.models import Role, Study, User
+from app.models import Answer, Role, Study, User
 from tests.app.conftest import POSTGRES_URL
 
 
@@ -70,13 +72,122 @@ def test_migrations_build_the_models_schema(empty_app: Flask) -> None:
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
 
 
+def reflected_insert(connection: Connection, tables: MetaData, table: str, **values: object) -> int:
+    """Insert one row into a reflected table; its primary key."""
+    return connection.execute(tables.tables[table].insert().values(**values)).inserted_primary_key[
+        0
+    ]
+
+
+def insert_two_task_study(
+    bundle: Path,
+    name: str = "Kept study",
+    created_by_id: int | None = None,
+    invited_by: tuple[int, ...] = (),
+    answered: bool = True,
+) -> int:
+    """A study as the two-task schema held it (SQL on the reflected tables: today's models
+    describe a later schema), with invitations by `invited_by` and, if `answered`, a reader's
+    Task 2 answer. Its id."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    queries = json.loads((bundle / "queries.json").read_text())
+    tables = MetaData()
+    tables.reflect(db.engine)
+    moment = datetime(2026, 1, 1)
+    with db.engine.begin() as connection:
+
+        def insert(table: str, **values: object) -> int:
+            return reflected_insert(connection, tables, table, **values)
+
+        study_id = insert(
+            "study",
+            name=name,
+            status="OPEN",
+            cases_per_reader=10,
+            washout_hours=0.0,
+            sampling="RANDOM",
+            reshuffle_task2=True,
+            information="",
+            manifest=manifest,
+            bundle_digest=secrets.token_hex(32),
+            image_folder="/nowhere",
+            created_at=moment,
+            created_by_id=created_by_id,
+        )
+        for position, query in enumerate(queries):
+            case_id = insert(
+                "case",
+                study_id=study_id,
+                position=position,
+                image=query["image"][7:],
+                image_rotated=query["image_rotated"][7:],
+                **{
+                    k: query[k]
+                    for k in ("case_key", "image_id", "lesion_id", "truth", "majority_vote")
+                },
+            )
+            for n in query["neighbours"]:
+                insert(
+                    "neighbour",
+                    case_id=case_id,
+                    image=n["image"][7:],
+                    **{k: n[k] for k in ("rank", "image_id", "lesion_id", "truth", "similarity")},
+                )
+        for index, inviter in enumerate(invited_by):
+            insert(
+                "invitation",
+                study_id=study_id,
+                email=f"invited{index}@example.org",
+                token_hash=secrets.token_hex(32),
+                created_at=moment,
+                expires_at=moment,
+                created_by_id=inviter,
+            )
+        if not answered:
+            return study_id
+        user_id = insert(
+            "user",
+            email="reader@example.org",
+            name="",
+            pseudonym="R-1",
+            role="READER",
+            active=True,
+            failed_logins=0,
+            created_at=moment,
+        )
+        enrolment_id = insert(
+            "enrolment", study_id=study_id, user_id=user_id, seed=1, created_at=moment
+        )
+        for task in (1, 2):
+            assignment_id = insert(
+                "assignment",
+                enrolment_id=enrolment_id,
+                case_id=case_id,
+                task=task,
+                position=0,
+                rotation=0 if task == 1 else 180,
+            )
+        insert(
+            "answer",
+            assignment_id=assignment_id,
+            diagnosis="mel",
+            confidence=5,
+            shown_at=moment,
+            answered_at=moment,
+            seconds=3.0,
+            neighbours_shown=["x"],
+            rotation=180,
+        )
+    return study_id
+
+
 def test_upgrade_keeps_existing_data(empty_app: Flask, bundle_cache: dict[int, Path]) -> None:
     with empty_app.app_context():
         upgrade(revision="0001")
         assert "attempt_counter" not in inspect(db.engine).get_table_names()
         create_user("kept@example.org", Role.ORGANISER, password="kept password")
         db.session.commit()
-        import_bundle(bundle_cache[0], "Kept study", empty_app.config["STUDY_IMAGES"])
+        insert_two_task_study(bundle_cache[0])
         db.session.remove()
     result = empty_app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
@@ -89,6 +200,14 @@ def test_upgrade_keeps_existing_data(empty_app: Flask, bundle_cache: dict[int, P
         study = db.session.scalar(select(Study))
         assert study.name == "Kept study" and len(study.cases) == 30
         assert len(study.cases[0].neighbours) == 6
+        # The study replays the thesis: Task 1 unaided, Task 2 with six SE-CBIR neighbours.
+        assert [c["aid"] for c in study.conditions] == ["unaided", "se_cbir"]
+        assert study.design == "sequential" and study.conditions[1]["k"] == 6
+        tasks = {a.task: a.condition for e in study.enrolments for a in e.assignments}
+        assert tasks == {1: 0, 2: 1}
+        answer = db.session.scalar(select(Answer))
+        assert answer.shown == {} and answer.neighbours_shown == ["x"]
+        assert answer.hidden_seconds == 0.0
     again = empty_app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert again.exit_code == 0
 
@@ -102,13 +221,12 @@ def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
         inviter = create_user("inviter@example.org", Role.ORGANISER)
         create_user("bystander@example.org", Role.ORGANISER)
         db.session.commit()
-        images = empty_app.config["STUDY_IMAGES"]
-        run, _ = import_bundle(bundle_cache[0], "Run by two", images, created_by=importer)
-        import_bundle(bundle_cache[1], "Imported on the command line", images)
-        create_invitation(run, "reader@example.org", created_by=inviter)
-        create_invitation(run, "again@example.org", created_by=importer)
-        db.session.commit()
+        importer_id, inviter_id = importer.id, inviter.id
         db.session.remove()
+        insert_two_task_study(
+            bundle_cache[0], "Run by two", importer_id, (inviter_id, importer_id), answered=False
+        )
+        insert_two_task_study(bundle_cache[1], "Imported on the command line", answered=False)
         upgrade()
         rows = db.session.execute(
             text(
