@@ -34,6 +34,7 @@ from app.auth import (
 from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
 from app.consent import change_text
+from app.design import PROBE_SENTENCE, probes_disclosed
 from app.extensions import db
 from app.forms import EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
@@ -276,6 +277,13 @@ def change_status(study_id: int, action: str) -> Response:
     record = managed_study_or_404(study_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if action == "open" and not probes_disclosed(record):
+        flash(
+            "The study was not opened: it shows misleading-aid probes, and its information text"
+            " does not tell readers so. Add a sentence such as: " + PROBE_SENTENCE,
+            "error",
+        )
+        return redirect(url_for("design.edit", study_id=record.id))
     if action == "open":
         record.status = StudyStatus.OPEN
         flash("The study is open: invited readers can start.", "success")

@@ -9,6 +9,9 @@ from wtforms import (
     BooleanField,
     DecimalField,
     EmailField,
+    FieldList,
+    Form,
+    FormField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -213,3 +216,54 @@ class TeamMemberForm(FlaskForm):
         "Organiser's e-mail", validators=[DataRequired(), Length(max=254), email_address]
     )
     submit = SubmitField("Add to the team")
+
+
+class ConditionForm(Form):
+    """One condition of a study's design (a row of the design form; no CSRF of its own)."""
+
+    aid = SelectField(
+        "Aid",
+        choices=[
+            SelectChoice("", "(not used)"),
+            SelectChoice("unaided", "No aid"),
+            SelectChoice("se_cbir", "SE-CBIR similar images"),
+            SelectChoice("cbir", "CBIR similar images"),
+            SelectChoice("probabilities", "AI class probabilities"),
+        ],
+        default="",
+    )
+    k = IntegerField(
+        "Similar images shown", default=6, validators=[Optional(), NumberRange(min=1, max=50)]
+    )
+    labelled = BooleanField("Similar images with their classes", default=True)
+    classifier = SelectField(
+        "Probabilities of",
+        choices=[
+            SelectChoice("rgb_saliency", "the 4-channel model (image + saliency)"),
+            SelectChoice("rgb", "the 3-channel model (image only)"),
+        ],
+        default="rgb_saliency",
+    )
+
+
+class DesignForm(FlaskForm):
+    """A study's design: how conditions are laid out, the conditions, probes."""
+
+    design = SelectField(
+        "Design",
+        choices=[
+            SelectChoice("sequential", "Sequential replay: every reader, the same order"),
+            SelectChoice("crossover", "Counterbalanced crossover: orders balanced over readers"),
+            SelectChoice("per_case", "Per-case randomised: one task, conditions mixed"),
+            SelectChoice("initial_revised", "Initial then revised: unaided first, then the aid"),
+        ],
+    )
+    conditions = FieldList(FormField(ConditionForm), min_entries=4, max_entries=4)
+    rotate_later_sessions = BooleanField("Later tasks show the case turned by 180 degrees")
+    probe_share = DecimalField(
+        "Share of aided readings with a deliberately misleading aid",
+        places=2,
+        validators=[InputRequired(), NumberRange(min=0, max=0.5)],
+        description="0 for none; 0.1 shows a misleading aid in one aided reading of ten.",
+    )
+    submit = SubmitField("Save the design")

@@ -140,9 +140,16 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
         listed = case_neighbours(case, condition.aid, MAX_PROBE_OWN)
         if not assignment.probe:
             return AidView(condition, listed[: condition.k])
-        wrong = probes.wrong_class(case.truth, [n.truth for n in listed], codes)
-        bank = probe_bank(study, condition.aid, wrong, case)
-        shown = probes.misleading_neighbours(wrong, listed, bank, condition.k, [case.image_id])
+        best: tuple[str, list[Neighbour]] | None = None
+        for wrong in probes.wrong_classes(case.truth, [n.truth for n in listed], codes):
+            bank = probe_bank(study, condition.aid, wrong, case)
+            shown = probes.misleading_neighbours(wrong, listed, bank, condition.k, [case.image_id])
+            if best is None or len(shown) > len(best[1]):
+                best = (wrong, shown)
+            if len(shown) == condition.k:
+                break
+        assert best is not None  # wrong_classes never returns an empty list
+        wrong, shown = best
         return AidView(condition, shown, probe_class=wrong)
     if condition.aid == PROBABILITIES:
         real = case_probabilities(case, condition.classifier)

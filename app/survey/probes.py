@@ -5,7 +5,8 @@ same look as a real one. It is made the same way for every probe, so that it is 
 
 - the wrong class is the one the real aid itself ranks highest among the classes that are not
   the truth (the likeliest confusion), or for an aid that suggests none, the first other
-  class of the taxonomy;
+  class of the taxonomy; for neighbours, the first such class of which the study has k images
+  (a probe with fewer images than a real reading would give itself away);
 - neighbours: k images all of that class, first those of the case's own retrieval list (they
   are the most similar to the query), then from the study's bank of neighbour images of that
   class, most similar to their own query first; never the case's own image;
@@ -28,15 +29,17 @@ class Image(Protocol):
 N = TypeVar("N", bound=Image)
 
 
+def wrong_classes(truth: str, ranked: Iterable[str], codes: Sequence[str]) -> list[str]:
+    """The classes a probe may point to, best first: the aid's ranking, then the taxonomy's."""
+    out = list(dict.fromkeys(code for code in [*ranked, *codes] if code != truth and code in codes))
+    if not out:
+        raise ValueError("a taxonomy needs at least two classes")
+    return out
+
+
 def wrong_class(truth: str, ranked: Iterable[str], codes: Sequence[str]) -> str:
     """The class a probe points to: the aid's best-ranked class that is not `truth`."""
-    for code in ranked:
-        if code != truth and code in codes:
-            return code
-    for code in codes:
-        if code != truth:
-            return code
-    raise ValueError("a taxonomy needs at least two classes")
+    return wrong_classes(truth, ranked, codes)[0]
 
 
 def ranked_by_probability(probabilities: Sequence[float], codes: Sequence[str]) -> list[str]:

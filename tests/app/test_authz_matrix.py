@@ -60,6 +60,9 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "dashboard.confusion_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.export": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    # The reader has enrolled, so the design is locked: a POST only redirects to the page.
+    "design.edit": {"GET": STAFF_PAGE, "POST": (302, 403, 403, 303, 404, 303)},
+    "design.preset": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},
     "health.health": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     # Images answer 404 to everyone who may not see them: no hint that the name exists.
     "images.image": {"GET": (404, 200, 404, 200, 404, 200), "POST": NOT_ALLOWED},
@@ -82,7 +85,7 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "team.members": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "team.remove": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
 }
-STAFF_BLUEPRINTS = ("admin", "dashboard", "team")
+STAFF_BLUEPRINTS = ("admin", "dashboard", "design", "team")
 
 
 def endpoints_of(app: Flask) -> dict[str, set[str]]:

@@ -9,6 +9,7 @@ from app.survey.probes import (
     misleading_probabilities,
     ranked_by_probability,
     wrong_class,
+    wrong_classes,
 )
 
 CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
@@ -50,3 +51,14 @@ def test_misleading_probabilities_make_the_wrong_class_lead() -> None:
     assert sum(faulty) == pytest.approx(1.0)
     # When the model already leads with the wrong class, the vector stays as it is.
     assert misleading_probabilities(real, CODES, "mel") == real
+
+
+def test_wrong_classes_list_every_other_class_the_aids_ranking_first() -> None:
+    assert wrong_classes("mel", ["nv", "mel", "bkl"], CODES) == [
+        "nv",
+        "bkl",
+        "akiec",
+        "bcc",
+        "df",
+        "vasc",
+    ]

@@ -187,6 +187,18 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         db.session.commit()
         forgetful_id = forgetful.id
     reset_token = world.reset_token(forgetful_id)
+    # A draft study of the organiser's, nobody enrolled: its design may still change.
+    with app.app_context():
+        draft, _ = import_bundle(
+            make_bundle(tmp_path / "design-bundle", cases=3, seed=12, pool=8),
+            "Draft design",
+            app.config["STUDY_IMAGES"],
+        )
+        draft.design = "per_case"
+        add_member(draft, db.session.get(User, world.users["organiser"].id), owner=True)
+        db.session.commit()
+        draft_id = draft.id
+
     bundle = make_bundle(tmp_path / "csrf-bundle", cases=3, seed=11, pool=8)
     archive = zip_of(bundle)
     studies = count(app, Study)
@@ -196,6 +208,9 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         )
         db.session.commit()
         collaborator = collaborator.id
+
+    def design_of() -> str:
+        return db.session.get(Study, draft_id).design
 
     def member_of(user_id: int) -> StudyMember | None:
         return db.session.scalar(select(StudyMember).filter_by(study_id=study.id, user_id=user_id))
@@ -253,6 +268,24 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             f"/admin/studies/{study.id}",
             lambda _: {"name": "Renamed", "washout_hours": "12", "information": "New text."},
             check(lambda: study_row().name == "Renamed"),
+        ),
+        "design.edit": Post(
+            "organiser",
+            f"/admin/studies/{draft_id}/design",
+            lambda _: {
+                "design": "crossover",
+                "conditions-0-aid": "unaided",
+                "conditions-1-aid": "se_cbir",
+                "conditions-1-k": "6",
+                "probe_share": "0",
+            },
+            check(lambda: design_of() == "crossover"),
+        ),
+        "design.preset": Post(
+            "organiser",
+            f"/admin/studies/{draft_id}/design/thesis",
+            lambda _: {},
+            check(lambda: design_of() == "sequential"),
         ),
         "auth.invitation": Post(
             "anonymous",

@@ -112,6 +112,8 @@ class World:
             return [{**by_study, "action": "open"}]  # the study is open: nothing changes
         if endpoint in ("admin.revoke_invitation", "admin.resend_invitation"):
             return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
+        if endpoint == "design.preset":
+            return [{**by_study, "preset": "thesis"}]
         if endpoint == "team.remove":
             # The owner's own membership: the owner stays, so nothing changes.
             return [{**by_study, "member_id": self.owner_member(study)}]

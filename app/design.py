@@ -1,0 +1,198 @@
+"""A study's design page: the design, its conditions, rotation and faulty-aid probes.
+
+Everything here decides what readers get, so it locks once the first reader has enrolled.
+Two presets set it in one click: the thesis's sequential replay (unaided, then SE-CBIR) and a
+counterbalanced three-arm crossover (unaided, CBIR, SE-CBIR).
+"""
+
+import re
+from collections.abc import Sequence
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from app.auth import managed_study_or_404, staff_required
+from app.extensions import db
+from app.forms import DesignForm, EmptyForm
+from app.models import Case, Enrolment, Neighbour, Study
+from app.survey import conditions
+from app.survey.conditions import Available, Condition
+from app.survey.designs import Design
+from app.survey.enrolment import conditions_of
+
+bp = Blueprint("design", __name__)
+
+PRESETS = {"thesis": "the thesis's design", "three_arm": "the three-arm crossover"}
+# What the information text must say before a study with probes may open.
+PROBES_DISCLOSED = re.compile(r"mislead|deliberately\s+(wrong|incorrect|false)", re.IGNORECASE)
+PROBE_SENTENCE = (
+    "Some of the AI's help shown in this study is deliberately misleading, to measure how much"
+    " readers rely on it; you will be told at the end."
+)
+DESIGN_NAMES = {
+    Design.SEQUENTIAL: "Sequential replay",
+    Design.CROSSOVER: "Counterbalanced crossover",
+    Design.PER_CASE: "Per-case randomised",
+    Design.INITIAL_REVISED: "Initial then revised",
+}
+
+
+def available_aids(study: Study) -> Available:
+    """What the study's cases can show: each neighbour aid's shortest list, classifiers."""
+    cases = db.session.scalar(select(func.count(Case.id)).where(Case.study_id == study.id)) or 0
+    per_case = (
+        select(Neighbour.case_id, func.count(Neighbour.id).label("n"))
+        .join(Case, Case.id == Neighbour.case_id)
+        .where(Case.study_id == study.id)
+        .group_by(Neighbour.case_id)
+        .subquery()
+    )
+    covered, shortest = db.session.execute(
+        select(func.count(per_case.c.case_id), func.min(per_case.c.n))
+    ).one()
+    neighbours = {"se_cbir": shortest or 0} if cases and covered == cases else {}
+    return Available(neighbours=neighbours, classifiers=(), saliency=False)
+
+
+def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
+    """Every reason the design cannot run with these conditions on this study's bundle."""
+    problems = conditions.check(listed, available)
+    if design in (Design.CROSSOVER, Design.PER_CASE) and len(listed) < 2:
+        problems.append(f"{DESIGN_NAMES[design]} needs at least two conditions.")
+    if design == Design.INITIAL_REVISED and any(not c.aided for c in listed):
+        problems.append(
+            "Initial then revised: the first answer is always unaided, so list only aids."
+        )
+    return problems
+
+
+def probe_problems(design: Design, listed: Sequence[Condition], share: float) -> list[str]:
+    """Why probes cannot run in this design (none when `share` is 0)."""
+    if share > 0 and not any(c.can_mislead for c in listed):
+        return ["Probes need a condition that shows similar images or probabilities."]
+    return []
+
+
+def probes_disclosed(study: Study) -> bool:
+    """Whether the study may open: no probes, or the information text announces them."""
+    return study.probe_share == 0 or bool(PROBES_DISCLOSED.search(study.information or ""))
+
+
+def enrolled(study: Study) -> int:
+    """How many readers have enrolled."""
+    return (
+        db.session.scalar(select(func.count(Enrolment.id)).where(Enrolment.study_id == study.id))
+        or 0
+    )
+
+
+def fill(form: DesignForm, study: Study) -> None:
+    """Show the study's design in the form."""
+    form.design.data = study.design
+    form.rotate_later_sessions.data = study.rotate_later_sessions
+    form.probe_share.data = study.probe_share
+    for row, condition in zip(form.conditions, conditions_of(study), strict=False):
+        row.aid.data = condition.aid
+        row.k.data = condition.k or 6
+        row.labelled.data = condition.labelled
+        row.classifier.data = condition.classifier or "rgb_saliency"
+
+
+def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
+    """The conditions of the form's used rows, and the problems of its rows."""
+    out, problems = [], []
+    for index, row in enumerate(form.conditions, start=1):
+        if not row.aid.data:
+            continue
+        item = {
+            "aid": row.aid.data,
+            "k": row.k.data if row.k.data is not None else 6,
+            "labelled": bool(row.labelled.data),
+            "classifier": row.classifier.data,
+        }
+        try:
+            out.append(conditions.parse(item))
+        except conditions.ConditionError as error:
+            problems.append(f"Condition {index}: {error}")
+    return out, problems
+
+
+def apply_preset(study: Study, name: str, available: Available) -> None:
+    """Set the study's design to a preset (k: six, or what the bundle has if fewer)."""
+    k = min([conditions.DEFAULT_K, *available.neighbours.values()]) or conditions.DEFAULT_K
+    if name == "thesis":
+        study.design, listed = Design.SEQUENTIAL.value, conditions.thesis(k)
+    else:
+        study.design, listed = Design.CROSSOVER.value, conditions.three_arm(k)
+    study.conditions = [c.to_json() for c in listed]
+    study.rotate_later_sessions = True
+    study.probe_share = 0.0
+
+
+@bp.route("/studies/<int:study_id>/design", methods=["GET", "POST"])
+@staff_required
+def edit(study_id: int) -> Response | str | tuple[str, int]:
+    """The study's design (locked once a reader has enrolled)."""
+    study = managed_study_or_404(study_id)
+    available = available_aids(study)
+    locked = enrolled(study) > 0
+    form = DesignForm()
+    problems: list[str] = []
+    if form.is_submitted() and locked:
+        flash("A reader has enrolled: the design can no longer change.", "error")
+        return redirect(url_for("design.edit", study_id=study.id), 303)
+    if form.validate_on_submit():
+        design = Design(form.design.data)
+        listed, problems = listed_conditions(form)
+        share = float(form.probe_share.data)
+        problems += design_problems(design, listed, available)
+        problems += probe_problems(design, listed, share)
+        if not problems:
+            study.design = design.value
+            study.conditions = [c.to_json() for c in listed]
+            study.rotate_later_sessions = bool(form.rotate_later_sessions.data)
+            study.probe_share = share
+            db.session.commit()
+            flash("Design saved.", "success")
+            return redirect(url_for("design.edit", study_id=study.id), 303)
+    elif not form.is_submitted():
+        fill(form, study)
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "admin/design.html",
+        study=study,
+        form=form,
+        problems=problems,
+        locked=locked,
+        listed=conditions_of(study),
+        design_name=DESIGN_NAMES[Design(study.design)],
+        available=available,
+        presets=PRESETS,
+        button=EmptyForm(),
+        probe_sentence=PROBE_SENTENCE,
+        disclosed=probes_disclosed(study),
+    ), status
+
+
+@bp.post("/studies/<int:study_id>/design/<any(thesis, three_arm):preset>")
+@staff_required
+def preset(study_id: int, preset: str) -> Response:
+    """Set the design to a preset in one click (before any reader has enrolled)."""
+    study = managed_study_or_404(study_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if enrolled(study) > 0:
+        flash("A reader has enrolled: the design can no longer change.", "error")
+        return redirect(url_for("design.edit", study_id=study.id), 303)
+    available = available_aids(study)
+    apply_preset(study, preset, available)
+    problems = design_problems(Design(study.design), conditions_of(study), available)
+    if problems:
+        db.session.rollback()
+        for problem in problems:
+            flash(f"This bundle cannot run {PRESETS[preset]}: {problem}", "error")
+        return redirect(url_for("design.edit", study_id=study.id), 303)
+    db.session.commit()
+    flash(f"The study now uses {PRESETS[preset]}.", "success")
+    return redirect(url_for("design.edit", study_id=study.id), 303)

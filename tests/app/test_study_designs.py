@@ -1,0 +1,326 @@
+"""Study designs through the Flask client (SQLite and PostgreSQL): the organiser's design page
+and presets, a reader's way through each design, probes, and what each answer records."""
+
+import re
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Role, Study
+from app.survey.conditions import Condition
+from app.survey.designs import williams_sequences
+from app.survey.enrolment import conditions_of
+from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
+from tests.app.test_survey import case_url, consent, token_of
+
+SE6 = Condition("se_cbir", 6).to_json()
+SE3_UNLABELLED = Condition("se_cbir", 3, labelled=False).to_json()
+UNAIDED = Condition().to_json()
+
+
+def set_design(
+    app: Flask, study: StudyRef, design: str, listed: list[dict], **extra: object
+) -> None:
+    """Give the study a design directly (the design page is tested on its own below)."""
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        record.design = design
+        record.conditions = listed
+        for key, value in extra.items():
+            setattr(record, key, value)
+        db.session.commit()
+
+
+def readers(app: Flask, study: StudyRef, count: int) -> list[UserRef]:
+    """`count` readers of the study, not yet enrolled."""
+    out = []
+    for index in range(count):
+        user = add_user(app, f"reader{index}@example.org", Role.READER)
+        join_study(app, user, study)
+        out.append(user)
+    return out
+
+
+def assignments_of(app: Flask, user: UserRef) -> list[tuple[int, int, int, int, bool]]:
+    """(task, position, case id, condition, probe) of the reader's assignments, in order."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(
+                Assignment.task,
+                Assignment.position,
+                Assignment.case_id,
+                Assignment.condition,
+                Assignment.probe,
+            )
+            .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
+            .where(Enrolment.user_id == user.id)
+            .order_by(Assignment.task, Assignment.position)
+        ).all()
+        return [tuple(row) for row in rows]
+
+
+def answer_case(
+    client: FlaskClient, study_id: int, task: int, number: int, code: str = "nv"
+) -> str:
+    """Answer one case through its form; the page's HTML before answering."""
+    url = case_url(study_id, task, number)
+    page = client.get(url)
+    assert page.status_code == 200, (url, page.status_code, page.headers.get("Location"))
+    html = page.get_data(as_text=True)
+    response = client.post(url, data={"diagnosis": code, "confidence": 3, "token": token_of(page)})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return html
+
+
+def tiles(html: str) -> int:
+    """How many similar images a case page shows."""
+    return len(re.findall(r'<figure class="tile', html))
+
+
+# ---------------------------------------------------------------- the organiser's page
+
+
+def test_the_design_page_sets_a_custom_design_and_the_presets(
+    app: Flask, client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    login(client, organiser)
+    page = client.get(f"/admin/studies/{study.id}/design")
+    assert page.status_code == 200
+    assert "Sequential replay" in page.get_data(as_text=True)
+    form = {
+        "design": "per_case",
+        "conditions-0-aid": "unaided",
+        "conditions-1-aid": "se_cbir",
+        "conditions-1-k": "3",
+        "conditions-2-aid": "se_cbir",
+        "conditions-2-k": "6",
+        "conditions-2-labelled": "y",
+        "rotate_later_sessions": "",
+        "probe_share": "0.1",
+    }
+    assert client.post(f"/admin/studies/{study.id}/design", data=form).status_code == 303
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        assert record.design == "per_case" and record.probe_share == pytest.approx(0.1)
+        assert [c["aid"] for c in record.conditions] == ["unaided", "se_cbir", "se_cbir"]
+        assert record.conditions[1] == SE3_UNLABELLED
+        assert record.rotate_later_sessions is False
+    assert client.post(f"/admin/studies/{study.id}/design/thesis").status_code == 303
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        assert (record.design, record.conditions) == ("sequential", [UNAIDED, SE6])
+        assert record.probe_share == 0
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"design": "crossover", "conditions-0-aid": "unaided"}, "needs at least two conditions"),
+        (
+            {"design": "sequential", "conditions-0-aid": "se_cbir", "conditions-0-k": "7"},
+            "the bundle has only 6 se_cbir neighbours",
+        ),
+        ({"design": "sequential", "conditions-0-aid": "cbir"}, "The bundle has no cbir"),
+        ({"design": "sequential", "conditions-0-aid": "probabilities"}, "no probabilities"),
+        (
+            {"design": "initial_revised", "conditions-0-aid": "unaided"},
+            "the first answer is always unaided",
+        ),
+        (
+            {"design": "sequential", "conditions-0-aid": "se_cbir", "conditions-1-aid": "se_cbir"},
+            "listed twice",
+        ),
+        ({"design": "sequential", "conditions-0-aid": "unaided", "probe_share": "0.2"}, "Probes"),
+        ({"design": "sequential", "conditions-0-aid": "unaided", "probe_share": "0.6"}, "0.5"),
+        ({"design": "latin", "conditions-0-aid": "unaided"}, "Not a valid choice"),
+        ({"design": "sequential", "conditions-0-aid": "hint"}, "Not a valid choice"),
+    ],
+)
+def test_a_design_the_bundle_cannot_run_is_refused_and_nothing_changes(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    study: StudyRef,
+    login: Callable,
+    form: dict,
+    message: str,
+) -> None:
+    login(client, organiser)
+    response = client.post(f"/admin/studies/{study.id}/design", data={"probe_share": "0", **form})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        assert record.design == "sequential"
+        assert [c.to_json() for c in conditions_of(record)] == [UNAIDED, SE6]
+
+
+def test_the_design_locks_once_a_reader_enrolled(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    reader: UserRef,
+    study: StudyRef,
+    login: Callable,
+) -> None:
+    login(client, reader)
+    consent(client, study.id)
+    client.post("/logout")
+    login(client, organiser)
+    page = client.get(f"/admin/studies/{study.id}/design").get_data(as_text=True)
+    assert "design is locked" in page and "Save the design" not in page
+    for url, data in (
+        (f"/admin/studies/{study.id}/design", {"design": "per_case", "probe_share": "0"}),
+        (f"/admin/studies/{study.id}/design/three_arm", {}),
+    ):
+        assert client.post(url, data=data).status_code == 303
+    with app.app_context():
+        assert db.session.get(Study, study.id).design == "sequential"
+
+
+def test_a_study_with_probes_opens_only_when_its_information_discloses_them(
+    app: Flask, client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    set_design(app, study, "sequential", [UNAIDED, SE6], probe_share=0.1, information="Hello.")
+    with app.app_context():
+        db.session.get(Study, study.id).status = "DRAFT"
+        db.session.commit()
+    login(client, organiser)
+    refused = client.post(f"/admin/studies/{study.id}/open", follow_redirects=True)
+    assert "was not opened" in refused.get_data(as_text=True)
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        assert record.status.value == "draft"
+        record.information = "Some of the AI's help is deliberately misleading."
+        db.session.commit()
+    client.post(f"/admin/studies/{study.id}/open")
+    with app.app_context():
+        assert db.session.get(Study, study.id).status.value == "open"
+
+
+# ---------------------------------------------------------------- readers in each design
+
+
+def test_a_three_arm_crossover_balances_orders_and_runs_three_tasks_with_wash_outs(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable, clock: FakeClock
+) -> None:
+    set_design(app, study, "crossover", [UNAIDED, SE3_UNLABELLED, SE6], cases_per_reader=3)
+    people = readers(app, study, 6)
+    orders = []
+    for person in people:
+        login(client, person)
+        consent(client, study.id)
+        client.post("/logout")
+        plan = assignments_of(app, person)
+        assert [task for task, *_ in plan] == [1] * 3 + [2] * 3 + [3] * 3
+        orders.append(tuple(plan[i][3] for i in (0, 3, 6)))
+        # The same three cases in every task, each task under one condition.
+        assert len({frozenset(row[2] for row in plan if row[0] == t) for t in (1, 2, 3)}) == 1
+    assert Counter(orders) == Counter(williams_sequences(3))  # six readers: each order once
+
+    # The first reader reads through all three tasks, a wash-out before each later one.
+    person, order = people[0], orders[0]
+    login(client, person)
+    for task in (1, 2, 3):
+        if task > 1:
+            locked = client.get(case_url(study.id, task, 1))
+            assert locked.status_code == 302  # to the task page, which says when it opens
+            assert "not open yet" in client.get(f"/survey/{study.id}/task/{task}/").get_data(
+                as_text=True
+            )
+            clock.advance(hours=24)
+        shown = [tiles(answer_case(client, study.id, task, n)) for n in (1, 2, 3)]
+        expected = {0: 0, 1: 3, 2: 6}[order[task - 1]]
+        assert shown == [expected] * 3
+    done = client.get(f"/survey/{study.id}/task/3/done").get_data(as_text=True)
+    assert "all 3 tasks" in done
+    with app.app_context():
+        stored = db.session.scalars(select(Answer).order_by(Answer.answered_at)).all()
+        keys = [a.shown["condition"] for a in stored]
+        names = {0: "unaided", 1: "se_cbir_k3_unlabelled", 2: "se_cbir"}
+        assert keys == [names[order[t]] for t in range(3) for _ in range(3)]
+        assert [len(a.neighbours_shown) for a in stored[3:6]] == [(0, 3, 6)[order[1]]] * 3
+        enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == person.id))
+        assert enrolment.task2_completed_at is not None  # finished: the last task is done
+
+
+def test_per_case_design_mixes_conditions_in_one_task(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable
+) -> None:
+    set_design(app, study, "per_case", [UNAIDED, SE6], cases_per_reader=10)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    plan = assignments_of(app, person)
+    assert {task for task, *_ in plan} == {1}
+    assert sorted(Counter(row[3] for row in plan).values()) == [5, 5]
+    for number, row in enumerate(plan, start=1):
+        html = answer_case(client, study.id, 1, number)
+        assert tiles(html) == (6 if row[3] == 1 else 0)
+        assert "turned by 180" not in html
+    assert "Study completed" in client.get(f"/survey/{study.id}/task/1/done").get_data(as_text=True)
+
+
+def test_initial_then_revised_keeps_the_first_answer_and_then_shows_the_aid(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable
+) -> None:
+    set_design(app, study, "initial_revised", [SE6], cases_per_reader=2)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    url = case_url(study.id, 1, 1)
+    first = client.get(url)
+    assert tiles(first.get_data(as_text=True)) == 0
+    assert "First give your own diagnosis" in first.get_data(as_text=True)
+    initial = {"diagnosis": "mel", "confidence": 2, "token": token_of(first)}
+    assert client.post(url, data=initial).headers["Location"].endswith(url)
+    # A double click on the first form: the first answer stands, the aid is shown.
+    assert client.post(url, data={**initial, "diagnosis": "bcc"}).status_code == 303
+    second = client.get(url)
+    html = second.get_data(as_text=True)
+    assert tiles(html) == 6 and "Your first answer is selected" in html
+    assert re.search(r'value="mel"[^>]*checked|checked[^>]*value="mel"', html)
+    final = {"diagnosis": "nv", "confidence": 4, "token": token_of(second)}
+    assert client.post(url, data=final).status_code == 303
+    with app.app_context():
+        (assignment,) = [a for a in db.session.scalars(select(Assignment)) if a.answer is not None]
+        assert (assignment.initial_diagnosis, assignment.initial_confidence) == ("mel", 2)
+        assert (assignment.answer.diagnosis, assignment.answer.confidence) == ("nv", 4)
+        assert assignment.answer.shown["condition"] == "se_cbir"
+        assert len(assignment.answer.neighbours_shown) == 6
+
+
+def test_probes_show_neighbours_of_one_wrong_class_and_are_recorded(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable
+) -> None:
+    set_design(app, study, "per_case", [SE6], cases_per_reader=10, probe_share=0.3)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    plan = assignments_of(app, person)
+    assert sum(row[4] for row in plan) == 3
+    for number in range(1, 11):
+        answer_case(client, study.id, 1, number)
+    with app.app_context():
+        truths = dict(db.session.execute(select(Case.id, Case.truth)).all())
+        labels = dict(db.session.execute(select(Neighbour.image_id, Neighbour.truth)).all())
+        probes = 0
+        for answer in db.session.scalars(select(Answer)):
+            assignment = answer.assignment
+            assert answer.shown["probe"] is assignment.probe
+            if not assignment.probe:
+                assert answer.shown["probe_class"] is None
+                continue
+            probes += 1
+            wrong = answer.shown["probe_class"]
+            assert wrong != truths[assignment.case_id]
+            # Six images, all of the one wrong class, never the case's own picture.
+            assert len(answer.neighbours_shown) == 6
+            assert {labels[i] for i in answer.neighbours_shown} == {wrong}
+            assert assignment.case.image_id not in answer.neighbours_shown
+        assert probes == 3
