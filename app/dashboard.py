@@ -64,13 +64,15 @@ class Filters:
         args["identify"] = "1" if self.identify else ""
         return {key: value for key, value in args.items() if value}
 
-    def rows(self, study: Study) -> list[dict[str, Any]]:
-        """The filtered answers of `study`."""
+    def rows(self, study: Study, with_probes: bool = False) -> list[dict[str, Any]]:
+        """The filtered answers of `study`; misleading-aid probes only when asked for (the
+        primary analysis counts them out; the responses export keeps them, marked)."""
         return response_rows(
             study,
             completed_only=self.completed,
             reader=self.reader or None,
             pseudonymise=not self.identify,
+            with_probes=with_probes,
         )
 
 
@@ -219,10 +221,11 @@ def export(study_id: int, name: str) -> Response:
     if name not in EXPORTS:
         raise NotFound()
     study = study_or_404(study_id)
-    rows = Filters(enrolled_readers(study)).rows(study)
+    filters = Filters(enrolled_readers(study))
+    rows = filters.rows(study)
     suffix, content_type = EXPORTS[name]
     if name == "responses":
-        body = responses_csv(rows)
+        body = responses_csv(filters.rows(study, with_probes=True))
     elif name == "imrmc":
         body = imrmc_text(study, rows)
     elif name == "mrmcaov":

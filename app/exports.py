@@ -36,6 +36,8 @@ from sqlalchemy import select
 from app.analysis import COLUMNS, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Study, User
+from app.survey.conditions import Condition
+from app.survey.enrolment import conditions_of
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
     *COLUMNS,  # reader, image_id, truth, task, diagnosis, confidence, majority_vote
@@ -52,6 +54,17 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "reader_role",
     "reader_years",
     "reader_exams_per_week",
+    # The study design's record of each reading (app/survey/conditions.py names them).
+    "condition",
+    "session",  # the same as `task`: the reader's session (Task 1, Task 2, ...)
+    "aid",
+    "k",
+    "labelled",
+    "classifier",
+    "probe",
+    "probe_class",
+    "initial_diagnosis",
+    "initial_confidence",
 )
 TASK_FIELDS = (
     "answers",
@@ -86,6 +99,7 @@ def response_rows(
     completed_only: bool = False,
     reader: str | None = None,
     pseudonymise: bool = True,
+    with_probes: bool = True,
 ) -> list[dict[str, Any]]:
     """Every answer of `study` (Answer ⋈ Assignment ⋈ Enrolment ⋈ Case ⋈ User) as dicts.
 
@@ -114,6 +128,11 @@ def response_rows(
             Enrolment.profile_role,
             Enrolment.profile_years,
             Enrolment.profile_exams_per_week,
+            Answer.shown,
+            Assignment.condition,
+            Assignment.probe,
+            Assignment.initial_diagnosis,
+            Assignment.initial_confidence,
         )
         .select_from(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
@@ -127,6 +146,9 @@ def response_rows(
         query = query.where(Enrolment.task2_completed_at.is_not(None))
     if reader:
         query = query.where(User.pseudonym == reader)
+    if not with_probes:  # the primary analysis leaves the misleading-aid probes out
+        query = query.where(Assignment.probe.is_(False))
+    listed = conditions_of(study)
     rows = []
     # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.
     for (
@@ -150,6 +172,11 @@ def response_rows(
         role,
         years,
         exams_per_week,
+        shown,
+        condition_index,
+        probe,
+        initial_diagnosis,
+        initial_confidence,
     ) in db.session.connection().execute(query).all():
         row = {
             "reader": pseudonym,
@@ -172,11 +199,31 @@ def response_rows(
             "reader_role": role.value if role is not None else "",
             "reader_years": "" if years is None else years,
             "reader_exams_per_week": "" if exams_per_week is None else exams_per_week,
+            **reading_columns(shown or {}, listed[condition_index], probe),
+            "session": task,
+            "initial_diagnosis": initial_diagnosis or "",
+            "initial_confidence": "" if initial_confidence is None else initial_confidence,
         }
         if not pseudonymise:
             row["reader_email"] = email
         rows.append(row)
     return rows
+
+
+def reading_columns(shown: Mapping[str, Any], condition: Condition, probe: bool) -> dict:
+    """The condition columns of one answer: what it recorded, or (answers stored before
+    conditions were recorded) what its assignment's condition showed."""
+    if not shown:
+        shown = {**condition.to_json(), "condition": condition.key, "probe": probe}
+    return {
+        "condition": shown["condition"],
+        "aid": shown.get("aid", ""),
+        "k": shown.get("k") or "",
+        "labelled": int(bool(shown.get("labelled", True))) if shown.get("k") else "",
+        "classifier": shown.get("classifier", ""),
+        "probe": int(bool(shown.get("probe"))),
+        "probe_class": shown.get("probe_class") or "",
+    }
 
 
 _csv = files.write_csv

@@ -1,6 +1,8 @@
 """Study designs through the Flask client (SQLite and PostgreSQL): the organiser's design page
 and presets, a reader's way through each design, probes, and what each answer records."""
 
+import csv
+import io
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -324,3 +326,34 @@ def test_probes_show_neighbours_of_one_wrong_class_and_are_recorded(
             assert {labels[i] for i in answer.neighbours_shown} == {wrong}
             assert assignment.case.image_id not in answer.neighbours_shown
         assert probes == 3
+
+
+def test_exports_carry_condition_session_and_probe_and_the_dashboard_reads_any_design(
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    organiser: UserRef,
+    login: Callable,
+) -> None:
+    set_design(app, study, "per_case", [UNAIDED, SE6], cases_per_reader=10, probe_share=0.2)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    for number in range(1, 11):
+        answer_case(client, study.id, 1, number)
+    client.post("/logout")
+    login(client, organiser)
+    assert client.get(f"/dashboard/{study.id}/").status_code == 200
+    text = client.get(f"/dashboard/{study.id}/export/responses").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 10
+    assert {r["session"] for r in rows} == {"1"}
+    assert Counter(r["condition"] for r in rows) == Counter({"unaided": 5, "se_cbir": 5})
+    assert {(r["aid"], r["k"]) for r in rows} == {("unaided", ""), ("se_cbir", "6")}
+    probes = [r for r in rows if r["probe"] == "1"]
+    assert len(probes) == 1 and probes[0]["condition"] == "se_cbir"  # 20 % of 5 aided
+    assert probes[0]["probe_class"] not in ("", probes[0]["truth"])
+    # The MRMC export is the primary analysis: the probe is counted out.
+    mrmc = client.get(f"/dashboard/{study.id}/export/mrmcaov").get_data(as_text=True)
+    cases = {r["case"] for r in csv.DictReader(io.StringIO(mrmc)) if r["truth"] == "1"}
+    assert probes[0]["case_key"] not in cases and probes[0]["image_id"] not in cases
