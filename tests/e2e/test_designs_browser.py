@@ -1,0 +1,134 @@
+"""Each study design read through in a real headless Chromium, by keyboard.
+
+The sequential replay (the thesis) is the way of test_survey_browser.py. Here a reader logs
+in, gives the profile and consent, and answers every case of a counterbalanced three-arm
+crossover (three tasks, two wash-outs), a per-case randomised study, and an initial-then-
+revised study (the first answer kept, the aid shown, the answer confirmed or changed) with the
+keys alone: a digit for the class, a home-row key for the confidence, Enter to save. Each
+design's aided case page is photographed into test-artifacts/.
+"""
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.auth import create_user
+from app.extensions import db
+from app.models import Answer, Assignment, Role, Study
+from app.survey.conditions import Condition
+from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.test_survey_browser import DESKTOP, new_page
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "a long enough passphrase"
+DESIGNS = {
+    "crossover": [Condition(), Condition("se_cbir", 3, labelled=False), Condition("se_cbir", 6)],
+    "per_case": [Condition(), Condition("se_cbir", 6)],
+    "initial_revised": [Condition("se_cbir", 6)],
+}
+
+
+def set_up(server: LiveServer, design: str) -> str:
+    """The study in `design` with a reader joined; the reader's e-mail."""
+    email = f"{design}@example.org"
+    with server.app.app_context():
+        study = db.session.get(Study, server.study_id)
+        study.design = design
+        study.conditions = [c.to_json() for c in DESIGNS[design]]
+        reader = create_user(email, Role.READER, password=PASSWORD)
+        db.session.flush()
+        from app.auth import create_invitation
+
+        invitation, _ = create_invitation(study, email)
+        invitation.used_at = invitation.created_at
+        invitation.user_id = reader.id
+        db.session.commit()
+    return email
+
+
+def answer_by_keys(page, key: str = "1", confidence: str = "d") -> None:
+    """Choose a class and a confidence with single keys, then save with Enter."""
+    page.locator("h1").click()  # the focus on the page, not in a field
+    page.keyboard.press(key)
+    page.keyboard.press(confidence)
+    page.keyboard.press("Enter")
+
+
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_a_reader_completes_each_design_by_keyboard(
+    live_server: LiveServer, browser: object, pages: dict, design: str
+) -> None:
+    server = live_server
+    email = set_up(server, design)
+    page = new_page(browser, pages, design, DESKTOP)
+    page.goto(f"{server.url}/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(rf"/survey/{server.study_id}/$"))
+    page.get_by_label("Board-certified dermatologist").check()
+    page.get_by_label("Years of dermoscopy practice").fill("8")
+    page.get_by_label("Dermoscopic examinations in a typical week").fill("50")
+    page.get_by_label(re.compile("agree to take part")).check()
+    page.get_by_role("button", name=re.compile("I agree")).click()
+
+    photographed = False
+    first_looks = 0
+    for _ in range(60):
+        page.wait_for_load_state("load")
+        url = page.url
+        if url.endswith("/done"):
+            heading = page.locator("h1").inner_text()
+            if "Go to Task" in page.content():
+                page.get_by_role("link", name=re.compile("Go to Task")).click()
+                continue
+            if "opens on" in page.content():
+                server.clock.advance(hours=24, seconds=1)  # the wash-out passes
+                page.goto(f"{server.url}/survey/{server.study_id}/continue")
+                continue
+            assert "completed" in heading.lower(), heading
+            break
+        if re.search(r"/task/\d+/$", url):
+            page.get_by_role("link", name=re.compile(r"Start Task|Continue with")).click()
+            continue
+        assert re.search(r"/case/\d+$", url), url
+        tiles = page.locator("figure.tile").count()
+        if "First give your own diagnosis" in page.content():
+            assert tiles == 0
+            first_looks += 1
+            answer_by_keys(page, "2", "a")
+            page.get_by_text("Your first answer is selected").wait_for()
+            assert page.locator("figure.tile").count() == 6
+            assert page.locator("input[name=diagnosis]:checked").count() == 1
+            if not photographed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"design-{design}.png"), full_page=True)
+                photographed = True
+            page.locator("h1").click()
+            page.keyboard.press("Enter")  # confirm the first answer as it stands
+            page.wait_for_url(lambda u, before=url: u != before)
+            continue
+        if tiles and not photographed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"design-{design}.png"), full_page=True)
+            photographed = True
+        answer_by_keys(page)
+        page.wait_for_url(lambda u, before=url: u != before)
+    else:
+        raise AssertionError("the reader never reached the end")
+    assert page.errors == []
+    with server.app.app_context():
+        answers = db.session.scalars(select(Answer)).all()
+        tasks = {a.assignment.task for a in answers}
+        conditions = {a.shown["condition"] for a in answers}
+        keys = {c.key for c in DESIGNS[design]}
+        assert conditions == keys
+        assert tasks == ({1, 2, 3} if design == "crossover" else {1})
+        assert len(answers) == 4 * len(tasks)
+        if design == "initial_revised":
+            assert first_looks == 4
+            initial = db.session.scalars(select(Assignment.initial_diagnosis)).all()
+            assert all(initial)
+            assert {a.diagnosis for a in answers} == set(initial)  # confirmed as it stood
