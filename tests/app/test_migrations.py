@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from app import create_app, normalise_database_url
-from app.auth import create_user
+from app.auth import create_invitation, create_user
 from app.bundle import import_bundle, served_name
 from app.config import TestConfig
 from app.extensions import db
@@ -79,16 +79,9 @@ def reflected_insert(connection: Connection, tables: MetaData, table: str, **val
     ]
 
 
-def insert_two_task_study(
-    bundle: Path,
-    name: str = "Kept study",
-    created_by_id: int | None = None,
-    invited_by: tuple[int, ...] = (),
-    answered: bool = True,
-) -> int:
+def insert_two_task_study(bundle: Path, name: str = "Kept study") -> int:
     """A study as the two-task schema held it (SQL on the reflected tables: today's models
-    describe a later schema), with invitations by `invited_by` and, if `answered`, a reader's
-    Task 2 answer. Its id."""
+    describe a later schema), with a reader's Task 2 answer. Its id."""
     manifest = json.loads((bundle / "manifest.json").read_text())
     queries = json.loads((bundle / "queries.json").read_text())
     tables = MetaData()
@@ -112,7 +105,6 @@ def insert_two_task_study(
             bundle_digest=secrets.token_hex(32),
             image_folder="/nowhere",
             created_at=moment,
-            created_by_id=created_by_id,
         )
         for position, query in enumerate(queries):
             case_id = insert(
@@ -133,18 +125,6 @@ def insert_two_task_study(
                     image=n["image"][7:],
                     **{k: n[k] for k in ("rank", "image_id", "lesion_id", "truth", "similarity")},
                 )
-        for index, inviter in enumerate(invited_by):
-            insert(
-                "invitation",
-                study_id=study_id,
-                email=f"invited{index}@example.org",
-                token_hash=secrets.token_hex(32),
-                created_at=moment,
-                expires_at=moment,
-                created_by_id=inviter,
-            )
-        if not answered:
-            return study_id
         user_id = insert(
             "user",
             email="reader@example.org",
@@ -221,12 +201,13 @@ def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
         inviter = create_user("inviter@example.org", Role.ORGANISER)
         create_user("bystander@example.org", Role.ORGANISER)
         db.session.commit()
-        importer_id, inviter_id = importer.id, inviter.id
+        images = empty_app.config["STUDY_IMAGES"]
+        run, _ = import_bundle(bundle_cache[0], "Run by two", images, created_by=importer)
+        import_bundle(bundle_cache[1], "Imported on the command line", images)
+        create_invitation(run, "reader@example.org", created_by=inviter)
+        create_invitation(run, "again@example.org", created_by=importer)
+        db.session.commit()
         db.session.remove()
-        insert_two_task_study(
-            bundle_cache[0], "Run by two", importer_id, (inviter_id, importer_id), answered=False
-        )
-        insert_two_task_study(bundle_cache[1], "Imported on the command line", answered=False)
         upgrade()
         rows = db.session.execute(
             text(
