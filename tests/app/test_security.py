@@ -1144,7 +1144,7 @@ def test_images_headers_and_static_files_reveal_no_ids(world: World, clock: Fake
     query_images, neighbour_images = set(), set()
     for _, response in kept:
         html = response.get_data(as_text=True)
-        image_urls |= set(re.findall(r'src="(/images/[0-9a-f]{32}\.jpg)"', html))
+        image_urls |= set(re.findall(r'src="(/images/[0-9a-f]{32}\.jpg)(?:\?[^"]*)?"', html))
         section = re.search(r'<section class="neighbours".*?</section>', html, re.S)
         if section:
             neighbour_images |= set(re.findall(r'src="(/images/[^"]+)"', section.group(0)))
