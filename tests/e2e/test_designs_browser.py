@@ -63,6 +63,7 @@ def test_a_reader_completes_each_design_by_keyboard(
     server = live_server
     email = set_up(server, design)
     page = new_page(browser, pages, design, DESKTOP)
+    page.set_default_timeout(30000)  # some sixty page loads: patience for a busy machine
     page.goto(f"{server.url}/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
