@@ -60,6 +60,7 @@ WORKDIR /srv/app
 # What the app needs at run time, by an explicit list: tests/app/test_image.py checks it against
 # the app's imports and the folders it opens, and .dockerignore's whitelist against this list.
 COPY --chown=app:app app/ app/
+COPY --chown=app:app studybundle/ studybundle/
 COPY --chown=app:app templates/ templates/
 COPY --chown=app:app static/ static/
 COPY --chown=app:app migrations/ migrations/

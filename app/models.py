@@ -36,8 +36,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.clock import now
 from app.extensions import db
+from studybundle.taxonomy import HAM10000_CODES
 
-CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+CLASS_CODES = HAM10000_CODES
 
 
 class Role(enum.StrEnum):

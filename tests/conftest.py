@@ -5,7 +5,9 @@ data, the PostgreSQL server and the browser must all be there. Tests marked `gpu
 skip, since CI has no GPU.
 """
 
+import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,38 @@ def mrmc_reference_dir() -> Path:
     if not (MRMC_REFERENCE / "thesis_study.mrmcaov.json").is_file():
         pytest.skip(f"MRMC reference figures not found at {MRMC_REFERENCE}")
     return MRMC_REFERENCE
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished tiny pipeline run: its synthetic data set and its run folder."""
+
+    data: Path
+    out: Path
+
+    @property
+    def study(self) -> Path:
+        """The run's study bundle."""
+        return self.out / "study"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One `training run --preset tiny` on 120 synthetic 48 px images, made once per `make test`
+    and shared by every xdist worker (under a lock): copy it before changing anything."""
+    from training import pipeline, synth
+    from training.config import get_config
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    run = TinyRun(root / "tiny-data", root / "tiny-run" / "tiny")
+    with (root / "tiny-run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run.study / "manifest.json").is_file():
+            if not (run.data / "HAM10000_metadata.csv").is_file():
+                synth.write_synthetic(run.data, images=120, size=48, seed=3)
+            pipeline.run(get_config("tiny"), run.data, run.out)
+    return run
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -12,9 +12,6 @@ import dataclasses
 import hashlib
 import hmac
 import io
-import json
-import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,100 +21,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+import studybundle
+from studybundle import BundleError, ValidBundle
+from studybundle.images import content_name
+from studybundle.jsonio import dump_json
+from studybundle.taxonomy import HAM10000, LIKERT
 from training.errors import PipelineError
 
-FORMAT_VERSION = 1
-CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")  # same order as data.CLASSES
 JPEG_QUALITY = 90
 CASE_KEY_HEX = 24  # 96 bits: unguessable, short enough for a URL
-NAME_HEX = 32  # image file names: the first 32 hex digits of the sha256 of the bytes
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """How a diagnostic class is shown to readers."""
-
-    code: str
-    name: str
-    colour: str  # frame and button colour, Okabe-Ito (colour-blind safe)
-    text_colour: str  # the one of black/white that reads best on `colour` (WCAG contrast)
-    definition: str
-
-
-# Okabe-Ito colours. Malignant classes get the warm colours the thesis used for them (orange,
-# vermillion) or black; benign ones the cool ones. Yellow, the palette's least readable frame
-# on a white page, is left out.
-CLASS_INFO: tuple[ClassInfo, ...] = (
-    ClassInfo(
-        "akiec",
-        "Actinic keratosis / intraepithelial carcinoma (Bowen's disease)",
-        "#E69F00",
-        "#000000",
-        "Actinic (solar) keratoses and intraepithelial carcinoma (Bowen's disease): common "
-        "non-invasive variants of squamous cell carcinoma that can be treated locally without "
-        "surgery.",
-    ),
-    ClassInfo(
-        "bcc",
-        "Basal cell carcinoma",
-        "#D55E00",
-        "#000000",
-        "A common variant of epithelial skin cancer that rarely metastasises but grows "
-        "destructively if untreated. It causes the second most skin-cancer deaths after "
-        "melanoma.",
-    ),
-    ClassInfo(
-        "bkl",
-        "Benign keratosis",
-        "#009E73",
-        "#000000",
-        "A generic class for seborrhoeic keratoses (senile warts), solar lentigines and "
-        "lichen planus-like keratoses. They may look different under the dermatoscope but are "
-        "biologically similar and often reported under the same term by histopathology.",
-    ),
-    ClassInfo(
-        "df",
-        "Dermatofibroma",
-        "#56B4E9",
-        "#000000",
-        "A benign skin lesion, regarded either as a benign proliferation or as an inflammatory "
-        "reaction to minimal trauma.",
-    ),
-    ClassInfo(
-        "mel",
-        "Melanoma",
-        "#000000",
-        "#FFFFFF",
-        "A malignant neoplasm of melanocytes that appears in different variants; invasive and "
-        "in-situ melanomas are included (not non-pigmented, subungual, ocular or mucosal ones). "
-        "Melanomas cause about three quarters of all skin-cancer deaths.",
-    ),
-    ClassInfo(
-        "nv",
-        "Melanocytic nevus",
-        "#0072B2",
-        "#FFFFFF",
-        "Benign neoplasms of melanocytes in a myriad of variants, which can differ markedly "
-        "under the dermatoscope. Nevi that resemble melanoma are over-represented.",
-    ),
-    ClassInfo(
-        "vasc",
-        "Vascular lesion",
-        "#CC79A7",
-        "#000000",
-        "Vascular skin lesions, from cherry angiomas to angiokeratomas and pyogenic granulomas, "
-        "and also haemorrhages.",
-    ),
-)
-
-# Thesis section 3.4: the confidence scale, 1 to 5.
-LIKERT: tuple[str, ...] = (
-    "not confident at all",
-    "slightly confident",
-    "somewhat confident",
-    "fairly confident",
-    "completely confident",
-)
 
 # Why a test image did not become a query (keys of `counts.dropped` in the manifest).
 DROP_DUPLICATE = "same lesion as an earlier query"
@@ -329,11 +241,6 @@ def encode_jpeg(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def content_name(data: bytes) -> str:
-    """The file name of an image in the bundle: a prefix of the sha256 of its bytes."""
-    return hashlib.sha256(data).hexdigest()[:NAME_HEX] + ".jpg"
-
-
 def _write_image(images_dir: Path, data: bytes) -> str:
     """Store `data` under its content name (once) and return its path in the bundle."""
     name = content_name(data)
@@ -341,11 +248,6 @@ def _write_image(images_dir: Path, data: bytes) -> str:
     if not target.exists():
         target.write_bytes(data)
     return f"images/{name}"
-
-
-def _dump_json(path: Path, value: Any) -> None:
-    """Write JSON deterministically: sorted keys, fixed indentation, trailing newline."""
-    path.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def write_bundle(
@@ -409,357 +311,24 @@ def write_bundle(
 
     neighbour_count = len(pool.queries[0].neighbours)
     manifest = {
-        "format_version": FORMAT_VERSION,
-        "classes": [
-            {
-                "code": info.code,
-                "name": info.name,
-                "colour": info.colour,
-                "text_colour": info.text_colour,
-                "definition": info.definition,
-            }
-            for info in CLASS_INFO
-        ],
+        "format_version": 1,
+        "classes": [info.as_json(with_malignant=False) for info in HAM10000],
         "likert": list(LIKERT),
         "neighbours": neighbour_count,
         "web_image_size": web_image_size,
         "provenance": dict(provenance),
         "counts": {**pool.counts(), "images": len(list(images_dir.glob("*.jpg")))},
     }
-    _dump_json(out_dir / "queries.json", records)
+    dump_json(out_dir / "queries.json", records)
     # The manifest last: its presence marks a complete bundle (the pipeline's skip test).
-    _dump_json(out_dir / "manifest.json", manifest)
+    dump_json(out_dir / "manifest.json", manifest)
     validate_bundle(out_dir)
     return out_dir
 
 
-# --- validation -------------------------------------------------------------------------
-
-_IMAGE_PATH = re.compile(rf"^images/([0-9a-f]{{{NAME_HEX}}})\.jpg$")
-_CASE_KEY = re.compile(r"^[0-9a-f]{16,64}$")
-_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-# JPEG segments that carry metadata: APP1 (EXIF, XMP), APP2 (ICC), APP13 (IPTC), COM.
-_METADATA_MARKERS = {0xE1: "EXIF/XMP", 0xE2: "ICC profile", 0xED: "IPTC", 0xFE: "comment"}
-_MAX_PROBLEMS = 20
-# image_rotated must match the upright image turned by 180 degrees to within a mean absolute
-# difference of this many levels, or a third of its difference to the unturned image (two
-# JPEG encodings of a noisy image differ by more than a few levels; a wrong orientation of a
-# non-symmetric image by far more).
-ROTATION_TOLERANCE = 6.0
-
-
-def jpeg_metadata(data: bytes) -> list[str]:
-    """The metadata segments (EXIF, ICC, IPTC, comments) found in a JPEG's header."""
-    found = []
-    position = 2  # after SOI
-    while position + 4 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xDA:  # start of scan: the header is over
-            break
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker in _METADATA_MARKERS:
-            found.append(_METADATA_MARKERS[marker])
-        position += 2 + length
-    return found
-
-
-def _relative_luminance(colour: str) -> float:
-    """WCAG relative luminance of a #RRGGBB colour."""
-    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast_ratio(first: str, second: str) -> float:
-    """WCAG contrast ratio between two #RRGGBB colours (1 to 21)."""
-    a, b = sorted((_relative_luminance(first), _relative_luminance(second)), reverse=True)
-    return (a + 0.05) / (b + 0.05)
-
-
-class _Problems:
-    """Collects validation problems so one error can list them all."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.items.append(message)
-
-    def check(self, condition: bool, message: str) -> bool:
-        if not condition:
-            self.add(message)
-        return condition
-
-    def raise_if_any(self, folder: Path) -> None:
-        if self.items:
-            shown = self.items[:_MAX_PROBLEMS]
-            more = len(self.items) - len(shown)
-            tail = f"; and {more} more" if more else ""
-            raise PipelineError(f"invalid study bundle {folder}: " + "; ".join(shown) + tail)
-
-
-def _load_json(path: Path) -> Any:
-    """Parse a JSON file of the bundle or raise a clear error."""
-    if not path.is_file():
-        raise PipelineError(f"invalid study bundle: {path.name} is missing in {path.parent}")
+def validate_bundle(folder: Path) -> ValidBundle:
+    """Check a written bundle with the one validator the app uses too; PipelineError if bad."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PipelineError(f"invalid study bundle: {path} is not valid JSON ({error})") from error
-
-
-def _check_manifest(manifest: Any, problems: _Problems) -> int:
-    """Check the manifest's schema; returns the number of neighbours per query (0 if bad)."""
-    if not problems.check(isinstance(manifest, dict), "manifest.json is not an object"):
-        return 0
-    problems.check(
-        manifest.get("format_version") == FORMAT_VERSION,
-        f"manifest format_version is {manifest.get('format_version')!r}, expected {FORMAT_VERSION}",
-    )
-    classes = manifest.get("classes")
-    if problems.check(isinstance(classes, list), "manifest classes is not a list"):
-        codes = [c.get("code") if isinstance(c, dict) else None for c in classes]
-        problems.check(
-            tuple(codes) == CLASS_CODES,
-            f"manifest classes are {codes}, expected {list(CLASS_CODES)} in this order",
-        )
-        colours = []
-        for entry in classes:
-            if not problems.check(isinstance(entry, dict), "a manifest class is not an object"):
-                continue
-            code = entry.get("code")
-            for key in ("name", "definition"):
-                problems.check(
-                    isinstance(entry.get(key), str) and entry[key].strip() != "",
-                    f"class {code}: {key} is missing or empty",
-                )
-            for key in ("colour", "text_colour"):
-                problems.check(
-                    isinstance(entry.get(key), str) and bool(_COLOUR.match(entry[key])),
-                    f"class {code}: {key} {entry.get(key)!r} is not #RRGGBB",
-                )
-            colours.append(str(entry.get("colour")).upper())
-        problems.check(len(set(colours)) == len(colours), "class colours are not distinct")
-    problems.check(
-        manifest.get("likert") == list(LIKERT),
-        f"manifest likert is {manifest.get('likert')!r}, expected {list(LIKERT)}",
-    )
-    size = manifest.get("web_image_size")
-    problems.check(
-        isinstance(size, int) and not isinstance(size, bool) and size > 0,
-        f"manifest web_image_size {size!r} is not a positive integer",
-    )
-    problems.check(isinstance(manifest.get("provenance"), dict), "manifest provenance missing")
-    counts = manifest.get("counts")
-    if problems.check(isinstance(counts, dict), "manifest counts missing"):
-        dropped = counts.get("dropped")
-        before, after = counts.get("queries_before"), counts.get("queries_after")
-        if problems.check(
-            isinstance(dropped, dict)
-            and isinstance(before, int)
-            and isinstance(after, int)
-            and all(isinstance(v, int) for v in dropped.values()),
-            "manifest counts need integer queries_before, queries_after and dropped",
-        ):
-            problems.check(
-                before == after + sum(dropped.values()),
-                f"manifest counts do not add up: {before} before != {after} after "
-                f"+ {sum(dropped.values())} dropped",
-            )
-    neighbours = manifest.get("neighbours")
-    if not problems.check(
-        isinstance(neighbours, int) and not isinstance(neighbours, bool) and neighbours > 0,
-        f"manifest neighbours {neighbours!r} is not a positive integer",
-    ):
-        return 0
-    return neighbours
-
-
-def _check_image(
-    folder: Path, reference: Any, where: str, problems: _Problems, cache: dict[str, Any]
-) -> np.ndarray | None:
-    """Check one referenced image (name, existence, JPEG, hash, metadata); return pixels."""
-    if not isinstance(reference, str) or not (match := _IMAGE_PATH.match(reference)):
-        problems.add(f"{where}: image reference {reference!r} is not images/<32 hex>.jpg")
-        return None
-    if reference in cache:
-        return cache[reference]
-    cache[reference] = None
-    path = folder / reference
-    if not problems.check(path.is_file(), f"{where}: {reference} does not exist"):
-        return None
-    data = path.read_bytes()
-    if not problems.check(data[:3] == b"\xff\xd8\xff", f"{where}: {reference} is not a JPEG"):
-        return None
-    problems.check(
-        hashlib.sha256(data).hexdigest()[:NAME_HEX] == match.group(1),
-        f"{where}: {reference} is not named by its content hash",
-    )
-    metadata = jpeg_metadata(data)
-    problems.check(not metadata, f"{where}: {reference} carries metadata ({', '.join(metadata)})")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if not problems.check(image.format == "JPEG", f"{where}: {reference} not a JPEG"):
-                return None
-            pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    except (OSError, ValueError) as error:
-        problems.add(f"{where}: {reference} cannot be decoded ({error})")
-        return None
-    cache[reference] = pixels
-    return pixels
-
-
-def validate_bundle(folder: Path) -> dict[str, Any]:
-    """Check a study bundle completely; return a summary or raise one PipelineError.
-
-    Checks the manifest's schema and classes, every query and neighbour record, that every
-    referenced image exists, is a metadata-free JPEG named by its content hash, that the
-    rotated image is the upright one turned 180 degrees, that neighbours are of distinct
-    lesions other than the query's, and that case keys, image ids and lesions are unique.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PipelineError(f"study bundle folder {folder} does not exist")
-    manifest = _load_json(folder / "manifest.json")
-    queries = _load_json(folder / "queries.json")
-    problems = _Problems()
-    neighbours_expected = _check_manifest(manifest, problems)
-    codes = set(CLASS_CODES)
-    size = manifest.get("web_image_size") if isinstance(manifest, dict) else None
-
-    if not problems.check(
-        isinstance(queries, list) and len(queries) > 0, "queries.json is not a non-empty list"
-    ):
-        problems.raise_if_any(folder)
-    cache: dict[str, Any] = {}
-    case_keys: Counter[str] = Counter()
-    query_ids: Counter[str] = Counter()
-    query_lesions: Counter[str] = Counter()
-    all_ids: set[str] = set()
-    for number, query in enumerate(queries, start=1):
-        where = f"query {number}"
-        if not problems.check(isinstance(query, dict), f"{where} is not an object"):
-            continue
-        missing = [
-            key
-            for key in (
-                "case_key",
-                "image_id",
-                "lesion_id",
-                "truth",
-                "majority_vote",
-                "image",
-                "image_rotated",
-                "neighbours",
-            )
-            if key not in query
-        ]
-        if not problems.check(not missing, f"{where}: missing {', '.join(missing)}"):
-            continue
-        image_id, lesion = str(query["image_id"]), str(query["lesion_id"])
-        where = f"query {number} ({image_id})"
-        all_ids.update((image_id, lesion))
-        key = query["case_key"]
-        if problems.check(
-            isinstance(key, str) and bool(_CASE_KEY.match(key)),
-            f"{where}: case_key {key!r} is not 16-64 lowercase hex digits",
-        ):
-            case_keys[key] += 1
-            problems.check(
-                image_id.lower() not in key and lesion.lower() not in key,
-                f"{where}: case_key contains an id",
-            )
-        query_ids[image_id] += 1
-        query_lesions[lesion] += 1
-        for label in ("truth", "majority_vote"):
-            problems.check(query[label] in codes, f"{where}: {label} {query[label]!r} unknown")
-        upright = _check_image(folder, query["image"], where, problems, cache)
-        rotated = _check_image(folder, query["image_rotated"], where, problems, cache)
-        if upright is not None and rotated is not None:
-            if isinstance(size, int):
-                problems.check(
-                    max(upright.shape[:2]) == size,
-                    f"{where}: image is {upright.shape[1]}x{upright.shape[0]}, "
-                    f"longest side should be {size}",
-                )
-            turned = np.rot90(upright, 2)
-            same_shape = turned.shape == rotated.shape
-            unturned = float(np.abs(upright - rotated).mean()) if same_shape else 0.0
-            # JPEG re-encoding moves pixels a little; a wrong rotation moves them a lot.
-            problems.check(
-                same_shape
-                and float(np.abs(turned - rotated).mean()) < max(ROTATION_TOLERANCE, unturned / 3),
-                f"{where}: image_rotated is not the image turned by 180 degrees",
-            )
-        shown = query["neighbours"]
-        if not problems.check(
-            isinstance(shown, list) and len(shown) == neighbours_expected,
-            f"{where}: expected {neighbours_expected} neighbours",
-        ):
-            continue
-        seen_lesions: set[str] = set()
-        previous = math.inf
-        for rank, neighbour in enumerate(shown, start=1):
-            there = f"{where} neighbour {rank}"
-            if not problems.check(
-                isinstance(neighbour, dict)
-                and all(
-                    k in neighbour
-                    for k in ("rank", "image_id", "lesion_id", "truth", "similarity", "image")
-                ),
-                f"{there}: needs rank, image_id, lesion_id, truth, similarity and image",
-            ):
-                continue
-            problems.check(neighbour["rank"] == rank, f"{there}: rank {neighbour['rank']!r}")
-            other = str(neighbour["lesion_id"])
-            all_ids.update((str(neighbour["image_id"]), other))
-            problems.check(other != lesion, f"{there} is of the query's own lesion {lesion}")
-            problems.check(other not in seen_lesions, f"{there} repeats lesion {other}")
-            seen_lesions.add(other)
-            problems.check(
-                neighbour["truth"] in codes, f"{there}: truth {neighbour['truth']!r} unknown"
-            )
-            similarity = neighbour["similarity"]
-            if problems.check(
-                isinstance(similarity, int | float)
-                and not isinstance(similarity, bool)
-                and math.isfinite(similarity),
-                f"{there}: similarity {similarity!r} is not a number",
-            ):
-                problems.check(similarity <= previous + 1e-6, f"{there}: not in rank order")
-                previous = similarity
-            _check_image(folder, neighbour["image"], there, problems, cache)
-
-    for name, counter in (
-        ("case key", case_keys),
-        ("query image id", query_ids),
-        ("query lesion", query_lesions),
-    ):
-        repeated = sorted(k for k, n in counter.items() if n > 1)
-        problems.check(not repeated, f"duplicate {name}: {', '.join(repeated[:5])}")
-    if isinstance(manifest, dict) and isinstance(manifest.get("counts"), dict):
-        after = manifest["counts"].get("queries_after")
-        problems.check(
-            after == len(queries), f"manifest says {after} queries, queries.json has {len(queries)}"
-        )
-
-    # Every file in images/ is a content-named JPEG; no file name carries an id.
-    files = (
-        sorted(p.name for p in (folder / "images").iterdir())
-        if (folder / "images").is_dir()
-        else []
-    )
-    problems.check(bool(files), "images/ is missing or empty")
-    lowered = [i.lower() for i in all_ids if i]
-    for name in files:
-        problems.check(
-            bool(_IMAGE_PATH.match(f"images/{name}")), f"images/{name} is not <32 hex>.jpg"
-        )
-        problems.check(not any(i in name.lower() for i in lowered), f"images/{name} contains an id")
-    problems.raise_if_any(folder)
-    return {
-        "format_version": manifest["format_version"],
-        "queries": len(queries),
-        "images": len(files),
-        "neighbours": neighbours_expected,
-    }
+        return studybundle.validate_bundle(folder)
+    except BundleError as problem:
+        raise PipelineError(f"invalid study bundle {folder}: {problem}") from None

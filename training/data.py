@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from studybundle.taxonomy import HAM10000_CODES
 from training.errors import PipelineError
 
 # Display order and label index, everywhere.
-CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+CLASSES: tuple[str, ...] = HAM10000_CODES  # the class order of labels and model outputs
 
 METADATA_NAME = "HAM10000_metadata.csv"
 REQUIRED_COLUMNS: tuple[str, ...] = (

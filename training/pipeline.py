@@ -736,7 +736,7 @@ def main(args: argparse.Namespace) -> int:
     """`python -m training run`: resolve the configuration, run, print the bundle's path."""
     cfg = get_config(args.preset, args.overrides)
     study = run(cfg, args.data, args.out, args.imagenet_weights)
-    summary = bundle.validate_bundle(study)
+    valid = bundle.validate_bundle(study)
     print(summary_text(args.out))
-    print(f"study bundle: {study.resolve()} ({summary['queries']} queries)")
+    print(f"study bundle: {study.resolve()} ({len(valid.queries)} queries)")
     return 0

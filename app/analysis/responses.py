@@ -27,7 +27,9 @@ from typing import IO, Any
 
 import numpy as np
 
-CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+from studybundle.taxonomy import HAM10000_CODES
+
+CLASSES: tuple[str, ...] = HAM10000_CODES
 COLUMNS: tuple[str, ...] = (
     "reader",
     "image_id",

@@ -13,20 +13,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from app.bundle import LIKERT  # the labels the importer requires
+from studybundle.taxonomy import HAM10000, HAM10000_CODES, LIKERT
 
-CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-NAMES = {
-    "akiec": "Actinic keratosis / intraepithelial carcinoma",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic nevus",
-    "vasc": "Vascular lesion",
-}
-COLOURS = ("#E69F00", "#D55E00", "#009E73", "#56B4E9", "#000000", "#0072B2", "#CC79A7")
-TEXT_COLOURS = ("#000000",) * 4 + ("#FFFFFF", "#FFFFFF", "#000000")
+CLASSES = HAM10000_CODES
 SIZE = 24  # web_image_size: the longest side of every query image
 
 
@@ -64,16 +53,7 @@ def manifest(cases: int) -> dict[str, Any]:
     """A manifest.json object for a bundle of `cases` queries."""
     return {
         "format_version": 1,
-        "classes": [
-            {
-                "code": code,
-                "name": NAMES[code],
-                "colour": colour,
-                "text_colour": text_colour,
-                "definition": f"Definition of {NAMES[code].lower()} shown to readers.",
-            }
-            for code, colour, text_colour in zip(CLASSES, COLOURS, TEXT_COLOURS, strict=True)
-        ],
+        "classes": [info.as_json(with_malignant=False) for info in HAM10000],
         "likert": list(LIKERT),
         "neighbours": 6,
         "web_image_size": SIZE,

@@ -11,9 +11,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.bundle import BundleError, digest_of, import_bundle, served_name, validate_bundle
+from app.bundle import BundleError, import_bundle, served_name, validate_bundle
 from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyStatus
+from studybundle.jsonio import digest_of
 from tests.app.bundle_factory import jpeg_bytes, read_queries, write_queries
 
 
@@ -203,7 +204,7 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "five neighbours": (
         edit_queries(lambda q: q[2]["neighbours"].pop()),
-        "queries.json[2] must have exactly 6 neighbours",
+        "queries.json[2].neighbours must have exactly 6 neighbours",
     ),
     "ranks out of order": (
         edit_queries(lambda q: q[0]["neighbours"].reverse()),
@@ -255,12 +256,12 @@ def test_every_violation_is_named(bundle_dir: Path) -> None:
         validate_bundle(bundle_dir)
     message = str(caught.value)
     assert "queries.json[0].truth" in message
-    assert "queries.json[5] must have exactly 6 neighbours" in message
+    assert "queries.json[5].neighbours must have exactly 6 neighbours" in message
     assert "queries.json[9].image" in message
 
 
 def test_oversized_queries_file_is_refused(bundle_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr("app.bundle.MAX_QUERIES_BYTES", 1000)
+    monkeypatch.setattr("studybundle.validate.MAX_QUERIES_BYTES", 1000)
     with pytest.raises(BundleError, match=r"queries\.json is larger than"):
         validate_bundle(bundle_dir)
 

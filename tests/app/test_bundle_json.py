@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.bundle import MAX_JSON_DEPTH, BundleError, validate_bundle
+from app.bundle import BundleError, validate_bundle
+from studybundle.limits import MAX_JSON_DEPTH
 from tests.app.bundle_factory import make_bundle
 
 

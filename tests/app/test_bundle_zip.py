@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.bundle import MAX_IMAGE_BYTES, BundleError, extract_zip, validate_bundle
+from app.bundle import BundleError, extract_zip, validate_bundle
+from studybundle.limits import MAX_IMAGE_BYTES
 from tests.app.bundle_factory import make_bundle
 from tests.app.test_security import declared_size, files_under
 

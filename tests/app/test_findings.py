@@ -13,23 +13,14 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 from sqlalchemy import select
 
-from app.bundle import (
-    CASE_KEY,
-    COLOUR,
-    HEX_ONLY,
-    IMAGE_NAME,
-    IMAGE_PATH,
-    BundleError,
-    _contains_any,
-    extract_zip,
-    served_name,
-    validate_bundle,
-)
+from app.bundle import BundleError, extract_zip, served_name, validate_bundle
 from app.extensions import db
 from app.forms import EMAIL_PATTERN
 from app.limits import SEEN
 from app.models import Case, Neighbour, Study
 from app.survey.presentation import HEX_COLOUR
+from studybundle.limits import CASE_KEY, CLASS_CODE, COLOUR, HEX_ONLY, IMAGE_NAME, IMAGE_PATH
+from studybundle.validate import _contains_any
 from tests.app.bundle_factory import read_queries, write_queries
 from tests.app.conftest import StudyRef, UserRef
 from tests.app.test_bundle import store
@@ -237,6 +228,7 @@ def test_untrusted_hosts_are_refused_and_links_name_the_trusted_one(
         (CASE_KEY, "0" * 16),
         (HEX_ONLY, "abc"),
         (COLOUR, "#aabbcc"),
+        (CLASS_CODE, "SCC"),
         (HEX_COLOUR, "#aabbcc"),
     ],
 )

@@ -139,7 +139,7 @@ def test_a_reader_from_invitation_to_the_end(
     assert "Class definitions" in help_page.content()
     help_page.close()
     page.get_by_text("Class definitions", exact=True).click()  # the <details> on the page
-    assert page.get_by_text("Definition of dermatofibroma shown to readers.").is_visible()
+    assert page.get_by_text("A benign skin lesion, regarded either as").is_visible()
     page.get_by_text("Class definitions", exact=True).click()
     page.locator("label", has_text="Melanoma").click()
     page.locator("label[for=confidence-4]").click()

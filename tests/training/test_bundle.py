@@ -16,16 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from studybundle.images import metadata_segment
+from studybundle.taxonomy import HAM10000, LIKERT, contrast_ratio
+from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from training.bundle import (
-    CLASS_CODES,
-    CLASS_INFO,
     DROP_DUPLICATE,
     DROP_SHARED,
     DROP_TOO_FEW,
-    LIKERT,
     build_query_pool,
-    contrast_ratio,
-    jpeg_metadata,
     pool_from_json,
     pool_to_json,
     validate_bundle,
@@ -166,9 +164,10 @@ def test_pool_invariants_hold_for_any_input(
 
 
 def test_class_information_is_complete_and_readable() -> None:
-    assert tuple(c.code for c in CLASS_INFO) == CLASS_CODES
-    assert len({c.colour for c in CLASS_INFO}) == 7
-    for info in CLASS_INFO:
+    assert tuple(c.code for c in HAM10000) == CLASS_CODES
+    assert len({c.colour for c in HAM10000}) == 7
+    assert {c.code for c in HAM10000 if c.malignant} == {"akiec", "bcc", "mel"}
+    for info in HAM10000:
         assert contrast_ratio(info.colour, info.text_colour) >= 4.5, info.code
         assert info.name and len(info.definition) > 40
     assert len(LIKERT) == 5
@@ -200,7 +199,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for seed, image_id in enumerate(ids):
         paths[image_id] = folder / f"{image_id}.jpg"
         source_image(paths[image_id], seed)
-    assert jpeg_metadata(paths["ISIC_Q000"].read_bytes())  # the sources do carry metadata
+    assert metadata_segment(paths["ISIC_Q000"].read_bytes())  # the sources do carry metadata
     return paths
 
 
@@ -223,8 +222,8 @@ def bundle(tmp_path: Path, sources: dict[str, Path]) -> Path:
 
 
 def test_bundle_has_the_documented_files_and_validates(bundle: Path) -> None:
-    summary = validate_bundle(bundle)
-    assert summary["queries"] == 3 and summary["neighbours"] == 6
+    valid = validate_bundle(bundle)
+    assert len(valid.queries) == 3 and valid.layout.max_neighbours == 6
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert [c["code"] for c in manifest["classes"]] == list(CLASS_CODES)
     assert manifest["likert"] == list(LIKERT)
@@ -244,7 +243,7 @@ def test_images_are_content_named_resized_and_stripped(bundle: Path) -> None:
         assert "ISIC" not in name and "HAM" not in name and "Q00" not in name
         data = (bundle / "images" / name).read_bytes()
         assert hashlib.sha256(data).hexdigest()[:32] + ".jpg" == name
-        assert jpeg_metadata(data) == []
+        assert metadata_segment(data) is None
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "JPEG"
             assert max(image.size) == 40 and image.size == (40, 30)
@@ -285,7 +284,7 @@ def edit_queries(bundle: Path, change) -> None:
 def test_validator_catches_a_missing_image(bundle: Path) -> None:
     query = json.loads((bundle / "queries.json").read_text())[1]
     (bundle / query["neighbours"][3]["image"]).unlink()
-    with pytest.raises(PipelineError, match="does not exist"):
+    with pytest.raises(PipelineError, match="missing from the bundle"):
         validate_bundle(bundle)
 
 
@@ -294,7 +293,7 @@ def test_validator_catches_a_neighbour_of_the_query_lesion(bundle: Path) -> None
         queries[0]["neighbours"][2]["lesion_id"] = queries[0]["lesion_id"]
 
     edit_queries(bundle, change)
-    with pytest.raises(PipelineError, match="query's own lesion"):
+    with pytest.raises(PipelineError, match=r"json\[0\]\.neighbours\[2\] repeats a lesion"):
         validate_bundle(bundle)
 
 
@@ -303,7 +302,7 @@ def test_validator_catches_repeated_neighbour_lesions(bundle: Path) -> None:
         queries[0]["neighbours"][5]["lesion_id"] = queries[0]["neighbours"][0]["lesion_id"]
 
     edit_queries(bundle, change)
-    with pytest.raises(PipelineError, match="repeats lesion"):
+    with pytest.raises(PipelineError, match=r"json\[0\]\.neighbours\[5\] repeats a lesion"):
         validate_bundle(bundle)
 
 
@@ -312,14 +311,14 @@ def test_validator_catches_a_duplicate_case_key(bundle: Path) -> None:
         queries[2]["case_key"] = queries[0]["case_key"]
 
     edit_queries(bundle, change)
-    with pytest.raises(PipelineError, match="duplicate case key"):
+    with pytest.raises(PipelineError, match=r"queries\.json\[2\]\.case_key .* appears twice"):
         validate_bundle(bundle)
 
 
 def test_validator_catches_id_in_a_file_name(bundle: Path) -> None:
     queries = json.loads((bundle / "queries.json").read_text())
     shutil.copy(bundle / queries[0]["image"], bundle / "images" / "ISIC_Q000.jpg")
-    with pytest.raises(PipelineError, match="contains an id"):
+    with pytest.raises(PipelineError, match=r"images/ISIC_Q000\.jpg is not named"):
         validate_bundle(bundle)
 
 
@@ -342,19 +341,25 @@ def test_validator_catches_metadata_and_hash_mismatch(bundle: Path) -> None:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", exif=exif.tobytes())
     path.write_bytes(buffer.getvalue())
-    with pytest.raises(PipelineError, match="EXIF") as caught:
+    with pytest.raises(PipelineError, match="does not match its content hash"):
         validate_bundle(bundle)
-    assert "content hash" in str(caught.value)
+    renamed = bundle / "images" / (hashlib.sha256(buffer.getvalue()).hexdigest()[:32] + ".jpg")
+    path.rename(renamed)
+    edit_queries(bundle, lambda queries: queries[0].update(image=f"images/{renamed.name}"))
+    with pytest.raises(PipelineError, match=r"carries metadata \(APP1 EXIF/XMP\)"):
+        validate_bundle(bundle)
 
 
 def test_validator_catches_schema_problems(bundle: Path) -> None:
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    original = (bundle / "manifest.json").read_text()
+    manifest = json.loads(original)
     manifest["classes"] = manifest["classes"][::-1]
     manifest["likert"] = manifest["likert"][:4]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(PipelineError, match="classes are") as caught:
+    with pytest.raises(PipelineError, match="classes must be akiec, bcc") as caught:
         validate_bundle(bundle)
     assert "likert" in str(caught.value)
+    (bundle / "manifest.json").write_text(original)
     (bundle / "queries.json").unlink()
     with pytest.raises(PipelineError, match=r"queries\.json is missing"):
         validate_bundle(bundle)

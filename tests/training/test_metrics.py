@@ -6,18 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studybundle.taxonomy import HAM10000_CODES as CLASSES
+from studybundle.vote import majority_vote, rank_weights
 from training import cli, metrics
 from training.errors import PipelineError
 from training.metrics import (
     classification_metrics,
     load_neighbours_json,
-    majority_vote,
     majority_vote_accuracy,
     precision_at_k,
-    rank_weights,
 )
 
-CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 # Thesis Table 4.I: per k, P@k for akiec, bcc, bkl, df, mel, nv, vasc, then AP@k.
 TABLE_4_I = {
     "neighbours_cbir_rgb.json": {
@@ -101,7 +100,7 @@ def test_majority_vote_counts_first_then_rank() -> None:
     assert majority_vote(["bkl", "mel", "nv", "mel", "nv", "bkl"]) == "bkl"
     # Tie 2-2 where the later class has the smaller rank sum (2+3 < 1+6): still rank 1 wins.
     assert majority_vote(["mel", "nv", "nv", "bcc", "df", "mel"]) == "mel"
-    assert rank_weights(3).tolist() == [1.5, 1.25, 1.125]
+    assert rank_weights(3) == [1.5, 1.25, 1.125]
 
 
 def test_majority_vote_accuracy() -> None:

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from training import cli, pipeline, synth
+from tests.conftest import TinyRun
+from training import cli, pipeline
 from training.bundle import validate_bundle
 from training.config import get_config
 from training.errors import PipelineError
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """120 synthetic images at 48 px in HAM10000's layout."""
-    folder = tmp_path_factory.mktemp("synthetic")
-    synth.write_synthetic(folder, images=120, size=48, seed=3)
-    return folder
+def dataset(tiny_run: TinyRun) -> Path:
+    """120 synthetic images at 48 px in HAM10000's layout (the shared tiny run's)."""
+    return tiny_run.data
 
 
 def test_a_wrong_data_path_is_a_clear_error(tmp_path: Path) -> None:
@@ -54,23 +53,19 @@ def pipeline_stages() -> list[str]:
 
 @pytest.mark.training
 def test_tiny_run_end_to_end_then_everything_is_skipped(
-    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "models" / "tiny"
-    argv = ["run", "--preset", "tiny", "--data", str(dataset), "--out", str(out)]
-    assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
-    assert f"study bundle: {(out / 'study').resolve()}" in printed
-    # The loud start-up line: devices, strategy, precision.
-    assert "=== tiny: " in printed and "strategy " in printed and "precision float32" in printed
-    check_validation_maps_use_the_predicted_class(out, dataset)
+    shutil.copytree(tiny_run.out, out)  # the shared run, finished once for the whole session
+    argv = ["run", "--preset", "tiny", "--data", str(tiny_run.data), "--out", str(out)]
+    check_validation_maps_use_the_predicted_class(out, tiny_run.data)
 
-    summary = validate_bundle(out / "study")
-    assert summary["queries"] > 0 and summary["neighbours"] == 6
+    valid = validate_bundle(out / "study")
+    assert valid.queries and valid.layout.max_neighbours == 6
     manifest = json.loads((out / "study" / "manifest.json").read_text())
     assert manifest["provenance"]["preset"] == "tiny"
     assert manifest["provenance"]["split_by"] == "lesion"
-    assert manifest["counts"]["queries_after"] == summary["queries"]
+    assert manifest["counts"]["queries_after"] == len(valid.queries)
 
     result = json.loads((out / "metrics.json").read_text())
     for name in ("rgb", "rgbs"):
@@ -93,7 +88,6 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
                 - result["retrieval"][baseline][k]["macro"]
             )
             assert value["estimate"] == pytest.approx(difference)
-    assert "se_cbir - control" in printed and "macro AP@k differences" in printed
     assert (out / "control" / "model.keras").is_file()
     assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
 
@@ -110,6 +104,10 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert cli.main(argv) == 0
     elapsed = time.perf_counter() - start
     printed = capsys.readouterr().out
+    assert f"study bundle: {(out / 'study').resolve()}" in printed
+    # The loud start-up line: devices, strategy, precision.
+    assert "=== tiny: " in printed and "strategy " in printed and "precision float32" in printed
+    assert "se_cbir - control" in printed and "macro AP@k differences" in printed
     assert elapsed < 15, f"a finished run took {elapsed:.1f} s to re-run"
     for stage in pipeline_stages():
         assert f"[{stage}] skipped" in printed

@@ -1,0 +1,77 @@
+"""Checks of a bundle's images: real metadata-free JPEGs named by their content hash."""
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy
+from PIL import Image
+
+from studybundle.errors import BundleError
+from studybundle.limits import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    METADATA_MARKERS,
+    NAME_HEX,
+    ROTATION_TOLERANCE,
+)
+
+
+def content_name(data: bytes) -> str:
+    """The file name of an image in a bundle: a prefix of the sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:NAME_HEX] + ".jpg"
+
+
+def metadata_segment(data: bytes) -> str | None:
+    """The name of the first metadata segment (EXIF/XMP, ICC, IPTC, comment) before the scan."""
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: the header is over
+            return None
+        if marker in METADATA_MARKERS:
+            return METADATA_MARKERS[marker]
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        position += 2 + length
+    return None
+
+
+def check_image(path: Path) -> Image.Image:
+    """A referenced image: a plain file, small, a real JPEG without metadata, named by its hash."""
+    name = f"images/{path.name}"
+    if path.is_symlink() or not path.is_file():
+        raise BundleError(f"{name} is referenced by queries.json but missing from the bundle")
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise BundleError(f"{name} is larger than {MAX_IMAGE_BYTES // (1 << 20)} MB")
+    data = path.read_bytes()
+    if not data.startswith(b"\xff\xd8\xff"):
+        raise BundleError(f"{name} is not a JPEG file")
+    if not hashlib.sha256(data).hexdigest().startswith(path.stem):
+        raise BundleError(f"{name} does not match its content hash (corrupted or renamed)")
+    segment = metadata_segment(data)
+    if segment is not None:
+        raise BundleError(f"{name} carries metadata ({segment}); bundles must strip it")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG":
+                raise BundleError(f"{name} is not a JPEG file")
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise BundleError(f"{name} is larger than {MAX_IMAGE_PIXELS} pixels")
+            image.load()
+            return image.convert("RGB")
+    except BundleError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds on a broken file
+        raise BundleError(f"{name} is not a readable JPEG ({exc})") from None
+
+
+def check_rotation(upright: Image.Image, rotated: Image.Image, where: str) -> None:
+    """`rotated` must be `upright` turned by 180 degrees (with JPEG's tolerance)."""
+    if upright.size != rotated.size:
+        raise BundleError(f"{where} has another size than its upright image")
+    first = numpy.asarray(upright, dtype=numpy.int16)
+    second = numpy.asarray(rotated, dtype=numpy.int16)
+    turned = numpy.abs(second - first[::-1, ::-1]).mean()
+    unturned = numpy.abs(second - first).mean()
+    if turned >= max(ROTATION_TOLERANCE, unturned / 3):
+        raise BundleError(f"{where} is not its image turned by 180 degrees")

@@ -1,0 +1,49 @@
+"""Format versions, sizes and patterns of a study bundle (docs/bundle.md)."""
+
+import re
+import zipfile
+
+FORMAT_VERSIONS = (1, 2)  # what the validator reads
+LATEST_FORMAT = 2  # what the pipeline writes
+FORMAT1_NEIGHBOURS = 6  # format 1: every query shows exactly six SE-CBIR neighbours
+
+# Format 2's taxonomy, confidence scale and aids.
+MIN_CLASSES, MAX_CLASSES = 2, 20
+MIN_LIKERT, MAX_LIKERT = 2, 9  # nine: one key of the keyboard's home row per level
+MAX_NEIGHBOURS = 50  # the longest neighbour list an aid may carry
+NEIGHBOUR_AIDS = ("se_cbir", "cbir")  # neighbour lists from the 4- and the 3-channel model
+AIDS = (*NEIGHBOUR_AIDS, "probabilities", "saliency")
+CLASSIFIERS = ("rgb_saliency", "rgb")  # `probabilities`: the 4-channel, the 3-channel model
+PROBABILITY_TOLERANCE = 1e-3  # how far a probability vector's sum may be from 1
+
+# Sizes: a bundle that passes these can be held in memory by one web worker.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_QUERIES_BYTES = 64 << 20
+MAX_IMAGE_BYTES = 8 << 20
+MAX_QUERIES = 20000
+# Web-ready images are screen-sized: a larger one is a mistake or a decompression bomb.
+MAX_IMAGE_PIXELS = 2048 * 2048
+MAX_ZIP_BYTES = 2 << 30  # uncompressed total of an uploaded bundle
+MAX_ZIP_MEMBERS = 200000
+SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what zip tools write
+MAX_KEY = 64  # ids and case keys
+MAX_CODE = 16  # class codes
+MAX_NAME = 200
+MAX_DEFINITION = 4000
+MAX_JSON_DEPTH = 32  # docs/bundle.md needs 5 levels; provenance may add a few
+
+NAME_HEX = 32  # image file names: the first 32 hex digits of the sha256 of the bytes
+IMAGE_NAME = re.compile(r"^[0-9a-f]{32}\.jpg\Z")  # a file of images/
+IMAGE_PATH = re.compile(r"^images/[0-9a-f]{32}\.jpg\Z")  # how queries.json references it
+CASE_KEY = re.compile(r"^[0-9a-f]{16,64}\Z")
+CLASS_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,15}\Z")
+HEX_ONLY = re.compile(r"^[0-9a-f]+\Z")
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}\Z")
+# Patterns end in \Z, not $: "$" would accept a trailing newline.
+# PostgreSQL can store neither a NUL nor half a surrogate pair; other controls are refused too.
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# JPEG segments that carry metadata, which bundles must strip.
+METADATA_MARKERS = {0xE1: "APP1 EXIF/XMP", 0xE2: "APP2 ICC", 0xED: "APP13 IPTC", 0xFE: "COM"}
+# image_rotated must match its upright image turned by 180 degrees to within a mean absolute
+# difference of this many levels, or a third of its difference to the unturned image.
+ROTATION_TOLERANCE = 6.0
