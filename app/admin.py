@@ -2,10 +2,12 @@
 and the readers' progress. Organisers manage the studies they are members of (see app.team);
 admins manage every study. Another study answers 404, as if it did not exist."""
 
+import math
 import secrets
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -143,6 +145,49 @@ def import_study() -> Response | str | tuple[str, int]:
     return redirect(url_for("admin.study", study_id=study.id))
 
 
+def _figure(value: Any) -> float | None:
+    """A score from the bundle's provenance if it is a plain finite number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the training run measured for the aids (the bundle's provenance.metrics): macro
+    precision at k per retrieval, accuracy and macro sensitivity per classifier."""
+    provenance = manifest.get("provenance")
+    metrics = provenance.get("metrics") if isinstance(provenance, dict) else None
+    if not isinstance(metrics, dict):
+        return {}
+    retrieval = metrics.get("retrieval") if isinstance(metrics.get("retrieval"), dict) else {}
+    ks = sorted(
+        {k for by_k in retrieval.values() if isinstance(by_k, dict) for k in by_k if k.isdigit()},
+        key=int,
+    )
+    rows = [
+        {
+            "name": str(name),
+            "cells": [
+                _figure(by_k.get(k, {}).get("macro") if isinstance(by_k.get(k), dict) else None)
+                for k in ks
+            ],
+        }
+        for name, by_k in sorted(retrieval.items())
+        if isinstance(by_k, dict)
+    ]
+    classifiers = metrics.get("classifiers") if isinstance(metrics.get("classifiers"), dict) else {}
+    models = [
+        {
+            "name": str(name),
+            "accuracy": _figure(values.get("accuracy")),
+            "macro_sensitivity": _figure(values.get("macro_sensitivity")),
+        }
+        for name, values in sorted(classifiers.items())
+        if isinstance(values, dict)
+    ]
+    return {"ks": ks, "retrieval": rows, "classifiers": models}
+
+
 @bp.route("/studies/<int:study_id>", methods=["GET", "POST"])
 @staff_required
 def study(study_id: int) -> Response | str | tuple[str, int]:
@@ -206,6 +251,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
         form=form,
         pool=pool,
         locked=locked,
+        scores=aid_scores(record.manifest),
         readers=enrolled_count(record.id),
         button=EmptyForm(),
         affected=affected,

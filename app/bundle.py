@@ -9,13 +9,14 @@ import hmac
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Case, Neighbour, Study, StudyStatus, User
-from studybundle import BundleError, ValidBundle, validate_bundle
+from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
+from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
 from studybundle.limits import IMAGE_NAME
 
@@ -60,49 +61,79 @@ def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
     return target, True
 
 
+def _case(manifest: dict[str, Any], query: dict[str, Any], position: int, shown: int) -> Case:
+    """One query as a case with every aid it carries (format 1 read as format 2)."""
+    votes = read.votes(manifest, query)
+    overlay = read.saliency(manifest, query)
+    case = Case(
+        position=position,
+        case_key=query["case_key"],
+        image_id=query["image_id"],
+        lesion_id=query["lesion_id"],
+        truth=query["truth"],
+        majority_vote=votes["se_cbir"][shown],
+        image=served_name(query["image"].removeprefix("images/")),
+        image_rotated=served_name(query["image_rotated"].removeprefix("images/")),
+        votes={aid: {str(k): code for k, code in by_k.items()} for aid, by_k in votes.items()},
+        probabilities=read.probabilities(manifest, query),
+        saliency=served_name(overlay[0]) if overlay else None,
+        saliency_rotated=served_name(overlay[1]) if overlay else None,
+    )
+    case.neighbours = [
+        Neighbour(
+            aid=aid,
+            rank=item["rank"],
+            image_id=item["image_id"],
+            lesion_id=item["lesion_id"],
+            truth=item["truth"],
+            similarity=float(item["similarity"]),
+            image=served_name(item["image"].removeprefix("images/")),
+        )
+        for aid, items in read.neighbour_lists(manifest, query).items()
+        for item in items
+    ]
+    return case
+
+
 def import_bundle(
     folder: str | Path, name: str, image_root: str | Path, created_by: User | None = None
 ) -> tuple[Study, bool]:
     """Import a validated bundle as a draft study; the same bundle again returns the old one."""
     bundle = validate_bundle(folder)
-    if bundle.version != 1:
-        raise BundleError("This app imports format-1 bundles only so far.")
+    manifest = bundle.manifest
+    if "se_cbir" not in read.aids(manifest):
+        raise BundleError(
+            "The survey shows SE-CBIR neighbours in Task 2: this bundle carries no se_cbir aid."
+        )
     existing = db.session.scalar(select(Study).where(Study.bundle_digest == bundle.digest))
     if existing is not None:
         return existing, False
     target, created_folder = _copy_images(bundle, Path(image_root))
+    shown = read.shown_neighbours(manifest)
     study = Study(
         name=name.strip() or "Untitled study",
         status=StudyStatus.DRAFT,
-        manifest=bundle.manifest,
+        manifest=manifest,
+        likert=read.likert(manifest),
+        neighbours_shown=shown,
         bundle_digest=bundle.digest,
         image_folder=str(target),
         created_by_id=created_by.id if created_by is not None else None,
     )
-    study.cases_per_reader = min(100, len(bundle.queries))
-    for position, query in enumerate(bundle.queries):
-        case = Case(
+    study.classes = [
+        StudyClass(
             position=position,
-            case_key=query["case_key"],
-            image_id=query["image_id"],
-            lesion_id=query["lesion_id"],
-            truth=query["truth"],
-            majority_vote=query["majority_vote"],
-            image=served_name(query["image"].removeprefix("images/")),
-            image_rotated=served_name(query["image_rotated"].removeprefix("images/")),
+            code=entry["code"],
+            name=entry["name"],
+            colour=entry["colour"],
+            text_colour=entry["text_colour"],
+            definition=entry["definition"],
+            malignant=entry["malignant"],
         )
-        case.neighbours = [
-            Neighbour(
-                rank=item["rank"],
-                image_id=item["image_id"],
-                lesion_id=item["lesion_id"],
-                truth=item["truth"],
-                similarity=float(item["similarity"]),
-                image=served_name(item["image"].removeprefix("images/")),
-            )
-            for item in query["neighbours"]
-        ]
-        study.cases.append(case)
+        for position, entry in enumerate(read.classes(manifest))
+    ]
+    study.cases_per_reader = min(100, len(bundle.queries))
+    study.cases = [_case(manifest, query, i, shown) for i, query in enumerate(bundle.queries)]
     db.session.add(study)
     try:
         db.session.commit()

@@ -15,11 +15,12 @@ from werkzeug.wrappers import Response
 from app.auth import managed_study_or_404, staff_required
 from app.extensions import db
 from app.forms import DesignForm, EmptyForm
-from app.models import Case, Enrolment, Neighbour, Study
+from app.models import Enrolment, Study
 from app.survey import conditions
 from app.survey.conditions import Available, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
+from studybundle import read
 
 bp = Blueprint("design", __name__)
 
@@ -39,20 +40,14 @@ DESIGN_NAMES = {
 
 
 def available_aids(study: Study) -> Available:
-    """What the study's cases can show: each neighbour aid's shortest list, classifiers."""
-    cases = db.session.scalar(select(func.count(Case.id)).where(Case.study_id == study.id)) or 0
-    per_case = (
-        select(Neighbour.case_id, func.count(Neighbour.id).label("n"))
-        .join(Case, Case.id == Neighbour.case_id)
-        .where(Case.study_id == study.id)
-        .group_by(Neighbour.case_id)
-        .subquery()
-    )
-    covered, shortest = db.session.execute(
-        select(func.count(per_case.c.case_id), func.min(per_case.c.n))
-    ).one()
-    neighbours = {"se_cbir": shortest or 0} if cases and covered == cases else {}
-    return Available(neighbours=neighbours, classifiers=(), saliency=False)
+    """What the study's bundle carries: each neighbour aid's list length, the classifiers
+    with probabilities, and whether the saliency overlay is there (studybundle.read)."""
+    manifest = study.manifest
+    aids = read.aids(manifest)
+    most = read.max_neighbours(manifest)
+    neighbours = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
+    classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
+    return Available(neighbours=neighbours, classifiers=classifiers, saliency="saliency" in aids)
 
 
 def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
@@ -120,7 +115,9 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
 
 def apply_preset(study: Study, name: str, available: Available) -> None:
     """Set the study's design to a preset (k: six, or what the bundle has if fewer)."""
-    k = min([conditions.DEFAULT_K, *available.neighbours.values()]) or conditions.DEFAULT_K
+    # The bundle's own k for Task 2 (format 2's `neighbours`; six in format 1).
+    wanted = study.neighbours_shown or conditions.DEFAULT_K
+    k = min([wanted, *available.neighbours.values()]) or conditions.DEFAULT_K
     if name == "thesis":
         study.design, listed = Design.SEQUENTIAL.value, conditions.thesis(k)
     else:

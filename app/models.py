@@ -2,7 +2,8 @@
 
 The shape of a study:
 
-    Study ─┬─ Case ── Neighbour (6 per case, rank order)
+    Study ─┬─ StudyClass (the study's own taxonomy, display order)
+           ├─ Case ── Neighbour (per aid, se_cbir and cbir, rank order)
            ├─ StudyMember (the organisers who run it: one owner, collaborators)
            ├─ Invitation (single-use link for one reader)
            └─ Enrolment (one reader in one study, with the seed that drew the cases)
@@ -36,9 +37,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.clock import now
 from app.extensions import db
-from studybundle.taxonomy import HAM10000_CODES
-
-CLASS_CODES = HAM10000_CODES
 
 
 class Role(enum.StrEnum):
@@ -176,12 +174,19 @@ class Study(db.Model):
     # Remind readers again every this many days while they have not finished (0: never).
     reminder_days: Mapped[int] = mapped_column(Integer, server_default="0", deferred=True)
     manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
+    # The confidence scale's labels, level 1 first (the bundle's; format 1: the thesis's five).
+    likert: Mapped[list] = mapped_column(JSON)
+    # How many SE-CBIR neighbours Task 2 shows (the bundle's `neighbours`; format 1: 6).
+    neighbours_shown: Mapped[int] = mapped_column(Integer, default=6)
     # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op.
     bundle_digest: Mapped[str] = mapped_column(String(64), unique=True)
     image_folder: Mapped[str] = mapped_column(String(500))  # where its images were copied
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
+    classes: Mapped[list["StudyClass"]] = relationship(
+        back_populates="study", order_by="StudyClass.position", cascade="all, delete-orphan"
+    )
     cases: Mapped[list["Case"]] = relationship(
         back_populates="study", order_by="Case.position", cascade="all, delete-orphan"
     )
@@ -202,6 +207,7 @@ class Study(db.Model):
         CheckConstraint("cases_per_reader > 0", name="cases_positive"),
         CheckConstraint("washout_hours >= 0", name="washout_not_negative"),
         CheckConstraint("probe_share >= 0 AND probe_share <= 0.5", name="probe_share_range"),
+        CheckConstraint("neighbours_shown >= 0", name="neighbours_shown_not_negative"),
     )
 
     @property
@@ -229,6 +235,27 @@ class StudyMember(db.Model):
     __table_args__ = (UniqueConstraint("study_id", "user_id"),)
 
 
+class StudyClass(db.Model):
+    """One diagnostic class of a study's own taxonomy, as its bundle describes it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # display order, 0 first
+    code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    colour: Mapped[str] = mapped_column(String(7))
+    text_colour: Mapped[str] = mapped_column(String(7))
+    definition: Mapped[str] = mapped_column(Text)
+    malignant: Mapped[bool] = mapped_column(Boolean)
+
+    study: Mapped[Study] = relationship(back_populates="classes")
+
+    __table_args__ = (
+        UniqueConstraint("study_id", "code"),
+        UniqueConstraint("study_id", "position"),
+    )
+
+
 class Case(db.Model):
     """One query of the pool: the lesion a reader diagnoses (truth never sent to readers)."""
 
@@ -238,14 +265,23 @@ class Case(db.Model):
     case_key: Mapped[str] = mapped_column(String(64))  # opaque, from the bundle
     image_id: Mapped[str] = mapped_column(String(64))
     lesion_id: Mapped[str] = mapped_column(String(64))
-    truth: Mapped[str] = mapped_column(String(8))
-    majority_vote: Mapped[str] = mapped_column(String(8))
+    truth: Mapped[str] = mapped_column(String(16))
+    # SE-CBIR's rank-weighted vote over the neighbours Task 2 shows (the study's k).
+    majority_vote: Mapped[str] = mapped_column(String(16))
     image: Mapped[str] = mapped_column(String(80))  # content-hash file name, upright
     image_rotated: Mapped[str] = mapped_column(String(80))  # turned by 180 degrees
+    # Each neighbour aid's vote by k: {"se_cbir": {"1": code, ...}, "cbir": {...}}.
+    votes: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Each classifier's class probabilities in taxonomy order: {"rgb": [...], ...} or {}.
+    probabilities: Mapped[dict] = mapped_column(JSON, default=dict)
+    saliency: Mapped[str | None] = mapped_column(String(80))  # overlay, upright
+    saliency_rotated: Mapped[str | None] = mapped_column(String(80))  # overlay, turned
 
     study: Mapped[Study] = relationship(back_populates="cases")
     neighbours: Mapped[list["Neighbour"]] = relationship(
-        back_populates="case", order_by="Neighbour.rank", cascade="all, delete-orphan"
+        back_populates="case",
+        order_by="(Neighbour.aid, Neighbour.rank)",
+        cascade="all, delete-orphan",
     )
 
     __table_args__ = (
@@ -253,22 +289,27 @@ class Case(db.Model):
         UniqueConstraint("study_id", "position"),
     )
 
+    def neighbours_of(self, aid: str, k: int) -> list["Neighbour"]:
+        """The first `k` neighbours of one aid ("se_cbir" or "cbir"), rank 1 first."""
+        return [n for n in self.neighbours if n.aid == aid][:k]
+
 
 class Neighbour(db.Model):
     """A retrieved similar image shown (with its label) beside a case in Task 2."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    aid: Mapped[str] = mapped_column(String(16), default="se_cbir")  # which retrieval found it
     rank: Mapped[int] = mapped_column(Integer)
     image_id: Mapped[str] = mapped_column(String(64))
     lesion_id: Mapped[str] = mapped_column(String(64))
-    truth: Mapped[str] = mapped_column(String(8))
+    truth: Mapped[str] = mapped_column(String(16))
     similarity: Mapped[float] = mapped_column(Float)
     image: Mapped[str] = mapped_column(String(80))
 
     case: Mapped[Case] = relationship(back_populates="neighbours")
 
-    __table_args__ = (UniqueConstraint("case_id", "rank"),)
+    __table_args__ = (UniqueConstraint("case_id", "aid", "rank"),)
 
 
 class Invitation(db.Model):
@@ -374,7 +415,7 @@ class Answer(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Unique: a double click or a resubmitted form can never store a second answer.
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), unique=True)
-    diagnosis: Mapped[str] = mapped_column(String(8))
+    diagnosis: Mapped[str] = mapped_column(String(16))  # one of the study's class codes
     confidence: Mapped[int] = mapped_column(Integer)
     shown_at: Mapped[datetime] = mapped_column(DateTime)
     answered_at: Mapped[datetime] = mapped_column(DateTime, default=now)
@@ -391,12 +432,11 @@ class Answer(db.Model):
     assignment: Mapped[Assignment] = relationship(back_populates="answer")
 
     __table_args__ = (
-        CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence_1_to_5"),
+        # The study's own scale and classes are checked by the answer form; these only
+        # keep out what no study has.
+        CheckConstraint("confidence BETWEEN 1 AND 9", name="confidence_1_to_9"),
         CheckConstraint("hidden_seconds >= 0", name="hidden_not_negative"),
-        CheckConstraint(
-            "diagnosis IN ('akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc')",
-            name="diagnosis_known",
-        ),
+        CheckConstraint("diagnosis <> ''", name="diagnosis_not_empty"),
     )
 
 

@@ -62,6 +62,7 @@ def build_study(app: Flask, readers: int, cases: int, pool: int, seed: int = 0) 
             cases_per_reader=cases,
             washout_hours=24.0,
             manifest={"format_version": 1, "classes": [], "likert": []},
+            likert=[],
             bundle_digest="b" * 64,
             image_folder=str(Path(app.instance_path) / "images"),
         )

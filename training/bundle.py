@@ -25,7 +25,9 @@ import studybundle
 from studybundle import BundleError, ValidBundle
 from studybundle.images import content_name
 from studybundle.jsonio import dump_json
+from studybundle.limits import FORMAT1_NEIGHBOURS, LATEST_FORMAT
 from studybundle.taxonomy import HAM10000, LIKERT
+from studybundle.vote import majority_vote
 from training.errors import PipelineError
 
 JPEG_QUALITY = 90
@@ -50,13 +52,14 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class Query:
-    """One query of the pool with the neighbours readers see in Task 2."""
+    """One query of the pool with its SE-CBIR neighbours (and CBIR ones, when retrieved)."""
 
     image_id: str
     lesion_id: str
     truth: str
-    majority_vote: str
+    majority_vote: str  # SE-CBIR's rank-weighted vote over all its neighbours
     neighbours: tuple[Neighbour, ...]
+    cbir: tuple[Neighbour, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,67 @@ class QueryPool:
         }
 
 
-def _default_vote(labels: Sequence[str]) -> str:
-    """The rank-weighted majority vote of `metrics` (imported late: it may be optional)."""
-    from training.metrics import majority_vote
+Candidates = tuple[np.ndarray, np.ndarray | None]  # bank rows per query, their similarities
 
-    return majority_vote(labels)
+
+def _choose(
+    rows: np.ndarray, lesion: str, bank_lesions: Sequence[str], count: int, rule: str
+) -> list[int] | str:
+    """Column positions of `count` neighbours of distinct other lesions, or why there are none.
+
+    Rule "lesion": walk the candidates, skipping the query's lesion and lesions already
+    chosen. Rule "thesis": the first `count` candidates not of the query's lesion, refused if
+    two of them share a lesion.
+    """
+    chosen: list[int] = []
+    shown_lesions: set[str] = set()
+    for column, row in enumerate(rows):
+        if len(chosen) == count:
+            break
+        if row < 0:
+            continue
+        candidate_lesion = str(bank_lesions[row])
+        if candidate_lesion == lesion:
+            continue
+        if candidate_lesion in shown_lesions:
+            if rule == "thesis":
+                return DROP_SHARED.format(n=count)
+            continue
+        shown_lesions.add(candidate_lesion)
+        chosen.append(column)
+    return chosen if len(chosen) == count else DROP_TOO_FEW.format(n=count)
+
+
+def _neighbours(
+    candidates: Candidates, q: int, chosen: list[int], bank: tuple[Sequence[str], ...]
+) -> tuple[Neighbour, ...]:
+    """The chosen candidates of query row `q` as ranked neighbours."""
+    index, similarities = candidates
+    bank_ids, bank_lesions, bank_truth = bank
+    return tuple(
+        Neighbour(
+            rank=rank,
+            image_id=str(bank_ids[index[q][column]]),
+            lesion_id=str(bank_lesions[index[q][column]]),
+            truth=str(bank_truth[index[q][column]]),
+            similarity=(
+                round(float(similarities[q][column]), 6) if similarities is not None else 0.0
+            ),
+        )
+        for rank, column in enumerate(chosen, start=1)
+    )
+
+
+def _check_candidates(candidates: Candidates, count: int, name: str) -> Candidates:
+    """Neighbour indices (and similarities) of one retrieval, checked for shape."""
+    index = np.asarray(candidates[0])
+    if len(index) != count:
+        raise PipelineError(
+            f"{name}: query ids, lesions, labels and neighbour rows differ in length"
+        )
+    if candidates[1] is not None and np.shape(candidates[1]) != index.shape:
+        raise PipelineError(f"{name}: similarities and neighbour indices differ in shape")
+    return index, candidates[1]
 
 
 def build_query_pool(
@@ -95,29 +154,28 @@ def build_query_pool(
     neighbours: int = 6,
     rule: str = "lesion",
     vote: Callable[[Sequence[str]], str] | None = None,
+    cbir: Candidates | None = None,
 ) -> QueryPool:
     """Keep one query per lesion and pick `neighbours` neighbours of distinct other lesions.
 
-    `neighbour_index[q]` lists bank rows most similar first (negative = no candidate); pass
-    more than `neighbours` columns so a skipped candidate gives its place to the next one.
-    The image of a lesion that stays is its first by image id. Rule "lesion": walk the
-    candidates, skipping the query's lesion and lesions already shown; drop the query if
-    fewer than `neighbours` remain. Rule "thesis": take the first `neighbours` candidates
-    not of the query's lesion and drop the query if two of them share a lesion.
+    `neighbour_index[q]` lists SE-CBIR's bank rows most similar first (negative = no
+    candidate); pass more than `neighbours` columns so a skipped candidate gives its place to
+    the next one. `cbir` gives plain CBIR's (index, similarities) the same way: its list is
+    filtered by the same rule, and a query is kept only if both lists can be filled. The
+    image of a lesion that stays is its first by image id. See `_choose` for the two rules.
     """
     if rule not in ("lesion", "thesis"):
         raise PipelineError(f"query filter must be 'lesion' or 'thesis', not {rule!r}")
     count = len(query_ids)
-    neighbour_index = np.asarray(neighbour_index)
-    if not (len(query_lesions) == len(query_truth) == count == len(neighbour_index)):
+    if not len(query_lesions) == len(query_truth) == count:
         raise PipelineError("query ids, lesions, labels and neighbour rows differ in length")
     if not len(bank_ids) == len(bank_lesions) == len(bank_truth):
         raise PipelineError("bank ids, lesions and labels differ in length")
-    if similarities is not None and np.shape(similarities) != neighbour_index.shape:
-        raise PipelineError("similarities and neighbour indices differ in shape")
-    vote = vote or _default_vote
-    too_few = DROP_TOO_FEW.format(n=neighbours)
-    shared = DROP_SHARED.format(n=neighbours)
+    lists = {"se_cbir": _check_candidates((neighbour_index, similarities), count, "SE-CBIR")}
+    if cbir is not None:
+        lists["cbir"] = _check_candidates(cbir, count, "CBIR")
+    bank = (bank_ids, bank_lesions, bank_truth)
+    vote = vote or majority_vote
 
     dropped: Counter[str] = Counter()
     seen_lesions: set[str] = set()
@@ -129,51 +187,23 @@ def build_query_pool(
             dropped[DROP_DUPLICATE] += 1
             continue
         seen_lesions.add(lesion)
-
-        chosen: list[int] = []  # column positions in neighbour_index[q]
-        shown_lesions: set[str] = set()
-        duplicate_in_top = False
-        for column, row in enumerate(neighbour_index[q]):
-            if len(chosen) == neighbours:
+        found: dict[str, tuple[Neighbour, ...]] = {}
+        for name, candidates in lists.items():
+            chosen = _choose(candidates[0][q], lesion, bank_lesions, neighbours, rule)
+            if isinstance(chosen, str):
+                dropped[chosen if name == "se_cbir" else f"{chosen} (CBIR)"] += 1
                 break
-            if row < 0:
-                continue
-            candidate_lesion = str(bank_lesions[row])
-            if candidate_lesion == lesion:
-                continue
-            if candidate_lesion in shown_lesions:
-                if rule == "thesis":
-                    duplicate_in_top = True
-                    break
-                continue
-            shown_lesions.add(candidate_lesion)
-            chosen.append(column)
-        if duplicate_in_top:
-            dropped[shared] += 1
+            found[name] = _neighbours(candidates, q, chosen, bank)
+        if len(found) < len(lists):
             continue
-        if len(chosen) < neighbours:
-            dropped[too_few] += 1
-            continue
-
-        shown = tuple(
-            Neighbour(
-                rank=rank,
-                image_id=str(bank_ids[neighbour_index[q][column]]),
-                lesion_id=str(bank_lesions[neighbour_index[q][column]]),
-                truth=str(bank_truth[neighbour_index[q][column]]),
-                similarity=(
-                    round(float(similarities[q][column]), 6) if similarities is not None else 0.0
-                ),
-            )
-            for rank, column in enumerate(chosen, start=1)
-        )
         kept.append(
             Query(
                 image_id=str(query_ids[q]),
                 lesion_id=lesion,
                 truth=str(query_truth[q]),
-                majority_vote=vote([n.truth for n in shown]),
-                neighbours=shown,
+                majority_vote=vote([n.truth for n in found["se_cbir"]]),
+                neighbours=found["se_cbir"],
+                cbir=found.get("cbir", ()),
             )
         )
     return QueryPool(queries=tuple(kept), before=count, dropped=dict(dropped))
@@ -190,6 +220,7 @@ def pool_to_json(pool: QueryPool) -> dict[str, Any]:
                 "truth": q.truth,
                 "majority_vote": q.majority_vote,
                 "neighbours": [dataclasses.asdict(n) for n in q.neighbours],
+                "cbir": [dataclasses.asdict(n) for n in q.cbir],
             }
             for q in pool.queries
         ],
@@ -205,6 +236,7 @@ def pool_from_json(data: Mapping[str, Any]) -> QueryPool:
             truth=q["truth"],
             majority_vote=q["majority_vote"],
             neighbours=tuple(Neighbour(**n) for n in q["neighbours"]),
+            cbir=tuple(Neighbour(**n) for n in q.get("cbir", ())),
         )
         for q in data["queries"]
     )
@@ -250,6 +282,92 @@ def _write_image(images_dir: Path, data: bytes) -> str:
     return f"images/{name}"
 
 
+@dataclass(frozen=True)
+class QueryAids:
+    """Format 2's aids besides the neighbour lists, per query image id."""
+
+    probabilities: Mapping[str, Mapping[str, Sequence[float]]]  # {"rgb": [...], ...} per class
+    saliency: Mapping[str, np.ndarray]  # the query's saliency map, uint8, any size
+
+
+def saliency_overlay(pixels: np.ndarray, saliency_map: np.ndarray) -> np.ndarray:
+    """The query's pixels with its saliency map laid over: red to yellow where the map is
+    high, opaque in proportion to it, so the image stays visible where the model looked."""
+    height, width = pixels.shape[:2]
+    resized = Image.fromarray(np.asarray(saliency_map, dtype=np.uint8)).resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    heat = np.asarray(resized, dtype=np.float32)[..., None] / 255.0
+    colour = np.concatenate([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1) * 255.0
+    alpha = 0.6 * heat
+    return np.round(pixels * (1.0 - alpha) + colour * alpha).astype(np.uint8)
+
+
+class _ImageStore:
+    """Writes the bundle's images once each, named by content hash."""
+
+    def __init__(self, folder: Path, sources: Mapping[str, Path], size: int) -> None:
+        self.folder, self.sources, self.size = folder, sources, size
+        self.stored: dict[str, str] = {}  # image id -> bundle path
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def pixels(self, image_id: str) -> np.ndarray:
+        """The web-sized pixels of a source image."""
+        if image_id not in self.sources:
+            raise PipelineError(f"no source image given for {image_id}")
+        return web_pixels(Path(self.sources[image_id]), self.size)
+
+    def write(self, pixels: np.ndarray) -> str:
+        """Store pixels as a JPEG; its path in the bundle."""
+        return _write_image(self.folder, encode_jpeg(pixels))
+
+    def image(self, image_id: str) -> str:
+        """The bundle path of a source image, written on first use."""
+        if image_id not in self.stored:
+            self.stored[image_id] = self.write(self.pixels(image_id))
+        return self.stored[image_id]
+
+    def neighbours(self, items: Sequence[Neighbour]) -> list[dict[str, Any]]:
+        """Neighbour records with their images."""
+        return [{**dataclasses.asdict(n), "image": self.image(n.image_id)} for n in items]
+
+
+def _query_v1(query: Query, store: _ImageStore, shown: int) -> dict[str, Any]:
+    """Format 1's record: the first `shown` SE-CBIR neighbours and their vote."""
+    first = query.neighbours[:shown]
+    return {
+        "majority_vote": majority_vote([n.truth for n in first]),
+        "neighbours": store.neighbours(first),
+    }
+
+
+def _neighbour_aid(items: Sequence[Neighbour], store: _ImageStore) -> dict[str, Any]:
+    """One neighbour aid: the list and its rank-weighted vote at every k."""
+    truths = [n.truth for n in items]
+    votes = {str(k): majority_vote(truths[:k]) for k in range(1, len(items) + 1)}
+    return {"neighbours": store.neighbours(items), "majority_vote": votes}
+
+
+def _query_v2(
+    query: Query, store: _ImageStore, upright: np.ndarray, aids: QueryAids | None
+) -> dict[str, Any]:
+    """Format 2's record: every aid the pipeline has for this query."""
+    found: dict[str, Any] = {"se_cbir": _neighbour_aid(query.neighbours, store)}
+    if query.cbir:
+        found["cbir"] = _neighbour_aid(query.cbir, store)
+    if aids is not None:
+        found["probabilities"] = {
+            model: [round(float(p), 6) for p in values]
+            for model, values in aids.probabilities[query.image_id].items()
+        }
+        overlay = saliency_overlay(upright, aids.saliency[query.image_id])
+        found["saliency"] = {
+            "image": store.write(overlay),
+            "image_rotated": store.write(np.rot90(overlay, 2)),
+        }
+    return {"aids": found}
+
+
 def write_bundle(
     out_dir: Path,
     pool: QueryPool,
@@ -257,68 +375,51 @@ def write_bundle(
     secret: bytes,
     web_image_size: int,
     provenance: Mapping[str, Any],
+    version: int = LATEST_FORMAT,
+    shown: int = FORMAT1_NEIGHBOURS,
+    aids: QueryAids | None = None,
 ) -> Path:
     """Write the study bundle (manifest, queries, images) into `out_dir` and validate it.
 
     `image_paths` maps every query and neighbour image id to its source file; `secret` keys
-    the case keys (keep it outside the bundle). The output depends only on the arguments.
+    the case keys (keep it outside the bundle). Format 2 (the default) carries every aid the
+    pool and `aids` hold, Task 2 showing `shown` SE-CBIR neighbours; format 1 the first six
+    SE-CBIR neighbours only. The output depends only on the arguments.
     """
     if not pool.queries:
         raise PipelineError("the query pool is empty: no query kept after filtering")
     out_dir.mkdir(parents=True, exist_ok=True)
-    images_dir = out_dir / "images"
-    images_dir.mkdir(exist_ok=True)
-    stored: dict[str, str] = {}  # image id -> bundle path, so shared neighbours encode once
-
-    def upright(image_id: str) -> tuple[str, np.ndarray]:
-        if image_id not in image_paths:
-            raise PipelineError(f"no source image given for {image_id}")
-        pixels = web_pixels(Path(image_paths[image_id]), web_image_size)
-        if image_id not in stored:
-            stored[image_id] = _write_image(images_dir, encode_jpeg(pixels))
-        return stored[image_id], pixels
-
+    store = _ImageStore(out_dir / "images", image_paths, web_image_size)
     records = []
     for query in sorted(pool.queries, key=lambda q: q.image_id):
-        image, pixels = upright(query.image_id)
-        rotated = _write_image(images_dir, encode_jpeg(np.rot90(pixels, 2)))
-        neighbours = []
-        for neighbour in query.neighbours:
-            if neighbour.image_id not in stored:
-                upright(neighbour.image_id)
-            neighbours.append(
-                {
-                    "rank": neighbour.rank,
-                    "image_id": neighbour.image_id,
-                    "lesion_id": neighbour.lesion_id,
-                    "truth": neighbour.truth,
-                    "similarity": neighbour.similarity,
-                    "image": stored[neighbour.image_id],
-                }
-            )
-        records.append(
-            {
-                "case_key": case_key(secret, query.image_id),
-                "image_id": query.image_id,
-                "lesion_id": query.lesion_id,
-                "truth": query.truth,
-                "majority_vote": query.majority_vote,
-                "image": image,
-                "image_rotated": rotated,
-                "neighbours": neighbours,
-            }
-        )
+        image = store.image(query.image_id)
+        pixels = store.pixels(query.image_id)
+        record = {
+            "case_key": case_key(secret, query.image_id),
+            "image_id": query.image_id,
+            "lesion_id": query.lesion_id,
+            "truth": query.truth,
+            "image": image,
+            "image_rotated": store.write(np.rot90(pixels, 2)),
+        }
+        if version == 1:
+            record.update(_query_v1(query, store, shown))
+        else:
+            record.update(_query_v2(query, store, pixels, aids))
+        records.append(record)
 
-    neighbour_count = len(pool.queries[0].neighbours)
-    manifest = {
-        "format_version": 1,
-        "classes": [info.as_json(with_malignant=False) for info in HAM10000],
+    manifest: dict[str, Any] = {
+        "format_version": version,
+        "classes": [info.as_json(with_malignant=version >= 2) for info in HAM10000],
         "likert": list(LIKERT),
-        "neighbours": neighbour_count,
+        "neighbours": shown,
         "web_image_size": web_image_size,
         "provenance": dict(provenance),
-        "counts": {**pool.counts(), "images": len(list(images_dir.glob("*.jpg")))},
+        "counts": {**pool.counts(), "images": len(list(store.folder.glob("*.jpg")))},
     }
+    if version >= 2:
+        manifest["aids"] = list(records[0]["aids"])
+        manifest["max_neighbours"] = len(pool.queries[0].neighbours)
     dump_json(out_dir / "queries.json", records)
     # The manifest last: its presence marks a complete bundle (the pipeline's skip test).
     dump_json(out_dir / "manifest.json", manifest)

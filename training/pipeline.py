@@ -538,13 +538,23 @@ def step_metrics(run: Run) -> None:
     run.step("metrics", run.out / "metrics.json", work)
 
 
+def max_neighbours(cfg: Config) -> int:
+    """How many neighbours each aid's list holds: enough for every k the study may show."""
+    return max(cfg.neighbours, *cfg.retrieval_k)
+
+
 def step_pool(run: Run) -> None:
-    """query_pool.json: one query per lesion, six SE-CBIR neighbours of distinct lesions."""
+    """query_pool.json: one query per lesion, SE-CBIR and CBIR neighbours of distinct lesions."""
 
     def work() -> None:
         lesion, truth = lesion_of(run), truth_of(run)
-        shown = run.cfg.neighbours
-        query_ids, bank_ids, index, similarity = retrieve(run, "se_cbir", shown + POOL_MARGIN)
+        most = max_neighbours(run.cfg)
+        query_ids, bank_ids, index, similarity = retrieve(run, "se_cbir", most + POOL_MARGIN)
+        cbir_queries, cbir_bank, cbir_index, cbir_similarity = retrieve(
+            run, "cbir", most + POOL_MARGIN
+        )
+        if cbir_queries != query_ids or cbir_bank != bank_ids:
+            raise PipelineError("the CBIR and SE-CBIR feature banks hold different images")
         pool = bundle.build_query_pool(
             query_ids,
             [lesion[q] for q in query_ids],
@@ -554,8 +564,9 @@ def step_pool(run: Run) -> None:
             [lesion[b] for b in bank_ids],
             [truth[b] for b in bank_ids],
             similarities=similarity,
-            neighbours=shown,
+            neighbours=most,
             rule=run.cfg.query_filter,
+            cbir=(cbir_index, cbir_similarity),
         )
         counts = pool.counts()
         print(
@@ -579,8 +590,29 @@ def case_secret(run: Run) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+def query_aids(run: Run, pool: bundle.QueryPool) -> bundle.QueryAids:
+    """Both classifiers' class probabilities and the saliency map of every query of the pool."""
+    from training import model
+
+    row_of = {r.image_id: i for i, r in enumerate(run.records)}
+    ids = [q.image_id for q in pool.queries]
+    rows = np.array([row_of[i] for i in ids], dtype=int)
+    found: dict[str, np.ndarray] = {}
+    for name, key in (("rgbs", "rgb_saliency"), ("rgb", "rgb")):
+        found[key] = model.predict(
+            run.model(name), model_inputs(run, name, rows), run.cfg.batch_size
+        )
+    return bundle.QueryAids(
+        probabilities={
+            image_id: {key: found[key][n].tolist() for key in found}
+            for n, image_id in enumerate(ids)
+        },
+        saliency={image_id: run.maps[row] for image_id, row in zip(ids, rows, strict=True)},
+    )
+
+
 def step_study(run: Run) -> None:
-    """The study bundle: written to a scratch folder, validated, then moved into place."""
+    """The study bundle (format 2, every aid): written to a scratch folder, validated, moved."""
     target = run.out / "study"
 
     def work() -> None:
@@ -597,12 +629,20 @@ def step_study(run: Run) -> None:
             "query_filter": run.cfg.query_filter,
             "exclude_same_lesion": run.cfg.exclude_same_lesion,
             "retrieval": "se_cbir",
+            "metrics": json.loads((run.out / "metrics.json").read_text()),
             "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
         }
         scratch = run.out / "study.partial"
         shutil.rmtree(scratch, ignore_errors=True)
         bundle.write_bundle(
-            scratch, pool, paths, case_secret(run), run.cfg.web_image_size, provenance
+            scratch,
+            pool,
+            paths,
+            case_secret(run),
+            run.cfg.web_image_size,
+            provenance,
+            shown=run.cfg.neighbours,
+            aids=query_aids(run, pool),
         )
         if target.exists():  # a bundle without its manifest: an interrupted older attempt
             shutil.rmtree(target)

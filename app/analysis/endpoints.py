@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.analysis.responses import CLASSES, Responses
+from studybundle.taxonomy import HAM10000_MALIGNANT
 
 # HAM10000's malignant classes: actinic keratoses / intraepithelial carcinoma, basal cell
 # carcinoma and melanoma; the other four are benign. A study's own taxonomy may say otherwise.
-MALIGNANT: frozenset[str] = frozenset({"akiec", "bcc", "mel"})
+MALIGNANT: frozenset[str] = HAM10000_MALIGNANT
 MELANOMA = "mel"
 
 

@@ -26,8 +26,10 @@ def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
 
 
 def conditions_of(study: Study) -> list[Condition]:
-    """The study's conditions in the design's order (the thesis's two when none are set)."""
-    return [conditions.parse(item) for item in study.conditions] or conditions.thesis()
+    """The study's conditions in the design's order (when none are set, the thesis's two,
+    SE-CBIR at the bundle's k)."""
+    listed = [conditions.parse(item) for item in study.conditions]
+    return listed or conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)
 
 
 def design_of(study: Study) -> Design:

@@ -7,9 +7,8 @@ from wtforms import BooleanField, Field, HiddenField, IntegerField, RadioField, 
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, InputRequired, NumberRange, ValidationError
 
-from app.models import CLASS_CODES, READER_ROLE_LABELS
+from app.models import READER_ROLE_LABELS
 
-LIKERT_LEVELS = (1, 2, 3, 4, 5)
 MAX_YEARS = 70
 MAX_EXAMS_PER_WEEK = 1000
 
@@ -54,27 +53,28 @@ class AnswerForm(FlaskForm):
     diagnosis = StringField("Diagnosis", validators=[InputRequired("Please choose a diagnosis.")])
     confidence = StringField(
         "Confidence",
-        validators=[InputRequired("Please choose how confident you are (1 to 5).")],
+        validators=[InputRequired("Please choose how confident you are.")],
     )
     token = HiddenField(validators=[DataRequired()])
     # Milliseconds the page was hidden, counted by static/js/activetime.js (empty without it).
     hidden_ms = HiddenField()
 
-    def __init__(self, classes: Sequence[dict], **kwargs: object) -> None:
+    def __init__(self, classes: Sequence[dict], levels: int, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        # Only the study's classes that the database accepts: anything else is refused.
-        self.allowed_codes = [item["code"] for item in classes if item["code"] in CLASS_CODES]
+        # Only the study's own classes and confidence levels: anything else is refused.
+        self.allowed_codes = [item["code"] for item in classes]
+        self.levels = levels
 
     def validate_diagnosis(self, field: Field) -> None:
-        """The diagnosis must be one of the study's seven classes."""
+        """The diagnosis must be one of the study's classes."""
         if field.data not in self.allowed_codes:
-            raise ValidationError("Please choose one of the seven classes.")
+            raise ValidationError(f"Please choose one of the {len(self.allowed_codes)} classes.")
 
     def validate_confidence(self, field: Field) -> None:
-        """The confidence must be a whole number from 1 to 5."""
+        """The confidence must be a whole number from 1 to the study's number of levels."""
         text = str(field.data or "").strip()
-        if not (text.isascii() and text.isdigit() and int(text) in LIKERT_LEVELS):
-            raise ValidationError("Please choose a confidence from 1 to 5.")
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.levels):
+            raise ValidationError(f"Please choose a confidence from 1 to {self.levels}.")
 
     def validate_hidden_ms(self, field: Field) -> None:
         """The hidden time is empty or a whole, non-negative number of milliseconds."""

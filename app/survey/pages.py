@@ -237,7 +237,7 @@ def case(study_id: int, task: int, number: int) -> Page:
     )
     if assignment is None:
         abort(404)
-    form = AnswerForm(classes_of(study))
+    form = AnswerForm(classes_of(study), len(study.likert))
     if form.is_submitted():
         return answer(study, enrolment, assignment, form)
 

@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 
 from app.errors import error_response
 from app.extensions import db
-from app.models import CLASS_CODES, Assignment, Case, Enrolment, Neighbour, Study
+from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
 from app.survey.conditions import CLASSIFIER_NAMES, PROBABILITIES, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import case_token, conditions_of, design_of, sessions_of, task_size
 from app.survey.forms import AnswerForm
 
-CONFIDENCE_KEYS = ("a", "s", "d", "f", "g")  # home row: confidence 1-5 without looking
+CONFIDENCE_KEYS = ("a", "s", "d", "f", "g", "h", "j", "k", "l")  # home row, level 1 first
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
 FALLBACK_COLOUR = "#595959"
 
@@ -32,16 +32,22 @@ def closed() -> tuple[Response | str, int]:
 
 
 def classes_of(study: Study) -> list[dict]:
-    """The study's classes in display order, with safe colours and a readable text colour."""
+    """The study's own classes in display order, with safe colours and a readable text colour."""
     out = []
-    for item in study.manifest.get("classes", []):
-        if item.get("code") not in CLASS_CODES:
-            continue  # the database refuses other diagnoses, so they are never offered
-        colour = item.get("colour", "")
-        colour = colour if HEX_COLOUR.match(colour) else FALLBACK_COLOUR
-        text = item.get("text_colour", "")
+    for item in study.classes:
+        colour = item.colour if HEX_COLOUR.match(item.colour) else FALLBACK_COLOUR
+        text = item.text_colour
         text = text if HEX_COLOUR.match(text) else readable_text_colour(colour)
-        out.append({**item, "colour": colour, "text_colour": text})
+        out.append(
+            {
+                "code": item.code,
+                "name": item.name,
+                "definition": item.definition,
+                "malignant": item.malignant,
+                "colour": colour,
+                "text_colour": text,
+            }
+        )
     return out
 
 
@@ -59,9 +65,8 @@ def readable_text_colour(colour: str) -> str:
 
 
 def likert_of(study: Study) -> list[str]:
-    """The five confidence labels, level 1 first."""
-    labels = list(study.manifest.get("likert", []))
-    return labels if len(labels) == 5 else ["1", "2", "3", "4", "5"]
+    """The study's confidence labels, level 1 first."""
+    return [str(label) for label in study.likert][: len(CONFIDENCE_KEYS)]
 
 
 def image_url(name: str) -> str:
@@ -87,14 +92,14 @@ def page_context(study: Study, **extra: object) -> dict:
         "likert": likert_of(study),
         "information": paragraphs(study.information),
         "cases": min(study.cases_per_reader, case_count(study)),
-        "keys": CONFIDENCE_KEYS,
+        "keys": CONFIDENCE_KEYS[: len(study.likert)],
         **extra,
     }
 
 
 def case_neighbours(case: Case, aid: str, k: int) -> list[Neighbour]:
     """The first `k` neighbours of one retrieval aid, rank 1 first."""
-    return [n for n in case.neighbours if aid == "se_cbir"][:k]
+    return case.neighbours_of(aid, k)
 
 
 def probe_bank(study: Study, aid: str, wrong: str, case: Case) -> list[Neighbour]:
@@ -103,7 +108,12 @@ def probe_bank(study: Study, aid: str, wrong: str, case: Case) -> list[Neighbour
         db.session.scalars(
             select(Neighbour)
             .join(Case, Case.id == Neighbour.case_id)
-            .where(Case.study_id == study.id, Case.id != case.id, Neighbour.truth == wrong)
+            .where(
+                Case.study_id == study.id,
+                Case.id != case.id,
+                Neighbour.aid == aid,
+                Neighbour.truth == wrong,
+            )
             .order_by(Neighbour.similarity.desc(), Neighbour.id)
             .limit(PROBE_BANK_LIMIT)
         )
@@ -165,7 +175,7 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
 
 def case_probabilities(case: Case, classifier: str) -> list[float]:
     """One classifier's class probabilities for the case, in taxonomy order ([] if none)."""
-    return []
+    return [float(p) for p in (case.probabilities or {}).get(classifier, [])]
 
 
 def render_case(

@@ -1,19 +1,23 @@
 """Small, valid study bundles for the app's tests: Pillow-drawn JPEGs, no TensorFlow.
 
-`make_bundle(folder, cases=30, seed=0)` writes manifest.json, queries.json and images/ in the
-format the app's importer reads; different seeds give different bundles (and digests).
+`make_bundle(folder, cases=30, seed=0)` writes a format-1 bundle (manifest.json, queries.json,
+images/); `make_bundle_v2(folder, ...)` a format-2 one with any taxonomy, scale, aids and
+neighbour count. Different seeds give different bundles (and digests).
 """
 
 import hashlib
 import io
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
-from studybundle.taxonomy import HAM10000, HAM10000_CODES, LIKERT
+from studybundle.limits import AIDS, CLASSIFIERS, NEIGHBOUR_AIDS
+from studybundle.taxonomy import HAM10000, HAM10000_CODES, LIKERT, ClassInfo
+from studybundle.vote import majority_vote
 
 CLASSES = HAM10000_CODES
 SIZE = 24  # web_image_size: the longest side of every query image
@@ -128,3 +132,125 @@ def read_queries(folder: Path) -> list[dict[str, Any]]:
 def write_queries(folder: Path, queries: list[dict[str, Any]]) -> None:
     """Rewrite queries.json of a bundle."""
     (folder / "queries.json").write_text(json.dumps(queries))
+
+
+# ---------------------------------------------------------------- format 2
+
+# An ISIC 2019-like taxonomy of eight classes (SCC added), with its own codes and colours.
+ISIC2019 = (
+    ClassInfo("MEL", "Melanoma", "#000000", "#FFFFFF", "Melanoma, all variants.", True),
+    ClassInfo("NV", "Melanocytic nevus", "#0072B2", "#FFFFFF", "Benign nevi.", False),
+    ClassInfo("BCC", "Basal cell carcinoma", "#D55E00", "#000000", "Basal cell carcinoma.", True),
+    ClassInfo("AK", "Actinic keratosis", "#E69F00", "#000000", "Actinic keratosis.", True),
+    ClassInfo("BKL", "Benign keratosis", "#009E73", "#000000", "Benign keratoses.", False),
+    ClassInfo("DF", "Dermatofibroma", "#56B4E9", "#000000", "Dermatofibroma.", False),
+    ClassInfo("VASC", "Vascular lesion", "#CC79A7", "#000000", "Vascular lesions.", False),
+    ClassInfo("SCC", "Squamous cell carcinoma", "#7F3C8D", "#FFFFFF", "Squamous cells.", True),
+)
+FOUR_LEVELS = ("unsure", "rather unsure", "rather sure", "sure")
+
+
+def probabilities(rng: random.Random, count: int) -> list[float]:
+    """`count` probabilities (six decimals) that sum to 1 within rounding."""
+    weights = [rng.random() + 0.01 for _ in range(count)]
+    total = sum(weights)
+    values = [round(w / total, 6) for w in weights]
+    values[0] = round(1 - sum(values[1:]), 6)
+    return values
+
+
+def neighbour_aid(rng: random.Random, pool: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """One neighbour aid: `count` neighbours of distinct lesions and its vote at every k."""
+    picked = rng.sample(pool, count)
+    similarities = sorted((rng.uniform(0.3, 1.0) for _ in range(count)), reverse=True)
+    neighbours = [
+        {
+            "rank": rank,
+            "image_id": item["image_id"],
+            "lesion_id": item["lesion_id"],
+            "truth": item["truth"],
+            "similarity": round(similarity, 4),
+            "image": item["image"],
+        }
+        for rank, (item, similarity) in enumerate(zip(picked, similarities, strict=True), 1)
+    ]
+    truths = [n["truth"] for n in neighbours]
+    votes = {str(k): majority_vote(truths[:k]) for k in range(1, count + 1)}
+    return {"neighbours": neighbours, "majority_vote": votes}
+
+
+def make_bundle_v2(
+    folder: Path,
+    cases: int = 12,
+    seed: int = 0,
+    classes: Sequence[ClassInfo] = HAM10000,
+    max_neighbours: int = 9,
+    shown: int = 6,
+    likert: Sequence[str] = LIKERT,
+    aids: Sequence[str] = AIDS,
+    pool: int = 40,
+) -> Path:
+    """Write a valid format-2 bundle: the given taxonomy, scale and aids, to folder."""
+    rng = random.Random(seed)
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    codes = [info.code for info in classes]
+    base = seed * 100000 + 7
+    neighbour_pool = [
+        {
+            "image_id": f"ISIC_M{seed:02d}{index:05d}",
+            "lesion_id": f"HAM_M{seed:02d}{index:05d}",
+            "truth": codes[index % len(codes)],
+            "image": write_image(images, jpeg_bytes(base + 50000 + index)),
+        }
+        for index in range(pool)
+    ]
+    queries = []
+    for index in range(cases):
+        upright = picture(base + 3 * index)
+        overlay = picture(base + 3 * index + 1)
+        found: dict[str, Any] = {}
+        for aid in aids:
+            if aid in NEIGHBOUR_AIDS:
+                found[aid] = neighbour_aid(rng, neighbour_pool, max_neighbours)
+            elif aid == "probabilities":
+                found[aid] = {model: probabilities(rng, len(codes)) for model in CLASSIFIERS}
+            else:
+                found[aid] = {
+                    "image": write_image(images, encode(overlay)),
+                    "image_rotated": write_image(images, encode(overlay.rotate(180))),
+                }
+        queries.append(
+            {
+                "case_key": hashlib.sha256(f"key2-{seed}-{index}".encode()).hexdigest()[:24],
+                "image_id": f"ISIC_P{seed:02d}{index:05d}",
+                "lesion_id": f"HAM_P{seed:02d}{index:05d}",
+                "truth": codes[index % len(codes)],
+                "image": write_image(images, encode(upright)),
+                "image_rotated": write_image(images, encode(upright.rotate(180))),
+                "aids": found,
+            }
+        )
+    with_lists = any(aid in NEIGHBOUR_AIDS for aid in aids)
+    described = {
+        "format_version": 2,
+        "classes": [info.as_json() for info in classes],
+        "likert": list(likert),
+        "aids": list(aids),
+        "max_neighbours": max_neighbours if with_lists else 0,
+        "neighbours": shown if with_lists else 0,
+        "web_image_size": SIZE,
+        "provenance": {
+            "run": "tests",
+            "metrics": {"retrieval": {"se_cbir": {"6": {"macro": 0.5}}}},
+        },
+        "counts": {
+            "queries_before": cases,
+            "queries_after": cases,
+            "dropped": {},
+            "images": len(list(images.iterdir())),
+        },
+    }
+    (folder / "manifest.json").write_text(json.dumps(described, indent=2, sort_keys=True))
+    (folder / "queries.json").write_text(json.dumps(queries, indent=2))
+    return folder

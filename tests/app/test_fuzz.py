@@ -37,7 +37,6 @@ from app.bundle import BundleError, validate_bundle
 from app.config import TestConfig
 from app.extensions import db
 from app.models import (
-    CLASS_CODES,
     Answer,
     AttemptCounter,
     Case,
@@ -47,6 +46,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
 from tests.app.test_security import dump, stays_here

@@ -3,6 +3,7 @@ that already holds data without losing it (SQLite, and PostgreSQL when configure
 
 import json
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +17,12 @@ from sqlalchemy import MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from app import create_app, normalise_database_url
-from app.auth import create_invitation, create_user
-from app.bundle import import_bundle, served_name
+from app.auth import create_user
+from app.bundle import served_name
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Answer, Role, Study, User
+from studybundle.taxonomy import HAM10000_CODES, LIKERT
 from tests.app.conftest import POSTGRES_URL
 
 
@@ -72,6 +74,12 @@ def test_migrations_build_the_models_schema(empty_app: Flask) -> None:
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
 
 
+THESIS_CONDITIONS = [
+    {"aid": "unaided", "k": 0, "labelled": True, "classifier": "", "saliency": False},
+    {"aid": "se_cbir", "k": 6, "labelled": True, "classifier": "", "saliency": False},
+]
+
+
 def reflected_insert(connection: Connection, tables: MetaData, table: str, **values: object) -> int:
     """Insert one row into a reflected table; its primary key."""
     return connection.execute(tables.tables[table].insert().values(**values)).inserted_primary_key[
@@ -79,7 +87,12 @@ def reflected_insert(connection: Connection, tables: MetaData, table: str, **val
     ]
 
 
-def insert_two_task_study(bundle: Path, name: str = "Kept study") -> int:
+def insert_two_task_study(
+    bundle: Path,
+    name: str = "Kept study",
+    created_by_id: int | None = None,
+    image_folder: str = "/nowhere",
+) -> int:
     """A study as the two-task schema held it (SQL on the reflected tables: today's models
     describe a later schema), with a reader's Task 2 answer. Its id."""
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -103,8 +116,15 @@ def insert_two_task_study(bundle: Path, name: str = "Kept study") -> int:
             information="",
             manifest=manifest,
             bundle_digest=secrets.token_hex(32),
-            image_folder="/nowhere",
+            image_folder=image_folder,
             created_at=moment,
+            created_by_id=created_by_id,
+            # After migration 0006a a study has conditions: the thesis's two.
+            **(
+                {"conditions": THESIS_CONDITIONS}
+                if "conditions" in tables.tables["study"].c
+                else {}
+            ),
         )
         for position, query in enumerate(queries):
             case_id = insert(
@@ -127,9 +147,9 @@ def insert_two_task_study(bundle: Path, name: str = "Kept study") -> int:
                 )
         user_id = insert(
             "user",
-            email="reader@example.org",
+            email=f"reader.{study_id}@example.org",
             name="",
-            pseudonym="R-1",
+            pseudonym=f"R-{study_id}",
             role="READER",
             active=True,
             failed_logins=0,
@@ -157,6 +177,7 @@ def insert_two_task_study(bundle: Path, name: str = "Kept study") -> int:
             seconds=3.0,
             neighbours_shown=["x"],
             rotation=180,
+            **({"shown": {}} if "shown" in tables.tables["answer"].c else {}),
         )
     return study_id
 
@@ -180,6 +201,12 @@ def test_upgrade_keeps_existing_data(empty_app: Flask, bundle_cache: dict[int, P
         study = db.session.scalar(select(Study))
         assert study.name == "Kept study" and len(study.cases) == 30
         assert len(study.cases[0].neighbours) == 6
+        # Migration i10a: the study's own taxonomy, labels and k, from its format-1 manifest.
+        assert [c.code for c in study.classes] == list(HAM10000_CODES)
+        assert [c.code for c in study.classes if c.malignant] == ["akiec", "bcc", "mel"]
+        assert study.likert == list(LIKERT) and study.neighbours_shown == 6
+        assert {n.aid for n in study.cases[0].neighbours} == {"se_cbir"}
+        assert study.cases[0].votes == {"se_cbir": {"6": study.cases[0].majority_vote}}
         # The study replays the thesis: Task 1 unaided, Task 2 with six SE-CBIR neighbours.
         assert [c["aid"] for c in study.conditions] == ["unaided", "se_cbir"]
         assert study.design == "sequential" and study.conditions[1]["k"] == 6
@@ -201,13 +228,28 @@ def test_upgrade_gives_existing_studies_to_the_organisers_who_ran_them(
         inviter = create_user("inviter@example.org", Role.ORGANISER)
         create_user("bystander@example.org", Role.ORGANISER)
         db.session.commit()
-        images = empty_app.config["STUDY_IMAGES"]
-        run, _ = import_bundle(bundle_cache[0], "Run by two", images, created_by=importer)
-        import_bundle(bundle_cache[1], "Imported on the command line", images)
-        create_invitation(run, "reader@example.org", created_by=inviter)
-        create_invitation(run, "again@example.org", created_by=importer)
-        db.session.commit()
+        importer_id, inviter_id = importer.id, inviter.id
         db.session.remove()
+        run = insert_two_task_study(bundle_cache[0], "Run by two", created_by_id=importer_id)
+        insert_two_task_study(bundle_cache[1], "Imported on the command line")
+        tables = MetaData()
+        tables.reflect(db.engine)
+        with db.engine.begin() as connection:
+            for email, by in (
+                ("reader@example.org", inviter_id),
+                ("again@example.org", importer_id),
+            ):
+                reflected_insert(
+                    connection,
+                    tables,
+                    "invitation",
+                    study_id=run,
+                    email=email,
+                    token_hash=secrets.token_hex(32),
+                    created_at=datetime(2026, 1, 1),
+                    expires_at=datetime(2026, 1, 1),
+                    created_by_id=by,
+                )
         upgrade()
         rows = db.session.execute(
             text(
@@ -227,18 +269,11 @@ def test_upgrade_renames_study_images_to_keyed_names(
 ) -> None:
     with empty_app.app_context():
         upgrade(revision="i15b")
-        study, _ = import_bundle(bundle_cache[0], "Old names", empty_app.config["STUDY_IMAGES"])
         # As before i15c: rows and files under the bundle's content-hash names.
+        folder = Path(empty_app.config["STUDY_IMAGES"]) / "old"
+        shutil.copytree(bundle_cache[0] / "images", folder)
+        insert_two_task_study(bundle_cache[0], "Old names", image_folder=str(folder))
         original = {served_name(p.name): p.name for p in (bundle_cache[0] / "images").iterdir()}
-        folder = Path(study.image_folder)
-        for keyed, name in original.items():
-            (folder / keyed).rename(folder / name)
-        for case in study.cases:
-            case.image, case.image_rotated = original[case.image], original[case.image_rotated]
-            for neighbour in case.neighbours:
-                neighbour.image = original[neighbour.image]
-        db.session.commit()
-        db.session.remove()
         upgrade()
         study = db.session.scalar(select(Study))
         names = {c.image for c in study.cases} | {

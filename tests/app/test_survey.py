@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
@@ -20,6 +21,7 @@ from app.models import (
     Enrolment,
     Sampling,
     Study,
+    StudyClass,
     StudyStatus,
     User,
 )
@@ -482,7 +484,11 @@ def test_task2_shows_the_rotated_query_and_six_labelled_neighbours(
     assert len(tiles) == 6
     for (rank, truth, image, _), (code, tile) in zip(neighbours, tiles, strict=True):
         assert code == truth
-        assert f"#{rank}" in tile and names[truth] in tile and image.removesuffix(".jpg") in tile
+        assert (
+            f"#{rank}" in tile
+            and escape(names[truth]) in tile
+            and image.removesuffix(".jpg") in tile
+        )
     response = reading.post(
         case_url(study.id, 2, 1), data={"diagnosis": "df", "confidence": 1, "token": token_of(page)}
     )
@@ -774,13 +780,27 @@ def test_colours_are_sanitised() -> None:
     assert survey.readable_text_colour("#E69F00") == "#000000"
     assert survey.readable_text_colour("#0072B2") == "#FFFFFF"
     study = Study(
-        manifest={
-            "classes": [
-                {"code": "nv", "name": "Nevus", "colour": "red;} body{x:1", "definition": ""},
-                {"code": "zzz", "name": "Unknown", "colour": "#123456", "definition": ""},
-            ]
-        }
+        classes=[
+            StudyClass(
+                code="nv",
+                name="Nevus",
+                colour="red;} body{x:1",
+                text_colour="#FFF",
+                definition="",
+                malignant=False,
+            ),
+            StudyClass(
+                code="SCC",
+                name="Squamous cell carcinoma",
+                colour="#123456",
+                text_colour="#FFFFFF",
+                definition="",
+                malignant=True,
+            ),
+        ]
     )
     classes = survey.classes_of(study)
-    assert [c["code"] for c in classes] == ["nv"]
+    assert [c["code"] for c in classes] == ["nv", "SCC"]  # the study's own taxonomy
     assert classes[0]["colour"] == survey.FALLBACK_COLOUR
+    assert classes[0]["text_colour"] == survey.readable_text_colour(survey.FALLBACK_COLOUR)
+    assert classes[1]["colour"] == "#123456" and classes[1]["malignant"]

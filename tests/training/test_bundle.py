@@ -23,6 +23,8 @@ from training.bundle import (
     DROP_DUPLICATE,
     DROP_SHARED,
     DROP_TOO_FEW,
+    QueryAids,
+    QueryPool,
     build_query_pool,
     pool_from_json,
     pool_to_json,
@@ -217,8 +219,10 @@ PROVENANCE = {"run": "unit", "created": "2024-01-01T00:00:00+00:00"}
 
 @pytest.fixture
 def bundle(tmp_path: Path, sources: dict[str, Path]) -> Path:
-    """A bundle written from the small pool."""
-    return write_bundle(tmp_path / "study", small_pool(), sources, b"k" * 32, 40, PROVENANCE)
+    """A format-1 bundle written from the small pool."""
+    return write_bundle(
+        tmp_path / "study", small_pool(), sources, b"k" * 32, 40, PROVENANCE, version=1
+    )
 
 
 def test_bundle_has_the_documented_files_and_validates(bundle: Path) -> None:
@@ -263,7 +267,9 @@ def test_rotated_image_is_the_upright_one_turned_180_degrees(bundle: Path) -> No
 
 
 def test_output_is_deterministic(tmp_path: Path, sources: dict[str, Path], bundle: Path) -> None:
-    again = write_bundle(tmp_path / "again", small_pool(), sources, b"k" * 32, 40, PROVENANCE)
+    again = write_bundle(
+        tmp_path / "again", small_pool(), sources, b"k" * 32, 40, PROVENANCE, version=1
+    )
     files = sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for name in files:
@@ -375,3 +381,121 @@ def test_pool_survives_a_json_round_trip() -> None:
     pool = small_pool()
     data = json.loads(json.dumps(pool_to_json(pool)))
     assert pool_from_json(data) == pool
+
+
+# --- format 2: both neighbour lists, probabilities, saliency ---------------------------
+
+
+def test_the_cbir_list_is_filtered_by_the_same_rule() -> None:
+    ids, lesions, truth = bank(BANK_LESIONS)
+    se_rows = np.array([list(range(8)), list(range(8))])
+    # Query 0's CBIR candidates repeat lesion L1 (rows 1 and 12): the lesion rule skips the
+    # repeat. Query 1's hold only five other lesions: it is dropped, for CBIR's sake.
+    cbir_rows = np.array([[1, 12, 2, 3, 4, 5, 6, 7], [13, 1, 2, 3, 4, 5, -1, -1]])
+    sims = np.tile(np.linspace(0.9, 0.2, 8), (2, 1))
+    pool = build_query_pool(
+        ["ISIC_Q000", "ISIC_Q001"],
+        ["QX", "QA"],
+        ["mel", "nv"],
+        se_rows,
+        ids,
+        lesions,
+        truth,
+        similarities=sims,
+        vote=first_vote,
+        cbir=(cbir_rows, sims),
+    )
+    (query,) = pool.queries
+    assert [n.lesion_id for n in query.cbir] == ["L1", "L2", "L3", "L4", "L5", "L6"]
+    assert [n.rank for n in query.cbir] == [1, 2, 3, 4, 5, 6]
+    assert pool.dropped == {DROP_TOO_FEW.format(n=6) + " (CBIR)": 1}
+    assert pool_from_json(json.loads(json.dumps(pool_to_json(pool)))) == pool
+
+
+def two_list_pool() -> QueryPool:
+    """Three queries with nine SE-CBIR and nine CBIR neighbours each."""
+    ids, lesions, truth = bank([f"HAM_{i:03d}" for i in range(12)])
+    se_rows = np.array([list(range(12)), list(range(11, -1, -1)), [*range(3, 12), 0, 1, 2]])
+    cbir_rows = se_rows[::-1].copy()
+    sims = np.tile(np.linspace(0.99, 0.1, 12), (3, 1))
+    return build_query_pool(
+        ["ISIC_Q000", "ISIC_Q001", "ISIC_Q002"],
+        ["HAM_QA", "HAM_QB", "HAM_QC"],
+        ["mel", "nv", "bcc"],
+        se_rows,
+        ids,
+        lesions,
+        truth,
+        similarities=sims,
+        neighbours=9,
+        cbir=(cbir_rows, sims),
+    )
+
+
+def query_aids(pool: QueryPool) -> QueryAids:
+    """Probabilities of both classifiers and a saliency map per query (a bright square)."""
+    rng = np.random.default_rng(0)
+    probabilities, maps = {}, {}
+    for query in pool.queries:
+        raw = rng.random((2, 7))
+        probabilities[query.image_id] = {
+            "rgb_saliency": (raw[0] / raw[0].sum()).tolist(),
+            "rgb": (raw[1] / raw[1].sum()).tolist(),
+        }
+        heat = np.zeros((32, 32), np.uint8)
+        heat[4:14, 6:20] = 255
+        maps[query.image_id] = heat
+    return QueryAids(probabilities=probabilities, saliency=maps)
+
+
+def test_format2_carries_every_aid_and_validates(tmp_path: Path, sources: dict[str, Path]) -> None:
+    pool = two_list_pool()
+    folder = write_bundle(
+        tmp_path / "v2", pool, sources, b"k" * 32, 40, PROVENANCE, shown=6, aids=query_aids(pool)
+    )
+    valid = validate_bundle(folder)
+    manifest = valid.manifest
+    assert valid.version == 2 and manifest["aids"] == [
+        "se_cbir",
+        "cbir",
+        "probabilities",
+        "saliency",
+    ]
+    assert manifest["max_neighbours"] == 9 and manifest["neighbours"] == 6
+    assert [c["malignant"] for c in manifest["classes"]] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+    query = valid.queries[0]
+    aids = query["aids"]
+    assert [n["image_id"] for n in aids["se_cbir"]["neighbours"]][:3] == [
+        "ISIC_B000",
+        "ISIC_B001",
+        "ISIC_B002",
+    ]
+    assert (
+        len(aids["cbir"]["neighbours"]) == 9
+        and sorted(aids["cbir"]["majority_vote"], key=int)[-1] == "9"
+    )
+    assert abs(sum(aids["probabilities"]["rgb"]) - 1) < 1e-5
+    with (
+        Image.open(folder / query["image"]) as upright,
+        Image.open(folder / aids["saliency"]["image"]) as overlay,
+    ):
+        assert overlay.size == upright.size == (40, 30)
+        difference = np.abs(
+            np.asarray(overlay, dtype=float) - np.asarray(upright.convert("RGB"), dtype=float)
+        ).mean(axis=-1)
+    # The overlay colours where the map is high (top left) and leaves the rest as it was.
+    assert difference[5:10, 10:20].mean() > 40 > 5 > difference[20:, 30:].mean()
+    v1 = write_bundle(tmp_path / "v1", pool, sources, b"k" * 32, 40, PROVENANCE, version=1)
+    first = validate_bundle(v1).queries[0]
+    assert [n["image_id"] for n in first["neighbours"]] == [
+        n["image_id"] for n in aids["se_cbir"]["neighbours"][:6]
+    ]
+    assert first["majority_vote"] == aids["se_cbir"]["majority_vote"]["6"]

@@ -61,7 +61,7 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     check_validation_maps_use_the_predicted_class(out, tiny_run.data)
 
     valid = validate_bundle(out / "study")
-    assert valid.queries and valid.layout.max_neighbours == 6
+    assert valid.queries and valid.version == 2 and valid.layout.max_neighbours == 9
     manifest = json.loads((out / "study" / "manifest.json").read_text())
     assert manifest["provenance"]["preset"] == "tiny"
     assert manifest["provenance"]["split_by"] == "lesion"
