@@ -1,4 +1,5 @@
-# Daily commands: `make demo` (set up and run the survey on a demo study), `make test`, `make lint`.
+# Daily commands: `make demo` (set up and run the survey on a demo study), `make test`, `make lint`
+# (ruff, and mypy on the packages pyproject.toml lists).
 # Every step is skipped when its output is already there.
 
 PYTHON ?= python3
@@ -58,6 +59,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -58,7 +58,8 @@ def check_image(path: Path) -> Image.Image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise BundleError(f"{name} is larger than {MAX_IMAGE_PIXELS} pixels")
             image.load()
-            return image.convert("RGB")
+            converted: Image.Image = image.convert("RGB")
+            return converted
     except BundleError:
         raise
     except Exception as exc:  # Pillow raises many kinds on a broken file

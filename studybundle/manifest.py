@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from studybundle.errors import BundleError, Problems
 from studybundle.limits import (
@@ -48,12 +48,12 @@ def text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
     return value
 
 
-def positive_int(value: Any) -> bool:
+def positive_int(value: Any) -> TypeGuard[int]:
     """Whether a JSON value is an integer above zero (booleans are not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def finite_number(value: Any) -> bool:
+def finite_number(value: Any) -> TypeGuard[int | float]:
     """Whether a JSON value is a number that is finite as a float (10**400 is not)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
@@ -185,6 +185,7 @@ def check_manifest(manifest: Any) -> Layout:
     problems = Problems()
     codes = _check_classes(manifest, version, problems)
     _check_likert(manifest, version, problems)
+    aids: tuple[str, ...]
     if version == 1:
         aids, most = ("se_cbir",), FORMAT1_NEIGHBOURS
         if manifest.get("neighbours") != FORMAT1_NEIGHBOURS:

@@ -29,7 +29,7 @@ def image_name(value: Any, where: str) -> str:
 
 def _class(value: Any, where: str, codes: tuple[str, ...]) -> str:
     """One of the taxonomy's class codes."""
-    if value not in codes:
+    if not isinstance(value, str) or value not in codes:
         raise BundleError(f"{where} is {value!r}, not a class of the study: {', '.join(codes)}")
     return value
 

@@ -40,7 +40,9 @@ def max_neighbours(manifest: dict[str, Any]) -> int:
     return int(manifest.get("max_neighbours") or 0)
 
 
-def neighbour_lists(manifest: dict[str, Any], query: dict[str, Any]) -> dict[str, list[dict]]:
+def neighbour_lists(
+    manifest: dict[str, Any], query: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
     """A query's neighbour lists by aid, rank order (format 1: its six as `se_cbir`)."""
     if manifest["format_version"] == 1:
         return {"se_cbir": query["neighbours"]}

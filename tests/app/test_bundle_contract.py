@@ -29,6 +29,7 @@ from studybundle import read, validate_bundle
 from studybundle.vote import majority_vote
 from tests.app.bundle_factory import ISIC2019
 from tests.app.conftest import StudyRef, add_user, join_study
+from tests.app.world import CONSENT
 from tests.conftest import TinyRun
 
 pytestmark = pytest.mark.training
@@ -60,7 +61,7 @@ def read_through(app: Flask, study: StudyRef, login: Callable, cases: int) -> li
     join_study(app, reader, study)
     client: FlaskClient = app.test_client()
     login(client, reader)
-    assert client.post(f"/survey/{study.id}/", data={"consent": "y"}).status_code == 303
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 303
     with app.app_context():
         record = db.session.get(Study, study.id)
         code, level = record.classes[-1].code, len(record.likert)

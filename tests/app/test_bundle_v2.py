@@ -24,7 +24,8 @@ from tests.app.bundle_factory import (
     make_bundle_v2,
     picture,
 )
-from tests.app.conftest import UserRef, add_study, add_user, join_study
+from tests.app.conftest import ORGANISER_EMAIL, UserRef, add_study, add_user, join_study
+from tests.app.world import CONSENT
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_the_survey_serves_the_studys_own_classes_scale_and_k(
     login(client, reader)
     welcome = client.get(f"/survey/{ref.id}/").get_data(as_text=True)
     assert "The 8 classes and their definitions" in welcome and "rather unsure" in welcome
-    assert client.post(f"/survey/{ref.id}/", data={"consent": "y"}).status_code == 303
+    assert client.post(f"/survey/{ref.id}/", data=CONSENT).status_code == 303
     url = f"/survey/{ref.id}/task/1/case/1"
     page, refused = answer_page(client, url, diagnosis="mel", confidence=2)
     html = page.get_data(as_text=True)
@@ -189,8 +190,8 @@ def test_a_bundle_without_se_cbir_is_refused_by_the_survey(app: Flask, tmp_path:
 def test_organisers_see_the_taxonomy_and_what_the_aids_scored(
     app: Flask, isic_bundle: Path, login: Callable
 ) -> None:
-    ref = add_study(app, isic_bundle, "ISIC")
-    organiser = add_user(app, "isic.organiser@example.org", Role.ORGANISER)
+    organiser = add_user(app, ORGANISER_EMAIL, Role.ORGANISER)
+    ref = add_study(app, isic_bundle, "ISIC")  # owned by that organiser
     client = app.test_client()
     login(client, organiser)
     html = client.get(f"/admin/studies/{ref.id}").get_data(as_text=True)
