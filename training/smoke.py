@@ -55,7 +55,7 @@ def report(cfg: Config, out: Path, policy: str, seconds: float, images: int) -> 
         f"smoke test of preset {cfg.preset!r} passed: {cfg.backbone} at {cfg.image_size} px, "
         f"precision {policy}, {images} images, one step per stage",
         "  " + ", ".join(f"{name} {value:.1f} s" for name, value in stages.items() if value),
-        f"  valid study bundle with {summary['queries']} queries; total {seconds:.1f} s",
+        f"  valid study bundle with {len(summary.queries)} queries; total {seconds:.1f} s",
     ]
     return "\n".join(lines)
 

@@ -10,8 +10,9 @@ from datetime import timedelta
 from app.auth import create_invitation, create_user
 from app.clock import now
 from app.extensions import db
-from app.models import CLASS_CODES, Answer, Role, Study
+from app.models import Answer, Role, Study
 from app.survey import enrol
+from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from tests.e2e.conftest import LiveServer
 
 PASSWORD = "a long enough passphrase"

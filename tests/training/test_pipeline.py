@@ -106,7 +106,7 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     printed = capsys.readouterr().out
     assert f"study bundle: {(out / 'study').resolve()}" in printed
     # The loud start-up line: devices, strategy, precision.
-    assert "=== tiny: " in printed and "strategy " in printed and "precision float32" in printed
+    assert "=== tiny: " not in printed  # a finished run loads no TensorFlow, names no device
     assert "se_cbir - control" in printed and "macro AP@k differences" in printed
     assert elapsed < 15, f"a finished run took {elapsed:.1f} s to re-run"
     for stage in pipeline_stages():
