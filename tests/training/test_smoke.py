@@ -24,7 +24,7 @@ def run_smoke(preset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert f"smoke test of preset {preset!r} passed" in printed
-    assert validate_bundle(tmp_path / "run" / "study")["queries"] > 0
+    assert len(validate_bundle(tmp_path / "run" / "study").queries) > 0
     for stage in ("rgb", "saliency", "rgbs", "control", "features", "study"):
         assert f"[{stage}] done" in printed
     cfg = get_config(preset)
