@@ -23,6 +23,7 @@ from studybundle.limits import IMAGE_NAME
 __all__ = [
     "IMAGE_NAME",
     "BundleError",
+    "copy_study",
     "extract_zip",
     "import_bundle",
     "served_name",
@@ -105,7 +106,9 @@ def import_bundle(
         raise BundleError(
             "The survey shows SE-CBIR neighbours in Task 2: this bundle carries no se_cbir aid."
         )
-    existing = db.session.scalar(select(Study).where(Study.bundle_digest == bundle.digest))
+    existing = db.session.scalar(
+        select(Study).where(Study.bundle_digest == bundle.digest).order_by(Study.id).limit(1)
+    )
     if existing is not None:
         return existing, False
     target, created_folder = _copy_images(bundle, Path(image_root))
@@ -143,3 +146,53 @@ def import_bundle(
             shutil.rmtree(target, ignore_errors=True)
         raise
     return study, True
+
+
+# What a copy of a study keeps: its bundle (cases, taxonomy, scale, images) and its settings.
+COPIED_SETTINGS = (
+    "manifest",
+    "likert",
+    "neighbours_shown",
+    "bundle_digest",
+    "image_folder",
+    "information",
+    "cases_per_reader",
+    "washout_hours",
+    "sampling",
+    "reshuffle_task2",
+    "design",
+    "conditions",
+    "rotate_later_sessions",
+    "probe_share",
+    "reminder_days",
+)
+
+
+def _columns(row: object, skip: tuple[str, ...]) -> dict[str, Any]:
+    """A row's column values by attribute name, but its keys and those in `skip`."""
+    table = type(row).__table__  # type: ignore[attr-defined]
+    return {c.key: getattr(row, c.key) for c in table.columns if c.key not in ("id", *skip)}
+
+
+def copy_study(source: Study, name: str, created_by: User | None = None) -> Study:
+    """A new draft study on the same bundle as `source`, with its settings and no readers.
+
+    For a second study of the same cases: another design, another group of readers. The copy
+    shares the source's images (folder and names) and bundle digest; its consent text starts
+    again at version 1, and nothing of the source's readers, invitations, answers or team comes
+    along (the caller adds the creator as owner). The caller commits.
+    """
+    study = Study(
+        name=name.strip() or f"Copy of {source.name}",
+        status=StudyStatus.DRAFT,
+        created_by_id=created_by.id if created_by is not None else None,
+        **{key: getattr(source, key) for key in COPIED_SETTINGS},
+    )
+    study.classes = [StudyClass(**_columns(item, ("study_id",))) for item in source.classes]
+    study.cases = []
+    for case in source.cases:
+        copy = Case(**_columns(case, ("study_id",)))
+        copy.neighbours = [Neighbour(**_columns(n, ("case_id",))) for n in case.neighbours]
+        study.cases.append(copy)
+    db.session.add(study)
+    return study

@@ -10,11 +10,13 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app.auth import create_invitation, create_user, end_sessions, normalise_email
-from app.bundle import BundleError, import_bundle
+from app.bundle import BundleError, copy_study, import_bundle
 from app.clock import now
+from app.design import DESIGN_NAMES, apply_preset, available_aids
 from app.extensions import db
 from app.forms import EMAIL_PATTERN, MIN_PASSWORD
 from app.models import Invitation, Role, Study, StudyStatus, User
+from app.survey.designs import Design
 from app.team import add_member
 
 users = AppGroup("users", help="Create accounts and reset passwords.")
@@ -23,6 +25,13 @@ study = AppGroup("study", help="Import studies from bundles and invite readers."
 DEMO_STUDY = "Demo study"
 DEMO_ORGANISER = "organiser@demo.local"
 DEMO_READERS = ("reader1@demo.local", "reader2@demo.local")
+DEMO_THREE_ARM = "Demo three-arm study"
+DEMO_THREE_ARM_TEXT = (
+    "A demonstration of a counterbalanced three-arm reader study on synthetic images.\n\n"
+    "You read the same cases three times, in an order drawn for you: once without help, once"
+    " with the most similar images found by plain content-based retrieval (CBIR) and once with"
+    " those found by saliency-enhanced retrieval (SE-CBIR). Nothing here is a real patient."
+)
 
 
 def _read_password(password_file: Path | None) -> str:
@@ -206,15 +215,61 @@ def _demo_user(email: str, role: Role, name: str) -> User:
 )
 @click.option("--cases", type=int, default=20, show_default=True, help="Cases per reader.")
 def demo(bundle: Path, cases: int) -> None:
-    """Set up the demo: the bundle as an open study (wash-out 0), an organiser, two readers."""
+    """Set up the demo: the thesis's replay and a three-arm crossover on the bundle's cases,
+    both open (wash-out 0), an organiser and two readers in both."""
     try:
         record, _ = import_bundle(bundle, DEMO_STUDY, current_app.config["STUDY_IMAGES"])
     except BundleError as problem:
         raise click.ClickException(f"The demo bundle was not imported: {problem}") from None
     organiser = _demo_user(DEMO_ORGANISER, Role.ORGANISER, "Demo organiser")
+    readers = [
+        _demo_user(email, Role.READER, f"Demo reader {number}")
+        for number, email in enumerate(DEMO_READERS, start=1)
+    ]
+    db.session.flush()
     if record.created_by_id is None:
-        db.session.flush()
         record.created_by_id = organiser.id
+    studies = [record]
+    three_arm = _demo_three_arm(record, organiser)
+    if three_arm is not None:
+        studies.append(three_arm)
+    for item in studies:
+        _open_demo_study(item, organiser, readers, cases)
+    db.session.commit()
+    for item in studies:
+        click.echo(
+            f"Demo study {item.id} “{item.name}”: {len(item.cases)} cases,"
+            f" {DESIGN_NAMES[Design(item.design)].lower()}, open."
+        )
+    if three_arm is None:
+        click.echo("The bundle carries no CBIR neighbours: no three-arm demo study.")
+    click.echo("Logins (e-mail / password):")
+    for user in (organiser, *readers):
+        click.echo(f"  {user.role.value:<9}  {user.email:<22}  {demo_password(user.email)}")
+
+
+def _demo_three_arm(source: Study, organiser: User) -> Study | None:
+    """The demo's second study: the same cases as a counterbalanced three-arm crossover
+    (unaided, CBIR, SE-CBIR); None when the bundle has no CBIR lists."""
+    found = db.session.scalar(
+        select(Study).where(
+            Study.bundle_digest == source.bundle_digest, Study.name == DEMO_THREE_ARM
+        )
+    )
+    if found is not None:
+        return found
+    available = available_aids(source)
+    if "cbir" not in available.neighbours:
+        return None
+    copy = copy_study(source, DEMO_THREE_ARM, organiser)
+    apply_preset(copy, "three_arm", available)
+    copy.information = DEMO_THREE_ARM_TEXT
+    db.session.flush()
+    return copy
+
+
+def _open_demo_study(record: Study, organiser: User, readers: list[User], cases: int) -> None:
+    """Make the organiser its owner, open it (the first time) and invite the readers."""
     db.session.flush()
     add_member(record, organiser, owner=True)
     if not db.session.scalar(select(Invitation.id).where(Invitation.study_id == record.id)):
@@ -222,11 +277,6 @@ def demo(bundle: Path, cases: int) -> None:
         record.washout_hours = 0.0
         record.cases_per_reader = max(1, min(cases, len(record.cases)))
         record.status = StudyStatus.OPEN
-    readers = [
-        _demo_user(email, Role.READER, f"Demo reader {number}")
-        for number, email in enumerate(DEMO_READERS, start=1)
-    ]
-    db.session.flush()
     for reader in readers:
         joined = db.session.scalar(
             select(Invitation.id).where(
@@ -237,11 +287,6 @@ def demo(bundle: Path, cases: int) -> None:
             invitation, _ = create_invitation(record, reader.email, organiser)
             invitation.used_at = now()
             invitation.user_id = reader.id
-    db.session.commit()
-    click.echo(f"Demo study {record.id} “{record.name}”: {len(record.cases)} cases, open.")
-    click.echo("Logins (e-mail / password):")
-    for user in (organiser, *readers):
-        click.echo(f"  {user.role.value:<9}  {user.email:<22}  {demo_password(user.email)}")
 
 
 def register(app: Flask) -> None:

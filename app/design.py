@@ -9,17 +9,20 @@ import re
 from collections.abc import Sequence
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.auth import managed_study_or_404, staff_required
+from app.bundle import copy_study
 from app.extensions import db
-from app.forms import DesignForm, EmptyForm
+from app.forms import CopyStudyForm, DesignForm, EmptyForm
 from app.models import Enrolment, Study
 from app.survey import conditions
 from app.survey.conditions import Available, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
+from app.team import add_member
 from studybundle import read
 
 bp = Blueprint("design", __name__)
@@ -92,6 +95,7 @@ def fill(form: DesignForm, study: Study) -> None:
         row.k.data = condition.k or 6
         row.labelled.data = condition.labelled
         row.classifier.data = condition.classifier or "rgb_saliency"
+        row.saliency.data = condition.saliency
 
 
 def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
@@ -105,6 +109,7 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
             "k": row.k.data if row.k.data is not None else 6,
             "labelled": bool(row.labelled.data),
             "classifier": row.classifier.data,
+            "saliency": bool(row.saliency.data),
         }
         try:
             out.append(conditions.parse(item))
@@ -169,6 +174,7 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         button=EmptyForm(),
         probe_sentence=PROBE_SENTENCE,
         disclosed=probes_disclosed(study),
+        copy_form=CopyStudyForm(formdata=None, name=f"{study.name} (second design)"[:200]),
     ), status
 
 
@@ -193,3 +199,24 @@ def preset(study_id: int, preset: str) -> Response:
     db.session.commit()
     flash(f"The study now uses {PRESETS[preset]}.", "success")
     return redirect(url_for("design.edit", study_id=study.id), 303)
+
+
+@bp.post("/studies/<int:study_id>/copy")
+@staff_required
+def copy(study_id: int) -> Response:
+    """A new draft study on the same cases, with this study's settings and design, no readers."""
+    study = managed_study_or_404(study_id)
+    form = CopyStudyForm()
+    if not form.validate_on_submit():
+        flash("Give the new study a name (at most 200 characters).", "error")
+        return redirect(url_for("design.edit", study_id=study.id), 303)
+    created = copy_study(study, form.name.data or "", current_user)
+    db.session.flush()
+    add_member(created, current_user, owner=True)
+    db.session.commit()
+    flash(
+        f"“{created.name}” is a new draft study on the same {len(created.cases)} cases: choose"
+        " its design, then invite its readers.",
+        "success",
+    )
+    return redirect(url_for("design.edit", study_id=created.id), 303)

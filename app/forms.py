@@ -244,6 +244,14 @@ class ConditionForm(Form):
         ],
         default="rgb_saliency",
     )
+    saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
+
+
+class CopyStudyForm(FlaskForm):
+    """A second study on the same cases: the copy's name."""
+
+    name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Copy into a new draft study")
 
 
 class DesignForm(FlaskForm):

@@ -178,8 +178,9 @@ class Study(db.Model):
     likert: Mapped[list] = mapped_column(JSON)
     # How many SE-CBIR neighbours Task 2 shows (the bundle's `neighbours`; format 1: 6).
     neighbours_shown: Mapped[int] = mapped_column(Integer, default=6)
-    # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op.
-    bundle_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op
+    # (it returns the first study of that digest); a copied study shares its source's digest.
+    bundle_digest: Mapped[str] = mapped_column(String(64), index=True)
     image_folder: Mapped[str] = mapped_column(String(500))  # where its images were copied
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))

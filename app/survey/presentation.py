@@ -208,6 +208,7 @@ def render_case(
         for item, p in zip(classes, view.probabilities, strict=False)
     ]
     case = assignment.case
+    overlay = case.saliency_rotated if assignment.rotation else case.saliency
     context = page_context(
         study,
         form=form,
@@ -216,6 +217,7 @@ def render_case(
         size=task_size(enrolment, assignment.task),
         query_url=image_url(case.image_rotated if assignment.rotation else case.image),
         rotated=bool(assignment.rotation),
+        saliency_url=image_url(overlay) if overlay and view.condition.saliency else None,
         neighbours=tiles,
         labelled=condition.labelled,
         probabilities=bars,
@@ -234,6 +236,15 @@ def is_first_look(study: Study, assignment: Assignment) -> bool:
 
 def aid_words(condition: Condition) -> str:
     """What a reading under `condition` shows beside the case, in a reader's words."""
+    text = main_aid_words(condition)
+    if not condition.saliency:
+        return text
+    overlay = "a map of where the AI looked, which you can lay over the case"
+    return overlay if condition.aid == conditions.UNAIDED else f"{text}, and {overlay}"
+
+
+def main_aid_words(condition: Condition) -> str:
+    """What the condition's aid (neighbours, probabilities or none) shows, in words."""
     if condition.shows_neighbours:
         most = (
             "the most similar image"

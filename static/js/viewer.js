@@ -290,6 +290,27 @@
     });
   }
 
+  /* The saliency toggle: the case image swapped for the same image with the AI's saliency map
+     laid over it (the bundle's overlay), at the same zoom, pan and filters. */
+  function setUpSaliency(queryImage, toolbar) {
+    var button = toolbar.querySelector("[data-saliency]");
+    var overlay = queryImage.getAttribute("data-saliency-src");
+    if (!button || !overlay) {
+      return;
+    }
+    var plain = { src: queryImage.getAttribute("src"), alt: queryImage.alt };
+    var link = document.querySelector("[data-saliency-link]");
+    if (link) {
+      link.parentElement.hidden = true; // the button does what the link did
+    }
+    button.addEventListener("click", function () {
+      var on = button.getAttribute("aria-pressed") !== "true";
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      queryImage.src = on ? overlay : plain.src;
+      queryImage.alt = on ? plain.alt + ", with the AI's saliency map laid over it" : plain.alt;
+    });
+  }
+
   function start() {
     if (typeof window.Panzoom !== "function") {
       return;
@@ -303,6 +324,7 @@
         return [viewer];
       });
       viewer.output = queryTools.output;
+      setUpSaliency(queryImage, toolbar);
     }
     setUpDialog(queryImage, queryTools);
   }

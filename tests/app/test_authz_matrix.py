@@ -63,6 +63,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     # The reader has enrolled, so the design is locked: a POST only redirects to the page.
     "design.edit": {"GET": STAFF_PAGE, "POST": (302, 403, 403, 303, 404, 303)},
     "design.preset": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},
+    # An empty form: nothing copied, back to the design page with a message.
+    "design.copy": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},
     "health.health": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     # Images answer 404 to everyone who may not see them: no hint that the name exists.
     "images.image": {"GET": (404, 200, 404, 200, 404, 200), "POST": NOT_ALLOWED},

@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Invitation, Role, Study, StudyStatus, User
+from app.survey.enrolment import conditions_of
+from tests.app.bundle_factory import make_bundle_v2
 
 
 def test_create_admin_asks_for_the_password(runner: FlaskCliRunner, app: Flask) -> None:
@@ -97,6 +99,7 @@ def test_demo_is_idempotent(runner: FlaskCliRunner, app: Flask, bundle_dir: Path
     assert second.exit_code == 0 and second.output == first.output
     logins = re.findall(r"(organiser|reader)\s+(\S+@demo\.local)\s+(\S+)", first.output)
     assert [role for role, _, _ in logins] == ["organiser", "reader", "reader"]
+    assert "no three-arm demo study" in first.output  # a format-1 bundle: SE-CBIR only
     with app.app_context():
         study = db.session.scalar(select(Study))
         assert study.status == StudyStatus.OPEN and study.washout_hours == 0
@@ -111,4 +114,38 @@ def test_demo_is_idempotent(runner: FlaskCliRunner, app: Flask, bundle_dir: Path
         assert response.headers["Location"] == expected
         if role == "reader":
             assert client.get(f"/survey/{study.id}/").status_code == 200
+        client.post("/logout")
+
+
+def test_demo_adds_a_three_arm_crossover_on_a_bundle_with_cbir(
+    runner: FlaskCliRunner, app: Flask, tmp_path: Path
+) -> None:
+    bundle = make_bundle_v2(tmp_path / "bundle", cases=12, seed=4)
+    first = runner.invoke(args=["demo", "--bundle", str(bundle), "--cases", "6"])
+    assert first.exit_code == 0, first.output
+    assert "sequential replay, open" in first.output
+    assert "“Demo three-arm study”: 12 cases, counterbalanced crossover, open" in first.output
+    second = runner.invoke(args=["demo", "--bundle", str(bundle), "--cases", "6"])
+    assert second.exit_code == 0 and second.output == first.output
+    with app.app_context():
+        replay, crossover = db.session.scalars(select(Study).order_by(Study.id)).all()
+        assert [c.key for c in conditions_of(replay)] == ["unaided", "se_cbir"]
+        assert crossover.design == "crossover"
+        assert [(c["aid"], c["k"]) for c in crossover.conditions] == [
+            ("unaided", 0),
+            ("cbir", 6),
+            ("se_cbir", 6),
+        ]
+        assert crossover.bundle_digest == replay.bundle_digest
+        for record in (replay, crossover):
+            assert record.status == StudyStatus.OPEN and record.cases_per_reader == 6
+        assert db.session.scalar(select(func.count(Invitation.id))) == 4
+    logins = re.findall(r"(reader)\s+(\S+@demo\.local)\s+(\S+)", first.output)
+    client = app.test_client()
+    for _, email, password in logins:
+        response = client.post("/login", data={"email": email, "password": password})
+        assert response.headers["Location"] == "/survey/"  # two open studies: the list
+        home = client.get("/survey/").get_data(as_text=True)
+        assert "Demo study" in home and "Demo three-arm study" in home
+        assert client.get(f"/survey/{crossover.id}/").status_code == 200
         client.post("/logout")

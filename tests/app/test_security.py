@@ -287,6 +287,12 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             lambda _: {},
             check(lambda: design_of() == "sequential"),
         ),
+        "design.copy": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/copy",
+            lambda _: {"name": "A copy"},
+            check(lambda: db.session.scalar(select(Study).filter_by(name="A copy")) is not None),
+        ),
         "auth.invitation": Post(
             "anonymous",
             f"/invite/{invitation_token}",
