@@ -45,8 +45,14 @@ def resized(path: Path, width: int) -> Path:
 
 
 def studies_showing(name: str) -> list[Study]:
-    """The studies whose cases or neighbours use the image file `name`."""
-    case_studies = select(Case.study_id).where((Case.image == name) | (Case.image_rotated == name))
+    """The studies whose cases (image, turned image, saliency overlays) or neighbours use the
+    image file `name`."""
+    case_studies = select(Case.study_id).where(
+        (Case.image == name)
+        | (Case.image_rotated == name)
+        | (Case.saliency == name)
+        | (Case.saliency_rotated == name)
+    )
     neighbour_studies = (
         select(Case.study_id)
         .join(Neighbour, Neighbour.case_id == Case.id)

@@ -42,6 +42,10 @@ class Condition:
     classifier: str = ""  # whose probabilities (probabilities only)
     saliency: bool = False  # the query's saliency overlay, as a toggle
 
+    def __post_init__(self) -> None:
+        if self.aid == PROBABILITIES and not self.classifier:
+            object.__setattr__(self, "classifier", DEFAULT_CLASSIFIER)  # the 4-channel model
+
     @property
     def shows_neighbours(self) -> bool:
         """Whether the reading shows similar images."""
@@ -101,7 +105,7 @@ def parse(item: Mapping[str, Any]) -> Condition:
             raise ConditionError(f"{aid}: the number of neighbours must be a whole number >= 1")
     else:
         k = 0
-    classifier = item.get("classifier", DEFAULT_CLASSIFIER) if aid == PROBABILITIES else ""
+    classifier = (item.get("classifier") or DEFAULT_CLASSIFIER) if aid == PROBABILITIES else ""
     if aid == PROBABILITIES and classifier not in CLASSIFIERS:
         raise ConditionError(f"unknown classifier {classifier!r}")
     labelled = bool(item.get("labelled", True)) if aid in NEIGHBOUR_AIDS else True

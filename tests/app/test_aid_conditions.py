@@ -144,6 +144,12 @@ def test_a_turned_case_shows_the_turned_saliency_map(
         case = db.session.get(Case, plan[0][2])
         assert f'data-saliency-src="/images/{case.saliency_rotated}"' in html
         assert stem(case.saliency) not in html
+        overlay = case.saliency_rotated
+    served = client.get(f"/images/{overlay}")
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    stranger = app.test_client()
+    login(stranger, add_user(app, "stranger@example.org", Role.READER))
+    assert stranger.get(f"/images/{overlay}").status_code == 404
 
 
 def test_the_design_page_offers_the_saliency_toggle_only_where_the_bundle_has_maps(

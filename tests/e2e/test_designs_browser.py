@@ -9,14 +9,17 @@ design's aided case page is photographed into test-artifacts/.
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from app.auth import create_user
+from app.bundle import import_bundle
 from app.extensions import db
-from app.models import Answer, Assignment, Role, Study
+from app.models import Answer, Assignment, Role, StudyStatus
 from app.survey.conditions import Condition
+from tests.app.bundle_factory import make_bundle_v2
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.e2e.test_survey_browser import DESKTOP, new_page
 
@@ -24,17 +27,24 @@ pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough passphrase"
 DESIGNS = {
-    "crossover": [Condition(), Condition("se_cbir", 3, labelled=False), Condition("se_cbir", 6)],
-    "per_case": [Condition(), Condition("se_cbir", 6)],
+    # The three-arm comparison the thesis asks for, with the saliency toggle on SE-CBIR.
+    "crossover": [Condition(), Condition("cbir", 6), Condition("se_cbir", 6, saliency=True)],
+    "per_case": [Condition(), Condition("probabilities"), Condition("se_cbir", 3, labelled=False)],
     "initial_revised": [Condition("se_cbir", 6)],
 }
 
 
-def set_up(server: LiveServer, design: str) -> str:
-    """The study in `design` with a reader joined; the reader's e-mail."""
+def set_up(server: LiveServer, design: str, folder: Path) -> tuple[str, int]:
+    """A study of a format-2 bundle (every aid) in `design` with a reader joined: the
+    reader's e-mail and the study's id."""
     email = f"{design}@example.org"
+    bundle = make_bundle_v2(folder / "bundle", cases=12, seed=11)
     with server.app.app_context():
-        study = db.session.get(Study, server.study_id)
+        study, _ = import_bundle(bundle, f"Browser {design}", server.app.config["STUDY_IMAGES"])
+        study.status = StudyStatus.OPEN
+        study.cases_per_reader = 4
+        study.washout_hours = 24.0
+        study.information = "A study run by the end-to-end test of the designs."
         study.design = design
         study.conditions = [c.to_json() for c in DESIGNS[design]]
         reader = create_user(email, Role.READER, password=PASSWORD)
@@ -45,7 +55,42 @@ def set_up(server: LiveServer, design: str) -> str:
         invitation.used_at = invitation.created_at
         invitation.user_id = reader.id
         db.session.commit()
-    return email
+        return email, study.id
+
+
+def shown_aid(page) -> str:
+    """What the case page shows beside the case, as the reader sees it."""
+    if page.locator("figure.tile.unlabelled").count():
+        return "unlabelled images"
+    if page.locator("figure.tile").count():
+        return "labelled images"
+    if page.get_by_role("heading", name=re.compile("The AI's estimate")).count():
+        assert page.locator("section.probabilities tbody tr").count() == 7
+        return "probabilities"
+    return "unaided"
+
+
+def toggle_saliency(page, photo: Path) -> None:
+    """Lay the saliency map over the case by keyboard, check it (photographed to `photo`),
+    and take it off again."""
+    image = page.locator("img[data-query-image]")
+    plain = image.get_attribute("src")
+    overlay = image.get_attribute("data-saliency-src")
+    assert overlay and overlay != plain
+    button = page.get_by_role("button", name="AI saliency map")
+    button.focus()
+    page.keyboard.press("Enter")
+    assert button.get_attribute("aria-pressed") == "true"
+    assert image.get_attribute("src") == overlay
+    assert "saliency map laid over it" in (image.get_attribute("alt") or "")
+    page.wait_for_function("() => document.querySelector('img[data-query-image]').complete")
+    assert page.evaluate("document.querySelector('img[data-query-image]').naturalWidth") > 0
+    if not photo.exists():
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(photo))
+    page.keyboard.press("Enter")
+    assert button.get_attribute("aria-pressed") == "false"
+    assert image.get_attribute("src") == plain
 
 
 def answer_by_keys(page, key: str = "1", confidence: str = "d") -> None:
@@ -58,17 +103,17 @@ def answer_by_keys(page, key: str = "1", confidence: str = "d") -> None:
 
 @pytest.mark.parametrize("design", sorted(DESIGNS))
 def test_a_reader_completes_each_design_by_keyboard(
-    live_server: LiveServer, browser: object, pages: dict, design: str
+    live_server: LiveServer, browser: object, pages: dict, design: str, tmp_path: Path
 ) -> None:
     server = live_server
-    email = set_up(server, design)
+    email, study_id = set_up(server, design, tmp_path)
     page = new_page(browser, pages, design, DESKTOP)
     page.set_default_timeout(30000)  # some sixty page loads: patience for a busy machine
     page.goto(f"{server.url}/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(rf"/survey/{server.study_id}/$"))
+    page.wait_for_url(re.compile(rf"/survey/{study_id}/$"))
     page.get_by_label("Board-certified dermatologist").check()
     page.get_by_label("Years of dermoscopy practice").fill("8")
     page.get_by_label("Dermoscopic examinations in a typical week").fill("50")
@@ -77,6 +122,7 @@ def test_a_reader_completes_each_design_by_keyboard(
 
     photographed = False
     first_looks = 0
+    seen: set[str] = set()
     for _ in range(60):
         page.wait_for_load_state("load")
         url = page.url
@@ -87,7 +133,7 @@ def test_a_reader_completes_each_design_by_keyboard(
                 continue
             if "opens on" in page.content():
                 server.clock.advance(hours=24, seconds=1)  # the wash-out passes
-                page.goto(f"{server.url}/survey/{server.study_id}/continue")
+                page.goto(f"{server.url}/survey/{study_id}/continue")
                 continue
             assert "completed" in heading.lower(), heading
             break
@@ -102,6 +148,7 @@ def test_a_reader_completes_each_design_by_keyboard(
             answer_by_keys(page, "2", "a")
             page.get_by_text("Your first answer is selected").wait_for()
             assert page.locator("figure.tile").count() == 6
+            seen.add(shown_aid(page))
             assert page.locator("input[name=diagnosis]:checked").count() == 1
             if not photographed:
                 ARTIFACTS.mkdir(exist_ok=True)
@@ -111,7 +158,10 @@ def test_a_reader_completes_each_design_by_keyboard(
             page.keyboard.press("Enter")  # confirm the first answer as it stands
             page.wait_for_url(lambda u, before=url: u != before)
             continue
-        if tiles and not photographed:
+        seen.add(shown_aid(page))
+        if page.locator("[data-saliency]").count():
+            toggle_saliency(page, ARTIFACTS / f"design-{design}-saliency.png")
+        if (tiles or shown_aid(page) == "probabilities") and not photographed:
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"design-{design}.png"), full_page=True)
             photographed = True
@@ -120,6 +170,12 @@ def test_a_reader_completes_each_design_by_keyboard(
     else:
         raise AssertionError("the reader never reached the end")
     assert page.errors == []
+    expected = {
+        "crossover": {"unaided", "labelled images"},
+        "per_case": {"unaided", "probabilities", "unlabelled images"},
+        "initial_revised": {"labelled images"},
+    }
+    assert seen == expected[design]
     with server.app.app_context():
         answers = db.session.scalars(select(Answer)).all()
         tasks = {a.assignment.task for a in answers}
