@@ -43,8 +43,6 @@ from app.mail import mail_enabled
 from app.mail.messages import compose
 from app.mail.reminders import last_activity, may_remind, queue_reminder
 from app.models import (
-    Answer,
-    Assignment,
     Case,
     Enrolment,
     Invitation,
@@ -53,6 +51,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.survey.enrolment import session_progress
 from app.team import add_member
 
 bp = Blueprint("admin", __name__)
@@ -458,7 +457,7 @@ def revoke_invitation(study_id: int, invitation_id: int) -> Response:
 @bp.get("/studies/<int:study_id>/readers")
 @staff_required
 def readers(study_id: int) -> str:
-    """Each enrolled reader's progress in both tasks."""
+    """Each enrolled reader's progress in every task."""
     record = managed_study_or_404(study_id)
     enrolments = db.session.scalars(
         select(Enrolment)
@@ -466,30 +465,14 @@ def readers(study_id: int) -> str:
         .join(User, User.id == Enrolment.user_id)
         .order_by(User.pseudonym)
     ).all()
-    totals: dict[tuple[int, int], int] = {}
-    answered: dict[tuple[int, int], int] = {}
     ids = [enrolment.id for enrolment in enrolments]
-    if ids:
-        for enrolment_id, task, count in db.session.execute(
-            select(Assignment.enrolment_id, Assignment.task, func.count(Assignment.id))
-            .where(Assignment.enrolment_id.in_(ids))
-            .group_by(Assignment.enrolment_id, Assignment.task)
-        ):
-            totals[(enrolment_id, task)] = count
-        for enrolment_id, task, count in db.session.execute(
-            select(Assignment.enrolment_id, Assignment.task, func.count(Answer.id))
-            .join(Answer, Answer.assignment_id == Assignment.id)
-            .where(Assignment.enrolment_id.in_(ids))
-            .group_by(Assignment.enrolment_id, Assignment.task)
-        ):
-            answered[(enrolment_id, task)] = count
+    progress = session_progress(record, ids)
     activity = last_activity(ids)
     rows = [
         {
             "enrolment": enrolment,
             "user": enrolment.user,
-            "task1": (answered.get((enrolment.id, 1), 0), totals.get((enrolment.id, 1), 0)),
-            "task2": (answered.get((enrolment.id, 2), 0), totals.get((enrolment.id, 2), 0)),
+            "sessions": progress[enrolment.id],
             "last": activity.get(enrolment.id, enrolment.consented_at),
             "remindable": may_remind(enrolment),
         }

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 from jinja2 import StrictUndefined
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import CLASSES, analyse, confusion_png, confusion_svg, responses_from_rows
@@ -25,7 +25,8 @@ from app.exports import (
     summary_json,
 )
 from app.extensions import db
-from app.models import Answer, Assignment, Enrolment, Study, User
+from app.models import Enrolment, Study, User
+from app.survey.enrolment import session_progress
 
 bp = Blueprint("dashboard", __name__)
 
@@ -88,50 +89,24 @@ def enrolled_readers(study: Study) -> list[str]:
 
 
 def reader_progress(study: Study) -> list[dict[str, Any]]:
-    """Per enrolled reader: answered and assigned cases per task, and the task milestones."""
+    """Per enrolled reader: answered and assigned cases, the opening and the end of every task."""
     enrolments = db.session.execute(
         select(Enrolment, User.pseudonym, User.email)
         .join(User, User.id == Enrolment.user_id)
         .where(Enrolment.study_id == study.id)
         .order_by(User.pseudonym)
     ).all()
-    assigned: dict[tuple[int, int], int] = {}
-    answered: dict[tuple[int, int], int] = {}
-    counts = (
-        select(
-            Assignment.enrolment_id,
-            Assignment.task,
-            func.count(Assignment.id),
-            func.count(Answer.id),
-        )
-        .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
-        .where(Enrolment.study_id == study.id)
-        .group_by(Assignment.enrolment_id, Assignment.task)
-    )
-    for enrolment_id, task, n_assigned, n_answered in db.session.execute(counts):
-        assigned[(enrolment_id, task)] = n_assigned
-        answered[(enrolment_id, task)] = n_answered
-    progress = []
-    for enrolment, pseudonym, email in enrolments:
-        progress.append(
-            {
-                "reader": pseudonym,
-                "email": email,
-                "consented_at": enrolment.consented_at,
-                "tasks": [
-                    {
-                        "answered": answered.get((enrolment.id, task), 0),
-                        "assigned": assigned.get((enrolment.id, task), 0),
-                    }
-                    for task in (1, 2)
-                ],
-                "task1_completed_at": enrolment.task1_completed_at,
-                "task2_opens_at": enrolment.task2_opens_at,
-                "task2_completed_at": enrolment.task2_completed_at,
-            }
-        )
-    return progress
+    sessions = session_progress(study, [enrolment.id for enrolment, _, _ in enrolments])
+    return [
+        {
+            "reader": pseudonym,
+            "email": email,
+            "consented_at": enrolment.consented_at,
+            "sessions": sessions[enrolment.id],
+            "finished_at": enrolment.finished_at,
+        }
+        for enrolment, pseudonym, email in enrolments
+    ]
 
 
 def heat_rows(result: dict[str, Any], task: int) -> list[dict[str, Any]]:

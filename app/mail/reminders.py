@@ -32,19 +32,19 @@ def external_url(endpoint: str, **values: object) -> str:
         return url_for(endpoint, _external=True, **values)
 
 
-def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str) -> str:
-    """An iCalendar file with one event: Task 2 of the study opens (an hour blocked)."""
+def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str, session: int = 2) -> str:
+    """An iCalendar file with one event: Task `session` of the study opens (an hour blocked)."""
     calendar = Calendar()
     calendar.add("prodid", "-//SE-CBIR reader study//reminders//EN")
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
     event = Event()
-    event.add("uid", f"task2-{enrolment.study_id}-{enrolment.id}@secbir-reader-study")
+    event.add("uid", f"task{session}-{enrolment.study_id}-{enrolment.id}@secbir-reader-study")
     event.add("dtstamp", now().replace(tzinfo=UTC))
     event.add("dtstart", opens_at.replace(tzinfo=UTC))
     event.add("dtend", (opens_at + timedelta(hours=1)).replace(tzinfo=UTC))
-    event.add("summary", f"Task 2 of {enrolment.study.name} opens")
-    event.add("description", f"Task 2 of the reader study is open from now on: {link}")
+    event.add("summary", f"Task {session} of {enrolment.study.name} opens")
+    event.add("description", f"Task {session} of the reader study is open from now on: {link}")
     event.add("url", link)
     calendar.add_component(event)
     return calendar.to_ical().decode()
@@ -80,11 +80,11 @@ def queue_reminder(
     Task 2 has still to open or has just opened."""
     study = enrolment.study
     link = external_url("survey.resume", study_id=study.id)
-    opens_at = enrolment.task2_opens_at
+    session, opens_at = next_item(enrolment)
     attachments = []
     if opens_at is not None:
-        ics = calendar_file(enrolment, opens_at, link)
-        attachments.append(Attachment("task2.ics", "text/calendar", ics))
+        ics = calendar_file(enrolment, opens_at, link, session)
+        attachments.append(Attachment(f"task{session}.ics", "text/calendar", ics))
     return compose(
         enrolment.user.email,
         "reminder",
@@ -96,19 +96,42 @@ def queue_reminder(
         opens_at=opens_at,
         is_open=opens_at is not None and opens_at <= now(),
         task1_done=enrolment.task1_completed_at is not None,
+        session=session,
         number=number,
     )
 
 
+def next_opens_at(enrolment: Enrolment) -> datetime | None:
+    """When the reader's next session (after the first) opens or opened; None in session 1
+    and once every session is answered."""
+    return next_item(enrolment)[1]
+
+
+def next_item(enrolment: Enrolment) -> tuple[int, datetime | None]:
+    """The reader's next session and when it opens (session 1 and finished readers: None)."""
+    from app.survey.enrolment import next_opening  # the survey's pages import this module
+
+    found = next_opening(enrolment)
+    return found if found is not None else (1, None)
+
+
+def reminder_key(enrolment: Enrolment, session: int, number: int) -> str:
+    """The outbox's dedupe key of reminder `number` for `session` (session 2 keeps the key of
+    the two-task studies, so a reminder sent before an upgrade is not sent again)."""
+    if session == 2:
+        return f"reminder:{enrolment.id}:{number}"
+    return f"reminder:{enrolment.id}:s{session}:{number}"
+
+
 def due_number(enrolment: Enrolment, last: datetime | None) -> int | None:
-    """Which reminder is due now: 0 when Task 2 just opened, k after k * reminder_days days
-    without activity; None when none is."""
-    opens_at = enrolment.task2_opens_at
+    """Which reminder is due now: 0 when the next session just opened, k after
+    k * reminder_days days without activity; None when none is."""
+    opens_at = next_opens_at(enrolment)
     moment = now()
     if opens_at is None or moment < opens_at:
         return None
     study = enrolment.study
-    started_task2 = last is not None and last >= opens_at
+    started = last is not None and last >= opens_at
     days = study.reminder_days or 0
     if days > 0:
         period = timedelta(days=days)
@@ -116,7 +139,7 @@ def due_number(enrolment: Enrolment, last: datetime | None) -> int | None:
         quiet = last is None or moment - last >= period
         if number >= 1 and quiet:
             return number
-    if study.washout_hours > 0 and not started_task2:
+    if study.washout_hours > 0 and not started:
         return 0
     return None
 
@@ -139,7 +162,8 @@ def queue_due_reminders() -> int:
     for enrolment in enrolments:
         number = due_number(enrolment, activity.get(enrolment.id))
         if number is not None:
-            wanted.append((enrolment.id, number, f"reminder:{enrolment.id}:{number}"))
+            session, _ = next_item(enrolment)
+            wanted.append((enrolment.id, number, reminder_key(enrolment, session, number)))
     keys = [key for _, _, key in wanted]
     known = (
         set(

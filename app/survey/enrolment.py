@@ -189,6 +189,62 @@ def standing(enrolment: Enrolment) -> Standing:
     return Standing(current, opens_at, locked)
 
 
+def next_opening(enrolment: Enrolment) -> tuple[int, datetime] | None:
+    """The session the reader reads next and when it opens (or opened), for a session after
+    the first; None while in session 1 or once every session is answered."""
+    where = standing(enrolment)
+    if where.current is None or where.opens_at is None:
+        return None
+    return where.current.task, where.opens_at
+
+
+@dataclass(frozen=True)
+class SessionProgress:
+    """How far a reader is in one session ("task"), for the organiser's pages."""
+
+    session: int
+    answered: int
+    assigned: int
+    completed_at: datetime | None  # the last answer of a complete session
+    opens_at: datetime | None  # sessions after the first: the previous one's end + wash-out
+
+    @property
+    def complete(self) -> bool:
+        """Whether every case of the session is answered."""
+        return self.assigned > 0 and self.answered == self.assigned
+
+
+def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[SessionProgress]]:
+    """Each enrolment's progress in every session of the study, in one query."""
+    found: dict[tuple[int, int], tuple[int, int, datetime | None]] = {}
+    if enrolment_ids:
+        rows = db.session.execute(
+            select(
+                Assignment.enrolment_id,
+                Assignment.task,
+                func.count(Assignment.id),
+                func.count(Answer.id),
+                func.max(Answer.answered_at),
+            )
+            .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+            .where(Assignment.enrolment_id.in_(enrolment_ids))
+            .group_by(Assignment.enrolment_id, Assignment.task)
+        )
+        for enrolment_id, task, assigned, answered, last in rows:
+            found[(enrolment_id, task)] = (assigned, answered, last)
+    out: dict[int, list[SessionProgress]] = {}
+    for enrolment_id in enrolment_ids:
+        sessions, previous_end = [], None
+        for session in range(1, sessions_of(study) + 1):
+            assigned, answered, last = found.get((enrolment_id, session), (0, 0, None))
+            ended = last if assigned and answered == assigned else None
+            opens = previous_end + study.washout if previous_end and session > 1 else None
+            sessions.append(SessionProgress(session, answered, assigned, ended, opens))
+            previous_end = ended
+        out[enrolment_id] = sessions
+    return out
+
+
 def task_size(enrolment: Enrolment, task: int) -> int:
     """How many cases the reader has in `task`."""
     return db.session.scalar(

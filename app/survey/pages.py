@@ -26,6 +26,7 @@ from app.survey.enrolment import (
     Profile,
     enrol,
     enrolment_of,
+    next_opening,
     sessions_of,
     standing,
     task_size,
@@ -288,14 +289,17 @@ def calendar(study_id: int) -> Response:
     """The opening of the reader's next task as a calendar file (once the one before is done)."""
     study = reader_study(study_id)
     enrolment = enrolment_of(study.id, current_user.id)
-    opens_at = None
-    if enrolment is not None:
-        opens_at = standing(enrolment).opens_at or enrolment.task2_opens_at
-    if enrolment is None or opens_at is None:
+    if enrolment is None:
         abort(404)
+    found = next_opening(enrolment)
+    if found is None and enrolment.task2_opens_at is not None:
+        found = (2, enrolment.task2_opens_at)  # a two-task reader who has finished
+    if found is None:
+        abort(404)
+    session, opens_at = found
     link = url_for("survey.resume", study_id=study.id, _external=True)
     response = current_app.response_class(
-        calendar_file(enrolment, opens_at, link), mimetype="text/calendar"
+        calendar_file(enrolment, opens_at, link, session), mimetype="text/calendar"
     )
-    response.headers["Content-Disposition"] = 'attachment; filename="task2.ics"'
+    response.headers["Content-Disposition"] = f'attachment; filename="task{session}.ics"'
     return response

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.mail import send_queued
 from app.mail.reminders import queue_due_reminders
 from app.models import Enrolment, OutboxMessage, Study, StudyStatus, User
+from app.survey.conditions import Condition
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
 from tests.app.test_survey import answer, complete_task, consent
@@ -43,6 +44,12 @@ def reminder_keys(app: Flask) -> list[str | None]:
                 .order_by(OutboxMessage.id)
             )
         )
+
+
+def enrolment_id(app: Flask, reader: UserRef) -> int:
+    """The id of the reader's (only) enrolment."""
+    with app.app_context():
+        return db.session.scalars(select(Enrolment.id).filter_by(user_id=reader.id)).one()
 
 
 def set_study(app: Flask, study: StudyRef, **values: object) -> None:
@@ -208,3 +215,39 @@ def test_the_progress_page_shows_last_activity_and_reminds(
     with app.app_context():
         assert send_queued().sent == []  # finished: nothing was queued
     assert "Remind</button>" not in staff.get(f"/admin/studies/{study.id}/readers").text
+
+
+def test_a_three_task_study_reminds_when_task3_opens_with_its_own_calendar_file(
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    reader: UserRef,
+    login: Callable,
+    clock: FakeClock,
+    smtp: SmtpServer,
+) -> None:
+    listed = [Condition(), Condition("se_cbir", 3, labelled=False), Condition("se_cbir", 6)]
+    set_study(app, study, design="crossover", conditions=[c.to_json() for c in listed])
+    finish_task1(app, client, reader, study, login)
+    clock.advance(hours=24)
+    complete_task(client, study.id, 2)
+    with app.app_context():
+        assert queue_due_reminders() == 0  # Task 2 done; Task 3 opens 24 h after it
+    clock.advance(hours=24)
+    with app.app_context():
+        assert queue_due_reminders() == 1
+        assert queue_due_reminders() == 0  # never twice
+        assert len(send_queued().sent) == 1
+    assert reminder_keys(app) == [f"reminder:{enrolment_id(app, reader)}:s3:0"]
+    mail = smtp.sink.to(reader.email)[-1]
+    assert "Task 3 of Test study is open" in str(mail["Subject"])
+    [attached] = list(mail.iter_attachments())
+    assert attached.get_filename() == "task3.ics"
+    event = Calendar.from_ical(attached.get_content()).walk("VEVENT")[0]
+    assert "Task 3" in str(event["summary"])
+    page = client.get(f"/survey/{study.id}/task2.ics")
+    assert page.status_code == 200 and 'filename="task3.ics"' in page.headers["Content-Disposition"]
+    complete_task(client, study.id, 3)
+    clock.advance(days=30)
+    with app.app_context():
+        assert queue_due_reminders() == 0  # finished: nothing more

@@ -209,7 +209,12 @@ def test_a_study_with_probes_opens_only_when_its_information_discloses_them(
 
 
 def test_a_three_arm_crossover_balances_orders_and_runs_three_tasks_with_wash_outs(
-    app: Flask, client: FlaskClient, study: StudyRef, login: Callable, clock: FakeClock
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    login: Callable,
+    clock: FakeClock,
+    organiser: UserRef,
 ) -> None:
     set_design(app, study, "crossover", [UNAIDED, SE3_UNLABELLED, SE6], cases_per_reader=3)
     people = readers(app, study, 6)
@@ -249,6 +254,17 @@ def test_a_three_arm_crossover_balances_orders_and_runs_three_tasks_with_wash_ou
         assert [len(a.neighbours_shown) for a in stored[3:6]] == [(0, 3, 6)[order[1]]] * 3
         enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == person.id))
         assert enrolment.task2_completed_at is not None  # finished: the last task is done
+
+    # The organiser's pages follow every task: three columns, the first reader done.
+    client.post("/logout")
+    login(client, organiser)
+    dashboard = client.get(f"/dashboard/{study.id}/").get_data(as_text=True)
+    assert "Task 3 opens" in dashboard and "Task 3 completed" in dashboard
+    assert "6 enrolled, 1 completed every task" in dashboard
+    assert dashboard.count("<td>3 of 3</td>") == 3  # the first reader, task by task
+    progress = client.get(f"/admin/studies/{study.id}/readers").get_data(as_text=True)
+    assert '<th scope="col">Task 3</th>' in progress
+    assert progress.count("3 / 3 ✓") == 3 and progress.count("0 / 3") == 15
 
 
 def test_per_case_design_mixes_conditions_in_one_task(
