@@ -221,11 +221,11 @@ def prepare_study(
     from flask_migrate import upgrade
     from werkzeug.security import generate_password_hash
 
-    from app import create_app
     from app.auth import create_invitation, create_user
     from app.bundle import import_bundle
     from app.clock import now
     from app.extensions import db
+    from app.factory import create_app
     from app.models import Role, StudyStatus
 
     secret = secrets.token_hex(32)

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.analysis import CLASSES  # noqa: E402
 from app.auth import create_user  # noqa: E402
 from app.clock import system_now  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
+from app.factory import create_app  # noqa: E402
 from app.models import (  # noqa: E402
     Answer,
     Assignment,

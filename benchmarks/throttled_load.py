@@ -130,7 +130,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from app import create_app
+    from app.factory import create_app
     from tests.e2e.stages import PASSWORD, add_reader
 
     _loadkit.picture = lambda seed, size: textured(seed, size)
