@@ -1,5 +1,6 @@
 """The results dashboard of a study (organisers and admins): progress, tables, statistics,
-heat maps and the downloads. Everything is computed from `exports.response_rows` on request.
+heat maps and the downloads. The analysis runs once per answer set (`app.study_results`); the
+downloads of answers read them anew (`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails.
@@ -12,7 +13,7 @@ from jinja2 import StrictUndefined
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from app.analysis import CLASSES, analyse, confusion_png, confusion_svg, responses_from_rows
+from app.analysis import CLASSES, confusion_png, confusion_svg
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
@@ -26,12 +27,13 @@ from app.exports import (
 )
 from app.extensions import db
 from app.models import Enrolment, Study, User
+from app.study_results import StudyResult, study_result
 from app.survey.enrolment import session_progress
 
 bp = Blueprint("dashboard", __name__)
 
-# The page recomputes everything per request: a moderate, seeded bootstrap keeps it fast and
-# stable between reloads. Downloads use the analysis's default (as `python -m app.analysis`).
+# The page's (secondary) bootstrap: moderate and seeded, so that it is fast and the same on
+# every view. Downloads use the analysis's default (as `python -m app.analysis`).
 PAGE_BOOTSTRAP = 1000
 EXPORT_BOOTSTRAP = 2000
 TASK_TITLES = {
@@ -75,6 +77,10 @@ class Filters:
             pseudonymise=not self.identify,
             with_probes=with_probes,
         )
+
+    def analysis(self, study: Study, bootstrap: int) -> StudyResult:
+        """The analysis of the filtered answers, probes left out (computed once per answer set)."""
+        return study_result(study, self.completed, self.reader or None, bootstrap)
 
 
 def enrolled_readers(study: Study) -> list[str]:
@@ -150,18 +156,16 @@ def index(study_id: int) -> str:
     study = study_or_404(study_id)
     readers = enrolled_readers(study)
     filters = Filters(readers)
-    rows = filters.rows(study)
-    result = None
-    if rows:
-        bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
-        result = analyse(responses_from_rows(rows), bootstrap=bootstrap, seed=0)
+    bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+    analysed = filters.analysis(study, bootstrap)
+    result = analysed.result if analysed.answers else None
     return render_dashboard(
         "dashboard/index.html",
         study=study,
         readers=readers,
         filters=filters,
         progress=reader_progress(study),
-        answers=len(rows),
+        answers=analysed.answers,
         result=result,
         heat={task: heat_rows(result, task) for task in (1, 2)} if result else None,
         task_titles=TASK_TITLES,
@@ -176,8 +180,9 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     if task not in (1, 2) or kind not in ("svg", "png"):
         raise NotFound()
     study = study_or_404(study_id)
-    rows = Filters(enrolled_readers(study)).rows(study)
-    result = analyse(responses_from_rows(rows), bootstrap=0)
+    # The page's analysis (the matrices do not depend on the bootstrap): usually cached.
+    bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+    result = Filters(enrolled_readers(study)).analysis(study, bootstrap).result
     matrix = result["confusion"][f"task{task}"]
     title = TASK_TITLES[task]
     if kind == "svg":
@@ -208,7 +213,7 @@ def export(study_id: int, name: str) -> Response:
     elif name == "mrmcaov-r":
         body = mrmcaov_script(study)
     else:
-        result = analyse(responses_from_rows(rows), bootstrap=EXPORT_BOOTSTRAP, seed=0)
+        result = filters.analysis(study, EXPORT_BOOTSTRAP).result
         if name == "summary-csv":
             body = summary_csv(result, reader_emails(rows))
         else:

@@ -1,8 +1,9 @@
 """A study's answers leaving the database: one query, then the files organisers download.
 
-`response_rows` is the only place that reads answers for the results: the dashboard analyses
-its rows and every export below writes them. Readers appear under their pseudonym; with
-`pseudonymise=False` (staff asked for it) a `reader_email` column is added.
+`_answers_query` is the only place that reads answers for the results: the dashboard
+analyses `analysis_columns` (the columns the analysis needs) and every export below writes
+`response_rows`. Readers appear under their pseudonym; with `pseudonymise=False` (staff
+asked for it) a `reader_email` column is added.
 
 Formats (all UTF-8):
 
@@ -31,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.analysis import COLUMNS, files
 from app.extensions import db
@@ -94,46 +95,13 @@ def iso_utc(moment: datetime | None) -> str:
     return moment.isoformat(timespec="milliseconds") + "Z"
 
 
-def response_rows(
-    study: Study,
-    completed_only: bool = False,
-    reader: str | None = None,
-    pseudonymise: bool = True,
-    with_probes: bool = True,
-) -> list[dict[str, Any]]:
-    """Every answer of `study` (Answer ⋈ Assignment ⋈ Enrolment ⋈ Case ⋈ User) as dicts.
-
-    `completed_only` keeps readers who finished both tasks; `reader` keeps one pseudonym.
-    Rows come ordered by reader pseudonym, task and position in the task.
-    """
+def _answers_query(
+    study: Study, columns: Sequence[Any], completed_only: bool, reader: str | None, probes: bool
+) -> Select[Any]:
+    """`columns` of `study`'s answers (Answer ⋈ Assignment ⋈ Enrolment ⋈ Case ⋈ User), filtered,
+    ordered by reader pseudonym, task and position in the task."""
     query = (
-        select(
-            User.pseudonym,
-            User.email,
-            Case.case_key,
-            Case.image_id,
-            Case.lesion_id,
-            Case.truth,
-            Case.majority_vote,
-            Assignment.task,
-            Assignment.position,
-            Answer.diagnosis,
-            Answer.confidence,
-            Answer.neighbours_shown,
-            Answer.rotation,
-            Answer.shown_at,
-            Answer.answered_at,
-            Answer.seconds,
-            Answer.hidden_seconds,
-            Enrolment.profile_role,
-            Enrolment.profile_years,
-            Enrolment.profile_exams_per_week,
-            Answer.shown,
-            Assignment.condition,
-            Assignment.probe,
-            Assignment.initial_diagnosis,
-            Assignment.initial_confidence,
-        )
+        select(*columns)
         .select_from(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
         .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
@@ -146,8 +114,110 @@ def response_rows(
         query = query.where(Enrolment.task2_completed_at.is_not(None))
     if reader:
         query = query.where(User.pseudonym == reader)
-    if not with_probes:  # the primary analysis leaves the misleading-aid probes out
+    if not probes:  # the primary analysis leaves the misleading-aid probes out
         query = query.where(Assignment.probe.is_(False))
+    return query
+
+
+def analysis_columns(
+    study: Study, completed_only: bool = False, reader: str | None = None
+) -> dict[str, list[Any]]:
+    """What the analysis reads of `study`'s answers, column by column (readers by pseudonym),
+    misleading-aid probes left out: for `analysis.responses_from_columns`.
+
+    The answers of `response_rows(..., with_probes=False)`, without what only the responses
+    file needs (what was shown, stored as JSON, and timestamps), and with the readers'
+    profiles read once per reader: decoding those per answer took most of a dashboard view
+    of a large study.
+    """
+    names = (
+        "reader",
+        "image_id",
+        "truth",
+        "majority_vote",
+        "task",
+        "condition",
+        "diagnosis",
+        "confidence",
+        "seconds",
+        "hidden_seconds",
+    )
+    query = _answers_query(
+        study,
+        (
+            User.pseudonym,
+            Case.image_id,
+            Case.truth,
+            Case.majority_vote,
+            Assignment.task,
+            Assignment.condition,
+            Answer.diagnosis,
+            Answer.confidence,
+            Answer.seconds,
+            Answer.hidden_seconds,
+        ),
+        completed_only,
+        reader,
+        probes=False,
+    )
+    rows = db.session.connection().execute(query).all()
+    transposed = zip(*rows, strict=True) if rows else ((),) * len(names)
+    columns = {name: list(values) for name, values in zip(names, transposed, strict=True)}
+    keys = [c.key for c in conditions_of(study)]
+    columns["condition"] = [keys[index] for index in columns["condition"]]
+    columns["hidden_seconds"] = [value or 0.0 for value in columns["hidden_seconds"]]
+    profiles = db.session.execute(
+        select(User.pseudonym, Enrolment.profile_role, Enrolment.profile_years)
+        .join(Enrolment, Enrolment.user_id == User.id)
+        .where(Enrolment.study_id == study.id)
+    ).all()
+    role = {name: "" if value is None else value.value for name, value, _ in profiles}
+    years = {name: "" if value is None else value for name, _, value in profiles}
+    columns["reader_role"] = [role[name] for name in columns["reader"]]
+    columns["reader_years"] = [years[name] for name in columns["reader"]]
+    return columns
+
+
+def response_rows(
+    study: Study,
+    completed_only: bool = False,
+    reader: str | None = None,
+    pseudonymise: bool = True,
+    with_probes: bool = True,
+) -> list[dict[str, Any]]:
+    """Every answer of `study` with everything stored about it, as dicts.
+
+    `completed_only` keeps readers who finished both tasks; `reader` keeps one pseudonym.
+    Rows come ordered by reader pseudonym, task and position in the task.
+    """
+    columns = (
+        User.pseudonym,
+        User.email,
+        Case.case_key,
+        Case.image_id,
+        Case.lesion_id,
+        Case.truth,
+        Case.majority_vote,
+        Assignment.task,
+        Assignment.position,
+        Answer.diagnosis,
+        Answer.confidence,
+        Answer.neighbours_shown,
+        Answer.rotation,
+        Answer.shown_at,
+        Answer.answered_at,
+        Answer.seconds,
+        Answer.hidden_seconds,
+        Enrolment.profile_role,
+        Enrolment.profile_years,
+        Enrolment.profile_exams_per_week,
+        Answer.shown,
+        Assignment.condition,
+        Assignment.probe,
+        Assignment.initial_diagnosis,
+        Assignment.initial_confidence,
+    )
+    query = _answers_query(study, columns, completed_only, reader, probes=with_probes)
     listed = conditions_of(study)
     rows = []
     # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.

@@ -12,7 +12,8 @@ Public API (stable):
 - `read_responses(path_or_file) -> Responses`: read and validate a CSV (path, text or binary
   file); raises `ResponsesError` naming the row and the column.
 - `responses_from_rows(rows: Iterable[Mapping]) -> Responses`: the same validation for rows
-  already in memory (e.g. from the database).
+  already in memory; `responses_from_columns(columns: Mapping[str, Sequence])` for columns
+  (e.g. from a database query; the dashboard's way in).
 - `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None) -> AnalysisResult`:
   everything below as a JSON-ready dict typed in `results.py`
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
@@ -65,6 +66,7 @@ from app.analysis.responses import (
     Responses,
     ResponsesError,
     read_responses,
+    responses_from_columns,
     responses_from_rows,
 )
 from app.analysis.results import AnalysisResult
@@ -95,6 +97,7 @@ __all__ = [
     "confusion_svg",
     "read_responses",
     "render_text",
+    "responses_from_columns",
     "responses_from_rows",
 ]
 

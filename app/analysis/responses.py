@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -194,18 +194,27 @@ def _reader_groups(
         if values is None:
             continue
         found: dict[str, str] = {}
-        for j, value in zip(reader.tolist(), values, strict=True):
-            text = "" if value is None else str(value).strip()
-            if text and readers[j] not in found:
-                if column == "reader_years":
-                    try:
-                        text = experience_band(int(float(text)))
-                    except ValueError:
-                        continue
-                found[readers[j]] = text
+        # A reader's profile is the same on each of the reader's rows: look at each distinct
+        # (reader, value) pair once, in order of first appearance.
+        for j, value in dict.fromkeys(zip(reader.tolist(), values, strict=True)):
+            if readers[j] not in found:
+                text = _profile_text(column, value)
+                if text:
+                    found[readers[j]] = text
         if found:
             groups[grouping] = {name: found.get(name, "not given") for name in readers}
     return groups or None
+
+
+def _profile_text(column: str, value: Any) -> str:
+    """A profile cell as its group label ('' when empty or, for years, not a number)."""
+    text = "" if value is None else str(value).strip()
+    if text and column == "reader_years":
+        try:
+            return experience_band(int(float(text)))
+        except ValueError:
+            return ""
+    return text
 
 
 def _parse_seconds(value: Any) -> float:
@@ -400,6 +409,19 @@ def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
             except KeyError:
                 raise ResponsesError("missing column", row=row, column=column) from None
     return _build(columns)
+
+
+def responses_from_columns(columns: Mapping[str, Sequence[Any]]) -> Responses:
+    """Validate answers given column by column (equal-length sequences, one per column name);
+    the fastest way in from a database query. Row 1 is the first element."""
+    wanted = _wanted_columns(columns.keys())
+    for column in wanted:
+        if column not in columns:
+            raise ResponsesError("missing column", column=column)
+    lengths = {len(columns[c]) for c in wanted}
+    if len(lengths) > 1:
+        raise ResponsesError(f"columns of different lengths: {sorted(lengths)}")
+    return _build({c: list(columns[c]) for c in wanted})
 
 
 def _decode(data: bytes) -> str:

@@ -333,6 +333,16 @@ def test_the_page_has_no_inline_script_or_style(
     assert PASSWORD not in html
 
 
+def wrap_analyse(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict], dict]) -> None:
+    """Pass every analysis the dashboard runs through `change`."""
+    from app import study_results
+
+    real = study_results.analyse
+    monkeypatch.setattr(
+        study_results, "analyse", lambda *args, **kwargs: change(real(*args, **kwargs))
+    )
+
+
 def test_a_key_the_page_reads_cannot_silently_go_missing(
     client: FlaskClient,
     organiser: UserRef,
@@ -341,16 +351,72 @@ def test_a_key_the_page_reads_cannot_silently_go_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """StrictUndefined in tests: a renamed analysis key fails instead of rendering blank."""
-    from app import dashboard
 
-    real = dashboard.analyse
-
-    def renamed(*args: object, **kwargs: object) -> dict:
-        result = dict(real(*args, **kwargs))
+    def rename(result: dict) -> dict:
+        result = dict(result)
         result["timing_renamed"] = result.pop("timing")
         return result
 
-    monkeypatch.setattr(dashboard, "analyse", renamed)
+    wrap_analyse(monkeypatch, rename)
     login(client, organiser)
     with pytest.raises(UndefinedError, match="timing"):
         client.get(f"/dashboard/{answered.study.id}/")
+
+
+# ---------------------------------------------------------------- computed once per answer set
+
+
+def test_the_analysis_runs_once_per_answer_set_and_again_after_a_new_answer(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    answered: Answered,
+    login: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[int] = []
+
+    def count(result: dict) -> dict:
+        runs.append(1)
+        return result
+
+    wrap_analyse(monkeypatch, count)
+    login(client, organiser)
+    study = answered.study
+    first = page(client, study)
+    assert "40 answers" in first
+    again = page(client, study)
+    assert again[again.index('id="headline"') :] == first[first.index('id="headline"') :]
+    assert client.get(f"/dashboard/{study.id}/confusion-task2.svg").status_code == 200
+    assert len(runs) == 1  # the second view and the heat map reuse the first analysis
+    page(client, study, completed="1")
+    assert len(runs) == 2  # other filters: another analysis, kept beside the first
+
+    # A third reader answers one case: the next view analyses the new answer set.
+    third = add_user(app, "third.reader@example.org", Role.READER)
+    join_study(app, third, study)
+    client.post("/logout")
+    login(client, third)
+    assert client.post(f"/survey/{study.id}/", data=CONSENT).status_code == 303
+    case = case_at(app, third, study, 1, 1)
+    submit(client, study, 1, 1, case.truth)
+    client.post("/logout")
+    login(client, organiser)
+    after = page(client, study)
+    assert len(runs) == 3
+    assert "41 answers" in after and third.pseudonym in after
+    page(client, study)
+    assert len(runs) == 3
+
+
+def test_the_cache_forgets_the_least_recently_used_answer_set() -> None:
+    from app.study_results import ResultCache, StudyResult
+
+    cache = ResultCache(size=2)
+    entries = {name: StudyResult(0, {}) for name in "abc"}  # type: ignore[typeddict-item]
+    cache.put(("a",), entries["a"])
+    cache.put(("b",), entries["b"])
+    assert cache.get(("a",)) is entries["a"]  # now the most recently used
+    cache.put(("c",), entries["c"])
+    assert cache.get(("b",)) is None
+    assert cache.get(("a",)) is entries["a"] and cache.get(("c",)) is entries["c"]

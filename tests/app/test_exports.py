@@ -20,13 +20,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app.analysis import COLUMNS
+from app.analysis import COLUMNS, analyse, responses_from_columns, responses_from_rows
 from app.analysis.files import PLACEHOLDER_CASE
 from app.exports import (
     IMRMC_PLACEHOLDERS,
     MRMCAOV_COLUMNS,
     RESPONSE_COLUMNS,
     SUMMARY_COLUMNS,
+    analysis_columns,
     response_rows,
 )
 from app.extensions import db
@@ -261,3 +262,22 @@ def test_response_rows_filters(app: Flask, answered: Answered) -> None:
         # Ordered by reader, then task, then the position the reader saw.
         keys = [(r["reader"], r["task"], r["position"]) for r in response_rows(study)]
         assert keys == sorted(keys)
+
+
+def test_the_dashboards_columns_analyse_like_the_responses_rows(
+    app: Flask, answered: Answered
+) -> None:
+    # The dashboard reads fewer columns, column by column, the profiles once per reader; the
+    # analysis must come out the same as from the exported rows (probes left out).
+    first = answered.readers["first"]
+    with app.app_context():
+        study = db.session.get(Study, answered.study.id)
+        for filters in ({}, {"reader": first.pseudonym}, {"completed_only": True}):
+            rows = response_rows(study, with_probes=False, **filters)
+            columns = analysis_columns(study, **filters)
+            assert {name: len(values) for name, values in columns.items()} == {
+                name: len(rows) for name in columns
+            }
+            assert analyse(responses_from_columns(columns), bootstrap=50) == analyse(
+                responses_from_rows(rows), bootstrap=50
+            )
