@@ -25,6 +25,8 @@ Public API (stable):
 
 Keys of `analyse(...)`:
 
+- `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
+  left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below call the
   first two Task 1 and Task 2 (the thesis design); the statistics cover every condition.
 - `headline`: per main endpoint and pair of conditions, the primary OR-Hillis result in
@@ -123,6 +125,7 @@ def analyse(
     return {
         "classes": list(CLASSES),
         "conditions": list(responses.conditions),
+        "probes_left_out": responses.probes_left_out,
         "headline": headline(primary),
         "readers": readers,
         "pooled": pooled,

@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
+        "--with-probes",
+        action="store_true",
+        help="keep the faulty-aid probe readings (rows with probe 1), which the primary "
+        "analysis leaves out by default",
+    )
+    parser.add_argument(
         "--exports",
         metavar="DIR",
         help="write DIR/mrmcaov.csv, DIR/mrmcaov.R (R's MRMCaov) and DIR/study.imrmc (iMRMC)",
@@ -49,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the analysis; exit code 2 for an unreadable or invalid responses file."""
     args = build_parser().parse_args(argv)
     try:
-        responses = read_responses(args.responses)
+        responses = read_responses(args.responses, with_probes=args.with_probes)
     except ResponsesError as error:
         print(f"error: {args.responses}: {error}", file=sys.stderr)
         return 2
@@ -57,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot read {args.responses}: {error}", file=sys.stderr)
         return 2
     result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed)
+    if responses.probes_left_out:
+        # Also on stderr, so that it is seen with --json too (where the result carries it).
+        print(
+            f"left out {responses.probes_left_out} faulty-aid probe rows "
+            "(--with-probes keeps them)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:

@@ -205,7 +205,14 @@ def _statistics_section(result: Mapping[str, Any]) -> list[str]:
 
 def _primary_section(result: Mapping[str, Any]) -> list[str]:
     """The headline (OR-Hillis per endpoint), every endpoint's table and reader-level tests."""
-    lines = [
+    lines = []
+    if result["probes_left_out"]:
+        lines += [
+            f"Left out {result['probes_left_out']} faulty-aid probe readings (aids made "
+            "misleading on purpose); they are not part of the primary analysis.",
+            "",
+        ]
+    lines += [
         "Primary analysis: Obuchowski-Rockette with Hillis's df, readers and cases random, "
         "on the cases each reader read in every condition",
         *(f"  {h['sentence']}" for h in result["headline"]),

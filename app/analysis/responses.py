@@ -10,6 +10,10 @@ reader's profile, the same on every row of a reader) give the reader groupings. 
 the seven HAM10000 classes; they are matched case-insensitively and surrounding spaces are
 ignored.
 
+Faulty-aid probes (a `probe` column, 1 on readings whose aid was made misleading on purpose,
+as the app's responses export writes it) are left out of the primary analysis unless asked
+for (`with_probes=True`); `Responses.probes_left_out` counts them.
+
 Every problem stops the read with one `ResponsesError` that names the row and the column.
 Rows are counted from 1 without the header; for a CSV file the message also gives the line
 in the file (the header is line 1), which is what a spreadsheet calls the row.
@@ -99,6 +103,7 @@ class Responses:
     condition: np.ndarray | None = None
     seconds: np.ndarray | None = None
     groups: Mapping[str, Mapping[str, str]] | None = None
+    probes_left_out: int = 0
 
     def __post_init__(self) -> None:
         """Derive the condition from the task when only the task was given."""
@@ -217,6 +222,39 @@ def _profile_text(column: str, value: Any) -> str:
     return text
 
 
+_FLAGS = {"1": True, "0": False, "": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+def _parse_probe(value: Any) -> bool:
+    """Whether a reading was a faulty-aid probe: 1/0, true/false, yes/no (empty: no)."""
+    text = "" if value is None else str(value).strip().lower()
+    if text not in _FLAGS:
+        raise ValueError(f"probe must be 1 or 0 (or empty), got {text!r}")
+    return _FLAGS[text]
+
+
+def _drop_probes(
+    columns: dict[str, list[Any]], with_probes: bool
+) -> tuple[dict[str, list[Any]], list[int] | None, int]:
+    """The columns without the probe rows (unless `with_probes`), the kept rows' original
+    indices (None when all are kept) and how many rows were left out."""
+    values = columns.pop("probe", None)
+    if values is None:
+        return columns, None, 0
+    flags: dict[Any, bool] = {}
+    for value in dict.fromkeys(values):
+        try:
+            flags[value] = _parse_probe(value)
+        except ValueError as problem:
+            index = values.index(value)
+            raise ResponsesError(str(problem), row=index + 1, column="probe") from None
+    if with_probes or not any(flags.values()):
+        return columns, None, 0
+    kept = [i for i, value in enumerate(values) if not flags[value]]
+    left_out = len(values) - len(kept)
+    return {c: [column[i] for i in kept] for c, column in columns.items()}, kept, left_out
+
+
 def _parse_seconds(value: Any) -> float:
     """Seconds spent on an answer: a finite number >= 0, or NaN when the cell is empty."""
     text = "" if value is None else str(value).strip()
@@ -245,20 +283,38 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 # Optional numeric columns, validated when present; the profile columns are read as text.
 OPTIONAL_NUMBERS: tuple[str, ...] = ("seconds", "hidden_seconds")
-OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years")
+OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years", "probe")
 
 
-def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None = None) -> Responses:
-    """Validate raw columns (one list per required column) and turn them into Responses.
+def _build(
+    columns: dict[str, list[Any]],
+    line_of: Callable[[int], int] | None = None,
+    with_probes: bool = False,
+) -> Responses:
+    """Validate raw columns (one list per required column) and turn them into Responses,
+    faulty-aid probe rows left out unless `with_probes`.
 
     Each distinct value is parsed once, which keeps 200,000 answers fast. Values are checked
     first, then duplicates and contradicting truths or majority votes; of several problems
     of one kind, the one in the earliest row is reported.
     """
 
+    try:
+        columns, kept, probes_left_out = _drop_probes(columns, with_probes)
+    except ResponsesError as problem:
+        if line_of is not None and problem.row is not None:
+            problem = ResponsesError(
+                problem.message, row=problem.row, column="probe", line=line_of(problem.row - 1)
+            )
+        raise problem from None
+
     def error(message: str, index: int, column: str) -> ResponsesError:
+        original = index if kept is None else kept[index]  # the row in the input
         return ResponsesError(
-            message, row=index + 1, column=column, line=None if line_of is None else line_of(index)
+            message,
+            row=original + 1,
+            column=column,
+            line=None if line_of is None else line_of(original),
         )
 
     parsed: dict[str, dict[Any, Any]] = {}
@@ -329,6 +385,7 @@ def _build(columns: dict[str, list[Any]], line_of: Callable[[int], int] | None =
         condition=condition.astype(np.int8),
         seconds=seconds,
         groups=_reader_groups(columns, reader, readers),
+        probes_left_out=probes_left_out,
     )
     if len(responses) == 0:
         return responses
@@ -397,8 +454,9 @@ def _wanted_columns(available: Iterable[str]) -> list[str]:
     return wanted
 
 
-def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
-    """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping."""
+def responses_from_rows(rows: Iterable[Mapping[str, Any]], with_probes: bool = False) -> Responses:
+    """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping.
+    Faulty-aid probes (`probe` 1) are left out unless `with_probes`."""
     rows = list(rows)
     wanted = _wanted_columns(rows[0].keys() if rows else COLUMNS)
     columns: dict[str, list[Any]] = {c: [] for c in wanted}
@@ -408,12 +466,15 @@ def responses_from_rows(rows: Iterable[Mapping[str, Any]]) -> Responses:
                 columns[column].append(values[column])
             except KeyError:
                 raise ResponsesError("missing column", row=row, column=column) from None
-    return _build(columns)
+    return _build(columns, with_probes=with_probes)
 
 
-def responses_from_columns(columns: Mapping[str, Sequence[Any]]) -> Responses:
+def responses_from_columns(
+    columns: Mapping[str, Sequence[Any]], with_probes: bool = False
+) -> Responses:
     """Validate answers given column by column (equal-length sequences, one per column name);
-    the fastest way in from a database query. Row 1 is the first element."""
+    the fastest way in from a database query. Row 1 is the first element. Faulty-aid probes
+    (`probe` 1) are left out unless `with_probes`."""
     wanted = _wanted_columns(columns.keys())
     for column in wanted:
         if column not in columns:
@@ -421,7 +482,7 @@ def responses_from_columns(columns: Mapping[str, Sequence[Any]]) -> Responses:
     lengths = {len(columns[c]) for c in wanted}
     if len(lengths) > 1:
         raise ResponsesError(f"columns of different lengths: {sorted(lengths)}")
-    return _build({c: list(columns[c]) for c in wanted})
+    return _build({c: list(columns[c]) for c in wanted}, with_probes=with_probes)
 
 
 def _decode(data: bytes) -> str:
@@ -486,8 +547,11 @@ def _records(text: str, delimiter: str) -> list[list[str]]:
     return records
 
 
-def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
-    """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file."""
+def read_responses(
+    path_or_file: str | os.PathLike[str] | IO[Any], with_probes: bool = False
+) -> Responses:
+    """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file;
+    faulty-aid probe rows (`probe` 1) are left out unless `with_probes`."""
     # Old Mac files end lines with a bare carriage return, which the csv module refuses
     # outside quotes: every line end becomes "\n" (inside quotes too; notes are not analysed).
     text = _read_text(path_or_file).replace("\r\n", "\n").replace("\r", "\n")
@@ -511,4 +575,4 @@ def read_responses(path_or_file: str | os.PathLike[str] | IO[Any]) -> Responses:
         records = [fields + [""] * (width - len(fields)) for fields in records]
     positions = {c: header.index(c) for c in wanted}
     columns = {c: [fields[i] for fields in records] for c, i in positions.items()}
-    return _build(columns, _line_finder(text, delimiter))
+    return _build(columns, _line_finder(text, delimiter), with_probes)

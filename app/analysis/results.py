@@ -144,6 +144,7 @@ class AnalysisResult(TypedDict):
 
     classes: list[str]
     conditions: list[str]
+    probes_left_out: int
     headline: list[Headline]
     readers: list[dict[str, Any]]
     pooled: dict[str, Any]
