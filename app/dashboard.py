@@ -13,7 +13,7 @@ from jinja2 import StrictUndefined
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from app.analysis import CLASSES, confusion_png, confusion_svg
+from app.analysis import confusion_png, confusion_svg
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
@@ -121,7 +121,7 @@ def heat_rows(result: dict[str, Any], task: int) -> list[dict[str, Any]]:
     shares = result["confusion"]["row_share"][f"task{task}"]
     return [
         {
-            "truth": CLASSES[i],
+            "truth": result["classes"][i],
             "total": sum(counts),
             "cells": [
                 {"count": count, "share": share, "step": round(share * 10)}
@@ -186,10 +186,10 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     matrix = result["confusion"][f"task{task}"]
     title = TASK_TITLES[task]
     if kind == "svg":
-        body: str | bytes = confusion_svg(matrix, CLASSES, title)
+        body: str | bytes = confusion_svg(matrix, result["classes"], title)
         content_type = "image/svg+xml; charset=utf-8"
     else:
-        body = confusion_png(matrix, CLASSES, title)
+        body = confusion_png(matrix, result["classes"], title)
         content_type = "image/png"
     return download(body, content_type, f"study-{study.id}-confusion-task{task}.{kind}")
 

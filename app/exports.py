@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.analysis import COLUMNS, files
+from app.analysis import COLUMNS, HAM10000_TAXONOMY, Taxonomy, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Study, User
 from app.survey.conditions import Condition
@@ -93,6 +93,16 @@ def iso_utc(moment: datetime | None) -> str:
         return ""
     # Stored naive, always UTC: the naive ISO form plus "Z" (and fast: 20,000 per export).
     return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def study_taxonomy(study: Study) -> Taxonomy:
+    """The study's own classes (its bundle's taxonomy, with the malignant flags); HAM10000's
+    for a study stored without classes."""
+    if not study.classes:
+        return HAM10000_TAXONOMY
+    return Taxonomy.from_classes(
+        {"code": c.code, "name": c.name, "malignant": c.malignant} for c in study.classes
+    )
 
 
 def _answers_query(
@@ -377,4 +387,5 @@ def mrmcaov_script(study: Study) -> str:
     return files.mrmcaov_script(
         f"SE-CBIR reader study {study.id}: {study.name}",
         csv_name=f"study-{study.id}-mrmcaov.csv",
+        taxonomy=study_taxonomy(study),
     )

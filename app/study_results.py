@@ -29,7 +29,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.analysis import AnalysisResult, analyse, responses_from_columns
-from app.exports import analysis_columns
+from app.exports import analysis_columns, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
 
@@ -131,7 +131,7 @@ def study_result(
     if entry is None:
         with cyclic_gc_paused():
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
-            responses = responses_from_columns(columns)
+            responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
             del columns
             entry = StudyResult(len(responses), analyse(responses, bootstrap=bootstrap, seed=0))
         cache.put(key, entry)

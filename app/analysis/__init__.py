@@ -21,10 +21,13 @@ Public API (stable):
 - `render_text(result) -> str`: the result as readable plain-text tables.
 - `confusion_svg(matrix, labels, title) -> str`, `confusion_png(matrix, labels, title) -> bytes`:
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
-- `CLASSES`, `COLUMNS`, `Responses`, `ResponsesError`.
+- `Taxonomy`, `HAM10000_TAXONOMY`: a study's classes, its melanoma class and malignant flags
+  (`taxonomy.py`). Pass a study's own to the readers (`taxonomy=`); the result follows it.
+- `CLASSES` (HAM10000's codes, the default), `COLUMNS`, `Responses`, `ResponsesError`.
 
 Keys of `analyse(...)`:
 
+- `classes`: the taxonomy's class codes, the order of every confusion matrix.
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below call the
@@ -56,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.analysis.endpoints import Taxonomy, complete_blocks
+from app.analysis.endpoints import complete_blocks
 from app.analysis.headline import headline
 from app.analysis.mrmc import or_hillis_all
 from app.analysis.plots import confusion_png, confusion_svg
@@ -85,11 +88,13 @@ from app.analysis.tables import (
     paired_cases,
     reader_table,
 )
+from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 from app.analysis.timing import timing
 
 __all__ = [
     "CLASSES",
     "COLUMNS",
+    "HAM10000_TAXONOMY",
     "AnalysisResult",
     "Responses",
     "ResponsesError",
@@ -118,12 +123,19 @@ def analyse(
     """
     if groups is None:
         groups = responses.groups
+    if taxonomy is None:
+        taxonomy = responses.taxonomy
+    elif taxonomy.classes != responses.taxonomy.classes:
+        raise ValueError(
+            "the responses were read with other classes than the taxonomy given: pass the "
+            "taxonomy to read_responses / responses_from_rows instead"
+        )
     paired = paired_cases(responses)
     readers, pooled = reader_table(responses, paired)
     blocks = complete_blocks(responses)
     primary = or_hillis_all(blocks, taxonomy)
     return {
-        "classes": list(CLASSES),
+        "classes": list(taxonomy.classes),
         "conditions": list(responses.conditions),
         "probes_left_out": responses.probes_left_out,
         "headline": headline(primary),

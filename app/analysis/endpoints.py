@@ -3,7 +3,7 @@
 Every endpoint here is a *stratified proportion*: each reader's figure of merit in a
 condition is the mean over strata (groups of that reader's cases) of the share of the
 stratum's cases scored 1. One stratum gives a plain proportion (proportion correct, the
-sensitivity or specificity of one class); the seven truth classes as strata give balanced
+sensitivity or specificity of one class); the truth classes as strata give balanced
 accuracy (the mean of the per-class sensitivities over the classes the reader saw).
 
 The analysis uses *complete blocks*: for each reader the cases that reader answered in every
@@ -18,25 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.analysis.responses import CLASSES, Responses
-from studybundle.taxonomy import HAM10000_MALIGNANT
+from app.analysis.responses import Responses
+from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
-# HAM10000's malignant classes: actinic keratoses / intraepithelial carcinoma, basal cell
-# carcinoma and melanoma; the other four are benign. A study's own taxonomy may say otherwise.
-MALIGNANT: frozenset[str] = HAM10000_MALIGNANT
-MELANOMA = "mel"
-
-
-@dataclass(frozen=True)
-class Taxonomy:
-    """The class codes in display order and which of them are malignant."""
-
-    classes: tuple[str, ...] = CLASSES
-    malignant: frozenset[str] = MALIGNANT
-
-    def index(self, code: str) -> int | None:
-        """Position of a class code, or None when the taxonomy does not have it."""
-        return self.classes.index(code) if code in self.classes else None
+__all__ = ["Blocks", "Endpoint", "Figures", "Taxonomy", "complete_blocks", "endpoints", "figures"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +41,7 @@ class Blocks:
     diagnosis: np.ndarray
     confidence: np.ndarray
     seconds: np.ndarray
+    taxonomy: Taxonomy = HAM10000_TAXONOMY
 
     def __len__(self) -> int:
         """Number of reader-case blocks."""
@@ -89,6 +75,7 @@ def complete_blocks(responses: Responses, conditions: Sequence[int] | None = Non
         seconds=np.stack([responses.answer_seconds[p] for p in picked])
         if picked
         else np.zeros((0, 0)),
+        taxonomy=responses.taxonomy,
     )
 
 
@@ -112,8 +99,8 @@ class Endpoint:
 
 
 def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint]:
-    """Every endpoint of the study's taxonomy, headline ones first."""
-    taxonomy = taxonomy or Taxonomy()
+    """Every endpoint of the study's taxonomy (default: the blocks'), headline ones first."""
+    taxonomy = taxonomy or blocks.taxonomy
     truth, diagnosis = blocks.truth, blocks.diagnosis
     correct = (diagnosis == truth[None, :]).astype(np.float64)
     everything = np.zeros(truth.shape, dtype=np.int64)
@@ -129,12 +116,12 @@ def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint
             "balanced_accuracy",
             "balanced accuracy",
             "the mean over the classes of each class's sensitivity, so that rare classes "
-            "weigh as much as naevi",
+            "weigh as much as common ones",
             truth.copy(),
             correct,
         ),
     ]
-    mel = taxonomy.index(MELANOMA)
+    mel = taxonomy.melanoma
     if mel is not None:
         out += _binary(
             "melanoma",
@@ -142,13 +129,12 @@ def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint
             truth == mel,
             diagnosis == mel,
         )
-    malignant = [taxonomy.classes.index(c) for c in taxonomy.malignant if c in taxonomy.classes]
-    if malignant and len(malignant) < len(taxonomy.classes):
+    if taxonomy.splits_malignancy:
         out += _binary(
             "malignant",
             "malignant vs benign",
-            np.isin(truth, malignant),
-            np.isin(diagnosis, malignant),
+            np.isin(truth, taxonomy.malignant_indexes),
+            np.isin(diagnosis, taxonomy.malignant_indexes),
         )
     for k, code in enumerate(taxonomy.classes):
         lesions = truth == k

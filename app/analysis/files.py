@@ -31,8 +31,8 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.analysis.endpoints import MALIGNANT
 from app.analysis.responses import TASK_CONDITIONS
+from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
 MRMCAOV_COLUMNS: tuple[str, ...] = (
     "reader",
@@ -126,11 +126,19 @@ def mrmcaov_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return write_csv(columns, mrmcaov_rows(rows))
 
 
+def _r_string(text: str) -> str:
+    """`text` as an R string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def mrmcaov_script(
-    title: str, csv_name: str = "mrmcaov.csv", malignant: Iterable[str] = MALIGNANT
+    title: str, csv_name: str = "mrmcaov.csv", taxonomy: Taxonomy = HAM10000_TAXONOMY
 ) -> str:
-    """A one-file R script that runs the primary analysis on the MRMCaov CSV beside it."""
-    codes = ", ".join(f'"{c}"' for c in sorted(malignant))
+    """A one-file R script that runs the primary analysis on the MRMCaov CSV beside it
+    (melanoma endpoints when the taxonomy has melanoma, malignant vs benign when it flags
+    malignancy)."""
+    codes = ", ".join(_r_string(c) for c in sorted(taxonomy.malignant))
+    mel = _r_string("" if taxonomy.melanoma is None else taxonomy.classes[taxonomy.melanoma])
     safe_title = title.replace("\n", " ")
     return f"""# {safe_title}
 # The primary analysis (Obuchowski-Rockette, Hillis df, readers and cases random) with R's
@@ -158,8 +166,8 @@ show("proportion_correct", mrmc(binary_sens(truth, rating), test, reader, case, 
 # from the top level, so the columns are added here rather than inside a function.)
 real <- df[df$truth == 1, ]
 malignant <- c({codes})
-real$mel_pos <- as.integer(real$truth_class == "mel")
-real$mel_call <- as.integer(real$diagnosis == "mel")
+real$mel_pos <- as.integer(real$truth_class == {mel})
+real$mel_call <- as.integer(real$diagnosis == {mel})
 real$mal_pos <- as.integer(real$truth_class %in% malignant)
 real$mal_call <- as.integer(real$diagnosis %in% malignant)
 if (length(unique(real$mel_pos)) == 2) {{

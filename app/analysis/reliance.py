@@ -62,6 +62,7 @@ def _aid_as_reader(blocks: Blocks, aided_name: str, taxonomy: Taxonomy | None) -
         diagnosis=np.stack([blocks.diagnosis[1], blocks.majority_vote]),
         confidence=blocks.confidence,
         seconds=blocks.seconds,
+        taxonomy=blocks.taxonomy,
     )
     chosen = [e for e in endpoints(pair, taxonomy) if e.name in AID_ENDPOINTS]
     return {e.name: or_hillis(e, pair) for e in chosen}

@@ -7,8 +7,8 @@ column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. Opt
 `seconds` (time from the case appearing to the answer) less `hidden_seconds` (of it, the
 page was hidden) feeds the reading-time figures; `reader_role` and `reader_years` (the
 reader's profile, the same on every row of a reader) give the reader groupings. Class codes are
-the seven HAM10000 classes; they are matched case-insensitively and surrounding spaces are
-ignored.
+those of the study's taxonomy (`taxonomy.Taxonomy`; by default the seven HAM10000 classes);
+they are matched case-insensitively and surrounding spaces are ignored.
 
 Faulty-aid probes (a `probe` column, 1 on readings whose aid was made misleading on purpose,
 as the app's responses export writes it) are left out of the primary analysis unless asked
@@ -31,9 +31,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from studybundle.taxonomy import HAM10000_CODES
+from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
-CLASSES: tuple[str, ...] = HAM10000_CODES
+# HAM10000's class codes: the default taxonomy's.
+CLASSES: tuple[str, ...] = HAM10000_TAXONOMY.classes
 COLUMNS: tuple[str, ...] = (
     "reader",
     "image_id",
@@ -50,8 +51,6 @@ UNAIDED = "unaided"
 # Columns besides the condition that every responses file needs.
 REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c != "task")
 CONFIDENCE_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
-
-_CLASS_INDEX = {code: i for i, code in enumerate(CLASSES)}
 
 
 class ResponsesError(ValueError):
@@ -84,7 +83,7 @@ class Responses:
     """Validated answers as parallel NumPy arrays, one element per answer.
 
     `reader` and `image` index `readers` and `image_ids` (both in order of first
-    appearance); `truth`, `diagnosis` and `majority_vote` index `CLASSES`; `condition`
+    appearance); `truth`, `diagnosis` and `majority_vote` index `taxonomy.classes`; `condition`
     indexes `conditions` (`unaided` first when present, then in order of first appearance).
     `task` is `condition + 1`: the thesis tables call the first two conditions Task 1 and 2.
     `seconds` is the time per answer (NaN where not recorded).
@@ -104,6 +103,12 @@ class Responses:
     seconds: np.ndarray | None = None
     groups: Mapping[str, Mapping[str, str]] | None = None
     probes_left_out: int = 0
+    taxonomy: Taxonomy = HAM10000_TAXONOMY
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class codes `truth`, `diagnosis` and `majority_vote` index."""
+        return self.taxonomy.classes
 
     def __post_init__(self) -> None:
         """Derive the condition from the task when only the task was given."""
@@ -134,22 +139,27 @@ class Responses:
             yield {
                 "reader": self.readers[self.reader[k]],
                 "image_id": self.image_ids[self.image[k]],
-                "truth": CLASSES[self.truth[k]],
+                "truth": self.classes[self.truth[k]],
                 "task": int(self.task[k]),
                 "condition": self.conditions[self.condition_index[k]],
-                "diagnosis": CLASSES[self.diagnosis[k]],
+                "diagnosis": self.classes[self.diagnosis[k]],
                 "confidence": int(self.confidence[k]),
-                "majority_vote": CLASSES[self.majority_vote[k]],
+                "majority_vote": self.classes[self.majority_vote[k]],
             }
 
 
-def _parse_class(value: Any) -> int:
-    """Index into CLASSES of a class code; ValueError with the reason otherwise."""
-    text = _parse_text(value)
-    index = _CLASS_INDEX.get(text.lower())
-    if index is None:
-        raise ValueError(f"unknown class {text!r} (expected one of {', '.join(CLASSES)})")
-    return index
+def _class_parser(taxonomy: Taxonomy) -> Callable[[Any], int]:
+    """A parser of class codes into positions in `taxonomy` (ValueError naming the classes)."""
+
+    def parse(value: Any) -> int:
+        text = _parse_text(value)
+        index = taxonomy.index(text)
+        if index is None:
+            expected = ", ".join(taxonomy.classes)
+            raise ValueError(f"unknown class {text!r} (expected one of {expected})")
+        return index
+
+    return parse
 
 
 def _parse_text(value: Any) -> str:
@@ -272,11 +282,8 @@ def _parse_seconds(value: Any) -> float:
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "reader": _parse_text,
     "image_id": _parse_text,
-    "truth": _parse_class,
     "task": _parse_int(TASKS, "task"),
-    "diagnosis": _parse_class,
     "confidence": _parse_int(CONFIDENCE_LEVELS, "confidence"),
-    "majority_vote": _parse_class,
     "condition": _parse_text,
     "seconds": _parse_seconds,
     "hidden_seconds": _parse_seconds,
@@ -290,6 +297,7 @@ def _build(
     columns: dict[str, list[Any]],
     line_of: Callable[[int], int] | None = None,
     with_probes: bool = False,
+    taxonomy: Taxonomy | None = None,
 ) -> Responses:
     """Validate raw columns (one list per required column) and turn them into Responses,
     faulty-aid probe rows left out unless `with_probes`.
@@ -317,6 +325,14 @@ def _build(
             line=None if line_of is None else line_of(original),
         )
 
+    taxonomy = taxonomy or HAM10000_TAXONOMY
+    class_code = _class_parser(taxonomy)
+    parsers = {
+        **_PARSERS,
+        "truth": class_code,
+        "diagnosis": class_code,
+        "majority_vote": class_code,
+    }
     parsed: dict[str, dict[Any, Any]] = {}
     first_problem: tuple[int, int, str, str] | None = None  # (row index, column order, ...)
     condition_column = "condition" if "condition" in columns else "task"
@@ -328,7 +344,7 @@ def _build(
         bad: dict[Any, str] = {}
         for value in set(values):
             try:
-                table[value] = _PARSERS[column](value)
+                table[value] = parsers[column](value)
             except ValueError as problem:
                 bad[value] = str(problem)
         if bad:
@@ -386,6 +402,7 @@ def _build(
         seconds=seconds,
         groups=_reader_groups(columns, reader, readers),
         probes_left_out=probes_left_out,
+        taxonomy=taxonomy,
     )
     if len(responses) == 0:
         return responses
@@ -403,8 +420,8 @@ def _build(
                 (
                     i,
                     column,
-                    f"image {image_ids[image[i]]!r} {what} {CLASSES[codes[i]]} here "
-                    f"but {CLASSES[codes[first[i]]]} in row {first[i] + 1}",
+                    f"image {image_ids[image[i]]!r} {what} {taxonomy.classes[codes[i]]} here "
+                    f"but {taxonomy.classes[codes[first[i]]]} in row {first[i] + 1}",
                 )
             )
     # One answer per reader, image and condition.
@@ -454,9 +471,14 @@ def _wanted_columns(available: Iterable[str]) -> list[str]:
     return wanted
 
 
-def responses_from_rows(rows: Iterable[Mapping[str, Any]], with_probes: bool = False) -> Responses:
+def responses_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    with_probes: bool = False,
+    taxonomy: Taxonomy | None = None,
+) -> Responses:
     """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping.
-    Faulty-aid probes (`probe` 1) are left out unless `with_probes`."""
+    Faulty-aid probes (`probe` 1) are left out unless `with_probes`; class codes are those of
+    `taxonomy` (default HAM10000's)."""
     rows = list(rows)
     wanted = _wanted_columns(rows[0].keys() if rows else COLUMNS)
     columns: dict[str, list[Any]] = {c: [] for c in wanted}
@@ -466,11 +488,13 @@ def responses_from_rows(rows: Iterable[Mapping[str, Any]], with_probes: bool = F
                 columns[column].append(values[column])
             except KeyError:
                 raise ResponsesError("missing column", row=row, column=column) from None
-    return _build(columns, with_probes=with_probes)
+    return _build(columns, with_probes=with_probes, taxonomy=taxonomy)
 
 
 def responses_from_columns(
-    columns: Mapping[str, Sequence[Any]], with_probes: bool = False
+    columns: Mapping[str, Sequence[Any]],
+    with_probes: bool = False,
+    taxonomy: Taxonomy | None = None,
 ) -> Responses:
     """Validate answers given column by column (equal-length sequences, one per column name);
     the fastest way in from a database query. Row 1 is the first element. Faulty-aid probes
@@ -482,7 +506,7 @@ def responses_from_columns(
     lengths = {len(columns[c]) for c in wanted}
     if len(lengths) > 1:
         raise ResponsesError(f"columns of different lengths: {sorted(lengths)}")
-    return _build({c: list(columns[c]) for c in wanted}, with_probes=with_probes)
+    return _build({c: list(columns[c]) for c in wanted}, with_probes=with_probes, taxonomy=taxonomy)
 
 
 def _decode(data: bytes) -> str:
@@ -548,7 +572,9 @@ def _records(text: str, delimiter: str) -> list[list[str]]:
 
 
 def read_responses(
-    path_or_file: str | os.PathLike[str] | IO[Any], with_probes: bool = False
+    path_or_file: str | os.PathLike[str] | IO[Any],
+    with_probes: bool = False,
+    taxonomy: Taxonomy | None = None,
 ) -> Responses:
     """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file;
     faulty-aid probe rows (`probe` 1) are left out unless `with_probes`."""
@@ -575,4 +601,4 @@ def read_responses(
         records = [fields + [""] * (width - len(fields)) for fields in records]
     positions = {c: header.index(c) for c in wanted}
     columns = {c: [fields[i] for fields in records] for c, i in positions.items()}
-    return _build(columns, _line_finder(text, delimiter), with_probes)
+    return _build(columns, _line_finder(text, delimiter), with_probes, taxonomy)

@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis.responses import CLASSES, CONFIDENCE_LEVELS, Responses
-
-K = len(CLASSES)
+from app.analysis.responses import CONFIDENCE_LEVELS, Responses
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,12 +160,17 @@ def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict
 
 
 def confusion_counts(
-    truth: np.ndarray, diagnosis: np.ndarray, group: np.ndarray | None = None, groups: int = 1
+    truth: np.ndarray,
+    diagnosis: np.ndarray,
+    classes: int,
+    group: np.ndarray | None = None,
+    groups: int = 1,
 ) -> np.ndarray:
-    """Count matrices (groups, 7, 7), rows = truth, columns = diagnosis."""
+    """Count matrices (groups, classes, classes), rows = truth, columns = diagnosis."""
+    k = classes
     g = np.zeros(truth.shape[0], dtype=np.int64) if group is None else group.astype(np.int64)
-    flat = (g * K + truth.astype(np.int64)) * K + diagnosis.astype(np.int64)
-    return np.bincount(flat, minlength=groups * K * K).reshape(groups, K, K)
+    flat = (g * k + truth.astype(np.int64)) * k + diagnosis.astype(np.int64)
+    return np.bincount(flat, minlength=groups * k * k).reshape(groups, k, k)
 
 
 def row_shares(matrix: np.ndarray) -> np.ndarray:
@@ -177,11 +180,11 @@ def row_shares(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
 
 
-def class_metrics(matrix: np.ndarray) -> list[dict[str, Any]]:
+def class_metrics(matrix: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per class: lesions, diagnoses, true and false positives, sensitivity and PPV."""
     matrix = np.asarray(matrix)
     rows = []
-    for k, code in enumerate(CLASSES):
+    for k, code in enumerate(classes):
         lesions = int(matrix[k].sum())
         diagnosed = int(matrix[:, k].sum())
         hits = int(matrix[k, k])
@@ -211,20 +214,23 @@ def confusion_tables(responses: Responses) -> dict[str, Any]:
             "diagnosed correctly; PPV (positive predictive value) is the share of its diagnoses "
             "that were right."
         ),
-        "labels": list(CLASSES),
+        "labels": list(responses.classes),
     }
+    k = len(responses.classes)
     per_reader = {}
     for task in (1, 2):
         sel = responses.task == task
-        pooled = confusion_counts(responses.truth[sel], responses.diagnosis[sel])[0]
+        pooled = confusion_counts(responses.truth[sel], responses.diagnosis[sel], k)[0]
         per_reader[task] = confusion_counts(
-            responses.truth[sel], responses.diagnosis[sel], responses.reader[sel], r
+            responses.truth[sel], responses.diagnosis[sel], k, responses.reader[sel], r
         )
         out[f"task{task}"] = pooled.tolist()
     out["row_share"] = {
         f"task{t}": row_shares(np.asarray(out[f"task{t}"])).tolist() for t in (1, 2)
     }
-    out["classes"] = {f"task{t}": class_metrics(np.asarray(out[f"task{t}"])) for t in (1, 2)}
+    out["classes"] = {
+        f"task{t}": class_metrics(np.asarray(out[f"task{t}"]), responses.classes) for t in (1, 2)
+    }
     out["readers"] = [
         {"reader": name, "task1": per_reader[1][j].tolist(), "task2": per_reader[2][j].tolist()}
         for j, name in enumerate(responses.readers)
