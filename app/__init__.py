@@ -5,6 +5,7 @@ database. The factory's public names are still importable from here (`from app i
 create_app`, as Flask's app discovery and older callers expect); they load on first use.
 """
 
+from importlib import import_module
 from typing import Any
 
 _FACTORY_NAMES = frozenset(
@@ -15,7 +16,7 @@ _FACTORY_NAMES = frozenset(
 def __getattr__(name: str) -> Any:
     """The factory's public names, imported from `app.factory` when first asked for."""
     if name in _FACTORY_NAMES:
-        from app import factory
-
-        return getattr(factory, name)
+        # import_module, not an import statement: the type checker of app.analysis need not
+        # follow it into the web application.
+        return getattr(import_module("app.factory"), name)
     raise AttributeError(f"module 'app' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.analysis.responses import Responses
+from app.analysis.responses import Array, Responses
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
 __all__ = ["Blocks", "Endpoint", "Figures", "Taxonomy", "complete_blocks", "endpoints", "figures"]
@@ -34,13 +34,13 @@ class Blocks:
 
     conditions: tuple[str, ...]
     readers: tuple[str, ...]
-    reader: np.ndarray
-    case: np.ndarray
-    truth: np.ndarray
-    majority_vote: np.ndarray
-    diagnosis: np.ndarray
-    confidence: np.ndarray
-    seconds: np.ndarray
+    reader: Array
+    case: Array
+    truth: Array
+    majority_vote: Array
+    diagnosis: Array
+    confidence: Array
+    seconds: Array
     taxonomy: Taxonomy = HAM10000_TAXONOMY
 
     def __len__(self) -> int:
@@ -52,7 +52,7 @@ def complete_blocks(responses: Responses, conditions: Sequence[int] | None = Non
     """Join each reader's answers across `conditions` (indexes; default: all) on the case."""
     chosen = list(range(len(responses.conditions))) if conditions is None else list(conditions)
     key = responses.reader * max(len(responses.image_ids), 1) + responses.image
-    rows: list[np.ndarray] = []
+    rows: list[Array] = []
     for c in chosen:
         selected = np.flatnonzero(responses.condition_index == c)
         rows.append(selected[np.argsort(key[selected], kind="stable")])
@@ -79,9 +79,9 @@ def complete_blocks(responses: Responses, conditions: Sequence[int] | None = Non
     )
 
 
-def _common_keys(keys: Iterable[np.ndarray]) -> np.ndarray:
+def _common_keys(keys: Iterable[Array]) -> Array:
     """Sorted keys present in every array (each array's keys are unique)."""
-    shared: np.ndarray | None = None
+    shared: Array | None = None
     for k in keys:
         shared = np.unique(k) if shared is None else np.intersect1d(shared, k, assume_unique=True)
     return np.zeros(0, dtype=np.int64) if shared is None else shared
@@ -94,8 +94,8 @@ class Endpoint:
     name: str
     label: str
     description: str
-    stratum: np.ndarray
-    score: np.ndarray
+    stratum: Array
+    score: Array
 
 
 def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint]:
@@ -150,7 +150,7 @@ def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint
     return out
 
 
-def _binary(prefix: str, words: str, positive: np.ndarray, called: np.ndarray) -> list[Endpoint]:
+def _binary(prefix: str, words: str, positive: Array, called: Array) -> list[Endpoint]:
     """Sensitivity and specificity of one positive-vs-rest decision."""
     return [
         Endpoint(
@@ -181,14 +181,14 @@ class Figures:
     melanoma sensitivity).
     """
 
-    theta: np.ndarray
-    u: np.ndarray
-    eligible: np.ndarray
-    cases: np.ndarray
-    scored: np.ndarray
+    theta: Array
+    u: Array
+    eligible: Array
+    cases: Array
+    scored: Array
 
 
-def figures(reader: np.ndarray, stratum: np.ndarray, score: np.ndarray, readers: int) -> Figures:
+def figures(reader: Array, stratum: Array, score: Array, readers: int) -> Figures:
     """Each reader's stratified proportion per condition, with its jackknife deviations.
 
     Deleting case n (stratum g of a reader with m_g cases in g and S strata) changes the

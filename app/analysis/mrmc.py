@@ -49,6 +49,7 @@ import numpy as np
 from scipy import stats
 
 from app.analysis.endpoints import Blocks, Endpoint, Figures, Taxonomy, endpoints, figures
+from app.analysis.responses import Array
 from app.analysis.results import (
     Covariances,
     Difference,
@@ -59,9 +60,7 @@ from app.analysis.results import (
 )
 
 
-def jackknife_covariances(
-    reader: np.ndarray, case: np.ndarray, u: np.ndarray, readers: int
-) -> dict[str, float]:
+def jackknife_covariances(reader: Array, case: Array, u: Array, readers: int) -> dict[str, float]:
     """Var, Cov1, Cov2, Cov3 from scaled deviations `u` (conditions x cases), readers 0..r-1.
 
     Summing u over the readers of each case turns the sum over reader pairs into a sum over
@@ -94,7 +93,7 @@ def _pairs(conditions: tuple[str, ...]) -> list[tuple[int, int]]:
 
 def _difference(
     conditions: tuple[str, ...],
-    means: np.ndarray,
+    means: Array,
     a: int,
     b: int,
     se: float,
@@ -124,7 +123,7 @@ def _difference(
 
 
 def or_hillis_table(
-    theta: np.ndarray,
+    theta: Array,
     comps: dict[str, float],
     conditions: tuple[str, ...],
     level: float = 0.95,

@@ -8,7 +8,7 @@ its count. Both formats are drawn from one layout so they look the same.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from itertools import pairwise
@@ -44,7 +44,8 @@ def colour(share: float) -> tuple[int, int, int]:
     for (lo, c_lo), (hi, c_hi) in pairwise(_STOPS):
         if share <= hi:
             f = (share - lo) / (hi - lo)
-            return tuple(round(a + f * (b - a)) for a, b in zip(c_lo, c_hi, strict=True))
+            r, g, b = (round(a + f * (z - a)) for a, z in zip(c_lo, c_hi, strict=True))
+            return r, g, b
     return _STOPS[-1][1]
 
 
@@ -174,8 +175,9 @@ def confusion_png(matrix: Any, labels: Sequence[str], title: str, scale: int = 2
         font = _font(t.size * scale)
         if t.rotate:
             # Pillow cannot draw rotated text directly: draw on a strip, rotate, paste.
-            box = draw.textbbox((0, 0), t.text, font=font)
-            strip = Image.new("RGB", (box[2] + 4, box[3] + 4), "white")
+            bounds = draw.textbbox((0, 0), t.text, font=font)
+            size = (round(bounds[2]) + 4, round(bounds[3]) + 4)
+            strip = Image.new("RGB", size, "white")
             ImageDraw.Draw(strip).text((2, 2), t.text, font=font, fill=t.fill)
             strip = strip.rotate(90, expand=True)
             image.paste(
@@ -193,7 +195,7 @@ def confusion_png(matrix: Any, labels: Sequence[str], title: str, scale: int = 2
     return out.getvalue()
 
 
-def write_confusion_plots(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+def write_confusion_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     """Write both tasks' confusion matrices as PNG and SVG into out_dir; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,14 +21,14 @@ import numpy as np
 
 from app.analysis.endpoints import Blocks, Taxonomy, complete_blocks, endpoints
 from app.analysis.mrmc import or_hillis
-from app.analysis.responses import UNAIDED, Responses
+from app.analysis.responses import UNAIDED, Array, Responses
 from app.analysis.tables import ratio
 
 AID = "aid_alone"
 AID_ENDPOINTS = ("proportion_correct", "balanced_accuracy", "melanoma_sensitivity")
 
 
-def _shares(mask: np.ndarray, blocks: Blocks) -> dict[str, Any]:
+def _shares(mask: Array, blocks: Blocks) -> dict[str, Any]:
     """Reliance counts over the cases selected by `mask` (blocks: unaided, aided)."""
     truth, vote = blocks.truth[mask], blocks.majority_vote[mask]
     unaided, aided = blocks.diagnosis[0][mask], blocks.diagnosis[1][mask]

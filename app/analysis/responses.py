@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
+
+# A NumPy array of any shape and element type (the analysis's parallel columns).
+Array = NDArray[Any]
 
 # HAM10000's class codes: the default taxonomy's.
 CLASSES: tuple[str, ...] = HAM10000_TAXONOMY.classes
@@ -91,16 +95,16 @@ class Responses:
 
     readers: tuple[str, ...]
     image_ids: tuple[str, ...]
-    reader: np.ndarray
-    image: np.ndarray
-    truth: np.ndarray
-    task: np.ndarray
-    diagnosis: np.ndarray
-    confidence: np.ndarray
-    majority_vote: np.ndarray
+    reader: Array
+    image: Array
+    truth: Array
+    task: Array
+    diagnosis: Array
+    confidence: Array
+    majority_vote: Array
     conditions: tuple[str, ...] = tuple(TASK_CONDITIONS.values())
-    condition: np.ndarray | None = None
-    seconds: np.ndarray | None = None
+    condition: Array | None = None
+    seconds: Array | None = None
     groups: Mapping[str, Mapping[str, str]] | None = None
     probes_left_out: int = 0
     taxonomy: Taxonomy = HAM10000_TAXONOMY
@@ -118,13 +122,13 @@ class Responses:
             object.__setattr__(self, "seconds", np.full(len(self), np.nan))
 
     @property
-    def condition_index(self) -> np.ndarray:
+    def condition_index(self) -> Array:
         """`condition` as a (never None) array."""
         assert self.condition is not None
         return self.condition
 
     @property
-    def answer_seconds(self) -> np.ndarray:
+    def answer_seconds(self) -> Array:
         """`seconds` as a (never None) array."""
         assert self.seconds is not None
         return self.seconds
@@ -200,7 +204,7 @@ def experience_band(years: int) -> str:
 
 
 def _reader_groups(
-    columns: dict[str, list[Any]], reader: np.ndarray, readers: tuple[str, ...]
+    columns: dict[str, list[Any]], reader: Array, readers: tuple[str, ...]
 ) -> dict[str, dict[str, str]] | None:
     """Reader groupings from the optional profile columns (first non-empty value per reader)."""
     groups: dict[str, dict[str, str]] = {}
@@ -357,7 +361,7 @@ def _build(
         index, _, column, message = first_problem
         raise error(message, index, column)
 
-    def indexed(column: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    def indexed(column: str) -> tuple[Array, tuple[str, ...]]:
         # Readers and images are numbered in order of first appearance; raw spellings that
         # differ only by surrounding spaces share a number.
         table, values = parsed[column], columns[column]
@@ -366,7 +370,7 @@ def _build(
         codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
         return codes, tuple(names)
 
-    def coded(column: str) -> np.ndarray:
+    def coded(column: str) -> Array:
         table, values = parsed[column], columns[column]
         return np.fromiter(map(table.__getitem__, values), dtype=np.int8, count=len(values))
 
@@ -425,13 +429,13 @@ def _build(
                 )
             )
     # One answer per reader, image and condition.
-    key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
-    order = np.argsort(key, kind="stable")
-    repeated = np.flatnonzero(key[order][1:] == key[order][:-1])
+    answer_key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
+    ranked = np.argsort(answer_key, kind="stable")
+    repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
     if repeated.size:
-        later = order[repeated + 1]
+        later = ranked[repeated + 1]
         i = int(later.min())
-        earlier = int(order[repeated[np.argmin(later)]])
+        earlier = int(ranked[repeated[np.argmin(later)]])
         where = (
             f"task {task[i]}"
             if condition_column == "task"
@@ -451,7 +455,7 @@ def _build(
     return responses
 
 
-def _conditions(indexed: tuple[np.ndarray, tuple[str, ...]]) -> tuple[np.ndarray, tuple[str, ...]]:
+def _conditions(indexed: tuple[Array, tuple[str, ...]]) -> tuple[Array, tuple[str, ...]]:
     """Renumber conditions so that `unaided` (the control) comes first."""
     codes, names = indexed
     if UNAIDED not in names or names[0] == UNAIDED:

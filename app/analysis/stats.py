@@ -18,6 +18,7 @@ from scipy import stats
 
 from app.analysis.endpoints import Blocks
 from app.analysis.mrmc import _pairs
+from app.analysis.responses import Array
 from app.analysis.results import PairedTest, ReaderLevel
 from app.analysis.tables import Paired
 
@@ -159,7 +160,7 @@ def bootstrap_accuracy(
     inflate = np.sqrt(r / (r - 1)) if r > 1 else 1.0
     quantile = float(stats.t.ppf(1 - (1 - level) / 2, r - 1)) if r > 1 else float("nan")
 
-    def summary(estimate: float, draws: np.ndarray) -> dict[str, float | None]:
+    def summary(estimate: float, draws: Array) -> dict[str, float | None]:
         se = float(draws.std(ddof=1) * inflate) if draws.size > 1 else 0.0
         low, high = np.percentile(draws, [tail, 100 - tail])
         defined = r > 1
@@ -181,7 +182,7 @@ def bootstrap_accuracy(
 
 
 def paired_over_readers(
-    comparison: str, what: str, a: np.ndarray, b: np.ndarray, level: float = 0.95
+    comparison: str, what: str, a: Array, b: Array, level: float = 0.95
 ) -> PairedTest:
     """Paired t test and two-sided sign test of per-reader values a - b (one per reader)."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)

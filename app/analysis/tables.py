@@ -12,35 +12,37 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis.responses import CONFIDENCE_LEVELS, Responses
+from app.analysis.responses import CONFIDENCE_LEVELS, Array, Responses
 
 
 @dataclass(frozen=True, eq=False)
 class Paired:
     """The cases a reader answered in both tasks, as parallel arrays (one element per case)."""
 
-    reader: np.ndarray
-    image: np.ndarray
-    truth: np.ndarray
-    majority_vote: np.ndarray
-    diagnosis1: np.ndarray
-    diagnosis2: np.ndarray
-    confidence1: np.ndarray
-    confidence2: np.ndarray
+    reader: Array
+    image: Array
+    truth: Array
+    majority_vote: Array
+    diagnosis1: Array
+    diagnosis2: Array
+    confidence1: Array
+    confidence2: Array
 
     def __len__(self) -> int:
         """Number of paired cases."""
         return int(self.reader.shape[0])
 
     @property
-    def correct1(self) -> np.ndarray:
+    def correct1(self) -> Array:
         """Whether the Task 1 answer was right."""
-        return self.diagnosis1 == self.truth
+        right: Array = self.diagnosis1 == self.truth
+        return right
 
     @property
-    def correct2(self) -> np.ndarray:
+    def correct2(self) -> Array:
         """Whether the Task 2 answer was right."""
-        return self.diagnosis2 == self.truth
+        right: Array = self.diagnosis2 == self.truth
+        return right
 
 
 def paired_cases(responses: Responses) -> Paired:
@@ -68,7 +70,9 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator) if denominator else None
 
 
-def _task_block(correct: np.ndarray, confidence: np.ndarray, group: np.ndarray, groups: int):
+def _task_block(
+    correct: Array, confidence: Array, group: Array, groups: int
+) -> list[dict[str, Any]]:
     """Per-group answers, accuracy and mean confidence (all, correct, wrong) for one task."""
     n = np.bincount(group, minlength=groups)
     n_right = np.bincount(group, weights=correct, minlength=groups)
@@ -99,7 +103,9 @@ def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
     return mean, sd
 
 
-def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict]:
+def reader_table(
+    responses: Responses, paired: Paired
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Thesis Table 4.II: per-reader rows and the pooled row (with the readers' mean and SD)."""
     r = len(responses.readers)
     n_img = max(len(responses.image_ids), 1)
@@ -112,8 +118,8 @@ def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict
     paired_n = np.bincount(paired.reader, minlength=r)
 
     correct = responses.diagnosis == responses.truth
-    per_task: dict[int, list[dict]] = {}
-    pooled_task: dict[int, dict] = {}
+    per_task: dict[int, list[dict[str, Any]]] = {}
+    pooled_task: dict[int, dict[str, Any]] = {}
     for task in (1, 2):
         sel = responses.task == task
         per_task[task] = _task_block(
@@ -123,7 +129,7 @@ def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict
             correct[sel], responses.confidence[sel], np.zeros(int(sel.sum()), dtype=np.int64), 1
         )[0]
 
-    readers = [
+    readers: list[dict[str, Any]] = [
         {
             "reader": name,
             "cases": int(cases[j]),
@@ -139,8 +145,8 @@ def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict
     mean["majority_vote_accuracy"], sd["majority_vote_accuracy"] = _mean_sd(
         [row["majority_vote_accuracy"] for row in readers]
     )
-    for task in ("task1", "task2"):
-        mean[task], sd[task] = _mean_sd([row[task]["accuracy"] for row in readers])
+    for name in ("task1", "task2"):
+        mean[name], sd[name] = _mean_sd([row[name]["accuracy"] for row in readers])
     pooled = {
         "description": (
             "All answers taken together. 'mean' and 'sd' are the average and the sample "
@@ -160,12 +166,12 @@ def reader_table(responses: Responses, paired: Paired) -> tuple[list[dict], dict
 
 
 def confusion_counts(
-    truth: np.ndarray,
-    diagnosis: np.ndarray,
+    truth: Array,
+    diagnosis: Array,
     classes: int,
-    group: np.ndarray | None = None,
+    group: Array | None = None,
     groups: int = 1,
-) -> np.ndarray:
+) -> Array:
     """Count matrices (groups, classes, classes), rows = truth, columns = diagnosis."""
     k = classes
     g = np.zeros(truth.shape[0], dtype=np.int64) if group is None else group.astype(np.int64)
@@ -173,14 +179,15 @@ def confusion_counts(
     return np.bincount(flat, minlength=groups * k * k).reshape(groups, k, k)
 
 
-def row_shares(matrix: np.ndarray) -> np.ndarray:
+def row_shares(matrix: Array) -> Array:
     """Each row divided by its total (rows without lesions stay 0)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     totals = matrix.sum(axis=-1, keepdims=True)
-    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    shares: Array = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    return shares
 
 
-def class_metrics(matrix: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+def class_metrics(matrix: Array, classes: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per class: lesions, diagnoses, true and false positives, sensitivity and PPV."""
     matrix = np.asarray(matrix)
     rows = []
@@ -238,7 +245,7 @@ def confusion_tables(responses: Responses) -> dict[str, Any]:
     return out
 
 
-def _change_counts(p: Paired, readers: int) -> dict[str, np.ndarray]:
+def _change_counts(p: Paired, readers: int) -> dict[str, Array]:
     """Per reader, counts of each kind of change between the tasks (arrays of length readers)."""
     c1, c2 = p.correct1, p.correct2
     d1, d2, mv = p.diagnosis1, p.diagnosis2, p.majority_vote

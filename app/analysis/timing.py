@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis.responses import Responses
+from app.analysis.responses import Array, Responses
 
 # Five minutes: far beyond the ~10-60 s a dermoscopic image takes; longer means away.
 CEILING_SECONDS = 300.0
 
 
-def _quartiles(seconds: np.ndarray) -> dict[str, Any]:
+def _quartiles(seconds: Array) -> dict[str, Any]:
     """Answers, capped answers, median and quartiles of seconds (None when there are none)."""
     values = seconds[np.isfinite(seconds)]
     capped = int((values > CEILING_SECONDS).sum())
