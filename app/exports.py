@@ -132,13 +132,14 @@ def _answers_query(
 def analysis_columns(
     study: Study, completed_only: bool = False, reader: str | None = None
 ) -> dict[str, list[Any]]:
-    """What the analysis reads of `study`'s answers, column by column (readers by pseudonym),
-    misleading-aid probes left out: for `analysis.responses_from_columns`.
+    """What the analysis reads of `study`'s answers, column by column (readers by pseudonym):
+    for `analysis.responses_from_columns`, which leaves the faulty-aid probes (`probe` 1, at
+    the end, with the misleading `probe_class` they showed) out of all but their own figures.
 
-    The answers of `response_rows(..., with_probes=False)`, without what only the responses
-    file needs (what was shown, stored as JSON, and timestamps), and with the readers'
-    profiles read once per reader: decoding those per answer took most of a dashboard view
-    of a large study.
+    The answers of `response_rows`, without what only the responses file needs (what was
+    shown, stored as JSON, read here for the few probes only, and timestamps), and with the
+    readers' profiles read once per reader: decoding those per answer took most of a
+    dashboard view of a large study.
     """
     names = (
         "reader",
@@ -152,27 +153,36 @@ def analysis_columns(
         "seconds",
         "hidden_seconds",
     )
-    query = _answers_query(
-        study,
-        (
-            User.pseudonym,
-            Case.image_id,
-            Case.truth,
-            Case.majority_vote,
-            Assignment.task,
-            Assignment.condition,
-            Answer.diagnosis,
-            Answer.confidence,
-            Answer.seconds,
-            Answer.hidden_seconds,
-        ),
-        completed_only,
-        reader,
-        probes=False,
+    selected = (
+        User.pseudonym,
+        Case.image_id,
+        Case.truth,
+        Case.majority_vote,
+        Assignment.task,
+        Assignment.condition,
+        Answer.diagnosis,
+        Answer.confidence,
+        Answer.seconds,
+        Answer.hidden_seconds,
     )
+    query = _answers_query(study, selected, completed_only, reader, probes=False)
     rows = db.session.connection().execute(query).all()
+    probes = (
+        db.session.connection()
+        .execute(
+            _answers_query(
+                study, (*selected, Answer.shown), completed_only, reader, probes=True
+            ).where(Assignment.probe.is_(True))
+        )
+        .all()
+    )
+    shown = [row[-1] or {} for row in probes]
+    rows += [row[:-1] for row in probes]
     transposed = zip(*rows, strict=True) if rows else ((),) * len(names)
     columns = {name: list(values) for name, values in zip(names, transposed, strict=True)}
+    columns["probe"] = [0] * (len(rows) - len(probes)) + [1] * len(probes)
+    columns["probe_class"] = [""] * (len(rows) - len(probes))
+    columns["probe_class"] += [item.get("probe_class") or "" for item in shown]
     keys = [c.key for c in conditions_of(study)]
     columns["condition"] = [keys[index] for index in columns["condition"]]
     columns["hidden_seconds"] = [value or 0.0 for value in columns["hidden_seconds"]]

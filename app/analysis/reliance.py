@@ -9,7 +9,9 @@ changes between the sessions are in `tables.answer_changes`.
 
 Every figure is also split by each reader grouping in `groups` (grouping name -> reader ->
 group label, e.g. "role" and "experience" from the readers' profiles); readers without a
-label are "unknown". Faulty-aid probes are not recorded in these data; the result says so.
+label are "unknown". Faulty-aid probes (readings whose aid was made misleading on purpose,
+left out of everything else) get their own figures: how often readers were still right, and
+how often they gave the misleading class the aid pushed.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def reliance(
             "the aided readers by OR-Hillis (a positive 'aid_alone - ...' difference: the "
             "aid alone was right more often than the readers who saw it)."
         ),
-        "probes": "no faulty-aid probes are recorded in these data",
+        "probes": probe_results(responses, groups),
         "conditions": {},
     }
     if UNAIDED not in responses.conditions:
@@ -108,3 +110,54 @@ def reliance(
             "aid_as_reader": _aid_as_reader(blocks, name, taxonomy),
         }
     return out
+
+
+def _probe_counts(right: list[bool], adopted: list[bool]) -> dict[str, Any]:
+    """Probe readings, right answers and misleading classes adopted, with their shares."""
+    n = len(right)
+    return {
+        "readings": n,
+        "correct": sum(right),
+        "accuracy": ratio(sum(right), n),
+        "misleading_adopted": sum(adopted),
+        "misleading_adopted_share": ratio(sum(adopted), n),
+    }
+
+
+def probe_results(
+    responses: Responses, groups: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """How readers fared on the faulty-aid probes: overall, per condition, per reader group."""
+    out: dict[str, Any] = {
+        "description": (
+            "Faulty-aid probes: readings whose aid was made to point at a wrong class on "
+            "purpose (readers were told some would). They are left out of every other figure. "
+            "'accuracy' is how often readers were still right; 'misleading_adopted' how often "
+            "they gave the wrong class the aid pushed."
+        ),
+        "readings": 0,
+    }
+    probes = responses.probe_readings
+    if probes is None:
+        return {**out, "reason": "no faulty-aid probe readings in these data"}
+    right = [t == d for t, d in zip(probes.truth, probes.diagnosis, strict=True)]
+    adopted = [p >= 0 and p == d for p, d in zip(probes.probe_class, probes.diagnosis, strict=True)]
+
+    def split(labels: list[str]) -> dict[str, dict[str, Any]]:
+        return {
+            label: _probe_counts(
+                [x for x, g in zip(right, labels, strict=True) if g == label],
+                [x for x, g in zip(adopted, labels, strict=True) if g == label],
+            )
+            for label in sorted(set(labels))
+        }
+
+    return {
+        **out,
+        **_probe_counts(right, adopted),
+        "conditions": split(list(probes.condition)),
+        "groups": {
+            grouping: split([label_of.get(reader, "unknown") for reader in probes.reader])
+            for grouping, label_of in (groups or {}).items()
+        },
+    }

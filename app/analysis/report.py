@@ -264,6 +264,13 @@ def _primary_section(result: Mapping[str, Any]) -> list[str]:
 def _reliance_section(result: Mapping[str, Any]) -> list[str]:
     """Reliance on the aid and time per case."""
     lines = ["Reliance on the aid (its vote = the retrieved images' majority vote)"]
+    probes = result["reliance"]["probes"]
+    if probes["readings"]:
+        lines.append(
+            f"  faulty-aid probes: {probes['readings']} readings, still right "
+            f"{_pct(probes['accuracy'])} %, misleading class adopted "
+            f"{probes['misleading_adopted']} times ({_pct(probes['misleading_adopted_share'])} %)"
+        )
     for name, block in result["reliance"]["conditions"].items():
         a = block["all"]
         lines.append(

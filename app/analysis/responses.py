@@ -12,7 +12,9 @@ they are matched case-insensitively and surrounding spaces are ignored.
 
 Faulty-aid probes (a `probe` column, 1 on readings whose aid was made misleading on purpose,
 as the app's responses export writes it) are left out of the primary analysis unless asked
-for (`with_probes=True`); `Responses.probes_left_out` counts them.
+for (`with_probes=True`); `Responses.probes_left_out` counts them. `Responses.probe_readings`
+keeps what each probe reading was (with the misleading class from a `probe_class` column):
+how readers fared against a misleading aid is a result of its own.
 
 Every problem stops the read with one `ResponsesError` that names the row and the column.
 Rows are counted from 1 without the header; for a CSV file the message also gives the line
@@ -108,6 +110,7 @@ class Responses:
     groups: Mapping[str, Mapping[str, str]] | None = None
     probes_left_out: int = 0
     taxonomy: Taxonomy = HAM10000_TAXONOMY
+    probe_readings: ProbeReadings | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -247,14 +250,36 @@ def _parse_probe(value: Any) -> bool:
     return _FLAGS[text]
 
 
-def _drop_probes(
-    columns: dict[str, list[Any]], with_probes: bool
-) -> tuple[dict[str, list[Any]], list[int] | None, int]:
-    """The columns without the probe rows (unless `with_probes`), the kept rows' original
-    indices (None when all are kept) and how many rows were left out."""
+@dataclass(frozen=True)
+class ProbeReadings:
+    """The faulty-aid probe readings of the input, one element per reading: the reader, the
+    condition, and the truth, the answer and the misleading class shown as class positions
+    (-1 where the probe's class was not recorded)."""
+
+    reader: tuple[str, ...]
+    condition: tuple[str, ...]
+    truth: tuple[int, ...]
+    diagnosis: tuple[int, ...]
+    probe_class: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The columns without the left-out probe rows, and what the probe rows held."""
+
+    columns: dict[str, list[Any]]
+    kept: list[int] | None  # the kept rows' original indices (None: all kept)
+    left_out: int
+    probe_index: list[int]  # the probe rows' original indices (kept or not)
+    probe_columns: dict[str, list[Any]]
+
+
+def _drop_probes(columns: dict[str, list[Any]], with_probes: bool) -> _Split:
+    """Split off the probe rows (left out unless `with_probes`)."""
     values = columns.pop("probe", None)
+    probe_classes = columns.pop("probe_class", None)
     if values is None:
-        return columns, None, 0
+        return _Split(columns, None, 0, [], {})
     flags: dict[Any, bool] = {}
     for value in dict.fromkeys(values):
         try:
@@ -262,11 +287,45 @@ def _drop_probes(
         except ValueError as problem:
             index = values.index(value)
             raise ResponsesError(str(problem), row=index + 1, column="probe") from None
-    if with_probes or not any(flags.values()):
-        return columns, None, 0
+    probe_index = [i for i, value in enumerate(values) if flags[value]]
+    listed = {**columns, "probe_class": probe_classes or [""] * len(values)}
+    probe_columns = {c: [column[i] for i in probe_index] for c, column in listed.items()}
+    if with_probes or not probe_index:
+        return _Split(columns, None, 0, probe_index, probe_columns)
     kept = [i for i, value in enumerate(values) if not flags[value]]
-    left_out = len(values) - len(kept)
-    return {c: [column[i] for i in kept] for c, column in columns.items()}, kept, left_out
+    kept_columns = {c: [column[i] for i in kept] for c, column in columns.items()}
+    return _Split(kept_columns, kept, len(probe_index), probe_index, probe_columns)
+
+
+def _probe_readings(
+    split: _Split, parse_class: Callable[[Any], int], condition_column: str
+) -> tuple[ProbeReadings | None, tuple[int, str, str] | None]:
+    """The probe readings parsed, or the first problem (original row index, column, words)."""
+    if not split.probe_index:
+        return None, None
+    rows = split.probe_columns
+    parsed: dict[str, list[Any]] = {}
+    for column in ("reader", "truth", "diagnosis", "probe_class", condition_column):
+        parse: Callable[[Any], Any] = {
+            "reader": _parse_text,
+            "probe_class": lambda v: -1 if not str(v or "").strip() else parse_class(v),
+            "task": lambda v: TASK_CONDITIONS[_PARSERS["task"](v)],
+            "condition": _parse_text,
+        }.get(column, parse_class)
+        parsed[column] = []
+        for index, value in zip(split.probe_index, rows[column], strict=True):
+            try:
+                parsed[column].append(parse(value))
+            except ValueError as problem:
+                return None, (index, column, str(problem))
+    readings = ProbeReadings(
+        reader=tuple(parsed["reader"]),
+        condition=tuple(parsed[condition_column]),
+        truth=tuple(parsed["truth"]),
+        diagnosis=tuple(parsed["diagnosis"]),
+        probe_class=tuple(parsed["probe_class"]),
+    )
+    return readings, None
 
 
 def _parse_seconds(value: Any) -> float:
@@ -294,7 +353,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 # Optional numeric columns, validated when present; the profile columns are read as text.
 OPTIONAL_NUMBERS: tuple[str, ...] = ("seconds", "hidden_seconds")
-OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years", "probe")
+OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years", "probe", "probe_class")
 
 
 def _build(
@@ -312,7 +371,7 @@ def _build(
     """
 
     try:
-        columns, kept, probes_left_out = _drop_probes(columns, with_probes)
+        split = _drop_probes(columns, with_probes)
     except ResponsesError as problem:
         if line_of is not None and problem.row is not None:
             problem = ResponsesError(
@@ -320,14 +379,20 @@ def _build(
             )
         raise problem from None
 
-    def error(message: str, index: int, column: str) -> ResponsesError:
-        original = index if kept is None else kept[index]  # the row in the input
+    columns, kept, probes_left_out = split.columns, split.kept, split.left_out
+
+    def error_at(message: str, original: int, column: str) -> ResponsesError:
+        """A problem in row `original` of the input (0-based)."""
         return ResponsesError(
             message,
             row=original + 1,
             column=column,
             line=None if line_of is None else line_of(original),
         )
+
+    def error(message: str, index: int, column: str) -> ResponsesError:
+        """A problem in row `index` of the rows kept."""
+        return error_at(message, index if kept is None else kept[index], column)
 
     taxonomy = taxonomy or HAM10000_TAXONOMY
     class_code = _class_parser(taxonomy)
@@ -360,6 +425,10 @@ def _build(
     if first_problem is not None:
         index, _, column, message = first_problem
         raise error(message, index, column)
+    probe_readings, probe_problem = _probe_readings(split, class_code, condition_column)
+    if probe_problem is not None:
+        original, column, message = probe_problem
+        raise error_at(message, original, column)
 
     def indexed(column: str) -> tuple[Array, tuple[str, ...]]:
         # Readers and images are numbered in order of first appearance; raw spellings that
@@ -407,6 +476,7 @@ def _build(
         groups=_reader_groups(columns, reader, readers),
         probes_left_out=probes_left_out,
         taxonomy=taxonomy,
+        probe_readings=probe_readings,
     )
     if len(responses) == 0:
         return responses

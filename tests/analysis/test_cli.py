@@ -26,8 +26,10 @@ def study_rows() -> list[dict[str, object]]:
                 rows.append({**answer(reader, f"img{i}", truth, task, diagnosis, 3), "probe": 0})
         for i in (6, 7):
             truth = CLASSES[i % 3]
+            given = CLASSES[(i + 1) % 3]
+            shown = given if i == 6 else CLASSES[(i + 2) % 3]  # the misleading class shown
             rows.append(
-                {**answer(reader, f"img{i}", truth, 2, CLASSES[(i + 1) % 3], 5), "probe": 1}
+                {**answer(reader, f"img{i}", truth, 2, given, 5), "probe": 1, "probe_class": shown}
             )
     return rows
 
@@ -35,7 +37,7 @@ def study_rows() -> list[dict[str, object]]:
 @pytest.fixture
 def responses_csv(tmp_path: Path) -> Path:
     path = tmp_path / "responses.csv"
-    path.write_text(to_csv(study_rows(), (*COLUMNS, "probe")), encoding="utf-8")
+    path.write_text(to_csv(study_rows(), (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
     return path
 
 
@@ -54,6 +56,9 @@ def test_probe_rows_are_left_out_by_default_and_counted(
     pooled = result["pooled"]
     assert (pooled["task1"]["answers"], pooled["task2"]["answers"]) == (18, 18)
     assert pooled["images"] == 6  # the probes' images are not in the analysis at all
+    probes = result["reliance"]["probes"]  # but the probes have figures of their own
+    assert (probes["readings"], probes["correct"], probes["misleading_adopted"]) == (6, 0, 3)
+    assert probes["conditions"]["se_cbir"]["misleading_adopted_share"] == 0.5
 
     assert main([str(responses_csv), "--bootstrap", "0"]) == 0
     text = capsys.readouterr().out
@@ -90,14 +95,26 @@ def test_a_file_without_probe_column_says_nothing_of_probes(
 
 
 def test_a_bad_probe_value_names_its_row(
-    responses_csv: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = responses_csv.read_text(encoding="utf-8").splitlines()
-    text[3] = text[3][: text[3].rindex(",")] + ",maybe"
-    responses_csv.write_text("\n".join(text) + "\n", encoding="utf-8")
-    assert main([str(responses_csv)]) == 2
+    rows = study_rows()
+    rows[2] = {**rows[2], "probe": "maybe"}
+    path = tmp_path / "bad.csv"
+    path.write_text(to_csv(rows, (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
+    assert main([str(path)]) == 2
     err = capsys.readouterr().err
     assert "row 3 (line 4), column 'probe'" in err and "'maybe'" in err
+
+
+def test_a_bad_probe_class_names_its_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = study_rows()
+    rows[13] = {**rows[13], "probe_class": "zzz"}
+    path = tmp_path / "bad.csv"
+    path.write_text(to_csv(rows, (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
+    assert main([str(path)]) == 2
+    assert "row 14 (line 15), column 'probe_class': unknown class 'zzz'" in capsys.readouterr().err
 
 
 def test_a_problem_after_left_out_probes_names_the_row_of_the_file(
@@ -107,6 +124,6 @@ def test_a_problem_after_left_out_probes_names_the_row_of_the_file(
     assert rows[14]["reader"] == "B" and rows[13]["probe"] == 1  # after reader A's 2 probes
     rows[14] = {**rows[14], "confidence": 9}
     path = tmp_path / "bad.csv"
-    path.write_text(to_csv(rows, (*COLUMNS, "probe")), encoding="utf-8")
+    path.write_text(to_csv(rows, (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
     assert main([str(path)]) == 2
     assert "row 15 (line 16), column 'confidence'" in capsys.readouterr().err

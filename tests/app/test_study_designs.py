@@ -3,15 +3,18 @@ and presets, a reader's way through each design, probes, and what each answer re
 
 import csv
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.analysis.__main__ import main as analysis_main
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Role, Study
 from app.survey.conditions import Condition
@@ -350,6 +353,8 @@ def test_exports_carry_condition_session_and_probe_and_the_dashboard_reads_any_d
     study: StudyRef,
     organiser: UserRef,
     login: Callable,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     set_design(app, study, "per_case", [UNAIDED, SE6], cases_per_reader=10, probe_share=0.2)
     (person,) = readers(app, study, 1)
@@ -373,3 +378,17 @@ def test_exports_carry_condition_session_and_probe_and_the_dashboard_reads_any_d
     mrmc = client.get(f"/dashboard/{study.id}/export/mrmcaov").get_data(as_text=True)
     cases = {r["case"] for r in csv.DictReader(io.StringIO(mrmc)) if r["truth"] == "1"}
     assert probes[0]["case_key"] not in cases and probes[0]["image_id"] not in cases
+    # The probe's own figures: on the dashboard and from the responses file by the CLI.
+    adopted = int(probes[0]["probe_class"] == "nv")  # answer_case always answers nv
+    html = client.get(f"/dashboard/{study.id}/").get_data(as_text=True)
+    facts = re.search(r'<dl class="facts" id="probes">(.*?)</dl>', html, re.S).group(1)
+    assert "Probe readings</dt><dd>1</dd>" in facts
+    assert f"Misleading class adopted</dt><dd>{adopted} " in facts
+    path = tmp_path / "responses.csv"
+    path.write_text(text, encoding="utf-8")
+    assert analysis_main([str(path), "--json", "--bootstrap", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["probes_left_out"] == 1
+    probe_figures = result["reliance"]["probes"]
+    assert (probe_figures["readings"], probe_figures["misleading_adopted"]) == (1, adopted)
+    assert probe_figures["conditions"]["se_cbir"]["readings"] == 1
