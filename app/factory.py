@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
 
-from app import limits, resilience
+from app import assets, limits, resilience
 from app.config import Config, ConfigError, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
@@ -46,6 +46,7 @@ def create_app(
     app.url_map.converters["int"] = IntegerConverter
     limits.register(app)  # before the extensions: the body limit must precede the CSRF check
     register_extensions(app)
+    assets.register(app)
     resilience.register(app)
     limits.register_after_login(app)
     register_blueprints(app)

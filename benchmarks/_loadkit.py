@@ -271,7 +271,10 @@ def free_port() -> int:
 class Server:
     """gunicorn with the project's gunicorn.conf.py, on 127.0.0.1, started and stopped here."""
 
-    def __init__(self, database: Database, setup: Setup, workdir: Path, workers: int) -> None:
+    def __init__(
+        self, database: Database, setup: Setup, workdir: Path, workers: int, root: Path = ROOT
+    ) -> None:
+        """Start gunicorn on the code in `root` (by default this checkout)."""
         self.port = free_port()
         self.workers = workers
         self.log = workdir / "gunicorn.log"
@@ -290,7 +293,7 @@ class Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT,
+                cwd=root,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -241,6 +241,10 @@ def test_the_viewer_at_three_sizes(
     page = open_task2_case(server, browser, pages, size, email)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"e2e-viewer-task2-{size}.png"), full_page=True)
+    # The case image is asked for first, before the styles and scripts (a slow line).
+    preload = page.locator("head link[rel=preload][as=image]").first
+    assert preload.get_attribute("fetchpriority") == "high"
+    assert preload.get_attribute("href") == page.locator(QUERY_IMAGE).get_attribute("src")
 
     # Fit: the case image uses the space it has (wider than a third of the window, or the
     # whole width on a phone), and no page scrolls sideways.
