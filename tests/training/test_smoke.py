@@ -6,6 +6,7 @@ a step of its own in `.ci/run` (`-m thesis_smoke`), since EfficientNetB4 at 380 
 CPU minutes and `make test` must stay short.
 """
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,14 @@ def test_smoke_configuration_is_one_step_with_random_weights() -> None:
         )
     with pytest.raises(PipelineError, match="at least 21"):
         smoke.smoke("tiny", images=10, mixed=False)
+
+
+def test_the_image_level_split_gets_enough_images_to_hold_every_class(tmp_path: Path) -> None:
+    # thesis-replica splits by image, 80/10/10 stratified: 21 images leave 2 per held-out part.
+    cfg = get_config("thesis-replica")
+    assert smoke.images_needed(cfg, 21) == 70
+    assert smoke.images_needed(get_config("thesis"), 21) == 21  # by lesion: 3 per class do
+    small = dataclasses.replace(cfg, image_size=16)
+    train = smoke.write_data(tmp_path, smoke.images_needed(cfg, 21), small)
+    assert train == 56
+    assert smoke.smoke_config(small, train).batch_size == min(56, cfg.batch_size)
