@@ -24,6 +24,9 @@ MIN_IMAGES = 3 * len(data.CLASSES)  # one lesion per class in each of train, val
 # test (lesion split); ten, so that the 10 % test and val parts still hold every class (the
 # thesis's image-level 80/10/10 split, stratified).
 PER_CLASS = {"lesion": 3, "image": 10}
+# At most this many images per step: EfficientNetB4 at 380 px takes about 19 GB of host memory
+# for a batch of 32 under float16 on a CPU, where the kernels fall back to Eigen.
+SMOKE_BATCH = 16
 
 
 def images_needed(cfg: Config, asked: int) -> int:
@@ -41,7 +44,7 @@ def smoke_config(cfg: Config, train_images: int) -> Config:
         epochs_rgb=1,
         epochs_rgbs=1,
         rampup_epochs=1,
-        batch_size=min(train_images, cfg.batch_size),
+        batch_size=min(train_images, cfg.batch_size, SMOKE_BATCH),
         saliency_batch=min(cfg.saliency_batch, 8),
     )
 

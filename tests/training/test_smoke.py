@@ -70,4 +70,4 @@ def test_the_image_level_split_gets_enough_images_to_hold_every_class(tmp_path: 
     small = dataclasses.replace(cfg, image_size=16)
     train = smoke.write_data(tmp_path, smoke.images_needed(cfg, 21), small)
     assert train == 56
-    assert smoke.smoke_config(small, train).batch_size == min(56, cfg.batch_size)
+    assert smoke.smoke_config(small, train).batch_size == min(cfg.batch_size, smoke.SMOKE_BATCH)
