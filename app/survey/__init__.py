@@ -17,7 +17,7 @@ from app.survey.presentation import FALLBACK_COLOUR, classes_of, readable_text_c
 bp = Blueprint("survey", __name__)
 
 # After `bp`: importing the pages registers their routes on it.
-from app.survey import pages  # noqa: E402
+from app.survey import pages, preview  # noqa: E402
 
 __all__ = [
     "FALLBACK_COLOUR",
@@ -28,6 +28,7 @@ __all__ = [
     "enrol",
     "enrolment_of",
     "pages",
+    "preview",
     "readable_text_colour",
     "standing",
     "where_to",

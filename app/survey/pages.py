@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from app.auth import is_safe_next, reader_study_ids
+from app.auth import is_safe_next, managed_study_or_404, reader_study_ids
 from app.clock import describe_wait, now
 from app.extensions import db
 from app.mail.reminders import calendar_file
@@ -56,6 +56,14 @@ def reader_study(study_id: int) -> Study:
     if study is None or study.status == StudyStatus.DRAFT:
         abort(404)
     return study
+
+
+def shown_study(study_id: int) -> Study:
+    """The study for a page that only shows it (its information, its colours): its readers,
+    and its organisers and admins, whose preview of the reader's pages uses them."""
+    if current_user.is_staff:
+        return managed_study_or_404(study_id)
+    return reader_study(study_id)
 
 
 @bp.get("/")
@@ -129,7 +137,7 @@ def welcome(study_id: int) -> Page:
 @login_required
 def information(study_id: int) -> str:
     """The general information and the class definitions (opened beside a case)."""
-    study = reader_study(study_id)
+    study = shown_study(study_id)
     enrolment = enrolment_of(study.id, current_user.id)
     context = page_context(study, steps=steps_of(study, enrolment))
     return render_template("survey/information.html", **context)
@@ -144,7 +152,7 @@ def steps_of(study: Study, enrolment: Enrolment | None) -> list[str]:
 @login_required
 def class_styles(study_id: int) -> Response:
     """The study's class colours as CSS custom properties (the CSP forbids inline styles)."""
-    study = reader_study(study_id)
+    study = shown_study(study_id)
     css = render_template("survey/classes.css", classes=classes_of(study))
     response = current_app.response_class(css, mimetype="text/css")
     response.headers["Cache-Control"] = "private, max-age=300"

@@ -186,12 +186,25 @@ def render_case(
     In an initial-then-revised reading, the aid appears only once the initial answer is
     stored; until then the page is the unaided first look.
     """
-    condition = conditions_of(study)[assignment.condition]
     first_look = is_first_look(study, assignment)
     form.token.data = case_token(assignment, "initial" if first_look else "")
     if not first_look and assignment.initial_diagnosis is not None and not form.is_submitted():
         form.diagnosis.data = assignment.initial_diagnosis
         form.confidence.data = str(assignment.initial_confidence)
+    size = task_size(enrolment, assignment.task)
+    context = case_context(study, assignment, form, size, first_look)
+    return render_template("survey/case.html", **context), status
+
+
+def case_context(
+    study: Study, assignment: Assignment, form: AnswerForm, size: int, first_look: bool
+) -> dict:
+    """What the case template shows of one reading: the query, its aid, the form.
+
+    Reads nothing but the assignment's case and the study, and writes nothing: the
+    organisers' preview builds it for an assignment that is never stored.
+    """
+    condition = conditions_of(study)[assignment.condition]
     classes = classes_of(study)
     by_code = {item["code"]: item for item in classes}
     view = AidView(conditions.Condition()) if first_look else aid_view(study, assignment, condition)
@@ -209,12 +222,12 @@ def render_case(
     ]
     case = assignment.case
     overlay = case.saliency_rotated if assignment.rotation else case.saliency
-    context = page_context(
+    return page_context(
         study,
         form=form,
         task=assignment.task,
         number=assignment.position + 1,
-        size=task_size(enrolment, assignment.task),
+        size=size,
         query_url=image_url(case.image_rotated if assignment.rotation else case.image),
         rotated=bool(assignment.rotation),
         saliency_url=image_url(overlay) if overlay and view.condition.saliency else None,
@@ -226,7 +239,6 @@ def render_case(
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
         shortcuts=current_user.shortcuts_enabled,
     )
-    return render_template("survey/case.html", **context), status
 
 
 def is_first_look(study: Study, assignment: Assignment) -> bool:

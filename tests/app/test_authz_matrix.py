@@ -34,6 +34,10 @@ STAFF_FORM_POST = (302, 403, 403, 400, 404, 400)  # an empty form: refused, noth
 STAFF_ACTION_POST = (302, 403, 403, 302, 404, 302)
 STAFF_ANY_PAGE = (302, 403, 403, 200, 200, 200)  # not about one study
 READER_PAGE = (302, 200, 404, 403, 403, 403)
+# What a study's readers and its staff both see: staff through "preview as a reader".
+SHOWN_PAGE = (302, 200, 404, 200, 404, 200)
+# The preview's forms keep nothing: staff of the study go on to the next page.
+PREVIEW_POST = (302, 403, 403, 303, 404, 303)
 NOT_ALLOWED = (NO,) * 6
 
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
@@ -73,9 +77,11 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "survey.case": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403, 403)},
     # The reader has not finished Task 1: no opening to put in a calendar yet.
     "survey.calendar": {"GET": (302, 404, 404, 403, 403, 403), "POST": NOT_ALLOWED},
-    "survey.class_styles": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
+    "survey.class_styles": {"GET": SHOWN_PAGE, "POST": NOT_ALLOWED},
     "survey.home": {"GET": (302,) + (200,) * 5, "POST": NOT_ALLOWED},
-    "survey.information": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
+    "survey.information": {"GET": SHOWN_PAGE, "POST": NOT_ALLOWED},
+    "survey.preview": {"GET": STAFF_PAGE, "POST": PREVIEW_POST},
+    "survey.preview_case": {"GET": STAFF_PAGE, "POST": PREVIEW_POST},
     "survey.resume": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     # Any account's own preference; an empty form is refused.
     "survey.shortcuts": {"GET": NOT_ALLOWED, "POST": (302,) + (400,) * 5},

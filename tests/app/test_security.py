@@ -359,6 +359,16 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             case_form,
             check(lambda: db.session.scalar(select(func.count(Answer.id))) == 1),
         ),
+        # The preview keeps nothing: what it does is go on, saying that nothing was saved.
+        "survey.preview": Post(
+            "organiser", f"/survey/{study.id}/preview/", lambda _: CONSENT, preview_went_on
+        ),
+        "survey.preview_case": Post(
+            "organiser",
+            f"/survey/{study.id}/preview/case/1",
+            lambda _: {"diagnosis": "mel", "confidence": "3"},
+            preview_went_on,
+        ),
         "survey.welcome": Post(
             "newcomer",
             f"/survey/{study.id}/",
@@ -401,6 +411,14 @@ def join_newcomer(world: World) -> UserRef:
 def post_endpoints(app: Flask) -> set[str]:
     """Every endpoint that takes POST."""
     return {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+
+
+def preview_went_on(client: FlaskClient) -> bool:
+    """Whether a preview form was taken (and, storing nothing, said so in a flash)."""
+    with client.session_transaction() as session:
+        flashes = session.get("_flashes", [])
+        session.pop("_flashes", None)
+    return any("nothing was saved" in message for _, message in flashes)
 
 
 def test_every_post_route_refuses_a_missing_or_foreign_csrf_token(

@@ -133,6 +133,8 @@ class World:
             return [{"filename": "css/app.css"}, {"filename": "js/survey.js"}]
         if endpoint in ("survey.case",):
             return [{**by_study, "task": 1, "number": 1}]
+        if endpoint == "survey.preview_case":
+            return [{**by_study, "number": 1}]
         if endpoint in ("survey.task", "survey.task_end"):
             return [{**by_study, "task": 1}]
         rule = next(self.app.url_map.iter_rules(endpoint))
