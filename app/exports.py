@@ -8,7 +8,9 @@ asked for it) a `reader_email` column is added.
 Formats (all UTF-8):
 
 - responses CSV: one row per answer with everything stored about it. Its first seven columns
-  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it.
+  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it;
+  `majority_vote` is the vote of the aid the answer's condition shows, at its k
+  (`shown_votes`), and the case's SE-CBIR vote at the study's k where nothing is shown.
 - summary CSV: thesis Table 4.II, one row per reader, then the pooled row and the mean and
   sample SD of the readers' accuracies (fractions 0-1). Summary JSON: `analyse(...)` as is.
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
@@ -36,9 +38,10 @@ from sqlalchemy import Select, select
 
 from app.analysis import COLUMNS, HAM10000_TAXONOMY, Taxonomy, files
 from app.extensions import db
-from app.models import Answer, Assignment, Case, Enrolment, Study, User
+from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, User
 from app.survey.conditions import Condition
 from app.survey.enrolment import conditions_of
+from studybundle.vote import majority_vote
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
     *COLUMNS,  # reader, image_id, truth, task, diagnosis, confidence, majority_vote
@@ -129,6 +132,44 @@ def _answers_query(
     return query
 
 
+def shown_votes(study: Study) -> dict[int, list[str]]:
+    """Per case id, the majority vote that each condition's aid shows at its k (indexed like
+    the study's conditions): the vote beside the case when the reader answered. Conditions
+    without neighbours get the case's own vote (SE-CBIR at the study's k, the thesis's).
+
+    The bundle's vote at that k where it has one; computed from the stored neighbours where it
+    has not (format 1 carries SE-CBIR's vote at its own k only).
+    """
+    listed = conditions_of(study)
+    cases = db.session.execute(
+        select(Case.id, Case.votes, Case.majority_vote).where(Case.study_id == study.id)
+    ).all()
+    out: dict[int, list[str]] = {}
+    for case_id, votes, own in cases:
+        row = []
+        for condition in listed:
+            vote = own
+            if condition.shows_neighbours:
+                vote = (votes or {}).get(condition.aid, {}).get(str(condition.k)) or ""
+                if not vote:
+                    vote = computed_vote(case_id, condition) or own
+            row.append(vote)
+        out[case_id] = row
+    return out
+
+
+def computed_vote(case_id: int, condition: Condition) -> str | None:
+    """The rank-weighted majority vote of the case's first k neighbours of the aid (None when
+    it has none)."""
+    truths = db.session.scalars(
+        select(Neighbour.truth)
+        .where(Neighbour.case_id == case_id, Neighbour.aid == condition.aid)
+        .order_by(Neighbour.rank)
+        .limit(condition.k)
+    ).all()
+    return majority_vote(list(truths)) if truths else None
+
+
 def analysis_columns(
     study: Study, completed_only: bool = False, reader: str | None = None
 ) -> dict[str, list[Any]]:
@@ -152,6 +193,7 @@ def analysis_columns(
         "confidence",
         "seconds",
         "hidden_seconds",
+        "case_id",
     )
     selected = (
         User.pseudonym,
@@ -164,6 +206,7 @@ def analysis_columns(
         Answer.confidence,
         Answer.seconds,
         Answer.hidden_seconds,
+        Case.id,
     )
     query = _answers_query(study, selected, completed_only, reader, probes=False)
     rows = db.session.connection().execute(query).all()
@@ -183,6 +226,11 @@ def analysis_columns(
     columns["probe"] = [0] * (len(rows) - len(probes)) + [1] * len(probes)
     columns["probe_class"] = [""] * (len(rows) - len(probes))
     columns["probe_class"] += [item.get("probe_class") or "" for item in shown]
+    votes = shown_votes(study)
+    columns["majority_vote"] = [
+        votes[case_id][index]
+        for case_id, index in zip(columns.pop("case_id"), columns["condition"], strict=True)
+    ]
     keys = [c.key for c in conditions_of(study)]
     columns["condition"] = [keys[index] for index in columns["condition"]]
     columns["hidden_seconds"] = [value or 0.0 for value in columns["hidden_seconds"]]
@@ -217,7 +265,6 @@ def response_rows(
         Case.image_id,
         Case.lesion_id,
         Case.truth,
-        Case.majority_vote,
         Assignment.task,
         Assignment.position,
         Answer.diagnosis,
@@ -236,9 +283,11 @@ def response_rows(
         Assignment.probe,
         Assignment.initial_diagnosis,
         Assignment.initial_confidence,
+        Case.id,
     )
     query = _answers_query(study, columns, completed_only, reader, probes=with_probes)
     listed = conditions_of(study)
+    votes = shown_votes(study)
     rows = []
     # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.
     for (
@@ -248,7 +297,6 @@ def response_rows(
         image_id,
         lesion_id,
         truth,
-        majority_vote,
         task,
         position,
         diagnosis,
@@ -267,6 +315,7 @@ def response_rows(
         probe,
         initial_diagnosis,
         initial_confidence,
+        case_id,
     ) in db.session.connection().execute(query).all():
         row = {
             "reader": pseudonym,
@@ -275,7 +324,7 @@ def response_rows(
             "task": task,
             "diagnosis": diagnosis,
             "confidence": confidence,
-            "majority_vote": majority_vote,
+            "majority_vote": votes[case_id][condition_index],
             "case_key": case_key,
             "lesion_id": lesion_id,
             "position": position + 1,  # 1-based, as the reader saw it ("case 3 of 100")

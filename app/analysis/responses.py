@@ -481,21 +481,27 @@ def _build(
     if len(responses) == 0:
         return responses
 
-    # One truth and one majority vote per image: compare each row with the image's first row.
-    _, first_of_image = np.unique(image, return_index=True)
+    # One truth per image, and one majority vote per image and condition (each aid shows its
+    # own vote at its own k): compare each row with the first row of its image (and condition).
+    per_condition = image.astype(np.int64) * max(len(conditions), 1) + condition
     problems = []
-    for column, codes in (("truth", truth), ("majority_vote", majority)):
-        first = first_of_image[image]
+    for column, codes, group in (
+        ("truth", truth, image),
+        ("majority_vote", majority, per_condition),
+    ):
+        _, first_of_group, member_of = np.unique(group, return_index=True, return_inverse=True)
+        first = first_of_group[member_of]
         mismatch = np.flatnonzero(codes != codes[first])
         if mismatch.size:
             i = int(mismatch[0])
             what = "is" if column == "truth" else "has majority vote"
+            where = "" if column == "truth" else f" under {conditions[condition[i]]!r}"
             problems.append(
                 (
                     i,
                     column,
-                    f"image {image_ids[image[i]]!r} {what} {taxonomy.classes[codes[i]]} here "
-                    f"but {taxonomy.classes[codes[first[i]]]} in row {first[i] + 1}",
+                    f"image {image_ids[image[i]]!r} {what} {taxonomy.classes[codes[i]]}{where}"
+                    f" here but {taxonomy.classes[codes[first[i]]]} in row {first[i] + 1}",
                 )
             )
     # One answer per reader, image and condition.

@@ -68,9 +68,8 @@ def test_class_codes_ignore_case_and_spaces() -> None:
         ({"reader": " "}, 2, "reader", "empty"),
         # Same reader, image and task as row 1: a duplicate answer.
         ({"task": "1"}, 2, "task", "duplicate answer"),
-        # The same image cannot have two truths or two majority votes.
+        # The same image cannot have two truths.
         ({"truth": "nv", "diagnosis": "nv"}, 2, "truth", "row 1"),
-        ({"majority_vote": "nv"}, 2, "majority_vote", "row 1"),
     ],
 )
 def test_malformed_rows_name_row_and_column(
@@ -154,3 +153,16 @@ def test_reader_names_are_stripped_and_numbered_in_order_of_appearance() -> None
     responses = responses_from_rows(rows)
     assert responses.readers == ("B", "A")
     assert responses.reader.tolist() == [0, 1, 0]
+
+
+def test_one_majority_vote_per_image_and_condition() -> None:
+    # Each condition shows its own aid at its own k, so its vote may differ from another's...
+    rows = [ROWS[0], {**ROWS[1], "majority_vote": "bcc"}, *ROWS[2:]]
+    responses = responses_from_rows(rows)
+    assert [CLASSES[i] for i in responses.majority_vote[:2]] == ["mel", "bcc"]
+    # ...but within one condition an image has one vote.
+    rows = [*ROWS[:3], {**ROWS[3], "majority_vote": "bcc"}]
+    with pytest.raises(ResponsesError) as caught:
+        read_responses(io.StringIO(to_csv(rows)))
+    assert (caught.value.row, caught.value.column) == (4, "majority_vote")
+    assert "under 'unaided'" in str(caught.value) and "row 3" in str(caught.value)

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.exports import analysis_columns, response_rows
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Role, Study, StudyStatus
 from app.survey.conditions import Condition
@@ -114,6 +115,28 @@ def test_each_aid_condition_shows_its_own_aid_and_records_it(
                 assert answer.neighbours_shown == []
             if condition.aid == "probabilities":
                 assert answer.shown["probabilities"] == pytest.approx(case.probabilities["rgb"])
+        # The aid's vote in the results is the one beside the case: its own list at its k.
+        study = db.session.get_one(Study, all_aids.id)
+        by_case = {c.image_id: c for c in study.cases}
+
+        def vote_beside(image_id: str, key: str) -> str:
+            case = by_case[image_id]
+            return {
+                "cbir_k4_unlabelled": case.votes["cbir"]["4"],
+                "se_cbir_saliency": case.votes["se_cbir"]["6"],
+            }.get(key, case.majority_vote)
+
+        columns = analysis_columns(study)
+        listed = zip(
+            columns["image_id"], columns["condition"], columns["majority_vote"], strict=True
+        )
+        assert all(vote == vote_beside(image, key) for image, key, vote in listed)
+        rows = response_rows(study)
+        assert len(rows) == 10
+        assert all(r["majority_vote"] == vote_beside(r["image_id"], r["condition"]) for r in rows)
+        assert any(
+            case.votes["cbir"]["4"] != case.majority_vote for case in study.cases
+        )  # the test can tell the two apart
     assert {CONDITIONS[i].key for i in range(5)} == {
         "unaided",
         "cbir_k4_unlabelled",
