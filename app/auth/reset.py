@@ -9,7 +9,7 @@ request page answers the same whether or not the address has an account.
 import hashlib
 from datetime import datetime, timedelta
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from app.auth import bp
 from app.auth.access import refuse_control_characters, start_after_login
 from app.auth.accounts import end_sessions, normalise_email
-from app.auth.throttle import email_key, forget_failures
+from app.auth.throttle import email_key, forget_failures, hit
 from app.clock import now
 from app.extensions import db
 from app.forms import PasswordResetForm, PasswordResetRequestForm
@@ -30,6 +30,13 @@ EPOCH = datetime(1970, 1, 1)  # tokens carry naive-UTC seconds since then (the a
 RESET_MINUTES = 60
 # At most this many reset e-mails per address and hour: the form cannot flood a mailbox.
 RESETS_PER_HOUR = 3
+# At most this many requests of the form per network address and hour: one machine cannot mail
+# every address it guesses, nor probe the form in a loop. Generous enough for a hospital's
+# readers behind one proxy address (a reset is rare).
+RESET_REQUESTS_PER_IP_HOUR = 20
+TOO_MANY_REQUESTS = (
+    "Too many password-reset requests from your network. Please try again in an hour."
+)
 SENT = (
     "If an account has this address, a link to set a new password is on its way to it. "
     "It works once, for {minutes} minutes."
@@ -100,6 +107,10 @@ def forgot_password() -> Response | str | tuple[str, int]:
     if not mail_enabled():
         return render_template("auth/forgot.html", form=None)
     if form.validate_on_submit() and not refuse_control_characters(form):
+        ip = request.remote_addr or "unknown"
+        if hit(f"f:{ip}", timedelta(hours=1)) > RESET_REQUESTS_PER_IP_HOUR:
+            flash(TOO_MANY_REQUESTS, "error")
+            return render_template("auth/forgot.html", form=form), 429
         email = normalise_email(form.email.data or "")
         user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active and _recent_resets(email) < RESETS_PER_HOUR:

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.auth.reset import RESET_REQUESTS_PER_IP_HOUR
 from app.extensions import db
 from app.mail import send_queued
 from app.models import OutboxMessage, User
@@ -147,3 +148,24 @@ def test_a_reset_clears_the_lock_of_failed_logins(
         fresh.post("/login", data={"email": reader.email, "password": NEW_PASSWORD}).status_code
         == 302
     )
+
+
+def test_one_network_address_cannot_ask_for_links_in_a_loop(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reader: UserRef, clock: FakeClock
+) -> None:
+    """Per network address: 20 requests an hour, whatever addresses they name (issue 15)."""
+
+    def ask(email: str, ip: str) -> int:
+        response = client.post(
+            "/password/forgot", data={"email": email}, environ_base={"REMOTE_ADDR": ip}
+        )
+        return response.status_code
+
+    for number in range(RESET_REQUESTS_PER_IP_HOUR):
+        assert ask(f"guess{number}@example.org", "10.9.9.9") == 302
+    assert ask(reader.email, "10.9.9.9") == 429
+    with app.app_context():
+        assert db.session.scalar(select(OutboxMessage.id)) is None  # the refused one sent none
+    assert ask(reader.email, "10.9.9.10") == 302  # another network is not affected
+    clock.advance(minutes=61)
+    assert ask("someone@example.org", "10.9.9.9") == 302
