@@ -329,9 +329,34 @@
     setUpDialog(queryImage, queryTools);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
+  /* The similar images load once the case image has arrived (or failed): on a slow line they
+     would otherwise share its bandwidth, and the case is what the reader needs first. */
+  function loadNeighbours() {
+    var waiting = document.querySelectorAll("img[data-src]");
+    var queryImage = document.querySelector("img[data-query-image]");
+    function release() {
+      waiting.forEach(function (img) {
+        img.srcset = img.getAttribute("data-srcset") || "";
+        img.src = img.getAttribute("data-src");
+        img.removeAttribute("data-src");
+      });
+    }
+    if (!queryImage || queryImage.complete) {
+      release();
+    } else {
+      queryImage.addEventListener("load", release, { once: true });
+      queryImage.addEventListener("error", release, { once: true });
+    }
+  }
+
+  function begin() {
+    loadNeighbours();
     start();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", begin);
+  } else {
+    begin();
   }
 })();

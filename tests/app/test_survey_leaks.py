@@ -185,8 +185,9 @@ def check_task2_pages_differ_only_in_the_neighbours(
         assert tiles == truths
         counts = Counter(truths)
         for code, name in names.items():
-            # A neighbour's name appears in its caption, its alt text and its enlarge label.
-            assert section.group(0).count(escape(name)) == 3 * counts[code], (code, name)
+            # A neighbour's name appears in its caption, its alt text (twice: the image and
+            # its <noscript> copy) and its enlarge label.
+            assert section.group(0).count(escape(name)) == 4 * counts[code], (code, name)
 
 
 def check_no_inline_script_or_style(walk: dict) -> None:

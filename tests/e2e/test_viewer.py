@@ -267,3 +267,44 @@ def test_the_viewer_at_three_sizes(
     check_neighbour_and_compare(page, size)
     check_shortcut_switch(page, server, email)
     assert not page.errors, page.errors
+
+
+def test_the_similar_images_wait_for_the_case_image(
+    module_server: LiveServer, browser: object, pages: dict
+) -> None:
+    """On a slow line the six tiles would share the case image's bandwidth: they are asked
+    for only once it has arrived, and the page works meanwhile."""
+    server = module_server
+    email = "waiting@example.org"
+    add_reader(server, email, answered=(1,))
+    page = new_page(browser, pages, "waiting", DESKTOP)
+    log_in(page, server, email)
+    held: list = []
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/images/" in r.url else None)
+
+    def full_size(url: str) -> bool:
+        return "/images/" in url and "?" not in url
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route(full_size, hold)
+    page.goto(f"{server.url}/survey/{server.study_id}/task/2/case/1", wait_until="commit")
+    page.wait_for_selector(".query .viewer-tools:not([hidden])")  # the scripts have run
+    page.wait_for_timeout(300)
+    assert held, "the case image was never asked for"
+    assert not [url for url in asked if "?w=" in url], asked
+    assert page.locator("figure.tile img[src]").count() == 0
+    # The page is usable meanwhile: the keys choose a class.
+    page.locator("h1").click()
+    page.keyboard.press("3")
+    assert page.locator("#diagnosis-bkl").is_checked()
+    for route in held:
+        route.continue_()
+    page.wait_for_function(
+        "() => { const tiles = [...document.querySelectorAll('figure.tile img')];"
+        " return tiles.length === 6 && tiles.every(i => i.complete && i.naturalWidth > 0); }"
+    )
+    assert [url for url in asked if "?w=" in url]
+    assert not page.errors, page.errors
