@@ -1,11 +1,11 @@
 """The case viewer in a real Chromium at a phone, a tablet and a desktop size.
 
-Mouse (wheel zoom at the pointer, drag), touch (a two-finger pinch through Chromium's touch
-emulation), keyboard alone (+ - 0 and the arrows, announced in a live region), brightness and
-contrast, a similar image enlarged with its frame, rank and class, the comparison with the case
-at the same zoom, and the switch that turns the single-key shortcuts off. One server for the
-module; a screenshot of each size goes to test-artifacts/.
-"""
+At each size: mouse (wheel zoom at the pointer, drag), touch (a two-finger pinch through
+Chromium's touch emulation), keyboard alone (+ - 0 and the arrows, announced in a live
+region), brightness and contrast, a similar image enlarged with its frame, rank and class,
+the comparison with the case at the same zoom, and the switch that turns the single-key
+shortcuts off. One server for the module; a screenshot of each size goes to test-artifacts/,
+and of every open page when a test fails (the `pages` fixture)."""
 
 import re
 
@@ -53,7 +53,7 @@ def open_task2_case(server: LiveServer, browser, pages: dict, size: str, email: 
     """A reader in Task 2 (Task 1 done a day ago), on the first case, at `size`."""
     add_reader(server, email, answered=(1,))
     viewport = SIZES[size]
-    touch = viewport is PHONE
+    touch = viewport is not DESKTOP  # a phone's and a tablet's touch screen
     page = new_page(browser, pages, f"viewer-{size}", viewport, touch=touch)
     log_in(page, server, email)
     page.goto(f"{server.url}/survey/{server.study_id}/task/2/case/1")
@@ -258,11 +258,11 @@ def test_the_viewer_at_three_sizes(
         " && c.scrollWidth <= c.clientWidth + 1)"
     )
 
+    # Every way in at every size: keys, a mouse (or a tablet's trackpad), two fingers (a
+    # touch screen, or a touch laptop's through Chromium's touch emulation).
     check_keyboard(page)
-    if size == "390x844":
-        check_pinch(page)
-    else:
-        check_mouse(page)
+    check_mouse(page)
+    check_pinch(page)
     check_brightness_and_contrast(page)
     check_neighbour_and_compare(page, size)
     check_shortcut_switch(page, server, email)
