@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
 from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
+from studybundle.images import reencode
 from studybundle.limits import IMAGE_NAME
 
 __all__ = [
@@ -46,7 +47,11 @@ def served_name(name: str, secret: str | None = None) -> str:
 
 
 def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
-    """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it."""
+    """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it.
+
+    Every image is decoded and encoded again (studybundle.images.reencode): what is served
+    holds the pixels and nothing a bundle's file may have carried besides them.
+    """
     target = image_root / bundle.digest[:16]
     if target.is_dir():
         return target, False
@@ -54,7 +59,7 @@ def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=image_root))
     try:
         for name in bundle.images:
-            shutil.copyfile(bundle.folder / "images" / name, staging / served_name(name))
+            reencode(bundle.folder / "images" / name, staging / served_name(name))
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

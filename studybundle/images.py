@@ -66,6 +66,24 @@ def check_image(path: Path) -> Image.Image:
         raise BundleError(f"{name} is not a readable JPEG ({exc})") from None
 
 
+def reencode(source: Path, target: Path) -> None:
+    """Write `source`'s pixels to `target` as a fresh JPEG that carries nothing else.
+
+    Checking a JPEG for metadata segments can be fooled (APP3-APP15, fill bytes, a byte
+    before APP1, comments between progressive scans, data after the end marker): decoding
+    and encoding again keeps only the pixels. Quantisation tables and chroma subsampling are
+    kept where Pillow can (an RGB or grey JPEG), so the copy looks like the original; Pillow
+    writes a JFIF header and no EXIF, ICC or comment unless asked to. `source` has passed
+    check_image (a JPEG within MAX_IMAGE_PIXELS), so decoding it is bounded.
+    """
+    with Image.open(source) as image:
+        image.load()
+        if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            image.save(target, "JPEG", quality="keep")
+        else:
+            image.convert("RGB").save(target, "JPEG", quality=95)
+
+
 def check_rotation(upright: Image.Image, rotated: Image.Image, where: str) -> None:
     """`rotated` must be `upright` turned by 180 degrees (with JPEG's tolerance)."""
     if upright.size != rotated.size:

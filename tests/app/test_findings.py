@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,12 +14,13 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 from sqlalchemy import select
 
-from app.bundle import BundleError, extract_zip, served_name, validate_bundle
+from app.bundle import BundleError, extract_zip, import_bundle, served_name, validate_bundle
 from app.extensions import db
 from app.forms import EMAIL_PATTERN
 from app.limits import SEEN
 from app.models import Case, Neighbour, Study
 from app.survey.presentation import HEX_COLOUR
+from studybundle.images import reencode
 from studybundle.limits import CASE_KEY, CLASS_CODE, COLOUR, HEX_ONLY, IMAGE_NAME, IMAGE_PATH
 from studybundle.validate import _contains_any
 from tests.app.bundle_factory import read_queries, write_queries
@@ -300,3 +302,97 @@ def test_ids_hidden_in_file_names_are_found_without_comparing_every_pair() -> No
     assert _contains_any("ff0024306" + "0" * 23, ids, lengths)
     assert _contains_any("0" * 24 + "abcdef12", ids, lengths)
     assert not _contains_any("0" * 32, ids, lengths)
+
+
+# ---------------------------------------------------------------- images re-encoded on import
+
+PAYLOAD = b"ISIC_0024306 nv secret"
+
+
+def segment(marker: int, body: bytes) -> bytes:
+    """One JPEG marker segment: FF, the marker, the length (counting itself), the body."""
+    return bytes((0xFF, marker)) + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def progressive(data: bytes) -> bytes:
+    """The same pixels as a progressive JPEG (several scans)."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(out, "JPEG", quality=90, progressive=True)
+    return out.getvalue()
+
+
+def jpeg_variants(data: bytes) -> dict[str, bytes]:
+    """The 17 JPEGs that passed the metadata check (issue 15), each carrying PAYLOAD."""
+    soi, rest = data[:2], data[2:]
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    exif = segment(0xE1, b"Exif\x00\x00" + PAYLOAD)
+    variants = {f"APP{n}": soi + segment(0xE0 + n, PAYLOAD) + rest for n in range(3, 16)}
+    variants["fill bytes"] = soi + b"\xff\xff\xff" + exif + rest
+    variants["a byte before APP1"] = data[:app0_end] + b"\x00" + exif + data[app0_end:]
+    scans = progressive(data)
+    second_scan = scans.index(b"\xff\xda", scans.index(b"\xff\xda") + 2)
+    variants["a comment between scans"] = (
+        scans[:second_scan] + segment(0xFE, PAYLOAD) + scans[second_scan:]
+    )
+    variants["data after EOI"] = data + PAYLOAD
+    return variants
+
+
+# What a re-encoded JPEG may hold before its image data: JFIF, tables, frame, restart interval.
+PLAIN_SEGMENTS = {0xE0, 0xDB, 0xC4, 0xC0, 0xC1, 0xC2, 0xDD}
+
+
+def segments_before_scan(data: bytes) -> list[int]:
+    """The markers of a JPEG up to its first scan (strictly: no fill bytes, no junk)."""
+    found, position = [], 2
+    while data[position] == 0xFF and data[position + 1] != 0xDA:
+        found.append(data[position + 1])
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    assert data[position : position + 2] == b"\xff\xda", "junk before the first scan"
+    return found
+
+
+def assert_clean(served: bytes, original: bytes, label: str) -> None:
+    """`served` holds the pixels of `original` and nothing else: no payload, no metadata."""
+    assert PAYLOAD not in served, label
+    assert set(segments_before_scan(served)) <= PLAIN_SEGMENTS, label
+    assert served.endswith(b"\xff\xd9") and served.count(b"\xff\xd9") == 1, label
+    pixels = numpy.asarray(Image.open(io.BytesIO(served)).convert("RGB"), dtype=float)
+    source = numpy.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=float)
+    assert pixels.shape == source.shape and numpy.abs(pixels - source).mean() < 3, label
+
+
+def test_reencoding_keeps_only_the_pixels_of_every_variant(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    original = (bundle_dir / read_queries(bundle_dir)[1]["image"]).read_bytes()
+    variants = jpeg_variants(original)
+    assert len(variants) == 17
+    for label, data in variants.items():
+        assert PAYLOAD in data
+        (tmp_path / "in.jpg").write_bytes(data)
+        reencode(tmp_path / "in.jpg", tmp_path / "out.jpg")
+        assert_clean((tmp_path / "out.jpg").read_bytes(), original, label)
+
+
+def test_every_image_is_re_encoded_on_import(app: Flask, bundle_dir: Path, tmp_path: Path) -> None:
+    queries = read_queries(bundle_dir)
+    original = (bundle_dir / queries[1]["neighbours"][0]["image"]).read_bytes()
+    variants = jpeg_variants(original)
+    del variants["APP13"]  # the bundle check refuses this one (IPTC); the other 16 pass it
+    planted = {}
+    for index, (label, data) in enumerate(variants.items()):
+        neighbour = queries[index % len(queries)]["neighbours"][index // len(queries)]
+        neighbour["image"] = planted[label] = store(bundle_dir, data)
+    write_queries(bundle_dir, queries)
+    with app.app_context():
+        study, created = import_bundle(bundle_dir, "Variants", tmp_path / "served")
+        folder = Path(study.image_folder)
+        assert created
+        for label, reference in planted.items():
+            served = (folder / served_name(reference.removeprefix("images/"))).read_bytes()
+            assert_clean(served, original, label)
+        # Every served file is a clean re-encoding, not only the planted ones.
+        for path in folder.iterdir():
+            data = path.read_bytes()
+            assert set(segments_before_scan(data)) <= PLAIN_SEGMENTS and data.endswith(b"\xff\xd9")
