@@ -6,6 +6,7 @@ Filters (query string, on the page and every download): `completed=1` keeps read
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
@@ -28,7 +29,10 @@ from app.exports import (
 from app.extensions import db
 from app.models import Enrolment, Study, User
 from app.study_results import StudyResult, study_result
-from app.survey.enrolment import session_progress
+from app.survey import conditions
+from app.survey.conditions import Condition
+from app.survey.designs import Design
+from app.survey.enrolment import conditions_of, design_of, session_progress
 
 bp = Blueprint("dashboard", __name__)
 
@@ -40,6 +44,49 @@ TASK_TITLES = {
     1: "Task 1: the lesion alone",
     2: "Task 2: with the retrieved similar images",
 }
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The two conditions that the thesis-layout tables (Table 4.II, Figure 4.1, answer
+    changes, the secondary statistics) compare: the thesis's Task 1 and Task 2.
+
+    In the thesis's own design they are called so. Otherwise they are named by condition, and
+    a study of three or more conditions lets the organiser choose the pair (`keys` None when
+    the study has two conditions and the page's analysis already is that pair's)."""
+
+    keys: tuple[str, str] | None
+    names: dict[int, str]
+    titles: dict[int, str]
+    choices: list[tuple[str, str]]  # (value of the `pair` argument, words) when there is a choice
+    chosen: str
+
+
+def pair_of(study: Study, asked: str) -> Pair:
+    """The pair the page's tables compare: `asked` ("a~b") when it names two of the study's
+    conditions, else the first and the last; `unaided` always first, as in the analysis."""
+    listed = conditions_of(study)
+    if listed == conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)[:2] and (
+        design_of(study) == Design.SEQUENTIAL
+    ):
+        return Pair(None, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
+    options = [ordered(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
+    wanted = tuple(asked.split("~")) if asked else ()
+    chosen = next((o for o in options if (o[0].key, o[1].key) == wanted), None)
+    first, second = chosen or ordered(listed[0], listed[-1])
+    names = {1: first.short, 2: second.short}
+    titles = {1: first.label, 2: second.label}
+    if len(listed) < 3:
+        return Pair(None, names, titles, [], "")
+    choices = [(f"{a.key}~{b.key}", f"{a.short} and {b.short}") for a, b in options]
+    return Pair((first.key, second.key), names, titles, choices, f"{first.key}~{second.key}")
+
+
+def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
+    """Two conditions with `unaided` first (the analysis's order), else as listed."""
+    return (b, a) if b.aid == conditions.UNAIDED and not b.aided else (a, b)
+
+
 # Download name -> (file suffix, content type)
 EXPORTS = {
     "responses": ("responses.csv", "text/csv; charset=utf-8"),
@@ -60,11 +107,13 @@ class Filters:
         wanted = args.get("reader", "").strip()
         self.reader = wanted if wanted in readers else ""
         self.identify = args.get("identify") == "1"
+        self.pair = args.get("pair", "").strip()[:200]
 
     def query(self) -> dict[str, str]:
         """The filters as query-string arguments (only those that are set)."""
         args = {"completed": "1" if self.completed else "", "reader": self.reader}
         args["identify"] = "1" if self.identify else ""
+        args["pair"] = self.pair
         return {key: value for key, value in args.items() if value}
 
     def rows(self, study: Study, with_probes: bool = False) -> list[dict[str, Any]]:
@@ -78,9 +127,18 @@ class Filters:
             with_probes=with_probes,
         )
 
-    def analysis(self, study: Study, bootstrap: int) -> StudyResult:
-        """The analysis of the filtered answers, probes left out (computed once per answer set)."""
-        return study_result(study, self.completed, self.reader or None, bootstrap)
+    def analysis(
+        self, study: Study, bootstrap: int, pair: tuple[str, str] | None = None
+    ) -> StudyResult:
+        """The analysis of the filtered answers, probes left out (computed once per answer set);
+        of two conditions' answers only with `pair`."""
+        return study_result(study, self.completed, self.reader or None, bootstrap, pair)
+
+    def tables(self, study: Study, bootstrap: int) -> tuple[Pair, StudyResult]:
+        """The pair the thesis-layout tables compare, and their analysis (the page's own when
+        the study has two conditions)."""
+        pair = pair_of(study, self.pair)
+        return pair, self.analysis(study, bootstrap, pair.keys)
 
 
 def enrolled_readers(study: Study) -> list[str]:
@@ -159,6 +217,8 @@ def index(study_id: int) -> str:
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
     analysed = filters.analysis(study, bootstrap)
     result = analysed.result if analysed.answers else None
+    pair, compared = filters.tables(study, bootstrap)
+    tables = compared.result if compared.answers else None
     return render_dashboard(
         "dashboard/index.html",
         study=study,
@@ -167,8 +227,10 @@ def index(study_id: int) -> str:
         progress=reader_progress(study),
         answers=analysed.answers,
         result=result,
-        heat={task: heat_rows(result, task) for task in (1, 2)} if result else None,
-        task_titles=TASK_TITLES,
+        tables=tables,
+        pair=pair,
+        heat={task: heat_rows(tables, task) for task in (1, 2)} if tables else None,
+        task_titles=pair.titles,
         exports=EXPORTS,
     )
 
@@ -182,9 +244,10 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     study = study_or_404(study_id)
     # The page's analysis (the matrices do not depend on the bootstrap): usually cached.
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
-    result = Filters(enrolled_readers(study)).analysis(study, bootstrap).result
+    pair, compared = Filters(enrolled_readers(study)).tables(study, bootstrap)
+    result = compared.result
     matrix = result["confusion"][f"task{task}"]
-    title = TASK_TITLES[task]
+    title = pair.titles[task]
     if kind == "svg":
         body: str | bytes = confusion_svg(matrix, result["classes"], title)
         content_type = "image/svg+xml; charset=utf-8"

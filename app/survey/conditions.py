@@ -25,6 +25,12 @@ AID_NAMES = {
     "cbir": "CBIR similar images",
     PROBABILITIES: "AI class probabilities",
 }
+SHORT_NAMES = {
+    UNAIDED: "Unaided",
+    "se_cbir": "SE-CBIR",
+    "cbir": "CBIR",
+    PROBABILITIES: "Probabilities",
+}
 CLASSIFIER_NAMES = {"rgb_saliency": "4-channel model", "rgb": "3-channel model"}
 
 
@@ -87,6 +93,18 @@ class Condition:
             text += f" ({CLASSIFIER_NAMES[self.classifier]})"
         if self.saliency:
             text += " + saliency overlay"
+        return text
+
+    @property
+    def short(self) -> str:
+        """The condition in a few words, for table headings ("SE-CBIR 6", "CBIR 3 unlabelled")."""
+        text = SHORT_NAMES[self.aid]
+        if self.shows_neighbours:
+            text += f" {self.k}" + ("" if self.labelled else " unlabelled")
+        if self.aid == PROBABILITIES:
+            text += " (4-channel)" if self.classifier == "rgb_saliency" else " (3-channel)"
+        if self.saliency:
+            text += " + saliency"
         return text
 
     def to_json(self) -> dict[str, Any]:

@@ -265,6 +265,21 @@ def test_a_three_arm_crossover_balances_orders_and_runs_three_tasks_with_wash_ou
     assert "Task 3 opens" in dashboard and "Task 3 completed" in dashboard
     assert "6 enrolled, 1 completed every task" in dashboard
     assert dashboard.count("<td>3 of 3</td>") == 3  # the first reader, task by task
+    # The thesis-layout tables compare two of the three conditions, named by condition: by
+    # default the first and the last, any pair on request, never "Task 1" and "Task 2".
+    assert '<option value="unaided~se_cbir" selected>Unaided and SE-CBIR 6</option>' in dashboard
+    assert dashboard.count('<option value="') == 3 + 7  # three pairs, plus the reader filter
+    assert ">How answers changed from Unaided to SE-CBIR 6</h2>" in dashboard
+    assert "Task 1</th>" not in dashboard
+    chosen = client.get(f"/dashboard/{study.id}/?pair=unaided~se_cbir_k3_unlabelled").text
+    assert ">How answers changed from Unaided to SE-CBIR 3 unlabelled</h2>" in chosen
+    assert 'colspan="4">SE-CBIR 3 unlabelled</th>' in chosen
+    unknown = client.get(f"/dashboard/{study.id}/?pair=se_cbir~nothing").text
+    assert ">How answers changed from Unaided to SE-CBIR 6</h2>" in unknown
+    heat = client.get(
+        f"/dashboard/{study.id}/confusion-task2.svg?pair=unaided~se_cbir_k3_unlabelled"
+    )
+    assert heat.status_code == 200 and b"unlabelled" in heat.data
     progress = client.get(f"/admin/studies/{study.id}/readers").get_data(as_text=True)
     assert '<th scope="col">Task 3</th>' in progress
     assert progress.count("3 / 3 ✓") == 3 and progress.count("0 / 3") == 15
