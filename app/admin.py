@@ -38,10 +38,10 @@ from app.clock import now
 from app.consent import change_text
 from app.design import PROBE_SENTENCE, probes_disclosed
 from app.extensions import db
-from app.forms import EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
+from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
 from app.mail.messages import compose
-from app.mail.reminders import last_activity, may_remind, queue_reminder
+from app.mail.reminders import last_activity, manual_key, may_remind, queue_reminder
 from app.models import (
     Case,
     Enrolment,
@@ -51,7 +51,7 @@ from app.models import (
     StudyStatus,
     User,
 )
-from app.survey.enrolment import session_progress
+from app.survey.enrolment import session_progress, withdraw
 from app.team import add_member
 
 bp = Blueprint("admin", __name__)
@@ -481,14 +481,41 @@ def readers(study_id: int) -> str:
     return render_template("admin/readers.html", study=record, rows=rows, button=EmptyForm())
 
 
-@bp.post("/studies/<int:study_id>/readers/<int:enrolment_id>/remind")
-@staff_required
-def remind(study_id: int, enrolment_id: int) -> Response:
-    """E-mail one reader a reminder now: the link, and the .ics once Task 1 is done."""
+def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
+    """A managed study and one of its enrolments (404 for an enrolment of another study)."""
     record = managed_study_or_404(study_id)
     enrolment = db.get_or_404(Enrolment, enrolment_id)
     if enrolment.study_id != record.id:
         abort(404)
+    return record, enrolment
+
+
+@bp.route("/studies/<int:study_id>/readers/<int:enrolment_id>/withdraw", methods=["GET", "POST"])
+@staff_required
+def mark_withdrawn(study_id: int, enrolment_id: int) -> Response | str:
+    """Record that a reader withdrew (told the organisers so), after a confirmation."""
+    record, enrolment = study_enrolment(study_id, enrolment_id)
+    form = ConfirmForm()
+    if not form.is_submitted():
+        return render_template(
+            "admin/confirm_withdraw.html", study=record, enrolment=enrolment, button=form
+        )
+    if not form.validate():
+        abort(400)
+    pseudonym = enrolment.user.pseudonym
+    if withdraw(enrolment, "organiser"):
+        db.session.commit()
+        flash(f"{pseudonym} is recorded as withdrawn: no more cases, no more reminders.", "info")
+    else:
+        flash(f"{pseudonym} had withdrawn already.", "info")
+    return redirect(url_for("admin.readers", study_id=record.id), 303)
+
+
+@bp.post("/studies/<int:study_id>/readers/<int:enrolment_id>/remind")
+@staff_required
+def remind(study_id: int, enrolment_id: int) -> Response:
+    """E-mail one reader a reminder now: the link, and the .ics once Task 1 is done."""
+    record, enrolment = study_enrolment(study_id, enrolment_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     pseudonym = enrolment.user.pseudonym
@@ -499,7 +526,7 @@ def remind(study_id: int, enrolment_id: int) -> Response:
             f"{pseudonym} has finished, withdrawn, or the study is not open: no reminder.", "info"
         )
     else:
-        queue_reminder(enrolment)
+        queue_reminder(enrolment, dedupe_key=manual_key(enrolment))
         db.session.commit()
         flash(
             f"A reminder to {pseudonym} is queued; it goes out with the next mail run.", "success"

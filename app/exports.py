@@ -58,6 +58,7 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "reader_role",
     "reader_years",
     "reader_exams_per_week",
+    "reader_withdrawn_at",  # empty unless the reader withdrew (their answers are kept)
     # The study design's record of each reading (app/survey/conditions.py names them).
     "condition",
     "session",  # the same as `task`: the reader's session (Task 1, Task 2, ...)
@@ -278,6 +279,7 @@ def response_rows(
         Enrolment.profile_role,
         Enrolment.profile_years,
         Enrolment.profile_exams_per_week,
+        Enrolment.withdrawn_at,
         Answer.shown,
         Assignment.condition,
         Assignment.probe,
@@ -310,6 +312,7 @@ def response_rows(
         role,
         years,
         exams_per_week,
+        withdrawn_at,
         shown,
         condition_index,
         probe,
@@ -338,6 +341,7 @@ def response_rows(
             "reader_role": role.value if role is not None else "",
             "reader_years": "" if years is None else years,
             "reader_exams_per_week": "" if exams_per_week is None else exams_per_week,
+            "reader_withdrawn_at": iso_utc(withdrawn_at),
             **reading_columns(shown or {}, listed[condition_index], probe),
             "session": task,
             "initial_diagnosis": initial_diagnosis or "",

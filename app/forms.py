@@ -12,6 +12,7 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -21,6 +22,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
+    AnyOf,
     DataRequired,
     EqualTo,
     InputRequired,
@@ -73,6 +75,13 @@ class EmptyForm(FlaskForm):
     """A form with only its CSRF token, for button-only POSTs (logout, open, close)."""
 
     submit = SubmitField("Confirm")
+
+
+class ConfirmForm(FlaskForm):
+    """The button of a confirmation page for what cannot be undone (a withdrawal): it sends
+    an explicit "yes", so that a bare POST to the address changes nothing."""
+
+    confirm = HiddenField(default="yes", validators=[InputRequired(), AnyOf(["yes"])])
 
 
 class LoginForm(FlaskForm):

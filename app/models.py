@@ -354,6 +354,10 @@ class Enrolment(db.Model):
     )
     profile_years: Mapped[int | None] = mapped_column(Integer)  # years of dermoscopy practice
     profile_exams_per_week: Mapped[int | None] = mapped_column(Integer)  # dermoscopies a week
+    # When the reader withdrew (or an organiser recorded that they did), and who recorded it
+    # ("reader" or "organiser"). Their answers so far are kept; nothing more is asked or sent.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, deferred=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(16), deferred=True)
 
     study: Mapped[Study] = relationship(back_populates="enrolments")
     user: Mapped[User] = relationship(back_populates="enrolments")

@@ -4,10 +4,11 @@
 `flask mail send-queued` calls `queue_due_reminders` before it sends, so the cron line that
 sends mail also queues what fell due. Each reminder has a dedupe key (its enrolment and its
 number): queueing it twice, by two hosts at once or by a run after a crash, inserts it once.
-Nothing is sent to readers who finished, whose account was deactivated (withdrawn), or whose
-study is not open.
+Nothing is sent to readers who finished, who withdrew from the study (reminders still queued
+are dropped when they withdraw), whose account was deactivated, or whose study is not open.
 """
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, has_request_context, url_for
@@ -19,7 +20,16 @@ from app.clock import now
 from app.extensions import db
 from app.mail.messages import compose, public_base
 from app.mail.outbox import Attachment
-from app.models import Answer, Assignment, Enrolment, OutboxMessage, Study, StudyStatus, User
+from app.models import (
+    Answer,
+    Assignment,
+    Enrolment,
+    MailStatus,
+    OutboxMessage,
+    Study,
+    StudyStatus,
+    User,
+)
 
 MAX_REPEATS = 3  # reminders after the first, at most
 
@@ -64,10 +74,12 @@ def last_activity(enrolment_ids: list[int]) -> dict[int, datetime]:
 
 
 def may_remind(enrolment: Enrolment) -> bool:
-    """Whether a reminder may go to this reader: not finished, account active, study open."""
+    """Whether a reminder may go to this reader: not finished, not withdrawn, account active,
+    study open."""
     user = enrolment.user
     return (
         enrolment.task2_completed_at is None
+        and enrolment.withdrawn_at is None
         and user.active
         and enrolment.study.status == StudyStatus.OPEN
     )
@@ -115,6 +127,28 @@ def next_item(enrolment: Enrolment) -> tuple[int, datetime | None]:
     return found if found is not None else (1, None)
 
 
+def manual_key(enrolment: Enrolment) -> str:
+    """The dedupe key of a reminder an organiser sends by hand: unique, and findable by its
+    enrolment (see `drop_queued`)."""
+    return f"reminder:{enrolment.id}:manual:{secrets.token_hex(6)}"
+
+
+def drop_queued(enrolment: Enrolment) -> int:
+    """Give up the reminders to `enrolment` that wait in the outbox (the caller commits); how
+    many. One being sent right now by another host may still go out."""
+    waiting = db.session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.kind == "reminder",
+            OutboxMessage.status == MailStatus.PENDING,
+            OutboxMessage.dedupe_key.like(f"reminder:{enrolment.id}:%"),
+        )
+    ).all()
+    for message in waiting:
+        message.status = MailStatus.FAILED
+        message.last_error = "Not sent: the reader withdrew from the study."
+    return len(waiting)
+
+
 def reminder_key(enrolment: Enrolment, session: int, number: int) -> str:
     """The outbox's dedupe key of reminder `number` for `session` (session 2 keeps the key of
     the two-task studies, so a reminder sent before an upgrade is not sent again)."""
@@ -154,6 +188,7 @@ def queue_due_reminders() -> int:
             Study.status == StudyStatus.OPEN,
             Enrolment.task1_completed_at.is_not(None),
             Enrolment.task2_completed_at.is_(None),
+            Enrolment.withdrawn_at.is_(None),
             User.active.is_(True),
         )
     ).all()

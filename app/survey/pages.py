@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from app.auth import is_safe_next, managed_study_or_404, reader_study_ids
 from app.clock import describe_wait, now
 from app.extensions import db
+from app.forms import ConfirmForm
 from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey import bp
@@ -31,6 +32,7 @@ from app.survey.enrolment import (
     standing,
     task_size,
     where_to,
+    withdraw,
 )
 from app.survey.forms import AnswerForm, ConsentForm, ShortcutsForm
 from app.survey.presentation import (
@@ -93,6 +95,8 @@ def describe(enrolment: Enrolment | None) -> str:
     """A reader's progress in one sentence."""
     if enrolment is None:
         return "Not started"
+    if enrolment.withdrawn_at is not None:
+        return f"Withdrawn on {enrolment.withdrawn_at:%Y-%m-%d}"
     state = standing(enrolment)
     if state.current is None:
         return finished_words(sessions_of(enrolment.study)) + " - thank you"
@@ -131,6 +135,25 @@ def welcome(study_id: int) -> Page:
         return redirect(where_to(study.id, enrolment), 303)
     context = page_context(study, form=form, enrolment=enrolment, steps=steps_of(study, enrolment))
     return render_template("survey/welcome.html", **context)
+
+
+@bp.route("/<int:study_id>/withdraw", methods=["GET", "POST"])
+@login_required
+def withdraw_page(study_id: int) -> Page:
+    """Withdraw from the study, after a confirmation: no more cases and no more reminders."""
+    study = reader_study(study_id)
+    enrolment = enrolment_of(study.id, current_user.id)
+    if enrolment is None or enrolment.withdrawn_at is not None:
+        return redirect(url_for("survey.welcome", study_id=study.id))
+    form = ConfirmForm()
+    if form.is_submitted():
+        if not form.validate():
+            abort(400)
+        withdraw(enrolment, "reader")
+        db.session.commit()
+        flash("You have withdrawn from the study. Thank you for the time you gave it.", "success")
+        return redirect(url_for("survey.welcome", study_id=study.id), 303)
+    return render_template("survey/withdraw.html", study=study, enrolment=enrolment, form=form)
 
 
 @bp.get("/<int:study_id>/information")
@@ -172,7 +195,11 @@ def reader_enrolment(study_id: int, task: int) -> tuple[Study, Enrolment | None]
     study = reader_study(study_id)
     if not 1 <= task <= sessions_of(study):
         abort(404)
-    return study, enrolment_of(study.id, current_user.id)
+    enrolment = enrolment_of(study.id, current_user.id)
+    if enrolment is not None and enrolment.withdrawn_at is not None:
+        flash("You have withdrawn from this study: nothing more is asked of you.", "info")
+        abort(redirect(url_for("survey.welcome", study_id=study.id), 303))
+    return study, enrolment
 
 
 @bp.get("/<int:study_id>/task/<int:task>/")
@@ -297,7 +324,7 @@ def calendar(study_id: int) -> Response:
     """The opening of the reader's next task as a calendar file (once the one before is done)."""
     study = reader_study(study_id)
     enrolment = enrolment_of(study.id, current_user.id)
-    if enrolment is None:
+    if enrolment is None or enrolment.withdrawn_at is not None:
         abort(404)
     found = next_opening(enrolment)
     if found is None and enrolment.task2_opens_at is not None:

@@ -47,6 +47,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "admin.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    # Without the confirmation's "yes", nothing is recorded.
+    "admin.mark_withdrawn": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     # An empty form: a new link, shown on the page (200) to staff of the study.
     "admin.resend_invitation": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 200, 404, 200)},
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
@@ -88,6 +90,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "survey.task": {"GET": READER_PAGE, "POST": NOT_ALLOWED},
     "survey.task_end": {"GET": (302, 302, 404, 403, 403, 403), "POST": NOT_ALLOWED},
     # The reader is enrolled already: a second consent only redirects.
+    # The confirmation page; a POST without its "yes" is refused and withdraws nobody.
+    "survey.withdraw_page": {"GET": READER_PAGE, "POST": (302, 400, 404, 403, 403, 403)},
     "survey.welcome": {"GET": READER_PAGE, "POST": (302, 303, 404, 403, 403, 403)},
     # The owner and admins change the team; the owner's own row stays (a redirect, no change).
     "team.members": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},

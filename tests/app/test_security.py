@@ -51,6 +51,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.survey import enrol, enrolment_of
 from app.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
@@ -180,6 +181,12 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
     resent_hash = hash_token(resent_token)
     _, invitation_token = world.fresh_invitation()
     newcomer = join_newcomer(world)
+    leaver = join_newcomer(world, "leaver", enrolled=True)
+    marked = join_newcomer(world, "marked", enrolled=True)
+    with app.app_context():
+        marked_enrolment = enrolment_of(study.id, marked.id)
+        assert marked_enrolment is not None
+        marked_id = marked_enrolment.id
     with app.app_context():
         from app.auth import create_user
 
@@ -359,6 +366,18 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             case_form,
             check(lambda: db.session.scalar(select(func.count(Answer.id))) == 1),
         ),
+        "survey.withdraw_page": Post(
+            "leaver",
+            f"/survey/{study.id}/withdraw",
+            lambda _: {"confirm": "yes"},
+            check(lambda: withdrawn_by(leaver) == "reader"),
+        ),
+        "admin.mark_withdrawn": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/readers/{marked_id}/withdraw",
+            lambda _: {"confirm": "yes"},
+            check(lambda: withdrawn_by(marked) == "organiser"),
+        ),
         # The preview keeps nothing: what it does is go on, saying that nothing was saved.
         "survey.preview": Post(
             "organiser", f"/survey/{study.id}/preview/", lambda _: CONSENT, preview_went_on
@@ -392,25 +411,34 @@ def ask_with_mail_on(app: Flask, email: str) -> dict[str, Any]:
     return {**mail_on(app), "email": email}
 
 
-def join_newcomer(world: World) -> UserRef:
-    """A reader of the study who has not consented yet, with a session in `world`."""
+def join_newcomer(world: World, role: str = "newcomer", enrolled: bool = False) -> UserRef:
+    """A reader of the study with a session in `world` as `role`, who has not consented yet
+    (or, `enrolled`, has)."""
     with world.app.app_context():
         from app.auth import create_user
 
-        user = create_user("newcomer@example.org", Role.READER, password=PASSWORD)
+        user = create_user(f"{role}@example.org", Role.READER, password=PASSWORD)
         db.session.commit()
         ref = UserRef(user.id, user.email, PASSWORD, user.role, user.pseudonym)
     join_study(world.app, ref, world.study)
+    if enrolled:
+        with world.app.app_context():
+            enrol(db.session.get(Study, world.study.id), db.session.get(User, ref.id))
     client = world.app.test_client()
     response = client.post("/login", data={"email": ref.email, "password": PASSWORD})
     assert response.status_code == 302
-    world.cookies["newcomer"] = client.get_cookie("session").value
+    world.cookies[role] = client.get_cookie("session").value
     return ref
 
 
 def post_endpoints(app: Flask) -> set[str]:
     """Every endpoint that takes POST."""
     return {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+
+
+def withdrawn_by(reader: UserRef) -> str | None:
+    """Who recorded the reader's withdrawal from their (only) study; None if nobody did."""
+    return db.session.scalars(select(Enrolment.withdrawn_by).filter_by(user_id=reader.id)).one()
 
 
 def preview_went_on(client: FlaskClient) -> bool:

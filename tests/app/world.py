@@ -119,7 +119,7 @@ class World:
             return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
-        if endpoint == "admin.remind":
+        if endpoint in ("admin.remind", "admin.mark_withdrawn"):
             return [{**by_study, "enrolment_id": self.enrolment_id(study)}]
         if endpoint == "auth.reset_password":
             return [{"token": self.reset_token()}]
