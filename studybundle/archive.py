@@ -7,6 +7,7 @@ from typing import Any
 
 from studybundle.errors import BundleError
 from studybundle.limits import (
+    MAX_COMPRESSION_RATIO,
     MAX_IMAGE_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_QUERIES_BYTES,
@@ -92,6 +93,13 @@ def _check_members(
         if limit is not None and member.file_size > limit:
             name = PurePosixPath(member.filename).name
             raise BundleError(f"{name} in the .zip is larger than {_megabytes(limit)}.")
+        if member.file_size > 1 << 20 and member.file_size > MAX_COMPRESSION_RATIO * max(
+            member.compress_size, 1
+        ):
+            raise BundleError(
+                f"{member.filename!r} in the .zip unpacks to more than {MAX_COMPRESSION_RATIO} "
+                "times its compressed size: not a bundle file (a zip bomb?)."
+            )
         if member.flag_bits & 0x1:
             raise BundleError(f"The .zip holds an encrypted file: {member.filename!r}.")
         if member.compress_type not in SUPPORTED_COMPRESSION:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from studybundle.errors import BundleError
-from studybundle.limits import MAX_JSON_DEPTH, UNSTORABLE
+from studybundle.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES, UNSTORABLE
+
+COUNT_CHUNK = 1 << 20
 
 
 def _refuse_constant(name: str) -> Any:
@@ -53,12 +55,26 @@ def unstorable_text(document: Any) -> str | None:
     return None
 
 
+def most_values(path: Path) -> int:
+    """An upper bound on the number of values in a JSON file, read in chunks without parsing:
+    every value but the first follows a comma or opens an array or object (commas and brackets
+    inside strings only raise the bound)."""
+    count = 1
+    with path.open("rb") as source:
+        while chunk := source.read(COUNT_CHUNK):
+            count += chunk.count(b",") + chunk.count(b"[") + chunk.count(b"{")
+    return count
+
+
 def load_json(path: Path, limit: int) -> Any:
     """A JSON file's content, refusing missing, oversized, unparsable or odd files."""
     if not path.is_file():
         raise BundleError(f"{path.name} is missing from the bundle folder.")
     if path.stat().st_size > limit:
         raise BundleError(f"{path.name} is larger than {limit // (1 << 20)} MB.")
+    if most_values(path) > MAX_JSON_VALUES:
+        # Checked before parsing: the parse's memory grows with the number of values.
+        raise BundleError(f"{path.name} holds more than {MAX_JSON_VALUES} JSON values.")
     try:
         document = json.loads(
             path.read_bytes(), parse_constant=_refuse_constant, parse_float=_finite_float

@@ -18,13 +18,23 @@ PROBABILITY_TOLERANCE = 1e-3  # how far a probability vector's sum may be from 1
 
 # Sizes: a bundle that passes these can be held in memory by one web worker.
 MAX_MANIFEST_BYTES = 1 << 20
-MAX_QUERIES_BYTES = 64 << 20
+# queries.json: parsed JSON takes many times its size in memory (a 64 MB file of tiny values
+# grew a worker by 3 GB), so its values are counted before it is parsed. A value costs at most
+# about 100 bytes parsed, so the bound keeps a parse under ~150 MB; the demo bundle has about
+# 180 values a query (four aids), so this holds some 5500 queries, far more than a reader
+# study shows.
+MAX_QUERIES_BYTES = 32 << 20
+MAX_JSON_VALUES = 1_000_000
 MAX_IMAGE_BYTES = 8 << 20
 MAX_QUERIES = 20000
 # Web-ready images are screen-sized: a larger one is a mistake or a decompression bomb.
 MAX_IMAGE_PIXELS = 2048 * 2048
 MAX_ZIP_BYTES = 2 << 30  # uncompressed total of an uploaded bundle
 MAX_ZIP_MEMBERS = 200000
+# A member larger than a megabyte may unpack to at most this many times its compressed size:
+# JPEGs barely compress and JSON about tenfold, while a zip bomb (2.2 MB that wrote 2 GB to
+# the disk) compresses a thousandfold.
+MAX_COMPRESSION_RATIO = 50
 SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what zip tools write
 MAX_KEY = 64  # ids and case keys
 MAX_CODE = 16  # class codes

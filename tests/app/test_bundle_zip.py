@@ -79,7 +79,7 @@ def test_two_bundles_side_by_side_are_refused(bundle: Path, tmp_path: Path) -> N
     "name, size, message",
     [
         ("bundle/manifest.json", (1 << 20) + 1, "manifest.json in the .zip is larger than 1 MB"),
-        ("bundle/queries.json", (64 << 20) + 1, "queries.json in the .zip is larger than 64 MB"),
+        ("bundle/queries.json", (32 << 20) + 1, "queries.json in the .zip is larger than 32 MB"),
         ("IMAGE", MAX_IMAGE_BYTES + 1, "in the .zip is larger than 8 MB"),
     ],
 )

@@ -4,6 +4,7 @@ sessions, trusted hosts, and validation patterns that accepted a trailing newlin
 
 import io
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy
@@ -396,3 +397,44 @@ def test_every_image_is_re_encoded_on_import(app: Flask, bundle_dir: Path, tmp_p
         for path in folder.iterdir():
             data = path.read_bytes()
             assert set(segments_before_scan(data)) <= PLAIN_SEGMENTS and data.endswith(b"\xff\xd9")
+
+
+# ---------------------------------------------------------------- import memory and disk
+
+
+def test_a_queries_file_of_many_tiny_values_is_refused_before_it_is_parsed(
+    bundle_dir: Path,
+) -> None:
+    # 20 MB of `{},`: under the size limit, but parsed it took gigabytes (issue 15).
+    (bundle_dir / "queries.json").write_bytes(b"[" + b"{}," * (7 << 20) + b"{}]")
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="more than 1000000 JSON values"):
+            validate_bundle(bundle_dir)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # chunks of 1 MB counted, nothing parsed
+
+
+def test_a_64_mb_queries_file_in_a_tiny_zip_is_refused_before_unpacking(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    (bundle_dir / "queries.json").write_bytes(b"[" + b"1," * (32 << 20) + b"1]")
+    archive = zip_of(bundle_dir)
+    assert len(archive) < 1 << 20
+    with pytest.raises(BundleError, match="larger than 32 MB"):
+        extract_zip(io.BytesIO(archive), tmp_path / "out")
+    assert not any(path.is_file() for path in (tmp_path / "out").rglob("*"))
+
+
+def test_a_zip_bomb_is_refused_before_it_reaches_the_disk(bundle_dir: Path, tmp_path: Path) -> None:
+    # An image of zeros compresses a thousandfold: 8 MB from a few kilobytes (2.2 MB of such
+    # members wrote 2 GB to /tmp).
+    queries = read_queries(bundle_dir)
+    fake = bundle_dir / queries[0]["neighbours"][0]["image"]
+    fake.write_bytes(fake.read_bytes()[:4] + bytes(7 << 20))
+    archive = zip_of(bundle_dir)
+    with pytest.raises(BundleError, match="times its compressed size"):
+        extract_zip(io.BytesIO(archive), tmp_path / "out")
+    assert not any(path.is_file() for path in (tmp_path / "out").rglob("*"))
