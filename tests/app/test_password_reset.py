@@ -7,11 +7,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.auth import create_invitation
 from app.auth.reset import RESET_REQUESTS_PER_IP_HOUR
 from app.extensions import db
 from app.mail import send_queued
-from app.models import OutboxMessage, User
-from tests.app.conftest import FakeClock, UserRef
+from app.models import Invitation, OutboxMessage, Study, User
+from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
 
 NEW_PASSWORD = "a brand new password 42"
@@ -169,3 +170,24 @@ def test_one_network_address_cannot_ask_for_links_in_a_loop(
     assert ask(reader.email, "10.9.9.10") == 302  # another network is not affected
     clock.advance(minutes=61)
     assert ask("someone@example.org", "10.9.9.9") == 302
+
+
+def test_a_new_invitation_to_a_forgotten_password_offers_the_reset(
+    app: Flask, client: FlaskClient, reader: UserRef, other_study: StudyRef, smtp: SmtpServer
+) -> None:
+    # A reader of one study invited to a second one, who no longer knows the password.
+    with app.app_context():
+        invitation, token = create_invitation(db.session.get(Study, other_study.id), reader.email)
+        db.session.commit()
+        invitation_id = invitation.id
+    page = client.get(f"/invite/{token}").get_data(as_text=True)
+    assert "Enter its password" in page and 'href="/password/forgot"' in page
+    ask_for_link(client, reader.email)
+    link = mailed_link(app, smtp, reader.email)
+    done = client.post(link, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert done.status_code in (302, 303)
+    client.post("/logout")
+    joined = client.post(f"/invite/{token}", data={"current": NEW_PASSWORD})
+    assert joined.status_code in (302, 303), joined.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).used_at is not None
