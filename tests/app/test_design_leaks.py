@@ -1,7 +1,8 @@
 """No design and no condition reveals a query's truth, image id or lesion id (SQLite, PostgreSQL).
 
 A reader walks through a study of each design, with every condition format 1 bundles can show
-(unaided, labelled and unlabelled neighbours at two k) and misleading-aid probes: every
+(unaided, labelled and unlabelled neighbours at two k) and misleading-aid probes, and through
+a study of every aid format 2 adds (CBIR, probabilities, the saliency map): every
 response is checked for ids, every image for its content-hash name, every page for inline
 script; pages of one condition are identical outside the neighbour tiles (so a probe looks
 like any other aided reading), and unlabelled tiles carry no class at all.
@@ -10,6 +11,7 @@ like any other aided reading), and unlabelled tiles carry no class at all.
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -17,9 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Assignment, Enrolment, Study
+from app.models import Assignment, Enrolment, Study, StudyStatus
 from app.survey.conditions import Condition
-from tests.app.conftest import FakeClock, StudyRef, UserRef
+from tests.app.bundle_factory import make_bundle_v2
+from tests.app.conftest import FakeClock, StudyRef, UserRef, add_study, join_study
 from tests.app.test_survey import consent, token_of
 from tests.app.test_survey_leaks import (
     NEIGHBOURS,
@@ -122,3 +125,46 @@ def test_no_design_or_condition_reveals_the_truth(
             if not condition.labelled:
                 assert set(tiles) == {" unlabelled"}
                 assert "labelled " not in section.group(0) and "cls-" not in section.group(0)
+
+
+def test_no_aid_of_a_format_2_bundle_reveals_the_truth(
+    app: Flask,
+    client: FlaskClient,
+    reader: UserRef,
+    login: Callable,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    # Every aid format 2 adds: CBIR lists, both classifiers' probabilities, the saliency map
+    # (with an aid and alone), in one per-case study with misleading-aid probes.
+    listed = [
+        UNAIDED,
+        Condition("cbir", 4, labelled=False),
+        Condition("probabilities", classifier="rgb"),
+        Condition("probabilities"),
+        Condition("se_cbir", 6, saliency=True),
+        Condition(saliency=True),
+    ]
+    bundle = make_bundle_v2(tmp_path / "bundle", cases=24, seed=9)
+    study = add_study(app, bundle, "All aids", status=StudyStatus.OPEN, washout_hours=24.0)
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        record.design = "per_case"
+        record.conditions = [c.to_json() for c in listed]
+        record.cases_per_reader = 24
+        record.probe_share = 0.34
+        record.information = "Some of the AI's help is deliberately misleading."
+        db.session.commit()
+    join_study(app, reader, study)
+    login(client, reader)
+    responses, pages = walk_study(app, client, study, reader, clock)
+    walk = {"responses": responses}
+    check_no_ids_anywhere(app, study, walk)
+    check_images_are_named_by_content_hash(app, walk, client)
+    check_no_inline_script_or_style(walk)
+    assert {index for index, _ in pages} == set(range(len(listed)))
+    with app.app_context():
+        probes = db.session.scalars(select(Assignment).where(Assignment.probe.is_(True))).all()
+        assert {listed[a.condition].aid for a in probes} >= {"cbir", "probabilities"}
+        for assignment in probes:  # a probe names a wrong class, never the truth
+            assert assignment.answer.shown["probe_class"] != assignment.case.truth

@@ -131,10 +131,14 @@ def check_images_are_named_by_content_hash(app: Flask, walk: dict, client: Flask
         names = set(db.session.scalars(select(Case.image)).all())
         names |= set(db.session.scalars(select(Case.image_rotated)).all())
         names |= set(db.session.scalars(select(Neighbour.image)).all())
+        # The saliency overlays (format 2), in data-saliency-src beside the case's src.
+        names |= set(db.session.scalars(select(Case.saliency)).all())
+        names |= set(db.session.scalars(select(Case.saliency_rotated)).all())
     shown = set()
     for _, response in walk["responses"]:
         text = response.get_data(as_text=True)
-        for src in re.findall(r'<img[^>]*src="([^"]*)"', text):
+        tags = re.findall(r"<img\b[^>]*>", text)
+        for src in (url for tag in tags for url in re.findall(r'[\s-]src="([^"]*)"', tag)):
             match = IMAGE_URL.fullmatch(src)
             assert match, src
             shown.add(match.group(1) + ".jpg")
