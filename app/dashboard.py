@@ -155,12 +155,13 @@ def enrolled_readers(study: Study) -> list[str]:
 def reader_progress(study: Study) -> list[dict[str, Any]]:
     """Per enrolled reader: answered and assigned cases, the opening and the end of every task."""
     enrolments = db.session.execute(
-        select(Enrolment, User.pseudonym, User.email)
+        # withdrawn_at is a deferred column: named here, it comes in the same query.
+        select(Enrolment, User.pseudonym, User.email, Enrolment.withdrawn_at)
         .join(User, User.id == Enrolment.user_id)
         .where(Enrolment.study_id == study.id)
         .order_by(User.pseudonym)
     ).all()
-    sessions = session_progress(study, [enrolment.id for enrolment, _, _ in enrolments])
+    sessions = session_progress(study, [row[0].id for row in enrolments])
     return [
         {
             "reader": pseudonym,
@@ -168,8 +169,9 @@ def reader_progress(study: Study) -> list[dict[str, Any]]:
             "consented_at": enrolment.consented_at,
             "sessions": sessions[enrolment.id],
             "finished_at": enrolment.finished_at,
+            "withdrawn_at": withdrawn_at,
         }
-        for enrolment, pseudonym, email in enrolments
+        for enrolment, pseudonym, email, withdrawn_at in enrolments
     ]
 
 

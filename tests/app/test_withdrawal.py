@@ -151,6 +151,8 @@ def test_an_organiser_records_a_withdrawal_and_the_answers_stay_in_the_export(
     assert "organisers recorded" in client.get(f"/survey/{study.id}/").text
     assert client.get(case_url(study.id, 1, 3)).status_code == 303
 
+    dashboard = staff.get(f"/dashboard/{study.id}/").text
+    assert "1 withdrawn (their answers are kept)" in dashboard and "(withdrew " in dashboard
     export = staff.get(f"/dashboard/{study.id}/export/responses")
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert len(rows) == answers(app) == 2
