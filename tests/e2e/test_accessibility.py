@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import select
 
 from app.auth import create_invitation, create_user
 from app.auth.reset import reset_token
 from app.extensions import db
-from app.models import Role, Study
+from app.models import Enrolment, Role, Study
 from app.team import add_member
 from tests.e2e.conftest import ARTIFACTS, AXE, LiveServer
 from tests.e2e.stages import PASSWORD, add_reader, log_in
@@ -123,6 +124,8 @@ def test_every_page_passes_axe(
     admin = f"{server.url}/admin/studies/{server.study_id}"
     found: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
+    with server.app.app_context():
+        enrolment = db.session.scalar(select(Enrolment.id).order_by(Enrolment.id))
     walks = {
         None: [
             f"{base}/login",
@@ -138,6 +141,7 @@ def test_every_page_passes_axe(
             f"{study}/information",
             f"{study}/task/1/",
             f"{study}/task/1/case/1",
+            f"{study}/withdraw",  # the confirmation page (withdraws nobody)
             f"{base}/password",
         ],
         people.locked: [f"{study}/task/1/done", f"{study}/task/2/"],
@@ -149,6 +153,10 @@ def test_every_page_passes_axe(
             f"{base}/admin/studies/import",
             f"{admin}/invitations",
             f"{admin}/readers",
+            f"{admin}/readers/{enrolment}/withdraw",  # the confirmation page
+            f"{study}/preview/",
+            f"{study}/preview/case/1",
+            f"{study}/preview/case/2",
             f"{admin}/team",
             f"{base}/dashboard/{server.study_id}/",
         ],

@@ -14,7 +14,7 @@ from app.clock import now
 from app.extensions import db, mail
 from app.mail import send_queued
 from app.mail.reminders import queue_due_reminders
-from app.models import Answer, Role, Study, StudyStatus
+from app.models import Answer, Enrolment, Role, Study, StudyStatus
 from app.survey import enrol
 from app.team import add_member
 from tests.app.smtp import SmtpServer, smtp_server
@@ -199,4 +199,26 @@ def test_the_organiser_is_asked_before_losing_edits_or_closing(
         assert db.session.get(Study, live_server.study_id).status == StudyStatus.OPEN
     page.click("button:has-text('Close the study')")
     assert "The study is closed" in page.content()
+    assert page.errors == []
+
+
+def test_a_reader_withdraws_after_a_confirmation(
+    live_server: LiveServer, browser: object, pages: dict
+) -> None:
+    add_reader(live_server)
+    page = new_page(browser, pages, "withdraw", DESKTOP)
+    page.goto(live_server.url + "/login")
+    log_in(page)
+    page.goto(f"{live_server.url}/survey/{live_server.study_id}/")
+    page.click("text=Withdraw from this study…")
+    assert "answers you have already given are kept" in page.content()
+    page.click("text=Stay in the study")  # changing one's mind changes nothing
+    page.click("text=Withdraw from this study…")
+    page.click("button:has-text('Withdraw from the study')")
+    page.wait_for_url(re.compile(rf"/survey/{live_server.study_id}/$"))
+    assert "You withdrew from this study" in page.inner_text("#withdrawn")
+    page.goto(f"{live_server.url}/survey/{live_server.study_id}/task/1/case/1")
+    assert page.url.endswith(f"/survey/{live_server.study_id}/")
+    with live_server.app.app_context():
+        assert db.session.scalar(select(Enrolment.withdrawn_by)) == "reader"
     assert page.errors == []
