@@ -4,7 +4,6 @@ admins manage every study. Another study answers 404, as if it did not exist."""
 
 import math
 import secrets
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,15 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from app import imports
 from app.auth import (
     create_invitation,
     hash_token,
     managed_study_ids,
     managed_study_or_404,
-    may_manage_study,
     refuse_control_characters,
     staff_required,
 )
-from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
 from app.consent import change_text
 from app.design import PROBE_SENTENCE, probes_disclosed
@@ -45,6 +43,7 @@ from app.mail.reminders import last_activity, manual_key, may_remind, queue_remi
 from app.models import (
     Case,
     Enrolment,
+    ImportJob,
     Invitation,
     Sampling,
     Study,
@@ -52,7 +51,6 @@ from app.models import (
     User,
 )
 from app.survey.enrolment import session_progress, withdraw
-from app.team import add_member
 
 bp = Blueprint("admin", __name__)
 
@@ -100,48 +98,74 @@ def studies() -> str:
     return render_template("admin/studies.html", listing=listing)
 
 
-@bp.route("/studies/import", methods=["GET", "POST"])
-@staff_required
-def import_study() -> Response | str | tuple[str, int]:
-    """Create a study from a bundle: an uploaded .zip or a folder under BUNDLE_ROOT."""
+def import_form() -> tuple[ImportBundleForm, list[tuple[str, str]]]:
+    """The import form with the server's bundle folders offered."""
     form = ImportBundleForm()
     offered = server_bundles()
     form.server_path.choices = [SelectChoice("", "(none)")] + [
         SelectChoice(value, label) for value, label in offered
     ]
+    return form, offered
+
+
+@bp.route("/studies/import", methods=["GET", "POST"])
+@staff_required
+def import_study() -> Response | str | tuple[str, int]:
+    """Create a study from a bundle: an uploaded .zip or a folder under BUNDLE_ROOT.
+
+    The import runs in the background (app.imports); the browser goes to its progress page.
+    """
+    form, offered = import_form()
     if not form.validate_on_submit() or refuse_control_characters(form):
         status = 400 if form.is_submitted() else 200
         return render_template("admin/import.html", form=form), status
-    image_root = current_app.config["STUDY_IMAGES"]
-    try:
-        if form.server_path.data:
-            if form.server_path.data not in dict(offered):
-                abort(400)
-            folder = Path(current_app.config["BUNDLE_ROOT"]).resolve() / form.server_path.data
-            study, created = import_bundle(folder, form.name.data, image_root, current_user)
+    folder = None
+    if form.server_path.data:
+        if form.server_path.data not in dict(offered):
+            abort(400)
+        folder = Path(current_app.config["BUNDLE_ROOT"]).resolve() / form.server_path.data
+    user = current_user._get_current_object()
+    busy = imports.refusal(user)
+    if busy is not None:
+        form.upload.errors = [*form.upload.errors, busy]
+        return render_template("admin/import.html", form=form), 429
+    upload = None if folder is not None else form.upload.data.stream
+    job = imports.start(user, form.name.data or "", upload, folder)
+    if job.state in imports.UNFINISHED:
+        return redirect(url_for("admin.import_job", job_id=job.id), 303)
+    return import_outcome(job)
+
+
+def import_outcome(job: ImportJob) -> Response | tuple[str, int]:
+    """What a finished import shows: its study, or the import form with why it failed."""
+    if job.state == "done" and job.study_id is not None:
+        study = db.get_or_404(Study, job.study_id)
+        if job.created_study:
+            flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
         else:
-            with tempfile.TemporaryDirectory(prefix="bundle-upload-") as scratch:
-                folder = extract_zip(form.upload.data.stream, Path(scratch))
-                study, created = import_bundle(folder, form.name.data, image_root, current_user)
-    except BundleError as problem:
-        form.upload.errors = [*form.upload.errors, f"The bundle was not imported: {problem}"]
-        return render_template("admin/import.html", form=form), 400
-    if created:
-        add_member(study, current_user, owner=True)
-        db.session.commit()
-    elif not may_manage_study(current_user, study.id):
-        # Neither its name nor its id: only that it exists, which the upload already proves.
-        message = (
-            "This bundle was imported before, into a study you are not a member of: "
-            "ask its owner or an admin to add you."
-        )
-        form.upload.errors = [*form.upload.errors, message]
-        return render_template("admin/import.html", form=form), 409
-    if created:
-        flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
-    else:
-        flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
-    return redirect(url_for("admin.study", study_id=study.id))
+            flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
+        return redirect(url_for("admin.study", study_id=study.id))
+    form, _ = import_form()
+    form.name.data = job.name
+    form.upload.errors = [*form.upload.errors, job.errors or "The import failed."]
+    return render_template("admin/import.html", form=form), 409 if job.state == "conflict" else 400
+
+
+@bp.get("/imports/<int:job_id>")
+@staff_required
+def import_job(job_id: int) -> Response | str | tuple[str, int]:
+    """An import's progress (the page reloads itself), then its outcome.
+
+    Only whoever started it (or an admin) sees it; another job answers 404.
+    """
+    job = db.session.get(ImportJob, job_id)
+    if job is None or not (job.created_by_id == current_user.id or current_user.is_admin):
+        abort(404)
+    imports.settle_stale()
+    db.session.refresh(job)
+    if job.state in imports.UNFINISHED:
+        return render_template("admin/import_progress.html", job=job)
+    return import_outcome(job)
 
 
 def _figure(value: Any) -> float | None:

@@ -20,6 +20,7 @@ from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
 from studybundle.images import reencode
 from studybundle.limits import IMAGE_NAME
+from studybundle.validate import Progress, no_progress
 
 __all__ = [
     "IMAGE_NAME",
@@ -46,7 +47,7 @@ def served_name(name: str, secret: str | None = None) -> str:
     return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32] + ".jpg"
 
 
-def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
+def _copy_images(bundle: ValidBundle, image_root: Path, progress: Progress) -> tuple[Path, bool]:
     """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it.
 
     Every image is decoded and encoded again (studybundle.images.reencode): what is served
@@ -58,7 +59,8 @@ def _copy_images(bundle: ValidBundle, image_root: Path) -> tuple[Path, bool]:
     image_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=image_root))
     try:
-        for name in bundle.images:
+        for done, name in enumerate(sorted(bundle.images)):
+            progress("Re-encoding the images", done, len(bundle.images))
             reencode(bundle.folder / "images" / name, staging / served_name(name))
         staging.rename(target)
     except BaseException:
@@ -102,10 +104,18 @@ def _case(manifest: dict[str, Any], query: dict[str, Any], position: int, shown:
 
 
 def import_bundle(
-    folder: str | Path, name: str, image_root: str | Path, created_by: User | None = None
+    folder: str | Path,
+    name: str,
+    image_root: str | Path,
+    created_by: User | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[Study, bool]:
-    """Import a validated bundle as a draft study; the same bundle again returns the old one."""
-    bundle = validate_bundle(folder)
+    """Import a validated bundle as a draft study; the same bundle again returns the old one.
+
+    `progress` is told how far the long steps are (checking and re-encoding the images); it
+    runs before anything is added to the session.
+    """
+    bundle = validate_bundle(folder, progress)
     manifest = bundle.manifest
     if "se_cbir" not in read.aids(manifest):
         raise BundleError(
@@ -116,7 +126,8 @@ def import_bundle(
     )
     if existing is not None:
         return existing, False
-    target, created_folder = _copy_images(bundle, Path(image_root))
+    target, created_folder = _copy_images(bundle, Path(image_root), progress)
+    progress("Storing the cases", 0, 0)
     shown = read.shown_neighbours(manifest)
     study = Study(
         name=name.strip() or "Untitled study",

@@ -36,6 +36,11 @@ class Config:
     # The largest bundle upload (a logged-in organiser's); every other request: SMALL_BODY_BYTES.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(512 * 1024 * 1024)))
     SMALL_BODY_BYTES = int(os.environ.get("SMALL_BODY_BYTES", str(1024 * 1024)))
+    # Bundle imports run in a thread started by the upload (app/imports.py); off, the upload's
+    # request does the import itself (the tests, which want to see the outcome at once).
+    IMPORT_IN_BACKGROUND = os.environ.get("IMPORT_IN_BACKGROUND", "1") == "1"
+    # Where uploaded .zip files wait and are unpacked: default <instance>/import-uploads.
+    IMPORT_UPLOADS = os.environ.get("IMPORT_UPLOADS")
     # Dashboard pages, figures and exports per staff account and minute (see app/limits.py).
     DASHBOARD_REQUESTS_PER_MINUTE = int(os.environ.get("DASHBOARD_REQUESTS_PER_MINUTE", "30"))
     # A session unused this long is logged out; a case page kept open is a use every answer.
@@ -86,6 +91,7 @@ class TestConfig(Config):
     TRUSTED_HOSTS = None
     # The tests walk the dashboard many times with one account; test_limits sets it low.
     DASHBOARD_REQUESTS_PER_MINUTE = 100000
+    IMPORT_IN_BACKGROUND = False  # test_imports turns it on
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     MAIL_SERVER = None  # a test that sends starts its own SMTP server and sets this
     MAIL_DEFAULT_SENDER = "study@example.org"

@@ -110,6 +110,8 @@ def configure(
 
     images = app.config.get("STUDY_IMAGES") or str(Path(app.instance_path) / "study-images")
     app.config["STUDY_IMAGES"] = str(Path(images).resolve())
+    uploads = app.config.get("IMPORT_UPLOADS") or str(Path(images).parent / "import-uploads")
+    app.config["IMPORT_UPLOADS"] = str(Path(uploads).resolve())
 
     hops = {
         key: int(app.config.get(f"PROXY_FIX_{key.upper()}") or 0)

@@ -236,6 +236,28 @@ class StudyMember(db.Model):
     __table_args__ = (UniqueConstraint("study_id", "user_id"),)
 
 
+class ImportJob(db.Model):
+    """A bundle import running in the background (app.imports): its progress and outcome.
+
+    Kept in the database, not in a process, so any web worker can show its progress page.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(1000))  # an uploaded .zip or a bundle folder
+    uploaded: Mapped[bool] = mapped_column(Boolean, default=False)  # source is ours to delete
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(200), default="Waiting to start")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[str | None] = mapped_column(Text)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("study.id", ondelete="SET NULL"))
+    created_study: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
 class StudyClass(db.Model):
     """One diagnostic class of a study's own taxonomy, as its bundle describes it."""
 

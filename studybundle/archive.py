@@ -1,5 +1,6 @@
 """Unpacking an uploaded bundle .zip safely: only the bundle's layout, within its limits."""
 
+import errno
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -160,6 +161,11 @@ def extract_zip(archive: Any, into: Path) -> Path:
     ):
         _remove(created)
         raise BundleError("The upload is not a valid .zip file.") from None
+    except OSError as problem:
+        _remove(created)
+        if problem.errno == errno.EINVAL:  # an offset that points before the file's start
+            raise BundleError("The upload is not a valid .zip file.") from None
+        raise
     except BaseException:
         _remove(created)
         raise

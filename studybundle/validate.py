@@ -1,5 +1,6 @@
 """The one validator of a study bundle folder (docs/bundle.md): every rule, every problem."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,13 @@ from studybundle.jsonio import digest_of, load_json
 from studybundle.limits import HEX_ONLY, IMAGE_NAME, MAX_MANIFEST_BYTES, MAX_QUERIES_BYTES
 from studybundle.manifest import Layout, check_manifest
 from studybundle.queries import check_queries
+
+# Told how far a long step is: (what is being done, how many are done, out of how many).
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """The default: nobody is told."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +82,18 @@ def _check_sizes(
             check_rotation(image, rotated, f"{where}.{field}")
 
 
-def check_images(root: Path, queries: list[dict[str, Any]], size: int, names: set[str]) -> None:
+def check_images(
+    root: Path,
+    queries: list[dict[str, Any]],
+    size: int,
+    names: set[str],
+    progress: Progress = no_progress,
+) -> None:
     """Check every referenced image, the query images' size and rotation, and the folder."""
     problems = Problems()
     decoded: dict[str, Image.Image | None] = {}
-    for name in sorted(names):
+    for done, name in enumerate(sorted(names)):
+        progress("Checking the images", done, len(names))
         try:
             decoded[name] = check_image(root / "images" / name)
         except BundleError as problem:
@@ -111,15 +126,16 @@ def _contains_any(text: str, needles: set[str], lengths: list[int]) -> bool:
     )
 
 
-def validate_bundle(folder: str | Path) -> ValidBundle:
+def validate_bundle(folder: str | Path, progress: Progress = no_progress) -> ValidBundle:
     """Check everything about a bundle folder (docs/bundle.md); BundleError names the problems."""
     root = Path(folder)
+    progress("Reading manifest.json and queries.json", 0, 0)
     if not root.is_dir():
         raise BundleError(f"{root} is not a folder.")
     manifest = load_json(root / "manifest.json", MAX_MANIFEST_BYTES)
     layout = check_manifest(manifest)
     queries = load_json(root / "queries.json", MAX_QUERIES_BYTES)
     images = check_queries(queries, manifest, layout)
-    check_images(root, queries, layout.web_image_size, images)
+    check_images(root, queries, layout.web_image_size, images, progress)
     digest = digest_of(manifest, queries)
     return ValidBundle(root, manifest, queries, digest, frozenset(images), layout)

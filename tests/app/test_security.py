@@ -69,11 +69,13 @@ NEW_PASSWORD = "another long passphrase"
 
 
 def dump(app: Flask) -> dict[str, list[str]]:
-    """Every row of every table, to compare the database before and after a request."""
+    """Every row of every table, to compare the database before and after a request; but
+    import_job, where every upload leaves the record of its progress and outcome."""
     with app.app_context():
         return {
             table.name: sorted(repr(tuple(row)) for row in db.session.execute(table.select()))
             for table in db.metadata.sorted_tables
+            if table.name != "import_job"
         }
 
 
@@ -1128,7 +1130,7 @@ def test_a_member_larger_than_any_bundle_file_is_refused_before_unpacking(
     "name, size, message",
     [
         ("manifest.json", (1 << 20) + 1, "manifest.json is larger than 1 MB"),
-        ("queries.json", (64 << 20) + 1, "queries.json is larger than 64 MB"),
+        ("queries.json", (32 << 20) + 1, "queries.json is larger than 32 MB"),
         ("image", (8 << 20) + 1, "larger than 8 MB"),
     ],
 )
