@@ -127,6 +127,12 @@ def requeue_command(stale: bool, failed: bool) -> None:
         chosen += db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.status == MailStatus.FAILED)
         ).all()
-    count = requeue(chosen)
+    from app.mail.reminders import WITHDREW  # as send-queued does: the survey's side
+
+    # Reminders to readers who withdrew stay given up: nothing is sent to them.
+    kept = [message for message in chosen if message.last_error != WITHDREW]
+    count = requeue(kept)
     db.session.commit()
     click.echo(f"requeued {count} message(s)")
+    if len(kept) < len(chosen):
+        click.echo(f"left {len(chosen) - len(kept)} reminder(s) to withdrawn readers unsent")

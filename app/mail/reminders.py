@@ -32,6 +32,8 @@ from app.models import (
 )
 
 MAX_REPEATS = 3  # reminders after the first, at most
+# The outbox's note on a reminder given up because its reader withdrew: never requeued.
+WITHDREW = "Not sent: the reader withdrew from the study."
 
 
 def external_url(endpoint: str, **values: object) -> str:
@@ -145,7 +147,7 @@ def drop_queued(enrolment: Enrolment) -> int:
     ).all()
     for message in waiting:
         message.status = MailStatus.FAILED
-        message.last_error = "Not sent: the reader withdrew from the study."
+        message.last_error = WITHDREW
     return len(waiting)
 
 

@@ -157,3 +157,24 @@ def test_an_organiser_records_a_withdrawal_and_the_answers_stay_in_the_export(
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert len(rows) == answers(app) == 2
     assert all(row["reader_withdrawn_at"].endswith("Z") for row in rows)
+
+
+def test_requeueing_failed_mail_leaves_a_withdrawn_reader_alone(
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    reader: UserRef,
+    organiser: UserRef,
+    login: Callable,
+    smtp: SmtpServer,
+    runner: object,
+) -> None:
+    finish_task1(app, client, reader, study, login)
+    staff = app.test_client()
+    login(staff, organiser)
+    staff.post(f"/admin/studies/{study.id}/readers/{enrolment_id(app, reader)}/remind")
+    client.post(f"/survey/{study.id}/withdraw", data=YES)
+    result = runner.invoke(args=["mail", "requeue", "--failed"])  # type: ignore[attr-defined]
+    assert "requeued 0" in result.output and "1 reminder(s) to withdrawn readers" in result.output
+    runner.invoke(args=["mail", "send-queued"])  # type: ignore[attr-defined]
+    assert smtp.sink.to(reader.email) == []
