@@ -116,8 +116,18 @@ def _organiser(email: str) -> User:
 def import_command(bundle: Path, name: str, owner: str | None) -> None:
     """Import the study bundle in folder BUNDLE as a draft study (again: no change)."""
     owner_user = _organiser(owner) if owner else None
+    stages: set[str] = set()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        """Name each stage once on stderr (the web pages show the counts)."""
+        if stage not in stages:
+            stages.add(stage)
+            click.echo(f"{stage}{f' ({total})' if total else ''}...", err=True)
+
     try:
-        record, created = import_bundle(bundle, name, current_app.config["STUDY_IMAGES"])
+        record, created = import_bundle(
+            bundle, name, current_app.config["STUDY_IMAGES"], progress=progress
+        )
     except BundleError as problem:
         raise click.ClickException(f"The bundle was not imported: {problem}") from None
     if owner_user is not None:
