@@ -197,6 +197,30 @@ def test_joining_by_invitation_counts_against_the_network(
         assert ip_counter_of(HOSPITAL) == IP_MAX_FAILURES + PAIR_MAX
 
 
+def test_the_invitation_form_counts_against_the_address_from_any_network(
+    app: Flask, study: StudyRef, other_study: StudyRef, make_user
+) -> None:
+    # Guesses spread over many client addresses still get five checks per e-mail address.
+    user = make_user("spread@example.org")
+    join_study(app, user, other_study)
+    with app.app_context():
+        from app.auth import create_invitation
+        from app.models import Study
+
+        _, token = create_invitation(db.session.get(Study, study.id), user.email)
+        db.session.commit()
+    client = app.test_client()
+    statuses = [
+        client.post(
+            f"/invite/{token}",
+            data={"current": "wrong" if n < MAX_FAILURES else PASSWORD},
+            environ_base={"REMOTE_ADDR": f"10.77.0.{n}"},
+        ).status_code
+        for n in range(MAX_FAILURES + 1)
+    ]
+    assert statuses == [401] * MAX_FAILURES + [429], statuses  # even the right password
+
+
 # ---------------------------------------------------------------- timing
 
 
