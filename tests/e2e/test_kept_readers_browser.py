@@ -97,12 +97,12 @@ def test_password_reset_from_the_login_page(
     page.click("text=Forgotten your password?")
     page.fill("#email", EMAIL)
     page.click("button[type=submit]")
-    assert "If an account has this address" in page.content()
+    page.wait_for_selector("text=If an account has this address")  # after the navigation
     page.goto(mailed_link(live_server, smtp))
     page.fill("#password", NEW_PASSWORD)
     page.fill("#confirm", NEW_PASSWORD)
     page.click("button[type=submit]")
-    assert "Your new password is set" in page.content()
+    page.wait_for_selector("text=Your new password is set")
     page.click("text=Log out")
     page.goto(live_server.url + "/login")
     log_in(page, password=NEW_PASSWORD)
@@ -221,4 +221,32 @@ def test_a_reader_withdraws_after_a_confirmation(
     assert page.url.endswith(f"/survey/{live_server.study_id}/")
     with live_server.app.app_context():
         assert db.session.scalar(select(Enrolment.withdrawn_by)) == "reader"
+    assert page.errors == []
+
+
+def test_moving_task2_of_a_waiting_reader_is_asked_first(
+    live_server: LiveServer, browser: object, pages: dict
+) -> None:
+    add_reader(live_server, task1_done=True)  # Task 2 opens in 24 hours
+    with live_server.app.app_context():
+        study = db.session.get(Study, live_server.study_id)
+        organiser = create_user("org@example.org", Role.ORGANISER, password=PASSWORD)
+        db.session.flush()
+        add_member(study, organiser, owner=True)
+        db.session.commit()
+    page = new_page(browser, pages, "washout", DESKTOP)
+    page.goto(live_server.url + "/login")
+    log_in(page, "org@example.org")
+    page.goto(f"{live_server.url}/admin/studies/{live_server.study_id}")
+    page.fill("#washout_hours", "1")
+    page.click("button:has-text('Save settings')")
+    warning = page.inner_text("#washout-affected")
+    assert "moves Task 2 for 1 reader" in warning and "It would open at" in warning
+    with live_server.app.app_context():
+        assert db.session.get(Study, live_server.study_id).washout_hours == 24.0
+    page.click("button:has-text('Save and move Task 2')")
+    page.wait_for_load_state("load")
+    assert page.locator("#washout-affected").count() == 0
+    with live_server.app.app_context():
+        assert db.session.get(Study, live_server.study_id).washout_hours == 1.0
     assert page.errors == []
