@@ -89,17 +89,34 @@ def check_images(
     names: set[str],
     progress: Progress = no_progress,
 ) -> None:
-    """Check every referenced image, the query images' size and rotation, and the folder."""
+    """Check every referenced image, the query images' size and rotation, and the folder.
+
+    Decoded pixels are kept for one query at a time (its upright and rotated image and
+    overlay): holding every decoded image of a bundle took gigabytes.
+    """
     problems = Problems()
-    decoded: dict[str, Image.Image | None] = {}
-    for done, name in enumerate(sorted(names)):
-        progress("Checking the images", done, len(names))
+    paired = {name for query in queries for _, *pair in _pairs(query) for name in pair}
+    refused: set[str] = set()
+
+    def decode(name: str) -> Image.Image | None:
         try:
-            decoded[name] = check_image(root / "images" / name)
+            return check_image(root / "images" / name)
         except BundleError as problem:
-            problems.add(problem)
-            decoded[name] = None
+            if name not in refused:
+                refused.add(name)
+                problems.add(problem)
+            return None
+
+    done = 0
+    for name in sorted(names - paired):  # neighbours: checked, not kept
+        progress("Checking the images", done, len(names))
+        decode(name)
+        done += 1
     for index, query in enumerate(queries):
+        wanted = sorted({name for _, *pair in _pairs(query) for name in pair} & names)
+        progress("Checking the images", done, len(names))
+        decoded = {name: decode(name) for name in wanted}
+        done += len(wanted)
         try:
             _check_sizes(decoded, query, f"queries.json[{index}]", size)
         except BundleError as problem:

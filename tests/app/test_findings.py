@@ -5,6 +5,7 @@ sessions, trusted hosts, and validation patterns that accepted a trailing newlin
 import io
 import json
 import tracemalloc
+import weakref
 from pathlib import Path
 
 import numpy
@@ -15,6 +16,7 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 from sqlalchemy import select
 
+import studybundle.validate as validate_module
 from app.bundle import BundleError, extract_zip, import_bundle, served_name, validate_bundle
 from app.extensions import db
 from app.forms import EMAIL_PATTERN
@@ -438,3 +440,23 @@ def test_a_zip_bomb_is_refused_before_it_reaches_the_disk(bundle_dir: Path, tmp_
     with pytest.raises(BundleError, match="times its compressed size"):
         extract_zip(io.BytesIO(archive), tmp_path / "out")
     assert not any(path.is_file() for path in (tmp_path / "out").rglob("*"))
+
+
+def test_decoded_images_are_held_one_query_at_a_time(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Holding every decoded image of a bundle (1355 in the demo) grew a worker by hundreds of MB.
+    live, most = set(), [0]
+    real = validate_module.check_image
+
+    def counted(path: Path) -> Image.Image:
+        image = real(path)
+        live.add(id(image))
+        weakref.finalize(image, live.discard, id(image))
+        most[0] = max(most[0], len(live))
+        return image
+
+    monkeypatch.setattr(validate_module, "check_image", counted)
+    bundle = validate_bundle(bundle_dir)
+    assert len(bundle.images) > 60
+    assert most[0] <= 4, most[0]  # a query's upright and rotated image (and overlay pair)
