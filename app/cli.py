@@ -12,7 +12,13 @@ from sqlalchemy import select
 from app.auth import create_invitation, create_user, end_sessions, normalise_email
 from app.bundle import BundleError, copy_study, import_bundle
 from app.clock import now
-from app.design import DESIGN_NAMES, apply_preset, available_aids
+from app.design import (
+    DESIGN_NAMES,
+    PROBE_SENTENCE,
+    apply_preset,
+    available_aids,
+    probes_disclosed,
+)
 from app.extensions import db
 from app.forms import EMAIL_PATTERN, MIN_PASSWORD
 from app.models import Invitation, Role, Study, StudyStatus, User
@@ -171,6 +177,24 @@ def invitation_link(token: str, base_url: str) -> str:
         return url_for("auth.invitation", token=token, _external=True)
 
 
+@study.command("open")
+@with_appcontext
+@click.argument("study_id", type=int)
+def open_command(study_id: int) -> None:
+    """Open study STUDY_ID to its readers (as "Open the study" on its page does)."""
+    record = db.session.get(Study, study_id)
+    if record is None:
+        raise click.ClickException(f"There is no study {study_id}.")
+    if not probes_disclosed(record):
+        raise click.ClickException(
+            "The study was not opened: it shows misleading-aid probes, and its information"
+            " text does not tell readers so. Add a sentence such as: " + PROBE_SENTENCE
+        )
+    record.status = StudyStatus.OPEN
+    db.session.commit()
+    click.echo(f"Study {record.id} “{record.name}” is open: invited readers can start.")
+
+
 @study.command("invite")
 @click.argument("study_id", type=int)
 @click.argument("email")
@@ -189,6 +213,11 @@ def invite(study_id: int, email: str, days: int | None, base_url: str) -> None:
         raise click.ClickException(f"There is no study {study_id}.")
     if not EMAIL_PATTERN.match(email.strip()):
         raise click.ClickException(f"{email!r} is not an e-mail address.")
+    if record.status == StudyStatus.DRAFT:
+        raise click.ClickException(
+            f"Study {study_id} is still a draft: open it first (flask study open {study_id})."
+            " A link to a draft study would lead nowhere."
+        )
     invitation, token = create_invitation(record, email, days=days)
     db.session.commit()
     until = f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC"

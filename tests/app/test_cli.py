@@ -149,3 +149,28 @@ def test_demo_adds_a_three_arm_crossover_on_a_bundle_with_cbir(
         assert "Demo study" in home and "Demo three-arm study" in home
         assert client.get(f"/survey/{crossover.id}/").status_code == 200
         client.post("/logout")
+
+
+def test_study_open_and_no_invitation_into_a_draft(
+    runner: FlaskCliRunner, app: Flask, bundle_dir: Path
+) -> None:
+    assert runner.invoke(args=["study", "import", str(bundle_dir), "--name", "CLI"]).exit_code == 0
+    refused = runner.invoke(args=["study", "invite", "1", "x@example.org"])
+    assert refused.exit_code == 1
+    assert "Study 1 is still a draft: open it first (flask study open 1)" in refused.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
+        record = db.session.get_one(Study, 1)
+        record.probe_share = 0.1  # probes the information text does not disclose
+        db.session.commit()
+    undisclosed = runner.invoke(args=["study", "open", "1"])
+    assert undisclosed.exit_code == 1 and "misleading-aid probes" in undisclosed.output
+    with app.app_context():
+        record = db.session.get_one(Study, 1)
+        assert record.status == StudyStatus.DRAFT
+        record.probe_share = 0.0
+        db.session.commit()
+    opened = runner.invoke(args=["study", "open", "1"])
+    assert opened.exit_code == 0 and "is open" in opened.output
+    assert runner.invoke(args=["study", "invite", "1", "x@example.org"]).exit_code == 0
+    assert runner.invoke(args=["study", "open", "9"]).exit_code == 1
