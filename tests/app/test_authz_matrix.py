@@ -42,6 +42,9 @@ NOT_ALLOWED = (NO,) * 6
 
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    # A finished import of the study: its starter (and admins) go on to the study; for any
+    # other organiser the job does not exist.
+    "admin.import_job": {"GET": (302, 403, 403, 302, 404, 302), "POST": NOT_ALLOWED},
     "admin.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
     "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},

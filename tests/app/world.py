@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.auth import create_invitation
 from app.extensions import db
-from app.models import Case, Enrolment, Study, StudyMember, User
+from app.models import Case, Enrolment, ImportJob, Study, StudyMember, User
 
 if TYPE_CHECKING:
     from tests.app.conftest import StudyRef, UserRef
@@ -94,6 +94,23 @@ class World:
             found = db.session.scalar(select(Enrolment.id).where(Enrolment.study_id == study.id))
             return found or 0
 
+    def finished_import(self) -> int:
+        """The id of a finished import of `study`, started by the organiser."""
+        organiser = self.users["organiser"]
+        assert organiser is not None
+        with self.app.app_context():
+            job = ImportJob(
+                created_by_id=organiser.id,
+                name=self.study.name,
+                source="(a bundle folder)",
+                state="done",
+                stage="Done",
+                study_id=self.study.id,
+            )
+            db.session.add(job)
+            db.session.commit()
+            return job.id
+
     def reset_token(self, user_id: int | None = None) -> str:
         """A password-reset token (default: the other reader's), as the e-mailed link has it."""
         from app.auth.reset import reset_token
@@ -121,6 +138,8 @@ class World:
             return [{"token": self.fresh_invitation()[1]}]
         if endpoint in ("admin.remind", "admin.mark_withdrawn"):
             return [{**by_study, "enrolment_id": self.enrolment_id(study)}]
+        if endpoint == "admin.import_job":
+            return [{"job_id": self.finished_import()}]
         if endpoint == "auth.reset_password":
             return [{"token": self.reset_token()}]
         if endpoint == "dashboard.confusion_image":
