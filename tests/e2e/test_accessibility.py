@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.auth import create_invitation, create_user
 from app.auth.reset import reset_token
 from app.extensions import db
-from app.models import Enrolment, Role, Study
+from app.models import Enrolment, ImportJob, Role, Study
 from app.team import add_member
 from tests.e2e.conftest import ARTIFACTS, AXE, LiveServer
 from tests.e2e.stages import PASSWORD, add_reader, log_in
@@ -41,6 +41,7 @@ class People:
     locked: str  # finished Task 1 just now: Task 2 is locked
     task2: str  # in Task 2
     done: str  # finished both tasks
+    import_job: str  # an import of the organiser's, still running
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,18 @@ def people(module_server: LiveServer) -> People:
         invitation.used_at = invitation.created_at
         invitation.user_id = new.id
         _, token = create_invitation(study, "a11y-invited@example.org")
+        job = ImportJob(
+            created_by_id=organiser.id,
+            name="A running import",
+            source="(a bundle folder)",
+            state="running",
+            stage="Checking the images",
+            done=40,
+            total=120,
+        )
+        db.session.add(job)
         db.session.commit()
+        job_url = f"/admin/imports/{job.id}"
         reset = f"/password/reset/{reset_token(new)}"
     return People(
         invitation=f"/invite/{token}",
@@ -73,6 +85,7 @@ def people(module_server: LiveServer) -> People:
         locked="a11y-locked@example.org",
         task2="a11y-task2@example.org",
         done="a11y-done@example.org",
+        import_job=job_url,
     )
 
 
@@ -151,6 +164,8 @@ def test_every_page_passes_axe(
             f"{base}/admin/",
             admin,
             f"{base}/admin/studies/import",
+            base + people.import_job,  # the progress page of an import
+            f"{admin}/design",
             f"{admin}/invitations",
             f"{admin}/readers",
             f"{admin}/readers/{enrolment}/withdraw",  # the confirmation page
