@@ -68,6 +68,8 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "classifier",
     "probe",
     "probe_class",
+    "saliency",  # 1 when the reading offered the saliency map over the case
+    "saliency_views",  # how often the reader laid it over the case ('' when not counted)
     "initial_diagnosis",
     "initial_confidence",
 )
@@ -366,6 +368,8 @@ def reading_columns(shown: Mapping[str, Any], condition: Condition, probe: bool)
         "classifier": shown.get("classifier", ""),
         "probe": int(bool(shown.get("probe"))),
         "probe_class": shown.get("probe_class") or "",
+        "saliency": int(bool(shown.get("saliency"))),
+        "saliency_views": "" if shown.get("saliency_views") is None else shown["saliency_views"],
     }
 
 

@@ -83,6 +83,9 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
     # outside the try below, and a racing duplicate must fail inside it.
     last = assignment.position + 1 == task_size(enrolment, assignment.task)
     view = aid_view(study, assignment, conditions_of(study)[assignment.condition])
+    shown = view.record()
+    if view.condition.saliency:
+        shown["saliency_views"] = form.saliency_count()
     final_session = assignment.task == sessions_of(study)
     db.session.add(
         Answer(
@@ -94,7 +97,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
             seconds=elapsed,
             hidden_seconds=form.hidden_seconds(elapsed),
             neighbours_shown=[n.image_id for n in view.neighbours],
-            shown=view.record(),
+            shown=shown,
             rotation=assignment.rotation,
         )
     )

@@ -58,6 +58,9 @@ class AnswerForm(FlaskForm):
     token = HiddenField(validators=[DataRequired()])
     # Milliseconds the page was hidden, counted by static/js/activetime.js (empty without it).
     hidden_ms = HiddenField()
+    # How often the reader laid the saliency map over the case (static/js/viewer.js; empty
+    # without script or without the map).
+    saliency_views = HiddenField()
 
     def __init__(self, classes: Sequence[dict], levels: int, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -87,6 +90,14 @@ class AnswerForm(FlaskForm):
         text = str(self.hidden_ms.data or "").strip()
         hidden = int(text) / 1000 if text else 0.0
         return min(hidden, max(0.0, elapsed))
+
+    def saliency_count(self) -> int | None:
+        """How often the saliency map was shown; None when the page did not count (no script)
+        or sent something that is not a count (a tampered form loses nothing else)."""
+        text = str(self.saliency_views.data or "").strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            return None
+        return int(text)
 
     @property
     def level(self) -> int:

@@ -303,9 +303,16 @@
     if (link) {
       link.parentElement.hidden = true; // the button does what the link did
     }
+    var views = document.querySelector("input[name=saliency_views]");
+    if (views) {
+      views.value = views.value || "0"; // counted: 0 means never shown
+    }
     button.addEventListener("click", function () {
       var on = button.getAttribute("aria-pressed") !== "true";
       button.setAttribute("aria-pressed", on ? "true" : "false");
+      if (on && views) {
+        views.value = String(Number(views.value || 0) + 1); // recorded with the answer
+      }
       queryImage.src = on ? overlay : plain.src;
       queryImage.alt = on ? plain.alt + ", with the AI's saliency map laid over it" : plain.alt;
     });

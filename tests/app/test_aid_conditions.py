@@ -26,7 +26,7 @@ from studybundle.taxonomy import HAM10000
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import StudyRef, add_study, add_user, join_study
 from tests.app.test_study_designs import answer_case, assignments_of, set_design, tiles
-from tests.app.test_survey import consent
+from tests.app.test_survey import consent, token_of
 
 CONDITIONS = [
     Condition(),
@@ -173,6 +173,24 @@ def test_a_turned_case_shows_the_turned_saliency_map(
     stranger = app.test_client()
     login(stranger, add_user(app, "stranger@example.org", Role.READER))
     assert stranger.get(f"/images/{overlay}").status_code == 404
+
+    # How often the reader laid the map over the case is kept with the answer; a count the
+    # page did not make (no script) or a tampered one is kept as unknown, the answer stored.
+    for number, sent in ((2, "3"), (3, "lots"), (4, None)):
+        url = f"/survey/{ref.id}/task/2/case/{number}"
+        page = client.get(url)
+        assert 'name="saliency_views"' in page.text
+        form = {"diagnosis": "nv", "confidence": 3, "token": token_of(page)}
+        if sent is not None:
+            form["saliency_views"] = sent
+        assert client.post(url, data=form).status_code == 303
+    with app.app_context():
+        study = db.session.get_one(Study, ref.id)
+        rows = [r for r in response_rows(study) if r["session"] == 2]
+        assert [r["saliency"] for r in rows] == [1, 1, 1, 1]
+        assert [r["saliency_views"] for r in rows] == ["", 3, "", ""]
+        unaided = [r for r in response_rows(study) if r["session"] == 1]
+        assert {(r["saliency"], r["saliency_views"]) for r in unaided} == {(0, "")}
 
 
 def test_the_design_page_offers_the_saliency_toggle_only_where_the_bundle_has_maps(

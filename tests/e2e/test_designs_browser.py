@@ -184,6 +184,9 @@ def test_a_reader_completes_each_design_by_keyboard(
         assert conditions == keys
         assert tasks == ({1, 2, 3} if design == "crossover" else {1})
         assert len(answers) == 4 * len(tasks)
+        with_map = [a for a in answers if a.shown["saliency"]]
+        assert all(a.shown["saliency_views"] == 1 for a in with_map)  # toggled on once each
+        assert with_map or design != "crossover"
         if design == "initial_revised":
             assert first_looks == 4
             initial = db.session.scalars(select(Assignment.initial_diagnosis)).all()
