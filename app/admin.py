@@ -232,17 +232,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
                 "Nothing is saved until you confirm.",
                 "warning",
             )
-            return render_template(
-                "admin/study.html",
-                study=record,
-                form=form,
-                pool=pool,
-                locked=locked,
-                readers=enrolled_count(record.id),
-                button=EmptyForm(),
-                affected=affected,
-                agreed=consent_counts(record.id),
-            ), 200
+            return settings_page(record, form, pool, locked, affected, 200)
         record.name = form.name.data.strip()
         record.washout_hours = new_washout
         if form.reminder_days.data is not None:
@@ -267,7 +257,19 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
         db.session.commit()
         flash("Settings saved.", "success")
         return redirect(url_for("admin.study", study_id=record.id))
-    status = 400 if form.is_submitted() else 200
+    return settings_page(record, form, pool, locked, affected, 400 if form.is_submitted() else 200)
+
+
+def settings_page(
+    record: Study,
+    form: StudySettingsForm,
+    pool: int,
+    locked: bool,
+    affected: list[dict],
+    status: int,
+) -> tuple[str, int]:
+    """The study's settings page: the form, the pool, what the aids score, who agreed to what,
+    and the readers a wash-out change would move (asked to confirm)."""
     return render_template(
         "admin/study.html",
         study=record,
