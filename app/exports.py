@@ -147,6 +147,7 @@ def shown_votes(study: Study) -> dict[int, list[str]]:
     cases = db.session.execute(
         select(Case.id, Case.votes, Case.majority_vote).where(Case.study_id == study.id)
     ).all()
+    neighbours = study_neighbours(study, [c for c in listed if c.shows_neighbours])
     out: dict[int, list[str]] = {}
     for case_id, votes, own in cases:
         row = []
@@ -155,22 +156,29 @@ def shown_votes(study: Study) -> dict[int, list[str]]:
             if condition.shows_neighbours:
                 vote = (votes or {}).get(condition.aid, {}).get(str(condition.k)) or ""
                 if not vote:
-                    vote = computed_vote(case_id, condition) or own
+                    truths = neighbours.get((case_id, condition.aid), [])[: condition.k]
+                    vote = (majority_vote(truths) if truths else None) or own
             row.append(vote)
         out[case_id] = row
     return out
 
 
-def computed_vote(case_id: int, condition: Condition) -> str | None:
-    """The rank-weighted majority vote of the case's first k neighbours of the aid (None when
-    it has none)."""
-    truths = db.session.scalars(
-        select(Neighbour.truth)
-        .where(Neighbour.case_id == case_id, Neighbour.aid == condition.aid)
-        .order_by(Neighbour.rank)
-        .limit(condition.k)
+def study_neighbours(study: Study, listed: list[Condition]) -> dict[tuple[int, str], list[str]]:
+    """The truths of the neighbours of the aids of `listed`, per (case id, aid), by rank: one
+    query for the whole study (one per case took a fifth of a dashboard's first view)."""
+    aids = sorted({condition.aid for condition in listed})
+    if not aids:
+        return {}
+    rows = db.session.execute(
+        select(Neighbour.case_id, Neighbour.aid, Neighbour.truth)
+        .join(Case, Case.id == Neighbour.case_id)
+        .where(Case.study_id == study.id, Neighbour.aid.in_(aids))
+        .order_by(Neighbour.case_id, Neighbour.aid, Neighbour.rank)
     ).all()
-    return majority_vote(list(truths)) if truths else None
+    out: dict[tuple[int, str], list[str]] = {}
+    for case_id, aid, truth in rows:
+        out.setdefault((case_id, aid), []).append(truth)
+    return out
 
 
 def analysis_columns(
