@@ -145,9 +145,12 @@ def mrmcaov_script(
 # MRMCaov on {csv_name}, as the platform computes it. Run in the folder holding the CSV:
 #   Rscript mrmcaov.R            (or: Rscript mrmcaov.R path/to/{csv_name})
 # Needs install.packages("MRMCaov") (0.3.0 checked). Balanced accuracy is not an MRMCaov
-# metric and is not repeated here. On partially paired designs MRMCaov scales the jackknife
-# by all cases of the study where the platform uses each reader's own count: F and standard
-# errors may differ in the third digit (see the platform's app/analysis/mrmc.py).
+# metric and is not repeated here. MRMCaov scales the jackknife by all cases of the study
+# where the platform uses the cases each reader's figure is computed on (their own cases; for
+# a sensitivity or specificity, the lesions of that class or not of it): on partially paired
+# designs, and for sensitivities and specificities where covariances enter (Cov2 > Cov3), F
+# and standard errors may differ in the third digit, by a few percent for a rare class (see
+# the platform's app/analysis/mrmc.py); the means and estimates agree.
 suppressPackageStartupMessages(library(MRMCaov))
 args <- commandArgs(trailingOnly = TRUE)
 path <- if (length(args) > 0) args[1] else "{csv_name}"
