@@ -33,6 +33,7 @@ from app.analysis import AnalysisResult, analyse, responses_from_columns
 from app.exports import analysis_columns, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
+from app.survey.enrolment import conditions_of
 
 # Entries per worker: the page and the downloads under a few filters of a few studies.
 CACHE_SIZE = 16
@@ -141,7 +142,9 @@ def study_result(
                 columns = only_pair(columns, pair)
             responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
             del columns
-            entry = StudyResult(len(responses), analyse(responses, bootstrap=bootstrap, seed=0))
+            names = {condition.key: condition.short for condition in conditions_of(study)}
+            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names)
+            entry = StudyResult(len(responses), result)
         cache.put(key, entry)
     return entry
 

@@ -115,11 +115,14 @@ def analyse(
     seed: int = 0,
     taxonomy: Taxonomy | None = None,
     groups: Mapping[str, Mapping[str, str]] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> AnalysisResult:
     """All tables and statistics of a study as one JSON-ready dict (see the module docstring).
 
     `groups` (grouping -> reader -> label) splits reliance and time per case; by default the
-    readers' profile columns (role, experience band) when the responses have them.
+    readers' profile columns (role, experience band) when the responses have them. `names`
+    (condition key -> readable name, e.g. "SE-CBIR 6") names the conditions in the headline's
+    sentences; the keys stay the keys everywhere else.
     """
     if groups is None:
         groups = responses.groups
@@ -138,7 +141,7 @@ def analyse(
         "classes": list(taxonomy.classes),
         "conditions": list(responses.conditions),
         "probes_left_out": responses.probes_left_out,
-        "headline": headline(primary),
+        "headline": headline(primary, names),
         "readers": readers,
         "pooled": pooled,
         "confusion": confusion_tables(responses),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from app.analysis.results import Headline, ORHillis
 
 # The endpoints the headline leads with, in this order (per-class sensitivities follow in
@@ -21,22 +23,34 @@ def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
-def sentence(result: ORHillis, index: int = 0) -> str:
-    """One difference of one endpoint as a sentence a clinician can read."""
+def sentence(result: ORHillis, index: int = 0, names: Mapping[str, str] | None = None) -> str:
+    """One difference of one endpoint as a sentence a clinician can read, conditions by their
+    readable `names` (condition key -> name; the key where none is given). The condition that
+    comes later in the study (the aided one, `se_cbir` after `unaided`) is named first, as a
+    reader expects, whichever way the difference's `a - b` key runs."""
+    names = names or {}
     d = result["differences"][index]
     a, b = d["minuend"], d["subtrahend"]
+    estimate, low, high = d["estimate"], d["ci_low"], d["ci_high"]
+    order = list(result["means"])
+    if order.index(a) < order.index(b):
+        a, b, estimate, low, high = b, a, -estimate, -high, -low
     level = round(result["level"] * 100)
-    change = "higher" if d["estimate"] > 0 else "lower" if d["estimate"] < 0 else "no different"
+    change = "higher" if estimate > 0 else "lower" if estimate < 0 else "no different"
     return (
-        f"{result['label'].capitalize()}: {100 * result['means'][a]:.1f}% with {a} against "
-        f"{100 * result['means'][b]:.1f}% with {b}, {abs(100 * d['estimate']):.1f} points "
-        f"{change} ({level}% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f} points, "
-        f"{_p(d['p'])}; {result['readers']} readers, readers and cases random)."
+        f"{result['label'].capitalize()}: {100 * result['means'][a]:.1f}% with "
+        f"{names.get(a, a)} against {100 * result['means'][b]:.1f}% with {names.get(b, b)}, "
+        f"{abs(100 * estimate):.1f} points {change} ({level}% CI {100 * low:+.1f} to "
+        f"{100 * high:+.1f} points, {_p(d['p'])}; {result['readers']} readers, readers and "
+        "cases random)."
     )
 
 
-def headline(results: dict[str, ORHillis]) -> list[Headline]:
-    """The headline endpoints' differences, or why each is not available."""
+def headline(
+    results: dict[str, ORHillis], names: Mapping[str, str] | None = None
+) -> list[Headline]:
+    """The headline endpoints' differences, or why each is not available; the sentences name
+    the conditions by `names` (condition key -> readable name) where given."""
     lines: list[Headline] = []
     for name in HEADLINE_ENDPOINTS:
         result = results.get(name)
@@ -63,7 +77,7 @@ def headline(results: dict[str, ORHillis]) -> list[Headline]:
                     "endpoint": name,
                     "label": result["label"],
                     "comparison": d["comparison"],
-                    "sentence": sentence(result, index),
+                    "sentence": sentence(result, index, names),
                     "estimate": d["estimate"],
                     "ci_low": d["ci_low"],
                     "ci_high": d["ci_high"],

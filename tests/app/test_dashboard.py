@@ -258,7 +258,7 @@ def test_the_dashboard_shows_accuracies_and_confusion_counts(
     headline = re.search(r'<ul class="headline">(.*?)</ul>', html, re.S).group(1)
     assert html.index('id="headline"') < html.index('id="reader-table"')
     assert (
-        "Proportion correct: 70.0% with se_cbir against 55.0% with unaided, 15.0 points higher"
+        "Proportion correct: 70.0% with SE-CBIR 6 against 55.0% with Unaided, 15.0 points higher"
     ) in headline
     assert "Descriptive: McNemar" in html and "Secondary: bootstrap" in html
     main = html.split('<main id="main"')[1]

@@ -81,7 +81,7 @@ def test_an_eight_class_study_shows_its_own_classes_and_endpoints(
     headline = re.search(r'<ul class="headline">(.*?)</ul>', html, re.S).group(1)
     for endpoint in ("melanoma_sensitivity", "malignant_specificity", "balanced_accuracy"):
         assert f'data-endpoint="{endpoint}"' in headline
-    assert "Proportion correct: 75.0% with se_cbir against 37.5% with unaided" in headline
+    assert "Proportion correct: 75.0% with SE-CBIR 6 against 37.5% with Unaided" in headline
 
     svg = client.get(f"/dashboard/{isic_study.id}/confusion-task2.svg")
     assert svg.status_code == 200 and ">SCC<" in svg.get_data(as_text=True)
