@@ -123,10 +123,16 @@ def test_the_analysis_command_reads_the_responses_export(
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    # The same analysis as the JSON download (same bootstrap size and seed).
+    # The same analysis as the JSON download (same bootstrap size and seed). Only the
+    # headline's sentences differ: the download names the study's conditions ("SE-CBIR 6"),
+    # the command, which reads only the CSV, their keys.
     summary = download(client, answered.study, "summary-json")
     assert summary.mimetype == "application/json"
-    assert json.loads(run.stdout) == json.loads(summary.get_data(as_text=True))
+    from_command, downloaded = json.loads(run.stdout), json.loads(summary.get_data(as_text=True))
+    for result in (from_command, downloaded):
+        for line in result["headline"]:
+            line.pop("sentence")
+    assert from_command == downloaded
     assert json.loads(run.stdout)["pooled"]["task2"]["accuracy"] == 0.7
 
 
