@@ -150,14 +150,29 @@ def plan(
     return [[Reading(case, assigned[case]) for case in order]]
 
 
-def probe_positions(aided: int, share: float, seed: int) -> frozenset[int]:
-    """Which of a reader's `aided` readings (by index) show a deliberately faulty aid.
+def probe_positions(conditions: Sequence[int], share: float, seed: int) -> frozenset[int]:
+    """Which of a reader's aided readings (by index) show a deliberately faulty aid.
 
-    round(share * aided) of them, chosen uniformly by the reader's "probes" stream: every
-    reader gets the same share, and nobody can tell from the position which ones they are.
+    `conditions` holds the condition of each reading that can carry a probe. round(share * n)
+    of the n readings are probes, spread over the conditions in proportion to their readings
+    (largest remainders, ties drawn at random), so that every aid's over-reliance is measured;
+    within a condition they are chosen uniformly by the reader's "probes" stream. Every reader
+    gets the same share, and nobody can tell from the position which ones they are.
     """
     if not 0 <= share <= 1:
         raise ValueError("the probe share must be between 0 and 1")
-    count = round(share * aided)
-    chosen = shuffled(range(aided), stream(seed, "probes"))[:count]
+    rng = stream(seed, "probes")
+    by_condition: dict[int, list[int]] = {}
+    for index, condition in enumerate(conditions):
+        by_condition.setdefault(condition, []).append(index)
+    groups = sorted(by_condition)
+    quotas = {c: share * len(by_condition[c]) for c in groups}
+    counts = {c: int(quotas[c]) for c in groups}
+    left = round(share * len(conditions)) - sum(counts.values())
+    tie_break = {c: rank for rank, c in enumerate(shuffled(groups, rng))}
+    for c in sorted(groups, key=lambda c: (counts[c] - quotas[c], tie_break[c]))[:left]:
+        counts[c] += 1
+    chosen: set[int] = set()
+    for c in groups:
+        chosen.update(shuffled(by_condition[c], rng)[: counts[c]])
     return frozenset(chosen)

@@ -82,7 +82,8 @@ def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) 
                 )
             )
     misleadable = [a for a in out if listed[a.condition].can_mislead]
-    for index in designs.probe_positions(len(misleadable), study.probe_share, seed):
+    by_condition = [a.condition for a in misleadable]
+    for index in designs.probe_positions(by_condition, study.probe_share, seed):
         misleadable[index].probe = True
     return out
 

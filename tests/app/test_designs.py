@@ -178,12 +178,36 @@ def test_plans_are_reproducible_and_reader_orders_differ() -> None:
 
 @pytest.mark.parametrize(("aided", "share", "count"), [(0, 0.1, 0), (20, 0.0, 0), (20, 0.1, 2)])
 def test_probe_positions_take_the_share(aided: int, share: float, count: int) -> None:
-    chosen = probe_positions(aided, share, seed=3)
+    conditions = [1 + index % 2 for index in range(aided)]
+    chosen = probe_positions(conditions, share, seed=3)
     assert len(chosen) == count
     assert chosen <= set(range(aided))
-    assert chosen == probe_positions(aided, share, seed=3)
+    assert chosen == probe_positions(conditions, share, seed=3)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_probes_are_spread_over_every_misleadable_aid(seed: int) -> None:
+    # Four aids with four readings each at a third: 5 probes, at least one per aid, the fifth
+    # going to an aid drawn per reader; within an aid, any reading may be the probe.
+    conditions = [1, 2, 3, 4] * 4
+    chosen = probe_positions(conditions, 0.34, seed=seed)
+    per_aid = Counter(conditions[index] for index in chosen)
+    assert sorted(per_aid.values()) == [1, 1, 1, 2]
+
+
+def test_probes_follow_each_aids_share_of_readings() -> None:
+    # 12 readings of aid 1, 4 of aid 2 at a quarter: 3 and 1; over readers, every reading of
+    # an aid is a probe equally often (no position gives it away).
+    conditions = [1] * 12 + [2] * 4
+    hits: Counter[int] = Counter()
+    for seed in range(400):
+        chosen = probe_positions(conditions, 0.25, seed=seed)
+        assert Counter(conditions[index] for index in chosen) == {1: 3, 2: 1}
+        hits.update(chosen)
+    assert min(hits[index] for index in range(12)) > 60  # 100 expected each
+    assert min(hits[index] for index in range(12, 16)) > 60
 
 
 def test_probe_share_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
-        probe_positions(10, 1.5, seed=0)
+        probe_positions([1] * 10, 1.5, seed=0)
