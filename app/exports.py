@@ -188,73 +188,103 @@ def analysis_columns(
     for `analysis.responses_from_columns`, which leaves the faulty-aid probes (`probe` 1, at
     the end, with the misleading `probe_class` they showed) out of all but their own figures.
 
-    The answers of `response_rows`, without what only the responses file needs (what was
-    shown, stored as JSON, read here for the few probes only, and timestamps), and with the
-    readers' profiles read once per reader: decoding those per answer took most of a
-    dashboard view of a large study.
+    The rows and their order are `response_rows`'s, without what only the responses file
+    needs. Built for a dashboard's first view of a large study: the answers are read as
+    numbers only (enrolment, case, condition, ...) in the order of their unique index, and
+    the few hundred readers' and cases' texts are read once each and looked up; what was
+    shown (JSON) is decoded for the probes only.
     """
-    names = (
-        "reader",
-        "image_id",
-        "truth",
-        "majority_vote",
-        "task",
-        "condition",
-        "diagnosis",
-        "confidence",
-        "seconds",
-        "hidden_seconds",
-        "case_id",
-    )
-    selected = (
-        User.pseudonym,
-        Case.image_id,
-        Case.truth,
-        Case.majority_vote,
-        Assignment.task,
-        Assignment.condition,
-        Answer.diagnosis,
-        Answer.confidence,
-        Answer.seconds,
-        Answer.hidden_seconds,
-        Case.id,
-    )
-    query = _answers_query(study, selected, completed_only, reader, probes=False)
-    rows = db.session.connection().execute(query).all()
-    probes = (
-        db.session.connection()
-        .execute(
-            _answers_query(
-                study, (*selected, Answer.shown), completed_only, reader, probes=True
-            ).where(Assignment.probe.is_(True))
+    query = (
+        select(
+            Assignment.enrolment_id,
+            Assignment.case_id,
+            Assignment.task,
+            Assignment.condition,
+            Answer.diagnosis,
+            Answer.confidence,
+            Answer.seconds,
+            Answer.hidden_seconds,
+            Assignment.probe,
+            Answer.id,
         )
-        .all()
+        .select_from(Answer)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
+        .where(Enrolment.study_id == study.id)
+        .order_by(Assignment.enrolment_id, Assignment.task, Assignment.position)
     )
-    shown = [row[-1] or {} for row in probes]
-    rows += [row[:-1] for row in probes]
-    transposed = zip(*rows, strict=True) if rows else ((),) * len(names)
-    columns = {name: list(values) for name, values in zip(names, transposed, strict=True)}
-    columns["probe"] = [0] * (len(rows) - len(probes)) + [1] * len(probes)
-    columns["probe_class"] = [""] * (len(rows) - len(probes))
-    columns["probe_class"] += [item.get("probe_class") or "" for item in shown]
-    votes = shown_votes(study)
-    columns["majority_vote"] = [
-        votes[case_id][index]
-        for case_id, index in zip(columns.pop("case_id"), columns["condition"], strict=True)
-    ]
-    keys = [c.key for c in conditions_of(study)]
-    columns["condition"] = [keys[index] for index in columns["condition"]]
-    columns["hidden_seconds"] = [value or 0.0 for value in columns["hidden_seconds"]]
-    profiles = db.session.execute(
-        select(User.pseudonym, Enrolment.profile_role, Enrolment.profile_years)
-        .join(Enrolment, Enrolment.user_id == User.id)
+    if completed_only:
+        query = query.where(Enrolment.task2_completed_at.is_not(None))
+    if reader:
+        query = query.where(
+            Enrolment.user_id == select(User.id).where(User.pseudonym == reader).scalar_subquery()
+        )
+    rows = db.session.connection().execute(query).all()
+    readers = db.session.execute(
+        select(Enrolment.id, User.pseudonym, Enrolment.profile_role, Enrolment.profile_years)
+        .join(User, User.id == Enrolment.user_id)
         .where(Enrolment.study_id == study.id)
     ).all()
-    role = {name: "" if value is None else value.value for name, value, _ in profiles}
-    years = {name: "" if value is None else value for name, _, value in profiles}
-    columns["reader_role"] = [role[name] for name in columns["reader"]]
-    columns["reader_years"] = [years[name] for name in columns["reader"]]
-    return columns
+    pseudonym = {enrolment: name for enrolment, name, _, _ in readers}
+    # Each reader's answers are one run of rows: put the runs in pseudonym order, the order
+    # of the exports (the bootstrap resamples readers by their order of appearance).
+    runs: dict[int, list[Any]] = {}
+    for row in rows:
+        run = runs.get(row[0])
+        if run is None:
+            run = runs[row[0]] = []
+        run.append(row)
+    ordered = [
+        row for enrolment in sorted(runs, key=pseudonym.__getitem__) for row in runs[enrolment]
+    ]
+    answers = [row for row in ordered if not row[8]]
+    probes = [row for row in ordered if row[8]]
+    shown = probe_shown([row[9] for row in probes])
+    ordered = answers + probes
+    if ordered:
+        enrolments, case_ids, tasks, conditions, diagnoses, confidences, seconds, hidden = list(
+            zip(*ordered, strict=True)
+        )[:8]
+    else:
+        enrolments = case_ids = tasks = conditions = diagnoses = confidences = seconds = ()
+        hidden = ()
+    cases = {
+        case_id: (image_id, truth)
+        for case_id, image_id, truth in db.session.execute(
+            select(Case.id, Case.image_id, Case.truth).where(Case.study_id == study.id)
+        )
+    }
+    votes = shown_votes(study)
+    keys = [c.key for c in conditions_of(study)]
+    role = {e: "" if value is None else value.value for e, _, value, _ in readers}
+    years = {e: "" if value is None else value for e, _, _, value in readers}
+    return {
+        "reader": [pseudonym[e] for e in enrolments],
+        "image_id": [cases[c][0] for c in case_ids],
+        "truth": [cases[c][1] for c in case_ids],
+        "majority_vote": [votes[c][i] for c, i in zip(case_ids, conditions, strict=True)],
+        "task": list(tasks),
+        "condition": [keys[i] for i in conditions],
+        "diagnosis": list(diagnoses),
+        "confidence": list(confidences),
+        "seconds": list(seconds),
+        "hidden_seconds": [value or 0.0 for value in hidden],
+        "probe": [0] * len(answers) + [1] * len(probes),
+        "probe_class": [""] * len(answers) + [item.get("probe_class") or "" for item in shown],
+        "reader_role": [role[e] for e in enrolments],
+        "reader_years": [years[e] for e in enrolments],
+    }
+
+
+def probe_shown(answer_ids: list[int]) -> list[dict[str, Any]]:
+    """What was shown with each of these answers (their `shown` JSON), in their order."""
+    shown: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(answer_ids), 500):
+        chunk = answer_ids[start : start + 500]
+        shown.update(
+            db.session.execute(select(Answer.id, Answer.shown).where(Answer.id.in_(chunk))).tuples()
+        )
+    return [shown[answer_id] or {} for answer_id in answer_ids]
 
 
 def response_rows(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy import func, select
 
 from app.analysis import AnalysisResult, analyse, responses_from_columns
@@ -116,6 +116,18 @@ def answer_set(study: Study) -> AnswerSet:
     return AnswerSet(study.id, study.created_at, int(answers), last, int(completed or 0))
 
 
+def request_answer_set(study: Study) -> AnswerSet:
+    """`answer_set(study)`, read once per request: a page shows several analyses of one
+    answer set (the page's own and its tables' pair), and each read scans the answers.
+    Outside a request (a command, a test's app context) it is read every time."""
+    if not has_request_context():
+        return answer_set(study)
+    known: dict[int, AnswerSet] = g.setdefault("answer_sets", {})
+    if study.id not in known:
+        known[study.id] = answer_set(study)
+    return known[study.id]
+
+
 def _cache() -> ResultCache:
     """This app's cache (one per app object: tests build several apps in one process)."""
     cache: ResultCache = current_app.extensions.setdefault("study_results", ResultCache())
@@ -132,7 +144,7 @@ def study_result(
     """The analysis of `study`'s answers (probes left out) under the filters, from the cache
     when this answer set was analysed before. With `pair` (two condition keys), only those two
     conditions' answers, the first as the analysis's first condition (the thesis's Task 1)."""
-    key = (answer_set(study), completed_only, reader or "", bootstrap, pair)
+    key = (request_answer_set(study), completed_only, reader or "", bootstrap, pair)
     cache = _cache()
     entry = cache.get(key)
     if entry is None:

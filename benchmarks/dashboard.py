@@ -114,8 +114,12 @@ def build_study(app: Flask, readers: int, cases: int, pool: int, seed: int = 0) 
                 order = rng.permutation(drawn)
                 right = rng.random(cases) < p
                 wrong = rng.integers(0, 7, cases)
+                # Time on case as readers take it: 5-60 s, to the millisecond (each answer's
+                # own value, as in a real study), and now and then a hidden tab.
+                seconds = np.round(rng.lognormal(np.log(20), 0.5, cases), 3)
+                hidden = np.where(rng.random(cases) < 0.05, np.round(seconds * 0.3, 3), 0.0)
                 for position, k in enumerate(order):
-                    shown = start + timedelta(days=task - 1, seconds=30 * position)
+                    shown = start + timedelta(days=task - 1, seconds=60 * position)
                     diagnosis = truth[k] if right[position] else wrong[position]
                     assignment = Assignment(
                         enrolment=enrolment,
@@ -130,8 +134,9 @@ def build_study(app: Flask, readers: int, cases: int, pool: int, seed: int = 0) 
                         diagnosis=CLASSES[diagnosis],
                         confidence=int(rng.integers(1, 6)),
                         shown_at=shown,
-                        answered_at=shown + timedelta(seconds=20),
-                        seconds=20.0,
+                        answered_at=shown + timedelta(seconds=float(seconds[position])),
+                        seconds=float(seconds[position]),
+                        hidden_seconds=float(hidden[position]),
                         neighbours_shown=[f"ISIC_9{n:06d}" for n in range(6)] if task == 2 else [],
                         rotation=180 if task == 2 else 0,
                     )

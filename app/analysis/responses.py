@@ -342,6 +342,18 @@ def _parse_seconds(value: Any) -> float:
     return number
 
 
+def _seconds_array(values: Sequence[Any]) -> Array | None:
+    """A column of seconds as numbers when every value is a valid float or int (a database
+    query's column), checked at once; None otherwise, to be parsed value by value (text, empty
+    cells, and every problem to report)."""
+    if not set(map(type, values)) <= {float, int}:
+        return None
+    array = np.array(values, dtype=np.float64)
+    if not np.all((array >= 0) & (array < np.inf)):
+        return None
+    return array
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "reader": _parse_text,
     "image_id": _parse_text,
@@ -407,8 +419,14 @@ def _build(
     condition_column = "condition" if "condition" in columns else "task"
     present = [c if c != "task" else condition_column for c in COLUMNS]
     present += [c for c in OPTIONAL_NUMBERS if c in columns]
+    numbers: dict[str, Array] = {}
     for order, column in enumerate(present):
         values = columns[column]
+        if column in OPTIONAL_NUMBERS:
+            array = _seconds_array(values)
+            if array is not None:
+                numbers[column] = array
+                continue
         table: dict[Any, Any] = {}
         bad: dict[Any, str] = {}
         for value in set(values):
@@ -452,14 +470,18 @@ def _build(
     else:
         condition, conditions = _conditions(indexed("condition"))
     task = (condition + 1).astype(np.int8)
+
+    def number(column: str) -> Array:
+        if column in numbers:
+            return numbers[column]
+        table, values = parsed[column], columns[column]
+        return np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
+
     seconds = None
-    if "seconds" in parsed:
-        table, values = parsed["seconds"], columns["seconds"]
-        seconds = np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
-        if "hidden_seconds" in parsed:
-            table, values = parsed["hidden_seconds"], columns["hidden_seconds"]
-            hidden = np.fromiter(map(table.__getitem__, values), np.float64, count=len(values))
-            seconds = np.maximum(seconds - np.nan_to_num(hidden), 0.0)
+    if "seconds" in columns:
+        seconds = number("seconds")
+        if "hidden_seconds" in columns:
+            seconds = np.maximum(seconds - np.nan_to_num(number("hidden_seconds")), 0.0)
     responses = Responses(
         readers=readers,
         image_ids=image_ids,
@@ -489,6 +511,8 @@ def _build(
         ("truth", truth, image),
         ("majority_vote", majority, per_condition),
     ):
+        if _one_code_per_group(group, codes, len(taxonomy.classes)):
+            continue
         _, first_of_group, member_of = np.unique(group, return_index=True, return_inverse=True)
         first = first_of_group[member_of]
         mismatch = np.flatnonzero(codes != codes[first])
@@ -506,8 +530,11 @@ def _build(
             )
     # One answer per reader, image and condition.
     answer_key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
-    ranked = np.argsort(answer_key, kind="stable")
-    repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
+    if _all_distinct(answer_key):
+        repeated = np.zeros(0, dtype=np.int64)
+    else:
+        ranked = np.argsort(answer_key, kind="stable")
+        repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
     if repeated.size:
         later = ranked[repeated + 1]
         i = int(later.min())
@@ -529,6 +556,25 @@ def _build(
         i, column, message = min(problems, key=lambda p: p[0])
         raise error(message, i, column)
     return responses
+
+
+def _one_code_per_group(group: Array, codes: Array, classes: int) -> bool:
+    """Whether every group (small non-negative ints) holds a single code (0..classes-1),
+    counted in one pass; the caller finds the first offending row only when it does not."""
+    groups = int(group.max()) + 1 if group.size else 0
+    counts = np.bincount(group.astype(np.int64) * classes + codes, minlength=groups * classes)
+    return bool(((counts.reshape(-1, classes) > 0).sum(axis=1) <= 1).all())
+
+
+def _all_distinct(keys: Array) -> bool:
+    """Whether the non-negative int `keys` are all different: counted in one pass when their
+    range is small (a study's readers x images x conditions), sorted otherwise."""
+    if keys.size == 0:
+        return True
+    if int(keys.max()) <= 8 * keys.size + 1_000_000:
+        return bool(np.bincount(keys).max() <= 1)
+    ordered = np.sort(keys)
+    return not bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _conditions(indexed: tuple[Array, tuple[str, ...]]) -> tuple[Array, tuple[str, ...]]:
