@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from app.analysis.endpoints import Blocks
 from app.analysis.mrmc import _pairs
@@ -42,7 +42,7 @@ def mcnemar(correct_to_wrong: int, wrong_to_correct: int) -> dict[str, Any]:
         p = stats.binomtest(b, n, 0.5, alternative="two-sided").pvalue
         return {**result, "method": "exact binomial", "statistic": float(b), "p_value": float(p)}
     chi2 = (abs(b - c) - 1) ** 2 / n
-    p = stats.chi2.sf(chi2, 1)
+    p = special.chdtrc(1, chi2)  # stats.chi2.sf(chi2, 1), bit for bit, faster
     return {
         **result,
         "method": "chi-square with continuity correction",
@@ -214,11 +214,11 @@ def paired_over_readers(
     sd = float(diff.std(ddof=1))
     mean = float(diff.mean())
     se = sd / np.sqrt(r)
-    quantile = float(stats.t.ppf(1 - (1 - level) / 2, r - 1))
+    quantile = float(special.stdtrit(r - 1, 1 - (1 - level) / 2))
     out.update({"ci_low": mean - quantile * se, "ci_high": mean + quantile * se, "df": r - 1})
     if se > 0:
         t = mean / se
-        out.update({"t": float(t), "p": float(2 * stats.t.sf(abs(t), r - 1))})
+        out.update({"t": float(t), "p": float(2 * special.stdtr(r - 1, -abs(t)))})
     return out
 
 
