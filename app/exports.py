@@ -32,6 +32,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -228,17 +230,12 @@ def analysis_columns(
     pseudonym = {enrolment: name for enrolment, name, _, _ in readers}
     # Each reader's answers are one run of rows: put the runs in pseudonym order, the order
     # of the exports (the bootstrap resamples readers by their order of appearance).
-    runs: dict[int, list[Any]] = {}
-    for row in rows:
-        run = runs.get(row[0])
-        if run is None:
-            run = runs[row[0]] = []
-        run.append(row)
-    ordered = [
-        row for enrolment in sorted(runs, key=pseudonym.__getitem__) for row in runs[enrolment]
-    ]
-    answers = [row for row in ordered if not row[8]]
-    probes = [row for row in ordered if row[8]]
+    runs = {enrolment: list(run) for enrolment, run in groupby(rows, key=itemgetter(0))}
+    ordered = list(chain.from_iterable(runs[e] for e in sorted(runs, key=pseudonym.__getitem__)))
+    answers, probes = ordered, []
+    if any(map(itemgetter(8), ordered)):
+        answers = [row for row in ordered if not row[8]]
+        probes = [row for row in ordered if row[8]]
     shown = probe_shown([row[9] for row in probes])
     ordered = answers + probes
     if ordered:
@@ -281,9 +278,8 @@ def probe_shown(answer_ids: list[int]) -> list[dict[str, Any]]:
     shown: dict[int, dict[str, Any]] = {}
     for start in range(0, len(answer_ids), 500):
         chunk = answer_ids[start : start + 500]
-        shown.update(
-            db.session.execute(select(Answer.id, Answer.shown).where(Answer.id.in_(chunk))).tuples()
-        )
+        query = select(Answer.id, Answer.shown).where(Answer.id.in_(chunk))
+        shown.update({answer_id: value for answer_id, value in db.session.execute(query)})
     return [shown[answer_id] or {} for answer_id in answer_ids]
 
 

@@ -31,7 +31,7 @@ from app.exports import (
     response_rows,
 )
 from app.extensions import db
-from app.models import Case, Study, User
+from app.models import Answer, Assignment, Case, Study, User
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.test_dashboard import Answered, answer_study
 
@@ -268,6 +268,32 @@ def test_response_rows_filters(app: Flask, answered: Answered) -> None:
         # Ordered by reader, then task, then the position the reader saw.
         keys = [(r["reader"], r["task"], r["position"]) for r in response_rows(study)]
         assert keys == sorted(keys)
+
+
+def test_the_dashboards_columns_are_the_responses_rows_with_probes_last(
+    app: Flask, answered: Answered
+) -> None:
+    # analysis_columns reads numbers and looks the texts up; row for row it must be the
+    # responses export: readers by pseudonym, tasks, positions, then the probes in that order.
+    first = answered.readers["first"]
+    with app.app_context():
+        study = db.session.get(Study, answered.study.id)
+        assignments = db.session.scalars(
+            select(Assignment).join(Answer).order_by(Assignment.id)
+        ).all()
+        for assignment in assignments[3::7]:  # some readings of each reader and task
+            assignment.probe = True
+            shown = {**assignment.answer.shown, "probe": True, "probe_class": "bcc"}
+            assignment.answer.shown = shown
+        db.session.commit()
+        for filters in ({}, {"reader": first.pseudonym}, {"completed_only": True}):
+            rows = response_rows(study, **filters)
+            rows = [r for r in rows if not r["probe"]] + [r for r in rows if r["probe"]]
+            columns = analysis_columns(study, **filters)
+            assert sum(columns["probe"]) == sum(1 for r in rows if r["probe"]) > 0
+            for name, values in columns.items():
+                expected = [row[name] for row in rows]
+                assert [str(v) for v in values] == [str(v) for v in expected], name
 
 
 def test_the_dashboards_columns_analyse_like_the_responses_rows(
