@@ -530,9 +530,8 @@ def _build(
             )
     # One answer per reader, image and condition.
     answer_key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
-    if _all_distinct(answer_key):
-        repeated = np.zeros(0, dtype=np.int64)
-    else:
+    repeated: Array = np.zeros(0, dtype=np.int64)
+    if not _all_distinct(answer_key):
         ranked = np.argsort(answer_key, kind="stable")
         repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
     if repeated.size:
