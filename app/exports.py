@@ -1,9 +1,10 @@
 """A study's answers leaving the database: one query, then the files organisers download.
 
-`_answers_query` is the only place that reads answers for the results: the dashboard
-analyses `analysis_columns` (the columns the analysis needs) and every export below writes
-`response_rows`. Readers appear under their pseudonym; with `pseudonymise=False` (staff
-asked for it) a `reader_email` column is added.
+`_study_answers` is the only place that filters answers for the results: the dashboard
+analyses `analysis_columns` (the columns the analysis needs, as numbers) and every export
+below writes `response_rows` (through `_answers_query`, with cases and readers joined).
+Readers appear under their pseudonym; with `pseudonymise=False` (staff asked for it) a
+`reader_email` column is added.
 
 Formats (all UTF-8):
 
@@ -113,25 +114,37 @@ def study_taxonomy(study: Study) -> Taxonomy:
     )
 
 
-def _answers_query(
-    study: Study, columns: Sequence[Any], completed_only: bool, reader: str | None, probes: bool
+def _study_answers(
+    study: Study, columns: Sequence[Any], completed_only: bool, reader: str | None
 ) -> Select[Any]:
-    """`columns` of `study`'s answers (Answer ⋈ Assignment ⋈ Enrolment ⋈ Case ⋈ User), filtered,
-    ordered by reader pseudonym, task and position in the task."""
+    """`columns` of `study`'s answers (Answer ⋈ Assignment ⋈ Enrolment), filtered: the one
+    place the results' filters are written."""
     query = (
         select(*columns)
         .select_from(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
         .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-        .join(Case, Case.id == Assignment.case_id)
-        .join(User, User.id == Enrolment.user_id)
         .where(Enrolment.study_id == study.id)
-        .order_by(User.pseudonym, Assignment.task, Assignment.position)
     )
     if completed_only:
         query = query.where(Enrolment.task2_completed_at.is_not(None))
     if reader:
-        query = query.where(User.pseudonym == reader)
+        reader_id = select(User.id).where(User.pseudonym == reader).scalar_subquery()
+        query = query.where(Enrolment.user_id == reader_id)
+    return query
+
+
+def _answers_query(
+    study: Study, columns: Sequence[Any], completed_only: bool, reader: str | None, probes: bool
+) -> Select[Any]:
+    """`columns` of `study`'s answers with their cases and readers (⋈ Case ⋈ User), filtered,
+    ordered by reader pseudonym, task and position in the task."""
+    query = (
+        _study_answers(study, columns, completed_only, reader)
+        .join(Case, Case.id == Assignment.case_id)
+        .join(User, User.id == Enrolment.user_id)
+        .order_by(User.pseudonym, Assignment.task, Assignment.position)
+    )
     if not probes:  # the primary analysis leaves the misleading-aid probes out
         query = query.where(Assignment.probe.is_(False))
     return query
@@ -196,31 +209,21 @@ def analysis_columns(
     the few hundred readers' and cases' texts are read once each and looked up; what was
     shown (JSON) is decoded for the probes only.
     """
-    query = (
-        select(
-            Assignment.enrolment_id,
-            Assignment.case_id,
-            Assignment.task,
-            Assignment.condition,
-            Answer.diagnosis,
-            Answer.confidence,
-            Answer.seconds,
-            Answer.hidden_seconds,
-            Assignment.probe,
-            Answer.id,
-        )
-        .select_from(Answer)
-        .join(Assignment, Assignment.id == Answer.assignment_id)
-        .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-        .where(Enrolment.study_id == study.id)
-        .order_by(Assignment.enrolment_id, Assignment.task, Assignment.position)
+    columns = (
+        Assignment.enrolment_id,
+        Assignment.case_id,
+        Assignment.task,
+        Assignment.condition,
+        Answer.diagnosis,
+        Answer.confidence,
+        Answer.seconds,
+        Answer.hidden_seconds,
+        Assignment.probe,
+        Answer.id,
     )
-    if completed_only:
-        query = query.where(Enrolment.task2_completed_at.is_not(None))
-    if reader:
-        query = query.where(
-            Enrolment.user_id == select(User.id).where(User.pseudonym == reader).scalar_subquery()
-        )
+    query = _study_answers(study, columns, completed_only, reader).order_by(
+        Assignment.enrolment_id, Assignment.task, Assignment.position
+    )
     rows = db.session.connection().execute(query).all()
     readers = db.session.execute(
         select(Enrolment.id, User.pseudonym, Enrolment.profile_role, Enrolment.profile_years)
