@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "thesis-study"
 MRMC_REFERENCE = ROOT.parent / "shared" / "reference" / "mrmc"
 STRICT = os.environ.get("SECBIR_STRICT") == "1"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One TensorFlow thread per test process: `make test` runs one process per core, and the
+    # small presets' runs (threads=1) then compute the same numbers in every process, whichever
+    # test started TensorFlow first.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

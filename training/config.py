@@ -70,6 +70,19 @@ class Config:
     # Deterministic TensorFlow kernels, so a run repeats exactly for its seed. Free on the CPU
     # (measured: no slower); on GPUs some kernels are slower or missing, so off for `thesis`.
     deterministic: bool = False
+    # TensorFlow's threads in each training process, within an op and across ops; 0: one per
+    # core (its default).
+    # The small presets use 1: their models are too small for a second core to help
+    # (measured: the demo's rgb stage took 27.3 s on one core, 29.2 s on two), and reductions
+    # split by thread count sum in another order, so a fixed count repeats on any machine's
+    # number of cores, and leaves the other core to the control (concurrent_control).
+    threads: int = 0
+    # Train the no-saliency control in a second process beside the 4-channel model, on a
+    # machine without a GPU. One small model's training keeps about one CPU core busy
+    # (measured: the demo's rgb stage runs as fast on one core as on two), so a 2-core
+    # machine trains both in the time of one. Same result as one after the other (tested).
+    # Off for the GPU presets: two trainings would share one accelerator's memory.
+    concurrent_control: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -107,6 +120,8 @@ PRESETS: dict[str, Config] = {
         depth=0.5,
         bn_momentum=0.9,
         deterministic=True,
+        threads=1,
+        concurrent_control=True,
         image_size=64,
         weights=None,
         # Class-balanced batches: with nv at two thirds of the images, plain sampling from
@@ -131,6 +146,8 @@ PRESETS: dict[str, Config] = {
         backbone="EfficientNetB0",
         bn_momentum=0.9,
         deterministic=True,
+        threads=1,
+        concurrent_control=True,
         image_size=32,
         weights=None,
         batch_size=16,
@@ -191,6 +208,19 @@ def get_config(preset: str, overrides: list[str] | None = None) -> Config:
         if getattr(config, name) not in allowed:
             raise PipelineError(f"{name} must be one of {', '.join(allowed)}")
     return config
+
+
+# Fields that decide how a run executes, not what it computes: a resumed run may change them.
+EXECUTION_FIELDS = frozenset({"concurrent_control"})
+
+
+def differing_fields(saved: Config, wanted: Config) -> list[str]:
+    """The fields, other than execution ones, in which two configurations differ."""
+    return sorted(
+        f.name
+        for f in dataclasses.fields(Config)
+        if f.name not in EXECUTION_FIELDS and getattr(saved, f.name) != getattr(wanted, f.name)
+    )
 
 
 def load_config(path: Path) -> Config:

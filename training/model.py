@@ -59,6 +59,28 @@ def use_mixed_precision(cfg: Config, force: bool = False) -> bool:
     return cfg.mixed_precision == "auto" and has_gpu()
 
 
+def set_threads(count: int) -> None:
+    """Give TensorFlow `count` threads within an op and `count` to run ops side by side (0:
+    leave its defaults, one per core each).
+
+    Only possible before TensorFlow starts computing; a process that already did (a second
+    run in one Python session) keeps its count, and is told so unless it is the same.
+    """
+    if not count:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+        tf.config.threading.set_inter_op_parallelism_threads(count)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if count not in (current, int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))):
+            print(
+                f"note: TensorFlow already runs with {current or 'one per core'} intra-op "
+                f"threads in this process, not {count}: figures may differ from a fresh run's",
+                flush=True,
+            )
+
+
 def set_precision(mixed: bool) -> str:
     """Set Keras's global dtype policy for the models built next; its name."""
     policy = "mixed_float16" if mixed else "float32"
@@ -77,11 +99,12 @@ def device_summary(cfg: Config, policy: str) -> str:
     strategy = get_strategy()
     replicas = strategy.num_replicas_in_sync
     placement = augment_placement(cfg)
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
     return (
         f"=== {cfg.preset}: {devices} | strategy {type(strategy).__name__} "
         f"({replicas} replica{'s' if replicas != 1 else ''}) | precision {policy} | "
         f"augmentation in the {'training step' if placement == 'step' else 'tf.data pipeline'}"
-        " ==="
+        f" | {threads or 'one per core'} thread{'s' if threads != 1 else ''} per op ==="
     )
 
 

@@ -21,6 +21,7 @@ TensorFlow is imported only by the steps that need it.
 
 import argparse
 import json
+import multiprocessing
 import secrets
 import shutil
 import time
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from training import bundle, data, metrics, split
-from training.config import Config, get_config, load_config
+from training.config import Config, differing_fields, get_config, load_config
 from training.errors import PipelineError
 
 # Extra candidates retrieved beyond the neighbours shown, so that neighbours skipped by the
@@ -58,6 +59,7 @@ class Run:
         self._images: np.ndarray | None = None
         self._maps: np.ndarray | None = None
         self._models: dict[str, Any] = {}
+        self.beside: dict[str, Beside] = {}  # steps running in a second process
 
     # --- timing -------------------------------------------------------------------------
 
@@ -173,13 +175,8 @@ def step_config(run: Run) -> None:
     """Write config.json, or check that the folder's configuration is this one."""
     path = run.out / "config.json"
     if path.exists():
-        saved = load_config(path)
-        if saved != run.cfg:
-            differing = sorted(
-                name
-                for name in run.cfg.__dataclass_fields__
-                if getattr(saved, name) != getattr(run.cfg, name)
-            )
+        differing = differing_fields(load_config(path), run.cfg)
+        if differing:
             raise PipelineError(
                 f"{path} was written with a different configuration (differs in "
                 f"{', '.join(differing)}); use a new --out folder or the same --preset/--set"
@@ -316,15 +313,37 @@ def step_saliency(run: Run) -> None:
     run.step("saliency", outputs(run)["saliency"], work)
 
 
+def four_channel_start(run: Run) -> Any:
+    """The 4-channel model both fine-tunes start from, the same whatever ran before.
+
+    The rgb model is loaded before seeding: loading builds layers, which draw from the seeded
+    generators, so a resumed run (rgb read from disk) and a fresh one (rgb still in memory)
+    would otherwise give the new model's dropout layers different seeds.
+    """
+    from training import model
+
+    rgb = run.model("rgb")
+    seed_everything(run.cfg.seed, run.cfg.deterministic)
+    return model.to_four_channels(rgb, run.cfg)
+
+
 def step_rgbs(run: Run) -> None:
-    """Fine-tune the 4-channel classifier (rgb weights plus a saliency input slice)."""
+    """Fine-tune the 4-channel classifier (rgb weights plus a saliency input slice).
+
+    With cfg.concurrent_control on a machine without a GPU, the control starts first in a
+    second process and trains beside this one; step_control then waits for it.
+    """
+    if run.cfg.concurrent_control and pending(run, "rgbs", "control") == ["rgbs", "control"]:
+        from training import model
+
+        if not model.has_gpu():
+            run.beside["control"] = Beside(run, "control")
 
     def work() -> None:
-        from training import model, train
+        from training import train
 
         train_rows, val_rows = run.indices("train"), run.indices("val")
-        seed_everything(run.cfg.seed, run.cfg.deterministic)
-        four = model.to_four_channels(run.model("rgb"), run.cfg)
+        four = four_channel_start(run)
         best = train.train_classifier(
             four,
             (run.four_channels(train_rows), run.labels[train_rows]),
@@ -346,11 +365,10 @@ def step_control(run: Run) -> None:
     """
 
     def work() -> None:
-        from training import model, train
+        from training import train
 
         train_rows, val_rows = run.indices("train"), run.indices("val")
-        seed_everything(run.cfg.seed, run.cfg.deterministic)
-        four = model.to_four_channels(run.model("rgb"), run.cfg)
+        four = four_channel_start(run)
         best = train.train_classifier(
             four,
             (run.images[train_rows], run.labels[train_rows]),
@@ -365,6 +383,9 @@ def step_control(run: Run) -> None:
         )
         run.keep_model("control", best)
 
+    if "control" in run.beside:
+        run.timings["control"] = run.beside.pop("control").wait()
+        return
     run.step("control", model_file(run, "control"), work)
 
 
@@ -674,6 +695,92 @@ STEPS = (
 )
 
 
+class Beside:
+    """One step of the run in a second process (spawned: its own TensorFlow, seeded alike).
+
+    The child writes its output where the step always does and its printout to `NAME/log.txt`;
+    `wait` reports its wall time and raises its error. A step that waited for nothing (the
+    parent failed first) is stopped by `stop`, and at the latest with the parent (daemonic).
+    """
+
+    def __init__(self, run: Run, name: str) -> None:
+        import keras
+
+        self.name = name
+        self.log = run.out / name / "log.txt"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        context = multiprocessing.get_context("spawn")
+        self._results, sender = context.Pipe(duplex=False)
+        policy = keras.mixed_precision.global_policy().name
+        arguments = (sender, run.cfg, run.data_dir, run.out, run.weights, name, policy, self.log)
+        self._process = context.Process(target=_run_beside, args=arguments, daemon=True)
+        self._process.start()
+        sender.close()  # the child holds the only sending end: its exit ends recv()
+        print(
+            f"[{name}] started in a second process (pid {self._process.pid}) beside the next "
+            f"step; its log: {self.log.relative_to(run.out)}",
+            flush=True,
+        )
+
+    def wait(self) -> float:
+        """Block until the step has finished; its own seconds, as the child timed them."""
+        print(f"[{self.name}] waiting for the second process ...", flush=True)
+        start = time.perf_counter()
+        try:
+            seconds, error = self._results.recv()
+        except EOFError:  # the child died without a word (killed, out of memory)
+            seconds, error = None, f"its process ended with exit code {self._process.exitcode}"
+        self._process.join()
+        if error is not None:
+            raise PipelineError(f"step {self.name}, run in a second process, failed: {error}")
+        waited = time.perf_counter() - start
+        print(f"[{self.name}] done in {seconds:.1f} s (waited {waited:.1f} s for it)", flush=True)
+        return float(seconds)
+
+    def stop(self) -> None:
+        """End the child if it is still running (the parent is giving up)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def _run_beside(
+    sender: Any,
+    cfg: Config,
+    data_dir: Path,
+    out: Path,
+    weights: Path | None,
+    name: str,
+    policy: str,
+    log: Path,
+) -> None:
+    """The child's side of `Beside`: run step `name` with its printout in `log`."""
+    import os
+    import traceback
+
+    with log.open("a") as stream:  # TensorFlow's own messages too: move the descriptors
+        os.dup2(stream.fileno(), 1)
+        os.dup2(stream.fileno(), 2)
+    try:
+        import keras
+
+        from training import model
+
+        model.set_threads(cfg.threads)
+        keras.mixed_precision.set_global_policy(policy)
+        state = Run(cfg, data_dir, out, weights)
+        STEP_BY_NAME[name](state)
+        sender.send((state.timings[name], None))
+    except BaseException as error:  # the parent needs a word whatever happened
+        traceback.print_exc()
+        sender.send((None, f"{type(error).__name__}: {error} (see {log})"))
+    finally:
+        sender.close()
+
+
+STEP_BY_NAME = {step.__name__.removeprefix("step_"): step for step in STEPS}
+
+
 def write_timings(run: Run, total: float) -> None:
     """timings.json: seconds per stage of the run that computed it (skips keep older times)."""
     path = run.out / "timings.json"
@@ -722,6 +829,8 @@ def run(
         for step in STEPS:
             step(state)
     finally:
+        for job in state.beside.values():
+            job.stop()
         total = time.perf_counter() - start
         write_timings(state, total)
     print(f"total {total:.1f} s", flush=True)
@@ -729,10 +838,11 @@ def run(
 
 
 def announce(cfg: Config, force_mixed: bool = False, warn: bool = True) -> str:
-    """Choose the precision, then print the devices, strategy and precision loudly (and why
-    not, when a GPU preset meets a machine without a GPU). Returns the policy's name."""
+    """Set the threads, choose the precision, then print the devices, strategy and precision
+    loudly (and why not, when a GPU preset meets a machine without a GPU); the policy's name."""
     from training import model
 
+    model.set_threads(cfg.threads)
     policy = model.set_precision(model.use_mixed_precision(cfg, force_mixed))
     print(model.device_summary(cfg, policy), flush=True)
     warning = model.cpu_warning(cfg) if warn else None

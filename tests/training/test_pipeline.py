@@ -144,6 +144,51 @@ def check_validation_maps_use_the_predicted_class(out: Path, dataset: Path) -> N
     np.testing.assert_array_equal(written, expected)
 
 
+@pytest.mark.training
+def test_the_fine_tunes_repeat_in_a_second_process_one_after_the_other_and_resumed(
+    tiny_run: TinyRun, tmp_path: Path
+) -> None:
+    """The shared tiny run trained the control in a second process beside the 4-channel model
+    (the preset's concurrent_control). Run again here one after the other, in a process that
+    reads the rgb model from disk (as a resumed run does), both come out weight for weight the
+    same. Before, loading rgb after seeding gave the new dropout layers other seeds."""
+    import numpy as np
+
+    from training import model
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out, out)
+    assert get_config("tiny").concurrent_control
+    assert "stage rgbs epoch 1/1" in (out / "control" / "log.txt").read_text()  # the child's
+    for name in ("rgbs", "control", "features", "study"):
+        shutil.rmtree(out / name)
+    for name in ("classifiers.json", "metrics.json", "query_pool.json"):
+        (out / name).unlink()
+    # How a run executes is not what it computes: the folder accepts the other setting.
+    pipeline.run(get_config("tiny", ["concurrent_control=false"]), tiny_run.data, out)
+    for name in ("rgbs", "control"):
+        first = model.load_model(tiny_run.out / name / "model.keras").get_weights()
+        again = model.load_model(out / name / "model.keras").get_weights()
+        assert len(first) == len(again)
+        for a, b in zip(first, again, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not (out / "control" / "log.txt").exists()  # trained here this time
+
+
+def test_a_step_in_a_second_process_reports_its_failure(tiny_run: TinyRun, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    state = pipeline.Run(get_config("tiny"), tiny_run.data, tmp_path / "run", None)
+    with pytest.raises(PipelineError, match=r"step nothing, run in a second process, failed: "):
+        pipeline.Beside(state, "nothing").wait()
+    assert "KeyError" in (tmp_path / "run" / "nothing" / "log.txt").read_text()
+    killed = pipeline.Beside(state, "nothing")
+    os.kill(killed._process.pid, signal.SIGKILL)
+    with pytest.raises(PipelineError, match="ended with exit code -9"):
+        killed.wait()
+
+
 def test_the_thesis_preset_without_a_gpu_says_so() -> None:
     from training import model
 
