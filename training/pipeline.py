@@ -8,7 +8,8 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     rgb/            the 3-channel classifier (trained on train, selected on val)
     saliency/       one PNG map per image: true class for train, predicted for val and test
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
-    control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps
+    control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps; with
+                    cfg.concurrent_control trained in a second process (control/log.txt)
     classifiers.json  accuracy and macro sensitivity of both on the test split
     features/       L2-normalised features of both models: bank = train+val, queries = test
     metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the control,
@@ -699,8 +700,8 @@ class Beside:
     """One step of the run in a second process (spawned: its own TensorFlow, seeded alike).
 
     The child writes its output where the step always does and its printout to `NAME/log.txt`;
-    `wait` reports its wall time and raises its error. A step that waited for nothing (the
-    parent failed first) is stopped by `stop`, and at the latest with the parent (daemonic).
+    `wait` reports its wall time and raises its error. A child nobody will wait for (the parent
+    failed first) is ended by `stop`, and at the latest with the parent (daemonic).
     """
 
     def __init__(self, run: Run, name: str) -> None:
@@ -782,7 +783,11 @@ STEP_BY_NAME = {step.__name__.removeprefix("step_"): step for step in STEPS}
 
 
 def write_timings(run: Run, total: float) -> None:
-    """timings.json: seconds per stage of the run that computed it (skips keep older times)."""
+    """timings.json: seconds per stage of the run that computed it (skips keep older times).
+
+    `total_seconds` sums the stages, so it exceeds the wall time when the control trained
+    beside rgbs; `last_invocation_seconds` is the last invocation's wall time.
+    """
     path = run.out / "timings.json"
     previous = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
     order = [step.__name__.removeprefix("step_") for step in STEPS]
