@@ -730,8 +730,10 @@ class Beside:
         try:
             seconds, error = self._results.recv()
         except EOFError:  # the child died without a word (killed, out of memory)
-            seconds, error = None, f"its process ended with exit code {self._process.exitcode}"
+            seconds, error = None, None
         self._process.join()
+        if seconds is None and error is None:
+            error = f"its process ended with exit code {self._process.exitcode}"
         if error is not None:
             raise PipelineError(f"step {self.name}, run in a second process, failed: {error}")
         waited = time.perf_counter() - start
