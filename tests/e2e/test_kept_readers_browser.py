@@ -190,14 +190,18 @@ def test_the_organiser_is_asked_before_losing_edits_or_closing(
     assert questions == ["confirm", "beforeunload"] and page.url == settings
     page.remove_listener("dialog", refuse)
     page.on("dialog", lambda dialog: dialog.accept())
-    page.click("button:has-text('Save settings')")
-    page.click("text=Open the study")  # nothing unsaved now: no question
+    # Each click below loads a new page: wait for it, or content() may read a page mid-way.
+    for selector in ("button:has-text('Save settings')", "text=Open the study"):
+        with page.expect_navigation():
+            page.click(selector)  # nothing unsaved after saving: no question
     assert "The study is open" in page.content()
-    page.click("text=Close the study…")
+    with page.expect_navigation():
+        page.click("text=Close the study…")
     assert "Close “Renamed but not saved”?" in page.content()
     with live_server.app.app_context():
         assert db.session.get(Study, live_server.study_id).status == StudyStatus.OPEN
-    page.click("button:has-text('Close the study')")
+    with page.expect_navigation():
+        page.click("button:has-text('Close the study')")
     assert "The study is closed" in page.content()
     assert page.errors == []
 
@@ -210,10 +214,13 @@ def test_a_reader_withdraws_after_a_confirmation(
     page.goto(live_server.url + "/login")
     log_in(page)
     page.goto(f"{live_server.url}/survey/{live_server.study_id}/")
-    page.click("text=Withdraw from this study…")
+    with page.expect_navigation():  # content() must not read the page mid-way
+        page.click("text=Withdraw from this study…")
     assert "answers you have already given are kept" in page.content()
-    page.click("text=Stay in the study")  # changing one's mind changes nothing
-    page.click("text=Withdraw from this study…")
+    with page.expect_navigation():
+        page.click("text=Stay in the study")  # changing one's mind changes nothing
+    with page.expect_navigation():
+        page.click("text=Withdraw from this study…")
     page.click("button:has-text('Withdraw from the study')")
     page.wait_for_url(re.compile(rf"/survey/{live_server.study_id}/$"))
     assert "You withdrew from this study" in page.inner_text("#withdrawn")
