@@ -6,6 +6,7 @@ Filters (query string, on the page and every download): `completed=1` keeps read
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,6 +325,16 @@ def pvalue(value: float | None) -> str:
     if value is None:
         return "—"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@bp.app_template_filter("compared")
+def compared(comparison: str, names: Mapping[str, str]) -> str:
+    """A comparison of condition keys, "se_cbir_6 - unaided", in the conditions' readable
+    names: "SE-CBIR 6 − Unaided" (a key without a name stays itself)."""
+    first, separator, second = comparison.partition(" - ")
+    if not separator:
+        return comparison
+    return f"{names.get(first, first)} − {names.get(second, second)}"
 
 
 @bp.app_template_filter("moment")

@@ -32,6 +32,9 @@ Keys of `analyse(...)`:
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below call the
   first two Task 1 and Task 2 (the thesis design); the statistics cover every condition.
+- `names`: condition key -> the name to show ("SE-CBIR 6", from `names=`; the key where none
+  is given), and `aid_alone` -> "the aid alone". Comparisons stay "key - key" in the result;
+  pages show them with these names.
 - `headline`: per main endpoint and pair of conditions, the primary OR-Hillis result in
   plain words (what the dashboard and the CLI lead with).
 
@@ -63,7 +66,7 @@ from app.analysis.endpoints import complete_blocks
 from app.analysis.headline import headline
 from app.analysis.mrmc import or_hillis_all
 from app.analysis.plots import confusion_png, confusion_svg
-from app.analysis.reliance import reliance
+from app.analysis.reliance import AID, reliance
 from app.analysis.report import render_text
 from app.analysis.responses import (
     CLASSES,
@@ -122,7 +125,8 @@ def analyse(
     `groups` (grouping -> reader -> label) splits reliance and time per case; by default the
     readers' profile columns (role, experience band) when the responses have them. `names`
     (condition key -> readable name, e.g. "SE-CBIR 6") names the conditions in the headline's
-    sentences; the keys stay the keys everywhere else.
+    sentences and, as `names`, for pages to show comparisons with; the keys stay the keys in
+    every comparison and table of the result.
     """
     if groups is None:
         groups = responses.groups
@@ -140,6 +144,10 @@ def analyse(
     return {
         "classes": list(taxonomy.classes),
         "conditions": list(responses.conditions),
+        "names": {
+            **{key: (names or {}).get(key, key) for key in responses.conditions},
+            AID: "the aid alone",
+        },
         "probes_left_out": responses.probes_left_out,
         "headline": headline(primary, names),
         "readers": readers,

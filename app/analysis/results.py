@@ -144,6 +144,9 @@ class AnalysisResult(TypedDict):
 
     classes: list[str]
     conditions: list[str]
+    # Condition key -> the name pages show ("SE-CBIR 6"; the key itself where none was given),
+    # and "aid_alone" -> "the aid alone" (the aid scored as its own reader under reliance).
+    names: dict[str, str]
     probes_left_out: int
     headline: list[Headline]
     readers: list[dict[str, Any]]

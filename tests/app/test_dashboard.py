@@ -261,6 +261,13 @@ def test_the_dashboard_shows_accuracies_and_confusion_counts(
         "Proportion correct: 70.0% with SE-CBIR 6 against 55.0% with Unaided, 15.0 points higher"
     ) in headline
     assert "Descriptive: McNemar" in html and "Secondary: bootstrap" in html
+    # Every comparison on the page names the conditions as readers saw them, never by key.
+    level = re.search(r'id="reader-level"(.*?)</ul>', html, re.S).group(1)
+    assert "Accuracy, SE-CBIR 6 − Unaided: mean +15.0 pp per reader" in level
+    assert "Confidence (1–5), SE-CBIR 6 − Unaided:" in level
+    endpoints = re.search(r'id="endpoints"(.*?)</table>', html, re.S).group(1)
+    assert '<td class="text">SE-CBIR 6 − Unaided</td>' in endpoints
+    assert "se_cbir" not in level + endpoints
     main = html.split('<main id="main"')[1]
     assert "@example.org" not in main  # pseudonyms only by default
 

@@ -123,13 +123,16 @@ def test_the_analysis_command_reads_the_responses_export(
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    # The same analysis as the JSON download (same bootstrap size and seed). Only the
-    # headline's sentences differ: the download names the study's conditions ("SE-CBIR 6"),
-    # the command, which reads only the CSV, their keys.
+    # The same analysis as the JSON download (same bootstrap size and seed). Only the names
+    # differ, and the headline's sentences that use them: the download names the study's
+    # conditions ("SE-CBIR 6"), the command, which reads only the CSV, by their keys.
     summary = download(client, answered.study, "summary-json")
     assert summary.mimetype == "application/json"
     from_command, downloaded = json.loads(run.stdout), json.loads(summary.get_data(as_text=True))
+    assert downloaded["names"]["se_cbir"] == "SE-CBIR 6"
+    assert from_command["names"]["se_cbir"] == "se_cbir"
     for result in (from_command, downloaded):
+        result.pop("names")
         for line in result["headline"]:
             line.pop("sentence")
     assert from_command == downloaded
