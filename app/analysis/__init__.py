@@ -28,6 +28,8 @@ Public API (stable):
 Keys of `analyse(...)`:
 
 - `classes`: the taxonomy's class codes, the order of every confusion matrix.
+- `left_out`: `readers`, the readers left out of every figure and export, each with the
+  reason (`responses.analysed`: no answers in some condition).
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below call the
@@ -62,7 +64,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.analysis.endpoints import complete_blocks
+from app.analysis.endpoints import complete_blocks, reading_blocks
 from app.analysis.headline import headline
 from app.analysis.mrmc import or_hillis_all
 from app.analysis.plots import confusion_png, confusion_svg
@@ -70,6 +72,7 @@ from app.analysis.reliance import AID, reliance
 from app.analysis.report import render_text
 from app.analysis.responses import (
     CLASSES,
+    analysed,
     COLUMNS,
     Responses,
     ResponsesError,
@@ -137,10 +140,11 @@ def analyse(
             "the responses were read with other classes than the taxonomy given: pass the "
             "taxonomy to read_responses / responses_from_rows instead"
         )
+    responses, left_out = analysed(responses, names)
     paired = paired_cases(responses)
     readers, pooled = reader_table(responses, paired)
     blocks = complete_blocks(responses)
-    primary = or_hillis_all(blocks, taxonomy)
+    primary = or_hillis_all(reading_blocks(responses), taxonomy)
     return {
         "classes": list(taxonomy.classes),
         "conditions": list(responses.conditions),
@@ -149,6 +153,13 @@ def analyse(
             AID: "the aid alone",
         },
         "probes_left_out": responses.probes_left_out,
+        "left_out": {
+            "description": (
+                "Readers whose answers are left out of every figure and every export, and why: "
+                "a reader with no answers in a condition has no figure to compare there."
+            ),
+            "readers": left_out,
+        },
         "headline": headline(primary, names),
         "readers": readers,
         "pooled": pooled,

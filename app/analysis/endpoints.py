@@ -1,35 +1,56 @@
 """The MRMC endpoints: which answers each figure of merit scores, and how, per reader.
 
-Every endpoint here is a *stratified proportion*: each reader's figure of merit in a
-condition is the mean over strata (groups of that reader's cases) of the share of the
-stratum's cases scored 1. One stratum gives a plain proportion (proportion correct, the
-sensitivity or specificity of one class); the truth classes as strata give balanced
-accuracy (the mean of the per-class sensitivities over the classes the reader saw).
+Two kinds of figure of merit:
 
-The analysis uses *complete blocks*: for each reader the cases that reader answered in every
-condition compared (in the thesis design, the cases read in both tasks). A reader's figure
-in each condition is computed on the same cases, which is what makes the comparison paired.
+- a *stratified proportion*: each reader's figure in a condition is the mean over strata
+  (groups of the cases the reader read in that condition) of the share of the stratum's
+  cases scored 1. One stratum gives a plain proportion (proportion correct, the sensitivity
+  or specificity of one class); the truth classes as strata give balanced accuracy (the mean
+  of the per-class sensitivities over the classes the reader saw).
+- an *empirical AUC* (`kind="auc"`): the area under the reader's empirical ROC curve, the
+  chance that a positive case is rated above a negative one (ties count half), from a rating
+  that rises with the reader's belief that the case is positive (`roc_rating`).
+
+The analysis reads every answer (`reading_blocks`): a reader's figure in each condition is
+computed on the cases that reader read in that condition, whatever the design. Where the same
+reader read a case in several conditions the comparison is paired on it (fully crossed and
+crossover designs); where not (per-case randomised designs), it is not, and the covariances
+say so (`mrmc.py`). `complete_blocks` keeps only the cases a reader read in every condition
+compared: the paired, per-case tables (answer changes, reliance) use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.analysis.responses import Array, Responses
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
-__all__ = ["Blocks", "Endpoint", "Figures", "Taxonomy", "complete_blocks", "endpoints", "figures"]
+__all__ = [
+    "Blocks",
+    "Endpoint",
+    "Figures",
+    "Taxonomy",
+    "complete_blocks",
+    "endpoints",
+    "figures",
+    "reading_blocks",
+    "roc_rating",
+]
 
 
 @dataclass(frozen=True, eq=False)
 class Blocks:
-    """Each reader's cases answered in every compared condition, one element per case.
+    """Each reader's cases, one element per (reader, case) pair, in every compared condition.
 
-    `diagnosis` and `confidence` are (conditions, cases): row i is condition `conditions[i]`.
-    `reader` indexes `readers`, `case` the responses' image ids.
+    The 2-D arrays are (conditions, pairs): row i is condition `conditions[i]`. `present[i, k]`
+    says whether the reader answered the case in condition i; where not, `diagnosis` and
+    `majority_vote` are -1 and `confidence` and `seconds` NaN. `majority_vote` is the vote of
+    the aid each reading showed (each aid has its own). `reader` indexes `readers`, `case` the
+    responses' image ids; pairs are sorted by (reader, case).
     """
 
     conditions: tuple[str, ...]
@@ -42,60 +63,101 @@ class Blocks:
     confidence: Array
     seconds: Array
     taxonomy: Taxonomy = HAM10000_TAXONOMY
+    present: Array = field(default_factory=lambda: np.ones((0, 0), dtype=bool))
+
+    def __post_init__(self) -> None:
+        """Every pair read in every condition unless told otherwise (complete blocks)."""
+        if self.present.shape != self.diagnosis.shape:
+            object.__setattr__(self, "present", np.ones(self.diagnosis.shape, dtype=bool))
 
     def __len__(self) -> int:
-        """Number of reader-case blocks."""
+        """Number of reader-case pairs."""
         return int(self.reader.shape[0])
 
 
+def reading_blocks(responses: Responses, conditions: Sequence[int] | None = None) -> Blocks:
+    """Every answer in `conditions` (indexes; default: all), joined per reader and case."""
+    return _blocks(responses, conditions, complete=False)
+
+
 def complete_blocks(responses: Responses, conditions: Sequence[int] | None = None) -> Blocks:
-    """Join each reader's answers across `conditions` (indexes; default: all) on the case."""
+    """The cases each reader answered in every one of `conditions` (default: all)."""
+    return _blocks(responses, conditions, complete=True)
+
+
+def _blocks(responses: Responses, conditions: Sequence[int] | None, complete: bool) -> Blocks:
+    """Answers laid out per (reader, case) pair and condition (see `Blocks`)."""
     chosen = list(range(len(responses.conditions))) if conditions is None else list(conditions)
-    key = responses.reader * max(len(responses.image_ids), 1) + responses.image
-    rows: list[Array] = []
-    for c in chosen:
-        selected = np.flatnonzero(responses.condition_index == c)
-        rows.append(selected[np.argsort(key[selected], kind="stable")])
-    shared = _common_keys([key[r] for r in rows])
-    picked = [r[np.searchsorted(key[r], shared)] for r in rows]
-    first = picked[0] if picked else np.zeros(0, dtype=np.int64)
+    width = max(len(responses.image_ids), 1)
+    key = responses.reader.astype(np.int64) * width + responses.image
+    selected = [np.flatnonzero(responses.condition_index == c) for c in chosen]
+    keys = np.unique(np.concatenate([key[s] for s in selected])) if selected else key[:0]
+    t, p = len(chosen), keys.size
+    present = np.zeros((t, p), dtype=bool)
+    diagnosis = np.full((t, p), -1, dtype=np.int64)
+    vote = np.full((t, p), -1, dtype=np.int64)
+    confidence = np.full((t, p), np.nan)
+    seconds = np.full((t, p), np.nan)
+    truth = np.zeros(p, dtype=np.int64)
+    for i, rows in enumerate(selected):
+        at = np.searchsorted(keys, key[rows])
+        present[i, at] = True
+        diagnosis[i, at] = responses.diagnosis[rows]
+        vote[i, at] = responses.majority_vote[rows]
+        confidence[i, at] = responses.confidence[rows]
+        seconds[i, at] = responses.answer_seconds[rows]
+        truth[at] = responses.truth[rows]
+    if complete:
+        keep = present.all(axis=0) if t else np.zeros(p, dtype=bool)
+        keys, truth, present = keys[keep], truth[keep], present[:, keep]
+        diagnosis, vote = diagnosis[:, keep], vote[:, keep]
+        confidence, seconds = confidence[:, keep], seconds[:, keep]
     return Blocks(
         conditions=tuple(responses.conditions[c] for c in chosen),
         readers=responses.readers,
-        reader=responses.reader[first],
-        case=responses.image[first],
-        truth=responses.truth[first].astype(np.int64),
-        majority_vote=responses.majority_vote[first].astype(np.int64),
-        diagnosis=np.stack([responses.diagnosis[p].astype(np.int64) for p in picked])
-        if picked
-        else np.zeros((0, 0), dtype=np.int64),
-        confidence=np.stack([responses.confidence[p].astype(np.float64) for p in picked])
-        if picked
-        else np.zeros((0, 0)),
-        seconds=np.stack([responses.answer_seconds[p] for p in picked])
-        if picked
-        else np.zeros((0, 0)),
+        reader=keys // width,
+        case=keys % width,
+        truth=truth,
+        majority_vote=vote,
+        diagnosis=diagnosis,
+        confidence=confidence,
+        seconds=seconds,
         taxonomy=responses.taxonomy,
+        present=present,
     )
 
 
-def _common_keys(keys: Iterable[Array]) -> Array:
-    """Sorted keys present in every array (each array's keys are unique)."""
-    shared: Array | None = None
-    for k in keys:
-        shared = np.unique(k) if shared is None else np.intersect1d(shared, k, assume_unique=True)
-    return np.zeros(0, dtype=np.int64) if shared is None else shared
+def roc_rating(called: Array, confidence: Array, top: float) -> Array:
+    """A rating that rises with the reader's belief that the case is positive, for ROC.
+
+    A reader who calls the case positive with confidence c (1..top) rates it top + c; one who
+    calls it anything else rates it top + 1 - c. So "positive, very sure" is the highest
+    rating, "something else, very sure" the lowest, and an unsure call of either kind sits in
+    the middle. With the thesis's 1-5 scale: positive 6-10, other 1-5. Only the order of the
+    ratings matters to an empirical AUC, so any `top` at or above the scale's top gives the
+    same figures; the exports write it with the study's own.
+    """
+    return np.where(called, top + confidence, top + 1 - confidence)
 
 
 @dataclass(frozen=True, eq=False)
 class Endpoint:
-    """One figure of merit: `stratum` per case (-1: not scored), `score` per condition and case."""
+    """One figure of merit.
+
+    `stratum` per pair: the case's stratum, or -1 for a case outside the endpoint (a
+    sensitivity is about the class's own lesions only; the jackknife runs over those alone, as
+    MRMCaov's does). For a proportion, `score` (conditions, pairs) is 1 for a case scored
+    right; for an AUC (`kind="auc"`), `score` is the reading's rating (`roc_rating`) and
+    `positive` marks the positive cases.
+    """
 
     name: str
     label: str
     description: str
     stratum: Array
     score: Array
+    kind: str = "proportion"
+    positive: Array | None = None
 
 
 def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint]:
@@ -121,21 +183,26 @@ def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint
             correct,
         ),
     ]
-    mel = taxonomy.melanoma
-    if mel is not None:
-        out += _binary(
-            "melanoma",
-            "melanoma",
-            truth == mel,
-            diagnosis == mel,
-        )
+    confident = blocks.confidence[blocks.present]
+    top = float(np.nanmax(confident)) if confident.size else 5.0
+    decisions = []
+    if taxonomy.melanoma is not None:
+        mel = taxonomy.melanoma
+        decisions.append(("melanoma", "melanoma", truth == mel, diagnosis == mel))
     if taxonomy.splits_malignancy:
-        out += _binary(
-            "malignant",
-            "malignant vs benign",
-            np.isin(truth, taxonomy.malignant_indexes),
-            np.isin(diagnosis, taxonomy.malignant_indexes),
+        malignant = taxonomy.malignant_indexes
+        decisions.append(
+            (
+                "malignant",
+                "malignant vs benign",
+                np.isin(truth, malignant),
+                np.isin(diagnosis, malignant),
+            )
         )
+    for prefix, words, positive, called in decisions:
+        out += _binary(prefix, words, positive, called)
+    for prefix, words, positive, called in decisions:
+        out.append(_auc(prefix, words, positive, called, blocks, top))
     for k, code in enumerate(taxonomy.classes):
         lesions = truth == k
         out.append(
@@ -152,82 +219,151 @@ def endpoints(blocks: Blocks, taxonomy: Taxonomy | None = None) -> list[Endpoint
 
 def _binary(prefix: str, words: str, positive: Array, called: Array) -> list[Endpoint]:
     """Sensitivity and specificity of one positive-vs-rest decision."""
+    what = words.split(" vs ")[0]
     return [
         Endpoint(
             f"{prefix}_sensitivity",
             f"{words} sensitivity",
-            f"the share of {words.split(' vs ')[0]} lesions called {words.split(' vs ')[0]}",
+            f"the share of {what} lesions called {what}",
             np.where(positive, 0, -1),
             called.astype(np.float64),
         ),
         Endpoint(
             f"{prefix}_specificity",
             f"{words} specificity",
-            f"the share of other lesions not called {words.split(' vs ')[0]}",
+            f"the share of other lesions not called {what}",
             np.where(positive, -1, 0),
             (~called).astype(np.float64),
         ),
     ]
 
 
+def _auc(
+    prefix: str, words: str, positive: Array, called: Array, blocks: Blocks, top: float
+) -> Endpoint:
+    """The empirical ROC AUC of one positive-vs-rest decision, rated by `roc_rating`."""
+    what = words.split(" vs ")[0]
+    return Endpoint(
+        f"{prefix}_auc",
+        f"{words} ROC AUC",
+        f"the area under each reader's empirical ROC curve for {what}: the chance that a "
+        f"{what} lesion is rated above another lesion, from the diagnosis and its confidence "
+        f"({what} called with confidence c rates {top:g} + c, anything else {top:g} + 1 - c)",
+        np.zeros(positive.shape, dtype=np.int64),
+        np.nan_to_num(roc_rating(called, blocks.confidence, top), nan=0.0),
+        kind="auc",
+        positive=positive,
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Figures:
-    """Figures of merit per (condition, reader) and scaled jackknife deviations per case.
+    """Figures of merit per (condition, reader) and their leave-one-case-out deviations.
 
-    `theta` is (conditions, readers); `u` is (conditions, cases): each case's leave-one-out
-    deviation times sqrt((c_j - 1) / c_j), c_j = the reader's number of cases, so that
-    jackknife covariances are sums of products of `u` over shared cases. `eligible` marks
-    readers whose figure and its jackknife exist (e.g. at least 2 melanomas for the
-    melanoma sensitivity).
+    `theta` is (conditions, readers). `dev` is (conditions, pairs): the figure without the
+    pair's case less the figure with it, for the cases inside the endpoint that the reader
+    read in that condition, 0 elsewhere (deleting a case a reader did not read leaves the
+    reader's figure as it is). `eligible` (conditions, readers) marks the figures whose
+    jackknife exists: at least 2 cases inside the endpoint (for an AUC, 2 positive and 2
+    negative), and no case whose deletion would empty the figure. `cases` counts each
+    reader's cases, `scored` those inside the endpoint, per condition.
     """
 
     theta: Array
-    u: Array
+    dev: Array
     eligible: Array
     cases: Array
     scored: Array
 
 
-def figures(reader: Array, stratum: Array, score: Array, readers: int) -> Figures:
-    """Each reader's stratified proportion per condition, with its jackknife deviations.
+def figures(
+    reader: Array,
+    stratum: Array,
+    score: Array,
+    readers: int,
+    present: Array | None = None,
+    positive: Array | None = None,
+) -> Figures:
+    """Each reader's figure per condition with its leave-one-out deviations (see `Figures`):
+    a stratified proportion, or an empirical AUC when `positive` is given."""
+    t = score.shape[0]
+    if present is None:
+        present = np.ones(score.shape, dtype=bool)
+    inside = present & (stratum >= 0)[None, :]
+    cases = np.stack([np.bincount(reader[p], minlength=readers) for p in present])
+    scored = np.stack([np.bincount(reader[s], minlength=readers) for s in inside])
+    theta = np.zeros((t, readers))
+    dev = np.zeros(score.shape, dtype=np.float64)
+    eligible = np.zeros((t, readers), dtype=bool)
+    for i in range(t):
+        rows = np.flatnonzero(inside[i])
+        if positive is None:
+            theta[i], dev[i, rows], eligible[i] = _proportion(
+                reader[rows], stratum[rows], score[i, rows], readers
+            )
+        else:
+            theta[i], dev[i, rows], eligible[i] = _empirical_auc(
+                reader[rows], positive[rows], score[i, rows], readers
+            )
+    return Figures(theta, dev, eligible, cases.astype(np.float64), scored.astype(np.float64))
+
+
+def _proportion(
+    reader: Array, stratum: Array, x: Array, readers: int
+) -> tuple[Array, Array, Array]:
+    """Stratified proportions per reader, each case's leave-one-out deviation, eligibility.
 
     Deleting case n (stratum g of a reader with m_g cases in g and S strata) changes the
-    figure to theta + (p_g - x_n) / ((m_g - 1) S) when m_g >= 2, to (S theta - x_n) / (S - 1)
-    when the case was its stratum's only one (the stratum drops out), and leaves it as it is
-    for a case outside every stratum.
+    figure by (p_g - x_n) / ((m_g - 1) S) when m_g >= 2, and by (theta - x_n) / (S - 1) when
+    the case was its stratum's only one (the stratum drops out).
     """
-    t = score.shape[0]
-    n_strata = int(stratum.max()) + 1 if stratum.size and stratum.max() >= 0 else 0
-    scored = stratum >= 0
-    cases = np.bincount(reader, minlength=readers).astype(np.float64)
-    if n_strata == 0:
-        empty = np.zeros((t, readers))
-        return Figures(empty, np.zeros_like(score), np.zeros(readers, bool), cases, cases * 0)
-    cell = np.where(scored, reader * n_strata + stratum, 0)
-    m = np.bincount(cell[scored], minlength=readers * n_strata).astype(np.float64)
+    n_strata = int(stratum.max()) + 1 if stratum.size else 1
+    cell = reader * n_strata + stratum
+    m = np.bincount(cell, minlength=readers * n_strata).astype(np.float64)
     strata = (m.reshape(readers, n_strata) > 0).sum(axis=1).astype(np.float64)
-    theta = np.zeros((t, readers))
-    u = np.zeros_like(score, dtype=np.float64)
-    safe_m = np.maximum(m, 1)
-    safe_s = np.maximum(strata, 1)
-    m_n = m[cell]
-    s_n = strata[reader]
-    singleton_alone = scored & (m_n == 1) & (s_n == 1)
-    bad_reader = np.bincount(reader[singleton_alone], minlength=readers) > 0
-    eligible = (strata >= 1) & (cases >= 2) & ~bad_reader
-    for i in range(t):
-        sums = np.bincount(cell[scored], weights=score[i][scored], minlength=readers * n_strata)
-        share = sums / safe_m
-        theta[i] = share.reshape(readers, n_strata).sum(axis=1) / safe_s
-        th = theta[i][reader]
-        x = score[i]
-        loo = th.copy()
-        many = scored & (m_n >= 2)
-        loo[many] = th[many] + (share[cell[many]] - x[many]) / ((m_n[many] - 1) * s_n[many])
-        single = scored & (m_n == 1) & (s_n > 1)
-        loo[single] = (s_n[single] * th[single] - x[single]) / (s_n[single] - 1)
-        mean = np.bincount(reader, weights=loo, minlength=readers) / np.maximum(cases, 1)
-        scale = np.sqrt(np.maximum(cases - 1, 0) / np.maximum(cases, 1))
-        u[i] = (loo - mean[reader]) * scale[reader]
-    scored_cases = np.bincount(reader[scored], minlength=readers)
-    return Figures(theta, u, eligible, cases, scored_cases.astype(np.float64))
+    share = np.bincount(cell, weights=x, minlength=readers * n_strata) / np.maximum(m, 1)
+    theta = share.reshape(readers, n_strata).sum(axis=1) / np.maximum(strata, 1)
+    m_n, s_n, th = m[cell], strata[reader], theta[reader]
+    dev = np.zeros(x.shape)
+    many = m_n >= 2
+    dev[many] = (share[cell[many]] - x[many]) / ((m_n[many] - 1) * s_n[many])
+    single = (m_n == 1) & (s_n > 1)
+    dev[single] = (th[single] - x[single]) / (s_n[single] - 1)
+    count = np.bincount(reader, minlength=readers)
+    return theta, dev, count >= 2
+
+
+def _empirical_auc(
+    reader: Array, positive: Array, rating: Array, readers: int
+) -> tuple[Array, Array, Array]:
+    """Empirical (trapezoidal) AUC per reader, each case's leave-one-out deviation, eligibility.
+
+    With S the sum over (positive, negative) pairs of psi (1 when the positive is rated
+    higher, 1/2 on a tie), p positives and q negatives, AUC = S / (p q). A case's own share
+    w of S (for a positive: the negatives below it plus half those tied; for a negative: the
+    positives above it plus half those tied) gives the AUC without it: (S - w) / ((p - 1) q)
+    for a positive, (S - w) / (p (q - 1)) for a negative. Counted per rating level, so that
+    every reader's cases are done at once.
+    """
+    levels, code = np.unique(rating, return_inverse=True)
+    v = max(levels.size, 1)
+    slot = reader * v + code
+    hist_pos = np.bincount(slot[positive], minlength=readers * v).reshape(readers, v)
+    hist_neg = np.bincount(slot[~positive], minlength=readers * v).reshape(readers, v)
+    p = hist_pos.sum(axis=1).astype(np.float64)
+    q = hist_neg.sum(axis=1).astype(np.float64)
+    neg_below = np.cumsum(hist_neg, axis=1) - hist_neg
+    pos_above = p[:, None] - np.cumsum(hist_pos, axis=1)
+    w = np.where(
+        positive,
+        neg_below[reader, code] + 0.5 * hist_neg[reader, code],
+        pos_above[reader, code] + 0.5 * hist_pos[reader, code],
+    )
+    total = np.bincount(reader[positive], weights=w[positive], minlength=readers)
+    eligible = (p >= 2) & (q >= 2)
+    theta = total / np.maximum(p * q, 1)
+    pn, qn = p[reader], q[reader]
+    denominator = np.where(positive, (pn - 1) * qn, pn * (qn - 1))
+    loo = (total[reader] - w) / np.maximum(denominator, 1)
+    dev = np.where(eligible[reader], loo - theta[reader], 0.0)
+    return theta, dev, eligible

@@ -1,24 +1,34 @@
 r"""Obuchowski-Rockette (OR) analysis with Hillis's degrees of freedom, any number of conditions.
 
-The primary analysis of every endpoint (`endpoints.py`): t conditions, r readers, figure of
-merit theta[i, j] for condition i and reader j on reader j's complete block of cases C_j
-(c_j = |C_j|, the cases that reader answered in every condition).
+The primary analysis of every endpoint (`endpoints.py`) on every design the platform runs:
+t conditions, r readers, figure of merit theta[i, j] for condition i and reader j on the
+cases C_ij that reader read in that condition (inside the endpoint: a sensitivity's own
+lesions, a specificity's others). Fully crossed and crossover designs read the same cases in
+every condition (C_ij = C_j); per-case randomised designs read each case in one condition
+per reader, so C_ij and C_i'j do not meet; initial-then-revised designs read every case twice
+in the same sitting (`responses.py`).
 
-Jackknife over cases. Deleting case k from reader j's block gives theta[i, j](-k). Readers
-may read different, overlapping case sets (in the thesis study 9 readers read 505 distinct
-images, 100 each), so the usual jackknife covariance, (c - 1)/c * sum_k d d', is generalised
-with each reader's own scale and a sum over the cases both readers read:
+Jackknife over cases, as MRMCaov computes it (Hillis's recommended estimator, and the
+reference this module is checked against, `tests/analysis/test_mrmc_reference.py`). The n
+cases are all the cases of the study inside the endpoint. Deleting case k gives
+theta[i, j](-k), which is theta[i, j] itself when reader j did not read k in condition i;
+then
 
-    d[i, j, k] = theta[i, j](-k) - mean over k' in C_j of theta[i, j](-k')
-    Cov(theta[i, j], theta[i', j']) = w_j w_j' * sum_{k in C_j & C_j'} d[i, j, k] d[i', j', k]
-    w_j = sqrt((c_j - 1) / c_j)
+    Cov(theta[i, j], theta[i', j']) = (n - 1)/n * sum_{k=1..n} d[i, j, k] d[i', j', k]
+    d[i, j, k] = theta[i, j](-k) - mean over all n cases of theta[i, j](-k')
 
-With one shared case set this is exactly the standard OR jackknife (what MRMCaov computes);
-for one reader and a proportion it is the unbiased binomial variance p(1 - p)/(c - 1). On
-partially paired data MRMCaov instead scales every reader by (n - 1)/n with n the cases of
-the whole study and averages the pseudo-values over all n; both conventions are
-defensible and on the thesis data they differ by (504/505)(100/99) = 1.008 in every
-covariance (`../shared/reference/mrmc/README.md`). This module uses the reader's own count.
+With a = theta(-k) - theta on the cases read (0 elsewhere) and b[i, j] = -(1/n) sum_k a,
+d = a + b, and the sum is sum over the cases both figures read of a a' - n b b': what
+`jackknife_covariances` computes without a case-by-case loop. For proportions the
+leave-one-out figures average to the figure itself, so b = 0 and d vanishes off the reader's
+cases: where two figures share no case (a per-case randomised design's two conditions of one
+reader) their covariance is exactly 0. For one reader who read all n cases and a proportion
+this is the binomial variance p(1 - p)/(n - 1); for a reader who read c of the n, MRMCaov's
+(n - 1)/n scale instead of (c - 1)/c makes it (n - 1)/n * c/(c - 1) times that (1.008 on the
+thesis data, 1.015 where readers read 50 of 200), a convention we follow so that the
+exported R script reproduces our figures on every design. As MRMCaov does, Cov2 and Cov3 are
+0 when every case was read by one reader only, Cov1 and Cov3 when every case was read in one
+condition only.
 
 The averaged covariances (OR notation): Var = mean of Cov(theta[i, j], theta[i, j]);
 Cov1 = same reader, different condition; Cov2 = different reader, same condition;
@@ -59,27 +69,34 @@ from app.analysis.results import (
     Difference,
     Equality,
     FixedReaders,
+    LeftOut,
     ORHillis,
     ReaderFigure,
 )
 
 
-def jackknife_covariances(reader: Array, case: Array, u: Array, readers: int) -> dict[str, float]:
-    """Var, Cov1, Cov2, Cov3 from scaled deviations `u` (conditions x cases), readers 0..r-1.
+def jackknife_covariances(
+    reader: Array, case: Array, dev: Array, b: Array, n: int, readers: int
+) -> dict[str, float]:
+    """Var, Cov1, Cov2, Cov3 (see the module docstring) from the deviations `dev` (conditions x
+    pairs, readers 0..r-1), their means `b` (conditions x readers) and the study's n cases.
 
-    Summing u over the readers of each case turns the sum over reader pairs into a sum over
-    cases: sum_{j, j'} Cov = sum_k U_k U'_k, which includes the j = j' terms subtracted.
+    Summing `dev` over the readers of each case turns the sum over reader pairs into a sum over
+    cases: sum_{j, j'} sum_k a a' = sum_k A_k A'_k, which includes the j = j' terms subtracted.
     """
-    t = u.shape[0]
+    t = dev.shape[0]
     r = readers
     if case.size and int(case.max()) > 4 * case.size:  # sparse ids: number the cases densely
         _, case = np.unique(case, return_inverse=True)
+    scale = (n - 1) / n if n else 0.0
     own = np.empty((t, t, r))
     for i in range(t):
         for i2 in range(i, t):
-            own[i, i2] = own[i2, i] = np.bincount(reader, weights=u[i] * u[i2], minlength=r)
-    per_case = np.stack([np.bincount(case, weights=u[i]) for i in range(t)])
-    across = per_case @ per_case.T  # (t, t): sum over all reader pairs, own pairs included
+            shared = np.bincount(reader, weights=dev[i] * dev[i2], minlength=r)
+            own[i, i2] = own[i2, i] = (shared - n * b[i] * b[i2]) * scale
+    per_case = np.stack([np.bincount(case, weights=dev[i]) for i in range(t)])
+    summed = b.sum(axis=1)
+    across = (per_case @ per_case.T - n * np.outer(summed, summed)) * scale
     pairs = r * (r - 1)
     diagonal = np.eye(t, dtype=bool)
     var = float(np.mean([own[i, i].mean() for i in range(t)]))
@@ -182,34 +199,71 @@ def or_hillis_table(
     return means, equality, differences, fixed, covariances
 
 
+def _left_out_reason(endpoint: Endpoint, fig: Figures, j: int, names: tuple[str, ...]) -> str:
+    """Why reader j has no figure for this endpoint: the first condition where it is missing."""
+    for i, name in enumerate(names):
+        if fig.cases[i, j] == 0:
+            return f"no answers in {name}"
+        if not fig.eligible[i, j]:
+            if endpoint.kind == "auc":
+                return f"fewer than 2 positive and 2 negative cases in {name}"
+            if fig.scored[i, j] < 2:
+                return f"fewer than 2 cases this figure counts in {name}"
+    return "no figure"
+
+
+def _design_zeros(reader: Array, case: Array, present: Array) -> tuple[bool, bool]:
+    """(every case read by one reader only, every case read in one condition only)."""
+    if not case.size:
+        return False, False
+    _, dense = np.unique(case, return_inverse=True)
+    readers_per_case = np.bincount(dense)  # pairs are unique per (reader, case)
+    conditions_per_case = np.stack([np.bincount(dense, weights=p) > 0 for p in present]).sum(0)
+    return bool((readers_per_case == 1).all()), bool((conditions_per_case == 1).all())
+
+
 def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHillis:
     """OR-Hillis for one endpoint over the conditions of `blocks` (see the module docstring)."""
     r_all = len(blocks.readers)
-    fig: Figures = figures(blocks.reader, endpoint.stratum, endpoint.score, r_all)
-    active = np.bincount(blocks.reader, minlength=r_all) > 0
-    keep_readers = np.flatnonzero(fig.eligible)
+    fig: Figures = figures(
+        blocks.reader, endpoint.stratum, endpoint.score, r_all, blocks.present, endpoint.positive
+    )
+    active = np.flatnonzero(fig.cases.sum(axis=0) > 0)
+    complete = fig.eligible.all(axis=0)
+    keep_readers = np.flatnonzero(complete)
     r = int(keep_readers.size)
     per_reader: list[ReaderFigure] = [
         {
             "reader": blocks.readers[j],
-            "cases": int(fig.cases[j]),
-            "scored": int(fig.scored[j]),
+            "cases": int(fig.cases[:, j].max()),
+            "scored": int(fig.scored[:, j].max()),
             "values": {
-                name: (float(fig.theta[i, j]) if fig.eligible[j] else None)
+                name: (float(fig.theta[i, j]) if complete[j] else None)
                 for i, name in enumerate(blocks.conditions)
             },
         }
-        for j in np.flatnonzero(active)
+        for j in active
+    ]
+    left_out: list[LeftOut] = [
+        {
+            "reader": blocks.readers[j],
+            "reason": _left_out_reason(endpoint, fig, j, blocks.conditions),
+        }
+        for j in active
+        if not complete[j]
     ]
     out: ORHillis = {
         "endpoint": endpoint.name,
         "label": endpoint.label,
         "description": endpoint.description,
+        "kind": endpoint.kind,
         "available": False,
         "reason": None,
         "level": level,
         "readers": r,
-        "readers_left_out": int(active.sum()) - r,
+        "readers_left_out": len(left_out),
+        "left_out": left_out,
+        "cases": 0,
         "means": {},
         "equality": None,
         "differences": [],
@@ -223,15 +277,26 @@ def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHill
     if r < 2:
         return {
             **out,
-            "reason": "needs at least 2 readers with this figure defined on 2 or more cases "
-            "read in every condition",
+            "reason": "needs at least 2 readers with this figure defined (2 or more cases it "
+            "counts) in every condition",
         }
     theta = fig.theta[:, keep_readers]
     out["means"] = {name: float(theta[i].mean()) for i, name in enumerate(blocks.conditions)}
-    keep = fig.eligible[blocks.reader]
+    kept_reader = complete[blocks.reader]
+    inside = blocks.present & (endpoint.stratum >= 0)[None, :] & kept_reader[None, :]
+    pairs = np.flatnonzero(inside.any(axis=0))
     remap = np.full(r_all, -1, dtype=np.int64)
     remap[keep_readers] = np.arange(r)
-    comps = jackknife_covariances(remap[blocks.reader[keep]], blocks.case[keep], fig.u[:, keep], r)
+    reader, case, dev = remap[blocks.reader[pairs]], blocks.case[pairs], fig.dev[:, pairs]
+    n = int(np.unique(case).size)
+    out["cases"] = n
+    b = -np.stack([np.bincount(reader, weights=d, minlength=r) for d in dev]) / n
+    comps = jackknife_covariances(reader, case, dev, b, n, r)
+    one_reader_per_case, one_condition_per_case = _design_zeros(reader, case, inside[:, pairs])
+    if one_reader_per_case:
+        comps["cov2"] = comps["cov3"] = 0.0
+    if one_condition_per_case:
+        comps["cov1"] = comps["cov3"] = 0.0
     table = or_hillis_table(theta, comps, blocks.conditions, level)
     if isinstance(table, str):
         return {**out, "reason": table}

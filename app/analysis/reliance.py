@@ -23,7 +23,7 @@ import numpy as np
 
 from app.analysis.endpoints import Blocks, Taxonomy, complete_blocks, endpoints
 from app.analysis.mrmc import or_hillis
-from app.analysis.responses import UNAIDED, Array, Responses
+from app.analysis.responses import INITIAL_SUFFIX, UNAIDED, Array, Responses
 from app.analysis.tables import ratio
 
 AID = "aid_alone"
@@ -31,8 +31,9 @@ AID_ENDPOINTS = ("proportion_correct", "balanced_accuracy", "melanoma_sensitivit
 
 
 def _shares(mask: Array, blocks: Blocks) -> dict[str, Any]:
-    """Reliance counts over the cases selected by `mask` (blocks: unaided, aided)."""
-    truth, vote = blocks.truth[mask], blocks.majority_vote[mask]
+    """Reliance counts over the cases selected by `mask` (blocks: unaided, aided), against the
+    vote of the aid each aided reading showed."""
+    truth, vote = blocks.truth[mask], blocks.majority_vote[1][mask]
     unaided, aided = blocks.diagnosis[0][mask], blocks.diagnosis[1][mask]
     aid_right = vote == truth
     aid_wrong = ~aid_right
@@ -60,14 +61,28 @@ def _aid_as_reader(blocks: Blocks, aided_name: str, taxonomy: Taxonomy | None) -
         reader=blocks.reader,
         case=blocks.case,
         truth=blocks.truth,
-        majority_vote=blocks.majority_vote,
-        diagnosis=np.stack([blocks.diagnosis[1], blocks.majority_vote]),
+        majority_vote=blocks.majority_vote[[1, 1]],
+        diagnosis=np.stack([blocks.diagnosis[1], blocks.majority_vote[1]]),
         confidence=blocks.confidence,
         seconds=blocks.seconds,
         taxonomy=blocks.taxonomy,
     )
     chosen = [e for e in endpoints(pair, taxonomy) if e.name in AID_ENDPOINTS]
     return {e.name: or_hillis(e, pair) for e in chosen}
+
+
+def unaided_of(conditions: tuple[str, ...]) -> dict[str, str]:
+    """Each aided condition and the unaided reading it is compared with: its own first look in
+    an initial-then-revised design (`<aid>_initial`), else `unaided`."""
+    out = {}
+    for name in conditions:
+        if name == UNAIDED or name.endswith(INITIAL_SUFFIX):
+            continue
+        if name + INITIAL_SUFFIX in conditions:
+            out[name] = name + INITIAL_SUFFIX
+        elif UNAIDED in conditions:
+            out[name] = UNAIDED
+    return out
 
 
 def reliance(
@@ -89,13 +104,12 @@ def reliance(
         "probes": probe_results(responses, groups),
         "conditions": {},
     }
-    if UNAIDED not in responses.conditions:
+    compared = unaided_of(responses.conditions)
+    if not compared:
         out["reason"] = "no unaided condition to compare with"
         return out
-    base = responses.conditions.index(UNAIDED)
-    for index, name in enumerate(responses.conditions):
-        if index == base:
-            continue
+    for name, base_name in compared.items():
+        base, index = responses.conditions.index(base_name), responses.conditions.index(name)
         blocks = complete_blocks(responses, [base, index])
         split: dict[str, dict[str, Any]] = {}
         for grouping, label_of in (groups or {}).items():

@@ -24,10 +24,11 @@ in the file (the header is line 1), which is what a spreadsheet calls the row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +55,10 @@ TASKS: tuple[int, ...] = (1, 2)
 # The thesis's two tasks as conditions: Task 1 read the lesion alone, Task 2 with SE-CBIR.
 TASK_CONDITIONS: dict[int, str] = {1: "unaided", 2: "se_cbir"}
 UNAIDED = "unaided"
+# An initial-then-revised answer's first look (without the aid) is a reading of its own, under
+# the aid's condition with this suffix: "se_cbir_initial" (responses.py, `_with_first_looks`).
+INITIAL_SUFFIX = "_initial"
+FIRST_LOOK_COLUMNS = {"diagnosis": "initial_diagnosis", "confidence": "initial_confidence"}
 # Columns besides the condition that every responses file needs.
 REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c != "task")
 CONFIDENCE_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -153,6 +158,68 @@ class Responses:
                 "confidence": int(self.confidence[k]),
                 "majority_vote": self.classes[self.majority_vote[k]],
             }
+
+
+def analysed(
+    responses: Responses, names: Mapping[str, str] | None = None
+) -> tuple[Responses, list[dict[str, str]]]:
+    """The answers every figure and every export is computed from, and the readers left out.
+
+    A reader with no answer in one of the conditions has no figure there, so no comparison
+    (MRMCaov refuses such data: "not a supported study design"); the reader's answers are left
+    out of everything, and named with the reason (conditions by `names` where given). Every
+    other answer is kept: a reader part-way through a condition counts with the cases read.
+    """
+    conditions = len(responses.conditions)
+    seen = np.zeros((len(responses.readers), max(conditions, 1)), dtype=bool)
+    seen[responses.reader, responses.condition_index] = True
+    missing = ~seen[:, :conditions]
+    lacking = np.flatnonzero(missing.any(axis=1) & seen.any(axis=1))
+    if not lacking.size:
+        return responses, []
+    names = names or {}
+    left_out = [
+        {
+            "reader": responses.readers[j],
+            "reason": "no answers in "
+            + ", ".join(
+                names.get(c, c)
+                for c, gap in zip(responses.conditions, missing[j], strict=True)
+                if gap
+            ),
+        }
+        for j in lacking
+    ]
+    return without_readers(responses, {item["reader"] for item in left_out}), left_out
+
+
+def without_readers(responses: Responses, dropped: set[str]) -> Responses:
+    """`responses` without the answers (and probe readings) of the readers in `dropped`."""
+    keep_reader = np.array([name not in dropped for name in responses.readers], dtype=bool)
+    rows = keep_reader[responses.reader]
+    new_index = np.cumsum(keep_reader) - 1
+    probes = responses.probe_readings
+    if probes is not None:
+        kept = [k for k, name in enumerate(probes.reader) if name not in dropped]
+        probes = (
+            ProbeReadings(*(tuple(getattr(probes, f)[k] for k in kept) for f in _PROBE_FIELDS))
+            if kept
+            else None
+        )
+    return replace(
+        responses,
+        readers=tuple(n for n, keep in zip(responses.readers, keep_reader, strict=True) if keep),
+        reader=new_index[responses.reader[rows]],
+        image=responses.image[rows],
+        truth=responses.truth[rows],
+        task=responses.task[rows],
+        diagnosis=responses.diagnosis[rows],
+        confidence=responses.confidence[rows],
+        majority_vote=responses.majority_vote[rows],
+        condition=responses.condition_index[rows],
+        seconds=responses.answer_seconds[rows],
+        probe_readings=probes,
+    )
 
 
 def _class_parser(taxonomy: Taxonomy) -> Callable[[Any], int]:
@@ -263,6 +330,9 @@ class ProbeReadings:
     probe_class: tuple[int, ...]
 
 
+_PROBE_FIELDS = tuple(f.name for f in dataclasses.fields(ProbeReadings))
+
+
 @dataclass(frozen=True)
 class _Split:
     """The columns without the left-out probe rows, and what the probe rows held."""
@@ -365,7 +435,62 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 # Optional numeric columns, validated when present; the profile columns are read as text.
 OPTIONAL_NUMBERS: tuple[str, ...] = ("seconds", "hidden_seconds")
-OPTIONAL_TEXT: tuple[str, ...] = ("reader_role", "reader_years", "probe", "probe_class")
+OPTIONAL_TEXT: tuple[str, ...] = (
+    "reader_role",
+    "reader_years",
+    "probe",
+    "probe_class",
+    "initial_diagnosis",
+    "initial_confidence",
+)
+
+
+@dataclass(frozen=True)
+class _FirstLooks:
+    """Where the first-look readings were appended: from row `start` on, one per `origin` row."""
+
+    start: int
+    origin: list[int]
+
+
+def _with_first_looks(
+    columns: dict[str, list[Any]],
+) -> tuple[dict[str, list[Any]], _FirstLooks | None]:
+    """The columns with each initial-then-revised answer's first look as a reading of its own.
+
+    An answer with an `initial_diagnosis` was first given without the aid, then revised with it
+    in the same sitting: its unaided answer becomes a reading under `<condition>_initial`
+    (diagnosis and confidence from `initial_diagnosis` and `initial_confidence`, no time of its
+    own), so that each aid is compared with the first looks at the same cases. The readings are
+    appended after the answers; errors in them name the answer's row and the initial column.
+    """
+    initial = columns.pop("initial_diagnosis", None)
+    confidence = columns.pop("initial_confidence", None)
+    if initial is None:
+        return columns, None
+    origin = [i for i, value in enumerate(initial) if str(value or "").strip()]
+    if not origin:
+        return columns, None
+    if "condition" not in columns:
+        raise ResponsesError(
+            "initial answers need a condition column (which aid each answer was revised with)",
+            row=origin[0] + 1,
+            column="initial_diagnosis",
+        )
+    start = len(initial)
+    added: dict[str, list[Any]] = {}
+    for column, values in columns.items():
+        if column == "condition":
+            added[column] = [f"{str(values[i]).strip()}{INITIAL_SUFFIX}" for i in origin]
+        elif column == "diagnosis":
+            added[column] = [initial[i] for i in origin]
+        elif column == "confidence":
+            added[column] = [None if confidence is None else confidence[i] for i in origin]
+        elif column in ("seconds", "hidden_seconds"):
+            added[column] = [""] * len(origin)
+        else:
+            added[column] = [values[i] for i in origin]
+    return {c: values + added[c] for c, values in columns.items()}, _FirstLooks(start, origin)
 
 
 def _build(
@@ -392,6 +517,7 @@ def _build(
         raise problem from None
 
     columns, kept, probes_left_out = split.columns, split.kept, split.left_out
+    columns, first_looks = _with_first_looks(columns)
 
     def error_at(message: str, original: int, column: str) -> ResponsesError:
         """A problem in row `original` of the input (0-based)."""
@@ -403,7 +529,10 @@ def _build(
         )
 
     def error(message: str, index: int, column: str) -> ResponsesError:
-        """A problem in row `index` of the rows kept."""
+        """A problem in row `index` of the rows kept (a first look: its answer's row)."""
+        if first_looks is not None and index >= first_looks.start:
+            index = first_looks.origin[index - first_looks.start]
+            column = FIRST_LOOK_COLUMNS.get(column, column)
         return error_at(message, index if kept is None else kept[index], column)
 
     taxonomy = taxonomy or HAM10000_TAXONOMY
@@ -577,14 +706,22 @@ def _all_distinct(keys: Array) -> bool:
 
 
 def _conditions(indexed: tuple[Array, tuple[str, ...]]) -> tuple[Array, tuple[str, ...]]:
-    """Renumber conditions so that `unaided` (the control) comes first."""
+    """Renumber conditions so that `unaided` (the control) comes first, and each aid's first
+    looks (`<aid>_initial`) right before the aid; the rest in order of first appearance."""
     codes, names = indexed
-    if UNAIDED not in names or names[0] == UNAIDED:
+    firsts = [n for n in names if n.endswith(INITIAL_SUFFIX) and n[: -len(INITIAL_SUFFIX)] in names]
+    listed = [n for n in names if n != UNAIDED and n not in firsts]
+    wanted: list[str] = [UNAIDED] if UNAIDED in names else []
+    for name in listed:
+        if name + INITIAL_SUFFIX in firsts:
+            wanted.append(name + INITIAL_SUFFIX)
+        wanted.append(name)
+    if tuple(wanted) == names:
         return codes, names
-    order = [names.index(UNAIDED), *(i for i, n in enumerate(names) if n != UNAIDED)]
+    order = [names.index(n) for n in wanted]
     remap = np.empty(len(names), dtype=np.int64)
     remap[order] = np.arange(len(names))
-    return remap[codes], tuple(names[i] for i in order)
+    return remap[codes], tuple(wanted)
 
 
 def _wanted_columns(available: Iterable[str]) -> list[str]:

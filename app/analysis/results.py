@@ -68,17 +68,31 @@ class ReaderFigure(TypedDict):
     values: dict[str, float | None]
 
 
+class LeftOut(TypedDict):
+    """A reader left out of an endpoint or of the whole analysis, and why."""
+
+    reader: str
+    reason: str
+
+
 class ORHillis(TypedDict):
-    """Obuchowski-Rockette with Hillis's ddf for one endpoint (the reference files' shape)."""
+    """Obuchowski-Rockette with Hillis's ddf for one endpoint (the reference files' shape).
+
+    `kind` is "proportion" (figures are shares 0-1) or "auc" (empirical ROC areas); `cases`
+    the n cases of the jackknife (those the endpoint counts, in any condition).
+    """
 
     endpoint: str
     label: str
     description: str
+    kind: str
     available: bool
     reason: str | None
     level: float
     readers: int
     readers_left_out: int
+    left_out: list[LeftOut]
+    cases: int
     means: dict[str, float]
     equality: Equality | None
     differences: list[Difference]
@@ -148,6 +162,7 @@ class AnalysisResult(TypedDict):
     # and "aid_alone" -> "the aid alone" (the aid scored as its own reader under reliance).
     names: dict[str, str]
     probes_left_out: int
+    left_out: dict[str, Any]
     headline: list[Headline]
     readers: list[dict[str, Any]]
     pooled: dict[str, Any]

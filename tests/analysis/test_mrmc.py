@@ -68,7 +68,9 @@ def test_hand_example_three_readers_disjoint_cases() -> None:
     Interaction residuals: +-1/24, -+1/12, +-1/24 -> MS(T*R) = 2 * (1/576 + 1/144 + 1/576) / 2
     = 1/96. F = (1/6) / (1/96) = 16 on (1, 2) df; SE = sqrt(2/3 * 1/96) = 1/12.
     With 2 df, P(|T| > t) = 1 - t / sqrt(2 + t^2), so p = 1 - 4 / sqrt(18).
-    Jackknife variance of a proportion p over c cases: p (1 - p) / (c - 1), e.g. 1/12 at p = 1/2.
+    Jackknife variance of a proportion p over a reader's c cases: p (1 - p) / (c - 1), e.g. 1/12
+    at p = 1/2, times (n - 1)/n * c/(c - 1) = 11/9 for MRMCaov's scale by the study's n = 12
+    cases (mrmc.py). Every case was read by one reader: MRMCaov sets Cov2 = Cov3 = 0.
     """
     reader = np.repeat([0, 1, 2], 4)
     case = np.arange(12)
@@ -82,9 +84,9 @@ def test_hand_example_three_readers_disjoint_cases() -> None:
     assert result["ms_tr"] == pytest.approx(1 / 96)
     assert result["cov2"] == pytest.approx(0.0, abs=1e-15)
     assert result["cov3"] == pytest.approx(0.0, abs=1e-15)
-    # Var = mean of 1/12, 1/16, 1/16, 1/16, 1/16, 0; Cov1 = mean of 1/24, 1/48, 0.
-    assert result["var"] == pytest.approx(1 / 18)
-    assert result["cov1"] == pytest.approx(1 / 48)
+    # Var = 11/9 x mean of 1/12, 1/16, 1/16, 1/16, 1/16, 0; Cov1 = 11/9 x mean of 1/24, 1/48, 0.
+    assert result["var"] == pytest.approx(11 / 9 / 18)
+    assert result["cov1"] == pytest.approx(11 / 9 / 48)
     assert result["f"] == pytest.approx(16.0)
     assert result["ddf"] == pytest.approx(2.0)
     assert result["p_value"] == pytest.approx(1 - 4 / math.sqrt(18))
@@ -92,8 +94,8 @@ def test_hand_example_three_readers_disjoint_cases() -> None:
     t975_2df = 4.302652729911275  # the 97.5% quantile of t on 2 df
     assert result["ci_low"] == pytest.approx(1 / 3 - t975_2df / 12)
     assert result["ci_high"] == pytest.approx(1 / 3 + t975_2df / 12)
-    # Readers fixed: X^2 = MS(T) / (Var - Cov1) = (1/6) / (5/144) = 4.8.
-    assert result["fixed_readers"]["chi2"] == pytest.approx(4.8)
+    # Readers fixed: X^2 = MS(T) / (Var - Cov1) = (1/6) / (11/9 x 5/144) = 4.8 x 9/11.
+    assert result["fixed_readers"]["chi2"] == pytest.approx(4.8 * 9 / 11)
 
 
 def reference_or(theta: np.ndarray, cov: np.ndarray, level: float = 0.95) -> dict[str, float]:
@@ -170,7 +172,8 @@ def test_fully_crossed_design_matches_textbook_jackknife() -> None:
 
 
 def test_partly_shared_cases_match_the_documented_generalisation() -> None:
-    """Each reader reads a different, overlapping subset; covariances use the shared cases."""
+    """Each reader reads a different, overlapping subset: MRMCaov's jackknife by brute force,
+    over every case of the study (a reader's figure unchanged by deleting a case not read)."""
     readers, pool = 5, 30
     x, _ = correlated_answers(readers, pool, seed=12)
     rng = np.random.default_rng(13)
@@ -178,20 +181,15 @@ def test_partly_shared_cases_match_the_documented_generalisation() -> None:
         np.sort(rng.choice(pool, size=rng.integers(8, 16), replace=False)) for _ in range(readers)
     ]
     theta = np.array([[x[i, j, sets[j]].mean() for j in range(readers)] for i in range(2)])
-    # Leave-one-out deviations per reader over that reader's own cases.
-    dev: dict[tuple[int, int], dict[int, float]] = {}
-    for i, j in itertools.product(range(2), range(readers)):
-        loo = {int(k): np.delete(x[i, j, sets[j]], n).mean() for n, k in enumerate(sets[j])}
-        mean = np.mean(list(loo.values()))
-        dev[i, j] = {k: v - mean for k, v in loo.items()}
-    index = list(itertools.product(range(2), range(readers)))
-    cov = np.zeros((len(index), len(index)))
-    for a, (i, j) in enumerate(index):
-        for b, (i2, j2) in enumerate(index):
-            c1, c2 = len(sets[j]), len(sets[j2])
-            shared = set(dev[i, j]) & set(dev[i2, j2])
-            scale = math.sqrt((c1 - 1) / c1 * (c2 - 1) / c2)
-            cov[a, b] = scale * sum(dev[i, j][k] * dev[i2, j2][k] for k in shared)
+    study = sorted({int(k) for s in sets for k in s})
+    n = len(study)
+    pseudo = np.empty((2 * readers, n))
+    for a, (i, j) in enumerate(itertools.product(range(2), range(readers))):
+        for col, k in enumerate(study):
+            keep = sets[j][sets[j] != k]
+            pseudo[a, col] = x[i, j, keep].mean()
+    centred = pseudo - pseudo.mean(axis=1, keepdims=True)
+    cov = (n - 1) / n * centred @ centred.T
     expected = reference_or(theta, cov)
 
     reader = np.concatenate([np.full(len(s), j) for j, s in enumerate(sets)])

@@ -60,7 +60,8 @@ def test_melanoma_is_the_class_coded_mel_or_named_melanoma() -> None:
 def test_endpoints_follow_the_taxonomy() -> None:
     every = endpoint_names(isic_rows(), Taxonomy.from_classes(ISIC))
     assert every[:6] == list(HEADLINE_ENDPOINTS)  # melanoma and malignant vs benign too
-    assert every[6:] == [f"sensitivity_{code}" for code in CODES]
+    assert every[6:8] == ["melanoma_auc", "malignant_auc"]  # the ROC endpoints
+    assert every[8:] == [f"sensitivity_{code}" for code in CODES]
     # MEL renamed X (no melanoma class) and no malignancy flags: neither kind of endpoint.
     unflagged = Taxonomy.from_classes(
         {"code": "X" if c["code"] == "MEL" else c["code"]} for c in ISIC
