@@ -29,7 +29,7 @@ from app.exports import (
 )
 from app.extensions import db
 from app.models import Enrolment, Study, User
-from app.study_results import StudyResult, study_result
+from app.study_results import StudyResult, study_responses, study_result
 from app.survey import conditions
 from app.survey.conditions import Condition
 from app.survey.designs import Design
@@ -268,17 +268,20 @@ def export(study_id: int, name: str) -> Response:
         raise NotFound()
     study = study_or_404(study_id)
     filters = Filters(enrolled_readers(study))
-    rows = filters.rows(study)
     suffix, content_type = EXPORTS[name]
     if name == "responses":
         body = responses_csv(filters.rows(study, with_probes=True))
-    elif name == "imrmc":
-        body = imrmc_text(study, rows)
-    elif name == "mrmcaov":
-        body = mrmcaov_csv(rows)
-    elif name == "mrmcaov-r":
-        body = mrmcaov_script(study)
+    elif name in ("imrmc", "mrmcaov", "mrmcaov-r"):
+        responses, left_out = study_responses(study, filters.completed, filters.reader or None)
+        emails = reader_emails(filters.rows(study)) if filters.identify else None
+        if name == "imrmc":
+            body = imrmc_text(study, responses, emails)
+        elif name == "mrmcaov":
+            body = mrmcaov_csv(responses, emails)
+        else:
+            body = mrmcaov_script(study, left_out)
     else:
+        rows = filters.rows(study)
         result = filters.analysis(study, EXPORT_BOOTSTRAP).result
         if name == "summary-csv":
             body = summary_csv(result, reader_emails(rows))

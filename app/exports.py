@@ -22,6 +22,8 @@ Formats (all UTF-8):
   condition, `truth` 1 and `rating` 1 when right, plus one truth-0 placeholder row per
   reader x test so that `mrmc(binary_sens(truth, rating), test, reader, case, data =
   read.csv(...))` loads as it is; the script runs every endpoint MRMCaov has.
+  The iMRMC and MRMCaov files hold the answers the dashboard analyses (`study_responses`):
+  probes and the readers the analysis leaves out are not in them; the script names those.
 
 The formats are written by `app.analysis.files` (pure, shared with `python -m app.analysis
 --exports DIR`). Every CSV cell a spreadsheet would run as a formula gets a leading '.
@@ -39,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.analysis import COLUMNS, HAM10000_TAXONOMY, Taxonomy, files
+from app.analysis import COLUMNS, HAM10000_TAXONOMY, Responses, Taxonomy, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, User
 from app.survey.conditions import Condition
@@ -220,6 +222,8 @@ def analysis_columns(
         Answer.hidden_seconds,
         Assignment.probe,
         Answer.id,
+        Assignment.initial_diagnosis,
+        Assignment.initial_confidence,
     )
     query = _study_answers(study, columns, completed_only, reader).order_by(
         Assignment.enrolment_id, Assignment.task, Assignment.position
@@ -258,7 +262,14 @@ def analysis_columns(
     keys = [c.key for c in conditions_of(study)]
     role = {e: "" if value is None else value.value for e, _, value, _ in readers}
     years = {e: "" if value is None else value for e, _, _, value in readers}
+    first_looks: dict[str, list[Any]] = {}
+    if any(row[10] for row in ordered):  # initial-then-revised: each answer's first look
+        first_looks = {
+            "initial_diagnosis": [row[10] or "" for row in ordered],
+            "initial_confidence": ["" if row[11] is None else row[11] for row in ordered],
+        }
     return {
+        **first_looks,
         "reader": [pseudonym[e] for e in enrolments],
         "image_id": [cases[c][0] for c in case_ids],
         "truth": [cases[c][1] for c in case_ids],
@@ -481,15 +492,21 @@ def reader_emails(rows: Sequence[Mapping[str, Any]]) -> dict[str, str] | None:
     return {row["reader"]: row["reader_email"] for row in rows}
 
 
-def imrmc_text(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
-    """The answers as an iMRMC input file (see `app.analysis.files.imrmc_text`)."""
-    return files.imrmc_text(f"SE-CBIR reader study {study.id}: {study.name}", rows)
+def study_title(study: Study) -> str:
+    """The title the MRMC tools' files carry."""
+    return f"SE-CBIR reader study {study.id}: {study.name}"
 
 
-def mrmcaov_script(study: Study) -> str:
+def imrmc_text(study: Study, responses: Responses, emails: Mapping[str, str] | None = None) -> str:
+    """The analysed answers as an iMRMC input file (see `app.analysis.files.imrmc_text`)."""
+    return files.imrmc_text(study_title(study), responses, emails)
+
+
+def mrmcaov_script(study: Study, left_out: Sequence[Mapping[str, str]] = ()) -> str:
     """The one-file R script that reproduces the primary analysis on the MRMCaov CSV."""
     return files.mrmcaov_script(
-        f"SE-CBIR reader study {study.id}: {study.name}",
+        study_title(study),
         csv_name=f"study-{study.id}-mrmcaov.csv",
         taxonomy=study_taxonomy(study),
+        left_out=left_out,
     )

@@ -29,11 +29,13 @@ from typing import Any
 from flask import current_app, g, has_request_context
 from sqlalchemy import func, select
 
-from app.analysis import AnalysisResult, analyse, responses_from_columns
+from app.analysis import AnalysisResult, Responses, analyse, responses_from_columns
+from app.analysis.responses import INITIAL_SUFFIX, analysed
 from app.exports import analysis_columns, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
-from app.survey.enrolment import conditions_of
+from app.survey.designs import Design
+from app.survey.enrolment import conditions_of, design_of
 
 # Entries per worker: the page and the downloads under a few filters of a few studies.
 CACHE_SIZE = 16
@@ -154,11 +156,35 @@ def study_result(
                 columns = only_pair(columns, pair)
             responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
             del columns
-            names = {condition.key: condition.short for condition in conditions_of(study)}
+            names = condition_names(study)
             result = analyse(responses, bootstrap=bootstrap, seed=0, names=names)
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)
     return entry
+
+
+def condition_names(study: Study) -> dict[str, str]:
+    """Condition key -> the name pages show ("SE-CBIR 6"); an initial-then-revised study's
+    first looks and revised answers named as what they are."""
+    names = {condition.key: condition.short for condition in conditions_of(study)}
+    if design_of(study) == Design.INITIAL_REVISED:
+        names = {
+            **{
+                f"{key}{INITIAL_SUFFIX}": f"First look before {name}" for key, name in names.items()
+            },
+            **{key: f"{name} + second look" for key, name in names.items()},
+        }
+    return names
+
+
+def study_responses(
+    study: Study, completed_only: bool = False, reader: str | None = None
+) -> tuple[Responses, list[dict[str, str]]]:
+    """The answers the analysis of `study` reads (probes and readers without a condition
+    left out), and the readers left out with the reason: what the MRMC tools' files hold."""
+    columns = analysis_columns(study, completed_only=completed_only, reader=reader)
+    responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
+    return analysed(responses, condition_names(study))
 
 
 def only_pair(columns: dict[str, list[Any]], pair: tuple[str, str]) -> dict[str, list[Any]]:

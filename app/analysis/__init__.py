@@ -72,10 +72,10 @@ from app.analysis.reliance import AID, reliance
 from app.analysis.report import render_text
 from app.analysis.responses import (
     CLASSES,
-    analysed,
     COLUMNS,
     Responses,
     ResponsesError,
+    analysed,
     read_responses,
     responses_from_columns,
     responses_from_rows,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.analysis import Taxonomy, analyse, files, read_responses, render_text
 from app.analysis.plots import write_confusion_plots
-from app.analysis.responses import Responses, ResponsesError
+from app.analysis.responses import Responses, ResponsesError, analysed
 from studybundle.read import classes as bundle_classes
 
 
@@ -143,12 +143,12 @@ def write_exports(responses: Responses, out_dir: str, source: str) -> list[Path]
     """The MRMCaov CSV and R script and the iMRMC file of `responses` in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = list(responses.rows())
+    kept, left_out = analysed(responses)
     title = f"Reader study from {source}"
     written = {
-        "mrmcaov.csv": files.mrmcaov_csv(rows),
-        "mrmcaov.R": files.mrmcaov_script(title, taxonomy=responses.taxonomy),
-        "study.imrmc": files.imrmc_text(title, rows),
+        "mrmcaov.csv": files.mrmcaov_csv(kept),
+        "mrmcaov.R": files.mrmcaov_script(title, taxonomy=responses.taxonomy, left_out=left_out),
+        "study.imrmc": files.imrmc_text(title, kept),
     }
     paths = []
     for name, text in written.items():

@@ -290,8 +290,11 @@ def figures(
     if present is None:
         present = np.ones(score.shape, dtype=bool)
     inside = present & (stratum >= 0)[None, :]
-    cases = np.stack([np.bincount(reader[p], minlength=readers) for p in present])
-    scored = np.stack([np.bincount(reader[s], minlength=readers) for s in inside])
+    cases = np.zeros((t, readers))
+    scored = np.zeros((t, readers))
+    for i in range(t):
+        cases[i] = np.bincount(reader[present[i]], minlength=readers)
+        scored[i] = np.bincount(reader[inside[i]], minlength=readers)
     theta = np.zeros((t, readers))
     dev = np.zeros(score.shape, dtype=np.float64)
     eligible = np.zeros((t, readers), dtype=bool)
@@ -305,7 +308,7 @@ def figures(
             theta[i], dev[i, rows], eligible[i] = _empirical_auc(
                 reader[rows], positive[rows], score[i, rows], readers
             )
-    return Figures(theta, dev, eligible, cases.astype(np.float64), scored.astype(np.float64))
+    return Figures(theta, dev, eligible, cases, scored)
 
 
 def _proportion(

@@ -1,17 +1,18 @@
-"""Files for other MRMC tools, written from answer rows: MRMCaov (CSV + R script) and iMRMC.
+"""Files for other MRMC tools, written from the analysed answers: MRMCaov (CSV + R script), iMRMC.
 
 Pure (no database): the dashboard's downloads and `python -m app.analysis RESPONSES.csv
---exports DIR` write the same files. Rows are mappings with `reader`, `image_id`, `truth`,
-`diagnosis` and the condition: `condition`, or the thesis's `task` (1 = unaided, 2 = se_cbir).
+--exports DIR` write the same files, from the same `Responses` the analysis reads after
+`responses.analysed` (probes and readers left out, initial-then-revised first looks as
+readings of their own): every figure and every file holds the same answers.
 
 - MRMCaov CSV: one row per reader x case x test with `reader, case, test, truth, rating`
   (`test` = the condition, `truth` 1 for every lesion, `rating` 1 when the diagnosis was
-  right) plus `truth_class` and `diagnosis`. MRMCaov's `binary_sens` needs two truth levels,
-  so each reader x test also gets one placeholder row, case `PLACEHOLDER_CASE`, truth 0:
-  sensitivity ignores truth-0 rows, so the figure stays the proportion correct, and the one
-  extra case (read by everyone) leaves the jackknife deviations of the real cases as they
-  are. `mrmc(binary_sens(truth, rating), test, reader, case, data = read.csv(...))` loads it
-  as it is.
+  right) plus `truth_class`, `diagnosis`, `confidence` and the ROC ratings `mel_rating`,
+  `mal_rating`. MRMCaov's `binary_sens` needs two truth levels, so each reader x test also
+  gets one placeholder row, case `PLACEHOLDER_CASE`, truth 0: sensitivity drops truth-0
+  rows before its jackknife, so the figure and its variance stay those of the proportion
+  correct. `mrmc(binary_sens(truth, rating), test, reader, case, data = read.csv(...))`
+  loads it as it is.
 - MRMCaov R script: one file that reads the CSV beside it and runs the primary analysis of
   every endpoint MRMCaov has (proportion correct, melanoma and malignant sensitivity and
   specificity, per-class sensitivity; balanced accuracy is not an MRMCaov metric).
@@ -31,7 +32,10 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.analysis.responses import TASK_CONDITIONS
+import numpy as np
+
+from app.analysis.endpoints import roc_rating
+from app.analysis.responses import TASK_CONDITIONS, Responses
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 
 MRMCAOV_COLUMNS: tuple[str, ...] = (
@@ -42,6 +46,9 @@ MRMCAOV_COLUMNS: tuple[str, ...] = (
     "rating",
     "truth_class",
     "diagnosis",
+    "confidence",
+    "mel_rating",
+    "mal_rating",
 )
 PLACEHOLDER_CASE = "_placeholder_truth0"
 # iMRMC's placeholder "non-diseased" cases: iMRMC needs more than two of each truth per reader.
@@ -82,48 +89,62 @@ def identified(rows: Sequence[Mapping[str, Any]]) -> bool:
     return bool(rows) and "reader_email" in rows[0]
 
 
-def mrmcaov_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The MRMCaov long table: real reads, then one truth-0 placeholder per reader x test."""
-    with_email = identified(rows)
+def rating_top(responses: Responses) -> int:
+    """The top of the confidence scale as the ROC ratings use it (`endpoints.roc_rating`)."""
+    return int(responses.confidence.max()) if len(responses) else 5
+
+
+def mrmcaov_rows(
+    responses: Responses, emails: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The MRMCaov long table of the analysed answers (`responses.analysed`): real reads, then
+    one truth-0 placeholder per reader x test. `mel_rating` and `mal_rating` are the ROC
+    ratings of the melanoma and malignant-vs-benign AUCs (`endpoints.roc_rating`)."""
+    taxonomy = responses.taxonomy
+    classes = taxonomy.classes
+    top = rating_top(responses)
+    mel = taxonomy.melanoma
+    malignant = set(taxonomy.malignant_indexes) if taxonomy.splits_malignancy else set()
     out: list[dict[str, Any]] = []
-    seen: dict[tuple[str, str], str] = {}
-    for row in rows:
-        test = condition_of(row)
-        truth = str(row["truth"]).strip().lower()
-        diagnosis = str(row["diagnosis"]).strip().lower()
+    seen: dict[tuple[str, str], None] = {}
+    for k in range(len(responses)):
+        reader = responses.readers[responses.reader[k]]
+        test = responses.conditions[responses.condition_index[k]]
+        truth, diagnosis = int(responses.truth[k]), int(responses.diagnosis[k])
+        confidence = int(responses.confidence[k])
         item = {
-            "reader": row["reader"],
-            "case": row["image_id"],
+            "reader": reader,
+            "case": responses.image_ids[responses.image[k]],
             "test": test,
             "truth": 1,
             "rating": int(diagnosis == truth),
-            "truth_class": truth,
-            "diagnosis": diagnosis,
+            "truth_class": classes[truth],
+            "diagnosis": classes[diagnosis],
+            "confidence": confidence,
+            "mel_rating": "" if mel is None else _rating(diagnosis == mel, confidence, top),
+            "mal_rating": _rating(diagnosis in malignant, confidence, top) if malignant else "",
         }
-        if with_email:
-            item["reader_email"] = row["reader_email"]
-        seen.setdefault((row["reader"], test), row.get("reader_email", ""))
+        if emails is not None:
+            item["reader_email"] = emails.get(reader, "")
+        seen.setdefault((reader, test), None)
         out.append(item)
-    for (reader, test), email in seen.items():
-        item = {
-            "reader": reader,
-            "case": PLACEHOLDER_CASE,
-            "test": test,
-            "truth": 0,
-            "rating": 0,
-            "truth_class": "",
-            "diagnosis": "",
-        }
-        if with_email:
-            item["reader_email"] = email
+    for reader, test in seen:
+        item = {"reader": reader, "case": PLACEHOLDER_CASE, "test": test, "truth": 0, "rating": 0}
+        if emails is not None:
+            item["reader_email"] = emails.get(reader, "")
         out.append(item)
     return out
 
 
-def mrmcaov_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The MRMCaov long table as CSV."""
-    columns = [*MRMCAOV_COLUMNS, "reader_email"] if identified(rows) else MRMCAOV_COLUMNS
-    return write_csv(columns, mrmcaov_rows(rows))
+def _rating(called: bool, confidence: int, top: int) -> int:
+    """One reading's ROC rating (`endpoints.roc_rating`, the one home of the rule)."""
+    return int(roc_rating(np.asarray(called), np.asarray(confidence), top))
+
+
+def mrmcaov_csv(responses: Responses, emails: Mapping[str, str] | None = None) -> str:
+    """The MRMCaov long table as CSV (with `reader_email` when `emails` are given)."""
+    columns = [*MRMCAOV_COLUMNS, "reader_email"] if emails is not None else MRMCAOV_COLUMNS
+    return write_csv(columns, mrmcaov_rows(responses, emails))
 
 
 def _r_string(text: str) -> str:
@@ -131,34 +152,60 @@ def _r_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _r_comment(text: str) -> str:
+    """`text` on one line, safe inside an R comment."""
+    return " ".join(text.split())
+
+
 def mrmcaov_script(
-    title: str, csv_name: str = "mrmcaov.csv", taxonomy: Taxonomy = HAM10000_TAXONOMY
+    title: str,
+    csv_name: str = "mrmcaov.csv",
+    taxonomy: Taxonomy = HAM10000_TAXONOMY,
+    left_out: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """A one-file R script that runs the primary analysis on the MRMCaov CSV beside it
-    (melanoma endpoints when the taxonomy has melanoma, malignant vs benign when it flags
-    malignancy)."""
+    """A one-file R script that runs the primary analysis on the MRMCaov CSV beside it, every
+    endpoint MRMCaov has, to the end on every design (an endpoint MRMCaov cannot compute says
+    why and the script goes on). `left_out` names the readers the analysis left out."""
     codes = ", ".join(_r_string(c) for c in sorted(taxonomy.malignant))
     mel = _r_string("" if taxonomy.melanoma is None else taxonomy.classes[taxonomy.melanoma])
-    safe_title = title.replace("\n", " ")
-    return f"""# {safe_title}
+    gone = "\n".join(
+        f"#   {_r_comment(item['reader'])}: {_r_comment(item['reason'])}" for item in left_out
+    )
+    left = (
+        "# Readers left out of the analysis, and so of the CSV:\n" + gone
+        if left_out
+        else "# No reader was left out: the CSV holds every answer the platform analysed."
+    )
+    return f"""# {_r_comment(title)}
 # The primary analysis (Obuchowski-Rockette, Hillis df, readers and cases random) with R's
-# MRMCaov on {csv_name}, as the platform computes it. Run in the folder holding the CSV:
-#   Rscript mrmcaov.R            (or: Rscript mrmcaov.R path/to/{csv_name})
-# Needs install.packages("MRMCaov") (0.3.0 checked). Balanced accuracy is not an MRMCaov
-# metric and is not repeated here. MRMCaov scales the jackknife by all cases of the study
-# where the platform uses the cases each reader's figure is computed on (their own cases; for
-# a sensitivity or specificity, the lesions of that class or not of it): on partially paired
-# designs, and for sensitivities and specificities where covariances enter (Cov2 > Cov3), F
-# and standard errors may differ in the third digit, by a few percent for a rare class (see
-# the platform's app/analysis/mrmc.py); the means and estimates agree.
+# MRMCaov on {_r_comment(csv_name)}: the answers the platform analysed. Run it in the folder
+# holding the CSV:
+#   Rscript mrmcaov.R            (or: Rscript mrmcaov.R path/to/{_r_comment(csv_name)})
+# Needs install.packages("MRMCaov") (0.3.0 checked). The platform computes MRMCaov's own
+# jackknife (over the study's cases that each endpoint counts: a sensitivity's own lesions,
+# a specificity's others, scaled by (n - 1)/n), so the means, F, standard errors and
+# intervals printed here equal the platform's to rounding, on every design (its tests check
+# them against MRMCaov 0.3.0). Balanced accuracy is not an MRMCaov metric and is not here.
+{left}
 suppressPackageStartupMessages(library(MRMCaov))
+# MRMCaov 0.3.0's jackknife ticks its progress bar once more after the bar has completed when
+# the last reader read every case in the last test, which stops R ("!self$finished"). A
+# silent bar (this session only) lets every endpoint run.
+utils::assignInNamespace("progress_bar", list(new = function(...) list(
+  tick = function(...) invisible(NULL), terminate = function(...) invisible(NULL)
+)), ns = "progress")
 args <- commandArgs(trailingOnly = TRUE)
-path <- if (length(args) > 0) args[1] else "{csv_name}"
+path <- if (length(args) > 0) args[1] else "{_r_comment(csv_name)}"
 df <- read.csv(path, stringsAsFactors = FALSE, na.strings = character(0))
 
 show <- function(name, fit) {{
-  cat("\\n==", name, "==\\n")
-  print(summary(fit))
+  result <- tryCatch(summary(fit), error = function(e) e)
+  if (inherits(result, "error")) {{
+    cat("\\n== ", name, " == not computed: ", conditionMessage(result), "\\n", sep = "")
+  }} else {{
+    cat("\\n==", name, "==\\n")
+    print(result)
+  }}
 }}
 
 # Proportion correct: every lesion has truth 1 and rating 1 when diagnosed right; the truth-0
@@ -173,6 +220,8 @@ real$mel_pos <- as.integer(real$truth_class == {mel})
 real$mel_call <- as.integer(real$diagnosis == {mel})
 real$mal_pos <- as.integer(real$truth_class %in% malignant)
 real$mal_call <- as.integer(real$diagnosis %in% malignant)
+# ROC: mel_rating and mal_rating rise with the reader's belief (called with confidence c:
+# top + c; anything else: top + 1 - c), as the platform rates them.
 if (length(unique(real$mel_pos)) == 2) {{
   show("melanoma_sensitivity",
        mrmc(binary_sens(mel_pos, mel_call), test, reader, case, data = real))
@@ -185,15 +234,24 @@ if (length(unique(real$mal_pos)) == 2) {{
   show("malignant_specificity",
        mrmc(binary_spec(mal_pos, mal_call), test, reader, case, data = real))
 }}
-# Per-class sensitivity. Where some reader saw no lesion of a class MRMCaov gives NaN; the
-# platform leaves such readers out of that endpoint instead (and says how many).
+if (length(unique(real$mel_pos)) == 2) {{
+  show("melanoma_auc",
+       mrmc(empirical_auc(mel_pos, mel_rating), test, reader, case, data = real))
+}}
+if (length(unique(real$mal_pos)) == 2) {{
+  show("malignant_auc",
+       mrmc(empirical_auc(mal_pos, mal_rating), test, reader, case, data = real))
+}}
+# Per-class sensitivity. Where some reader saw fewer than 2 lesions of a class in a test,
+# MRMCaov cannot compute it; the platform leaves such readers out of that endpoint instead
+# (and names them).
 for (code in sort(unique(real$truth_class))) {{
   real$pos <- as.integer(real$truth_class == code)
   real$call <- as.integer(real$diagnosis == code)
   fit <- tryCatch(
     mrmc(binary_sens(pos, call), test, reader, case, data = real),
     error = function(e) {{
-      cat("\n== sensitivity_", code, " == not computed: ", conditionMessage(e), "\n", sep = "")
+      cat("\\n== sensitivity_", code, " == not computed: ", conditionMessage(e), "\\n", sep = "")
       NULL
     }}
   )
@@ -209,7 +267,7 @@ def _header_safe(text: str) -> str:
     return text
 
 
-def imrmc_text(title: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def imrmc_text(title: str, responses: Responses, emails: Mapping[str, str] | None = None) -> str:
     """The answers as an iMRMC input file: proportion correct per condition (modality).
 
     iMRMC analyses ROC data (diseased vs non-diseased cases), so proportion correct is
@@ -221,16 +279,15 @@ def imrmc_text(title: str, rows: Sequence[Mapping[str, Any]]) -> str:
     the conditions first appear (the thesis's Task 1 = 1, Task 2 = 2); readers and cases
     from 1 (RJafroc needs whole numbers); the header lists what each number stands for.
     """
+    rows = list(responses.rows())
     readers = list(dict.fromkeys(row["reader"] for row in rows))
     images = sorted({row["image_id"] for row in rows})
-    conditions = list(dict.fromkeys(condition_of(row) for row in rows))
-    if not rows:
-        conditions = list(TASK_CONDITIONS.values())
+    conditions = list(responses.conditions) if rows else list(TASK_CONDITIONS.values())
     reader_no = {name: i for i, name in enumerate(readers, start=1)}
     case_no = {image: i for i, image in enumerate(images, start=1)}
     modality_no = {name: i for i, name in enumerate(conditions, start=1)}
     placeholders = range(len(images) + 1, len(images) + 1 + IMRMC_PLACEHOLDERS)
-    emails = {row["reader"]: row["reader_email"] for row in rows} if identified(rows) else {}
+    emails = emails or {}
     first, last = placeholders[0], placeholders[-1]
     header = [
         _header_safe(title),

@@ -218,7 +218,9 @@ def _design_zeros(reader: Array, case: Array, present: Array) -> tuple[bool, boo
         return False, False
     _, dense = np.unique(case, return_inverse=True)
     readers_per_case = np.bincount(dense)  # pairs are unique per (reader, case)
-    conditions_per_case = np.stack([np.bincount(dense, weights=p) > 0 for p in present]).sum(0)
+    conditions_per_case = np.zeros(readers_per_case.size, dtype=np.int64)
+    for read in present:
+        conditions_per_case += np.bincount(dense, weights=read, minlength=readers_per_case.size) > 0
     return bool((readers_per_case == 1).all()), bool((conditions_per_case == 1).all())
 
 
@@ -229,7 +231,7 @@ def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHill
         blocks.reader, endpoint.stratum, endpoint.score, r_all, blocks.present, endpoint.positive
     )
     active = np.flatnonzero(fig.cases.sum(axis=0) > 0)
-    complete = fig.eligible.all(axis=0)
+    complete: Array = np.asarray(fig.eligible.all(axis=0))
     keep_readers = np.flatnonzero(complete)
     r = int(keep_readers.size)
     per_reader: list[ReaderFigure] = [
