@@ -27,8 +27,15 @@ CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 COLUMNS = ("reader", "case", "truth", "modality", "session", "diagnosis", "confidence")
 
 # Log-odds of a correct answer, relative to the overall level, per true class.
-CLASS_EASE = {"akiec": -0.4, "bcc": 0.0, "bkl": -0.3, "df": 0.0, "mel": -0.1,
-              "nv": 0.3, "vasc": 0.5}
+CLASS_EASE = {
+    "akiec": -0.4,
+    "bcc": 0.0,
+    "bkl": -0.3,
+    "df": 0.0,
+    "mel": -0.1,
+    "nv": 0.3,
+    "vasc": 0.5,
+}
 
 # Where a wrong answer goes, per true class (relative weights).
 CONFUSION = {
@@ -41,10 +48,10 @@ CONFUSION = {
     "vasc": {"nv": 0.30, "bcc": 0.25, "mel": 0.25, "bkl": 0.20},
 }
 
-BASE_LOGIT = 0.50      # about 62 % correct for an average reader on an average case
-READER_SD = 0.35       # reader skill (log-odds)
-CASE_SD = 0.80         # case difficulty (log-odds)
-CONF_SD = 1.00         # spread of the latent confidence
+BASE_LOGIT = 0.50  # about 62 % correct for an average reader on an average case
+READER_SD = 0.35  # reader skill (log-odds)
+CASE_SD = 0.80  # case difficulty (log-odds)
+CONF_SD = 1.00  # spread of the latent confidence
 
 
 def class_counts(n_cases: int, mel: int) -> dict[str, int]:
@@ -62,18 +69,29 @@ def class_counts(n_cases: int, mel: int) -> dict[str, int]:
 class Simulator:
     """Answers of simulated readers: logistic correctness, confusion, confidence."""
 
-    def __init__(self, rng: np.random.Generator, readers: list[str], cases: list[str],
-                 truth: dict[str, str], modality_effect: dict[str, float]):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        readers: list[str],
+        cases: list[str],
+        truth: dict[str, str],
+        modality_effect: dict[str, float],
+    ):
         self.rng = rng
         self.truth = truth
         self.modality_effect = modality_effect
-        self.skill = dict(zip(readers, rng.normal(0.0, READER_SD, len(readers))))
-        self.conf_bias = dict(zip(readers, rng.normal(0.0, 0.35, len(readers))))
-        self.ease = dict(zip(cases, rng.normal(0.0, CASE_SD, len(cases))))
+        self.skill = dict(zip(readers, rng.normal(0.0, READER_SD, len(readers)), strict=True))
+        self.conf_bias = dict(zip(readers, rng.normal(0.0, 0.35, len(readers)), strict=True))
+        self.ease = dict(zip(cases, rng.normal(0.0, CASE_SD, len(cases)), strict=True))
 
     def p_correct(self, reader: str, case: str, modality: str) -> float:
-        eta = (BASE_LOGIT + self.skill[reader] + self.ease[case]
-               + CLASS_EASE[self.truth[case]] + self.modality_effect[modality])
+        eta = (
+            BASE_LOGIT
+            + self.skill[reader]
+            + self.ease[case]
+            + CLASS_EASE[self.truth[case]]
+            + self.modality_effect[modality]
+        )
         return 1.0 / (1.0 + np.exp(-eta))
 
     def wrong_class(self, truth: str, avoid: str | None = None) -> str:
@@ -105,7 +123,7 @@ def make_cases(rng: np.random.Generator, n_cases: int, mel: int):
     counts = class_counts(n_cases, mel)
     labels = [c for c in CLASSES for _ in range(counts[c])]
     labels = [labels[i] for i in rng.permutation(n_cases)]
-    truth = dict(zip(cases, labels))
+    truth = dict(zip(cases, labels, strict=True))
     ranked = []
     for c in CLASSES:
         members = [k for k in cases if truth[k] == c]
@@ -145,16 +163,24 @@ def per_case_randomised(seed: int = 20250101) -> list[dict]:
     arms = ("unaided", "cbir", "se_cbir")
     readers = [f"R{i + 1:02d}" for i in range(10)]
     cases, truth, ranked = make_cases(rng, 90, mel=16)
-    sim = Simulator(rng, readers, cases, truth,
-                    {"unaided": 0.0, "cbir": 0.15, "se_cbir": 0.35})
+    sim = Simulator(rng, readers, cases, truth, {"unaided": 0.0, "cbir": 0.15, "se_cbir": 0.35})
     rank = {c: i for i, c in enumerate(ranked)}
     rows = []
-    for reader, offset in zip(readers, rotation_offsets(len(readers), len(arms))):
+    for reader, offset in zip(readers, rotation_offsets(len(readers), len(arms)), strict=True):
         for case in cases:
             modality = arms[(rank[case] + offset) % len(arms)]
             diagnosis, conf = sim.answer(reader, case, modality)
-            rows.append(dict(reader=reader, case=case, truth=truth[case], modality=modality,
-                             session=1, diagnosis=diagnosis, confidence=conf))
+            rows.append(
+                dict(
+                    reader=reader,
+                    case=case,
+                    truth=truth[case],
+                    modality=modality,
+                    session=1,
+                    diagnosis=diagnosis,
+                    confidence=conf,
+                )
+            )
     return rows
 
 
@@ -171,7 +197,7 @@ def initial_revised(seed: int = 20250202) -> list[dict]:
     sim = Simulator(rng, readers, cases, truth, {"unaided": 0.0})
     rank = {c: i for i, c in enumerate(ranked)}
     rows = []
-    for reader, offset in zip(readers, rotation_offsets(len(readers), len(aids))):
+    for reader, offset in zip(readers, rotation_offsets(len(readers), len(aids)), strict=True):
         for case in cases:
             aid = aids[(rank[case] + offset) % len(aids)]
             t = truth[case]
@@ -180,16 +206,22 @@ def initial_revised(seed: int = 20250202) -> list[dict]:
             if initial != t and u < to_right[aid]:
                 revised, conf1 = t, sim.confidence(reader, case, True)
             elif initial != t and u < to_right[aid] + wrong_to_wrong[aid]:
-                revised, conf1 = sim.wrong_class(t, avoid=initial), sim.confidence(reader, case, False)
+                revised, conf1 = (
+                    sim.wrong_class(t, avoid=initial),
+                    sim.confidence(reader, case, False),
+                )
             elif initial == t and u < to_wrong[aid]:
                 revised, conf1 = sim.wrong_class(t), sim.confidence(reader, case, False)
             else:
                 # Kept: the neighbours may still firm up (or shake) the confidence.
-                step = rng.choice([-1, 0, 1], p=[0.08, 0.67, 0.25] if initial == t
-                                  else [0.25, 0.67, 0.08])
+                step = rng.choice(
+                    [-1, 0, 1], p=[0.08, 0.67, 0.25] if initial == t else [0.25, 0.67, 0.08]
+                )
                 revised, conf1 = initial, int(np.clip(conf0 + step, 1, 5))
             common = dict(reader=reader, case=case, truth=t, session=1)
-            rows.append(dict(common, modality=f"{aid}_initial", diagnosis=initial, confidence=conf0))
+            rows.append(
+                dict(common, modality=f"{aid}_initial", diagnosis=initial, confidence=conf0)
+            )
             rows.append(dict(common, modality=aid, diagnosis=revised, confidence=conf1))
     return rows
 
@@ -213,15 +245,24 @@ def per_case_subsets(seed: int = 20250303) -> list[dict]:
         # alternate the two modalities from a random start.
         mel = [cases[i] for i in subset if truth[cases[i]] == "mel"]
         other = [cases[i] for i in subset if truth[cases[i]] != "mel"]
-        order = [mel[i] for i in rng.permutation(len(mel))] + \
-                [other[i] for i in rng.permutation(len(other))]
+        order = [mel[i] for i in rng.permutation(len(mel))] + [
+            other[i] for i in rng.permutation(len(other))
+        ]
         start = int(rng.integers(2))
         modality = {c: arms[(i + start) % 2] for i, c in enumerate(order)}
         for case in sorted(order):
             diagnosis, conf = sim.answer(reader, case, modality[case])
-            rows.append(dict(reader=reader, case=case, truth=truth[case],
-                             modality=modality[case], session=1,
-                             diagnosis=diagnosis, confidence=conf))
+            rows.append(
+                dict(
+                    reader=reader,
+                    case=case,
+                    truth=truth[case],
+                    modality=modality[case],
+                    session=1,
+                    diagnosis=diagnosis,
+                    confidence=conf,
+                )
+            )
     return rows
 
 
