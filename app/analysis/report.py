@@ -212,9 +212,14 @@ def _primary_section(result: Mapping[str, Any]) -> list[str]:
             "misleading on purpose); they are not part of the primary analysis.",
             "",
         ]
+    for item in result["left_out"]["readers"]:
+        lines.append(f"Left out reader {item['reader']}: {item['reason']}.")
+    if result["left_out"]["readers"]:
+        lines.append("")
     lines += [
         "Primary analysis: Obuchowski-Rockette with Hillis's df, readers and cases random, "
-        "on the cases each reader read in every condition",
+        "on every answer (each reader's figure per condition on the cases read in it; MRMCaov's "
+        "jackknife)",
         *(f"  {h['sentence']}" for h in result["headline"]),
         "",
     ]

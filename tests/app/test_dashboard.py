@@ -4,6 +4,7 @@ Answers are given through the survey's own pages (consent, case page, answer for
 dashboard is tested on exactly what the survey stores. Runs on SQLite and PostgreSQL.
 """
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -430,3 +431,26 @@ def test_the_cache_forgets_the_least_recently_used_answer_set() -> None:
     cache.put(("c",), entries["c"])
     assert cache.get(("b",)) is None
     assert cache.get(("a",)) is entries["a"] and cache.get(("c",)) is entries["c"]
+
+
+def test_a_reader_without_a_condition_is_named_on_the_page_and_in_the_r_script(
+    app: Flask, client: FlaskClient, answered: Answered, organiser: UserRef, login: Callable
+) -> None:
+    """A reader who answered Task 1 only has no figure to compare: left out of every figure
+    and every MRMC file, and named with the reason where the organiser looks."""
+    third = add_user(app, "third.reader@example.org", Role.READER)
+    join_study(app, third, answered.study)
+    login(client, third)
+    assert client.post(f"/survey/{answered.study.id}/", data=CONSENT).status_code == 303
+    for number in range(1, 11):
+        submit(client, answered.study, 1, number, "nv")
+    client.post("/logout")
+    login(client, organiser)
+    html = page(client, answered.study)
+    assert f"Reader {third.pseudonym}: no answers in" in html
+    base = f"/dashboard/{answered.study.id}/export"
+    script = client.get(f"{base}/mrmcaov-r").get_data(as_text=True)
+    assert f"#   {third.pseudonym}: no answers in" in script
+    assert third.pseudonym not in client.get(f"{base}/mrmcaov").get_data(as_text=True)
+    summary = json.loads(client.get(f"{base}/summary-json").data)
+    assert [r["reader"] for r in summary["left_out"]["readers"]] == [third.pseudonym]

@@ -407,3 +407,39 @@ def test_exports_carry_condition_session_and_probe_and_the_dashboard_reads_any_d
     probe_figures = result["reliance"]["probes"]
     assert (probe_figures["readings"], probe_figures["misleading_adopted"]) == (1, adopted)
     assert probe_figures["conditions"]["se_cbir"]["readings"] == 1
+
+
+def test_an_initial_then_revised_study_is_analysed_first_look_against_revised(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable, organiser: UserRef
+) -> None:
+    """Each answer's first look is a reading of its own, compared with the revised answer on
+    the same cases; the dashboard names them, the MRMCaov file holds both, a reader who has
+    not started is not in the analysis at all."""
+    set_design(app, study, "initial_revised", [SE6], cases_per_reader=4)
+    people = readers(app, study, 3)
+    for k, person in enumerate(people[:2]):
+        login(client, person)
+        consent(client, study.id)
+        for number in range(1, 5):
+            url = case_url(study.id, 1, number)
+            first = client.get(url)
+            initial = {"diagnosis": "mel", "confidence": 2, "token": token_of(first)}
+            assert client.post(url, data=initial).status_code == 303
+            second = client.get(url)
+            revised = {"diagnosis": "nv" if number > k else "mel", "confidence": 4}
+            assert client.post(url, data={**revised, "token": token_of(second)}).status_code == 303
+        client.post("/logout")
+    login(client, organiser)
+    html = client.get(f"/dashboard/{study.id}/").get_data(as_text=True)
+    assert "First look before SE-CBIR" in html and "SE-CBIR 6 + second look" in html
+    exported = client.get(f"/dashboard/{study.id}/export/mrmcaov").get_data(as_text=True)
+    table = list(csv.DictReader(io.StringIO(exported)))
+    real = [row for row in table if row["truth"] == "1"]
+    assert Counter(row["test"] for row in real) == {"se_cbir_initial": 8, "se_cbir": 8}
+    assert {row["diagnosis"] for row in real if row["test"] == "se_cbir_initial"} == {"mel"}
+    summary = json.loads(client.get(f"/dashboard/{study.id}/export/summary-json").data)
+    assert summary["conditions"] == ["se_cbir_initial", "se_cbir"]
+    pc = summary["statistics"]["or_hillis"]["proportion_correct"]
+    assert pc["readers"] == 2 and set(pc["means"]) == {"se_cbir_initial", "se_cbir"}
+    script = client.get(f"/dashboard/{study.id}/export/mrmcaov-r").get_data(as_text=True)
+    assert "No reader was left out" in script
