@@ -3,7 +3,10 @@ heat maps and the downloads. The analysis runs once per answer set (`app.study_r
 downloads of answers read them anew (`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
-finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails.
+finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails,
+`pair=<key>~<key>` the two conditions the thesis-layout tables compare (studies of three or
+more conditions). The page and its downloads read one analysis per filter set, so the
+summary CSV and JSON of `?pair=a~b` hold exactly the figures the page shows for that pair.
 """
 
 from collections.abc import Mapping
@@ -54,9 +57,12 @@ class Pair:
 
     In the thesis's own design they are called so. Otherwise they are named by condition, and
     a study of three or more conditions lets the organiser choose the pair (`keys` None when
-    the study has two conditions and the page's analysis already is that pair's)."""
+    the study has two conditions: there is nothing to choose). `compared` is what the
+    analysis is asked to compare, always the two keys (None for a one-condition study), so
+    that the tables follow the study's design rather than the order answers came in."""
 
     keys: tuple[str, str] | None
+    compared: tuple[str, str] | None
     names: dict[int, str]
     titles: dict[int, str]
     choices: list[tuple[str, str]]  # (value of the `pair` argument, words) when there is a choice
@@ -70,17 +76,19 @@ def pair_of(study: Study, asked: str) -> Pair:
     if listed == conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)[:2] and (
         design_of(study) == Design.SEQUENTIAL
     ):
-        return Pair(None, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
+        keys = (listed[0].key, listed[1].key)
+        return Pair(None, keys, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
     options = [ordered(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
     wanted = tuple(asked.split("~")) if asked else ()
     chosen = next((o for o in options if (o[0].key, o[1].key) == wanted), None)
     first, second = chosen or ordered(listed[0], listed[-1])
     names = {1: first.short, 2: second.short}
     titles = {1: first.label, 2: second.label}
+    keys = (first.key, second.key)
     if len(listed) < 3:
-        return Pair(None, names, titles, [], "")
+        return Pair(None, keys if first.key != second.key else None, names, titles, [], "")
     choices = [(f"{a.key}~{b.key}", f"{a.short} and {b.short}") for a, b in options]
-    return Pair((first.key, second.key), names, titles, choices, f"{first.key}~{second.key}")
+    return Pair(keys, keys, names, titles, choices, f"{first.key}~{second.key}")
 
 
 def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
@@ -128,18 +136,15 @@ class Filters:
             with_probes=with_probes,
         )
 
-    def analysis(
-        self, study: Study, bootstrap: int, pair: tuple[str, str] | None = None
-    ) -> StudyResult:
-        """The analysis of the filtered answers, probes left out (computed once per answer set);
-        of two conditions' answers only with `pair`."""
-        return study_result(study, self.completed, self.reader or None, bootstrap, pair)
-
-    def tables(self, study: Study, bootstrap: int) -> tuple[Pair, StudyResult]:
-        """The pair the thesis-layout tables compare, and their analysis (the page's own when
-        the study has two conditions)."""
+    def analysis(self, study: Study, bootstrap: int) -> tuple[Pair, StudyResult]:
+        """The pair the thesis-layout tables compare, and the analysis of the filtered answers
+        (probes left out; computed once per answer set) with its tables for that pair: what
+        the page shows, and what its summary downloads hold."""
         pair = pair_of(study, self.pair)
-        return pair, self.analysis(study, bootstrap, pair.keys)
+        analysed = study_result(
+            study, self.completed, self.reader or None, bootstrap, pair.compared
+        )
+        return pair, analysed
 
 
 def enrolled_readers(study: Study) -> list[str]:
@@ -218,10 +223,9 @@ def index(study_id: int) -> str:
     readers = enrolled_readers(study)
     filters = Filters(readers)
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
-    analysed = filters.analysis(study, bootstrap)
+    pair, analysed = filters.analysis(study, bootstrap)
     result = analysed.result if analysed.answers else None
-    pair, compared = filters.tables(study, bootstrap)
-    tables = compared.result if compared.answers else None
+    tables = result if result and pair_answered(result) else None
     return render_dashboard(
         "dashboard/index.html",
         study=study,
@@ -247,8 +251,8 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     study = study_or_404(study_id)
     # The page's analysis (the matrices do not depend on the bootstrap): usually cached.
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
-    pair, compared = Filters(enrolled_readers(study)).tables(study, bootstrap)
-    result = compared.result
+    pair, analysed = Filters(enrolled_readers(study)).analysis(study, bootstrap)
+    result = analysed.result
     matrix = result["confusion"][f"task{task}"]
     title = pair.titles[task]
     if kind == "svg":
@@ -257,7 +261,7 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     else:
         body = confusion_png(matrix, result["classes"], title)
         content_type = "image/png"
-    return download(body, content_type, f"study-{study.id}-confusion-task{task}.{kind}")
+    return download(body, content_type, file_name(study, f"confusion-task{task}.{kind}", pair))
 
 
 @bp.get("/<int:study_id>/export/<name>")
@@ -269,6 +273,7 @@ def export(study_id: int, name: str) -> Response:
     study = study_or_404(study_id)
     filters = Filters(enrolled_readers(study))
     suffix, content_type = EXPORTS[name]
+    pair = None
     if name == "responses":
         body = responses_csv(filters.rows(study, with_probes=True))
     elif name in ("imrmc", "mrmcaov", "mrmcaov-r"):
@@ -282,12 +287,29 @@ def export(study_id: int, name: str) -> Response:
             body = mrmcaov_script(study, left_out)
     else:
         rows = filters.rows(study)
-        result = filters.analysis(study, EXPORT_BOOTSTRAP).result
+        # The page's analysis under the same filters and pair (bootstrap aside, see above).
+        pair, analysed = filters.analysis(study, EXPORT_BOOTSTRAP)
         if name == "summary-csv":
-            body = summary_csv(result, reader_emails(rows))
+            body = summary_csv(analysed.result, reader_emails(rows))
         else:
-            body = summary_json(result)
-    return download(body, content_type, f"study-{study.id}-{suffix}")
+            body = summary_json(analysed.result)
+    return download(body, content_type, file_name(study, suffix, pair))
+
+
+def pair_answered(result: Mapping[str, Any]) -> bool:
+    """Whether anyone has answered under either condition of the result's pair."""
+    pooled = result["pooled"]
+    return bool(pooled["task1"]["answers"] or pooled["task2"]["answers"])
+
+
+def file_name(study: Study, suffix: str, pair: Pair | None = None) -> str:
+    """A download's file name; with the pair when the organiser chose one, so that the files
+    of several pairs do not overwrite each other ("study-3-summary-unaided-vs-cbir.csv")."""
+    if pair is None or pair.keys is None:
+        return f"study-{study.id}-{suffix}"
+    stem, dot, extension = suffix.partition(".")
+    first, second = pair.keys
+    return f"study-{study.id}-{stem}-{first}-vs-{second}{dot}{extension}"
 
 
 def download(body: str | bytes, content_type: str, filename: str) -> Response:

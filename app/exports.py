@@ -12,8 +12,13 @@ Formats (all UTF-8):
   are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it;
   `majority_vote` is the vote of the aid the answer's condition shows, at its k
   (`shown_votes`), and the case's SE-CBIR vote at the study's k where nothing is shown.
-- summary CSV: thesis Table 4.II, one row per reader, then the pooled row and the mean and
-  sample SD of the readers' accuracies (fractions 0-1). Summary JSON: `analyse(...)` as is.
+- summary CSV: thesis Table 4.II for the pair of conditions the dashboard's tables compare
+  (its `pair` argument; a study's two conditions when it has two): one row per reader, then
+  the pooled row and the mean and sample SD of the readers' accuracies (fractions 0-1). The
+  `task1_*`/`task2_*` columns are the pair's first and second condition, and every row says
+  which: `task1_condition`/`task2_condition` (keys) and `task1_name`/`task2_name` (the names
+  the page shows). Summary JSON: `analyse(...)` for that pair as is (its `pair` says which;
+  `readers[*].conditions` has every condition's figures).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
   correct as binary MRMC data, one modality per condition (Task 1 = unaided = 1, Task 2 =
   se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
@@ -86,6 +91,11 @@ TASK_FIELDS = (
     "confidence_correct",
     "confidence_wrong",
 )
+# Wide, one file per pair, the pair named on every row. Wide keeps the columns scripts
+# already read (`task2_accuracy`) and the page's table as it is; the naming columns come last
+# so that no column moves, and are on every row so that the files of several pairs, stacked,
+# still say which figure is which. Keys are for scripts, names for people.
+PAIR_COLUMNS: tuple[str, ...] = ("task1_condition", "task1_name", "task2_condition", "task2_name")
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "row",
     "reader",
@@ -93,6 +103,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "paired_cases",
     "majority_vote_accuracy",
     *(f"task{t}_{field}" for t in (1, 2) for field in TASK_FIELDS),
+    *PAIR_COLUMNS,
 )
 MRMCAOV_COLUMNS = files.MRMCAOV_COLUMNS
 IMRMC_PLACEHOLDERS = files.IMRMC_PLACEHOLDERS
@@ -442,7 +453,15 @@ def _number(value: float | None) -> str | float | None:
 def summary_rows(
     result: Mapping[str, Any], emails: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """Table 4.II as flat rows: readers, then 'pooled', then the readers' 'mean' and 'sd'."""
+    """Table 4.II of the result's pair as flat rows: readers, then 'pooled', then the readers'
+    'mean' and 'sd'; each row names the pair (PAIR_COLUMNS)."""
+    pair = result["pair"]
+    named = {
+        "task1_condition": pair["first"] or "",
+        "task1_name": pair["names"][0] or "",
+        "task2_condition": pair["second"] or "",
+        "task2_name": pair["names"][1] or "",
+    }
 
     def flat(kind: str, reader: str, block: Mapping[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -458,6 +477,7 @@ def summary_rows(
                 row[f"{task}_{field}"] = (
                     value if field in ("answers", "correct") else _number(value)
                 )
+        row.update(named)
         if emails is not None:
             row["reader_email"] = emails.get(reader, "")
         return row
@@ -470,6 +490,7 @@ def summary_rows(
         row["majority_vote_accuracy"] = _number(figures["majority_vote_accuracy"])
         row["task1_accuracy"] = _number(figures["task1"])
         row["task2_accuracy"] = _number(figures["task2"])
+        row.update(named)
         rows.append(row)
     return rows
 

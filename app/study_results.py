@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from flask import current_app, g, has_request_context
 from sqlalchemy import func, select
@@ -144,20 +143,19 @@ def study_result(
     pair: tuple[str, str] | None = None,
 ) -> StudyResult:
     """The analysis of `study`'s answers (probes left out) under the filters, from the cache
-    when this answer set was analysed before. With `pair` (two condition keys), only those two
-    conditions' answers, the first as the analysis's first condition (the thesis's Task 1)."""
+    when this answer set was analysed before. `pair` (two condition keys) is what its
+    thesis-layout tables and secondary statistics compare (`analyse(pair=...)`; the first two
+    conditions when None); its primary analysis covers every condition either way."""
     key = (request_answer_set(study), completed_only, reader or "", bootstrap, pair)
     cache = _cache()
     entry = cache.get(key)
     if entry is None:
         with cyclic_gc_paused():
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
-            if pair is not None:
-                columns = only_pair(columns, pair)
             responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
             del columns
             names = condition_names(study)
-            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names)
+            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names, pair=pair)
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)
     return entry
@@ -186,11 +184,3 @@ def study_responses(
     responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
     return analysed(responses, condition_names(study))
 
-
-def only_pair(columns: dict[str, list[Any]], pair: tuple[str, str]) -> dict[str, list[Any]]:
-    """The answers of two conditions, the first condition's rows first (the analysis numbers
-    conditions in order of appearance, `unaided` first)."""
-    first, second = pair
-    kept = [i for i, name in enumerate(columns["condition"]) if name == first]
-    kept += [i for i, name in enumerate(columns["condition"]) if name == second]
-    return {name: [values[i] for i in kept] for name, values in columns.items()}

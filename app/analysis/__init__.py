@@ -14,8 +14,8 @@ Public API (stable):
 - `responses_from_rows(rows: Iterable[Mapping]) -> Responses`: the same validation for rows
   already in memory; `responses_from_columns(columns: Mapping[str, Sequence])` for columns
   (e.g. from a database query; the dashboard's way in).
-- `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None) -> AnalysisResult`:
-  everything below as a JSON-ready dict typed in `results.py`
+- `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None, names=None,
+  pair=None) -> AnalysisResult`: everything below as a JSON-ready dict typed in `results.py`
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
   figure is undefined, e.g. the accuracy of a reader with no answers in a task).
 - `render_text(result) -> str`: the result as readable plain-text tables.
@@ -32,17 +32,22 @@ Keys of `analyse(...)`:
   reason (`responses.analysed`: no answers in some condition).
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
-- `conditions`: the conditions, `unaided` first. The descriptive tables below call the
-  first two Task 1 and Task 2 (the thesis design); the statistics cover every condition.
+- `conditions`: the conditions, `unaided` first. The descriptive tables below compare two of
+  them as Task 1 and Task 2 (the thesis design): the first two, or the `pair=` given; the
+  primary statistics, reliance and timing cover every condition.
+- `pair`: which two those are, `first` and `second` (keys) and their readable `names`, so
+  that a file says what its `task1`/`task2` figures are (the dashboard's `?pair=`).
 - `names`: condition key -> the name to show ("SE-CBIR 6", from `names=`; the key where none
   is given), and `aid_alone` -> "the aid alone". Comparisons stay "key - key" in the result;
   pages show them with these names.
 - `headline`: per main endpoint and pair of conditions, the primary OR-Hillis result in
   plain words (what the dashboard and the CLI lead with).
 
-- `readers`: per reader `reader`, `cases`, `paired_cases`, `majority_vote_accuracy`, and
-  `task1`/`task2` = {`answers`, `correct`, `accuracy`, `confidence`, `confidence_correct`,
-  `confidence_wrong`}.
+- `readers`: per reader `reader`, `cases`, `paired_cases`, `majority_vote_accuracy` (on the
+  cases read under either condition of the pair), `task1`/`task2` = {`answers`, `correct`,
+  `accuracy`, `confidence`, `confidence_correct`, `confidence_wrong`} under the pair's first
+  and second condition, and `conditions` = condition key -> the same six figures for every
+  condition, whatever the pair.
 - `pooled`: the same over all answers, plus `mean` and `sd` (the readers' mean and sample
   SD of `majority_vote_accuracy`, `task1`, `task2`).
 - `confusion`: `labels`, `task1`, `task2` (count matrices, rows = truth), `row_share`,
@@ -90,7 +95,10 @@ from app.analysis.stats import (
 from app.analysis.tables import (
     accuracy_by_confidence,
     answer_changes,
+    compared,
     confusion_tables,
+    pair_names,
+    pair_words,
     paired_cases,
     reader_table,
 )
@@ -122,6 +130,7 @@ def analyse(
     taxonomy: Taxonomy | None = None,
     groups: Mapping[str, Mapping[str, str]] | None = None,
     names: Mapping[str, str] | None = None,
+    pair: tuple[str, str] | None = None,
 ) -> AnalysisResult:
     """All tables and statistics of a study as one JSON-ready dict (see the module docstring).
 
@@ -129,7 +138,10 @@ def analyse(
     readers' profile columns (role, experience band) when the responses have them. `names`
     (condition key -> readable name, e.g. "SE-CBIR 6") names the conditions in the headline's
     sentences and, as `names`, for pages to show comparisons with; the keys stay the keys in
-    every comparison and table of the result.
+    every comparison and table of the result. `pair` (two condition keys, default the first
+    two) is what the thesis-layout tables and the secondary statistics compare as Task 1 and
+    Task 2; the primary analysis, reliance and timing cover every condition whatever the pair,
+    so one analysis holds both what a page shows for the pair and the study's main result.
     """
     if groups is None:
         groups = responses.groups
@@ -141,8 +153,11 @@ def analyse(
             "taxonomy to read_responses / responses_from_rows instead"
         )
     responses, left_out = analysed(responses, names)
-    paired = paired_cases(responses)
-    readers, pooled = reader_table(responses, paired)
+    chosen = compared(responses.conditions, pair)
+    named = pair_names(responses.conditions, pair, names or {})
+    words = pair_words(named)  # the descriptions name the pair
+    paired = paired_cases(responses, chosen)
+    readers, pooled = reader_table(responses, paired, chosen)
     blocks = complete_blocks(responses)
     primary = or_hillis_all(reading_blocks(responses), taxonomy)
     return {
@@ -152,6 +167,7 @@ def analyse(
             **{key: (names or {}).get(key, key) for key in responses.conditions},
             AID: "the aid alone",
         },
+        "pair": named,
         "probes_left_out": responses.probes_left_out,
         "left_out": {
             "description": (
@@ -163,17 +179,17 @@ def analyse(
         "headline": headline(primary, names),
         "readers": readers,
         "pooled": pooled,
-        "confusion": confusion_tables(responses),
-        "changes": answer_changes(paired, responses.readers),
+        "confusion": confusion_tables(responses, chosen),
+        "changes": answer_changes(paired, responses.readers, words),
         "statistics": {
             "or_hillis": primary,
             "reader_level": reader_level(blocks),
             "mcnemar": mcnemar_tests(paired, responses.readers),
-            "wilcoxon_confidence": wilcoxon_confidence(paired),
+            "wilcoxon_confidence": wilcoxon_confidence(paired, words),
             "bootstrap": bootstrap_accuracy(
-                paired, len(responses.readers), resamples=bootstrap, seed=seed
+                paired, len(responses.readers), resamples=bootstrap, seed=seed, names=words
             ),
-            "accuracy_by_confidence": accuracy_by_confidence(responses),
+            "accuracy_by_confidence": accuracy_by_confidence(responses, chosen),
         },
         "reader_groups": {name: dict(labels) for name, labels in (groups or {}).items()},
         "reliance": reliance(responses, taxonomy, groups),

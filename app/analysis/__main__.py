@@ -1,4 +1,5 @@
-"""Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]`."""
+"""Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]
+[--pair FIRST SECOND]`."""
 
 from __future__ import annotations
 
@@ -62,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         "analysis leaves out by default",
     )
     parser.add_argument(
+        "--pair",
+        nargs=2,
+        metavar=("FIRST", "SECOND"),
+        help="the two conditions (keys, as in the file's condition column) that the "
+        "per-reader table, the confusion matrices, the answer changes and the pooled and "
+        "secondary statistics compare as Task 1 and Task 2 (default: the first two, unaided "
+        "first); the primary analysis covers every condition either way",
+    )
+    parser.add_argument(
         "--exports",
         metavar="DIR",
         help="write DIR/mrmcaov.csv, DIR/mrmcaov.R (R's MRMCaov) and DIR/study.imrmc (iMRMC)",
@@ -90,7 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError) as error:
         print(f"error: cannot read {args.responses}: {error}", file=sys.stderr)
         return 2
-    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed)
+    if args.pair:
+        problem = pair_problem(tuple(args.pair), responses.conditions)
+        if problem:
+            print(f"error: --pair: {problem}", file=sys.stderr)
+            return 2
+    pair = (args.pair[0], args.pair[1]) if args.pair else None
+    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair)
     if responses.probes_left_out:
         # Also on stderr, so that it is seen with --json too (where the result carries it).
         print(
@@ -109,6 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in write_exports(responses, args.exports, Path(args.responses).name):
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def pair_problem(pair: tuple[str, ...], conditions: tuple[str, ...]) -> str:
+    """What is wrong with the `--pair` asked for ('' when nothing): the analysis itself takes
+    a key it has no answers for as an empty condition, which from a person is a typo."""
+    unknown = [key for key in pair if key not in conditions]
+    if unknown:
+        return f"no condition {unknown[0]!r} in the responses (they have {', '.join(conditions)})"
+    if pair[0] == pair[1]:
+        return f"two different conditions, not {pair[0]!r} twice"
+    return ""
 
 
 def taxonomy_of(args: argparse.Namespace) -> Taxonomy | None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.analysis.tables import row_shares
+from app.analysis.tables import pair_words, row_shares
 
 CELL = 44
 LEFT = 64  # room for the row labels and the "truth" axis title
@@ -196,11 +196,13 @@ def confusion_png(matrix: Any, labels: Sequence[str], title: str, scale: int = 2
 
 
 def write_confusion_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write both tasks' confusion matrices as PNG and SVG into out_dir; return the paths."""
+    """Write both tasks' confusion matrices (the pair's conditions, named in their titles) as
+    PNG and SVG into out_dir; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     confusion = result["confusion"]
-    titles = {"task1": "Task 1: image only", "task2": "Task 2: with retrieved images"}
+    first, second = pair_words(result["pair"])
+    titles = {"task1": f"Task 1: {first}", "task2": f"Task 2: {second}"}
     written = []
     for task, title in titles.items():
         svg_path = out / f"confusion_{task}.svg"

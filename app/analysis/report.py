@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.analysis.tables import pair_words
+
 
 def _pct(value: float | None) -> str:
     """A fraction as a percentage with one decimal, or a dash."""
@@ -94,8 +96,10 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
             "",
         ]
     )
+    first, second = pair_words(result["pair"])
     return [
-        "Readers (accuracy in %; confidence 1-5; MV = the retrieved images' majority vote)",
+        "Readers (accuracy in %; confidence 1-5; MV = the retrieved images' majority vote; "
+        f"T1 = {first}, T2 = {second})",
         *_table(header, rows),
     ]
 
@@ -123,7 +127,8 @@ def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
         ]
         for c in confusion["classes"][task]
     ]
-    name = "Task 1 (image only)" if task == "task1" else "Task 2 (with retrieved images)"
+    first, second = pair_words(result["pair"])
+    name = f"Task 1 ({first})" if task == "task1" else f"Task 2 ({second})"
     return [
         f"Confusion matrix, {name}: rows = truth, columns = diagnosis",
         *_table(["truth", *labels, "total"], rows),
@@ -135,13 +140,14 @@ def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
 def _changes_section(result: Mapping[str, Any]) -> list[str]:
     """Answer changes from Task 1 to Task 2."""
     ch = result["changes"]
+    first, second = pair_words(result["pair"])
     return [
-        f"Answer changes, Task 1 -> Task 2 ({ch['paired_cases']} cases answered in both tasks)",
+        f"Answer changes, {first} -> {second} ({ch['paired_cases']} cases answered under both)",
         f"  wrong -> correct: {ch['wrong_to_correct']} "
         f"({ch['wrong_to_correct_majority_agrees']} agreeing with the majority vote)",
         f"  correct -> wrong: {ch['correct_to_wrong']} "
         f"({ch['correct_to_wrong_majority_agreed_with_task1']} where the majority vote agreed "
-        f"with the Task 1 answer; {ch['correct_to_wrong_majority_agrees']} following it)",
+        f"with the {first} answer; {ch['correct_to_wrong_majority_agrees']} following it)",
         f"  wrong -> other wrong: {ch['wrong_to_other_wrong']}; unchanged correct: "
         f"{ch['unchanged_correct']}; unchanged wrong: {ch['unchanged_wrong']}",
     ]
@@ -150,9 +156,10 @@ def _changes_section(result: Mapping[str, Any]) -> list[str]:
 def _statistics_section(result: Mapping[str, Any]) -> list[str]:
     """McNemar, Wilcoxon, bootstrap, OR and accuracy by confidence."""
     st = result["statistics"]
+    first, second = pair_words(result["pair"])
     lines = [
-        "Descriptive statistics (Task 2 against Task 1, cases answered in both tasks; pooled "
-        "tests treat answers as independent, which they are not)"
+        f"Descriptive statistics ({second} against {first}, cases answered under both; "
+        "pooled tests treat answers as independent, which they are not)"
     ]
     mc = st["mcnemar"]
     rows = [
@@ -197,7 +204,7 @@ def _statistics_section(result: Mapping[str, Any]) -> list[str]:
         for a, b in zip(by_conf["task1"], by_conf["task2"], strict=True)
     ]
     lines += [
-        "Accuracy by confidence",
+        f"Accuracy by confidence (T1 = {first}, T2 = {second})",
         *_table(["confidence", "T1 answers", "T1 acc %", "T2 answers", "T2 acc %"], rows),
     ]
     return lines

@@ -153,6 +153,17 @@ class Statistics(TypedDict):
     accuracy_by_confidence: dict[str, Any]
 
 
+class ComparedPair(TypedDict):
+    """The two conditions that the thesis-layout tables (`readers[*].task1/task2`, `pooled`,
+    `confusion`, `changes`) and the pooled and secondary statistics (McNemar, Wilcoxon, the
+    bootstrap, accuracy by confidence) compare as Task 1 and Task 2: their keys and readable
+    names, in that order (None where the responses have fewer than two conditions)."""
+
+    first: str | None
+    second: str | None
+    names: list[str | None]
+
+
 class AnalysisResult(TypedDict):
     """What `analyse(...)` returns."""
 
@@ -161,6 +172,7 @@ class AnalysisResult(TypedDict):
     # Condition key -> the name pages show ("SE-CBIR 6"; the key itself where none was given),
     # and "aid_alone" -> "the aid alone" (the aid scored as its own reader under reliance).
     names: dict[str, str]
+    pair: ComparedPair
     probes_left_out: int
     left_out: dict[str, Any]
     headline: list[Headline]

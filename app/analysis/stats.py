@@ -20,7 +20,7 @@ from app.analysis.endpoints import Blocks
 from app.analysis.mrmc import _pairs
 from app.analysis.responses import Array
 from app.analysis.results import PairedTest, ReaderLevel
-from app.analysis.tables import Paired
+from app.analysis.tables import TASK_NAMES, Paired
 
 # Below this many discordant pairs the chi-square approximation is poor, so the exact
 # binomial test is used instead (a common rule of thumb, e.g. Rosner's "b + c >= 20-25").
@@ -74,16 +74,19 @@ def mcnemar_tests(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def wilcoxon_confidence(paired: Paired) -> dict[str, Any]:
-    """Wilcoxon signed-rank test of Task 2 against Task 1 confidence, paired per case."""
+def wilcoxon_confidence(paired: Paired, names: tuple[str, str] = TASK_NAMES) -> dict[str, Any]:
+    """Wilcoxon signed-rank test of Task 2 against Task 1 confidence, paired per case; `names`
+    are the two conditions' (Task 1's, Task 2's) as the description should say them."""
     diff = paired.confidence2 - paired.confidence1
     nonzero = diff[diff != 0]
+    first, second = names
     out: dict[str, Any] = {
         "description": (
-            "Descriptive only. Wilcoxon signed-rank test on confidence, case by case (Task 2 "
-            "minus Task 1), all readers pooled, as if every answer were independent (they "
-            "cluster by reader and case, so the p-value is too small to rely on; the "
-            "reader-level tests above are the ones to report). Unchanged cases are left out."
+            "Descriptive only. Wilcoxon signed-rank test on confidence, case by case "
+            f"({second} minus {first}), all readers pooled, as if every answer were "
+            "independent (they cluster by reader and case, so the p-value is too small to "
+            "rely on; the reader-level tests above are the ones to report). Unchanged cases "
+            "are left out."
         ),
         "pairs": int(diff.size),
         "nonzero": int(nonzero.size),
@@ -109,9 +112,15 @@ def wilcoxon_confidence(paired: Paired) -> dict[str, Any]:
 
 
 def bootstrap_accuracy(
-    paired: Paired, readers: int, resamples: int = 2000, seed: int = 0, level: float = 0.95
+    paired: Paired,
+    readers: int,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    names: tuple[str, str] = TASK_NAMES,
 ) -> dict[str, Any]:
-    """Two-level bootstrap of the mean per-reader accuracy in each task and their gap (secondary).
+    """Two-level bootstrap of the mean per-reader accuracy in each task and their gap (secondary);
+    `names` are Task 1's and Task 2's conditions as the description should say them.
 
     The interval is estimate -/+ t_{r-1} * SE * sqrt(r / (r - 1)), SE the standard deviation
     of the resampled figures: resampling r readers with replacement underestimates the
@@ -130,11 +139,12 @@ def bootstrap_accuracy(
     active = n > 0  # readers without paired cases have no accuracy difference
     counts, n = counts[active], n[active]
     r = int(active.sum())
+    first, second = names
     out: dict[str, Any] = {
         "description": (
-            "Secondary. Bootstrap confidence interval for the accuracy gain (Task 2 minus "
-            "Task 1, the average over readers of each reader's gain on the cases read in both "
-            "tasks). Readers and, within each reader, cases are drawn again at random many "
+            f"Secondary. Bootstrap confidence interval for the accuracy gain ({second} minus "
+            f"{first}, the average over readers of each reader's gain on the cases read under "
+            "both). Readers and, within each reader, cases are drawn again at random many "
             "times; the spread of the recomputed gains, corrected for the small number of "
             "readers (t quantile on readers - 1 df, variance times readers / (readers - 1)), "
             "gives the interval."

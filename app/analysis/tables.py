@@ -1,18 +1,79 @@
 """Descriptive tables: per-reader accuracy and confidence, confusion matrices, answer changes.
 
-These reproduce the thesis's Table 4.II and Figure 4.1. Each task is scored on the answers
-given in that task (readers still in progress count with what they answered); figures that
-compare the tasks use the paired cases, those a reader answered in both tasks.
+These reproduce the thesis's Table 4.II and Figure 4.1, which compare two conditions, Task 1
+and Task 2. In a study of more conditions they compare one pair (`Compared`: the first two
+conditions unless another pair is chosen) and keep the thesis's names `task1` and `task2`
+for the pair's first and second condition, so that scripts reading those keys keep working.
+Each task is scored on the answers given under its condition (readers still in progress
+count with what they answered); figures that compare the tasks use the paired cases, those a
+reader answered under both conditions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from app.analysis.responses import CONFIDENCE_LEVELS, Array, Responses
+from app.analysis.results import ComparedPair
+
+# The positions in `Responses.conditions` of the two conditions the tables compare, Task 1
+# then Task 2; -1 stands for a condition without answers (it matches no answer).
+Compared = tuple[int, int]
+FIRST_TWO: Compared = (0, 1)
+# What the descriptions call the pair when no readable names are given (the thesis's words).
+TASK_NAMES = ("Task 1", "Task 2")
+
+
+def compared(conditions: tuple[str, ...], pair: tuple[str, str] | None) -> Compared:
+    """The positions of `pair` (two condition keys) in `conditions`, or of the first two.
+
+    A key the responses do not hold counts as a condition nobody has read under yet (-1,
+    empty tables) rather than an error: the dashboard asks for a pair of the study's design
+    before every condition has answers. Callers that take keys from a person (the CLI)
+    check them against `conditions` first.
+    """
+    if pair is None:
+        return (0 if conditions else -1, 1 if len(conditions) > 1 else -1)
+    first, second = pair
+    if first == second:
+        raise ValueError(f"a pair of two different conditions, not {first!r} twice")
+
+    def position(key: str) -> int:
+        return conditions.index(key) if key in conditions else -1
+
+    return position(first), position(second)
+
+
+def pair_names(
+    conditions: tuple[str, ...], pair: tuple[str, str] | None, names: Mapping[str, str]
+) -> ComparedPair:
+    """The result's `pair`: the keys `compared` chose and their readable `names` (the key
+    where none is given); None for a condition the responses do not have (fewer than two)."""
+    chosen = compared(conditions, pair)
+    keys = pair or tuple(conditions[i] if i >= 0 else None for i in chosen)
+    return {
+        "first": keys[0],
+        "second": keys[1],
+        "names": [None if key is None else names.get(key, key) for key in keys],
+    }
+
+
+def pair_words(pair: ComparedPair) -> tuple[str, str]:
+    """Task 1 and Task 2 in words: the pair's readable names, the thesis's words for a
+    condition the responses do not have."""
+    first, second = pair["names"]
+    return first or TASK_NAMES[0], second or TASK_NAMES[1]
+
+
+def task_masks(responses: Responses, pair: Compared = FIRST_TWO) -> dict[int, Array]:
+    """Task 1 and Task 2 of the tables: which answers were given under the pair's first and
+    under its second condition (the one place that decides what "Task 1" means)."""
+    condition = responses.condition_index
+    return {1: condition == pair[0], 2: condition == pair[1]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +106,12 @@ class Paired:
         return right
 
 
-def paired_cases(responses: Responses) -> Paired:
-    """Join each reader's Task 1 and Task 2 answers on the image."""
+def paired_cases(responses: Responses, pair: Compared = FIRST_TWO) -> Paired:
+    """Join each reader's Task 1 and Task 2 answers (the pair's conditions) on the image."""
     key = responses.reader * max(len(responses.image_ids), 1) + responses.image
-    first = np.flatnonzero(responses.task == 1)
-    second = np.flatnonzero(responses.task == 2)
+    masks = task_masks(responses, pair)
+    first = np.flatnonzero(masks[1])
+    second = np.flatnonzero(masks[2])
     # Keys are unique within a task (duplicates are rejected on reading).
     _, i1, i2 = np.intersect1d(key[first], key[second], assume_unique=True, return_indices=True)
     a, b = first[i1], second[i2]
@@ -57,7 +119,9 @@ def paired_cases(responses: Responses) -> Paired:
         reader=responses.reader[a],
         image=responses.image[a],
         truth=responses.truth[a],
-        majority_vote=responses.majority_vote[a],
+        # The vote shown beside the Task 2 answer: the aid whose influence the changes count
+        # (Task 1's row holds its own condition's vote, e.g. SE-CBIR's beside an unaided one).
+        majority_vote=responses.majority_vote[b],
         diagnosis1=responses.diagnosis[a],
         diagnosis2=responses.diagnosis[b],
         confidence1=responses.confidence[a].astype(np.int64),
@@ -104,39 +168,57 @@ def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def reader_table(
-    responses: Responses, paired: Paired
+    responses: Responses, paired: Paired, pair: Compared = FIRST_TWO
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Thesis Table 4.II: per-reader rows and the pooled row (with the readers' mean and SD)."""
+    """Thesis Table 4.II for the pair: per-reader rows and the pooled row (with the readers'
+    mean and SD), beside each reader's and the pooled figures under every condition.
+
+    `task1`/`task2` are the pair's conditions, and `cases` and the majority vote's accuracy
+    count the cases a reader read under either of them: the row is the pair's, as the page
+    and the summary CSV show it. `conditions` (condition key -> the same six figures) holds
+    every condition whatever the pair, so that one file answers "how did this reader do under
+    CBIR" without another download.
+    """
     r = len(responses.readers)
     n_img = max(len(responses.image_ids), 1)
-    # A reader's cases are the distinct images answered in either task.
-    case_keys, first_row = np.unique(responses.reader * n_img + responses.image, return_index=True)
+    masks = task_masks(responses, pair)
+    # A reader's cases are the distinct images answered under either condition of the pair.
+    # A case's majority vote is the one shown with its Task 2 answer (the aid read with), that
+    # of its Task 1 answer where it has none: Task 2's rows first, np.unique keeps the first.
+    in_pair = np.concatenate([np.flatnonzero(masks[2]), np.flatnonzero(masks[1])])
+    case_keys, first_row = np.unique(
+        responses.reader[in_pair] * n_img + responses.image[in_pair], return_index=True
+    )
     case_reader = case_keys // n_img
-    mv_right = (responses.majority_vote == responses.truth)[first_row]
+    mv_right = (responses.majority_vote == responses.truth)[in_pair[first_row]]
     cases = np.bincount(case_reader, minlength=r)
     mv_cases = np.bincount(case_reader, weights=mv_right, minlength=r)
     paired_n = np.bincount(paired.reader, minlength=r)
 
     correct = responses.diagnosis == responses.truth
-    per_task: dict[int, list[dict[str, Any]]] = {}
-    pooled_task: dict[int, dict[str, Any]] = {}
-    for task in (1, 2):
-        sel = responses.task == task
-        per_task[task] = _task_block(
-            correct[sel], responses.confidence[sel], responses.reader[sel], r
-        )
-        pooled_task[task] = _task_block(
+
+    def blocks(sel: Array) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Per-reader and pooled figures of the answers `sel` picks."""
+        per_reader = _task_block(correct[sel], responses.confidence[sel], responses.reader[sel], r)
+        pooled = _task_block(
             correct[sel], responses.confidence[sel], np.zeros(int(sel.sum()), dtype=np.int64), 1
         )[0]
+        return per_reader, pooled
 
+    per_task = {task: blocks(sel) for task, sel in masks.items()}
+    per_condition = {
+        key: blocks(responses.condition_index == index)
+        for index, key in enumerate(responses.conditions)
+    }
     readers: list[dict[str, Any]] = [
         {
             "reader": name,
             "cases": int(cases[j]),
             "paired_cases": int(paired_n[j]),
             "majority_vote_accuracy": ratio(mv_cases[j], cases[j]),
-            "task1": per_task[1][j],
-            "task2": per_task[2][j],
+            "task1": per_task[1][0][j],
+            "task2": per_task[2][0][j],
+            "conditions": {key: figures[0][j] for key, figures in per_condition.items()},
         }
         for j, name in enumerate(responses.readers)
     ]
@@ -150,17 +232,20 @@ def reader_table(
     pooled = {
         "description": (
             "All answers taken together. 'mean' and 'sd' are the average and the sample "
-            "standard deviation of the readers' own accuracies (each reader counts once)."
+            "standard deviation of the readers' own accuracies (each reader counts once). "
+            "'task1' and 'task2' are the two conditions compared ('pair' names them); "
+            "'conditions' has every condition."
         ),
         "readers": r,
         "images": len(responses.image_ids),
         "cases": int(cases.sum()),
         "paired_cases": len(paired),
         "majority_vote_accuracy": ratio(mv_cases.sum(), cases.sum()),
-        "task1": pooled_task[1],
-        "task2": pooled_task[2],
+        "task1": per_task[1][1],
+        "task2": per_task[2][1],
         "mean": mean,
         "sd": sd,
+        "conditions": {key: figures[1] for key, figures in per_condition.items()},
     }
     return readers, pooled
 
@@ -210,8 +295,9 @@ def class_metrics(matrix: Array, classes: tuple[str, ...]) -> list[dict[str, Any
     return rows
 
 
-def confusion_tables(responses: Responses) -> dict[str, Any]:
-    """Figure 4.1: confusion matrices per task, pooled and per reader, with per-class metrics."""
+def confusion_tables(responses: Responses, pair: Compared = FIRST_TWO) -> dict[str, Any]:
+    """Figure 4.1: confusion matrices per task (the pair's conditions), pooled and per reader,
+    with per-class metrics."""
     r = len(responses.readers)
     out: dict[str, Any] = {
         "description": (
@@ -225,8 +311,7 @@ def confusion_tables(responses: Responses) -> dict[str, Any]:
     }
     k = len(responses.classes)
     per_reader = {}
-    for task in (1, 2):
-        sel = responses.task == task
+    for task, sel in task_masks(responses, pair).items():
         pooled = confusion_counts(responses.truth[sel], responses.diagnosis[sel], k)[0]
         per_reader[task] = confusion_counts(
             responses.truth[sel], responses.diagnosis[sel], k, responses.reader[sel], r
@@ -270,15 +355,20 @@ def _change_counts(p: Paired, readers: int) -> dict[str, Array]:
     }
 
 
-def answer_changes(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
-    """How answers moved from Task 1 to Task 2, pooled and per reader, against the majority vote."""
+def answer_changes(
+    paired: Paired, readers: tuple[str, ...], names: tuple[str, str] = TASK_NAMES
+) -> dict[str, Any]:
+    """How answers moved from Task 1 to Task 2, pooled and per reader, against the majority
+    vote; `names` are Task 1's and Task 2's conditions as the description should say them."""
     counts = _change_counts(paired, len(readers))
+    first, second = names
     out: dict[str, Any] = {
         "description": (
-            "Cases answered in both tasks. 'wrong_to_correct' were wrong without help and right "
-            "with the retrieved images; '_majority_agrees' counts those where the retrieved "
-            "images' majority vote was the new answer. 'correct_to_wrong' went the other way; "
-            "'_majority_agreed_with_task1' counts those the majority vote had supported."
+            f"Cases answered under both {first} and {second}. 'wrong_to_correct' were wrong "
+            f"under {first} and right under {second}; '_majority_agrees' counts those where "
+            "the aid's majority vote was the new answer. 'correct_to_wrong' went the other "
+            "way; '_majority_agreed_with_task1' counts those where the majority vote agreed "
+            f"with the {first} answer."
         ),
         **{name: int(values.sum()) for name, values in counts.items()},
     }
@@ -289,8 +379,9 @@ def answer_changes(paired: Paired, readers: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def accuracy_by_confidence(responses: Responses) -> dict[str, Any]:
-    """Per task and confidence level: answers, correct answers and accuracy."""
+def accuracy_by_confidence(responses: Responses, pair: Compared = FIRST_TWO) -> dict[str, Any]:
+    """Per task (the pair's conditions) and confidence level: answers, correct answers and
+    accuracy."""
     correct = responses.diagnosis == responses.truth
     out: dict[str, Any] = {
         "description": (
@@ -300,8 +391,7 @@ def accuracy_by_confidence(responses: Responses) -> dict[str, Any]:
         )
     }
     levels = len(CONFIDENCE_LEVELS) + 1
-    for task in (1, 2):
-        sel = responses.task == task
+    for task, sel in task_masks(responses, pair).items():
         conf = responses.confidence[sel].astype(np.int64)
         n = np.bincount(conf, minlength=levels)
         hits = np.bincount(conf, weights=correct[sel], minlength=levels)

@@ -127,3 +127,57 @@ def test_a_problem_after_left_out_probes_names_the_row_of_the_file(
     path.write_text(to_csv(rows, (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
     assert main([str(path)]) == 2
     assert "row 15 (line 16), column 'confidence'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def three_conditions_csv(tmp_path: Path) -> Path:
+    """The study's non-probe answers as unaided and se_cbir, with a cbir reading of every case
+    (always wrong) written between them: cbir is the file's second condition."""
+    rows = [row for row in study_rows() if row["probe"] == 0]
+    named = [{**row, "condition": ("unaided", "se_cbir")[row["task"] - 1]} for row in rows]
+    cbir = [
+        {**row, "condition": "cbir", "diagnosis": CLASSES[(CLASSES.index(row["truth"]) + 1) % 3]}
+        for row in named
+        if row["condition"] == "unaided"
+    ]
+    ordered = [*[r for r in named if r["task"] == 1], *cbir, *[r for r in named if r["task"] == 2]]
+    path = tmp_path / "three.csv"
+    path.write_text(to_csv(ordered, (*COLUMNS, "condition")), encoding="utf-8")
+    return path
+
+
+def test_pair_chooses_what_the_tables_compare(
+    three_conditions_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first_two, _ = run_json(capsys, str(three_conditions_csv))
+    assert first_two["pair"]["names"] == ["unaided", "cbir"]
+    assert first_two["pooled"]["task2"]["accuracy"] == 0.0  # cbir: always wrong
+    chosen, _ = run_json(capsys, str(three_conditions_csv), "--pair", "unaided", "se_cbir")
+    assert (chosen["pair"]["first"], chosen["pair"]["second"]) == ("unaided", "se_cbir")
+    assert chosen["pooled"]["task2"] == chosen["pooled"]["conditions"]["se_cbir"]
+    assert chosen["pooled"]["task2"]["accuracy"] > 0
+    # The primary analysis does not depend on the pair.
+    assert chosen["statistics"]["or_hillis"] == first_two["statistics"]["or_hillis"]
+
+    # The text report names the pair where the thesis said Task 1 and Task 2.
+    assert main([str(three_conditions_csv), "--bootstrap", "0", "--pair", "cbir", "se_cbir"]) == 0
+    text = capsys.readouterr().out
+    assert "Answer changes, cbir -> se_cbir" in text
+    assert "Confusion matrix, Task 2 (se_cbir)" in text
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        (("unaided", "cbirr"), "no condition 'cbirr' in the responses (they have unaided, cbir"),
+        (("cbir", "cbir"), "two different conditions, not 'cbir' twice"),
+    ],
+)
+def test_a_pair_that_is_not_two_of_the_files_conditions_is_refused(
+    three_conditions_csv: Path,
+    capsys: pytest.CaptureFixture[str],
+    pair: tuple[str, str],
+    message: str,
+) -> None:
+    assert main([str(three_conditions_csv), "--pair", *pair]) == 2
+    assert f"error: --pair: {message}" in capsys.readouterr().err

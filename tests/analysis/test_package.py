@@ -35,7 +35,15 @@ def test_public_api_is_exported() -> None:
     ):
         assert name in analysis.__all__ and hasattr(analysis, name)
     params = inspect.signature(analysis.analyse).parameters
-    assert list(params) == ["responses", "bootstrap", "seed", "taxonomy", "groups", "names"]
+    assert list(params) == [
+        "responses",
+        "bootstrap",
+        "seed",
+        "taxonomy",
+        "groups",
+        "names",
+        "pair",
+    ]
     assert (params["bootstrap"].default, params["seed"].default) == (2000, 0)
     assert analysis.CLASSES == ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 

@@ -192,3 +192,99 @@ def test_only_task1_answers() -> None:
     assert result["changes"]["paired_cases"] == 0
     assert result["statistics"]["mcnemar"]["pooled"]["p_value"] == 1.0
     json.dumps(result, allow_nan=False)
+
+
+# ---------------------------------------------------------------- the pair the tables compare
+
+
+def as_condition(row: dict, condition: str) -> dict:
+    """A responses row under a named condition instead of a task."""
+    out = {k: v for k, v in row.items() if k != "task"}
+    return {**out, "condition": condition}
+
+
+def three_conditions() -> list[dict]:
+    """ROWS as unaided and se_cbir, with a cbir reading of every case between them (other
+    answers, and a majority vote that is always wrong), so that cbir is the file's second."""
+    keys = {1: "unaided", 2: "se_cbir"}
+    unaided = [as_condition(r, keys[r["task"]]) for r in ROWS if r["task"] == 1]
+    aided = [as_condition(r, keys[r["task"]]) for r in ROWS if r["task"] == 2]
+    cbir = [
+        {**as_condition(r, "cbir"), "diagnosis": "nv", "confidence": 1, "majority_vote": "df"}
+        for r in ROWS
+        if r["task"] == 1
+    ]
+    return [*unaided, *cbir, *aided]
+
+
+def pair_tables(result: dict) -> dict:
+    """What the pair decides: the thesis-layout tables and the secondary statistics."""
+    statistics = result["statistics"]
+    readers = [{k: v for k, v in r.items() if k != "conditions"} for r in result["readers"]]
+    pooled = {k: v for k, v in result["pooled"].items() if k != "conditions"}
+    secondary = ("mcnemar", "wilcoxon_confidence", "bootstrap", "accuracy_by_confidence")
+    return {
+        "readers": readers,
+        "pooled": pooled,
+        "confusion": result["confusion"],
+        "changes": result["changes"],
+        **{name: statistics[name] for name in secondary},
+    }
+
+
+def test_a_pair_of_three_conditions_is_compared_as_if_it_were_the_only_two(result: dict) -> None:
+    three = analyse(
+        responses_from_rows(three_conditions()), bootstrap=200, seed=1, pair=("unaided", "se_cbir")
+    )
+    assert three["conditions"] == ["unaided", "cbir", "se_cbir"]
+    assert three["pair"] == {
+        "first": "unaided",
+        "second": "se_cbir",
+        "names": ["unaided", "se_cbir"],
+    }
+    assert pair_tables(three) == pair_tables(result)
+    # The primary analysis is every condition's, whatever the pair.
+    assert set(three["statistics"]["or_hillis"]["proportion_correct"]["means"]) == {
+        "unaided",
+        "cbir",
+        "se_cbir",
+    }
+
+
+def test_the_default_pair_is_the_first_two_and_every_condition_has_its_figures() -> None:
+    responses = responses_from_rows(three_conditions())
+    default = analyse(responses, bootstrap=0, names={"cbir": "CBIR 6"})
+    assert default["pair"] == {"first": "unaided", "second": "cbir", "names": ["unaided", "CBIR 6"]}
+    a = default["readers"][0]
+    assert (a["task1"]["accuracy"], a["task2"]["accuracy"]) == (pytest.approx(2 / 3), 1 / 3)
+    assert "CBIR 6 minus unaided" in default["statistics"]["wilcoxon_confidence"]["description"]
+    chosen = analyse(responses, bootstrap=0, pair=("cbir", "se_cbir"))
+    b = chosen["readers"][0]
+    assert (b["task1"]["accuracy"], b["task2"]["accuracy"]) == (1 / 3, pytest.approx(2 / 3))
+    # Every condition's figures in every result, the same whatever the pair.
+    for one in (default, chosen):
+        assert one["readers"][0]["conditions"]["cbir"]["accuracy"] == 1 / 3
+        assert one["pooled"]["conditions"]["se_cbir"]["answers"] == 5
+    assert [r["conditions"] for r in default["readers"]] == [
+        r["conditions"] for r in chosen["readers"]
+    ]
+
+
+def test_a_pair_with_a_condition_nobody_read_under_has_empty_tables() -> None:
+    result = analyse(responses_from_rows(ROWS), bootstrap=50, pair=("unaided", "cbir"))
+    assert result["pair"]["second"] == "cbir"
+    assert result["pooled"]["task2"]["answers"] == 0
+    assert result["changes"]["paired_cases"] == 0
+    with pytest.raises(ValueError, match="twice"):
+        analyse(responses_from_rows(ROWS), bootstrap=0, pair=("unaided", "unaided"))
+
+
+def test_the_majority_vote_is_the_one_shown_with_the_task_2_answer() -> None:
+    """Each condition shows its own aid's vote: Task 1's row may carry another aid's."""
+    rows = [
+        {**as_condition(answer("X", "img1", "mel", 1, "nv", 2, "nv"), "cbir")},
+        {**as_condition(answer("X", "img1", "mel", 1, "mel", 4, "mel"), "se_cbir")},
+    ]
+    result = analyse(responses_from_rows(rows), bootstrap=0, pair=("cbir", "se_cbir"))
+    assert result["readers"][0]["majority_vote_accuracy"] == 1.0
+    assert result["changes"]["wrong_to_correct_majority_agrees"] == 1

@@ -1,7 +1,8 @@
 """The downloads: responses, summary, iMRMC and MRMCaov files (SQLite and PostgreSQL).
 
 The study is answered through the survey's pages by the `answered` fixture of
-test_dashboard.py: two readers, 10 cases each, both tasks.
+test_dashboard.py: two readers, 10 cases each, both tasks; the summaries of each pair of a
+three-condition study by `three_arms` (a crossover read by three readers).
 """
 
 import csv
@@ -31,9 +32,12 @@ from app.exports import (
     response_rows,
 )
 from app.extensions import db
-from app.models import Answer, Assignment, Case, Study, User
-from tests.app.conftest import FakeClock, StudyRef, UserRef
-from tests.app.test_dashboard import Answered, answer_study
+from app.models import Answer, Assignment, Case, Role, Study, User
+from app.survey.conditions import Condition
+from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
+from tests.app.test_dashboard import Answered, answer_study, page, wrong_for
+from tests.app.test_study_designs import assignments_of, set_design
+from tests.app.test_survey import answer, consent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,12 +51,13 @@ def answered(
 
 
 def download(client: FlaskClient, study: StudyRef, name: str, **args: str) -> TestResponse:
-    """GET one export (asserting 200 and an attachment named after the study id only)."""
+    """GET one export (asserting 200 and an attachment named after the study id, and the pair
+    of conditions when one was chosen)."""
     response = client.get(f"/dashboard/{study.id}/export/{name}", query_string=args)
     assert response.status_code == 200
     disposition = response.headers["Content-Disposition"]
     match = re.fullmatch(
-        r'attachment; filename="study-(\d+)-([a-z-]+)\.(csv|json|imrmc|R)"', disposition
+        r'attachment; filename="study-(\d+)-([a-z0-9_-]+)\.(csv|json|imrmc|R)"', disposition
     )
     assert match, disposition
     assert int(match.group(1)) == study.id
@@ -124,17 +129,31 @@ def test_the_analysis_command_reads_the_responses_export(
     )
     assert run.returncode == 0, run.stderr
     # The same analysis as the JSON download (same bootstrap size and seed). Only the names
-    # differ, and the headline's sentences that use them: the download names the study's
-    # conditions ("SE-CBIR 6"), the command, which reads only the CSV, by their keys.
+    # differ, and the sentences that use them (the headline's, the descriptions of the pair's
+    # figures): the download names the study's conditions ("SE-CBIR 6"), the command, which
+    # reads only the CSV, by their keys.
     summary = download(client, answered.study, "summary-json")
     assert summary.mimetype == "application/json"
     from_command, downloaded = json.loads(run.stdout), json.loads(summary.get_data(as_text=True))
     assert downloaded["names"]["se_cbir"] == "SE-CBIR 6"
     assert from_command["names"]["se_cbir"] == "se_cbir"
+    assert downloaded["pair"] == {
+        "first": "unaided",
+        "second": "se_cbir",
+        "names": ["Unaided", "SE-CBIR 6"],
+    }
+    assert from_command["pair"]["names"] == ["unaided", "se_cbir"]
     for result in (from_command, downloaded):
         result.pop("names")
+        result["pair"].pop("names")
         for line in result["headline"]:
             line.pop("sentence")
+        for section in (
+            result["changes"],
+            result["statistics"]["wilcoxon_confidence"],
+            result["statistics"]["bootstrap"],
+        ):
+            section.pop("description")
     assert from_command == downloaded
     assert json.loads(run.stdout)["pooled"]["task2"]["accuracy"] == 0.7
 
@@ -153,6 +172,11 @@ def test_summary_csv_is_table_4_ii(
     pooled, sd = rows[2], rows[4]
     assert (float(pooled["task1_accuracy"]), float(pooled["task2_accuracy"])) == (0.55, 0.7)
     assert abs(float(sd["task1_accuracy"]) - 0.0707107) < 1e-6
+    # Every row names the two conditions its task1/task2 columns hold (here the only two).
+    named = {
+        (r["task1_condition"], r["task1_name"], r["task2_condition"], r["task2_name"]) for r in rows
+    }
+    assert named == {("unaided", "Unaided", "se_cbir", "SE-CBIR 6")}
 
 
 def test_imrmc_file_structure(
@@ -316,3 +340,170 @@ def test_the_dashboards_columns_analyse_like_the_responses_rows(
             assert analyse(responses_from_columns(columns), bootstrap=50) == analyse(
                 responses_from_rows(rows), bootstrap=50
             )
+
+
+# ---------------------------------------------------------------- one summary per pair
+
+ARMS = [Condition(), Condition("se_cbir", 3, labelled=False), Condition("se_cbir", 6)]
+KEYS = [arm.key for arm in ARMS]  # unaided, se_cbir_k3_unlabelled, se_cbir
+ARM_CASES = 6
+# Per reader, how many of their cases (ranked by image id) they get right under each
+# condition, and the confidence they give there: every pair of conditions differs.
+SKILL = [
+    {"unaided": 2, "se_cbir_k3_unlabelled": 4, "se_cbir": 5},
+    {"unaided": 3, "se_cbir_k3_unlabelled": 1, "se_cbir": 6},
+    {"unaided": 1, "se_cbir_k3_unlabelled": 2, "se_cbir": 4},
+]
+CONFIDENCE = {"unaided": 2, "se_cbir_k3_unlabelled": 3, "se_cbir": 5}
+
+
+@pytest.fixture
+def three_arms(app: Flask, client: FlaskClient, study: StudyRef) -> dict[str, UserRef]:
+    """A three-arm crossover (unaided, SE-CBIR 3 unlabelled, SE-CBIR 6) that three readers
+    read through the survey's pages, as SKILL and CONFIDENCE say (reader key -> reader).
+
+    Each reader meets the conditions in another order, so the file's second condition is not
+    the same as any one pair's second: a summary that took "the first two conditions" shows.
+    """
+    set_design(
+        app,
+        study,
+        "crossover",
+        [arm.to_json() for arm in ARMS],
+        cases_per_reader=ARM_CASES,
+        washout_hours=0.0,
+    )
+    people = {}
+    for index, skill in enumerate(SKILL):
+        person = add_user(app, f"arm{index}@example.org", Role.READER)
+        join_study(app, person, study)
+        client.post("/logout")
+        client.post("/login", data={"email": person.email, "password": person.password})
+        consent(client, study.id)
+        plan = assignments_of(app, person)
+        with app.app_context():
+            cases = db.session.execute(select(Case.id, Case.truth, Case.image_id)).all()
+        truths = {case_id: truth for case_id, truth, _ in cases}
+        images = {case_id: image for case_id, _, image in cases}
+        ranked = sorted({images[case_id] for _, _, case_id, _, _ in plan})
+        for task, position, case_id, condition, _ in plan:
+            key = KEYS[condition]
+            right = ranked.index(images[case_id]) < skill[key]
+            truth = truths[case_id]
+            given = truth if right else wrong_for(truth)
+            response = answer(client, study.id, task, position + 1, given, CONFIDENCE[key])
+            assert response.status_code == 303, response.get_data(as_text=True)
+        people[person.pseudonym] = person
+    client.post("/logout")
+    return people
+
+
+def reader_cells(html: str) -> dict[str, list[str]]:
+    """The page's Table 4.II: reader (or "Pooled") -> its cells after the name."""
+    table = re.search(r'id="reader-table">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r'<th scope="row">([^<]+)</th>(.*?)</tr>', table, re.S)
+    return {name: re.findall(r"<td>(.*?)</td>", cells) for name, cells in rows}
+
+
+def as_percent(cell: str) -> str:
+    """A summary CSV fraction as the page prints it ("71.4%")."""
+    return f"{float(cell) * 100:.1f}%"
+
+
+def test_each_pair_has_its_own_summary_with_the_pages_figures(
+    client: FlaskClient,
+    organiser: UserRef,
+    three_arms: dict[str, UserRef],
+    study: StudyRef,
+    login: Callable,
+) -> None:
+    """The summary CSV and JSON of `?pair=a~b` hold what the page shows for that pair, named
+    by the pair: three pairs, three different files; the primary result is the same in all."""
+    login(client, organiser)
+    names = dict(zip(KEYS, ("Unaided", "SE-CBIR 3 unlabelled", "SE-CBIR 6"), strict=True))
+    skills = {name: SKILL[i] for i, name in enumerate(three_arms)}
+    pairs = [("unaided", "se_cbir_k3_unlabelled"), ("unaided", "se_cbir")]
+    pairs.append(("se_cbir_k3_unlabelled", "se_cbir"))
+    files: dict[str, set[bytes]] = {"summary-csv": set(), "summary-json": set()}
+    primary = []
+    for first, second in pairs:
+        value = f"{first}~{second}"
+        html = page(client, study, pair=value)
+        # The page's download links carry the pair.
+        for name in files:
+            href = re.search(rf'href="([^"]*export/{name}[^"]*)"', html).group(1)
+            assert f"pair={first}~{second}" in href.replace("%7E", "~"), href
+
+        csv_download = download(client, study, "summary-csv", pair=value)
+        assert f"summary-{first}-vs-{second}.csv" in csv_download.headers["Content-Disposition"]
+        json_download = download(client, study, "summary-json", pair=value)
+        files["summary-csv"].add(csv_download.data)
+        files["summary-json"].add(json_download.data)
+        columns, rows = csv_rows(csv_download)
+        result = json.loads(json_download.get_data(as_text=True))
+        assert columns == list(SUMMARY_COLUMNS)
+        assert result["pair"] == {
+            "first": first,
+            "second": second,
+            "names": [names[first], names[second]],
+        }
+        primary.append(result["statistics"]["or_hillis"])
+
+        cells = reader_cells(html)
+        for row in rows:
+            # Every row names the pair, by key and by the name the page shows.
+            assert (row["task1_condition"], row["task2_condition"]) == (first, second)
+            assert (row["task1_name"], row["task2_name"]) == (names[first], names[second])
+        by_reader = {row["reader"]: row for row in rows if row["row"] == "reader"}
+        readers = {r["reader"]: r for r in result["readers"]}
+        assert set(by_reader) == set(readers) == set(three_arms)
+        for reader, skill in skills.items():
+            row, shown = by_reader[reader], cells[reader]
+            # What the reader did under each condition of the pair, in the file and on the page.
+            expected = (skill[first] / ARM_CASES, skill[second] / ARM_CASES)
+            assert (float(row["task1_accuracy"]), float(row["task2_accuracy"])) == pytest.approx(
+                expected, abs=1e-6
+            )
+            assert (shown[2], shown[6]) == (
+                as_percent(row["task1_accuracy"]),
+                as_percent(row["task2_accuracy"]),
+            )
+            assert (readers[reader]["task1"]["accuracy"], readers[reader]["task2"]["accuracy"]) == (
+                pytest.approx(expected[0]),
+                pytest.approx(expected[1]),
+            )
+            assert float(row["task2_confidence"]) == CONFIDENCE[second]
+            # Every condition's figures, whatever the pair.
+            for key in KEYS:
+                figures = readers[reader]["conditions"][key]
+                assert figures["accuracy"] == pytest.approx(skill[key] / ARM_CASES)
+                assert figures["answers"] == ARM_CASES
+        pooled = next(row for row in rows if row["row"] == "pooled")
+        assert (cells["Pooled"][2], cells["Pooled"][6]) == (
+            as_percent(pooled["task1_accuracy"]),
+            as_percent(pooled["task2_accuracy"]),
+        )
+
+        # The secondary figures on the page are the download's.
+        changes = result["changes"]
+        ups = sum(max(s[second] - s[first], 0) for s in SKILL)
+        downs = sum(max(s[first] - s[second], 0) for s in SKILL)
+        assert (changes["wrong_to_correct"], changes["correct_to_wrong"]) == (ups, downs)
+        assert f"Wrong → right</dt><dd>{ups} " in html
+        mcnemar = result["statistics"]["mcnemar"]["pooled"]
+        assert (
+            f"All readers pooled: {mcnemar['correct_to_wrong']} right → wrong, "
+            f"{mcnemar['wrong_to_correct']} wrong → right"
+        ) in html
+        wilcoxon = result["statistics"]["wilcoxon_confidence"]
+        assert wilcoxon["pairs"] == 3 * ARM_CASES
+        rise = CONFIDENCE[second] - CONFIDENCE[first]
+        assert wilcoxon["mean_difference"] == rise
+        assert f"mean change {rise:.2f}" in html
+        gain = result["statistics"]["bootstrap"]["difference"]["estimate"]
+        assert gain == pytest.approx(sum(s[second] - s[first] for s in SKILL) / 3 / ARM_CASES)
+        assert f"Gain {gain * 100:+.1f} pp" in html
+        assert names[second] in result["statistics"]["bootstrap"]["description"]
+
+    assert len(files["summary-csv"]) == len(files["summary-json"]) == 3
+    assert primary[0] == primary[1] == primary[2]  # every condition, whatever the pair
