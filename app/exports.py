@@ -9,11 +9,14 @@ Readers appear under their pseudonym; with `pseudonymise=False` (staff asked for
 Formats (all UTF-8):
 
 - responses CSV: one row per answer with everything stored about it. Its first seven columns
-  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it;
+  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it
+  (with `--levels N`, the study's number of confidence levels, every level gets a row even
+  where no one chose it); `confidence_label` is the confidence's label on the study's scale;
   `majority_vote` is the vote of the aid the answer's condition shows, at its k
   (`shown_votes`), and the case's SE-CBIR vote at the study's k where nothing is shown.
 - summary CSV: thesis Table 4.II, one row per reader, then the pooled row and the mean and
-  sample SD of the readers' accuracies (fractions 0-1). Summary JSON: `analyse(...)` as is.
+  sample SD of the readers' accuracies (fractions 0-1). Summary JSON: `analyse(...)` as is,
+  with the study's confidence scale (`scale`: levels and labels).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
   correct as binary MRMC data, one modality per condition (Task 1 = unaided = 1, Task 2 =
   se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
@@ -39,11 +42,12 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.analysis import COLUMNS, HAM10000_TAXONOMY, Taxonomy, files
+from app.analysis import COLUMNS, HAM10000_TAXONOMY, Scale, Taxonomy, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, User
 from app.survey.conditions import Condition
 from app.survey.enrolment import conditions_of
+from app.survey.presentation import likert_of
 from studybundle.vote import majority_vote
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
@@ -75,6 +79,7 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "saliency_views",  # how often the reader laid it over the case ('' when not counted)
     "initial_diagnosis",
     "initial_confidence",
+    "confidence_label",  # the label of `confidence` on the study's scale
 )
 TASK_FIELDS = (
     "answers",
@@ -112,6 +117,11 @@ def study_taxonomy(study: Study) -> Taxonomy:
     return Taxonomy.from_classes(
         {"code": c.code, "name": c.name, "malignant": c.malignant} for c in study.classes
     )
+
+
+def study_scale(study: Study) -> Scale:
+    """The study's confidence scale: its bundle's labels, as the survey's form shows them."""
+    return Scale.of_labels(likert_of(study))
 
 
 def _study_answers(
@@ -329,6 +339,7 @@ def response_rows(
     query = _answers_query(study, columns, completed_only, reader, probes=with_probes)
     listed = conditions_of(study)
     votes = shown_votes(study)
+    scale = study_scale(study)
     rows = []
     # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.
     for (
@@ -385,6 +396,7 @@ def response_rows(
             "session": task,
             "initial_diagnosis": initial_diagnosis or "",
             "initial_confidence": "" if initial_confidence is None else initial_confidence,
+            "confidence_label": scale.label(confidence) if confidence <= scale.levels else "",
         }
         if not pseudonymise:
             row["reader_email"] = email

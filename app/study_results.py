@@ -30,7 +30,7 @@ from flask import current_app, g, has_request_context
 from sqlalchemy import func, select
 
 from app.analysis import AnalysisResult, analyse, responses_from_columns
-from app.exports import analysis_columns, study_taxonomy
+from app.exports import analysis_columns, study_scale, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
 from app.survey.enrolment import conditions_of
@@ -152,10 +152,13 @@ def study_result(
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
             if pair is not None:
                 columns = only_pair(columns, pair)
-            responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
+            scale = study_scale(study)
+            responses = responses_from_columns(
+                columns, taxonomy=study_taxonomy(study), levels=scale.levels
+            )
             del columns
             names = {condition.key: condition.short for condition in conditions_of(study)}
-            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names)
+            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names, scale=scale)
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)
     return entry

@@ -31,11 +31,20 @@ def test_public_api_is_exported() -> None:
         "confusion_png",
         "Responses",
         "ResponsesError",
+        "Scale",
         "CLASSES",
     ):
         assert name in analysis.__all__ and hasattr(analysis, name)
     params = inspect.signature(analysis.analyse).parameters
-    assert list(params) == ["responses", "bootstrap", "seed", "taxonomy", "groups", "names"]
+    assert list(params) == [
+        "responses",
+        "bootstrap",
+        "seed",
+        "taxonomy",
+        "groups",
+        "names",
+        "scale",
+    ]
     assert (params["bootstrap"].default, params["seed"].default) == (2000, 0)
     assert analysis.CLASSES == ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 
