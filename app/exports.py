@@ -9,7 +9,9 @@ Readers appear under their pseudonym; with `pseudonymise=False` (staff asked for
 Formats (all UTF-8):
 
 - responses CSV: one row per answer with everything stored about it. Its first seven columns
-  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it;
+  are the analysis's required ones, so `python -m app.analysis responses.csv` runs on it
+  (with `--levels N`, the study's number of confidence levels, every level gets a row even
+  where no one chose it); `confidence_label` is the confidence's label on the study's scale;
   `majority_vote` is the vote of the aid the answer's condition shows, at its k
   (`shown_votes`), and the case's SE-CBIR vote at the study's k where nothing is shown.
 - summary CSV: thesis Table 4.II for the pair of conditions the dashboard's tables compare
@@ -19,6 +21,7 @@ Formats (all UTF-8):
   which: `task1_condition`/`task2_condition` (keys) and `task1_name`/`task2_name` (the names
   the page shows). Summary JSON: `analyse(...)` for that pair as is (its `pair` says which;
   `readers[*].conditions` has every condition's figures).
+  The summary JSON carries the study's confidence scale (`scale`: levels and labels).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
   correct as binary MRMC data, one modality per condition (Task 1 = unaided = 1, Task 2 =
   se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
@@ -46,11 +49,12 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.analysis import COLUMNS, HAM10000_TAXONOMY, Responses, Taxonomy, files
+from app.analysis import COLUMNS, HAM10000_TAXONOMY, Responses, Scale, Taxonomy, files
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, User
 from app.survey.conditions import Condition
 from app.survey.enrolment import conditions_of
+from app.survey.presentation import likert_of
 from studybundle.vote import majority_vote
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
@@ -82,6 +86,7 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "saliency_views",  # how often the reader laid it over the case ('' when not counted)
     "initial_diagnosis",
     "initial_confidence",
+    "confidence_label",  # the label of `confidence` on the study's scale
 )
 TASK_FIELDS = (
     "answers",
@@ -125,6 +130,11 @@ def study_taxonomy(study: Study) -> Taxonomy:
     return Taxonomy.from_classes(
         {"code": c.code, "name": c.name, "malignant": c.malignant} for c in study.classes
     )
+
+
+def study_scale(study: Study) -> Scale:
+    """The study's confidence scale: its bundle's labels, as the survey's form shows them."""
+    return Scale.of_labels(likert_of(study))
 
 
 def _study_answers(
@@ -351,6 +361,7 @@ def response_rows(
     query = _answers_query(study, columns, completed_only, reader, probes=with_probes)
     listed = conditions_of(study)
     votes = shown_votes(study)
+    scale = study_scale(study)
     rows = []
     # Core rows unpacked as tuples (no ORM row processing): this runs on every dashboard view.
     for (
@@ -407,6 +418,7 @@ def response_rows(
             "session": task,
             "initial_diagnosis": initial_diagnosis or "",
             "initial_confidence": "" if initial_confidence is None else initial_confidence,
+            "confidence_label": scale.label(confidence) if confidence <= scale.levels else "",
         }
         if not pseudonymise:
             row["reader_email"] = email

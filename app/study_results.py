@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from app.analysis import AnalysisResult, Responses, analyse, responses_from_columns
 from app.analysis.responses import INITIAL_SUFFIX, analysed
-from app.exports import analysis_columns, study_taxonomy
+from app.exports import analysis_columns, study_scale, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
 from app.survey.designs import Design
@@ -152,10 +152,15 @@ def study_result(
     if entry is None:
         with cyclic_gc_paused():
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
-            responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
+            scale = study_scale(study)
+            responses = responses_from_columns(
+                columns, taxonomy=study_taxonomy(study), levels=scale.levels
+            )
             del columns
             names = condition_names(study)
-            result = analyse(responses, bootstrap=bootstrap, seed=0, names=names, pair=pair)
+            result = analyse(
+                responses, bootstrap=bootstrap, seed=0, names=names, pair=pair, scale=scale
+            )
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)
     return entry
@@ -181,6 +186,7 @@ def study_responses(
     """The answers the analysis of `study` reads (probes and readers without a condition
     left out), and the readers left out with the reason: what the MRMC tools' files hold."""
     columns = analysis_columns(study, completed_only=completed_only, reader=reader)
-    responses = responses_from_columns(columns, taxonomy=study_taxonomy(study))
+    responses = responses_from_columns(
+        columns, taxonomy=study_taxonomy(study), levels=study_scale(study).levels
+    )
     return analysed(responses, condition_names(study))
-

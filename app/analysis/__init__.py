@@ -5,17 +5,20 @@ command line (`python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`) sha
 
 Input: long-format responses, one row per answer, columns `reader`, `image_id`, `truth`,
 `condition` (any names; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
-`confidence` (1-5), `majority_vote`, optionally `seconds`; other columns are ignored.
+`confidence` (1 to N: any scale of 2 to 9 levels, as a study bundle allows), `majority_vote`,
+optionally `seconds`; other columns are ignored.
 
 Public API (stable):
 
-- `read_responses(path_or_file) -> Responses`: read and validate a CSV (path, text or binary
-  file); raises `ResponsesError` naming the row and the column.
+- `read_responses(path_or_file, levels=None) -> Responses`: read and validate a CSV (path,
+  text or binary file); raises `ResponsesError` naming the row and the column. `levels` is
+  the study's number of confidence levels (default: confidences 1 to 9 are accepted).
 - `responses_from_rows(rows: Iterable[Mapping]) -> Responses`: the same validation for rows
   already in memory; `responses_from_columns(columns: Mapping[str, Sequence])` for columns
   (e.g. from a database query; the dashboard's way in).
 - `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None, names=None,
-  pair=None) -> AnalysisResult`: everything below as a JSON-ready dict typed in `results.py`
+  pair=None, scale=None) -> AnalysisResult`: everything below as a JSON-ready dict typed in
+  `results.py`
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
   figure is undefined, e.g. the accuracy of a reader with no answers in a task).
 - `render_text(result) -> str`: the result as readable plain-text tables.
@@ -23,6 +26,9 @@ Public API (stable):
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
 - `Taxonomy`, `HAM10000_TAXONOMY`: a study's classes, its melanoma class and malignant flags
   (`taxonomy.py`). Pass a study's own to the readers (`taxonomy=`); the result follows it.
+- `Scale`: a study's confidence scale, its number of levels and their labels (`scale.py`).
+  Pass its length to the readers (`levels=`) and the scale to `analyse` (`scale=`); without
+  one, the scale is the levels present (1 to the highest confidence given).
 - `CLASSES` (HAM10000's codes, the default), `COLUMNS`, `Responses`, `ResponsesError`.
 
 Keys of `analyse(...)`:
@@ -30,6 +36,8 @@ Keys of `analyse(...)`:
 - `classes`: the taxonomy's class codes, the order of every confusion matrix.
 - `left_out`: `readers`, the readers left out of every figure and export, each with the
   reason (`responses.analysed`: no answers in some condition).
+- `scale`: the confidence scale, `levels` (N) and `labels` (level 1 first; empty when only
+  a responses file was read). Mean confidences are on this 1-to-N scale.
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below compare two of
@@ -58,7 +66,7 @@ Keys of `analyse(...)`:
   `differences` [{comparison, estimate, se, df, ci_low, ci_high, p}], `fixed_readers`,
   the shape of `../shared/reference/mrmc/*.json`), `reader_level` (paired t and sign tests
   over readers), `mcnemar` and `wilcoxon_confidence` (pooled: descriptive only),
-  `bootstrap` (secondary), `accuracy_by_confidence`.
+  `bootstrap` (secondary), `accuracy_by_confidence` (one row per level of the scale).
 - `reliance`: the aid's vote right vs wrong, wrong aid adopted, the aid alone as a reader.
 - `timing`: seconds per answer per condition (median, quartiles, capped at a ceiling).
 
@@ -86,6 +94,7 @@ from app.analysis.responses import (
     responses_from_rows,
 )
 from app.analysis.results import AnalysisResult
+from app.analysis.scale import Scale, scale_of
 from app.analysis.stats import (
     bootstrap_accuracy,
     mcnemar_tests,
@@ -112,6 +121,7 @@ __all__ = [
     "AnalysisResult",
     "Responses",
     "ResponsesError",
+    "Scale",
     "Taxonomy",
     "analyse",
     "confusion_png",
@@ -131,6 +141,7 @@ def analyse(
     groups: Mapping[str, Mapping[str, str]] | None = None,
     names: Mapping[str, str] | None = None,
     pair: tuple[str, str] | None = None,
+    scale: Scale | None = None,
 ) -> AnalysisResult:
     """All tables and statistics of a study as one JSON-ready dict (see the module docstring).
 
@@ -142,6 +153,9 @@ def analyse(
     two) is what the thesis-layout tables and the secondary statistics compare as Task 1 and
     Task 2; the primary analysis, reliance and timing cover every condition whatever the pair,
     so one analysis holds both what a page shows for the pair and the study's main result.
+    every comparison and table of the result. `scale` is the study's confidence scale (its
+    labels shown beside the levels); by default the one the responses were read with, else
+    the levels present.
     """
     if groups is None:
         groups = responses.groups
@@ -153,6 +167,7 @@ def analyse(
             "taxonomy to read_responses / responses_from_rows instead"
         )
     responses, left_out = analysed(responses, names)
+    scale = scale_of(responses, scale)
     chosen = compared(responses.conditions, pair)
     named = pair_names(responses.conditions, pair, names or {})
     words = pair_words(named)  # the descriptions name the pair
@@ -163,6 +178,7 @@ def analyse(
     return {
         "classes": list(taxonomy.classes),
         "conditions": list(responses.conditions),
+        "scale": scale.to_json(),
         "names": {
             **{key: (names or {}).get(key, key) for key in responses.conditions},
             AID: "the aid alone",
@@ -189,7 +205,7 @@ def analyse(
             "bootstrap": bootstrap_accuracy(
                 paired, len(responses.readers), resamples=bootstrap, seed=seed, names=words
             ),
-            "accuracy_by_confidence": accuracy_by_confidence(responses, chosen),
+            "accuracy_by_confidence": accuracy_by_confidence(responses, scale, chosen),
         },
         "reader_groups": {name: dict(labels) for name, labels in (groups or {}).items()},
         "reliance": reliance(responses, taxonomy, groups),

@@ -1,5 +1,10 @@
 """Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]
-[--pair FIRST SECOND]`."""
+[--pair FIRST SECOND] [--taxonomy BUNDLE] [--levels N]`.
+
+The study's classes and confidence scale come from its bundle's manifest (`--taxonomy`);
+without it, HAM10000's classes and the confidence levels present (1 to the highest given),
+or `--levels N`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from app.analysis import Taxonomy, analyse, files, read_responses, render_text
+from app.analysis import Scale, Taxonomy, analyse, files, read_responses, render_text
 from app.analysis.plots import write_confusion_plots
 from app.analysis.responses import Responses, ResponsesError, analysed
+from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.read import classes as bundle_classes
+from studybundle.read import likert as bundle_likert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--taxonomy",
         metavar="MANIFEST",
-        help="the study's classes and their malignant flags from its bundle's manifest.json "
-        "(or the bundle folder); default: HAM10000's seven classes",
+        help="the study's classes, their malignant flags and its confidence scale from its "
+        "bundle's manifest.json (or the bundle folder); default: HAM10000's seven classes",
+    )
+    parser.add_argument(
+        "--levels",
+        type=int,
+        metavar="N",
+        help=f"the study's confidence scale has N levels ({MIN_LIKERT} to {MAX_LIKERT}): "
+        "confidences above N are errors and every level gets a row; default: the manifest's "
+        "scale with --taxonomy, else the levels present (1 to the highest confidence given)",
     )
     parser.add_argument(
         "--classes",
@@ -83,12 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the analysis; exit code 2 for an unreadable or invalid responses file."""
     args = build_parser().parse_args(argv)
     try:
-        taxonomy = taxonomy_of(args)
+        manifest = manifest_of(args)
+        taxonomy = taxonomy_of(args, manifest)
+        scale = scale_of_args(args, manifest)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        responses = read_responses(args.responses, with_probes=args.with_probes, taxonomy=taxonomy)
+        responses = read_responses(
+            args.responses,
+            with_probes=args.with_probes,
+            taxonomy=taxonomy,
+            levels=scale.levels if scale else None,
+        )
     except ResponsesError as error:
         print(f"error: {args.responses}: {error}", file=sys.stderr)
         if taxonomy is None and "unknown class" in error.message:
@@ -106,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --pair: {problem}", file=sys.stderr)
             return 2
     pair = (args.pair[0], args.pair[1]) if args.pair else None
-    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair)
+    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair, scale=scale)
     if responses.probes_left_out:
         # Also on stderr, so that it is seen with --json too (where the result carries it).
         print(
@@ -138,7 +161,23 @@ def pair_problem(pair: tuple[str, ...], conditions: tuple[str, ...]) -> str:
     return ""
 
 
-def taxonomy_of(args: argparse.Namespace) -> Taxonomy | None:
+def manifest_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The bundle manifest `--taxonomy` names (None without it); ValueError when unreadable."""
+    if not args.taxonomy:
+        return None
+    path = Path(args.taxonomy)
+    if path.is_dir():
+        path = path / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the taxonomy from {path}: {error}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} has no list of classes with codes")
+    return manifest
+
+
+def taxonomy_of(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Taxonomy | None:
     """The taxonomy the options name (None: HAM10000's); ValueError saying what is wrong."""
     if args.taxonomy and args.classes:
         raise ValueError("give --taxonomy or --classes, not both")
@@ -152,18 +191,33 @@ def taxonomy_of(args: argparse.Namespace) -> Taxonomy | None:
         return Taxonomy.from_classes(entries)
     if args.malignant:
         raise ValueError("--malignant goes with --classes")
-    if not args.taxonomy:
+    if manifest is None:
         return None
-    path = Path(args.taxonomy)
-    if path.is_dir():
-        path = path / "manifest.json"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
         return Taxonomy.from_classes(bundle_classes(manifest))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the taxonomy from {path}: {error}") from None
     except (KeyError, TypeError, AttributeError):
-        raise ValueError(f"{path} has no list of classes with codes") from None
+        raise ValueError(f"{args.taxonomy} has no list of classes with codes") from None
+
+
+def scale_of_args(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Scale | None:
+    """The confidence scale the options name: the manifest's labels, or `--levels` levels;
+    None when neither is given (the analysis takes the levels present)."""
+    scale = None
+    if manifest is not None and "likert" in manifest:
+        try:
+            scale = Scale.of_labels(bundle_likert(manifest))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{args.taxonomy}: likert: {error}") from None
+    if args.levels is None:
+        return scale
+    if scale is not None and scale.levels != args.levels:
+        raise ValueError(
+            f"--levels {args.levels}, but the manifest's scale has {scale.levels} levels"
+        )
+    try:
+        return scale or Scale(args.levels)
+    except ValueError as error:
+        raise ValueError(f"--levels: {error}") from None
 
 
 def write_exports(responses: Responses, out_dir: str, source: str) -> list[Path]:

@@ -97,9 +97,10 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
         ]
     )
     first, second = pair_words(result["pair"])
+    levels = result["scale"]["levels"]
     return [
-        "Readers (accuracy in %; confidence 1-5; MV = the retrieved images' majority vote; "
-        f"T1 = {first}, T2 = {second})",
+        f"Readers (accuracy in %; confidence 1-{levels}; MV = the retrieved images' majority "
+        f"vote; T1 = {first}, T2 = {second})",
         *_table(header, rows),
     ]
 
@@ -192,10 +193,17 @@ def _statistics_section(result: Mapping[str, Any]) -> list[str]:
             f"{_pct(d['estimate'])} points, {100 * bs['level']:.0f}% CI "
             f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]"
         )
-    by_conf = st["accuracy_by_confidence"]
+    return lines + _by_confidence_section(result)
+
+
+def _by_confidence_section(result: Mapping[str, Any]) -> list[str]:
+    """Accuracy at every level of the study's confidence scale, with its labels when known."""
+    by_conf = result["statistics"]["accuracy_by_confidence"]
+    labels = result["scale"]["labels"]
     rows = [
         [
             str(a["confidence"]),
+            *([labels[a["confidence"] - 1]] if labels else []),
             str(a["answers"]),
             _pct(a["accuracy"]),
             str(b["answers"]),
@@ -203,11 +211,14 @@ def _statistics_section(result: Mapping[str, Any]) -> list[str]:
         ]
         for a, b in zip(by_conf["task1"], by_conf["task2"], strict=True)
     ]
-    lines += [
-        f"Accuracy by confidence (T1 = {first}, T2 = {second})",
-        *_table(["confidence", "T1 answers", "T1 acc %", "T2 answers", "T2 acc %"], rows),
+    first, second = pair_words(result["pair"])
+    header = ["confidence", *(["label"] if labels else [])]
+    header += ["T1 answers", "T1 acc %", "T2 answers", "T2 acc %"]
+    return [
+        f"Accuracy by confidence (a scale of {result['scale']['levels']} levels; "
+        f"T1 = {first}, T2 = {second})",
+        *_table(header, rows),
     ]
-    return lines
 
 
 def _primary_section(result: Mapping[str, Any]) -> list[str]:

@@ -1,7 +1,7 @@
 """Read and validate the long-format responses: one row per answer.
 
 Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, the
-reading condition, `diagnosis`, `confidence` (1-5), `majority_vote`. The condition is either
+reading condition, `diagnosis`, `confidence` (1 to N), `majority_vote`. The condition is either
 a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`) or the thesis's `task`
 column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. Optional:
 `seconds` (time from the case appearing to the answer) less `hidden_seconds` (of it, the
@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
+from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 
 # A NumPy array of any shape and element type (the analysis's parallel columns).
 Array = NDArray[Any]
@@ -61,7 +62,8 @@ INITIAL_SUFFIX = "_initial"
 FIRST_LOOK_COLUMNS = {"diagnosis": "initial_diagnosis", "confidence": "initial_confidence"}
 # Columns besides the condition that every responses file needs.
 REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c != "task")
-CONFIDENCE_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
+# Every level of every confidence scale a study bundle allows; a study's own scale has 1 to N.
+CONFIDENCE_LEVELS: tuple[int, ...] = tuple(range(1, MAX_LIKERT + 1))
 
 
 class ResponsesError(ValueError):
@@ -97,7 +99,8 @@ class Responses:
     appearance); `truth`, `diagnosis` and `majority_vote` index `taxonomy.classes`; `condition`
     indexes `conditions` (`unaided` first when present, then in order of first appearance).
     `task` is `condition + 1`: the thesis tables call the first two conditions Task 1 and 2.
-    `seconds` is the time per answer (NaN where not recorded).
+    `seconds` is the time per answer (NaN where not recorded). `levels` is the length of the
+    confidence scale the answers were checked against (None: any scale a bundle allows).
     """
 
     readers: tuple[str, ...]
@@ -112,6 +115,7 @@ class Responses:
     conditions: tuple[str, ...] = tuple(TASK_CONDITIONS.values())
     condition: Array | None = None
     seconds: Array | None = None
+    levels: int | None = None
     groups: Mapping[str, Mapping[str, str]] | None = None
     probes_left_out: int = 0
     taxonomy: Taxonomy = HAM10000_TAXONOMY
@@ -257,6 +261,28 @@ def _parse_int(allowed: tuple[int, ...], what: str) -> Any:
             raise ValueError(f"{what} must be a whole number, got {raw!r}") from None
         if number not in allowed:
             raise ValueError(f"{what} must be one of {allowed}, got {raw!r}")
+        return int(number)
+
+    return parse
+
+
+def _parse_confidence(levels: int | None) -> Callable[[Any], int]:
+    """A parser of confidences, whole numbers from 1 to `levels` (the study's scale; None: to
+    the longest scale a study bundle allows); its errors name the range."""
+    top = len(CONFIDENCE_LEVELS) if levels is None else levels
+    if not MIN_LIKERT <= top <= MAX_LIKERT:
+        raise ValueError(f"a confidence scale has {MIN_LIKERT} to {MAX_LIKERT} levels, not {top}")
+    scale = "the longest scale a study bundle allows" if levels is None else "the study's scale"
+    allowed = f"a whole number from 1 to {top} ({scale})"
+
+    def parse(value: Any) -> int:
+        raw = _parse_text(value)
+        try:
+            number = value if type(value) is int else int(raw)  # not a bool: True is no level
+        except ValueError:
+            raise ValueError(f"confidence must be {allowed}, got {raw!r}") from None
+        if not 1 <= number <= top:
+            raise ValueError(f"confidence must be {allowed}, got {raw!r}")
         return int(number)
 
     return parse
@@ -428,7 +454,6 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "reader": _parse_text,
     "image_id": _parse_text,
     "task": _parse_int(TASKS, "task"),
-    "confidence": _parse_int(CONFIDENCE_LEVELS, "confidence"),
     "condition": _parse_text,
     "seconds": _parse_seconds,
     "hidden_seconds": _parse_seconds,
@@ -498,6 +523,7 @@ def _build(
     line_of: Callable[[int], int] | None = None,
     with_probes: bool = False,
     taxonomy: Taxonomy | None = None,
+    levels: int | None = None,
 ) -> Responses:
     """Validate raw columns (one list per required column) and turn them into Responses,
     faulty-aid probe rows left out unless `with_probes`.
@@ -539,6 +565,7 @@ def _build(
     class_code = _class_parser(taxonomy)
     parsers = {
         **_PARSERS,
+        "confidence": _parse_confidence(levels),
         "truth": class_code,
         "diagnosis": class_code,
         "majority_vote": class_code,
@@ -624,6 +651,7 @@ def _build(
         conditions=conditions,
         condition=condition.astype(np.int8),
         seconds=seconds,
+        levels=levels,
         groups=_reader_groups(columns, reader, readers),
         probes_left_out=probes_left_out,
         taxonomy=taxonomy,
@@ -737,10 +765,11 @@ def responses_from_rows(
     rows: Iterable[Mapping[str, Any]],
     with_probes: bool = False,
     taxonomy: Taxonomy | None = None,
+    levels: int | None = None,
 ) -> Responses:
     """Validate answers given as mappings (e.g. from the database); row 1 is the first mapping.
     Faulty-aid probes (`probe` 1) are left out unless `with_probes`; class codes are those of
-    `taxonomy` (default HAM10000's)."""
+    `taxonomy` (default HAM10000's), confidences 1 to `levels` (default: any bundle scale)."""
     rows = list(rows)
     wanted = _wanted_columns(rows[0].keys() if rows else COLUMNS)
     columns: dict[str, list[Any]] = {c: [] for c in wanted}
@@ -750,17 +779,18 @@ def responses_from_rows(
                 columns[column].append(values[column])
             except KeyError:
                 raise ResponsesError("missing column", row=row, column=column) from None
-    return _build(columns, with_probes=with_probes, taxonomy=taxonomy)
+    return _build(columns, with_probes=with_probes, taxonomy=taxonomy, levels=levels)
 
 
 def responses_from_columns(
     columns: Mapping[str, Sequence[Any]],
     with_probes: bool = False,
     taxonomy: Taxonomy | None = None,
+    levels: int | None = None,
 ) -> Responses:
     """Validate answers given column by column (equal-length sequences, one per column name);
     the fastest way in from a database query. Row 1 is the first element. Faulty-aid probes
-    (`probe` 1) are left out unless `with_probes`."""
+    (`probe` 1) are left out unless `with_probes`; confidences run from 1 to `levels`."""
     wanted = _wanted_columns(columns.keys())
     for column in wanted:
         if column not in columns:
@@ -768,7 +798,12 @@ def responses_from_columns(
     lengths = {len(columns[c]) for c in wanted}
     if len(lengths) > 1:
         raise ResponsesError(f"columns of different lengths: {sorted(lengths)}")
-    return _build({c: list(columns[c]) for c in wanted}, with_probes=with_probes, taxonomy=taxonomy)
+    return _build(
+        {c: list(columns[c]) for c in wanted},
+        with_probes=with_probes,
+        taxonomy=taxonomy,
+        levels=levels,
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -837,9 +872,11 @@ def read_responses(
     path_or_file: str | os.PathLike[str] | IO[Any],
     with_probes: bool = False,
     taxonomy: Taxonomy | None = None,
+    levels: int | None = None,
 ) -> Responses:
     """Read and validate a responses CSV (comma- or semicolon-separated) from a path or file;
-    faulty-aid probe rows (`probe` 1) are left out unless `with_probes`."""
+    faulty-aid probe rows (`probe` 1) are left out unless `with_probes`; confidences run from
+    1 to `levels` (default: to the longest scale a bundle allows)."""
     # Old Mac files end lines with a bare carriage return, which the csv module refuses
     # outside quotes: every line end becomes "\n" (inside quotes too; notes are not analysed).
     text = _read_text(path_or_file).replace("\r\n", "\n").replace("\r", "\n")
@@ -863,4 +900,4 @@ def read_responses(
         records = [fields + [""] * (width - len(fields)) for fields in records]
     positions = {c: header.index(c) for c in wanted}
     columns = {c: [fields[i] for fields in records] for c, i in positions.items()}
-    return _build(columns, _line_finder(text, delimiter), with_probes, taxonomy)
+    return _build(columns, _line_finder(text, delimiter), with_probes, taxonomy, levels)

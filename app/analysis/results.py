@@ -142,6 +142,31 @@ class Headline(TypedDict):
     p: float | None
 
 
+class ConfidenceScale(TypedDict):
+    """The confidence scale the answers used: levels 1 to `levels`, their labels level 1
+    first (empty when not known, as for a responses file read alone)."""
+
+    levels: int
+    labels: list[str]
+
+
+class ConfidenceLevel(TypedDict):
+    """One row of accuracy by confidence: the answers given at one level, the right ones."""
+
+    confidence: int
+    answers: int
+    correct: int
+    accuracy: float | None
+
+
+class AccuracyByConfidence(TypedDict):
+    """Accuracy at every level of the scale (1 to N), in the first two conditions."""
+
+    description: str
+    task1: list[ConfidenceLevel]
+    task2: list[ConfidenceLevel]
+
+
 class Statistics(TypedDict):
     """Every statistic; `or_hillis` is primary, the others are labelled in their description."""
 
@@ -150,7 +175,7 @@ class Statistics(TypedDict):
     mcnemar: dict[str, Any]
     wilcoxon_confidence: dict[str, Any]
     bootstrap: dict[str, Any]
-    accuracy_by_confidence: dict[str, Any]
+    accuracy_by_confidence: AccuracyByConfidence
 
 
 class ComparedPair(TypedDict):
@@ -169,6 +194,7 @@ class AnalysisResult(TypedDict):
 
     classes: list[str]
     conditions: list[str]
+    scale: ConfidenceScale
     # Condition key -> the name pages show ("SE-CBIR 6"; the key itself where none was given),
     # and "aid_alone" -> "the aid alone" (the aid scored as its own reader under reliance).
     names: dict[str, str]

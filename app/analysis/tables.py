@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis.responses import CONFIDENCE_LEVELS, Array, Responses
-from app.analysis.results import ComparedPair
+from app.analysis.responses import Array, Responses
+from app.analysis.results import AccuracyByConfidence, ComparedPair, ConfidenceLevel
+from app.analysis.scale import Scale, scale_of
 
 # The positions in `Responses.conditions` of the two conditions the tables compare, Task 1
 # then Task 2; -1 stands for a condition without answers (it matches no answer).
@@ -379,29 +380,35 @@ def answer_changes(
     return out
 
 
-def accuracy_by_confidence(responses: Responses, pair: Compared = FIRST_TWO) -> dict[str, Any]:
-    """Per task (the pair's conditions) and confidence level: answers, correct answers and
-    accuracy."""
+def accuracy_by_confidence(
+    responses: Responses, scale: Scale | None = None, pair: Compared = FIRST_TWO
+) -> AccuracyByConfidence:
+    """Per task (the pair's conditions) and level of the confidence scale (every level, 1 to
+    N): answers, correct answers and accuracy. The scale is `scale_of(responses, scale)`."""
+    scale = scale_of(responses, scale)
     correct = responses.diagnosis == responses.truth
-    out: dict[str, Any] = {
-        "description": (
-            "How often readers were right at each confidence level (1 = not confident at all, "
-            "5 = completely confident). Well-calibrated readers are right more often when they "
-            "are more confident."
-        )
-    }
-    levels = len(CONFIDENCE_LEVELS) + 1
-    for task, sel in task_masks(responses, pair).items():
+
+    def task_rows(sel: Array) -> list[ConfidenceLevel]:
         conf = responses.confidence[sel].astype(np.int64)
-        n = np.bincount(conf, minlength=levels)
-        hits = np.bincount(conf, weights=correct[sel], minlength=levels)
-        out[f"task{task}"] = [
+        n = np.bincount(conf, minlength=scale.levels + 1)
+        hits = np.bincount(conf, weights=correct[sel], minlength=scale.levels + 1)
+        return [
             {
                 "confidence": level,
                 "answers": int(n[level]),
                 "correct": int(hits[level]),
                 "accuracy": ratio(hits[level], n[level]),
             }
-            for level in CONFIDENCE_LEVELS
+            for level in range(1, scale.levels + 1)
         ]
-    return out
+
+    masks = task_masks(responses, pair)
+    return {
+        "description": (
+            "How often readers were right at each level of the confidence scale (1 = the "
+            f"least confident to {scale.levels} = the most; the labels are the scale's). "
+            "Well-calibrated readers are right more often when they are more confident."
+        ),
+        "task1": task_rows(masks[1]),
+        "task2": task_rows(masks[2]),
+    }

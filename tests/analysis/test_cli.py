@@ -122,7 +122,7 @@ def test_a_problem_after_left_out_probes_names_the_row_of_the_file(
 ) -> None:
     rows = study_rows()
     assert rows[14]["reader"] == "B" and rows[13]["probe"] == 1  # after reader A's 2 probes
-    rows[14] = {**rows[14], "confidence": 9}
+    rows[14] = {**rows[14], "confidence": 10}
     path = tmp_path / "bad.csv"
     path.write_text(to_csv(rows, (*COLUMNS, "probe", "probe_class")), encoding="utf-8")
     assert main([str(path)]) == 2

@@ -144,7 +144,7 @@ def test_a_bad_first_look_names_its_row_and_column() -> None:
         responses_from_rows(rows)
     assert (raised.value.row, raised.value.column) == (5, "initial_diagnosis")
     rows[4]["initial_diagnosis"] = "mel"
-    rows[2]["initial_confidence"] = 7
+    rows[2]["initial_confidence"] = 10
     text = to_csv(rows, tuple(rows[0].keys()))
     with pytest.raises(ResponsesError) as raised:
         read_responses(io.StringIO(text))

@@ -31,6 +31,7 @@ def test_public_api_is_exported() -> None:
         "confusion_png",
         "Responses",
         "ResponsesError",
+        "Scale",
         "CLASSES",
     ):
         assert name in analysis.__all__ and hasattr(analysis, name)
@@ -43,6 +44,7 @@ def test_public_api_is_exported() -> None:
         "groups",
         "names",
         "pair",
+        "scale",
     ]
     assert (params["bootstrap"].default, params["seed"].default) == (2000, 0)
     assert analysis.CLASSES == ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")

@@ -60,8 +60,8 @@ def test_class_codes_ignore_case_and_spaces() -> None:
         ({"diagnosis": "melanoma"}, 2, "diagnosis", "unknown class"),
         ({"truth": "xyz"}, 2, "truth", "unknown class"),
         ({"majority_vote": ""}, 2, "majority_vote", "empty"),
-        ({"confidence": "6"}, 2, "confidence", "one of"),
-        ({"confidence": "0"}, 2, "confidence", "one of"),
+        ({"confidence": "10"}, 2, "confidence", "from 1 to 9"),
+        ({"confidence": "0"}, 2, "confidence", "from 1 to 9"),
         ({"confidence": "high"}, 2, "confidence", "whole number"),
         ({"task": "3"}, 2, "task", "one of"),
         ({"task": "0"}, 2, "task", "one of"),
@@ -110,7 +110,7 @@ def test_blank_lines_are_skipped_but_counted_as_lines() -> None:
     lines = to_csv(ROWS).splitlines()
     text = "\n".join([*lines[:2], "", *lines[2:]]) + "\n\n"
     assert len(read_responses(io.StringIO(text))) == 4
-    bad = "\n".join([*lines[:2], "", lines[2].replace(",4,", ",9,")]) + "\n"
+    bad = "\n".join([*lines[:2], "", lines[2].replace(",4,", ",0,")]) + "\n"
     with pytest.raises(ResponsesError) as caught:
         read_responses(io.StringIO(bad))
     assert (caught.value.row, caught.value.line) == (2, 4)
@@ -120,7 +120,7 @@ def test_cli_reports_invalid_file_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text(to_csv([ROWS[0], {**ROWS[1], "confidence": 7}]), encoding="utf-8")
+    path.write_text(to_csv([ROWS[0], {**ROWS[1], "confidence": 10}]), encoding="utf-8")
     assert main([str(path)]) == 2
     err = capsys.readouterr().err
     assert "row 2 (line 3), column 'confidence'" in err
@@ -130,7 +130,7 @@ def test_cli_reports_invalid_file_and_exits_2(
 def test_the_earliest_problem_is_reported() -> None:
     rows = [
         ROWS[0],
-        {**ROWS[1], "confidence": 9},
+        {**ROWS[1], "confidence": 10},
         {**ROWS[2], "diagnosis": "??"},
         {**ROWS[3], "task": 1, "image_id": "img2", "reader": "A"},  # duplicate of row 3
     ]

@@ -34,6 +34,7 @@ from app.exports import (
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Role, Study, User
 from app.survey.conditions import Condition
+from studybundle.taxonomy import LIKERT
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
 from tests.app.test_dashboard import Answered, answer_study, page, wrong_for
 from tests.app.test_study_designs import assignments_of, set_design
@@ -120,7 +121,7 @@ def test_the_analysis_command_reads_the_responses_export(
     path = tmp_path / "export.csv"
     path.write_bytes(download(client, answered.study, "responses").data)
     run = subprocess.run(
-        [sys.executable, "-m", "app.analysis", str(path), "--json"],
+        [sys.executable, "-m", "app.analysis", str(path), "--json", "--levels", "5"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -131,7 +132,8 @@ def test_the_analysis_command_reads_the_responses_export(
     # The same analysis as the JSON download (same bootstrap size and seed). Only the names
     # differ, and the sentences that use them (the headline's, the descriptions of the pair's
     # figures): the download names the study's conditions ("SE-CBIR 6"), the command, which
-    # reads only the CSV, by their keys.
+    # reads only the CSV, by their keys; and the scale's labels, which the download has from
+    # the study and the CSV does not hold.
     summary = download(client, answered.study, "summary-json")
     assert summary.mimetype == "application/json"
     from_command, downloaded = json.loads(run.stdout), json.loads(summary.get_data(as_text=True))
@@ -143,9 +145,12 @@ def test_the_analysis_command_reads_the_responses_export(
         "names": ["Unaided", "SE-CBIR 6"],
     }
     assert from_command["pair"]["names"] == ["unaided", "se_cbir"]
+    assert downloaded["scale"] == {"levels": 5, "labels": list(LIKERT)}
+    assert from_command["scale"] == {"levels": 5, "labels": []}
     for result in (from_command, downloaded):
         result.pop("names")
         result["pair"].pop("names")
+        result.pop("scale")
         for line in result["headline"]:
             line.pop("sentence")
         for section in (
