@@ -1,6 +1,7 @@
 """The results dashboard of a study (organisers and admins): progress, tables, statistics,
-heat maps and the downloads. The analysis runs once per answer set (`app.study_results`); the
-downloads of answers read them anew (`exports.response_rows`).
+heat maps, the forest plot of every endpoint and the downloads. The analysis runs once per
+answer set (`app.study_results`); the downloads of answers read them anew
+(`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails,
@@ -18,7 +19,9 @@ from jinja2 import StrictUndefined
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from app.analysis import confusion_png, confusion_svg
+from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
+from app.analysis.wording import compared as in_names
+from app.analysis.wording import heading, is_auc, p_text
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
@@ -95,6 +98,9 @@ def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
     """Two conditions with `unaided` first (the analysis's order), else as listed."""
     return (b, a) if b.aid == conditions.UNAIDED and not b.aided else (a, b)
 
+
+# The figures' downloads: kind (the file's suffix) -> content type
+IMAGE_TYPES = {"svg": "image/svg+xml; charset=utf-8", "png": "image/png"}
 
 # Download name -> (file suffix, content type)
 EXPORTS = {
@@ -246,7 +252,7 @@ def index(study_id: int) -> str:
 @staff_required
 def confusion_image(study_id: int, task: int, kind: str) -> Response:
     """A confusion matrix as a heat map like thesis Figure 4.1 (SVG or PNG download)."""
-    if task not in (1, 2) or kind not in ("svg", "png"):
+    if task not in (1, 2) or kind not in IMAGE_TYPES:
         raise NotFound()
     study = study_or_404(study_id)
     # The page's analysis (the matrices do not depend on the bootstrap): usually cached.
@@ -257,11 +263,25 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     title = pair.titles[task]
     if kind == "svg":
         body: str | bytes = confusion_svg(matrix, result["classes"], title)
-        content_type = "image/svg+xml; charset=utf-8"
     else:
         body = confusion_png(matrix, result["classes"], title)
-        content_type = "image/png"
-    return download(body, content_type, file_name(study, f"confusion-task{task}.{kind}", pair))
+    return download(body, IMAGE_TYPES[kind], file_name(study, f"confusion-task{task}.{kind}", pair))
+
+
+@bp.get("/<int:study_id>/forest.<kind>")
+@staff_required
+def forest_image(study_id: int, kind: str) -> Response:
+    """The forest plot of every endpoint's differences between conditions, under the page's
+    filters: the page shows the SVG, and both download for a paper."""
+    if kind not in IMAGE_TYPES:
+        raise NotFound()
+    study = study_or_404(study_id)
+    # The page's own analysis of every condition (OR-Hillis needs no bootstrap): cached.
+    bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+    _, analysed = Filters(enrolled_readers(study)).analysis(study, bootstrap)
+    result = analysed.result
+    body = forest_svg(result) if kind == "svg" else forest_png(result)
+    return download(body, IMAGE_TYPES[kind], f"study-{study.id}-forest.{kind}")
 
 
 @bp.get("/<int:study_id>/export/<name>")
@@ -346,20 +366,41 @@ def decimal(value: float | None, places: int = 2) -> str:
 
 @bp.app_template_filter("pvalue")
 def pvalue(value: float | None) -> str:
-    """A p-value with three decimals, '< 0.001' below that."""
-    if value is None:
-        return "—"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    """A p-value with three decimals, '< 0.001' below that (as in the headline and figures)."""
+    return p_text(value)
 
 
 @bp.app_template_filter("compared")
 def compared(comparison: str, names: Mapping[str, str]) -> str:
     """A comparison of condition keys, "se_cbir_6 - unaided", in the conditions' readable
     names: "SE-CBIR 6 − Unaided" (a key without a name stays itself)."""
-    first, separator, second = comparison.partition(" - ")
-    if not separator:
-        return comparison
-    return f"{names.get(first, first)} − {names.get(second, second)}"
+    return in_names(comparison, names)
+
+
+@bp.app_template_filter("heading")
+def heading_filter(label: str) -> str:
+    """A label as a heading, its own capitals kept ("AUC for melanoma")."""
+    return heading(label)
+
+
+@bp.app_template_filter("figure")
+def figure(value: float | None, endpoint: str) -> str:
+    """An endpoint's mean: a percentage, or an AUC with three decimals."""
+    return decimal(value, 3) if is_auc(endpoint) else percent(value)
+
+
+@bp.app_template_filter("change")
+def change(value: float | None, endpoint: str) -> str:
+    """A difference of an endpoint's means: percentage points, or AUC with three decimals."""
+    return signed(value, 3) if is_auc(endpoint) else points(value)
+
+
+@bp.app_template_filter("interval")
+def interval(low: float | None, high: float | None, endpoint: str) -> str:
+    """A CI of a difference of an endpoint's means, its unit once: "+2.1 to +27.9 pp"."""
+    if is_auc(endpoint):
+        return f"{signed(low, 3)} to {signed(high, 3)}"
+    return f"{signed(None if low is None else low * 100, 1)} to {points(high)}"
 
 
 @bp.app_template_filter("moment")

@@ -24,6 +24,8 @@ Public API (stable):
 - `render_text(result) -> str`: the result as readable plain-text tables.
 - `confusion_svg(matrix, labels, title) -> str`, `confusion_png(matrix, labels, title) -> bytes`:
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
+- `forest_svg(result, endpoints=None) -> str`, `forest_png(result, endpoints=None) -> bytes`:
+  every available endpoint's OR-Hillis differences with their 95% CIs, for a paper.
 - `Taxonomy`, `HAM10000_TAXONOMY`: a study's classes, its melanoma class and malignant flags
   (`taxonomy.py`). Pass a study's own to the readers (`taxonomy=`); the result follows it.
 - `Scale`: a study's confidence scale, its number of levels and their labels (`scale.py`).
@@ -80,7 +82,7 @@ from collections.abc import Mapping
 from app.analysis.endpoints import complete_blocks, reading_blocks
 from app.analysis.headline import headline
 from app.analysis.mrmc import or_hillis_all
-from app.analysis.plots import confusion_png, confusion_svg
+from app.analysis.plots import confusion_png, confusion_svg, forest_png, forest_svg
 from app.analysis.reliance import AID, reliance
 from app.analysis.report import render_text
 from app.analysis.responses import (
@@ -126,6 +128,8 @@ __all__ = [
     "analyse",
     "confusion_png",
     "confusion_svg",
+    "forest_png",
+    "forest_svg",
     "read_responses",
     "render_text",
     "responses_from_columns",

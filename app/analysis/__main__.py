@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.analysis import Scale, Taxonomy, analyse, files, read_responses, render_text
-from app.analysis.plots import write_confusion_plots
+from app.analysis.plots import write_confusion_plots, write_forest_plots
 from app.analysis.responses import Responses, ResponsesError, analysed
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.read import classes as bundle_classes
@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
-        "--plots", metavar="DIR", help="write the confusion matrices as PNG and SVG into DIR"
+        "--plots",
+        metavar="DIR",
+        help="write the confusion matrices and the forest plot of every endpoint's differences "
+        "as PNG and SVG into DIR",
     )
     parser.add_argument(
         "--bootstrap",
@@ -142,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         sys.stdout.write(render_text(result))
     if args.plots:
-        for path in write_confusion_plots(result, args.plots):
+        for path in write_confusion_plots(result, args.plots) + write_forest_plots(
+            result, args.plots
+        ):
             print(f"wrote {path}", file=sys.stderr)
     if args.exports:
         for path in write_exports(responses, args.exports, Path(args.responses).name):

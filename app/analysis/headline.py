@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.analysis.results import Headline, ORHillis
+from app.analysis.wording import p_text
 
 # The endpoints the headline leads with, in this order (per-class sensitivities follow in
 # their own table).
@@ -19,8 +20,9 @@ HEADLINE_ENDPOINTS = (
 
 
 def _p(value: float) -> str:
-    """A p-value for a sentence."""
-    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+    """A p-value for a sentence: "p = 0.031", "p < 0.001"."""
+    text = p_text(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def sentence(result: ORHillis, index: int = 0, names: Mapping[str, str] | None = None) -> str:

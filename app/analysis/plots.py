@@ -1,14 +1,19 @@
-"""Confusion-matrix heat maps like thesis Figure 4.1, as SVG (string building) and PNG (Pillow).
+"""The result's figures, as SVG (string building) and PNG (Pillow): confusion-matrix heat maps
+like thesis Figure 4.1, and a forest plot of every endpoint's differences between conditions.
 
-No matplotlib: the web image stays small. Rows are the true class, columns the diagnosis,
-the colour is the row share (the proportion of that class's lesions) and each cell shows
-its count. Both formats are drawn from one layout so they look the same.
+No matplotlib: the web image stays small, and the same result gives the same bytes (no
+timestamps, ids or hash salts to pin). Each figure is a layout of shapes (rectangles, lines,
+polygons, texts) that both formats draw, so the two look the same.
+
+Heat maps: rows are the true class, columns the diagnosis, the colour is the row share (the
+proportion of that class's lesions) and each cell shows its count.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from itertools import pairwise
@@ -19,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.analysis.tables import pair_words, row_shares
+from app.analysis.wording import compared, heading, is_auc, p_text
 
 CELL = 44
 LEFT = 64  # room for the row labels and the "truth" axis title
@@ -27,6 +33,8 @@ BAR_GAP, BAR_WIDTH, BAR_LABELS = 16, 14, 40
 BOTTOM = 34
 FONT_SIZE = 12
 TITLE_SIZE = 14
+FONT_FAMILY = "DejaVu Sans, Arial, sans-serif"
+BLACK, GREY, WHITE = (0, 0, 0), (90, 90, 90), (255, 255, 255)
 
 # A sequential blue scale (white to dark blue), as in the thesis figure.
 _STOPS = (
@@ -63,6 +71,7 @@ class _Text:
     fill: tuple[int, int, int]
     anchor: str  # "middle", "end" or "start"; vertically always centred
     rotate: bool = False
+    bold: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,25 @@ class _Rect:
     h: float
     fill: tuple[int, int, int] | None
     stroke: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    stroke: tuple[int, int, int]
+    width: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Polygon:
+    points: tuple[tuple[float, float], ...]
+    fill: tuple[int, int, int]
+
+
+_Shape = _Rect | _Line | _Polygon | _Text
 
 
 def _layout(
@@ -127,31 +155,44 @@ def _layout(
     return width, height, rects, texts
 
 
-def confusion_svg(matrix: Any, labels: Sequence[str], title: str) -> str:
-    """A confusion matrix as a standalone SVG document (rows = truth, colour = row share)."""
-    width, height, rects, texts = _layout(matrix, labels, title)
+def _svg(width: float, height: float, shapes: Iterable[_Shape], title: str) -> str:
+    """Shapes as a standalone SVG document, titled for screen readers."""
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:g}" height="{height:g}" '
+        f'viewBox="0 0 {width:g} {height:g}" font-family="{FONT_FAMILY}" '
         f'role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for r in rects:
-        fill = "none" if r.fill is None else _hex(r.fill)
-        stroke = f' stroke="{_hex(r.stroke)}"' if r.stroke else ""
-        parts.append(
-            f'<rect x="{r.x:g}" y="{r.y:g}" width="{r.w:g}" height="{r.h:g}" '
-            f'fill="{fill}"{stroke}/>'
-        )
-    for t in texts:
-        transform = f' transform="rotate(-90 {t.x:g} {t.y:g})"' if t.rotate else ""
-        parts.append(
-            f'<text x="{t.x:g}" y="{t.y:g}" font-size="{t.size}" fill="{_hex(t.fill)}" '
-            f'text-anchor="{t.anchor}" dominant-baseline="central"{transform}>'
-            f"{escape(t.text)}</text>"
-        )
+    parts += [_svg_element(shape) for shape in shapes]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _svg_element(shape: _Shape) -> str:
+    """One shape as an SVG element."""
+    if isinstance(shape, _Rect):
+        fill = "none" if shape.fill is None else _hex(shape.fill)
+        stroke = f' stroke="{_hex(shape.stroke)}"' if shape.stroke else ""
+        return (
+            f'<rect x="{shape.x:g}" y="{shape.y:g}" width="{shape.w:g}" height="{shape.h:g}" '
+            f'fill="{fill}"{stroke}/>'
+        )
+    if isinstance(shape, _Line):
+        return (
+            f'<line x1="{shape.x1:g}" y1="{shape.y1:g}" x2="{shape.x2:g}" y2="{shape.y2:g}" '
+            f'stroke="{_hex(shape.stroke)}" stroke-width="{shape.width:g}"/>'
+        )
+    if isinstance(shape, _Polygon):
+        points = " ".join(f"{x:g},{y:g}" for x, y in shape.points)
+        return f'<polygon points="{points}" fill="{_hex(shape.fill)}"/>'
+    transform = f' transform="rotate(-90 {shape.x:g} {shape.y:g})"' if shape.rotate else ""
+    weight = ' font-weight="bold"' if shape.bold else ""
+    return (
+        f'<text x="{shape.x:g}" y="{shape.y:g}" font-size="{shape.size}" '
+        f'fill="{_hex(shape.fill)}"{weight} '
+        f'text-anchor="{shape.anchor}" dominant-baseline="central"{transform}>'
+        f"{escape(shape.text)}</text>"
+    )
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -162,37 +203,372 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def _text_width(text: str, size: int, bold: bool = False) -> float:
+    """The room a text needs in the SVG, measured on Pillow's font: browsers draw it in
+    DejaVu Sans or Arial, up to a sixth wider, so a fifth more (a tenth more again in bold)."""
+    try:
+        width = float(_font(size).getlength(text))
+    except AttributeError:  # an old bitmap font that cannot measure
+        width = 0.5 * size * len(text)
+    return width * (1.32 if bold else 1.2)
+
+
+def _png(width: float, height: float, shapes: Iterable[_Shape], scale: int) -> bytes:
+    """Shapes as PNG bytes at `scale` pixels per SVG pixel, its resolution set to match
+    (96 dpi per unit of scale), so that both formats print the same size."""
+    image = Image.new("RGB", (math.ceil(width * scale), math.ceil(height * scale)), "white")
+    draw = ImageDraw.Draw(image)
+    for shape in shapes:
+        if isinstance(shape, _Rect):
+            x0, y0 = shape.x * scale, shape.y * scale
+            box = [x0, y0, (shape.x + shape.w) * scale - 1, (shape.y + shape.h) * scale - 1]
+            draw.rectangle(
+                box, fill=shape.fill, outline=shape.stroke, width=1 if shape.stroke else 0
+            )
+        elif isinstance(shape, _Line):
+            ends = [(shape.x1 * scale, shape.y1 * scale), (shape.x2 * scale, shape.y2 * scale)]
+            draw.line(ends, fill=shape.stroke, width=max(1, round(shape.width * scale)))
+        elif isinstance(shape, _Polygon):
+            draw.polygon([(x * scale, y * scale) for x, y in shape.points], fill=shape.fill)
+        else:
+            _draw_text(image, draw, shape, scale)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True, dpi=(96 * scale, 96 * scale))
+    return out.getvalue()
+
+
+_ANCHORS = {"middle": "mm", "end": "rm", "start": "lm"}
+# Pillow's built-in font has no minus sign and no dashes: the PNG draws hyphens instead (the
+# SVG keeps the true characters, which every browser's fonts have).
+_PNG_GLYPHS = str.maketrans({"−": "-", "–": "-", "—": "-"})
+
+
+def _draw_text(image: Image.Image, draw: ImageDraw.ImageDraw, t: _Text, scale: int) -> None:
+    """One text on the PNG; bold as a stroke of the text's own colour (Pillow's built-in
+    font has no bold face)."""
+    font = _font(t.size * scale)
+    text = t.text.translate(_PNG_GLYPHS)
+    if t.rotate:
+        # Pillow cannot draw rotated text directly: draw on a strip, rotate, paste.
+        bounds = draw.textbbox((0, 0), text, font=font)
+        size = (round(bounds[2]) + 4, round(bounds[3]) + 4)
+        strip = Image.new("RGB", size, "white")
+        ImageDraw.Draw(strip).text((2, 2), text, font=font, fill=t.fill)
+        strip = strip.rotate(90, expand=True)
+        image.paste(
+            strip, (round(t.x * scale - strip.width / 2), round(t.y * scale - strip.height / 2))
+        )
+        return
+    stroke = max(1, scale // 2) if t.bold else 0
+    at = (t.x * scale, t.y * scale)
+    try:
+        draw.text(
+            at,
+            text,
+            font=font,
+            fill=t.fill,
+            anchor=_ANCHORS[t.anchor],
+            stroke_width=stroke,
+            stroke_fill=t.fill,
+        )
+    except ValueError:  # the bitmap fallback font does not support anchors
+        draw.text(at, text, font=font, fill=t.fill)
+
+
+def confusion_svg(matrix: Any, labels: Sequence[str], title: str) -> str:
+    """A confusion matrix as a standalone SVG document (rows = truth, colour = row share)."""
+    width, height, rects, texts = _layout(matrix, labels, title)
+    return _svg(width, height, [*rects, *texts], title)
+
+
 def confusion_png(matrix: Any, labels: Sequence[str], title: str, scale: int = 2) -> bytes:
     """A confusion matrix as PNG bytes, drawn like `confusion_svg` (at `scale` for sharpness)."""
     width, height, rects, texts = _layout(matrix, labels, title)
-    image = Image.new("RGB", (width * scale, height * scale), "white")
-    draw = ImageDraw.Draw(image)
-    for r in rects:
-        box = [r.x * scale, r.y * scale, (r.x + r.w) * scale - 1, (r.y + r.h) * scale - 1]
-        draw.rectangle(box, fill=r.fill, outline=r.stroke, width=1 if r.stroke else 0)
-    anchors = {"middle": "mm", "end": "rm", "start": "lm"}
-    for t in texts:
-        font = _font(t.size * scale)
-        if t.rotate:
-            # Pillow cannot draw rotated text directly: draw on a strip, rotate, paste.
-            bounds = draw.textbbox((0, 0), t.text, font=font)
-            size = (round(bounds[2]) + 4, round(bounds[3]) + 4)
-            strip = Image.new("RGB", size, "white")
-            ImageDraw.Draw(strip).text((2, 2), t.text, font=font, fill=t.fill)
-            strip = strip.rotate(90, expand=True)
-            image.paste(
-                strip, (round(t.x * scale - strip.width / 2), round(t.y * scale - strip.height / 2))
-            )
+    return _png(width, height, [*rects, *texts], scale)
+
+
+# ---------------------------------------------------------------- the forest plot
+
+FOREST_TITLE = "Differences between conditions, 95% CI (readers and cases random)"
+ROW = 20  # one line of the plot: an endpoint's heading or one difference
+PLOT_WIDTH = 300  # the axis
+PAD, GAP, INDENT = 12, 18, 14
+MARK = 7  # the side of a point estimate's square
+CAP = 6  # the height of a CI's end mark
+TICK_SIZE = 11
+AXIS_GREY = (150, 150, 150)
+EMPTY_MESSAGE = "No endpoint has a difference to show yet: too few readers, cases or conditions."
+
+
+@dataclass(frozen=True)
+class _Difference:
+    label: str  # "SE-CBIR 6 − Unaided"
+    estimate: float
+    low: float
+    high: float
+    p: float | None
+
+    @property
+    def finite(self) -> bool:
+        """Whether there is an estimate and an interval to draw."""
+        return all(math.isfinite(v) for v in (self.estimate, self.low, self.high))
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """The endpoints of one scale: proportions (in percentage points) or AUCs."""
+
+    auc: bool
+    groups: list[tuple[str, list[_Difference]]]  # endpoint heading, its differences
+
+    @property
+    def unit(self) -> float:
+        """How many of the axis's units make one of the result's (fractions, AUCs)."""
+        return 1.0 if self.auc else 100.0
+
+    @property
+    def heading(self) -> str:
+        """The panel's name, shown when there are two."""
+        return "Areas under the ROC curve" if self.auc else "Proportions"
+
+    @property
+    def axis_title(self) -> str:
+        """What a difference is measured in, and which way it runs."""
+        what = "Difference in AUC" if self.auc else "Difference in percentage points"
+        return f"{what} (first condition − second)"
+
+    def text(self, d: _Difference) -> str:
+        """A difference and its CI in the panel's unit, "+15.0 (+2.1 to +27.9)": AUCs with
+        three decimals, points with one, a true minus sign."""
+        if not d.finite:
+            return "—"
+        places = 3 if self.auc else 1
+        low, estimate, high = (f"{v * self.unit:+.{places}f}" for v in (d.low, d.estimate, d.high))
+        return f"{estimate} ({low} to {high})".replace("-", "−")
+
+
+def _panels(result: Mapping[str, Any], endpoints: Sequence[str] | None) -> list[_Panel]:
+    """The available endpoints' differences, proportions first, AUCs in a panel of their own;
+    endpoints in `endpoints`' order (the result's when None)."""
+    blocks: Mapping[str, Any] = result.get("statistics", {}).get("or_hillis", {})
+    names: Mapping[str, str] = result.get("names", {})
+    chosen = list(blocks) if endpoints is None else list(endpoints)
+    unknown = [name for name in chosen if name not in blocks]
+    if unknown:
+        raise ValueError(f"no such endpoint in the result: {', '.join(unknown)}")
+    by_scale: dict[bool, list[tuple[str, list[_Difference]]]] = {False: [], True: []}
+    for name in chosen:
+        block = blocks[name]
+        if not block.get("available") or not block.get("differences"):
             continue
-        try:
-            draw.text(
-                (t.x * scale, t.y * scale), t.text, font=font, fill=t.fill, anchor=anchors[t.anchor]
+        differences = [
+            _Difference(
+                compared(d["comparison"], names), d["estimate"], d["ci_low"], d["ci_high"], d["p"]
             )
-        except ValueError:  # the bitmap fallback font does not support anchors
-            draw.text((t.x * scale, t.y * scale), t.text, font=font, fill=t.fill)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
+            for d in block["differences"]
+        ]
+        by_scale[is_auc(name)].append((heading(block["label"]), differences))
+    return [_Panel(auc, groups) for auc, groups in by_scale.items() if groups]
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    """Round tick values from below `low` to above `high`: about five, in steps of 1, 2, 2.5
+    or 5 times a power of ten; two at least, so that the axis has a length."""
+    span = (high - low) or 1.0
+    power = 10.0 ** math.floor(math.log10(span / 5))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= span / 5)
+    first = math.floor(low / step + 1e-9)
+    last = max(math.ceil(high / step - 1e-9), first + 1)
+    return [round(k * step, 9) for k in range(first, last + 1)]
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """A panel's x axis: from the first tick to the last, `left` to `left + PLOT_WIDTH`."""
+
+    ticks: list[float]
+    left: float
+
+    @classmethod
+    def of(cls, panel: _Panel, left: float) -> _Axis:
+        """An axis from 0 and every interval of `panel`, cut at ±1 of the result's units (no
+        difference of proportions or AUCs lies beyond)."""
+        values = [
+            v * panel.unit
+            for _, ds in panel.groups
+            for d in ds
+            if d.finite
+            for v in (d.low, d.high)
+        ]
+        bound = panel.unit
+        return cls(_ticks(max(min([0.0, *values]), -bound), min(max([0.0, *values]), bound)), left)
+
+    def cut(self, value: float) -> bool:
+        """Whether `value` lies beyond the axis."""
+        return not self.ticks[0] <= value <= self.ticks[-1]
+
+    def x(self, value: float) -> float:
+        """The position of `value` (at the axis's end when beyond it)."""
+        low, high = self.ticks[0], self.ticks[-1]
+        clipped = min(max(value, low), high)
+        return self.left + (clipped - low) / (high - low) * PLOT_WIDTH
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where the forest plot's columns are (x in SVG pixels): labels from PAD, the plot, the
+    differences in words, the p-values (right-aligned)."""
+
+    plot_left: float
+    text_left: float
+    p_right: float
+
+    @classmethod
+    def of(cls, panels: Sequence[_Panel]) -> _Columns:
+        """Columns wide enough for the longest label and the longest difference in words."""
+        labels = [_text_width(h, FONT_SIZE, bold=True) for p in panels for h, _ in p.groups]
+        texts = [_text_width("Difference (95% CI)", FONT_SIZE, bold=True)]
+        for panel in panels:
+            for _, differences in panel.groups:
+                labels += [INDENT + _text_width(d.label, FONT_SIZE) for d in differences]
+                texts += [_text_width(panel.text(d), FONT_SIZE) for d in differences]
+        plot_left = PAD + math.ceil(max(labels)) + GAP
+        text_left = plot_left + PLOT_WIDTH + GAP
+        p_right = text_left + math.ceil(max(texts)) + GAP + math.ceil(_text_width("< 0.001", 12))
+        return cls(plot_left, text_left, p_right)
+
+
+def _panel_shapes(
+    panel: _Panel, columns: _Columns, top: float, named: bool
+) -> tuple[float, list[_Shape]]:
+    """One panel: a row of column headings (and its name when `named`), a row per endpoint
+    and per difference, the axis. Its height and its shapes."""
+    middle = top + ROW / 2
+    shapes: list[_Shape] = [
+        _Text(
+            columns.text_left, middle, "Difference (95% CI)", FONT_SIZE, BLACK, "start", bold=True
+        ),
+        _Text(columns.p_right, middle, "p", FONT_SIZE, BLACK, "end", bold=True),
+    ]
+    if named:
+        shapes.append(_Text(PAD, middle, panel.heading, FONT_SIZE, BLACK, "start", bold=True))
+    axis = _Axis.of(panel, columns.plot_left)
+    rows_top = y = top + ROW + 4
+    for label, differences in panel.groups:
+        shapes.append(_Text(PAD, y + ROW / 2, label, FONT_SIZE, BLACK, "start", bold=True))
+        y += ROW
+        for d in differences:
+            shapes += _row_shapes(d, panel, columns, axis, y + ROW / 2)
+            y += ROW
+    base = y + 4
+    # The line of no difference first, so that the intervals are drawn over it.
+    shapes.insert(0, _Line(axis.x(0.0), rows_top, axis.x(0.0), base, AXIS_GREY))
+    shapes.append(_Line(axis.left, base, axis.left + PLOT_WIDTH, base, BLACK))
+    for tick in axis.ticks:
+        label = f"{tick:g}".replace("-", "−")
+        shapes.append(_Line(axis.x(tick), base, axis.x(tick), base + 4, BLACK))
+        shapes.append(_Text(axis.x(tick), base + 13, label, TICK_SIZE, BLACK, "middle"))
+    centre = axis.left + PLOT_WIDTH / 2
+    shapes.append(_Text(centre, base + 31, panel.axis_title, FONT_SIZE, GREY, "middle"))
+    return base + 42 - top, shapes
+
+
+def _row_shapes(
+    d: _Difference, panel: _Panel, columns: _Columns, axis: _Axis, middle: float
+) -> list[_Shape]:
+    """One difference: its label, its interval (an arrowhead where it runs past the axis),
+    its estimate, and its figures in words."""
+    shapes: list[_Shape] = [
+        _Text(PAD + INDENT, middle, d.label, FONT_SIZE, BLACK, "start"),
+        _Text(columns.text_left, middle, panel.text(d), FONT_SIZE, BLACK, "start"),
+        _Text(columns.p_right, middle, p_text(d.p), FONT_SIZE, BLACK, "end"),
+    ]
+    if not d.finite:
+        return shapes
+    low, high = d.low * panel.unit, d.high * panel.unit
+    shapes.append(_Line(axis.x(low), middle, axis.x(high), middle, BLACK, 1.5))
+    for value, outward in ((low, -1), (high, 1)):
+        end = axis.x(value)
+        if axis.cut(value):
+            tip, back = end + outward * 2, end - outward * 5
+            arrow = ((tip, middle), (back, middle - 4), (back, middle + 4))
+            shapes.append(_Polygon(arrow, BLACK))
+        else:
+            shapes.append(_Line(end, middle - CAP / 2, end, middle + CAP / 2, BLACK, 1.5))
+    centre = axis.x(d.estimate * panel.unit)
+    shapes.append(_Rect(centre - MARK / 2, middle - MARK / 2, MARK, MARK, BLACK))
+    return shapes
+
+
+def _empty_layout(title: str) -> tuple[float, float, list[_Shape]]:
+    """The forest plot's canvas when no endpoint has a difference: the title and why not."""
+    width = PAD * 2 + math.ceil(
+        max(_text_width(EMPTY_MESSAGE, FONT_SIZE), _text_width(title, TITLE_SIZE))
+    )
+    height = 64
+    return (
+        width,
+        height,
+        [
+            _Rect(0, 0, width, height, WHITE),
+            _Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start"),
+            _Text(PAD, PAD + 34, EMPTY_MESSAGE, FONT_SIZE, GREY, "start"),
+        ],
+    )
+
+
+def _forest_layout(
+    result: Mapping[str, Any], endpoints: Sequence[str] | None, title: str
+) -> tuple[float, float, list[_Shape]]:
+    """Canvas size and shapes of the forest plot (a short note when there is nothing to plot)."""
+    panels = _panels(result, endpoints)
+    if not panels:
+        return _empty_layout(title)
+    columns = _Columns.of(panels)
+    width = max(columns.p_right + PAD, PAD * 2 + math.ceil(_text_width(title, TITLE_SIZE)))
+    shapes: list[_Shape] = [_Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start")]
+    top: float = PAD + 24
+    for panel in panels:
+        height, drawn = _panel_shapes(panel, columns, top, named=len(panels) > 1)
+        shapes += drawn
+        top += height + 8
+    height = top - 8 + PAD
+    return width, height, [_Rect(0, 0, width, height, WHITE), *shapes]
+
+
+def forest_svg(
+    result: Mapping[str, Any],
+    endpoints: Sequence[str] | None = None,
+    title: str = FOREST_TITLE,
+) -> str:
+    """A forest plot of every available endpoint's differences between conditions (or of
+    `endpoints`, in that order), as a standalone SVG document.
+
+    A row per difference, in the conditions' readable names and grouped under its endpoint:
+    the point estimate, its 95 % CI (readers and cases random), a line at no difference, and
+    the figures in words beside it, so that the figure stands on its own in a paper.
+    Proportions are in percentage points. AUC endpoints (named `..._auc`) get a panel and an
+    axis of their own, in AUC units: a difference of AUCs is not a difference of proportions,
+    and one axis for both (or AUCs times 100) would invite comparing lengths that mean
+    different things. An interval that runs past a difference's bound (±100 points, ±1 AUC,
+    as with two readers) ends in an arrow at the axis, so that one wide interval cannot
+    squeeze every other row into a dot. Unavailable endpoints are left out (the dashboard's
+    tables say why); with none left, the figure says that there is nothing to show.
+    """
+    width, height, shapes = _forest_layout(result, endpoints, title)
+    return _svg(width, height, shapes, title)
+
+
+def forest_png(
+    result: Mapping[str, Any],
+    endpoints: Sequence[str] | None = None,
+    title: str = FOREST_TITLE,
+    scale: int = 3,
+) -> bytes:
+    """The forest plot of `forest_svg` as PNG bytes, at `scale` times its size (3: about
+    300 dpi at the SVG's print size, enough for a journal)."""
+    width, height, shapes = _forest_layout(result, endpoints, title)
+    return _png(width, height, shapes, scale)
 
 
 def write_confusion_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
@@ -213,3 +589,13 @@ def write_confusion_plots(result: Mapping[str, Any], out_dir: str | Path) -> lis
         png_path.write_bytes(confusion_png(confusion[task], confusion["labels"], title))
         written += [png_path, svg_path]
     return written
+
+
+def write_forest_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write the forest plot of every endpoint as PNG and SVG into out_dir; return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png_path, svg_path = out / "forest.png", out / "forest.svg"
+    png_path.write_bytes(forest_png(result))
+    svg_path.write_text(forest_svg(result), encoding="utf-8")
+    return [png_path, svg_path]

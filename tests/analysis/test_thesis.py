@@ -156,6 +156,8 @@ def test_cli_json_and_plots(
         "confusion_task1.svg",
         "confusion_task2.png",
         "confusion_task2.svg",
+        "forest.png",
+        "forest.svg",
     ]
     assert analysis_main([str(thesis_csv), "--bootstrap", "0"]) == 0
     text = capsys.readouterr().out

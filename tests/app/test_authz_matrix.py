@@ -68,6 +68,7 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "auth.password": {"GET": (302,) + (200,) * 5, "POST": (302,) + (200,) * 5},
     "dashboard.confusion_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.export": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "dashboard.forest_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # The reader has enrolled, so the design is locked: a POST only redirects to the page.
     "design.edit": {"GET": STAFF_PAGE, "POST": (302, 403, 403, 303, 404, 303)},

@@ -6,6 +6,7 @@ dashboard is tested on exactly what the survey stores. Runs on SQLite and Postgr
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,6 +126,8 @@ def dashboard_routes(study_id: int) -> list[str]:
         f"{base}/",
         f"{base}/confusion-task1.svg",
         f"{base}/confusion-task2.png",
+        f"{base}/forest.svg",
+        f"{base}/forest.png",
         *(
             f"{base}/export/{name}"
             for name in ("responses", "summary-csv", "summary-json", "imrmc", "mrmcaov")
@@ -186,6 +189,7 @@ def test_unknown_studies_and_exports_are_not_found(
     assert client.get(f"/dashboard/{study.id}/export/passwords").status_code == 404
     assert client.get(f"/dashboard/{study.id}/confusion-task3.svg").status_code == 404
     assert client.get(f"/dashboard/{study.id}/confusion-task1.gif").status_code == 404
+    assert client.get(f"/dashboard/{study.id}/forest.gif").status_code == 404
 
 
 def test_the_study_page_links_to_the_dashboard(
@@ -329,6 +333,122 @@ def test_the_heat_map_downloads(
     assert png.data.startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def endpoint_table(html: str, endpoint: str) -> dict[str, list[str]]:
+    """An endpoint's table on the page: its caption and, per row header, the row's cells."""
+    table = re.search(rf'<table [^>]*id="endpoint-{endpoint}">(.*?)</table>', html, re.S)
+    assert table, f"no table for {endpoint}"
+    rows = {
+        header: re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        for header, cells in re.findall(r'<th scope="row">(.*?)</th>(.*?)</tr>', table.group(1))
+    }
+    caption = re.search(r"<caption>(.*?)</caption>", table.group(1), re.S)
+    assert caption
+    return {"caption": [re.sub(r"<[^>]+>", "", caption.group(1))], **rows}
+
+
+def test_every_endpoint_has_a_table_of_means_and_differences(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    html = page(client, answered.study)
+    table = endpoint_table(html, "proportion_correct")
+    assert table["caption"] == ["Proportion correct (2 readers)"]
+    # A row per condition with its mean, then the difference with its CI and p.
+    assert table["Unaided"] == ["55.0%", "", "", ""]
+    assert table["SE-CBIR 6"][0] == "70.0%"
+    estimate, interval, p = table["SE-CBIR 6 − Unaided"][1:]
+    assert estimate == "+15.0 pp" and interval.endswith(" pp") and " to " in interval
+    assert re.fullmatch(r"< 0\.001|\d\.\d{3}", p)  # as the page writes p everywhere
+    # Headers say what every cell is; endpoints with no figure say why, in one list.
+    section = html[html.index('id="every-endpoint"') :]
+    section = section[: section.index("</section>")]
+    assert section.count("<caption>") == section.count("<table") - 1  # all but the df table
+    assert '<th scope="col">Mean</th>' in section and '<th scope="col">95% CI</th>' in section
+    unavailable = re.search(r'id="endpoints-unavailable">(.*?)</ul>', section, re.S)
+    assert unavailable and "not available (" in unavailable.group(1)
+    # The headline's sentences stay first; the tables and the plot follow.
+    assert html.index('class="headline"') < html.index('id="every-endpoint"')
+    assert html.index('id="every-endpoint"') < html.index('id="reader-table"')
+
+
+def test_the_page_shows_the_forest_plot_and_links_its_downloads(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    pseudonym = answered.readers["first"].pseudonym
+    html = page(client, answered.study, completed="1")
+    image = re.search(r'<figure class="forest">\s*<img src="([^"]+)" alt="([^"]+)">', html)
+    assert image, "no forest plot on the page"
+    assert image.group(1) == f"/dashboard/{answered.study.id}/forest.svg?completed=1"
+    assert "Forest plot" in image.group(2) and "95% confidence interval" in image.group(2)
+    links = re.findall(r'href="([^"]*forest\.(?:png|svg)[^"]*)"', html)
+    assert sorted(links) == [
+        f"/dashboard/{answered.study.id}/forest.png?completed=1",
+        f"/dashboard/{answered.study.id}/forest.svg?completed=1",
+    ]
+    # One reader: no difference has an interval, so no figure, and the tables say why.
+    one = page(client, answered.study, reader=pseudonym)
+    assert "forest.svg" not in one and 'id="endpoints-unavailable"' in one
+
+
+def test_the_forest_plot_downloads(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    study = answered.study.id
+    svg = client.get(f"/dashboard/{study}/forest.svg")
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert svg.headers["Content-Disposition"] == f'attachment; filename="study-{study}-forest.svg"'
+    assert svg.headers["Cache-Control"] == "no-store"
+    root = ET.fromstring(svg.get_data(as_text=True))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "SE-CBIR 6 − Unaided" in texts and "Proportion correct" in texts
+    png = client.get(f"/dashboard/{study}/forest.png")
+    assert png.status_code == 200 and png.mimetype == "image/png"
+    assert png.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert png.headers["Content-Disposition"] == f'attachment; filename="study-{study}-forest.png"'
+
+
+def test_a_study_without_answers_has_a_forest_plot_that_says_so(
+    client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    login(client, organiser)
+    svg = client.get(f"/dashboard/{study.id}/forest.svg").get_data(as_text=True)
+    assert "No endpoint has a difference to show yet" in svg
+    assert "forest.svg" not in page(client, study)  # the page shows its empty state instead
+
+
+def test_auc_endpoints_read_as_aucs_not_percentages(
+    client: FlaskClient,
+    organiser: UserRef,
+    answered: Answered,
+    login: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint named `..._auc` (as the analysis may add) reads 0.xxx, not percent."""
+
+    def with_auc(result: dict) -> dict:
+        blocks = dict(result["statistics"]["or_hillis"])
+        auc = dict(blocks["proportion_correct"], label="AUC for melanoma")
+        auc["means"] = {"unaided": 0.8124, "se_cbir": 0.8631}
+        (difference,) = auc["differences"]
+        auc["differences"] = [
+            dict(difference, estimate=0.0507, ci_low=-0.0123, ci_high=0.1137, p=0.11)
+        ]
+        blocks["melanoma_auc"] = auc
+        statistics = dict(result["statistics"], or_hillis=blocks)
+        return dict(result, statistics=statistics)
+
+    wrap_analyse(monkeypatch, with_auc)
+    login(client, organiser)
+    table = endpoint_table(page(client, answered.study), "melanoma_auc")
+    assert table["caption"] == ["AUC for melanoma (2 readers)"]
+    assert table["Unaided"][0] == "0.812" and table["SE-CBIR 6"][0] == "0.863"
+    assert table["SE-CBIR 6 − Unaided"][1:] == ["+0.051", "-0.012 to +0.114", "0.110"]
+    svg = client.get(f"/dashboard/{answered.study.id}/forest.svg").get_data(as_text=True)
+    assert "Difference in AUC (first condition − second)" in svg
+
+
 def test_the_page_has_no_inline_script_or_style(
     client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
 ) -> None:
@@ -399,7 +519,8 @@ def test_the_analysis_runs_once_per_answer_set_and_again_after_a_new_answer(
     again = page(client, study)
     assert again[again.index('id="headline"') :] == first[first.index('id="headline"') :]
     assert client.get(f"/dashboard/{study.id}/confusion-task2.svg").status_code == 200
-    assert len(runs) == 1  # the second view and the heat map reuse the first analysis
+    assert client.get(f"/dashboard/{study.id}/forest.svg").status_code == 200
+    assert len(runs) == 1  # the second view and the figures reuse the first analysis
     page(client, study, completed="1")
     assert len(runs) == 2  # other filters: another analysis, kept beside the first
 
