@@ -21,7 +21,7 @@ compared: the paired, per-case tables (answer changes, reliance) use it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,16 +91,16 @@ def _blocks(responses: Responses, conditions: Sequence[int] | None, complete: bo
     width = max(len(responses.image_ids), 1)
     key = responses.reader.astype(np.int64) * width + responses.image
     selected = [np.flatnonzero(responses.condition_index == c) for c in chosen]
-    keys = np.unique(np.concatenate([key[s] for s in selected])) if selected else key[:0]
+    keys, place = _dense_keys([key[s] for s in selected], len(responses.readers) * width)
     t, p = len(chosen), keys.size
-    present = np.zeros((t, p), dtype=bool)
-    diagnosis = np.full((t, p), -1, dtype=np.int64)
-    vote = np.full((t, p), -1, dtype=np.int64)
-    confidence = np.full((t, p), np.nan)
-    seconds = np.full((t, p), np.nan)
-    truth = np.zeros(p, dtype=np.int64)
+    present: Array = np.zeros((t, p), dtype=bool)
+    diagnosis: Array = np.full((t, p), -1, dtype=np.int64)
+    vote: Array = np.full((t, p), -1, dtype=np.int64)
+    confidence: Array = np.full((t, p), np.nan)
+    seconds: Array = np.full((t, p), np.nan)
+    truth: Array = np.zeros(p, dtype=np.int64)
     for i, rows in enumerate(selected):
-        at = np.searchsorted(keys, key[rows])
+        at = place(key[rows])
         present[i, at] = True
         diagnosis[i, at] = responses.diagnosis[rows]
         vote[i, at] = responses.majority_vote[rows]
@@ -125,6 +125,20 @@ def _blocks(responses: Responses, conditions: Sequence[int] | None, complete: bo
         taxonomy=responses.taxonomy,
         present=present,
     )
+
+
+def _dense_keys(keys: list[Array], size: int) -> tuple[Array, Callable[[Array], Array]]:
+    """The sorted distinct values of `keys` (non-negative ints below `size`) and a function
+    giving each value's position among them: by a table of every possible value when that is
+    small next to the keys (a study's readers x images), else by sorting."""
+    every = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    if size <= 8 * every.size + 1_000_000:
+        seen = np.zeros(size, dtype=bool)
+        seen[every] = True
+        rank = np.cumsum(seen) - 1
+        return np.flatnonzero(seen), rank.__getitem__
+    distinct = np.unique(every)
+    return distinct, lambda values: np.searchsorted(distinct, values)
 
 
 def roc_rating(called: Array, confidence: Array, top: float) -> Array:
@@ -348,8 +362,10 @@ def _empirical_auc(
     for a positive, (S - w) / (p (q - 1)) for a negative. Counted per rating level, so that
     every reader's cases are done at once.
     """
-    levels, code = np.unique(rating, return_inverse=True)
-    v = max(levels.size, 1)
+    # Ratings are whole numbers (`roc_rating`): their offsets from the lowest are the levels.
+    low = int(rating.min()) if rating.size else 0
+    code = np.rint(rating).astype(np.int64) - low
+    v = int(code.max()) + 1 if code.size else 1
     slot = reader * v + code
     hist_pos = np.bincount(slot[positive], minlength=readers * v).reshape(readers, v)
     hist_neg = np.bincount(slot[~positive], minlength=readers * v).reshape(readers, v)

@@ -216,12 +216,15 @@ def _design_zeros(reader: Array, case: Array, present: Array) -> tuple[bool, boo
     """(every case read by one reader only, every case read in one condition only)."""
     if not case.size:
         return False, False
-    _, dense = np.unique(case, return_inverse=True)
-    readers_per_case = np.bincount(dense)  # pairs are unique per (reader, case)
+    readers_per_case = np.bincount(case)  # pairs are unique per (reader, case)
     conditions_per_case = np.zeros(readers_per_case.size, dtype=np.int64)
     for read in present:
-        conditions_per_case += np.bincount(dense, weights=read, minlength=readers_per_case.size) > 0
-    return bool((readers_per_case == 1).all()), bool((conditions_per_case == 1).all())
+        conditions_per_case += np.bincount(case, weights=read, minlength=readers_per_case.size) > 0
+    counted = readers_per_case > 0
+    return (
+        bool((readers_per_case[counted] == 1).all()),
+        bool((conditions_per_case[counted] == 1).all()),
+    )
 
 
 def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHillis:
@@ -234,17 +237,22 @@ def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHill
     complete: Array = np.asarray(fig.eligible.all(axis=0))
     keep_readers = np.flatnonzero(complete)
     r = int(keep_readers.size)
+    cases, scored = fig.cases.max(axis=0).tolist(), fig.scored.max(axis=0).tolist()
+    theta_of, defined = fig.theta.T.tolist(), complete.tolist()
     per_reader: list[ReaderFigure] = [
         {
             "reader": blocks.readers[j],
-            "cases": int(fig.cases[:, j].max()),
-            "scored": int(fig.scored[:, j].max()),
-            "values": {
-                name: (float(fig.theta[i, j]) if complete[j] else None)
-                for i, name in enumerate(blocks.conditions)
-            },
+            "cases": int(cases[j]),
+            "scored": int(scored[j]),
+            "values": dict(
+                zip(
+                    blocks.conditions,
+                    theta_of[j] if defined[j] else [None] * len(blocks.conditions),
+                    strict=True,
+                )
+            ),
         }
-        for j in active
+        for j in active.tolist()
     ]
     left_out: list[LeftOut] = [
         {
@@ -290,7 +298,7 @@ def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHill
     remap = np.full(r_all, -1, dtype=np.int64)
     remap[keep_readers] = np.arange(r)
     reader, case, dev = remap[blocks.reader[pairs]], blocks.case[pairs], fig.dev[:, pairs]
-    n = int(np.unique(case).size)
+    n = int(np.count_nonzero(np.bincount(case)))
     out["cases"] = n
     b = -np.stack([np.bincount(reader, weights=d, minlength=r) for d in dev]) / n
     comps = jackknife_covariances(reader, case, dev, b, n, r)
