@@ -231,6 +231,13 @@ def check_task2_layout(page, viewport: dict, screenshot: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_load_state("load")
     assert page.locator("figure.tile").count() == 6
+    # Lazily loaded tiles may still be decoding after "load" on a busy machine: wait for them
+    # (a tile that never loads still fails below, after the wait's time-out).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('figure.tile img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        timeout=15_000,
+    )
     for index in range(6):
         tile = page.locator("figure.tile").nth(index)
         assert tile.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
