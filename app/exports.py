@@ -55,6 +55,7 @@ from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, Us
 from app.survey.conditions import Condition
 from app.survey.enrolment import conditions_of
 from app.survey.presentation import likert_of
+from studybundle.limits import MIN_LIKERT
 from studybundle.vote import majority_vote
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
@@ -132,9 +133,12 @@ def study_taxonomy(study: Study) -> Taxonomy:
     )
 
 
-def study_scale(study: Study) -> Scale:
-    """The study's confidence scale: its bundle's labels, as the survey's form shows them."""
-    return Scale.of_labels(likert_of(study))
+def study_scale(study: Study) -> Scale | None:
+    """The study's confidence scale: its bundle's labels, as the survey's form shows them;
+    None for a study without a scale of its own (fewer than two labels: the analysis then
+    takes the levels present)."""
+    labels = likert_of(study)
+    return Scale.of_labels(labels) if len(labels) >= MIN_LIKERT else None
 
 
 def _study_answers(
@@ -418,7 +422,9 @@ def response_rows(
             "session": task,
             "initial_diagnosis": initial_diagnosis or "",
             "initial_confidence": "" if initial_confidence is None else initial_confidence,
-            "confidence_label": scale.label(confidence) if confidence <= scale.levels else "",
+            "confidence_label": scale.label(confidence)
+            if scale is not None and confidence <= scale.levels
+            else "",
         }
         if not pseudonymise:
             row["reader_email"] = email

@@ -154,7 +154,7 @@ def study_result(
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
             scale = study_scale(study)
             responses = responses_from_columns(
-                columns, taxonomy=study_taxonomy(study), levels=scale.levels
+                columns, taxonomy=study_taxonomy(study), levels=scale and scale.levels
             )
             del columns
             names = condition_names(study)
@@ -186,7 +186,8 @@ def study_responses(
     """The answers the analysis of `study` reads (probes and readers without a condition
     left out), and the readers left out with the reason: what the MRMC tools' files hold."""
     columns = analysis_columns(study, completed_only=completed_only, reader=reader)
+    scale = study_scale(study)
     responses = responses_from_columns(
-        columns, taxonomy=study_taxonomy(study), levels=study_scale(study).levels
+        columns, taxonomy=study_taxonomy(study), levels=scale and scale.levels
     )
     return analysed(responses, condition_names(study))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.analysis import CLASSES
 from app.extensions import db
-from app.models import Assignment, Case, Enrolment, Role
+from app.models import Assignment, Case, Enrolment, Role, Study
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, add_user, join_study
 from tests.app.world import CONSENT
 
@@ -584,3 +584,20 @@ def test_a_reader_without_a_condition_is_named_on_the_page_and_in_the_r_script(
     assert named, "the fixture has endpoints some reader has no figure for"
     for reader, reason in named:
         assert f"{reader}, {reason}" in html or f"{reader} ({reason})" in html
+
+
+def test_a_study_without_a_scale_of_its_own_is_analysed_on_the_levels_present(
+    app: Flask, client: FlaskClient, answered: Answered, organiser: UserRef, login: Callable
+) -> None:
+    """A study record without confidence labels (built outside an import, as the dashboard
+    benchmark does) still has its results: the scale is the levels given."""
+    with app.app_context():
+        record = db.session.get(Study, answered.study.id)
+        record.likert = []
+        db.session.commit()
+    login(client, organiser)
+    assert client.get(f"/dashboard/{answered.study.id}/").status_code == 200
+    summary = json.loads(client.get(f"/dashboard/{answered.study.id}/export/summary-json").data)
+    assert summary["scale"]["labels"] == [] and summary["scale"]["levels"] == 4
+    responses = client.get(f"/dashboard/{answered.study.id}/export/responses")
+    assert responses.status_code == 200
