@@ -23,8 +23,8 @@ Formats (all UTF-8):
   `readers[*].conditions` has every condition's figures).
   The summary JSON carries the study's confidence scale (`scale`: levels and labels).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
-  correct as binary MRMC data, one modality per condition (Task 1 = unaided = 1, Task 2 =
-  se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
+  correct as binary MRMC data, one modality per condition numbered in the analysis's order
+  (its header lists them; the thesis: unaided = 1, se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
   (each reader a different random subset of cases) does not load in RJafroc.
 - MRMCaov CSV and R script (R package MRMCaov): one row per reader x case x test, `test` the
   condition, `truth` 1 and `rating` 1 when right, plus one truth-0 placeholder row per
