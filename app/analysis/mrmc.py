@@ -237,7 +237,10 @@ def or_hillis(endpoint: Endpoint, blocks: Blocks, level: float = 0.95) -> ORHill
     complete: Array = np.asarray(fig.eligible.all(axis=0))
     keep_readers = np.flatnonzero(complete)
     r = int(keep_readers.size)
-    cases, scored = fig.cases.max(axis=0).tolist(), fig.scored.max(axis=0).tolist()
+    cases, scored = (
+        fig.cases.max(axis=0, initial=0).tolist(),
+        fig.scored.max(axis=0, initial=0).tolist(),
+    )
     theta_of, defined = fig.theta.T.tolist(), complete.tolist()
     per_reader: list[ReaderFigure] = [
         {

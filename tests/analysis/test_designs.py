@@ -156,3 +156,9 @@ def test_a_bad_first_look_names_its_row_and_column() -> None:
     rows[2]["initial_confidence"] = 2
     responses = responses_from_rows(rows)
     assert responses.conditions == ("se_cbir_initial", "se_cbir") and len(responses) == 12
+
+
+def test_no_answers_at_all_give_a_result_that_says_so() -> None:
+    result = analyse(responses_from_rows([]), bootstrap=0)
+    pc = result["statistics"]["or_hillis"]["proportion_correct"]
+    assert not pc["available"] and pc["per_reader"] == [] and result["left_out"]["readers"] == []
