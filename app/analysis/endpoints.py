@@ -149,7 +149,7 @@ def roc_rating(called: Array, confidence: Array, top: float) -> Array:
     rating, "something else, very sure" the lowest, and an unsure call of either kind sits in
     the middle. With the thesis's 1-5 scale: positive 6-10, other 1-5. Only the order of the
     ratings matters to an empirical AUC, so any `top` at or above the scale's top gives the
-    same figures; the exports write it with the study's own.
+    same figures; the analysis and the exports both take the highest confidence given.
     """
     return np.where(called, top + confidence, top + 1 - confidence)
 
