@@ -24,8 +24,9 @@ Formats (all UTF-8):
   The summary JSON carries the study's confidence scale (`scale`: levels and labels).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
   correct as binary MRMC data, one modality per condition numbered in the analysis's order
-  (its header lists them; the thesis: unaided = 1, se_cbir = 2). RJafroc reads this file only for fully crossed designs; the thesis design
-  (each reader a different random subset of cases) does not load in RJafroc.
+  (its header lists them; the thesis: unaided = 1, se_cbir = 2). RJafroc reads this file
+  only for fully crossed designs; the thesis design (each reader a different random subset
+  of cases) does not load in RJafroc.
 - MRMCaov CSV and R script (R package MRMCaov): one row per reader x case x test, `test` the
   condition, `truth` 1 and `rating` 1 when right, plus one truth-0 placeholder row per
   reader x test so that `mrmc(binary_sens(truth, rating), test, reader, case, data =
