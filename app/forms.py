@@ -9,6 +9,7 @@ from wtforms import (
     BooleanField,
     DecimalField,
     EmailField,
+    Field,
     FieldList,
     Form,
     FormField,
@@ -51,6 +52,22 @@ def finite_number(form: FlaskForm, field: DecimalField) -> None:
     if isinstance(field.data, Decimal) and not field.data.is_finite():
         field.errors = []
         raise StopValidation("Enter a number.")
+
+
+class WholeNumberRange(NumberRange):
+    """NumberRange for an IntegerField, compared as whole numbers.
+
+    wtforms' NumberRange converts the value to a float to look for NaN, which raises
+    OverflowError (a server error) for an integer of more than 308 digits; IntegerField reads
+    one of up to 4300 digits. Here any value out of range, however long, is a form error.
+    """
+
+    def __init__(self, min: int, max: int, message: str | None = None) -> None:
+        super().__init__(min, max, message or f"Enter a whole number from {min} to {max}.")
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if not (isinstance(field.data, int) and self.min <= field.data <= self.max):
+            raise ValidationError(self.message)
 
 
 def new_password_fields() -> tuple[PasswordField, PasswordField]:
@@ -155,7 +172,7 @@ class StudySettingsForm(FlaskForm):
     name = StringField("Study name", validators=[DataRequired(), Length(max=200)])
     cases_per_reader = IntegerField(
         "Cases per reader",
-        validators=[InputRequired(), NumberRange(min=1, max=100000)],
+        validators=[InputRequired(), WholeNumberRange(1, 100000)],
         description="Each reader answers this many cases in each task.",
     )
     washout_hours = DecimalField(
@@ -182,7 +199,7 @@ class StudySettingsForm(FlaskForm):
     )
     reminder_days = IntegerField(
         "Remind again after (days)",
-        validators=[Optional(), NumberRange(min=0, max=60)],
+        validators=[Optional(), WholeNumberRange(0, 60)],
         description="Readers get an e-mail when Task 2 opens; while they have not finished, "
         "another every this many days (at most 3). 0: only the first.",
     )
@@ -198,7 +215,7 @@ class InvitationForm(FlaskForm):
         description="Paste a list; blank lines are skipped, repeated addresses invited once.",
     )
     days = IntegerField(
-        "Links valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
+        "Links valid for (days)", validators=[InputRequired(), WholeNumberRange(1, 90)]
     )
     send = BooleanField("E-mail each reader their link", default=True)
     submit = SubmitField("Create invitation links")
@@ -242,7 +259,7 @@ class ConditionForm(Form):
         default="",
     )
     k = IntegerField(
-        "Similar images shown", default=6, validators=[Optional(), NumberRange(min=1, max=50)]
+        "Similar images shown", default=6, validators=[Optional(), WholeNumberRange(1, 50)]
     )
     labelled = BooleanField("Similar images with their classes", default=True)
     classifier = SelectField(
@@ -280,7 +297,7 @@ class DesignForm(FlaskForm):
     probe_share = DecimalField(
         "Share of aided readings with a deliberately misleading aid",
         places=2,
-        validators=[InputRequired(), NumberRange(min=0, max=0.5)],
+        validators=[InputRequired(), finite_number, NumberRange(min=0, max=0.5)],
         description="0 for none; 0.1 shows a misleading aid in one aided reading of ten.",
     )
     submit = SubmitField("Save the design")
