@@ -34,6 +34,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from app.mail.addresses import AddressError, deliverable_address, pasted_entry
 from app.models import Sampling
 
 MIN_PASSWORD = 10
@@ -212,7 +213,8 @@ class InvitationForm(FlaskForm):
     email = TextAreaField(
         "Readers' e-mail addresses, one per line",
         validators=[DataRequired(), Length(max=100_000)],
-        description="Paste a list; blank lines are skipped, repeated addresses invited once.",
+        description="Paste a list; blank lines are skipped, repeated addresses invited once. "
+        "“Name <address>” and a comma or semicolon at the end of a line are fine.",
     )
     days = IntegerField(
         "Links valid for (days)", validators=[InputRequired(), WholeNumberRange(1, 90)]
@@ -221,18 +223,18 @@ class InvitationForm(FlaskForm):
     submit = SubmitField("Create invitation links")
 
     def addresses(self) -> tuple[list[str], list[str]]:
-        """The addresses (normalised, first occurrence kept) and one error per bad line."""
-        found: list[str] = []
+        """The bare, normalised addresses (first occurrence kept) and one error per bad line."""
+        found: dict[str, None] = {}
         errors: list[str] = []
         for number, line in enumerate((self.email.data or "").splitlines(), start=1):
-            text = line.strip()
+            text = pasted_entry(line)
             if not text:
                 continue
-            if len(text) > 254 or not EMAIL_PATTERN.match(text):
-                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address.")
-            elif text.lower() not in found:
-                found.append(text.lower())
-        return found, errors
+            try:
+                found.setdefault(deliverable_address(text))
+            except AddressError as problem:
+                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}")
+        return list(found), errors
 
 
 class TeamMemberForm(FlaskForm):

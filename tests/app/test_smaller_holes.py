@@ -7,9 +7,16 @@ import re
 from collections.abc import Callable
 
 import pytest
-from flask.testing import FlaskClient
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import select
 
+from app.extensions import db
+from app.mail import send_queued
+from app.mail.addresses import AddressError, deliverable_address, pasted_entry
+from app.models import Invitation
 from tests.app.conftest import StudyRef, UserRef
+from tests.app.smtp import SmtpServer
 from tests.app.world import CONSENT
 
 HUGE = "9" * 310  # more digits than a float holds: NumberRange's NaN check overflowed
@@ -102,3 +109,95 @@ def test_odd_numbers_in_the_design_are_errors_at_their_field(
     response = client.post(f"/admin/studies/{study.id}/design", data={**design, field: value})
     assert response.status_code == 400
     assert message in field_error(response.text, field)
+
+
+# ---------------------------------------------------------------- invitations: which addresses
+
+
+def invitations_made(app: Flask) -> list[str]:
+    """The addresses of every invitation, in the order they were made."""
+    with app.app_context():
+        return list(db.session.scalars(select(Invitation.email).order_by(Invitation.id)))
+
+
+@pytest.mark.parametrize(
+    ("pasted", "stored"),
+    [
+        ("Jane.Doe@Example.org", "jane.doe@example.org"),
+        ("Jane Doe <Jane.Doe@Example.org>", "jane.doe@example.org"),
+        ('"Doe, Jane" <jane@example.org>,', "jane@example.org"),
+        ("jane@example.org;", "jane@example.org"),
+        ("  <jane@example.org> ; ", "jane@example.org"),
+        ("jane@bücher.example", "jane@bücher.example"),
+        ("reader@rt.test", "reader@rt.test"),
+    ],
+)
+def test_what_organisers_paste_is_stored_as_the_bare_address(pasted: str, stored: str) -> None:
+    assert deliverable_address(pasted_entry(pasted)) == stored
+
+
+@pytest.mark.parametrize(
+    ("pasted", "reason"),
+    [
+        ("x@evil.example,foo", "invalid characters"),
+        ('=HYPERLINK("http://evil")@rt.test', "invalid characters"),
+        ("ω@rt.test", "outside ASCII before the @"),
+        ("a@example.org b@example.org", "invalid characters"),
+        ("Jane <jane@example.org> extra", "anything after"),
+        ('"quoted"@example.org', "Quoting"),
+        ("jane@[192.0.2.1]", "bracketed IP address"),
+        ("jane@localhost", "period"),
+        ("a" * 250 + "@example.org", "too long"),
+    ],
+)
+def test_an_address_the_app_cannot_deliver_to_exactly_is_refused(pasted: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        deliverable_address(pasted_entry(pasted))
+
+
+def test_the_invitation_form_stores_bare_addresses_and_names_the_bad_lines(
+    app: Flask, client: FlaskClient, study: StudyRef, organiser: UserRef, login: Callable
+) -> None:
+    login(client, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    listed = 'x@evil.example,foo\n=HYPERLINK("http://evil")@rt.test\nω@rt.test\nok@example.org'
+    refused = client.post(url, data={"email": listed, "days": "7"})
+    assert refused.status_code == 400
+    errors = field_error(refused.text, "email")
+    for number in (1, 2, 3):
+        assert f"Line {number}:" in errors
+    assert "Line 4" not in errors and "ask for another address" in errors
+    assert invitations_made(app) == []  # nothing half-done
+    pasted = "Jane Doe <Jane.Doe@Example.org>,\nbob@example.org;\njane.doe@example.org"
+    assert client.post(url, data={"email": pasted, "days": "7"}).status_code == 200
+    assert invitations_made(app) == ["jane.doe@example.org", "bob@example.org"]
+
+
+def test_the_invitation_goes_to_exactly_the_stored_address(
+    app: Flask,
+    client: FlaskClient,
+    smtp: SmtpServer,
+    study: StudyRef,
+    organiser: UserRef,
+    login: Callable,
+) -> None:
+    login(client, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    pasted = "Jane Doe <Jane.Doe@Example.org>;"
+    assert client.post(url, data={"email": pasted, "days": "7", "send": "y"}).status_code == 200
+    with app.app_context():
+        assert len(send_queued().sent) == 1
+    (message,) = smtp.sink.messages
+    assert message["To"] == "jane.doe@example.org"  # no display name, nothing else
+
+
+def test_the_commands_check_addresses_the_same_way(
+    app: Flask, runner: FlaskCliRunner, study: StudyRef
+) -> None:
+    refused = runner.invoke(args=["study", "invite", str(study.id), "x@evil.example,foo"])
+    assert refused.exit_code == 1 and "invalid characters" in refused.output
+    made = runner.invoke(args=["study", "invite", str(study.id), "Jane <Jane@Example.org>"])
+    assert made.exit_code == 0, made.output
+    new = ["users", "create", "--role", "reader", "--no-password", "--email", "ω@rt.test"]
+    assert runner.invoke(args=new).exit_code == 1
+    assert invitations_made(app) == ["jane@example.org"]
