@@ -15,7 +15,7 @@ from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
 from app.models import Invitation
-from tests.app.conftest import StudyRef, UserRef
+from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
 from tests.app.world import CONSENT
 
@@ -111,13 +111,57 @@ def test_odd_numbers_in_the_design_are_errors_at_their_field(
     assert message in field_error(response.text, field)
 
 
-# ---------------------------------------------------------------- invitations: which addresses
+# ---------------------------------------------------------------- invitations: how many
 
 
 def invitations_made(app: Flask) -> list[str]:
     """The addresses of every invitation, in the order they were made."""
     with app.app_context():
         return list(db.session.scalars(select(Invitation.email).order_by(Invitation.id)))
+
+
+def test_one_form_invites_at_most_invitations_per_request(
+    app: Flask, client: FlaskClient, study: StudyRef, organiser: UserRef, login: Callable
+) -> None:
+    # One POST used to create 9000 invitations and queue 9000 e-mails in 24 s.
+    app.config["INVITATIONS_PER_REQUEST"] = 20
+    login(client, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    listed = "\n".join(f"reader{number}@example.org" for number in range(21))
+    response = client.post(url, data={"email": listed, "days": "7", "send": "y"})
+    assert response.status_code == 400
+    assert "at most 20 can be invited at once" in field_error(response.text, "email")
+    assert invitations_made(app) == []
+    fewer = "\n".join(listed.splitlines()[:20])
+    assert client.post(url, data={"email": fewer, "days": "7"}).status_code == 200
+    assert len(invitations_made(app)) == 20
+
+
+def test_an_organiser_invites_at_most_invitations_per_hour(
+    app: Flask,
+    client: FlaskClient,
+    clock: FakeClock,
+    study: StudyRef,
+    organiser: UserRef,
+    login: Callable,
+) -> None:
+    app.config["INVITATIONS_PER_HOUR"] = 5
+    login(client, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    first = "a@example.org\nb@example.org\nc@example.org"
+    assert client.post(url, data={"email": first, "days": "7"}).status_code == 200
+    clock.advance(minutes=30)
+    more = "d@example.org\ne@example.org\nf@example.org"
+    refused = client.post(url, data={"email": more, "days": "7"})
+    assert refused.status_code == 429
+    assert "at most 5 invitations an hour and have 2 left" in field_error(refused.text, "email")
+    assert len(invitations_made(app)) == 3
+    clock.advance(minutes=31)  # the first three are more than an hour old
+    assert client.post(url, data={"email": more, "days": "7"}).status_code == 200
+    assert len(invitations_made(app)) == 6
+
+
+# ---------------------------------------------------------------- invitations: which addresses
 
 
 @pytest.mark.parametrize(
