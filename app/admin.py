@@ -70,7 +70,12 @@ def enrolled_count(study_id: int) -> int:
 
 
 def server_bundles() -> list[tuple[str, str]]:
-    """Bundle folders under BUNDLE_ROOT (up to two levels down), as form choices."""
+    """Bundle folders under BUNDLE_ROOT (up to two levels down), as form choices.
+
+    Only folders reached without a symbolic link: a link could lead outside the root (and
+    the validator's messages quote what they read). The validator refuses linked files in
+    a bundle.
+    """
     root_setting = current_app.config.get("BUNDLE_ROOT")
     if not root_setting or not Path(root_setting).is_dir():
         return []
@@ -80,6 +85,7 @@ def server_bundles() -> list[tuple[str, str]]:
             path.parent
             for pattern in ("*/manifest.json", "*/*/manifest.json")
             for path in root.glob(pattern)
+            if path.parent.resolve() == path.parent
         }
     )
     return [(str(path.relative_to(root)), str(path.relative_to(root))) for path in found]

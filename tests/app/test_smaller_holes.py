@@ -3,8 +3,11 @@ huge numbers in forms, invitation floods, loosely checked addresses, links under
 BUNDLE_ROOT, the import's conflict message and leftover unpacked folders."""
 
 import html
+import json
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -14,7 +17,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
-from app.models import Invitation
+from app.models import Invitation, Study
+from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
 from tests.app.world import CONSENT
@@ -245,3 +249,57 @@ def test_the_commands_check_addresses_the_same_way(
     new = ["users", "create", "--role", "reader", "--no-password", "--email", "ω@rt.test"]
     assert runner.invoke(args=new).exit_code == 1
     assert invitations_made(app) == ["jane@example.org"]
+
+
+# ---------------------------------------------------------------- links under BUNDLE_ROOT
+
+
+def test_a_linked_folder_under_bundle_root_is_not_offered(
+    app: Flask, client: FlaskClient, organiser: UserRef, login: Callable, tmp_path: Path
+) -> None:
+    root = tmp_path / "bundles"
+    make_bundle(root / "here", cases=4, seed=3)
+    elsewhere = make_bundle(tmp_path / "elsewhere" / "bundle", cases=4, seed=4)
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (root / "run").mkdir()
+    (root / "run" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    app.config["BUNDLE_ROOT"] = str(root)
+    login(client, organiser)
+    page = client.get("/admin/studies/import").text
+    assert 'value="here"' in page
+    assert 'value="linked"' not in page and 'value="run/linked"' not in page
+    for linked in ("linked", "run/linked"):
+        response = client.post("/admin/studies/import", data={"name": "X", "server_path": linked})
+        assert response.status_code == 400
+
+
+@pytest.mark.parametrize("linked", ["manifest.json", "queries.json", "images"])
+def test_a_linked_file_in_a_bundle_is_refused_without_quoting_its_target(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    login: Callable,
+    tmp_path: Path,
+    linked: str,
+) -> None:
+    root = tmp_path / "bundles"
+    bundle = make_bundle(root / "here", cases=4, seed=3)
+    elsewhere = make_bundle(tmp_path / "elsewhere", cases=4, seed=3)  # the same bundle
+    target = elsewhere / linked
+    if linked != "images":  # a file of the server's that is not a bundle's
+        target = tmp_path / "secret.json"
+        target.write_text(json.dumps({"password": "TOPSECRET-1\u0001"}))
+    path = bundle / linked
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    path.symlink_to(target, target_is_directory=target.is_dir())
+    app.config["BUNDLE_ROOT"] = str(root)
+    login(client, organiser)
+    response = client.post("/admin/studies/import", data={"name": "X", "server_path": "here"})
+    assert response.status_code == 400
+    assert f"{linked} is a symbolic link" in response.text
+    assert "TOPSECRET" not in response.text
+    with app.app_context():
+        assert db.session.scalar(select(Study.id)) is None
