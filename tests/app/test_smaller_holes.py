@@ -3,6 +3,7 @@ huge numbers in forms, invitation floods, loosely checked addresses, links under
 BUNDLE_ROOT, the import's conflict message and leftover unpacked folders."""
 
 import html
+import io
 import json
 import re
 import shutil
@@ -14,13 +15,15 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
+from app.auth import may_manage_study
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
-from app.models import Invitation, Study
+from app.models import Invitation, Study, User
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
+from tests.app.test_security import zip_of
 from tests.app.world import CONSENT
 
 HUGE = "9" * 310  # more digits than a float holds: NumberRange's NaN check overflowed
@@ -303,3 +306,39 @@ def test_a_linked_file_in_a_bundle_is_refused_without_quoting_its_target(
     assert "TOPSECRET" not in response.text
     with app.app_context():
         assert db.session.scalar(select(Study.id)) is None
+
+
+# ---------------------------------------------------------------- the import's conflict
+
+
+def test_a_bundle_in_other_organisers_studies_becomes_a_study_of_ones_own(
+    app: Flask,
+    client: FlaskClient,
+    study: StudyRef,
+    other_organiser: UserRef,
+    login: Callable,
+    bundle_cache: dict[int, Path],
+) -> None:
+    # The import used to answer 409: "This bundle was imported before, into a study you are
+    # not a member of", telling one organiser what another's study holds.
+    login(client, other_organiser)
+    response = client.post(
+        "/admin/studies/import",
+        data={"name": "Mine", "upload": (io.BytesIO(zip_of(bundle_cache[0])), "b.zip")},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "Imported “Mine” with 30 cases." in response.text
+    assert "imported before" not in response.text and study.name not in response.text
+    with app.app_context():
+        mine = db.session.scalar(select(Study).where(Study.name == "Mine"))
+        assert mine is not None and mine.id != study.id
+        assert (mine.bundle_digest, mine.image_folder) == (study.bundle_digest, study.image_folder)
+        assert may_manage_study(db.session.get(User, other_organiser.id), mine.id)
+        assert not may_manage_study(db.session.get(User, other_organiser.id), study.id)
+    again = client.post(
+        "/admin/studies/import",
+        data={"name": "Again", "upload": (io.BytesIO(zip_of(bundle_cache[0])), "b.zip")},
+        follow_redirects=True,
+    )
+    assert "This bundle was imported before, as “Mine”: nothing changed." in again.text
