@@ -5,9 +5,12 @@ BUNDLE_ROOT, the import's conflict message and leftover unpacked folders."""
 import html
 import io
 import json
+import os
 import re
 import shutil
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +18,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
+from app import imports
 from app.auth import may_manage_study
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
-from app.models import Invitation, Study, User
+from app.models import ImportJob, Invitation, Study, User
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
@@ -342,3 +346,51 @@ def test_a_bundle_in_other_organisers_studies_becomes_a_study_of_ones_own(
         follow_redirects=True,
     )
     assert "This bundle was imported before, as “Mine”: nothing changed." in again.text
+
+
+# ---------------------------------------------------------------- unpacked folders left behind
+
+
+def leftover(app: Flask, name: str, age: timedelta) -> Path:
+    """An `unpacked-*` folder in IMPORT_UPLOADS as a dead worker leaves it, `age` old."""
+    folder = Path(app.config["IMPORT_UPLOADS"]) / name
+    (folder / "bundle" / "images").mkdir(parents=True)
+    (folder / "bundle" / "manifest.json").write_text("{}")
+    moment = time.time() - age.total_seconds()
+    os.utime(folder, (moment, moment))
+    return folder
+
+
+def test_the_next_import_removes_what_a_dead_import_left_unpacked(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    login: Callable,
+    bundle_cache: dict[int, Path],
+) -> None:
+    dead = leftover(app, "unpacked-dead", timedelta(minutes=20))
+    fresh = leftover(app, "unpacked-fresh", timedelta(seconds=5))  # its import may be alive
+    login(client, organiser)
+    response = client.post(
+        "/admin/studies/import",
+        data={"name": "Next", "upload": (io.BytesIO(zip_of(bundle_cache[1])), "b.zip")},
+    )
+    assert response.status_code == 302
+    assert not dead.exists() and fresh.exists()
+
+
+def test_while_an_import_is_unfinished_only_day_old_folders_are_removed(
+    app: Flask, organiser: UserRef
+) -> None:
+    hour_old = leftover(app, "unpacked-hour", timedelta(hours=1))
+    day_old = leftover(app, "unpacked-day", timedelta(days=1, minutes=1))
+    with app.app_context():
+        # Another host's import, say: its folder might be any of these.
+        db.session.add(
+            ImportJob(
+                created_by_id=organiser.id, name="x", source="/x", uploaded=True, state="running"
+            )
+        )
+        db.session.commit()
+        imports.remove_leftover_scratch()
+    assert hour_old.exists() and not day_old.exists()
