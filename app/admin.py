@@ -70,7 +70,12 @@ def enrolled_count(study_id: int) -> int:
 
 
 def server_bundles() -> list[tuple[str, str]]:
-    """Bundle folders under BUNDLE_ROOT (up to two levels down), as form choices."""
+    """Bundle folders under BUNDLE_ROOT (up to two levels down), as form choices.
+
+    Only folders reached without a symbolic link: a link could lead outside the root (and
+    the validator's messages quote what they read). The validator refuses linked files in
+    a bundle.
+    """
     root_setting = current_app.config.get("BUNDLE_ROOT")
     if not root_setting or not Path(root_setting).is_dir():
         return []
@@ -80,6 +85,7 @@ def server_bundles() -> list[tuple[str, str]]:
             path.parent
             for pattern in ("*/manifest.json", "*/*/manifest.json")
             for path in root.glob(pattern)
+            if path.parent.resolve() == path.parent
         }
     )
     return [(str(path.relative_to(root)), str(path.relative_to(root))) for path in found]
@@ -403,6 +409,37 @@ def invitations_page(record: Study, form: InvitationForm, links: list, status: i
     return response, status
 
 
+def invitation_refusal(user: User, wanted: int) -> tuple[str, int] | None:
+    """Why `user` may not create `wanted` invitations now (and the status), if they may not.
+
+    One form's addresses are capped (INVITATIONS_PER_REQUEST), and so are an organiser's new
+    invitations in the last hour (INVITATIONS_PER_HOUR): one POST once created 9000
+    invitations and queued 9000 e-mails. Nothing is created when either is exceeded.
+    """
+    per_request = current_app.config["INVITATIONS_PER_REQUEST"]
+    if wanted > per_request:
+        return (
+            f"You entered {wanted} addresses: at most {per_request} can be invited at once. "
+            "Please invite them in parts.",
+            400,
+        )
+    per_hour = current_app.config["INVITATIONS_PER_HOUR"]
+    recent = db.session.scalar(
+        select(func.count(Invitation.id)).where(
+            Invitation.created_by_id == user.id,
+            Invitation.created_at > now() - timedelta(hours=1),
+        )
+    )
+    left = max(0, per_hour - (recent or 0))
+    if wanted > left:
+        return (
+            f"You can create at most {per_hour} invitations an hour and have {left} left now: "
+            f"please invite these {wanted} readers later, or fewer of them now.",
+            429,
+        )
+    return None
+
+
 @bp.route("/studies/<int:study_id>/invitations", methods=["GET", "POST"])
 @staff_required
 def invitations(study_id: int) -> str | tuple[str, int]:
@@ -423,6 +460,10 @@ def invitations(study_id: int) -> str | tuple[str, int]:
     if errors or not addresses:
         form.email.errors = errors or ["Enter at least one e-mail address."]
         return invitations_page(record, form, [], 400)  # nothing created: fix and resend
+    too_many = invitation_refusal(current_user, len(addresses))
+    if too_many is not None:
+        form.email.errors = [too_many[0]]
+        return invitations_page(record, form, [], too_many[1])
     send = bool(form.send.data) and mail_enabled()
     links = []
     for address in addresses:

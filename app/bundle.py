@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from app.auth import managed_study_ids
 from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
 from studybundle import BundleError, ValidBundle, read, validate_bundle
@@ -112,8 +113,11 @@ def import_bundle(
 ) -> tuple[Study, bool]:
     """Import a validated bundle as a draft study; the same bundle again returns the old one.
 
-    `progress` is told how far the long steps are (checking and re-encoding the images); it
-    runs before anything is added to the session.
+    With `created_by`, only a study they may manage counts as the old one: a bundle that is
+    in other organisers' studies only becomes a new study of theirs (sharing the images), so
+    that an import tells nobody what is in studies they do not run. `progress` is told how far
+    the long steps are (checking and re-encoding the images); it runs before anything is
+    added to the session.
     """
     bundle = validate_bundle(folder, progress)
     manifest = bundle.manifest
@@ -121,9 +125,11 @@ def import_bundle(
         raise BundleError(
             "The survey shows SE-CBIR neighbours in Task 2: this bundle carries no se_cbir aid."
         )
-    existing = db.session.scalar(
-        select(Study).where(Study.bundle_digest == bundle.digest).order_by(Study.id).limit(1)
-    )
+    same = select(Study).where(Study.bundle_digest == bundle.digest)
+    managed = managed_study_ids(created_by) if created_by is not None else None
+    if managed is not None:
+        same = same.where(Study.id.in_(managed))
+    existing = db.session.scalar(same.order_by(Study.id).limit(1))
     if existing is not None:
         return existing, False
     target, created_folder = _copy_images(bundle, Path(image_root), progress)

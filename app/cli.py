@@ -20,7 +20,8 @@ from app.design import (
     probes_disclosed,
 )
 from app.extensions import db
-from app.forms import EMAIL_PATTERN, MIN_PASSWORD
+from app.forms import MIN_PASSWORD
+from app.mail.addresses import AddressError, deliverable_address
 from app.models import Invitation, Role, Study, StudyStatus, User
 from app.survey.designs import Design
 from app.team import add_member
@@ -52,13 +53,20 @@ def _read_password(password_file: Path | None) -> str:
     return password
 
 
+def _address(email: str) -> str:
+    """The bare, normalised address to store and write to; exits with why it is not one."""
+    try:
+        return deliverable_address(email.strip())
+    except AddressError as problem:
+        raise click.ClickException(f"{email!r} is not an e-mail address. {problem}") from None
+
+
 def _new_user(email: str, role: Role, name: str, password: str | None) -> User:
     """Create a user after checking the address; exits with a message when it is taken."""
-    if not EMAIL_PATTERN.match(email.strip()):
-        raise click.ClickException(f"{email!r} is not an e-mail address.")
-    if db.session.scalar(select(User).where(User.email == normalise_email(email))):
-        raise click.ClickException(f"A user with the e-mail {email} already exists.")
-    user = create_user(email, role, name=name, password=password)
+    address = _address(email)
+    if db.session.scalar(select(User).where(User.email == address)):
+        raise click.ClickException(f"A user with the e-mail {address} already exists.")
+    user = create_user(address, role, name=name, password=password)
     db.session.commit()
     return user
 
@@ -211,14 +219,13 @@ def invite(study_id: int, email: str, days: int | None, base_url: str) -> None:
     record = db.session.get(Study, study_id)
     if record is None:
         raise click.ClickException(f"There is no study {study_id}.")
-    if not EMAIL_PATTERN.match(email.strip()):
-        raise click.ClickException(f"{email!r} is not an e-mail address.")
+    address = _address(email)
     if record.status == StudyStatus.DRAFT:
         raise click.ClickException(
             f"Study {study_id} is still a draft: open it first (flask study open {study_id})."
             " A link to a draft study would lead nowhere."
         )
-    invitation, token = create_invitation(record, email, days=days)
+    invitation, token = create_invitation(record, address, days=days)
     db.session.commit()
     until = f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC"
     click.echo(f"Invitation for {invitation.email}, valid until {until}:")

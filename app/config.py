@@ -51,6 +51,9 @@ class Config:
         host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()
     ] or None
     INVITATION_DAYS = int(os.environ.get("INVITATION_DAYS", "14"))
+    # New invitations (and their e-mails) per form sent, and per organiser in any hour.
+    INVITATIONS_PER_REQUEST = int(os.environ.get("INVITATIONS_PER_REQUEST", "200"))
+    INVITATIONS_PER_HOUR = int(os.environ.get("INVITATIONS_PER_HOUR", "500"))
     DEVELOPMENT = os.environ.get("FLASK_DEBUG") == "1" or os.environ.get("SECBIR_DEV") == "1"
     CLOCK = None  # tests put a callable here to control time
     # werkzeug's hashing method for passwords; tests use a cheap one to stay fast.

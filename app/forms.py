@@ -9,6 +9,7 @@ from wtforms import (
     BooleanField,
     DecimalField,
     EmailField,
+    Field,
     FieldList,
     Form,
     FormField,
@@ -33,6 +34,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from app.mail.addresses import AddressError, deliverable_address, pasted_entry
 from app.models import Sampling
 
 MIN_PASSWORD = 10
@@ -51,6 +53,22 @@ def finite_number(form: FlaskForm, field: DecimalField) -> None:
     if isinstance(field.data, Decimal) and not field.data.is_finite():
         field.errors = []
         raise StopValidation("Enter a number.")
+
+
+class WholeNumberRange(NumberRange):
+    """NumberRange for an IntegerField, compared as whole numbers.
+
+    wtforms' NumberRange converts the value to a float to look for NaN, which raises
+    OverflowError (a server error) for an integer of more than 308 digits; IntegerField reads
+    one of up to 4300 digits. Here any value out of range, however long, is a form error.
+    """
+
+    def __init__(self, min: int, max: int, message: str | None = None) -> None:
+        super().__init__(min, max, message or f"Enter a whole number from {min} to {max}.")
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if not (isinstance(field.data, int) and self.min <= field.data <= self.max):
+            raise ValidationError(self.message)
 
 
 def new_password_fields() -> tuple[PasswordField, PasswordField]:
@@ -155,7 +173,7 @@ class StudySettingsForm(FlaskForm):
     name = StringField("Study name", validators=[DataRequired(), Length(max=200)])
     cases_per_reader = IntegerField(
         "Cases per reader",
-        validators=[InputRequired(), NumberRange(min=1, max=100000)],
+        validators=[InputRequired(), WholeNumberRange(1, 100000)],
         description="Each reader answers this many cases in each task.",
     )
     washout_hours = DecimalField(
@@ -182,7 +200,7 @@ class StudySettingsForm(FlaskForm):
     )
     reminder_days = IntegerField(
         "Remind again after (days)",
-        validators=[Optional(), NumberRange(min=0, max=60)],
+        validators=[Optional(), WholeNumberRange(0, 60)],
         description="Readers get an e-mail when Task 2 opens; while they have not finished, "
         "another every this many days (at most 3). 0: only the first.",
     )
@@ -195,27 +213,28 @@ class InvitationForm(FlaskForm):
     email = TextAreaField(
         "Readers' e-mail addresses, one per line",
         validators=[DataRequired(), Length(max=100_000)],
-        description="Paste a list; blank lines are skipped, repeated addresses invited once.",
+        description="Paste a list; blank lines are skipped, repeated addresses invited once. "
+        "“Name <address>” and a comma or semicolon at the end of a line are fine.",
     )
     days = IntegerField(
-        "Links valid for (days)", validators=[InputRequired(), NumberRange(min=1, max=90)]
+        "Links valid for (days)", validators=[InputRequired(), WholeNumberRange(1, 90)]
     )
     send = BooleanField("E-mail each reader their link", default=True)
     submit = SubmitField("Create invitation links")
 
     def addresses(self) -> tuple[list[str], list[str]]:
-        """The addresses (normalised, first occurrence kept) and one error per bad line."""
-        found: list[str] = []
+        """The bare, normalised addresses (first occurrence kept) and one error per bad line."""
+        found: dict[str, None] = {}
         errors: list[str] = []
         for number, line in enumerate((self.email.data or "").splitlines(), start=1):
-            text = line.strip()
+            text = pasted_entry(line)
             if not text:
                 continue
-            if len(text) > 254 or not EMAIL_PATTERN.match(text):
-                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address.")
-            elif text.lower() not in found:
-                found.append(text.lower())
-        return found, errors
+            try:
+                found.setdefault(deliverable_address(text))
+            except AddressError as problem:
+                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}")
+        return list(found), errors
 
 
 class TeamMemberForm(FlaskForm):
@@ -242,7 +261,7 @@ class ConditionForm(Form):
         default="",
     )
     k = IntegerField(
-        "Similar images shown", default=6, validators=[Optional(), NumberRange(min=1, max=50)]
+        "Similar images shown", default=6, validators=[Optional(), WholeNumberRange(1, 50)]
     )
     labelled = BooleanField("Similar images with their classes", default=True)
     classifier = SelectField(
@@ -280,7 +299,7 @@ class DesignForm(FlaskForm):
     probe_share = DecimalField(
         "Share of aided readings with a deliberately misleading aid",
         places=2,
-        validators=[InputRequired(), NumberRange(min=0, max=0.5)],
+        validators=[InputRequired(), finite_number, NumberRange(min=0, max=0.5)],
         description="0 for none; 0.1 shows a misleading aid in one aided reading of ten.",
     )
     submit = SubmitField("Save the design")

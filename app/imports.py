@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 UNFINISHED = ("queued", "running")
 STALE = timedelta(minutes=5)  # the longest silence of a live job is a few seconds
+LEFTOVER = timedelta(days=1)  # no import runs this long: an unpacked folder this old is left
 MAX_RUNNING = 2  # imports at once on the whole deployment: the machine's cores
 REPORT_EVERY = 1.0  # seconds between two progress writes
 CHUNK = 1 << 20
@@ -73,9 +74,33 @@ def settle_stale() -> None:
         db.session.commit()
 
 
+def remove_leftover_scratch() -> None:
+    """Delete the `unpacked-*` folders in IMPORT_UPLOADS that no import can still be using.
+
+    A worker that dies mid-import (killed, out of memory) leaves its unpacked bundle, up to
+    2 GB, behind. A folder older than STALE goes while no import is unfinished anywhere (the
+    jobs are shared by every host; each host has its own folder, so this errs on keeping);
+    one older than LEFTOVER goes in any case.
+    """
+    folder = Path(current_app.config["IMPORT_UPLOADS"])
+    if not folder.is_dir():
+        return
+    unfinished = select(func.count(ImportJob.id)).where(ImportJob.state.in_(UNFINISHED))
+    cutoff = time.time() - (LEFTOVER if db.session.scalar(unfinished) else STALE).total_seconds()
+    for path in folder.glob("unpacked-*"):
+        try:
+            leftover = path.is_dir() and not path.is_symlink() and path.stat().st_mtime < cutoff
+        except OSError:  # removed meanwhile by its own import's end
+            continue
+        if leftover:
+            log.warning("removing %s, left by an import that stopped", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def refusal(user: User) -> str | None:
     """Why `user` may not start an import now, if they may not."""
     settle_stale()
+    remove_leftover_scratch()
     unfinished = select(func.count(ImportJob.id)).where(ImportJob.state.in_(UNFINISHED))
     if db.session.scalar(unfinished.where(ImportJob.created_by_id == user.id)):
         return "Another import of yours is still running: wait until it has finished."

@@ -67,7 +67,10 @@ def most_values(path: Path) -> int:
 
 
 def load_json(path: Path, limit: int) -> Any:
-    """A JSON file's content, refusing missing, oversized, unparsable or odd files."""
+    """A JSON file's content, refusing missing, linked, oversized, unparsable or odd files."""
+    if path.is_symlink():
+        # A link could read a file outside the bundle, and messages quote what they read.
+        raise BundleError(f"{path.name} is a symbolic link: a bundle holds plain files only.")
     if not path.is_file():
         raise BundleError(f"{path.name} is missing from the bundle folder.")
     if path.stat().st_size > limit:

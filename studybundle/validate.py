@@ -149,6 +149,8 @@ def validate_bundle(folder: str | Path, progress: Progress = no_progress) -> Val
     progress("Reading manifest.json and queries.json", 0, 0)
     if not root.is_dir():
         raise BundleError(f"{root} is not a folder.")
+    if (root / "images").is_symlink():
+        raise BundleError("images is a symbolic link: a bundle holds plain files only.")
     manifest = load_json(root / "manifest.json", MAX_MANIFEST_BYTES)
     layout = check_manifest(manifest)
     queries = load_json(root / "queries.json", MAX_QUERIES_BYTES)

@@ -5,8 +5,9 @@ from collections.abc import Sequence
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, IntegerField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import AnyOf, DataRequired, InputRequired, NumberRange, ValidationError
+from wtforms.validators import AnyOf, DataRequired, InputRequired, ValidationError
 
+from app.forms import WholeNumberRange
 from app.models import READER_ROLE_LABELS
 
 MAX_YEARS = 70
@@ -25,14 +26,14 @@ class ConsentForm(FlaskForm):
         "Years of dermoscopy practice",
         validators=[
             InputRequired("Please give your years of dermoscopy practice (0 if under one)."),
-            NumberRange(0, MAX_YEARS, f"Please give a whole number from 0 to {MAX_YEARS}."),
+            WholeNumberRange(0, MAX_YEARS, f"Please give a whole number from 0 to {MAX_YEARS}."),
         ],
     )
     exams_per_week = IntegerField(
         "Dermoscopic examinations in a typical week",
         validators=[
             InputRequired("Please give how many dermoscopic examinations you do a week."),
-            NumberRange(
+            WholeNumberRange(
                 0, MAX_EXAMS_PER_WEEK, f"Please give a whole number from 0 to {MAX_EXAMS_PER_WEEK}."
             ),
         ],
