@@ -89,6 +89,8 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     SESSION_COOKIE_SECURE = False
     TRUSTED_HOSTS = None
+    # Tests move the app's clock by days within one session; test_sessions sets it low.
+    SESSION_IDLE_MINUTES = 366 * 24 * 60
     # The tests walk the dashboard many times with one account; test_limits sets it low.
     DASHBOARD_REQUESTS_PER_MINUTE = 100000
     IMPORT_IN_BACKGROUND = False  # test_imports turns it on
