@@ -3,7 +3,8 @@
 The link carries a signed token naming the account, a fingerprint of its current password
 hash and the moment it was issued; nothing is stored. Setting a password changes the hash
 (new salt), so the link stops working after one use, and so does every older link. The
-request page answers the same whether or not the address has an account.
+request page answers the same whether or not the address has an account. The link starts
+with PUBLIC_URL, never with the request's host (app/mail/messages.py).
 """
 
 import hashlib
@@ -23,7 +24,7 @@ from app.clock import now
 from app.extensions import db
 from app.forms import PasswordResetForm, PasswordResetRequestForm
 from app.mail import mail_enabled
-from app.mail.messages import password_reset
+from app.mail.messages import password_reset, public_url
 from app.models import OutboxMessage, User
 
 EPOCH = datetime(1970, 1, 1)  # tokens carry naive-UTC seconds since then (the app's clock)
@@ -114,7 +115,7 @@ def forgot_password() -> Response | str | tuple[str, int]:
         email = normalise_email(form.email.data or "")
         user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active and _recent_resets(email) < RESETS_PER_HOUR:
-            link = url_for("auth.reset_password", token=reset_token(user), _external=True)
+            link = public_url("auth.reset_password", token=reset_token(user))
             password_reset(user.email, link, _lifetime())
             db.session.commit()
         flash(SENT.format(minutes=_lifetime()), "info")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.auth import create_invitation
 from app.auth.reset import RESET_REQUESTS_PER_IP_HOUR
@@ -191,3 +192,37 @@ def test_a_new_invitation_to_a_forgotten_password_offers_the_reset(
     assert joined.status_code in (302, 303), joined.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Invitation, invitation_id).used_at is not None
+
+
+# ---------------------------------------------------------------- the security issue's findings
+
+PUBLIC = "https://study.hospital.org"
+
+
+def queued_bodies(app: Flask) -> list[str]:
+    """The bodies of every queued message."""
+    with app.app_context():
+        return list(db.session.scalars(select(OutboxMessage.body)))
+
+
+def test_a_forged_host_never_reaches_a_reset_link(
+    app: Flask, smtp: SmtpServer, reader: UserRef, admin: UserRef
+) -> None:
+    """Links start with PUBLIC_URL, whatever Host or X-Forwarded-Host says (TRUSTED_HOSTS unset,
+    a proxy hop trusted for X-Forwarded-Host)."""
+    app.config["PUBLIC_URL"] = PUBLIC
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_host=1)  # type: ignore[method-assign]
+    client = app.test_client()
+    by_host = client.post(
+        "/password/forgot", data={"email": reader.email}, base_url="http://evil.example"
+    )
+    by_header = client.post(
+        "/password/forgot",
+        data={"email": admin.email},
+        headers={"X-Forwarded-Host": "evil.example"},
+    )
+    assert by_host.status_code == by_header.status_code == 302
+    bodies = queued_bodies(app)
+    assert len(bodies) == 2
+    for body in bodies:
+        assert f"{PUBLIC}/password/reset/" in body and "evil.example" not in body
