@@ -2,9 +2,12 @@
 
 The link carries a signed token naming the account, a fingerprint of its current password
 hash and the moment it was issued; nothing is stored. Setting a password changes the hash
-(new salt), so the link stops working after one use, and so does every older link. The
-request page answers the same whether or not the address has an account. The link starts
-with PUBLIC_URL, never with the request's host (app/mail/messages.py).
+(new salt), so the link stops working after one use, and so does every older link.
+
+The request page answers the same whether or not the address has an account, and in the
+same time: every address costs a counter update, a token, the rendered message and the one
+statement that queues it only for an account (`queue_mail_if`). The link starts with
+PUBLIC_URL, never with the request's host (app/mail/messages.py).
 """
 
 import hashlib
@@ -13,23 +16,31 @@ from datetime import datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.auth.access import refuse_control_characters, start_after_login
 from app.auth.accounts import end_sessions, normalise_email
-from app.auth.throttle import email_key, forget_failures, hit
+from app.auth.throttle import (
+    RESET_BY_EMAIL,
+    RESET_BY_IP,
+    RESET_WINDOW,
+    email_key,
+    forget_failures,
+    hit,
+)
 from app.clock import now
 from app.extensions import db
 from app.forms import PasswordResetForm, PasswordResetRequestForm
 from app.mail import mail_enabled
 from app.mail.messages import password_reset, public_url
-from app.models import OutboxMessage, User
+from app.models import User
 
 EPOCH = datetime(1970, 1, 1)  # tokens carry naive-UTC seconds since then (the app's clock)
 RESET_MINUTES = 60
-# At most this many reset e-mails per address and hour: the form cannot flood a mailbox.
+# At most this many requests per address and hour get an e-mail: the form cannot flood a
+# mailbox (counted for every address, account or not).
 RESETS_PER_HOUR = 3
 # At most this many requests of the form per network address and hour: one machine cannot mail
 # every address it guesses, nor probe the form in a loop. Generous enough for a hospital's
@@ -50,9 +61,9 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
 
 
-def _fingerprint(user: User) -> str:
-    """A short digest of the current password hash: it changes with every new password."""
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+def _fingerprint(password_hash: str | None) -> str:
+    """A short digest of a password hash: it changes with every new password."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def _lifetime() -> int:
@@ -60,10 +71,15 @@ def _lifetime() -> int:
     return int(current_app.config.get("PASSWORD_RESET_MINUTES", RESET_MINUTES))
 
 
-def reset_token(user: User) -> str:
-    """A token for `user` that works until the password changes or the lifetime ends."""
+def reset_token(user: User | None) -> str:
+    """A token for `user` that works until the password changes or the lifetime ends.
+
+    None gives one made the same way that no account accepts (a request for an address
+    without an account does the same work as one with).
+    """
+    user_id, password_hash = (user.id, user.password_hash) if user is not None else (0, None)
     issued = int((now() - EPOCH).total_seconds())
-    return _serializer().dumps({"u": user.id, "p": _fingerprint(user), "t": issued})
+    return _serializer().dumps({"u": user_id, "p": _fingerprint(password_hash), "t": issued})
 
 
 def user_of_token(token: str) -> User | None:
@@ -81,24 +97,9 @@ def user_of_token(token: str) -> User | None:
     if not timedelta(0) <= age <= timedelta(minutes=_lifetime()):
         return None
     user = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
-    if user is None or not user.active or _fingerprint(user) != fingerprint:
+    if user is None or not user.active or _fingerprint(user.password_hash) != fingerprint:
         return None
     return user
-
-
-def _recent_resets(email: str) -> int:
-    """How many reset e-mails were queued for `email` in the last hour."""
-    since = now() - timedelta(hours=1)
-    return (
-        db.session.scalar(
-            select(func.count(OutboxMessage.id)).where(
-                OutboxMessage.kind == "reset",
-                OutboxMessage.recipient == email,
-                OutboxMessage.created_at > since,
-            )
-        )
-        or 0
-    )
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -109,15 +110,18 @@ def forgot_password() -> Response | str | tuple[str, int]:
         return render_template("auth/forgot.html", form=None)
     if form.validate_on_submit() and not refuse_control_characters(form):
         ip = request.remote_addr or "unknown"
-        if hit(f"f:{ip}", timedelta(hours=1)) > RESET_REQUESTS_PER_IP_HOUR:
+        if hit(RESET_BY_IP + ip, RESET_WINDOW) > RESET_REQUESTS_PER_IP_HOUR:
             flash(TOO_MANY_REQUESTS, "error")
             return render_template("auth/forgot.html", form=form), 429
         email = normalise_email(form.email.data or "")
         user = db.session.scalar(select(User).where(User.email == email))
-        if user is not None and user.active and _recent_resets(email) < RESETS_PER_HOUR:
-            link = public_url("auth.reset_password", token=reset_token(user))
-            password_reset(user.email, link, _lifetime())
-            db.session.commit()
+        # The same work for every address, account or not (see the module docstring); the
+        # counter's write also makes every commit cost the same.
+        asked = hit(RESET_BY_EMAIL + email_key(email), RESET_WINDOW, commit=False)
+        send = user is not None and user.active and asked <= RESETS_PER_HOUR
+        link = public_url("auth.reset_password", token=reset_token(user if send else None))
+        password_reset(email, link, _lifetime(), send=send)
+        db.session.commit()
         flash(SENT.format(minutes=_lifetime()), "info")
         return redirect(url_for("auth.login"))
     status = 400 if form.is_submitted() else 200

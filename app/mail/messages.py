@@ -11,11 +11,20 @@ from urllib.parse import urlsplit
 from flask import current_app, has_request_context, render_template, url_for
 
 from app.config import ConfigError
-from app.mail.outbox import Attachment, mail_enabled, queue_mail
+from app.mail.outbox import Attachment, mail_enabled, queue_mail, queue_mail_if
 from app.models import OutboxMessage
 
 # Links outside a request when PUBLIC_URL is unset (no e-mail then: commands print them).
 FALLBACK_BASE = "http://127.0.0.1:8000"
+
+
+def render(template: str, **context: object) -> tuple[str, str]:
+    """Render templates/mail/<template>.txt (first line "Subject: ..."): subject and body."""
+    text = render_template(f"mail/{template}.txt", **context)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"mail/{template}.txt must start with a 'Subject: ' line")
+    return first.removeprefix("Subject: ").strip(), body.lstrip("\n")
 
 
 def compose(
@@ -26,24 +35,21 @@ def compose(
     dedupe_key: str | None = None,
     **context: object,
 ) -> OutboxMessage:
-    """Render templates/mail/<template>.txt (first line "Subject: ...") and queue it."""
-    text = render_template(f"mail/{template}.txt", **context)
-    first, _, body = text.partition("\n")
-    if not first.startswith("Subject: "):
-        raise ValueError(f"mail/{template}.txt must start with a 'Subject: ' line")
+    """Render templates/mail/<template>.txt and queue it."""
+    subject, body = render(template, **context)
     return queue_mail(
-        recipient,
-        first.removeprefix("Subject: ").strip(),
-        body.lstrip("\n"),
-        kind=kind,
-        attachments=attachments,
-        dedupe_key=dedupe_key,
+        recipient, subject, body, kind=kind, attachments=attachments, dedupe_key=dedupe_key
     )
 
 
-def password_reset(recipient: str, link: str, minutes: int) -> OutboxMessage:
-    """The e-mail with a password-reset link (queued; the caller commits)."""
-    return compose(recipient, "password_reset", "reset", link=link, minutes=minutes)
+def password_reset(recipient: str, link: str, minutes: int, send: bool = True) -> None:
+    """The e-mail with a password-reset link, queued only when `send` (the caller commits).
+
+    Rendered and written by the same statement either way (`queue_mail_if`): the reset form
+    does this work for every address it is given.
+    """
+    subject, body = render("password_reset", link=link, minutes=minutes)
+    queue_mail_if(send, recipient, subject, body, kind="reset")
 
 
 def public_base() -> str:
