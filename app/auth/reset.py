@@ -2,7 +2,9 @@
 
 The link carries a signed token naming the account, a fingerprint of its current password
 hash and the moment it was issued; nothing is stored. Setting a password changes the hash
-(new salt), so the link stops working after one use, and so does every older link.
+(new salt), so the link stops working after one use, and so does every older link; the new
+hash is written only where the old one is still in place (one conditional UPDATE), so of
+simultaneous uses of one link exactly one sets a password.
 
 The request page answers the same whether or not the address has an account, and in the
 same time: every address costs a counter update, a token, the rendered message and the one
@@ -16,12 +18,13 @@ from datetime import datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
+from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.auth.access import refuse_control_characters, start_after_login
-from app.auth.accounts import end_sessions, normalise_email
+from app.auth.accounts import normalise_email
 from app.auth.throttle import (
     RESET_BY_EMAIL,
     RESET_BY_IP,
@@ -128,22 +131,56 @@ def forgot_password() -> Response | str | tuple[str, int]:
     return render_template("auth/forgot.html", form=form), status
 
 
+def _expired() -> tuple[str, int]:
+    """The answer to a link that no longer works: why, and the form to ask for a new one."""
+    flash(EXPIRED, "warning")
+    form = PasswordResetRequestForm() if mail_enabled() else None
+    return render_template("auth/forgot.html", form=form), 410
+
+
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str) -> Response | str | tuple[str, int]:
     """Choose a new password from an e-mailed link; every session of the account ends."""
     user = user_of_token(token)
     if user is None:
-        flash(EXPIRED, "warning")
-        form = PasswordResetRequestForm() if mail_enabled() else None
-        return render_template("auth/forgot.html", form=form), 410
+        return _expired()
     form = PasswordResetForm()
     if form.validate_on_submit():
-        user.set_password(form.password.data)
-        end_sessions(user)  # whoever was logged in with the old password is logged out
+        if not set_password_once(user, form.password.data or ""):
+            db.session.rollback()
+            return _expired()  # another use of this link (or a new password) came first
         forget_failures(email_key(user.email), user)
-        db.session.commit()
+        db.session.commit()  # expires `user`: login_user reads the new session version
         login_user(user)
         flash("Your new password is set. Your account was logged out everywhere else.", "success")
         return redirect(start_after_login(user))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/reset.html", form=form, email=user.email), status
+
+
+def set_password_once(user: User, password: str) -> bool:
+    """Set `user`'s password and end their sessions, only if the password hash is still the
+    one the link was checked against (`user` as loaded then: nothing commits in between);
+    whether it was (the caller commits).
+
+    One conditional UPDATE: of simultaneous uses of one link, the database lets exactly one
+    change the row (SQLite serialises writers; PostgreSQL makes the others wait for the row
+    and then re-check the condition against the new hash, which no longer matches).
+    """
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+    unchanged = (
+        User.password_hash.is_(None)
+        if user.password_hash is None
+        else User.password_hash == user.password_hash
+    )
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, unchanged)
+        .values(
+            password_hash=generate_password_hash(password, method=method),
+            # Whoever was logged in with the old password is logged out (as end_sessions).
+            session_version=User.session_version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1  # type: ignore[attr-defined]

@@ -1,10 +1,11 @@
 """Self-service password reset: e-mailed through a real SMTP server, single-use, expiring."""
 
 import re
+import threading
 from collections.abc import Callable
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -299,3 +300,75 @@ def test_known_and_unknown_addresses_do_the_same_work(
         work(reader.email)
     assert work(reader.email) == unknown
     assert len(queued_bodies(app)) == 3
+
+
+def use_link_when(monkeypatch: pytest.MonkeyPatch, after_check: Callable[[], None]) -> None:
+    """Run `after_check` in every use of a reset link, after its token was found good and
+    before the new password is written (where simultaneous uses overlap)."""
+    checked = reset.user_of_token
+
+    def check_then_wait(token: str) -> User | None:
+        user = checked(token)
+        if user is not None and request.method == "POST":
+            after_check()
+        return user
+
+    monkeypatch.setattr(reset, "user_of_token", check_then_wait)
+
+
+def test_a_link_used_twice_at_once_sets_one_password(
+    app: Flask, smtp: SmtpServer, reader: UserRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both uses checked the token before either wrote: the second finds the link used."""
+    client, other = app.test_client(), app.test_client()
+    ask_for_link(client, reader.email)
+    path = mailed_link(app, smtp, reader.email)
+    second: list[int] = []
+
+    def the_other_use() -> None:
+        if not second:  # the other use runs inside the first one, after its check
+            second.append(0)
+            with app.app_context():  # its own database session, as in another worker
+                answer = other.post(
+                    path, data={"password": "other use 123", "confirm": "other use 123"}
+                )
+            second[0] = answer.status_code
+
+    use_link_when(monkeypatch, the_other_use)
+    first = client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert sorted([first.status_code, second[0]]) == [302, 410]
+    assert first.status_code == 410  # the first to write won: the other use
+    with app.app_context():
+        user = db.session.get(User, reader.id)
+        assert user is not None and user.check_password("other use 123")
+        assert user.session_version == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)  # threads; SQLite: the test above
+def test_six_simultaneous_uses_of_a_link_set_one_password(
+    app: Flask, smtp: SmtpServer, reader: UserRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six threads, all past the token check before any writes (the finding: 4 of 6 won)."""
+    ask_for_link(app.test_client(), reader.email)
+    path = mailed_link(app, smtp, reader.email)
+    uses = 6
+    together = threading.Barrier(uses, timeout=30)
+    use_link_when(monkeypatch, together.wait)
+    statuses: list[int] = []
+
+    def use(number: int) -> None:
+        password = f"password number {number}"
+        answer = app.test_client().post(path, data={"password": password, "confirm": password})
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=use, args=(number,)) for number in range(uses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) == [302] + [410] * (uses - 1)
+    with app.app_context():
+        user = db.session.get(User, reader.id)
+        assert user is not None and user.session_version == 1
+        assert sum(user.check_password(f"password number {n}") for n in range(uses)) == 1
