@@ -74,13 +74,14 @@ def _lifetime() -> int:
     return int(current_app.config.get("PASSWORD_RESET_MINUTES", RESET_MINUTES))
 
 
-def reset_token(user: User | None) -> str:
-    """A token for `user` that works until the password changes or the lifetime ends.
+def reset_token(user: User) -> str:
+    """A token for `user` that works until the password changes or the lifetime ends."""
+    return make_token(user.id, user.password_hash)
 
-    None gives one made the same way that no account accepts (a request for an address
-    without an account does the same work as one with).
-    """
-    user_id, password_hash = (user.id, user.password_hash) if user is not None else (0, None)
+
+def make_token(user_id: int, password_hash: str | None) -> str:
+    """A token for account `user_id` with password hash `password_hash`; with user id 0, one
+    made the same way that no account accepts (the reset form makes one for every address)."""
     issued = int((now() - EPOCH).total_seconds())
     return _serializer().dumps({"u": user_id, "p": _fingerprint(password_hash), "t": issued})
 
@@ -117,12 +118,15 @@ def forgot_password() -> Response | str | tuple[str, int]:
             flash(TOO_MANY_REQUESTS, "error")
             return render_template("auth/forgot.html", form=form), 429
         email = normalise_email(form.email.data or "")
-        user = db.session.scalar(select(User).where(User.email == email))
-        # The same work for every address, account or not (see the module docstring); the
-        # counter's write also makes every commit cost the same.
+        # The same work for every address, account or not (see the module docstring): the
+        # account's columns, not an ORM object; the counter's write makes every commit alike.
+        account = db.session.execute(
+            select(User.id, User.password_hash, User.active).where(User.email == email)
+        ).first()
         asked = hit(RESET_BY_EMAIL + email_key(email), RESET_WINDOW, commit=False)
-        send = user is not None and user.active and asked <= RESETS_PER_HOUR
-        link = public_url("auth.reset_password", token=reset_token(user if send else None))
+        send = account is not None and account.active and asked <= RESETS_PER_HOUR
+        user_id, password_hash = (account.id, account.password_hash) if send else (0, None)
+        link = public_url("auth.reset_password", token=make_token(user_id, password_hash))
         password_reset(email, link, _lifetime(), send=send)
         db.session.commit()
         flash(SENT.format(minutes=_lifetime()), "info")

@@ -265,7 +265,7 @@ def test_known_and_unknown_addresses_do_the_same_work(
         db.session.get(User, inactive.id).active = False
         db.session.commit()
     calls: list[str] = []
-    for name in ("reset_token", "password_reset"):
+    for name in ("make_token", "password_reset"):
         original = getattr(reset, name)
         monkeypatch.setattr(
             reset, name, lambda *a, _n=name, _f=original, **k: calls.append(_n) or _f(*a, **k)
@@ -293,7 +293,7 @@ def test_known_and_unknown_addresses_do_the_same_work(
     known = work(reader.email)
     unknown = work("nobody@example.org")
     assert known == unknown == work(inactive.email)
-    assert known[2] == ["reset_token", "password_reset"]
+    assert known[2] == ["make_token", "password_reset"]
     assert queued_bodies(app) and len(queued_bodies(app)) == 1  # only the account got mail
     # Past the limit of three links an hour, an account's request still does the same work.
     for _ in range(2):
