@@ -34,9 +34,12 @@ bundle: $(RUN)/study/manifest.json
 
 # The survey on the demo bundle: migrate, set up the demo study and accounts (idempotent),
 # then serve with gunicorn. The secret key is generated once into instance/ (never committed).
+# The demo answers to HOST (and, as always, to localhost and 127.0.0.1) unless TRUSTED_HOSTS
+# says otherwise.
 DEMO_SECRET := instance/demo-secret-key
 DEMO_ENV = SECRET_KEY="$$(cat $(DEMO_SECRET))" \
 	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath instance/demo.sqlite)}" \
+	TRUSTED_HOSTS="$${TRUSTED_HOSTS:-$(HOST)}" \
 	FLASK_APP=wsgi.py HOST=$(HOST) PORT=$(PORT)
 
 $(DEMO_SECRET):

@@ -127,6 +127,9 @@ class Run:
         self.port = free_port()
         self.bundle = bundle
         self.env = {"SECRET_KEY": secrets.token_hex(32), "PORT": str(self.port)}
+        # As an admin sets it: the public name only. The checks and Docker's HEALTHCHECK reach
+        # the app on 127.0.0.1, which the app always answers.
+        self.env["TRUSTED_HOSTS"] = "study.example.org"
         self.env["WEB_CONCURRENCY"] = "2"
         if database is not None:
             self.env["DATABASE_URL"] = database.url

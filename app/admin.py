@@ -38,7 +38,7 @@ from app.design import PROBE_SENTENCE, probes_disclosed
 from app.extensions import db
 from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
-from app.mail.messages import compose
+from app.mail.messages import compose, public_url
 from app.mail.reminders import last_activity, manual_key, may_remind, queue_reminder
 from app.models import (
     Case,
@@ -468,7 +468,7 @@ def invitations(study_id: int) -> str | tuple[str, int]:
     links = []
     for address in addresses:
         invitation, token = create_invitation(record, address, current_user, form.days.data)
-        link = url_for("auth.invitation", token=token, _external=True)
+        link = public_url("auth.invitation", token=token)
         if send:
             send_invitation(invitation, link)
         links.append((invitation.email, link))
@@ -495,7 +495,7 @@ def resend_invitation(study_id: int, invitation_id: int) -> str | tuple[str, int
     token = secrets.token_urlsafe(32)
     invitation.token_hash = hash_token(token)
     invitation.expires_at = now() + timedelta(days=current_app.config["INVITATION_DAYS"])
-    link = url_for("auth.invitation", token=token, _external=True)
+    link = public_url("auth.invitation", token=token)
     if mail_enabled():
         send_invitation(invitation, link)
     db.session.commit()

@@ -10,6 +10,11 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def host_names(value: str) -> list[str] | None:
+    """A comma-separated list of host names; None when it names none."""
+    return [host.strip() for host in value.split(",") if host.strip()] or None
+
+
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable application; the message says why."""
 
@@ -45,11 +50,9 @@ class Config:
     DASHBOARD_REQUESTS_PER_MINUTE = int(os.environ.get("DASHBOARD_REQUESTS_PER_MINUTE", "30"))
     # A session unused this long is logged out; a case page kept open is a use every answer.
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "480"))
-    # Host names this app answers to (Flask's TRUSTED_HOSTS); others get 400, so that a forged
-    # Host header cannot end up in an invitation or reset link. Unset: any host (development).
-    TRUSTED_HOSTS = [
-        host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()
-    ] or None
+    # Host names this app answers to (Flask's TRUSTED_HOSTS); others get 400. Required in
+    # production ("*": any host, on purpose); create_app adds the loopback names (app/factory.py).
+    TRUSTED_HOSTS = host_names(os.environ.get("TRUSTED_HOSTS", ""))
     INVITATION_DAYS = int(os.environ.get("INVITATION_DAYS", "14"))
     # New invitations (and their e-mails) per form sent, and per organiser in any hour.
     INVITATIONS_PER_REQUEST = int(os.environ.get("INVITATIONS_PER_REQUEST", "200"))
@@ -65,8 +68,9 @@ class Config:
     PROXY_FIX_X_PROTO = int(os.environ.get("PROXY_FIX_X_PROTO", "0"))
     PROXY_FIX_X_HOST = int(os.environ.get("PROXY_FIX_X_HOST", "0"))
     PROXY_FIX_X_PREFIX = int(os.environ.get("PROXY_FIX_X_PREFIX", "0"))
-    # Where readers reach the app: the base of links in e-mails sent from commands (cron).
-    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
+    # Where readers reach the app, e.g. https://study.hospital.org: the base of every link in an
+    # e-mail (never the request's Host header). Required with MAIL_SERVER.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
     # E-mail through an SMTP server, with Flask-Mail's names. No MAIL_SERVER: no e-mail at
     # all, and the organiser pages say that links must be passed on by hand.
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
@@ -92,6 +96,9 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     SESSION_COOKIE_SECURE = False
     TRUSTED_HOSTS = None
+    PUBLIC_URL = "http://localhost"  # the test client's host: links in mails lead back to it
+    # Tests move the app's clock by days within one session; test_sessions sets it low.
+    SESSION_IDLE_MINUTES = 366 * 24 * 60
     # The tests walk the dashboard many times with one account; test_limits sets it low.
     DASHBOARD_REQUESTS_PER_MINUTE = 100000
     IMPORT_IN_BACKGROUND = False  # test_imports turns it on

@@ -5,6 +5,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, flash, redirect, request
 from flask_login import login_url
@@ -14,9 +15,10 @@ from sqlalchemy.exc import ArgumentError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
+from werkzeug.wsgi import host_is_trusted
 
 from app import assets, limits, resilience
-from app.config import Config, ConfigError, instance_sqlite_uri
+from app.config import Config, ConfigError, host_names, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
 from app.resilience import ResilientFlask
@@ -24,6 +26,8 @@ from app.resilience import ResilientFlask
 ROOT = Path(__file__).resolve().parent.parent
 # The largest value of an INTEGER column (PostgreSQL's and what SQLite's driver binds safely).
 DATABASE_INT_MAX = 2**31 - 1
+# Always among the trusted hosts: requests from the machine itself (health checks).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -90,8 +94,9 @@ def configure(
         app.config.update(overrides)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    production = not (app.config.get("TESTING") or app.config.get("DEVELOPMENT"))
     if not app.config.get("SECRET_KEY"):
-        if not (app.config.get("TESTING") or app.config.get("DEVELOPMENT")):
+        if production:
             raise ConfigError(
                 "SECRET_KEY is not set: export a long random value, e.g. "
                 "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')."
@@ -99,7 +104,9 @@ def configure(
         # Development only: sessions last as long as this process.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
 
+    check_public_url(app.config)
     check_mail_settings(app.config)
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config, production)
     uri = app.config.get("SQLALCHEMY_DATABASE_URI") or instance_sqlite_uri(app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
@@ -122,14 +129,64 @@ def configure(
         app.wsgi_app = ProxyFix(app.wsgi_app, **hops)  # type: ignore[method-assign]
 
 
+def trusted_hosts(config: Mapping[str, Any], production: bool) -> list[str] | None:
+    """Flask's TRUSTED_HOSTS from ours: required in production, "*" for any host on purpose.
+
+    The loopback names are always added, so that a health check from the machine itself (the
+    Docker image's HEALTHCHECK, curl on the host) is answered. PUBLIC_URL's host must be
+    trusted: the links in e-mails would otherwise lead to a 400.
+    """
+    hosts = config.get("TRUSTED_HOSTS")
+    names = host_names(hosts) if isinstance(hosts, str) else list(hosts or [])
+    if not names:
+        if production:
+            raise ConfigError(
+                "TRUSTED_HOSTS is not set: list the host names readers use, e.g. "
+                "TRUSTED_HOSTS=study.hospital.org (or TRUSTED_HOSTS='*' to answer any Host "
+                "header, when a proxy in front already drops other names)."
+            )
+        return None
+    if names == ["*"]:
+        return None
+    if "*" in names:
+        raise ConfigError("TRUSTED_HOSTS mixes '*' with host names: give one or the other.")
+    names += [name for name in LOOPBACK_HOSTS if name not in names]
+    public = config.get("PUBLIC_URL")
+    if public and not host_is_trusted(urlsplit(public).netloc, names):
+        raise ConfigError(
+            f"PUBLIC_URL's host ({urlsplit(public).hostname}) is not in TRUSTED_HOSTS: links "
+            "in e-mails would be refused; add it to TRUSTED_HOSTS or correct PUBLIC_URL."
+        )
+    return names
+
+
+def check_public_url(config: Mapping[str, Any]) -> None:
+    """PUBLIC_URL, when set, is an http(s) address with a host and nothing after the path."""
+    public = config.get("PUBLIC_URL")
+    if not public:
+        return
+    parts = urlsplit(public)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"PUBLIC_URL is not a web address ({public!r}): give the address readers use, e.g. "
+            "PUBLIC_URL=https://study.hospital.org."
+        )
+
+
 def check_mail_settings(config: Mapping[str, Any]) -> None:
-    """With MAIL_SERVER set, the rest must make sense: a sender, TLS or SSL (not both)."""
+    """With MAIL_SERVER set, the rest must make sense: a sender, the public address for the
+    links, TLS or SSL (not both)."""
     if not config.get("MAIL_SERVER"):
         return
     if not config.get("MAIL_DEFAULT_SENDER"):
         raise ConfigError(
             "MAIL_SERVER is set but MAIL_DEFAULT_SENDER is not: set the From address, e.g. "
             "MAIL_DEFAULT_SENDER='Reader study <study@hospital.org>'."
+        )
+    if not config.get("PUBLIC_URL"):
+        raise ConfigError(
+            "MAIL_SERVER is set but PUBLIC_URL is not: set the address readers use, the base "
+            "of every link in an e-mail, e.g. PUBLIC_URL=https://study.hospital.org."
         )
     if config.get("MAIL_USE_TLS") and config.get("MAIL_USE_SSL"):
         raise ConfigError(

@@ -12,18 +12,19 @@
 - Idle sessions: a session unused for SESSION_IDLE_MINUTES is logged out.
 """
 
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Flask, current_app, flash, request, session
-from flask_login import current_user, logout_user
+from flask_login import current_user, logout_user, user_logged_in
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
 from app.auth.throttle import hit
+from app.clock import now
 
 UPLOAD_ENDPOINTS = frozenset({"admin.import_study"})
 HEAVY_BLUEPRINTS = frozenset({"dashboard"})
 SEEN = "_seen"  # the session key holding when the session was last used (Unix seconds)
+EPOCH = datetime(1970, 1, 1)  # the app's clock is naive UTC
 
 
 def limit_body() -> None:
@@ -41,20 +42,34 @@ def limit_body() -> None:
             raise RequestEntityTooLarge()  # said up front: refused before any view runs
 
 
+def seconds_now() -> int:
+    """The app's clock (app/clock.py) in Unix seconds: what the session keeps under SEEN."""
+    return int((now() - EPOCH).total_seconds())
+
+
+def start_idle_clock(_app: Flask, **_extra: object) -> None:
+    """At every login: the session's last use is now (Flask-Login's user_logged_in signal)."""
+    session[SEEN] = seconds_now()
+
+
 def expire_idle_session() -> None:
-    """Log out a session that was not used for SESSION_IDLE_MINUTES (checked every request)."""
+    """Log out a session that was not used for SESSION_IDLE_MINUTES (checked every request).
+
+    Every login writes the time of use into the cookie, so a session without one is older
+    than that rule (from before it, or of unknown age): it is logged out too.
+    """
     if not current_user.is_authenticated:
         return
     idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    moment = time.time()
+    moment = seconds_now()
     seen = session.get(SEEN)
-    if isinstance(seen, int | float) and moment - seen > idle:
+    if not isinstance(seen, int | float) or moment - seen > idle:
         logout_user()
         session.pop(SEEN, None)
         flash("You were logged out after a long time without activity. Please log in.", "info")
         return
-    if not isinstance(seen, int | float) or moment - seen > 60:
-        session[SEEN] = int(moment)  # at most once a minute: fewer cookie rewrites
+    if moment - seen > min(60, idle / 10):
+        session[SEEN] = moment  # not at every request: fewer cookie rewrites
 
 
 def limit_heavy_pages() -> None:
@@ -73,5 +88,6 @@ def register(app: Flask) -> None:
 
 def register_after_login(app: Flask) -> None:
     """The limits that need the logged-in user (after Flask-Login is bound)."""
+    user_logged_in.connect(start_idle_clock, app)
     app.before_request(expire_idle_session)
     app.before_request(limit_heavy_pages)

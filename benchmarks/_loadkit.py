@@ -44,6 +44,7 @@ from tests.app.world import CONSENT  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 PG_SERVER = os.environ.get("SECBIR_LOAD_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "load-test-password"
+LOCAL_HOSTS = "127.0.0.1"  # TRUSTED_HOSTS: every benchmark talks to the app on loopback
 HTTP_TIMEOUT = 30.0  # seconds a reader waits for one response
 
 INPUT_TAG = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
@@ -231,7 +232,12 @@ def prepare_study(
     secret = secrets.token_hex(32)
     images = workdir / "study-images"
     app = create_app(
-        {"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": database.url, "STUDY_IMAGES": images}
+        {
+            "SECRET_KEY": secret,
+            "SQLALCHEMY_DATABASE_URI": database.url,
+            "STUDY_IMAGES": images,
+            "TRUSTED_HOSTS": LOCAL_HOSTS,
+        }
     )
     bundle = build_bundle(workdir / "bundle", pool_cases, image_size)
     with app.app_context():
@@ -286,6 +292,7 @@ class Server:
             WEB_CONCURRENCY=str(workers),
             HOST="127.0.0.1",
             PORT=str(self.port),
+            TRUSTED_HOSTS=LOCAL_HOSTS,
             GUNICORN_ACCESS_LOG=str(workdir / "access.log"),
             GUNICORN_ERROR_LOG="-",
             PYTHONUNBUFFERED="1",

@@ -191,6 +191,7 @@ def main() -> None:
                 "SECRET_KEY": setup.secret,
                 "SQLALCHEMY_DATABASE_URI": database.url,
                 "STUDY_IMAGES": setup.images,
+                "TRUSTED_HOSTS": _loadkit.LOCAL_HOSTS,
             }
         )
         email = "throttled@load.test"

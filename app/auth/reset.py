@@ -2,8 +2,14 @@
 
 The link carries a signed token naming the account, a fingerprint of its current password
 hash and the moment it was issued; nothing is stored. Setting a password changes the hash
-(new salt), so the link stops working after one use, and so does every older link. The
-request page answers the same whether or not the address has an account.
+(new salt), so the link stops working after one use, and so does every older link; the new
+hash is written only where the old one is still in place (one conditional UPDATE), so of
+simultaneous uses of one link exactly one sets a password.
+
+The request page answers the same whether or not the address has an account, and in the
+same time: every address costs a counter update, a token, the rendered message and the one
+statement that queues it only for an account (`queue_mail_if`). The link starts with
+PUBLIC_URL, never with the request's host (app/mail/messages.py).
 """
 
 import hashlib
@@ -12,23 +18,32 @@ from datetime import datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select, update
+from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.auth.access import refuse_control_characters, start_after_login
-from app.auth.accounts import end_sessions, normalise_email
-from app.auth.throttle import email_key, forget_failures, hit
+from app.auth.accounts import normalise_email
+from app.auth.throttle import (
+    RESET_BY_EMAIL,
+    RESET_BY_IP,
+    RESET_WINDOW,
+    email_key,
+    forget_failures,
+    hit,
+)
 from app.clock import now
 from app.extensions import db
 from app.forms import PasswordResetForm, PasswordResetRequestForm
 from app.mail import mail_enabled
-from app.mail.messages import password_reset
-from app.models import OutboxMessage, User
+from app.mail.messages import password_reset, public_url
+from app.models import User
 
 EPOCH = datetime(1970, 1, 1)  # tokens carry naive-UTC seconds since then (the app's clock)
 RESET_MINUTES = 60
-# At most this many reset e-mails per address and hour: the form cannot flood a mailbox.
+# At most this many requests per address and hour get an e-mail: the form cannot flood a
+# mailbox (counted for every address, account or not).
 RESETS_PER_HOUR = 3
 # At most this many requests of the form per network address and hour: one machine cannot mail
 # every address it guesses, nor probe the form in a loop. Generous enough for a hospital's
@@ -49,9 +64,9 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
 
 
-def _fingerprint(user: User) -> str:
-    """A short digest of the current password hash: it changes with every new password."""
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+def _fingerprint(password_hash: str | None) -> str:
+    """A short digest of a password hash: it changes with every new password."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def _lifetime() -> int:
@@ -61,8 +76,14 @@ def _lifetime() -> int:
 
 def reset_token(user: User) -> str:
     """A token for `user` that works until the password changes or the lifetime ends."""
+    return make_token(user.id, user.password_hash)
+
+
+def make_token(user_id: int, password_hash: str | None) -> str:
+    """A token for account `user_id` with password hash `password_hash`; with user id 0, one
+    made the same way that no account accepts (the reset form makes one for every address)."""
     issued = int((now() - EPOCH).total_seconds())
-    return _serializer().dumps({"u": user.id, "p": _fingerprint(user), "t": issued})
+    return _serializer().dumps({"u": user_id, "p": _fingerprint(password_hash), "t": issued})
 
 
 def user_of_token(token: str) -> User | None:
@@ -80,24 +101,9 @@ def user_of_token(token: str) -> User | None:
     if not timedelta(0) <= age <= timedelta(minutes=_lifetime()):
         return None
     user = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
-    if user is None or not user.active or _fingerprint(user) != fingerprint:
+    if user is None or not user.active or _fingerprint(user.password_hash) != fingerprint:
         return None
     return user
-
-
-def _recent_resets(email: str) -> int:
-    """How many reset e-mails were queued for `email` in the last hour."""
-    since = now() - timedelta(hours=1)
-    return (
-        db.session.scalar(
-            select(func.count(OutboxMessage.id)).where(
-                OutboxMessage.kind == "reset",
-                OutboxMessage.recipient == email,
-                OutboxMessage.created_at > since,
-            )
-        )
-        or 0
-    )
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -108,19 +114,32 @@ def forgot_password() -> Response | str | tuple[str, int]:
         return render_template("auth/forgot.html", form=None)
     if form.validate_on_submit() and not refuse_control_characters(form):
         ip = request.remote_addr or "unknown"
-        if hit(f"f:{ip}", timedelta(hours=1)) > RESET_REQUESTS_PER_IP_HOUR:
+        if hit(RESET_BY_IP + ip, RESET_WINDOW) > RESET_REQUESTS_PER_IP_HOUR:
             flash(TOO_MANY_REQUESTS, "error")
             return render_template("auth/forgot.html", form=form), 429
         email = normalise_email(form.email.data or "")
-        user = db.session.scalar(select(User).where(User.email == email))
-        if user is not None and user.active and _recent_resets(email) < RESETS_PER_HOUR:
-            link = url_for("auth.reset_password", token=reset_token(user), _external=True)
-            password_reset(user.email, link, _lifetime())
-            db.session.commit()
+        # The same work for every address, account or not (see the module docstring): the
+        # account's columns, not an ORM object; the counter's write makes every commit alike.
+        account = db.session.execute(
+            select(User.id, User.password_hash, User.active).where(User.email == email)
+        ).first()
+        asked = hit(RESET_BY_EMAIL + email_key(email), RESET_WINDOW, commit=False)
+        send = account is not None and account.active and asked <= RESETS_PER_HOUR
+        user_id, password_hash = (account.id, account.password_hash) if send else (0, None)
+        link = public_url("auth.reset_password", token=make_token(user_id, password_hash))
+        password_reset(email, link, _lifetime(), send=send)
+        db.session.commit()
         flash(SENT.format(minutes=_lifetime()), "info")
         return redirect(url_for("auth.login"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/forgot.html", form=form), status
+
+
+def _expired() -> tuple[str, int]:
+    """The answer to a link that no longer works: why, and the form to ask for a new one."""
+    flash(EXPIRED, "warning")
+    form = PasswordResetRequestForm() if mail_enabled() else None
+    return render_template("auth/forgot.html", form=form), 410
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
@@ -128,17 +147,44 @@ def reset_password(token: str) -> Response | str | tuple[str, int]:
     """Choose a new password from an e-mailed link; every session of the account ends."""
     user = user_of_token(token)
     if user is None:
-        flash(EXPIRED, "warning")
-        form = PasswordResetRequestForm() if mail_enabled() else None
-        return render_template("auth/forgot.html", form=form), 410
+        return _expired()
     form = PasswordResetForm()
     if form.validate_on_submit():
-        user.set_password(form.password.data)
-        end_sessions(user)  # whoever was logged in with the old password is logged out
+        if not set_password_once(user, form.password.data or ""):
+            db.session.rollback()
+            return _expired()  # another use of this link (or a new password) came first
         forget_failures(email_key(user.email), user)
-        db.session.commit()
+        db.session.commit()  # expires `user`: login_user reads the new session version
         login_user(user)
         flash("Your new password is set. Your account was logged out everywhere else.", "success")
         return redirect(start_after_login(user))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/reset.html", form=form, email=user.email), status
+
+
+def set_password_once(user: User, password: str) -> bool:
+    """Set `user`'s password and end their sessions, only if the password hash is still the
+    one the link was checked against (`user` as loaded then: nothing commits in between);
+    whether it was (the caller commits).
+
+    One conditional UPDATE: of simultaneous uses of one link, the database lets exactly one
+    change the row (SQLite serialises writers; PostgreSQL makes the others wait for the row
+    and then re-check the condition against the new hash, which no longer matches).
+    """
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+    unchanged = (
+        User.password_hash.is_(None)
+        if user.password_hash is None
+        else User.password_hash == user.password_hash
+    )
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, unchanged)
+        .values(
+            password_hash=generate_password_hash(password, method=method),
+            # Whoever was logged in with the old password is logged out (as end_sessions).
+            session_version=User.session_version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1  # type: ignore[attr-defined]

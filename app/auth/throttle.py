@@ -40,6 +40,9 @@ LOCKED = "This e-mail address is locked for up to 15 minutes after too many fail
 IP_MAX_FAILURES = 20  # failed checks from one network address within IP_WINDOW ...
 IP_WINDOW = timedelta(minutes=15)
 PAIR_MAX = 2  # ... after which each e-mail address gets this many checks from it per window
+# The reset form's counters (app/auth/reset.py): their keys' prefixes, and their window.
+RESET_BY_IP, RESET_BY_EMAIL = "f:", "r:"
+RESET_WINDOW = timedelta(hours=1)
 NETWORK_SLOWED = (
     "Too many failed logins from your network: this e-mail address may try again in "
     "15 minutes. Other accounts can still log in."
@@ -54,12 +57,13 @@ def email_key(email: str) -> str:
     return hmac.new(secret, normalise_email(email).encode(), hashlib.sha256).hexdigest()
 
 
-def hit(key: str, window: timedelta) -> int:
+def hit(key: str, window: timedelta, commit: bool = True) -> int:
     """Count one attempt under `key` and return the count in the current window (atomic).
 
     A window starts at its first attempt and lasts `window`; the next attempt after it starts
     a new one. One statement reads and writes the row, so concurrent callers are serialised
     by the database (PostgreSQL's row lock, SQLite's write lock) and never share a number.
+    `commit=False` leaves the commit to the caller (the row stays locked until then).
     """
     moment = now()
     table = AttemptCounter.__table__
@@ -79,7 +83,8 @@ def hit(key: str, window: timedelta) -> int:
         .returning(table.c.hits)
     )
     hits = db.session.execute(statement).scalar_one()
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return int(hits)
 
 
@@ -111,8 +116,13 @@ def reserve(ip: str, key: str) -> str | None:
 def failed(ip: str) -> None:
     """A password check from `ip` failed: it counts against the network address."""
     hit(f"i:{ip}", IP_WINDOW)
-    oldest = now() - max(IP_WINDOW, LOCK_TIME)
-    db.session.execute(delete(AttemptCounter).where(AttemptCounter.started_at <= oldest))
+    # Rows whose window has ended; the reset form's counters last an hour, not 15 minutes.
+    moment, key = now(), AttemptCounter.key
+    hourly = key.startswith(RESET_BY_IP) | key.startswith(RESET_BY_EMAIL)
+    ended = (AttemptCounter.started_at <= moment - RESET_WINDOW) | (
+        ~hourly & (AttemptCounter.started_at <= moment - max(IP_WINDOW, LOCK_TIME))
+    )
+    db.session.execute(delete(AttemptCounter).where(ended))
     db.session.commit()
 
 

@@ -7,7 +7,16 @@ from app.mail.outbox import (
     SendReport,
     mail_enabled,
     queue_mail,
+    queue_mail_if,
     send_queued,
 )
 
-__all__ = ["Attachment", "MailOff", "SendReport", "mail_enabled", "queue_mail", "send_queued"]
+__all__ = [
+    "Attachment",
+    "MailOff",
+    "SendReport",
+    "mail_enabled",
+    "queue_mail",
+    "queue_mail_if",
+    "send_queued",
+]

@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_mail import Connection, Message
-from sqlalchemy import select, update
+from sqlalchemy import Boolean, bindparam, insert, select, update
 
 from app.clock import now
 from app.extensions import db, mail
@@ -70,23 +70,48 @@ def queue_mail(
     dedupe_key: str | None = None,
 ) -> OutboxMessage:
     """Add a message to the caller's transaction (the caller commits; a rollback drops it)."""
-    message = OutboxMessage(
-        recipient=recipient,
-        subject=subject,
-        body=body,
-        kind=kind,
-        attachments=[
+    message = OutboxMessage(**new_message(recipient, subject, body, kind, attachments, dedupe_key))
+    db.session.add(message)
+    return message
+
+
+def queue_mail_if(keep: bool, recipient: str, subject: str, body: str, kind: str) -> None:
+    """Queue a message only when `keep`, by one INSERT ... SELECT ... WHERE <keep> (the caller
+    commits). The database runs the same statement either way, so a request that queues
+    nothing does the same work as one that does (the reset form must not tell by its timing
+    which addresses have accounts)."""
+    table = OutboxMessage.__table__
+    values = new_message(recipient, subject, body, kind)
+    chosen = select(
+        *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())
+    ).where(bindparam("keep", keep, type_=Boolean))
+    db.session.execute(insert(table).from_select(list(values), chosen))
+
+
+def new_message(
+    recipient: str,
+    subject: str,
+    body: str,
+    kind: str,
+    attachments: Sequence[Attachment] = (),
+    dedupe_key: str | None = None,
+) -> dict[str, object]:
+    """The column values of a message due now."""
+    return {
+        "recipient": recipient,
+        "subject": subject,
+        "body": body,
+        "kind": kind,
+        "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "data": a.data}
             for a in attachments
         ],
-        dedupe_key=dedupe_key,
-        status=MailStatus.PENDING,
-        attempts=0,
-        created_at=now(),
-        next_attempt_at=now(),
-    )
-    db.session.add(message)
-    return message
+        "dedupe_key": dedupe_key,
+        "status": MailStatus.PENDING,
+        "attempts": 0,
+        "created_at": now(),
+        "next_attempt_at": now(),
+    }
 
 
 @dataclass

@@ -11,14 +11,13 @@ are dropped when they withdraw), whose account was deactivated, or whose study i
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, has_request_context, url_for
 from icalendar import Calendar, Event
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.extensions import db
-from app.mail.messages import compose, public_base
+from app.mail.messages import compose, public_url
 from app.mail.outbox import Attachment
 from app.models import (
     Answer,
@@ -34,14 +33,6 @@ from app.models import (
 MAX_REPEATS = 3  # reminders after the first, at most
 # The outbox's note on a reminder given up because its reader withdrew: never requeued.
 WITHDREW = "Not sent: the reader withdrew from the study."
-
-
-def external_url(endpoint: str, **values: object) -> str:
-    """An absolute URL: the request's host in a request, PUBLIC_URL in a command."""
-    if has_request_context():
-        return url_for(endpoint, _external=True, **values)
-    with current_app.test_request_context(base_url=public_base()):
-        return url_for(endpoint, _external=True, **values)
 
 
 def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str, session: int = 2) -> str:
@@ -93,7 +84,7 @@ def queue_reminder(
     """Queue a reminder for `enrolment` (the caller commits): the link, and the .ics while
     Task 2 has still to open or has just opened."""
     study = enrolment.study
-    link = external_url("survey.resume", study_id=study.id)
+    link = public_url("survey.resume", study_id=study.id)
     session, opens_at = next_item(enrolment)
     attachments = []
     if opens_at is not None:

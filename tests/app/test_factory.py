@@ -8,7 +8,7 @@ from flask import Flask, abort
 from sqlalchemy import text
 
 from app import CONTENT_SECURITY_POLICY, create_app, normalise_database_url
-from app.config import ConfigError, TestConfig
+from app.config import ConfigError, TestConfig, host_names
 from app.extensions import db
 
 
@@ -65,6 +65,48 @@ def test_default_database_is_sqlite_in_the_instance_folder_with_wal(tmp_path: Pa
         assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 15000
         db.engine.dispose()
     assert sqlite3.connect(tmp_path / "a.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_production_needs_trusted_hosts() -> None:
+    memory = {"SQLALCHEMY_DATABASE_URI": "sqlite://"}
+    with pytest.raises(ConfigError, match=r"^TRUSTED_HOSTS is not set") as caught:
+        create_app(ProductionLike, memory)
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith(".")
+    # As read from the environment (Config): names, or "*" for any host on purpose.
+    assert host_names(" study.hospital.org, ,") == ["study.hospital.org"]
+    assert host_names(" , ") is None
+    named = create_app(ProductionLike, {**memory, "TRUSTED_HOSTS": ["study.hospital.org"]})
+    assert named.config["TRUSTED_HOSTS"] == ["study.hospital.org", "localhost", "127.0.0.1"]
+    any_host = create_app(ProductionLike, {**memory, "TRUSTED_HOSTS": ["*"]})
+    assert any_host.config["TRUSTED_HOSTS"] is None
+    with pytest.raises(ConfigError, match="mixes"):
+        create_app(ProductionLike, {**memory, "TRUSTED_HOSTS": ["*", "study.hospital.org"]})
+    development = create_app(ProductionLike, {**memory, "DEVELOPMENT": True})
+    assert development.config["TRUSTED_HOSTS"] is None
+
+
+def test_trusted_hosts_answer_their_names_and_the_machine_itself() -> None:
+    app = create_app(
+        ProductionLike,
+        {"SQLALCHEMY_DATABASE_URI": "sqlite://", "TRUSTED_HOSTS": "study.hospital.org"},
+    )
+    client = app.test_client()
+    assert client.get("/health", base_url="https://study.hospital.org").status_code != 400
+    assert client.get("/health", base_url="http://127.0.0.1:8000").status_code != 400  # Docker
+    assert client.get("/health", base_url="http://evil.example").status_code == 400
+
+
+def test_the_public_address_must_be_a_trusted_host() -> None:
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": "sqlite://",
+        "TRUSTED_HOSTS": ["study.hospital.org"],
+        "PUBLIC_URL": "https://reader.hospital.org",
+    }
+    with pytest.raises(ConfigError, match=r"^PUBLIC_URL's host \(reader.hospital.org\) is not in"):
+        create_app(ProductionLike, settings)
+    settings["PUBLIC_URL"] = "https://study.hospital.org:8443/study"
+    assert create_app(ProductionLike, settings)
 
 
 def test_study_images_default_to_the_instance_folder() -> None:

@@ -203,6 +203,7 @@ def test_untrusted_hosts_are_refused_and_links_name_the_trusted_one(
     app: Flask, client: FlaskClient, study: StudyRef, organiser: UserRef, login
 ) -> None:
     app.config["TRUSTED_HOSTS"] = ["study.hospital.org"]
+    app.config["PUBLIC_URL"] = "http://study.hospital.org"  # links start here, whatever the Host
     login_response = client.post(
         "/login",
         data={"email": organiser.email, "password": organiser.password},

@@ -266,6 +266,36 @@ def test_mail_settings_are_checked_at_start_up() -> None:
         )
 
 
+def test_mail_needs_the_public_address_at_start_up() -> None:
+    # Every link in an e-mail starts there, never at the request's Host header.
+    settings = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "MAIL_SERVER": "smtp.example.org"}
+    with pytest.raises(ConfigError, match=r"^MAIL_SERVER is set but PUBLIC_URL is not") as caught:
+        create_app(TestConfig, {**settings, "PUBLIC_URL": None})
+    assert "\n" not in str(caught.value)
+    for wrong in ("study.hospital.org", "ftp://study.hospital.org", "https://h.org/?a=1"):
+        with pytest.raises(ConfigError, match="PUBLIC_URL is not a web address"):
+            create_app(TestConfig, {**settings, "PUBLIC_URL": wrong})
+    assert create_app(TestConfig, {**settings, "PUBLIC_URL": "https://h.org/study"})
+
+
+def test_invitation_links_start_with_the_public_address_whatever_the_host(
+    app: Flask, smtp: SmtpServer, study: object, organiser: object
+) -> None:
+    app.config["PUBLIC_URL"] = "https://study.hospital.org/reader-study/"
+    client = app.test_client()
+    forged = {"base_url": "http://evil.example"}
+    credentials = {"email": organiser.email, "password": organiser.password}  # type: ignore[attr-defined]
+    assert client.post("/login", data=credentials, **forged).status_code == 302
+    url = f"/admin/studies/{study.id}/invitations"  # type: ignore[attr-defined]
+    made = client.post(url, data={"email": "a@example.org", "days": 7, "send": "y"}, **forged)
+    shown = re.findall(r'value="([^"]+/invite/[^"]+)"', made.text)
+    with app.app_context():
+        [body] = db.session.scalars(select(OutboxMessage.body))
+    [mailed] = re.findall(r"\S+/invite/\S+", body)
+    assert shown == [mailed]
+    assert mailed.startswith("https://study.hospital.org/reader-study/invite/")
+
+
 def test_organiser_pages_say_links_go_by_hand_without_mail(
     app: Flask, study: object, organiser: object, login: object
 ) -> None:

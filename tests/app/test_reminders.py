@@ -115,7 +115,7 @@ def test_a_reminder_when_task2_opens_then_after_n_days_never_twice(
     [mail] = smtp.sink.to(reader.email)
     assert "Task 2 of Test study is open" in str(mail["Subject"])
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert f"http://127.0.0.1:8000/survey/{study.id}/continue" in text  # PUBLIC_URL in a command
+    assert f"http://localhost/survey/{study.id}/continue" in text  # PUBLIC_URL in a command
     [calendar] = list(mail.iter_attachments())
     assert calendar.get_filename() == "task2.ics"
     clock.advance(days=2)

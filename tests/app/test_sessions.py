@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from app.auth import create_user
 from app.extensions import db
+from app.limits import SEEN
 from app.models import Role, User
-from tests.app.conftest import PASSWORD, UserRef
+from tests.app.conftest import PASSWORD, FakeClock, UserRef
 from tests.app.test_migrations import empty_app  # noqa: F401 (a fixture)
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -103,6 +104,43 @@ def test_a_session_without_a_version_or_with_a_forged_one_is_anonymous(
             session["_user_id"] = forged
             session["_fresh"] = True
         assert not logged_in(client), forged
+
+
+def test_the_cookie_set_at_login_is_logged_out_when_idle(
+    app: Flask, organiser: UserRef, login: Callable, clock: FakeClock
+) -> None:
+    """The finding: SESSION_IDLE_MINUTES=1, and still 200 after 145 s without use (the cookie
+    of the login itself carried no time of use)."""
+    app.config["SESSION_IDLE_MINUTES"] = 1
+    client = app.test_client()
+    login(client, organiser)
+    clock.advance(seconds=145)
+    response = client.get("/password")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert "without activity" in client.get(response.headers["Location"]).text
+
+
+def test_a_session_in_use_stays_and_ends_after_the_idle_time(
+    app: Flask, organiser: UserRef, login: Callable, clock: FakeClock
+) -> None:
+    app.config["SESSION_IDLE_MINUTES"] = 1
+    client = app.test_client()
+    login(client, organiser)
+    for _ in range(6):  # five minutes in all, never a minute without a page
+        clock.advance(seconds=50)
+        assert logged_in(client)
+    clock.advance(seconds=61)
+    assert not logged_in(client)
+
+
+def test_a_session_without_a_time_of_use_is_logged_out(
+    app: Flask, organiser: UserRef, login: Callable
+) -> None:
+    client = app.test_client()
+    login(client, organiser)
+    with client.session_transaction() as session:
+        del session[SEEN]  # as in a cookie issued before logins recorded it: its age is unknown
+    assert not logged_in(client)
 
 
 def test_migration_0003_gives_existing_users_version_0(empty_app: Flask) -> None:  # noqa: F811
