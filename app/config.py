@@ -42,8 +42,9 @@ class Config:
     IMPORT_IN_BACKGROUND = os.environ.get("IMPORT_IN_BACKGROUND", "1") == "1"
     # What the operating system lets one import process use before it ends it (0: no limit):
     # processor seconds (RLIMIT_CPU), megabytes of memory on top of its start (RLIMIT_AS), and
-    # seconds from its start (an alarm). The largest bundle (2 GB of images) needs about
-    # 10 CPU minutes. The process runs at this niceness, so that readers' pages come first.
+    # seconds from its start (an alarm). A real bundle needs a few CPU minutes at most; one
+    # crafted within every per-image bound could take hours. The process runs at this
+    # niceness, so that readers' pages come first.
     IMPORT_CPU_SECONDS = int(os.environ.get("IMPORT_CPU_SECONDS", "1800"))
     IMPORT_MEMORY_MB = int(os.environ.get("IMPORT_MEMORY_MB", "1024"))
     IMPORT_WALL_SECONDS = int(os.environ.get("IMPORT_WALL_SECONDS", "3600"))

@@ -41,6 +41,7 @@ are over. Nothing of a failed job was stored: a study is written in one transact
 end, and its image folder is renamed into place only when complete.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -252,6 +253,11 @@ def _launch(job_id: int) -> None:
         log.exception("bundle import %s could not be started", job_id)
         _fail(job_id, f"The import could not be started on the server (it is logged). {AGAIN}")
         return
+    if limits.nice:  # from its first instruction: its start-up costs a second of CPU
+        with contextlib.suppress(OSError):  # gone already: the thread says why
+            os.setpriority(
+                os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + limits.nice
+            )
     threading.Thread(
         target=_watch, args=(app, job_id, process, limits), name=f"import-{job_id}", daemon=True
     ).start()
@@ -455,6 +461,8 @@ def child_main() -> None:
     boot.
     """
     job_id = int(sys.argv[-1])
+    # Its stderr is the worker's: the server's log, where a line should say whose it is.
+    logging.basicConfig(format=f"%(asctime)s [import {job_id}] %(levelname)s %(message)s")
     settings = json.loads(sys.stdin.buffer.read())
     app = Flask(__name__)
     configure(app, None, settings)
@@ -492,13 +500,12 @@ def limit_this_process(limits: Limits) -> None:
     - Wall clock: alarm(), whose SIGALRM ends the process even while a decoder holds the
       interpreter, so that a process waiting on a lock cannot hold a slot for ever either.
     - No core file (RLIMIT_CORE 0): it would hold the secret key and the database password.
-    - Niceness: the web workers get the CPU first.
+
+    (Its niceness, IMPORT_NICE, is set by the worker that starts it, as it starts.)
     """
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _lower(resource.RLIMIT_CORE, 0, 0)
-    if limits.nice:
-        os.nice(limits.nice)
     if limits.cpu_seconds:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         soft = math.ceil(usage.ru_utime + usage.ru_stime) + limits.cpu_seconds
