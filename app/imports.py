@@ -274,13 +274,13 @@ def _launch(job_id: int) -> None:
 
 
 def _watch(app: Flask, job_id: int, process: subprocess.Popen[bytes], limits: Limits) -> None:
-    """Wait for a job's process; if it ended without an outcome, write why, and tidy up."""
-    timeout = limits.wall_seconds + WALL_GRACE if limits.wall_seconds else None
-    try:
-        status = process.wait(timeout)
-    except subprocess.TimeoutExpired:  # past its own alarm: stopped (SIGSTOP), say
-        process.kill()
-        status = process.wait()
+    """Wait for a job's process; if it ended without an outcome, write why, and tidy up.
+
+    A plain wait (Popen.wait with a timeout would poll twenty times a second for the whole
+    import, in a web worker): the process's own alarm ends it, and a look past its deadline
+    kills one that was stopped.
+    """
+    status = process.wait()
     with app.app_context():
         try:
             job = db.session.get(ImportJob, job_id)
@@ -342,8 +342,8 @@ def memory_message(job: ImportJob, limits: Limits) -> str:
     """What the organiser is told when the import ran out of the memory it may use."""
     return (
         f"The import was stopped {_where(job)}: it needed more than the {limits.memory_mb} MB "
-        f"of memory one import may use (IMPORT_MEMORY_MB). {NOTHING} A bundle image that "
-        "needs this much to decode is probably crafted; if not, ask an admin to raise the limit."
+        f"of memory one import may use (IMPORT_MEMORY_MB). {NOTHING} A bundle that needs this "
+        "much is probably crafted; if it is not, ask an admin to raise the limit."
     )
 
 
@@ -377,10 +377,17 @@ def process_running(pid: int, job_id: int) -> bool:
 
 
 def _why_dead(job: ImportJob, moment: datetime, limits: Limits) -> str | None:
-    """Why an unfinished job is known to have stopped, or None while it may still run."""
+    """Why an unfinished job is known to have stopped, or None while it may still run.
+
+    Past its deadline, a process of this host that still exists can only be stopped (its
+    alarm would have ended it): it is killed.
+    """
     if limits.wall_seconds and job.created_at < moment - timedelta(
         seconds=limits.wall_seconds + WALL_GRACE
     ):
+        if job.pid is not None and job.host == HOST and process_running(job.pid, job.id):
+            with contextlib.suppress(OSError):
+                os.kill(job.pid, signal.SIGKILL)
         return (
             f"The import was stopped {_where(job)}: it had run for "
             f"{_seconds(limits.wall_seconds)}, the longest one import may run "

@@ -354,6 +354,31 @@ def test_a_job_past_its_time_limit_is_failed_and_blocks_nothing(
     assert response.status_code == 302  # (inline in the tests) straight to the new study
 
 
+def test_a_process_past_its_deadline_is_killed_and_its_job_failed_by_the_next_look(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    bundle_dir: Path,
+    login: Callable,
+    background: Gate,
+) -> None:
+    # Its alarm would have ended it: still there, it can only be stopped (held, here).
+    login(client, organiser)
+    job_id = started(upload(client, zip_of(bundle_dir)))
+    limit = timedelta(seconds=app.config["IMPORT_WALL_SECONDS"] + imports.WALL_GRACE)
+    with app.app_context():
+        job = db.session.get(ImportJob, job_id)
+        assert job is not None and job.pid is not None
+        job.created_at = now() - limit - timedelta(seconds=1)
+        db.session.commit()
+        pid = job.pid
+    page = client.get(f"/admin/imports/{job_id}")
+    assert page.status_code == 400 and "the longest one import may run" in page.text
+    finish(job_id)
+    assert not imports.process_running(pid, job_id)
+    assert leftovers(app) == []
+
+
 # ---------------------------------------------------------------- caps, held atomically
 
 
