@@ -119,7 +119,8 @@ def import_form() -> tuple[ImportBundleForm, list[tuple[str, str]]]:
 def import_study() -> Response | str | tuple[str, int]:
     """Create a study from a bundle: an uploaded .zip or a folder under BUNDLE_ROOT.
 
-    The import runs in the background (app.imports); the browser goes to its progress page.
+    The import runs in the background, in a process of its own (app.imports); the browser
+    goes to its progress page.
     """
     form, offered = import_form()
     if not form.validate_on_submit() or refuse_control_characters(form):
@@ -131,12 +132,12 @@ def import_study() -> Response | str | tuple[str, int]:
             abort(400)
         folder = Path(current_app.config["BUNDLE_ROOT"]).resolve() / form.server_path.data
     user = current_user._get_current_object()
-    busy = imports.refusal(user)
-    if busy is not None:
-        form.upload.errors = [*form.upload.errors, busy]
-        return render_template("admin/import.html", form=form), 429
     upload = None if folder is not None else form.upload.data.stream
-    job = imports.start(user, form.name.data or "", upload, folder)
+    try:
+        job = imports.start(user, form.name.data or "", upload, folder)
+    except imports.Busy as busy:
+        form.upload.errors = [*form.upload.errors, str(busy)]
+        return render_template("admin/import.html", form=form), 429
     if job.state in imports.UNFINISHED:
         return redirect(url_for("admin.import_job", job_id=job.id), 303)
     return import_outcome(job)
@@ -167,7 +168,7 @@ def import_job(job_id: int) -> Response | str | tuple[str, int]:
     job = db.session.get(ImportJob, job_id)
     if job is None or not (job.created_by_id == current_user.id or current_user.is_admin):
         abort(404)
-    imports.settle_stale()
+    imports.settle()
     db.session.refresh(job)
     if job.state in imports.UNFINISHED:
         return render_template("admin/import_progress.html", job=job)

@@ -48,17 +48,26 @@ def served_name(name: str, secret: str | None = None) -> str:
     return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32] + ".jpg"
 
 
-def _copy_images(bundle: ValidBundle, image_root: Path, progress: Progress) -> tuple[Path, bool]:
+def _copy_images(
+    bundle: ValidBundle, image_root: Path, progress: Progress, staging_name: str | None
+) -> tuple[Path, bool]:
     """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it.
 
     Every image is decoded and encoded again (studybundle.images.reencode): what is served
-    holds the pixels and nothing a bundle's file may have carried besides them.
+    holds the pixels and nothing a bundle's file may have carried besides them. They are
+    staged in a folder beside the target (`staging_name`, or a fresh .import-* one), renamed
+    into place when complete.
     """
     target = image_root / bundle.digest[:16]
     if target.is_dir():
         return target, False
     image_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=image_root))
+    if staging_name is None:
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=image_root))
+    else:
+        staging = image_root / staging_name
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
     try:
         for done, name in enumerate(sorted(bundle.images)):
             progress("Re-encoding the images", done, len(bundle.images))
@@ -110,6 +119,7 @@ def import_bundle(
     image_root: str | Path,
     created_by: User | None = None,
     progress: Progress = no_progress,
+    staging_name: str | None = None,
 ) -> tuple[Study, bool]:
     """Import a validated bundle as a draft study; the same bundle again returns the old one.
 
@@ -117,7 +127,9 @@ def import_bundle(
     in other organisers' studies only becomes a new study of theirs (sharing the images), so
     that an import tells nobody what is in studies they do not run. `progress` is told how far
     the long steps are (checking and re-encoding the images); it runs before anything is
-    added to the session.
+    added to the session. `staging_name` names the folder in image_root where the images
+    wait until complete: an import job names it after itself, so that the folder of a job
+    whose process was killed can be found and deleted.
     """
     bundle = validate_bundle(folder, progress)
     manifest = bundle.manifest
@@ -132,7 +144,7 @@ def import_bundle(
     existing = db.session.scalar(same.order_by(Study.id).limit(1))
     if existing is not None:
         return existing, False
-    target, created_folder = _copy_images(bundle, Path(image_root), progress)
+    target, created_folder = _copy_images(bundle, Path(image_root), progress, staging_name)
     progress("Storing the cases", 0, 0)
     shown = read.shown_neighbours(manifest)
     study = Study(

@@ -41,9 +41,21 @@ class Config:
     # The largest bundle upload (a logged-in organiser's); every other request: SMALL_BODY_BYTES.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(512 * 1024 * 1024)))
     SMALL_BODY_BYTES = int(os.environ.get("SMALL_BODY_BYTES", str(1024 * 1024)))
-    # Bundle imports run in a thread started by the upload (app/imports.py); off, the upload's
-    # request does the import itself (the tests, which want to see the outcome at once).
+    # Bundle imports run in a process of their own started by the upload (app/imports.py); off,
+    # the upload's request does the import itself (the tests, which want to see the outcome at
+    # once), without the limits below.
     IMPORT_IN_BACKGROUND = os.environ.get("IMPORT_IN_BACKGROUND", "1") == "1"
+    # What the operating system lets one import process use before it ends it (0: no limit):
+    # processor seconds (RLIMIT_CPU), megabytes of memory on top of its start (RLIMIT_AS), and
+    # seconds from its start (an alarm). A real bundle needs a few CPU minutes at most; one
+    # crafted within every per-image bound could take hours. The process runs at this
+    # niceness, so that readers' pages come first.
+    IMPORT_CPU_SECONDS = int(os.environ.get("IMPORT_CPU_SECONDS", "1800"))
+    IMPORT_MEMORY_MB = int(os.environ.get("IMPORT_MEMORY_MB", "1024"))
+    IMPORT_WALL_SECONDS = int(os.environ.get("IMPORT_WALL_SECONDS", "3600"))
+    IMPORT_NICE = int(os.environ.get("IMPORT_NICE", "10"))
+    # Imports at once on the whole deployment (each takes about a core); one per organiser.
+    IMPORT_MAX_RUNNING = int(os.environ.get("IMPORT_MAX_RUNNING", "2"))
     # Where uploaded .zip files wait and are unpacked: default <instance>/import-uploads.
     IMPORT_UPLOADS = os.environ.get("IMPORT_UPLOADS")
     # Dashboard pages, figures and exports per staff account and minute (see app/limits.py).

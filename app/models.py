@@ -26,10 +26,12 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -236,10 +238,20 @@ class StudyMember(db.Model):
     __table_args__ = (UniqueConstraint("study_id", "user_id"),)
 
 
+# An import job's states before its outcome; "done", "failed" and "conflict" come after.
+UNFINISHED = ("queued", "running")
+_UNFINISHED_SQL = text("state IN ({})".format(", ".join(f"'{state}'" for state in UNFINISHED)))
+
+
 class ImportJob(db.Model):
     """A bundle import running in the background (app.imports): its progress and outcome.
 
     Kept in the database, not in a process, so any web worker can show its progress page.
+    The caps on imports at once are two unique indexes over the unfinished jobs, so that the
+    database, not a count before an insert, refuses one too many: one unfinished job per
+    organiser, and each unfinished job holds one of IMPORT_MAX_RUNNING numbered slots.
+    `pid` and `host` name the job's process, so that a look from any worker on that host can
+    tell whether it still runs.
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -256,6 +268,26 @@ class ImportJob(db.Model):
     created_study: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    slot: Mapped[int | None] = mapped_column(Integer)  # 1..IMPORT_MAX_RUNNING while unfinished
+    pid: Mapped[int | None] = mapped_column(Integer)  # the import's process, once started
+    host: Mapped[str | None] = mapped_column(String(255))  # where that process runs
+
+    __table_args__ = (
+        Index(
+            "uq_import_job_unfinished_created_by_id",
+            "created_by_id",
+            unique=True,
+            sqlite_where=_UNFINISHED_SQL,
+            postgresql_where=_UNFINISHED_SQL,
+        ),
+        Index(
+            "uq_import_job_unfinished_slot",
+            "slot",
+            unique=True,
+            sqlite_where=_UNFINISHED_SQL,
+            postgresql_where=_UNFINISHED_SQL,
+        ),
+    )
 
 
 class StudyClass(db.Model):

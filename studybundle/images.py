@@ -11,6 +11,7 @@ from studybundle.errors import BundleError
 from studybundle.limits import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_JPEG_SCANS,
     METADATA_MARKERS,
     NAME_HEX,
     ROTATION_TOLERANCE,
@@ -36,8 +37,23 @@ def metadata_segment(data: bytes) -> str | None:
     return None
 
 
+def scan_count(data: bytes) -> int:
+    """How many scans a JPEG's bytes hold at most: its start-of-scan markers (FF DA).
+
+    Counted without parsing, so that no layout of segments can hide a scan: entropy-coded
+    data never holds FF DA (an FF there is followed by 00 or a restart marker), and every scan
+    begins with it. Table or header bytes that happen to read FF DA can only raise the count.
+    """
+    return data.count(b"\xff\xda")
+
+
 def check_image(path: Path) -> Image.Image:
-    """A referenced image: a plain file, small, a real JPEG without metadata, named by its hash."""
+    """A referenced image: a plain file, small, a real JPEG without metadata, named by its hash.
+
+    Its decoding is bounded before it starts: the header's pixel count (MAX_IMAGE_PIXELS)
+    bounds one pass over the image and the scan count (MAX_JPEG_SCANS) the passes, so a
+    decompression bomb is refused by name instead of holding the import for minutes.
+    """
     name = f"images/{path.name}"
     if path.is_symlink() or not path.is_file():
         raise BundleError(f"{name} is referenced by queries.json but missing from the bundle")
@@ -51,6 +67,13 @@ def check_image(path: Path) -> Image.Image:
     segment = metadata_segment(data)
     if segment is not None:
         raise BundleError(f"{name} carries metadata ({segment}); bundles must strip it")
+    scans = scan_count(data)
+    if scans > MAX_JPEG_SCANS:
+        raise BundleError(
+            f"{name} has {scans} scans; a bundle image may have at most {MAX_JPEG_SCANS} "
+            "(a progressive JPEG is decoded once per scan: this many would take minutes). "
+            "Save it again as a baseline JPEG."
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "JPEG":
@@ -60,7 +83,7 @@ def check_image(path: Path) -> Image.Image:
             image.load()
             converted: Image.Image = image.convert("RGB")
             return converted
-    except BundleError:
+    except (BundleError, MemoryError):  # out of memory: the importer's limit, not the file
         raise
     except Exception as exc:  # Pillow raises many kinds on a broken file
         raise BundleError(f"{name} is not a readable JPEG ({exc})") from None
@@ -74,7 +97,8 @@ def reencode(source: Path, target: Path) -> None:
     and encoding again keeps only the pixels. Quantisation tables and chroma subsampling are
     kept where Pillow can (an RGB or grey JPEG), so the copy looks like the original; Pillow
     writes a JFIF header and no EXIF, ICC or comment unless asked to. `source` has passed
-    check_image (a JPEG within MAX_IMAGE_PIXELS), so decoding it is bounded.
+    check_image (a JPEG within MAX_IMAGE_PIXELS and MAX_JPEG_SCANS), so decoding it is
+    bounded.
     """
     with Image.open(source) as image:
         image.load()

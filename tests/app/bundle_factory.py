@@ -46,6 +46,25 @@ def jpeg_bytes(seed: int, size: int = SIZE) -> bytes:
     return encode(picture(seed, size))
 
 
+def many_scans_jpeg(scans: int, size: int = 2048, seed: int = 0) -> bytes:
+    """A valid progressive JPEG of size x size pixels with `scans` scans, in few bytes.
+
+    A flat picture saved as a progressive JPEG (10 scans), whose last scan (16 bytes: a
+    refinement pass over every block of the luma) is repeated. A decoder passes over the
+    whole image once per scan, so many scans make a decompression bomb: 40,000 of them held an
+    import for over five minutes. Different seeds give different colours (and file names).
+    """
+    rng = random.Random(seed)
+    colour = tuple(rng.randrange(256) for _ in range(3))
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(out, "JPEG", quality=90, progressive=True)
+    data = out.getvalue()
+    last, end = data.rindex(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    extra = scans - data.count(b"\xff\xda")
+    assert extra >= 0, f"Pillow writes more than {scans} scans"
+    return data[:end] + data[last:end] * extra + data[end:]
+
+
 def write_image(images: Path, data: bytes) -> str:
     """Store `data` under its content-hash name; the reference used in queries.json."""
     name = hashlib.sha256(data).hexdigest()[:32] + ".jpg"
@@ -132,6 +151,23 @@ def read_queries(folder: Path) -> list[dict[str, Any]]:
 def write_queries(folder: Path, queries: list[dict[str, Any]]) -> None:
     """Rewrite queries.json of a bundle."""
     (folder / "queries.json").write_text(json.dumps(queries))
+
+
+def replace_neighbour_images(folder: Path, images: Sequence[bytes]) -> list[str]:
+    """Put `images` in place of the bundle's first neighbour images (every reference to
+    each; the old files are deleted, so the count stays); their references."""
+    queries = read_queries(folder)
+    used = [item["image"] for query in queries for item in query["neighbours"]]
+    old = list(dict.fromkeys(used))[: len(images)]
+    new = [write_image(folder / "images", data) for data in images]
+    swap = dict(zip(old, new, strict=True))
+    for query in queries:
+        for item in query["neighbours"]:
+            item["image"] = swap.get(item["image"], item["image"])
+    write_queries(folder, queries)
+    for reference in old:
+        (folder / reference).unlink()
+    return new
 
 
 # ---------------------------------------------------------------- format 2

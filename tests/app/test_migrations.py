@@ -21,7 +21,7 @@ from app.auth import create_user
 from app.bundle import served_name
 from app.config import TestConfig
 from app.extensions import db
-from app.models import Answer, Role, Study, User
+from app.models import Answer, ImportJob, Role, Study, User
 from studybundle.taxonomy import HAM10000_CODES, LIKERT
 from tests.app.conftest import POSTGRES_URL
 
@@ -282,3 +282,55 @@ def test_upgrade_renames_study_images_to_keyed_names(
         assert names and names <= set(original)
         assert all((folder / name).is_file() for name in names)
         assert not any((folder / name).exists() for name in original.values())
+
+
+def test_upgrade_fails_the_imports_of_the_old_threads_and_caps_the_rest(
+    empty_app: Flask,
+) -> None:
+    with empty_app.app_context():
+        upgrade(revision="i15d")
+        tables = MetaData()
+        tables.reflect(db.engine)
+        moment = datetime(2026, 1, 1)
+        with db.engine.begin() as connection:
+            user = reflected_insert(
+                connection,
+                tables,
+                "user",
+                email="organiser@example.org",
+                name="",
+                pseudonym="O-1",
+                role="ORGANISER",
+                active=True,
+                failed_logins=0,
+                created_at=moment,
+            )
+            for state in ("running", "queued", "done"):
+                reflected_insert(
+                    connection,
+                    tables,
+                    "import_job",
+                    created_by_id=user,
+                    name=state,
+                    source="/nowhere",
+                    uploaded=False,
+                    state=state,
+                    stage="Checking the images",
+                    done=0,
+                    total=0,
+                    created_study=False,
+                    created_at=moment,
+                    updated_at=moment,
+                )
+        # Two unfinished jobs of one organiser, as the old threads allowed: they ran in the
+        # workers that the upgrade's restart ended.
+        upgrade()
+        jobs = {job.name: job for job in db.session.scalars(select(ImportJob))}
+        assert {name: job.state for name, job in jobs.items()} == {
+            "running": "failed",
+            "queued": "failed",
+            "done": "done",
+        }
+        assert "the server was upgraded" in (jobs["running"].errors or "")
+        names = {index["name"] for index in inspect(db.engine).get_indexes("import_job")}
+        assert {"uq_import_job_unfinished_created_by_id", "uq_import_job_unfinished_slot"} <= names

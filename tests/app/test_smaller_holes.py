@@ -23,7 +23,7 @@ from app.auth import may_manage_study
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
-from app.models import ImportJob, Invitation, Study, User
+from app.models import Invitation, Study, User
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
@@ -361,36 +361,13 @@ def leftover(app: Flask, name: str, age: timedelta) -> Path:
     return folder
 
 
-def test_the_next_import_removes_what_a_dead_import_left_unpacked(
-    app: Flask,
-    client: FlaskClient,
-    organiser: UserRef,
-    login: Callable,
-    bundle_cache: dict[int, Path],
-) -> None:
-    dead = leftover(app, "unpacked-dead", timedelta(minutes=20))
-    fresh = leftover(app, "unpacked-fresh", timedelta(seconds=5))  # its import may be alive
-    login(client, organiser)
-    response = client.post(
-        "/admin/studies/import",
-        data={"name": "Next", "upload": (io.BytesIO(zip_of(bundle_cache[1])), "b.zip")},
-    )
-    assert response.status_code == 302
-    assert not dead.exists() and fresh.exists()
-
-
-def test_while_an_import_is_unfinished_only_day_old_folders_are_removed(
+def test_scratch_folders_a_dead_import_left_are_removed_when_a_day_old(
     app: Flask, organiser: UserRef
 ) -> None:
+    """Imports keep their files in `job-<id>` now (deleted with the job, see test_imports);
+    the `unpacked-*` folders that imports before kept go once no import can use them."""
     hour_old = leftover(app, "unpacked-hour", timedelta(hours=1))
     day_old = leftover(app, "unpacked-day", timedelta(days=1, minutes=1))
     with app.app_context():
-        # Another host's import, say: its folder might be any of these.
-        db.session.add(
-            ImportJob(
-                created_by_id=organiser.id, name="x", source="/x", uploaded=True, state="running"
-            )
-        )
-        db.session.commit()
-        imports.remove_leftover_scratch()
+        imports.settle()
     assert hour_old.exists() and not day_old.exists()
