@@ -140,9 +140,11 @@ def test_the_upload_returns_at_once_and_another_worker_shows_the_progress(
     assert job.state == "queued" and job.pid is not None and job.host == imports.HOST
     assert imports.process_running(job.pid, job_id)  # a process of its own, not this one
     assert job.pid != os.getpid()
-    # Below the web workers' priority from its start (nice 19 at most).
+    # Below the web workers' priority from its start (nice 19 at most), in their session:
+    # niceness counts only within a session under Linux's autogroup scheduling.
     niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + app.config["IMPORT_NICE"])
     assert os.getpriority(os.PRIO_PROCESS, job.pid) == niceness
+    assert os.getsid(job.pid) == os.getsid(0)
     # Another process (another gunicorn worker) on the same database shows the progress.
     shared = {key: app.config[key] for key in SHARED}
     other = create_app(TestConfig, {**shared, "IMPORT_IN_BACKGROUND": True})
