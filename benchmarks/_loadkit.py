@@ -264,6 +264,16 @@ def prepare_study(
     return Setup(study_id, emails, images, secret)
 
 
+def export(ref: str, folder: Path) -> Path:
+    """The project's files at git `ref`, unpacked into `folder` (the code to compare with)."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 # ---------------------------------------------------------------- gunicorn
 
 

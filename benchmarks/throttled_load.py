@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,7 @@ from types import SimpleNamespace
 
 import _loadkit
 import numpy as np
-from _loadkit import ROOT, Server, fresh_database, prepare_study
+from _loadkit import ROOT, Server, export, fresh_database, prepare_study
 from PIL import Image
 
 sys.path.insert(0, str(ROOT))
@@ -129,16 +128,6 @@ def measure(
         "neighbours at interactive": m["loadedAtDcl"],
         "toolbar at interactive": m["toolsAtDcl"],
     }
-
-
-def export(ref: str, folder: Path) -> Path:
-    """The project's files at git `ref`, unpacked into `folder` (the code to compare with)."""
-    folder.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def log_in(browser, base: str, email: str) -> list:
