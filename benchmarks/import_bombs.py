@@ -1,21 +1,23 @@
 """Import bombs: readers' page times and the web workers' memory while bundles are imported.
 
-`python benchmarks/import_bombs.py [--db sqlite|postgresql] [--against REF] [--readers 8]
-[--seconds 20] [--workers 2] [--heavy 8] [--cpu-seconds N] [--max-requests N]`
+`python benchmarks/import_bombs.py [--db sqlite|postgresql] [--against REF|none] [--readers 8]
+[--seconds 20] [--bomb-seconds 60] [--workers 2] [--heavy 8] [--cpu-seconds N]
+[--max-requests N]`
 
 The code of this checkout and that of git commit REF (exported with `git archive`; default
-dcb1866, the last whose imports ran in a thread of the web worker) are run one after the
-other, each on a fresh database with a study of `--readers` readers, under gunicorn from
-gunicorn.conf.py with `--workers` workers. The readers keep fetching their case page (with a
-pause of `--think` seconds) while two organisers upload a bundle each (the import form), in
-three phases of the same run:
+dcb1866, the last whose imports ran in a thread of the web worker; `none` runs this checkout
+alone) are run one after the other, each on a fresh database with a study of `--readers`
+readers, under gunicorn from gunicorn.conf.py with `--workers` workers. The readers keep
+fetching their case page (with a pause of `--think` seconds) while two organisers upload a
+bundle each (the import form), in three phases of the same run:
 
 1. baseline: no import, `--seconds` long;
 2. heavy: a bundle of 44 images, `--heavy` of them 2048 x 2048 progressive JPEGs of 100 scans:
    within every per-image bound, about half a second of CPU each to check and re-encode. From
    the upload until the import has ended (at most `--limit` seconds);
 3. bomb: the reported bundle, 44 images, one a 2048 x 2048 progressive JPEG whose 16-byte scan
-   is repeated 40,000 times (677 KB); `--seconds` long, then what its job page says.
+   is repeated 40,000 times (677 KB); until its job has ended, at most `--bomb-seconds`, then
+   what its job page says.
 
 `--cpu-seconds N` sets IMPORT_CPU_SECONDS for both servers (the old code ignores it), to see
 the limit end the heavy import. Workers are not recycled unless `--max-requests N` says so:
@@ -51,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _loadkit import (
+    LOCAL_HOSTS,
     PASSWORD,
     ROOT,
     Browser,
@@ -267,7 +270,13 @@ def run_code(name: str, root: Path, args: argparse.Namespace, archives: dict[str
     stop = threading.Event()
     try:
         setup = prepare_study(database, workdir, args.readers, 10, 20, 450)
-        app = create_app({"SECRET_KEY": setup.secret, "SQLALCHEMY_DATABASE_URI": database.url})
+        app = create_app(
+            {
+                "SECRET_KEY": setup.secret,
+                "SQLALCHEMY_DATABASE_URI": database.url,
+                "TRUSTED_HOSTS": LOCAL_HOSTS,
+            }
+        )
         with app.app_context():
             for email in ORGANISERS.values():
                 create_user(email, Role.ORGANISER, name=email, password=PASSWORD)
@@ -303,14 +312,14 @@ def run_code(name: str, root: Path, args: argparse.Namespace, archives: dict[str
             phases.append(phase)
             organiser = organisers[kind]
             job = upload(organiser, archives[kind], f"The {kind} bundle")
-            window = args.limit if kind == "heavy" else args.seconds
+            window = args.limit if kind == "heavy" else args.bomb_seconds
             running = True
             while running and time.monotonic() - phase.start < window:
                 time.sleep(0.5)
                 running, phase.outcome = job_state(organiser, job)
                 phase.seconds = time.monotonic() - phase.start
-            if kind == "bomb":
-                time.sleep(max(0.0, phase.start + window - time.monotonic()))
+            if kind == "bomb":  # the readers' figures over at least the baseline's length
+                time.sleep(max(0.0, phase.start + args.seconds - time.monotonic()))
             phase.end = time.monotonic()
             phase.restarts += booted(server)
             if running:
@@ -324,6 +333,10 @@ def run_code(name: str, root: Path, args: argparse.Namespace, archives: dict[str
             phase.p50, phase.p95 = percentile(good, 50), percentile(good, 95)
             phase.failed = [s.status for s in cases if not 200 <= s.status < 400]
         return phases
+    except Exception:
+        if server is not None:  # what the server said is usually the reason
+            print(f"[{name}] server log, errors:", *server.error_lines()[-40:], sep="\n")
+        raise
     finally:
         stop.set()
         if server is not None:
@@ -410,7 +423,10 @@ def main() -> None:
     parser.add_argument("--against", metavar="REF", default=BEFORE)
     parser.add_argument("--readers", type=int, default=8)
     parser.add_argument("--think", type=float, default=0.1, help="seconds between two pages")
-    parser.add_argument("--seconds", type=float, default=20.0, help="baseline and bomb phases")
+    parser.add_argument("--seconds", type=float, default=20.0, help="baseline phase")
+    parser.add_argument(
+        "--bomb-seconds", type=float, default=60.0, help="longest bomb phase (at least --seconds)"
+    )
     parser.add_argument("--limit", type=float, default=600.0, help="longest heavy phase")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--heavy", type=int, default=8, help="100-scan images, at most 20")
@@ -429,7 +445,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="import-bombs-") as folder:
         workdir = Path(folder)
         archives = bundles(workdir, args.heavy)
-        roots = {args.against: export(args.against, workdir / "before"), "this checkout": ROOT}
+        roots = {"this checkout": ROOT}
+        if args.against != "none":
+            roots = {args.against: export(args.against, workdir / "before"), **roots}
         results = {name: run_code(name, root, args, archives) for name, root in roots.items()}
     report(results, args)
 
