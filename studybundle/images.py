@@ -3,7 +3,7 @@
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy
 from PIL import Image
@@ -132,7 +132,7 @@ def encode_pixels(image: Image.Image, **settings: Any) -> bytes:
     return buffer.getvalue()
 
 
-def reencode(source: Path) -> bytes:
+def reencode(source: Path | IO[bytes]) -> bytes:
     """`source`'s pixels as a fresh JPEG that carries nothing else, looking like the original.
 
     Checking a JPEG for metadata segments can be fooled (APP3-APP15, fill bytes, a byte
