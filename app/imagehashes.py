@@ -11,11 +11,13 @@ from collections.abc import Iterable
 
 import imagehash
 import numpy
+from numpy.typing import NDArray
 from PIL import Image
 
 # A served file within this many bits of a public image counts as that image in the leak
-# audit: JPEG round trips and the keyed noise move a pHash by 0-4 bits, a rotation or
-# another picture by 20-40.
+# audit (the nearest one wins). On 40 of the demo's synthetic images at 450 px, the keyed
+# noise and JPEG round trips moved a pHash by 0-2 bits; the same picture turned was 20 or more
+# bits away, the nearest other picture 18 in the median and 6 at the least.
 AUDIT_DISTANCE = 10
 TURNS = (0, 90, 180, 270)  # degrees, counter-clockwise
 
@@ -31,11 +33,14 @@ def turned_hashes(image: Image.Image) -> list[int]:
     return [short_hash(image.rotate(turn, expand=True) if turn else image) for turn in TURNS]
 
 
-def as_array(hashes: Iterable[int]) -> numpy.ndarray:
+def as_array(hashes: Iterable[int]) -> NDArray[numpy.uint64]:
     """Hashes as an array of unsigned 64-bit integers (for `distances`)."""
     return numpy.fromiter(hashes, dtype=numpy.uint64)
 
 
-def distances(hash_value: int, table: numpy.ndarray) -> numpy.ndarray:
+def distances(hash_value: int, table: NDArray[numpy.uint64]) -> NDArray[numpy.int64]:
     """The Hamming distance (differing bits) from `hash_value` to every hash of `table`."""
-    return numpy.bitwise_count(table ^ numpy.uint64(hash_value)).astype(numpy.int64)
+    counts: NDArray[numpy.int64] = numpy.bitwise_count(table ^ numpy.uint64(hash_value)).astype(
+        numpy.int64
+    )
+    return counts

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
+from numpy.typing import NDArray
 from PIL import Image
 
 from app.imagehashes import AUDIT_DISTANCE, TURNS, as_array, distances, turned_hashes
@@ -50,7 +51,7 @@ class PublicTable:
     by_digest: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_size: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     hash_ids: list[str] = field(default_factory=list)
-    hashes: numpy.ndarray = field(default_factory=lambda: as_array([]))
+    hashes: NDArray[numpy.uint64] = field(default_factory=lambda: as_array([]))
     images: int = 0
 
     def add_file(self, image_id: str, data: bytes) -> None:
@@ -138,7 +139,7 @@ def served_files(study: Study, folder: Path | None = None) -> list[ServedFile]:
                 shown[(name, case.position)] = case.image_id
         for neighbour in case.neighbours:
             shown[(neighbour.image, None)] = neighbour.image_id
-    found = []
+    found: list[ServedFile] = []
     for (name, position), image_id in sorted(shown.items(), key=lambda item: str(item[0])):
         paths = [where / name, *(thumbnail_path(where, name, width) for width in WIDTHS)]
         found.extend(ServedFile(p, image_id, position) for p in paths if p.is_file())

@@ -71,11 +71,12 @@ def _image_key(name: str, secret: str | None) -> bytes:
 
 def keyed_pixels(image: Image.Image, digest: bytes) -> Image.Image:
     """`image` (RGB or L) with keyed noise of at most NOISE_LEVELS grey levels per channel."""
-    pixels = numpy.asarray(image, dtype=numpy.int16)
+    pixels = numpy.asarray(image)
     generator = numpy.random.Generator(numpy.random.PCG64(int.from_bytes(digest, "big")))
-    noise = generator.integers(-NOISE_LEVELS, NOISE_LEVELS + 1, pixels.shape, dtype=numpy.int16)
-    noisy = numpy.clip(pixels + noise, 0, 255).astype(numpy.uint8)
-    return Image.fromarray(noisy, mode=image.mode)
+    noisy = generator.integers(-NOISE_LEVELS, NOISE_LEVELS + 1, pixels.shape, dtype=numpy.int16)
+    noisy += pixels
+    numpy.clip(noisy, 0, 255, out=noisy)
+    return Image.fromarray(noisy.astype(numpy.uint8), mode=image.mode)
 
 
 def keyed_settings(reference: Image.Image, digest: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy
+import numpy.typing
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile, get_sampling
 
@@ -106,7 +107,7 @@ def web_sized(image: Image.Image, size: int) -> Image.Image:
     return rgb if target == rgb.size else rgb.resize(target, Image.Resampling.LANCZOS)
 
 
-def bundle_jpeg(pixels: numpy.ndarray) -> bytes:
+def bundle_jpeg(pixels: numpy.typing.NDArray[numpy.uint8]) -> bytes:
     """A bundle image's bytes for RGB `pixels` (deterministic: the same pixels, the same bytes)."""
     return encode_pixels(
         Image.fromarray(numpy.ascontiguousarray(pixels), mode="RGB"),
@@ -146,9 +147,7 @@ def reencode(source: Path | IO[bytes]) -> bytes:
     with Image.open(source) as image:
         image.load()
         if isinstance(image, JpegImageFile) and image.mode in ("RGB", "L"):
-            return encode_pixels(
-                image, qtables=image.quantization, subsampling=get_sampling(image)
-            )
+            return encode_pixels(image, qtables=image.quantization, subsampling=get_sampling(image))
         return encode_pixels(image.convert("RGB"), quality=95)
 
 
