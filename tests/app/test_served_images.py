@@ -140,6 +140,7 @@ def test_the_headers_carry_nothing_computable_without_the_key(
     assert response.status_code == 200
     data = response.data
     assert "Last-Modified" not in response.headers  # file times order files as written
+    assert response.headers["Content-Length"] == str(len(data))
     with app.app_context():
         assert response.headers["ETag"] == f'"{etag(data)}"'
         mine, app.config["SECRET_KEY"] = app.config["SECRET_KEY"], "another deployment's key"
