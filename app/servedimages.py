@@ -12,16 +12,16 @@ every width) is written at import as the image's pixels
 
 - plus keyed noise: each channel of each pixel moves by -2 to +2 grey levels, drawn from a
   generator seeded by an HMAC of the deployment's SECRET_KEY and the image's served name.
-  That is below what the eye sees (the files measure 45 dB PSNR or more against the bundle's
-  image, benchmarks/served_images.py) and far below JPEG's own error, but it changes the
-  quantised coefficients throughout the image: the bytes are the deployment's own.
+  That is below what the eye sees (on the demo's data the keyed files measure 46 dB PSNR or
+  more against the bundle's image, benchmarks/served_images.py), but it changes quantised
+  coefficients throughout the image: the bytes are the deployment's own.
 - encoded with keyed settings: the source's quantisation tables scaled by a factor from
   QUALITY_SCALES (never coarser than the source) and Huffman tables either standard or
   optimised, both chosen by the same HMAC. A file's size then depends on the key as well as
   the pixels, so Content-Length no longer points to one public image.
 
-Without SECRET_KEY, none of this can be recomputed, and two deployments never serve the same
-bytes for an image. What the keying does not hide is the picture itself: a perceptual hash
+Without SECRET_KEY, none of this can be recomputed, and two deployments serve different bytes
+for an image (the same only by a chance of the order of a hash collision). What the keying does not hide is the picture itself: a perceptual hash
 still matches it to the public image (app.leakaudit measures it; docs/deployment.md says what
 an organiser can do about it).
 
