@@ -21,9 +21,9 @@ every width) is written at import as the image's pixels
   the pixels, so Content-Length no longer points to one public image.
 
 Without SECRET_KEY, none of this can be recomputed, and two deployments serve different bytes
-for an image (the same only by a chance of the order of a hash collision). What the keying does not hide is the picture itself: a perceptual hash
-still matches it to the public image (app.leakaudit measures it; docs/deployment.md says what
-an organiser can do about it).
+for every image. What the keying does not hide is the picture itself: a perceptual hash still
+matches it to the public image (app.leakaudit measures it; docs/deployment.md says what an
+organiser can do about it).
 
 Keyed images live in folders named `<bundle digest[:16]>-keyed` (KEYED_SUFFIX), so a study
 imported before keying is told apart: `flask study key-images STUDY` keys its images into
