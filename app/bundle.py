@@ -11,15 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.auth import managed_study_ids
 from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
+from app.servedimages import KEYED_SUFFIX, deployment_key, key_image
 from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
-from studybundle.images import reencode
 from studybundle.limits import IMAGE_NAME
 from studybundle.validate import Progress, no_progress
 
@@ -43,22 +42,22 @@ def served_name(name: str, secret: str | None = None) -> str:
     without it, and two deployments never share one. Fixed at import (stored in the rows), so
     a later change of SECRET_KEY does not move images.
     """
-    secret_bytes = (secret or current_app.config["SECRET_KEY"]).encode()
-    key = hmac.new(secret_bytes, b"secbir study image names", hashlib.sha256).digest()
+    key = deployment_key(b"secbir study image names", secret)
     return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32] + ".jpg"
 
 
 def _copy_images(
     bundle: ValidBundle, image_root: Path, progress: Progress, staging_name: str | None
 ) -> tuple[Path, bool]:
-    """Copy the images into image_root/<digest[:16]>/ atomically; whether we created it.
+    """Key the images into image_root/<digest[:16]>-keyed/ atomically; whether we created it.
 
-    Every image is decoded and encoded again (studybundle.images.reencode): what is served
-    holds the pixels and nothing a bundle's file may have carried besides them. They are
-    staged in a folder beside the target (`staging_name`, or a fresh .import-* one), renamed
-    into place when complete.
+    Every image is decoded and encoded again with this deployment's keyed noise and encoder
+    settings, its thumbnails too (app.servedimages): what is served holds the pixels and
+    nothing a bundle's file may have carried besides them, in bytes nobody computes without
+    SECRET_KEY. They are written in the order of their keyed names, staged in a folder beside
+    the target (`staging_name`, or a fresh .import-* one), renamed into place when complete.
     """
-    target = image_root / bundle.digest[:16]
+    target = image_root / (bundle.digest[:16] + KEYED_SUFFIX)
     if target.is_dir():
         return target, False
     image_root.mkdir(parents=True, exist_ok=True)
@@ -69,9 +68,10 @@ def _copy_images(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
     try:
-        for done, name in enumerate(sorted(bundle.images)):
-            progress("Re-encoding the images", done, len(bundle.images))
-            reencode(bundle.folder / "images" / name, staging / served_name(name))
+        names = sorted((served_name(name), name) for name in bundle.images)
+        for done, (served, name) in enumerate(names):
+            progress("Re-encoding the images", done, len(names))
+            key_image(bundle.folder / "images" / name, staging, served)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,9 +3,12 @@
 import hashlib
 import io
 from pathlib import Path
+from typing import IO, Any
 
 import numpy
+import numpy.typing
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile, get_sampling
 
 from studybundle.errors import BundleError
 from studybundle.limits import (
@@ -89,23 +92,63 @@ def check_image(path: Path) -> Image.Image:
         raise BundleError(f"{name} is not a readable JPEG ({exc})") from None
 
 
-def reencode(source: Path, target: Path) -> None:
-    """Write `source`'s pixels to `target` as a fresh JPEG that carries nothing else.
+# How a bundle's images are written (training.bundle does it; the leak audit repeats it, as
+# anyone holding the public dataset and this code can): longest side `web_image_size`,
+# Lanczos, baseline JPEG at this quality, Pillow's default 4:2:0 chroma.
+BUNDLE_JPEG_QUALITY = 90
+
+
+def web_sized(image: Image.Image, size: int) -> Image.Image:
+    """`image` as RGB with its longest side `size` (Lanczos), as a bundle shows it."""
+    rgb = image.convert("RGB")
+    width, height = rgb.size
+    scale = size / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return rgb if target == rgb.size else rgb.resize(target, Image.Resampling.LANCZOS)
+
+
+def bundle_jpeg(pixels: numpy.typing.NDArray[numpy.uint8]) -> bytes:
+    """A bundle image's bytes for RGB `pixels` (deterministic: the same pixels, the same bytes)."""
+    return encode_pixels(
+        Image.fromarray(numpy.ascontiguousarray(pixels), mode="RGB"),
+        quality=BUNDLE_JPEG_QUALITY,
+        optimize=False,
+        progressive=False,
+    )
+
+
+def encode_pixels(image: Image.Image, **settings: Any) -> bytes:
+    """A JPEG of `image`'s pixels and nothing else, written with the encoder `settings`.
+
+    The pixels are copied into a fresh image first. Pillow's JPEG writer copies a decoded
+    image's comment (`info["comment"]`) into the file it writes unless told otherwise, and a
+    comment hidden behind a fill byte (FF FF FE ...) passes the metadata check: re-encoding
+    the decoded image itself served `image_id=... dx=mel` to a reader. A fresh image has no
+    `info`, and nothing but `settings` reaches the encoder, so no segment other than the
+    JFIF header, tables, frame and scans is written, whatever the source held.
+    """
+    fresh = Image.frombytes(image.mode, image.size, image.tobytes())
+    buffer = io.BytesIO()
+    fresh.save(buffer, "JPEG", **settings)
+    return buffer.getvalue()
+
+
+def reencode(source: Path | IO[bytes]) -> bytes:
+    """`source`'s pixels as a fresh JPEG that carries nothing else, looking like the original.
 
     Checking a JPEG for metadata segments can be fooled (APP3-APP15, fill bytes, a byte
     before APP1, comments between progressive scans, data after the end marker): decoding
-    and encoding again keeps only the pixels. Quantisation tables and chroma subsampling are
-    kept where Pillow can (an RGB or grey JPEG), so the copy looks like the original; Pillow
-    writes a JFIF header and no EXIF, ICC or comment unless asked to. `source` has passed
-    check_image (a JPEG within MAX_IMAGE_PIXELS and MAX_JPEG_SCANS), so decoding it is
-    bounded.
+    and encoding again (encode_pixels) keeps only the pixels. Quantisation tables and chroma
+    subsampling are kept where Pillow can (an RGB or grey JPEG). Deterministic: what imports
+    served before images were keyed (app.servedimages), and what the leak audit's attacker
+    recomputes. `source` has passed check_image (a JPEG within MAX_IMAGE_PIXELS and
+    MAX_JPEG_SCANS), so decoding it is bounded.
     """
     with Image.open(source) as image:
         image.load()
-        if image.format == "JPEG" and image.mode in ("RGB", "L"):
-            image.save(target, "JPEG", quality="keep")
-        else:
-            image.convert("RGB").save(target, "JPEG", quality=95)
+        if isinstance(image, JpegImageFile) and image.mode in ("RGB", "L"):
+            return encode_pixels(image, qtables=image.quantization, subsampling=get_sampling(image))
+        return encode_pixels(image.convert("RGB"), quality=95)
 
 
 def check_rotation(upright: Image.Image, rotated: Image.Image, where: str) -> None:

@@ -11,7 +11,6 @@ No TensorFlow here: the pool is a pure function on ids, lesions, labels and neig
 import dataclasses
 import hashlib
 import hmac
-import io
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +22,13 @@ from PIL import Image
 
 import studybundle
 from studybundle import BundleError, ValidBundle
-from studybundle.images import content_name
+from studybundle.images import bundle_jpeg, content_name, web_sized
 from studybundle.jsonio import dump_json
 from studybundle.limits import FORMAT1_NEIGHBOURS, LATEST_FORMAT
 from studybundle.taxonomy import HAM10000, LIKERT
 from studybundle.vote import majority_vote
 from training.errors import PipelineError
 
-JPEG_QUALITY = 90
 CASE_KEY_HEX = 24  # 96 bits: unguessable, short enough for a URL
 
 # Why a test image did not become a query (keys of `counts.dropped` in the manifest).
@@ -253,24 +251,9 @@ def web_pixels(path: Path, size: int) -> np.ndarray:
     """The image's RGB pixels resized so that its longest side is `size`."""
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            return np.asarray(web_sized(image, size), dtype=np.uint8)
     except (OSError, ValueError) as error:
         raise PipelineError(f"cannot read image {path}: {error}") from error
-    width, height = rgb.size
-    scale = size / max(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if target != rgb.size:
-        rgb = rgb.resize(target, Image.Resampling.LANCZOS)
-    return np.asarray(rgb, dtype=np.uint8)
-
-
-def encode_jpeg(pixels: np.ndarray) -> bytes:
-    """Baseline JPEG of raw pixels: a fresh image, so no EXIF, ICC profile or comment."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), mode="RGB").save(
-        buffer, format="JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False
-    )
-    return buffer.getvalue()
 
 
 def _write_image(images_dir: Path, data: bytes) -> str:
@@ -319,7 +302,7 @@ class _ImageStore:
 
     def write(self, pixels: np.ndarray) -> str:
         """Store pixels as a JPEG; its path in the bundle."""
-        return _write_image(self.folder, encode_jpeg(pixels))
+        return _write_image(self.folder, bundle_jpeg(pixels))
 
     def image(self, image_id: str) -> str:
         """The bundle path of a source image, written on first use."""

@@ -286,7 +286,7 @@ def test_valid_bundle_is_imported_with_cases_neighbours_and_images(
         assert [n.rank for n in first.neighbours] == [1, 2, 3, 4, 5, 6]
         assert db.session.scalar(select(func.count(Neighbour.id))) == 30 * 6
         folder = Path(study.image_folder)
-        assert folder == Path(app.config["STUDY_IMAGES"]) / study.bundle_digest[:16]
+        assert folder == Path(app.config["STUDY_IMAGES"]) / f"{study.bundle_digest[:16]}-keyed"
         copied = {path.name for path in folder.iterdir()}
         assert copied == {served_name(path.name) for path in (bundle_dir / "images").iterdir()}
         assert study.manifest["likert"][0] == "not confident at all"
