@@ -20,8 +20,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
-from app.analysis.wording import compared as in_names
-from app.analysis.wording import heading, is_auc, p_text
+from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
@@ -340,67 +339,10 @@ def download(body: str | bytes, content_type: str, filename: str) -> Response:
     return response
 
 
-@bp.app_template_filter("percent")
-def percent(value: float | None) -> str:
-    """A fraction as a percentage with one decimal ('—' when undefined)."""
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-@bp.app_template_filter("points")
-def points(value: float | None) -> str:
-    """A difference of fractions in percentage points, signed."""
-    return "—" if value is None else f"{value * 100:+.1f} pp"
-
-
-@bp.app_template_filter("signed")
-def signed(value: float | None, places: int = 2) -> str:
-    """A difference with its sign and `places` decimals ('—' when undefined)."""
-    return "—" if value is None else f"{value:+.{places}f}"
-
-
-@bp.app_template_filter("decimal")
-def decimal(value: float | None, places: int = 2) -> str:
-    """A number with `places` decimals ('—' when undefined)."""
-    return "—" if value is None else f"{value:.{places}f}"
-
-
-@bp.app_template_filter("pvalue")
-def pvalue(value: float | None) -> str:
-    """A p-value with three decimals, '< 0.001' below that (as in the headline and figures)."""
-    return p_text(value)
-
-
-@bp.app_template_filter("compared")
-def compared(comparison: str, names: Mapping[str, str]) -> str:
-    """A comparison of condition keys, "se_cbir_6 - unaided", in the conditions' readable
-    names: "SE-CBIR 6 − Unaided" (a key without a name stays itself)."""
-    return in_names(comparison, names)
-
-
-@bp.app_template_filter("heading")
-def heading_filter(label: str) -> str:
-    """A label as a heading, its own capitals kept ("AUC for melanoma")."""
-    return heading(label)
-
-
-@bp.app_template_filter("figure")
-def figure(value: float | None, endpoint: str) -> str:
-    """An endpoint's mean: a percentage, or an AUC with three decimals."""
-    return decimal(value, 3) if is_auc(endpoint) else percent(value)
-
-
-@bp.app_template_filter("change")
-def change(value: float | None, endpoint: str) -> str:
-    """A difference of an endpoint's means: percentage points, or AUC with three decimals."""
-    return signed(value, 3) if is_auc(endpoint) else points(value)
-
-
-@bp.app_template_filter("interval")
-def interval(low: float | None, high: float | None, endpoint: str) -> str:
-    """A CI of a difference of an endpoint's means, its unit once: "+2.1 to +27.9 pp"."""
-    if is_auc(endpoint):
-        return f"{signed(low, 3)} to {signed(high, 3)}"
-    return f"{signed(None if low is None else low * 100, 1)} to {points(high)}"
+# The figures' formats (percent, points, pvalue, compared, figure, interval...), from their one
+# home, which the study report's pages read too.
+for _name, _filter in FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
 
 
 @bp.app_template_filter("moment")

@@ -164,9 +164,7 @@ def freeze_state(study: Study) -> FreezeState:
     current = study_design(study, record.seed_salt)
     intact = sha256_text(record.design) == record.sha256
     keys = sorted(set(frozen) | set(current))
-    changed = list(
-        dict.fromkeys(PARTS.get(k, k) for k in keys if frozen.get(k) != current.get(k))
-    )
+    changed = list(dict.fromkeys(PARTS.get(k, k) for k in keys if frozen.get(k) != current.get(k)))
     return FreezeState(record, frozen, intact, changed, current)
 
 
