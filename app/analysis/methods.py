@@ -58,8 +58,8 @@ SAMPLING_WORDS = {
 }
 NO_DESIGN = (
     "The study's design was not given (the report was made from a responses file alone; "
-    "`--design design.json` adds it), so the design, the case pool, the wash-out and the "
-    "randomisation are not described here."
+    "the option --design with the study's design.json adds it), so the design, the case "
+    "pool, the wash-out and the randomisation are not described here."
 )
 
 
@@ -180,6 +180,8 @@ def probes_paragraph(design: Mapping[str, Any] | None, result: Mapping[str, Any]
     share = None if design is None else design["probes"]["share"]
     if share == 0 and not left_out:
         return "No faulty-aid probes were shown."
+    if not share and not left_out:
+        return "The responses hold no faulty-aid probe readings."
     planned = (
         f"{100 * share:g}% of the aided readings that could mislead (similar images or "
         "probabilities) were faulty-aid probes: the aid was made to point at a wrong class on "
@@ -241,9 +243,7 @@ def methods(result: Mapping[str, Any], design: Mapping[str, Any] | None) -> Meth
     paragraphs: list[tuple[str, str]] = []
     if design is None:
         conditions = [result["names"].get(key, key) for key in result["conditions"]]
-        paragraphs.append(
-            ("Design", f"{NO_DESIGN} The responses hold {listing(conditions)}.")
-        )
+        paragraphs.append(("Design", f"{NO_DESIGN} The responses hold {listing(conditions)}."))
     else:
         paragraphs.append(("Design", design_paragraph(design, result)))
         paragraphs.append(("Randomisation", randomisation_paragraph(design)))
