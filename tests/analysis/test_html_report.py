@@ -18,8 +18,8 @@ from app.analysis.__main__ import main
 from app.analysis.fingerprint import canonical_json, fingerprint
 from app.analysis.html_report import Flow, Registration, render_report, style_hash
 from app.analysis.methods import REFERENCES, methods
-from app.analysis.results import AnalysisResult
 from app.analysis.responses import COLUMNS
+from app.analysis.results import AnalysisResult
 from tests.analysis.helpers import reference_rows, to_csv
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "mrmc"
@@ -143,9 +143,12 @@ def test_the_report_is_self_contained(result: AnalysisResult) -> None:
     # One inline stylesheet, with print rules, whose hash is what the dashboard's CSP allows.
     assert len(links.styles) == 1 and "@media print" in links.styles[0]
     css = links.styles[0]
-    assert style_hash(css) == render_report(
-        result, Registration(None, None, "-"), Flow.of_result(result, None), "T"
-    ).style_hash
+    assert (
+        style_hash(css)
+        == render_report(
+            result, Registration(None, None, "-"), Flow.of_result(result, None), "T"
+        ).style_hash
+    )
 
 
 def test_from_a_responses_file_alone_the_report_says_what_it_cannot_tell(
