@@ -169,7 +169,8 @@ def randomisation_paragraph(design: Mapping[str, Any]) -> str:
     if random.get("study_seed_sha256"):
         text += (
             " The study's seed is committed in the frozen design as a salted SHA-256 "
-            f"({random['study_seed_sha256'][:16]}…), opened after the study closed."
+            f"({random['study_seed_sha256'][:16]}…); the study's design.json opens it (the "
+            "seed and its salt) once the study has closed."
         )
     return text
 
