@@ -18,6 +18,7 @@ from app.analysis.__main__ import main
 from app.analysis.fingerprint import canonical_json, fingerprint
 from app.analysis.html_report import Flow, Registration, render_report, style_hash
 from app.analysis.methods import REFERENCES, methods
+from app.analysis.plots import FlowStep, flow_svg, reliance_svg, timing_svg
 from app.analysis.responses import COLUMNS
 from app.analysis.results import AnalysisResult
 from tests.analysis.helpers import reference_rows, to_csv
@@ -243,3 +244,19 @@ def test_the_command_line_refuses_a_bad_design(
     assert main([str(csv_path), "--report", str(out), "--design", str(empty)]) == 2
     assert "no design in it" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_reliance_time_and_flow_figures_draw_the_result(result: AnalysisResult) -> None:
+    reliance = reliance_svg(result)
+    for key, block in result["reliance"]["conditions"].items():
+        shares = block["all"]
+        assert f"aid wrong ({shares['aid_wrong']})" in reliance, key
+        assert f"{100 * shares['aided_accuracy_aid_right']:.0f}%" in reliance
+    timing = timing_svg(result)
+    times = [b["all"] for b in result["timing"]["conditions"].values()]
+    if any(t["median"] is not None for t in times):
+        assert all(f"{t['median']:.1f} (" in timing for t in times if t["median"] is not None)
+    else:
+        assert "No answer has a time yet." in timing
+    flow = flow_svg([("Readers", [FlowStep("Invited: 5", "Withdrew: 1"), FlowStep("Analysed: 4")])])
+    assert "Invited: 5" in flow and "Withdrew: 1" in flow and flow.count("<polygon") == 2
