@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.analysis import (
     AnalysisResult,
@@ -25,12 +25,14 @@ from app.analysis import (
     read_responses,
     render_text,
 )
-from app.analysis.html_report import Flow, Registration, render_report
 from app.analysis.plots import write_confusion_plots, write_forest_plots
 from app.analysis.responses import Responses, ResponsesError, analysed
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.read import classes as bundle_classes
 from studybundle.read import likert as bundle_likert
+
+if TYPE_CHECKING:  # the report's module (and Jinja) loads only when a report is asked for
+    from app.analysis.html_report import Registration
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --design goes with --report", file=sys.stderr)
         return 2
     try:
-        registration = registration_of(args.design)
+        registration = registration_of(args.design) if args.report else None
         manifest = manifest_of(args)
         taxonomy = taxonomy_of(args, manifest)
         scale = scale_of_args(args, manifest)
@@ -179,13 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.exports:
         for path in write_exports(responses, args.exports, Path(args.responses).name):
             print(f"wrote {path}", file=sys.stderr)
-    if args.report:
+    if args.report and registration is not None:
         return write_report(result, registration, args.responses, args.report)
     return 0
 
 
 def registration_of(path: str | None) -> Registration:
     """The design `--design` names, with its fingerprint; ValueError when unreadable."""
+    from app.analysis.html_report import Registration
+
     if path is None:
         return Registration(
             None,
@@ -207,6 +211,8 @@ def registration_of(path: str | None) -> Registration:
 
 def write_report(result: AnalysisResult, registration: Registration, source: str, out: str) -> int:
     """Write the study report of `result` to `out`; exit code 2 when it cannot be written."""
+    from app.analysis.html_report import Flow, render_report
+
     flow = Flow.of_result(result, registration.design)
     title = f"Reader study from {Path(source).name}"
     report = render_report(result, registration, flow, title, date.today().isoformat())
