@@ -52,6 +52,9 @@ PARTS = {
     "confidence_scale": "the confidence scale",
     "randomisation": "the randomisation",
 }
+# The entries that only name things for people (see `substance`).
+WORDS = ("design_name",)
+CONDITION_WORDS = ("label", "short")
 READER_SEEDS = (
     "drawn for each reader when they enrol (after this design was frozen) from the operating "
     "system's random source; it draws their cases and orders their sessions and probes"
@@ -114,6 +117,18 @@ def study_design(study: Study, salt: str | None) -> dict[str, Any]:
     }
 
 
+def substance(design: dict[str, Any]) -> dict[str, Any]:
+    """The design without the words it carries for people (the design's and the conditions'
+    names): rewording them in a later version of the platform is no change of the design."""
+    out = {key: value for key, value in design.items() if key not in WORDS}
+    if isinstance(out.get("conditions"), list):
+        out["conditions"] = [
+            {k: v for k, v in c.items() if k not in CONDITION_WORDS} if isinstance(c, dict) else c
+            for c in out["conditions"]
+        ]
+    return out
+
+
 def frozen_of(study: Study) -> DesignFreeze | None:
     """The study's frozen design, None when it has not opened since freezes began."""
     return db.session.scalar(select(DesignFreeze).where(DesignFreeze.study_id == study.id))
@@ -163,8 +178,9 @@ def freeze_state(study: Study) -> FreezeState:
     frozen = json.loads(record.design)
     current = study_design(study, record.seed_salt)
     intact = sha256_text(record.design) == record.sha256
-    keys = sorted(set(frozen) | set(current))
-    changed = list(dict.fromkeys(PARTS.get(k, k) for k in keys if frozen.get(k) != current.get(k)))
+    then, now = substance(frozen), substance(current)
+    keys = sorted(set(then) | set(now))
+    changed = list(dict.fromkeys(PARTS.get(k, k) for k in keys if then.get(k) != now.get(k)))
     return FreezeState(record, frozen, intact, changed, current)
 
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from app.analysis.fingerprint import fingerprint, sha256_text
+from app.analysis.fingerprint import canonical_json, fingerprint, sha256_text
 from app.design_freeze import freeze_state, seed_commitment
 from app.extensions import db
 from app.models import DesignFreeze, Study, StudyStatus
@@ -198,3 +198,31 @@ def test_a_study_opened_before_freezes_gets_a_report_without_a_fingerprint(
     html = client.get(f"/dashboard/{study.id}/report.html").text
     assert "it has no registered fingerprint" in html and 'id="design-sha256"' not in html
     html5lib.HTMLParser(strict=True).parse(html)
+
+
+def test_rewording_the_names_is_no_change_of_the_design(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    login: Callable,
+    bundle_cache: dict[int, Path],
+) -> None:
+    # A later version of the platform may name designs and conditions otherwise: the names
+    # frozen then are kept, and the design it ran is not flagged as changed.
+    study = draft(app, bundle_cache)
+    login(client, organiser)
+    client.post(f"/admin/studies/{study.id}/open")
+    with app.app_context():
+        row = db.session.scalars(select(DesignFreeze)).one()
+        design = json.loads(row.design)
+        design["design_name"] = "An older name"
+        design["conditions"][1]["label"] = "Retrieved images"
+        row.design = canonical_json(design)
+        row.sha256 = sha256_text(row.design)
+        db.session.commit()
+        state = freeze_state(db.session.get_one(Study, study.id))
+        assert state.intact and state.changed == []
+        db.session.get_one(Study, study.id).probe_share = 0.2
+        assert freeze_state(db.session.get_one(Study, study.id)).changed == [
+            "the faulty-aid probes"
+        ]
