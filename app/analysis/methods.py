@@ -130,9 +130,15 @@ def design_paragraph(design: Mapping[str, Any], result: Mapping[str, Any]) -> st
             "help, then the aid was shown and the reader confirmed or revised the answer."
         )
     if sessions > 1:
+        washout = design["washout_hours"]
         parts.append(
-            f"A later session opened no sooner than {hours(design['washout_hours'])} after "
-            "the reader finished the one before (wash-out)"
+            (
+                f"A later session opened no sooner than {hours(washout)} after the reader "
+                "finished the one before (wash-out)"
+                if washout
+                else "A later session could start as soon as the one before was finished "
+                "(no wash-out)"
+            )
             + (
                 "; later sessions showed each lesion turned by 180 degrees"
                 if design["rotate_later_sessions"]

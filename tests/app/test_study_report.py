@@ -168,7 +168,7 @@ def test_the_dashboard_serves_the_study_report(
     for section in ("flow", "methods", "results", "reliance", "timing", "planning"):
         assert f'id="{section}"' in html, section
     assert frozen.sha256 in html and "The design frozen when the study first opened" in html
-    assert "Sequential replay reader study of 2 conditions" in html
+    assert "Sequential replay reader study of 2 conditions" in html and "(no wash-out)" in html
     # The flow: 4 invited, 3 enrolled and completed, 3 analysed; the pool and what was read.
     assert "Readers invited: 4" in html and "Enrolled (consented): 3" in html
     assert "Completed every session: 3" in html and "Readers analysed: 3" in html
