@@ -2,6 +2,7 @@
 and the readers' progress. Organisers manage the studies they are members of (see app.team);
 admins manage every study. Another study answers 404, as if it did not exist."""
 
+import json
 import math
 import secrets
 from datetime import timedelta
@@ -35,6 +36,7 @@ from app.auth import (
 from app.clock import now
 from app.consent import change_text
 from app.design import PROBE_SENTENCE, probes_disclosed
+from app.design_freeze import design_document, freeze_state, open_study
 from app.extensions import db
 from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
@@ -288,7 +290,23 @@ def settings_page(
         button=EmptyForm(),
         affected=affected,
         agreed=consent_counts(record.id),
+        freeze=freeze_state(record),
     ), status
+
+
+@bp.get("/studies/<int:study_id>/design.json")
+@staff_required
+def design_json(study_id: int) -> Response:
+    """The design frozen when the study first opened, with its SHA-256 (see app.design_freeze):
+    what a reviewer checks the study against."""
+    record = managed_study_or_404(study_id)
+    body = json.dumps(design_document(record), indent=2, ensure_ascii=False) + "\n"
+    response = Response(body, content_type="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="study-{record.id}-design.json"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def washout_affected(study: Study, hours: float) -> list[dict]:
@@ -363,7 +381,7 @@ def change_status(study_id: int, action: str) -> Response:
         )
         return redirect(url_for("design.edit", study_id=record.id))
     if action == "open":
-        record.status = StudyStatus.OPEN
+        open_study(record)
         flash("The study is open: invited readers can start.", "success")
     else:
         record.status = StudyStatus.CLOSED

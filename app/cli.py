@@ -20,6 +20,7 @@ from app.design import (
     available_aids,
     probes_disclosed,
 )
+from app.design_freeze import open_study
 from app.extensions import db
 from app.forms import MIN_PASSWORD
 from app.leakaudit import AuditError, audit, public_table, served_files
@@ -260,9 +261,10 @@ def open_command(study_id: int) -> None:
             "The study was not opened: it shows misleading-aid probes, and its information"
             " text does not tell readers so. Add a sentence such as: " + PROBE_SENTENCE
         )
-    record.status = StudyStatus.OPEN
+    frozen = open_study(record)
     db.session.commit()
     click.echo(f"Study {record.id} “{record.name}” is open: invited readers can start.")
+    click.echo(f"Its design, frozen at the first opening: SHA-256 {frozen.sha256}")
 
 
 @study.command("invite")
@@ -384,7 +386,7 @@ def _open_demo_study(record: Study, organiser: User, readers: list[User], cases:
         # Only on the first run: later the organiser's own settings stay as they are.
         record.washout_hours = 0.0
         record.cases_per_reader = max(1, min(cases, len(record.cases)))
-        record.status = StudyStatus.OPEN
+        open_study(record)
     for reader in readers:
         joined = db.session.scalar(
             select(Invitation.id).where(

@@ -20,8 +20,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
-from app.analysis.wording import compared as in_names
-from app.analysis.wording import heading, is_auc, p_text
+from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
     imrmc_text,
@@ -35,6 +34,7 @@ from app.exports import (
 )
 from app.extensions import db
 from app.models import Enrolment, Study, User
+from app.study_report import study_report
 from app.study_results import StudyResult, study_responses, study_result
 from app.survey import conditions
 from app.survey.conditions import Condition
@@ -284,6 +284,27 @@ def forest_image(study_id: int, kind: str) -> Response:
     return download(body, IMAGE_TYPES[kind], f"study-{study.id}-forest.{kind}")
 
 
+@bp.get("/<int:study_id>/report.html")
+@staff_required
+def report(study_id: int) -> Response:
+    """The study report: one self-contained page (flow, methods, results, reliance, time,
+    the design's fingerprint) on all the study's answers, to print to PDF or archive.
+
+    Its one inline stylesheet is allowed by its hash, not by 'unsafe-inline'; it loads
+    nothing (default-src 'none'), so the saved file is the same page."""
+    study = study_or_404(study_id)
+    bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+    analysed = study_result(study, False, None, bootstrap)
+    page = study_report(study, analysed.result)
+    response = Response(page.html, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src {page.style_hash}; img-src data:; "
+        "frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/<int:study_id>/export/<name>")
 @staff_required
 def export(study_id: int, name: str) -> Response:
@@ -340,67 +361,10 @@ def download(body: str | bytes, content_type: str, filename: str) -> Response:
     return response
 
 
-@bp.app_template_filter("percent")
-def percent(value: float | None) -> str:
-    """A fraction as a percentage with one decimal ('—' when undefined)."""
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-@bp.app_template_filter("points")
-def points(value: float | None) -> str:
-    """A difference of fractions in percentage points, signed."""
-    return "—" if value is None else f"{value * 100:+.1f} pp"
-
-
-@bp.app_template_filter("signed")
-def signed(value: float | None, places: int = 2) -> str:
-    """A difference with its sign and `places` decimals ('—' when undefined)."""
-    return "—" if value is None else f"{value:+.{places}f}"
-
-
-@bp.app_template_filter("decimal")
-def decimal(value: float | None, places: int = 2) -> str:
-    """A number with `places` decimals ('—' when undefined)."""
-    return "—" if value is None else f"{value:.{places}f}"
-
-
-@bp.app_template_filter("pvalue")
-def pvalue(value: float | None) -> str:
-    """A p-value with three decimals, '< 0.001' below that (as in the headline and figures)."""
-    return p_text(value)
-
-
-@bp.app_template_filter("compared")
-def compared(comparison: str, names: Mapping[str, str]) -> str:
-    """A comparison of condition keys, "se_cbir_6 - unaided", in the conditions' readable
-    names: "SE-CBIR 6 − Unaided" (a key without a name stays itself)."""
-    return in_names(comparison, names)
-
-
-@bp.app_template_filter("heading")
-def heading_filter(label: str) -> str:
-    """A label as a heading, its own capitals kept ("AUC for melanoma")."""
-    return heading(label)
-
-
-@bp.app_template_filter("figure")
-def figure(value: float | None, endpoint: str) -> str:
-    """An endpoint's mean: a percentage, or an AUC with three decimals."""
-    return decimal(value, 3) if is_auc(endpoint) else percent(value)
-
-
-@bp.app_template_filter("change")
-def change(value: float | None, endpoint: str) -> str:
-    """A difference of an endpoint's means: percentage points, or AUC with three decimals."""
-    return signed(value, 3) if is_auc(endpoint) else points(value)
-
-
-@bp.app_template_filter("interval")
-def interval(low: float | None, high: float | None, endpoint: str) -> str:
-    """A CI of a difference of an endpoint's means, its unit once: "+2.1 to +27.9 pp"."""
-    if is_auc(endpoint):
-        return f"{signed(low, 3)} to {signed(high, 3)}"
-    return f"{signed(None if low is None else low * 100, 1)} to {points(high)}"
+# The figures' formats (percent, points, pvalue, compared, figure, interval...), from their one
+# home, which the study report's pages read too.
+for _name, _filter in FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
 
 
 @bp.app_template_filter("moment")

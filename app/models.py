@@ -219,6 +219,27 @@ class Study(db.Model):
         return timedelta(hours=self.washout_hours)
 
 
+class DesignFreeze(db.Model):
+    """A study's design as it was when the study first opened: its canonical JSON (the exact
+    text hashed) and that text's SHA-256, so that a reviewer can check the study ran as
+    registered (app/design_freeze.py). Written once; reopening a closed study keeps it.
+
+    `seed_salt` salts the hash of the study's randomisation seed inside the design: the seed
+    itself would let anyone who sees the design predict the next reader's arm, and an
+    unsalted hash of a 31-bit number is undone by trying them all. It stays here, never in
+    the design's JSON.
+    """
+
+    __tablename__ = "design_freeze"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), unique=True)
+    frozen_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    design: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    seed_salt: Mapped[str] = mapped_column(String(64))
+
+
 class StudyMember(db.Model):
     """An organiser (or admin) who runs a study: its owner, or a collaborator the owner added.
 

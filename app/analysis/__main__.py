@@ -1,5 +1,5 @@
 """Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]
-[--pair FIRST SECOND] [--taxonomy BUNDLE] [--levels N]`.
+[--pair FIRST SECOND] [--taxonomy BUNDLE] [--levels N] [--report OUT.html [--design DESIGN.json]]`.
 
 The study's classes and confidence scale come from its bundle's manifest (`--taxonomy`);
 without it, HAM10000's classes and the confidence levels present (1 to the highest given),
@@ -12,15 +12,27 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.analysis import Scale, Taxonomy, analyse, files, read_responses, render_text
+from app.analysis import (
+    AnalysisResult,
+    Scale,
+    Taxonomy,
+    analyse,
+    files,
+    read_responses,
+    render_text,
+)
 from app.analysis.plots import write_confusion_plots, write_forest_plots
 from app.analysis.responses import Responses, ResponsesError, analysed
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.read import classes as bundle_classes
 from studybundle.read import likert as bundle_likert
+
+if TYPE_CHECKING:  # the report's module (and Jinja) loads only when a report is asked for
+    from app.analysis.html_report import Registration
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
         "first); the primary analysis covers every condition either way",
     )
     parser.add_argument(
+        "--report",
+        metavar="OUT.html",
+        help="write the study report, one self-contained HTML page that prints to PDF: flow "
+        "of readers and cases, methods, results, reliance, time per case, the design's "
+        "fingerprint",
+    )
+    parser.add_argument(
+        "--design",
+        metavar="DESIGN.json",
+        help="with --report: the study's design.json (its dashboard's download) for the "
+        "methods, the case pool and the fingerprint",
+    )
+    parser.add_argument(
         "--exports",
         metavar="DIR",
         help="write DIR/mrmcaov.csv, DIR/mrmcaov.R (R's MRMCaov) and DIR/study.imrmc (iMRMC)",
@@ -101,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the analysis; exit code 2 for an unreadable or invalid responses file."""
     args = build_parser().parse_args(argv)
+    if args.design and not args.report:
+        print("error: --design goes with --report", file=sys.stderr)
+        return 2
     try:
+        registration = registration_of(args.design) if args.report else None
         manifest = manifest_of(args)
         taxonomy = taxonomy_of(args, manifest)
         scale = scale_of_args(args, manifest)
@@ -152,6 +181,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.exports:
         for path in write_exports(responses, args.exports, Path(args.responses).name):
             print(f"wrote {path}", file=sys.stderr)
+    if args.report and registration is not None:
+        return write_report(result, registration, args.responses, args.report)
+    return 0
+
+
+def registration_of(path: str | None) -> Registration:
+    """The design `--design` names, with its fingerprint; ValueError when unreadable."""
+    from app.analysis.html_report import Registration
+
+    if path is None:
+        return Registration(
+            None,
+            None,
+            "No design was given (--design with the study's design.json adds it), so the "
+            "report has no fingerprint to show.",
+        )
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the design from {path}: {error}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: no design in it (expected a JSON object)")
+    try:
+        return Registration.of_document(document, f"The design read from {Path(path).name}")
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def write_report(result: AnalysisResult, registration: Registration, source: str, out: str) -> int:
+    """Write the study report of `result` to `out`; exit code 2 when it cannot be written."""
+    from app.analysis.html_report import Flow, render_report
+
+    flow = Flow.of_result(result, registration.design)
+    title = f"Reader study from {Path(source).name}"
+    report = render_report(result, registration, flow, title, date.today().isoformat())
+    try:
+        Path(out).write_text(report.html, encoding="utf-8")
+    except OSError as error:
+        print(f"error: cannot write {out}: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -500,10 +501,10 @@ def _row_shapes(
     return shapes
 
 
-def _empty_layout(title: str) -> tuple[float, float, list[_Shape]]:
-    """The forest plot's canvas when no endpoint has a difference: the title and why not."""
+def _empty_layout(title: str, message: str = EMPTY_MESSAGE) -> tuple[float, float, list[_Shape]]:
+    """A figure's canvas when it has nothing to draw: the title and why not."""
     width = PAD * 2 + math.ceil(
-        max(_text_width(EMPTY_MESSAGE, FONT_SIZE), _text_width(title, TITLE_SIZE))
+        max(_text_width(message, FONT_SIZE), _text_width(title, TITLE_SIZE))
     )
     height = 64
     return (
@@ -512,7 +513,7 @@ def _empty_layout(title: str) -> tuple[float, float, list[_Shape]]:
         [
             _Rect(0, 0, width, height, WHITE),
             _Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start"),
-            _Text(PAD, PAD + 34, EMPTY_MESSAGE, FONT_SIZE, GREY, "start"),
+            _Text(PAD, PAD + 34, message, FONT_SIZE, GREY, "start"),
         ],
     )
 
@@ -599,3 +600,225 @@ def write_forest_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[P
     png_path.write_bytes(forest_png(result))
     svg_path.write_text(forest_svg(result), encoding="utf-8")
     return [png_path, svg_path]
+
+
+# ---------------------------------------------------------------- reliance and time per case
+
+BAR = 9  # the height of one bar of the reliance figure
+WITH_AID, WITHOUT_AID = (33, 113, 181), (189, 189, 189)
+RELIANCE_TITLE = "Accuracy with and without the aid, when the aid was right and when wrong"
+TIMING_TITLE = "Seconds per case: median and quartiles"
+
+
+def _scale_row(left: float, base: float, ticks: Sequence[float], unit: str) -> list[_Shape]:
+    """An x axis at `base` from `left`, PLOT_WIDTH long, over `ticks`, titled `unit`."""
+    low, high = ticks[0], ticks[-1]
+    shapes: list[_Shape] = [_Line(left, base, left + PLOT_WIDTH, base, BLACK)]
+    for tick in ticks:
+        x = left + (tick - low) / (high - low) * PLOT_WIDTH
+        shapes.append(_Line(x, base, x, base + 4, BLACK))
+        shapes.append(_Text(x, base + 13, f"{tick:g}", TICK_SIZE, BLACK, "middle"))
+    shapes.append(_Text(left + PLOT_WIDTH / 2, base + 31, unit, FONT_SIZE, GREY, "middle"))
+    return shapes
+
+
+def _reliance_rows(result: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any, Any]]]]:
+    """Per aided condition (in readable names): when the aid was right and when wrong, the
+    accuracy with the aid and without it on the same cases."""
+    names: Mapping[str, str] = result.get("names", {})
+    rows = []
+    for key, block in result.get("reliance", {}).get("conditions", {}).items():
+        a = block["all"]
+        rows.append(
+            (
+                names.get(key, key),
+                [
+                    (
+                        f"aid right ({a['aid_right']})",
+                        a["aided_accuracy_aid_right"],
+                        a["unaided_accuracy_aid_right"],
+                    ),
+                    (
+                        f"aid wrong ({a['aid_wrong']})",
+                        a["aided_accuracy_aid_wrong"],
+                        a["unaided_accuracy_aid_wrong"],
+                    ),
+                ],
+            )
+        )
+    return rows
+
+
+def _reliance_layout(result: Mapping[str, Any]) -> tuple[float, float, list[_Shape]]:
+    """Canvas and shapes of the reliance figure: two bars per row (with the aid, without)."""
+    groups = _reliance_rows(result)
+    if not groups:
+        return _empty_layout(RELIANCE_TITLE, "No aided condition to compare with unaided yet.")
+    labels = [_text_width(g, FONT_SIZE, bold=True) for g, _ in groups]
+    labels += [INDENT + _text_width(r[0], FONT_SIZE) for _, rows in groups for r in rows]
+    left = PAD + math.ceil(max(labels)) + GAP
+    width = max(left + PLOT_WIDTH + GAP + 60, PAD * 2 + _text_width(RELIANCE_TITLE, TITLE_SIZE))
+    shapes: list[_Shape] = [_Text(PAD, PAD + 8, RELIANCE_TITLE, TITLE_SIZE, BLACK, "start")]
+    y = PAD + 30.0
+    for fill, words, x in ((WITH_AID, "with the aid", left), (WITHOUT_AID, "without", left + 130)):
+        shapes.append(_Rect(x, y - 5, 10, 10, fill))
+        shapes.append(_Text(x + 14, y, words, FONT_SIZE, BLACK, "start"))
+    y += 14
+    for group, rows in groups:
+        shapes.append(_Text(PAD, y + ROW / 2, group, FONT_SIZE, BLACK, "start", bold=True))
+        y += ROW
+        for label, aided, unaided in rows:
+            shapes.append(_Text(PAD + INDENT, y + BAR, label, FONT_SIZE, BLACK, "start"))
+            for offset, value, fill in ((0, aided, WITH_AID), (BAR, unaided, WITHOUT_AID)):
+                length = 0.0 if value is None else PLOT_WIDTH * value
+                shapes.append(_Rect(left, y + offset + 1, length, BAR - 1, fill))
+                words = "—" if value is None else f"{100 * value:.0f}%"
+                shapes.append(
+                    _Text(left + length + 4, y + offset + BAR / 2, words, TICK_SIZE, BLACK, "start")
+                )
+            y += 2 * BAR + 6
+    shapes += _scale_row(left, y + 2, [0, 20, 40, 60, 80, 100], "Readers right (%)")
+    height = y + 2 + 42 + PAD
+    return width, height, [_Rect(0, 0, width, height, WHITE), *shapes]
+
+
+def _timing_layout(result: Mapping[str, Any]) -> tuple[float, float, list[_Shape]]:
+    """Canvas and shapes of the time figure: per condition a box from the first to the third
+    quartile with a line at the median."""
+    names: Mapping[str, str] = result.get("names", {})
+    rows = [
+        (names.get(key, key), block["all"])
+        for key, block in result.get("timing", {}).get("conditions", {}).items()
+        if block["all"]["median"] is not None
+    ]
+    if not rows:
+        return _empty_layout(TIMING_TITLE, "No answer has a time yet.")
+    left = PAD + math.ceil(max(_text_width(name, FONT_SIZE) for name, _ in rows)) + GAP
+    ticks = _ticks(0.0, max(t["q3"] for _, t in rows) or 1.0)
+    span = ticks[-1] - ticks[0]
+    width = max(left + PLOT_WIDTH + GAP + 150, PAD * 2 + _text_width(TIMING_TITLE, TITLE_SIZE))
+    shapes: list[_Shape] = [_Text(PAD, PAD + 8, TIMING_TITLE, TITLE_SIZE, BLACK, "start")]
+    y = PAD + 28.0
+    for name, t in rows:
+        middle = y + ROW / 2
+        x1, x3 = (left + t[q] / span * PLOT_WIDTH for q in ("q1", "q3"))
+        median = left + t["median"] / span * PLOT_WIDTH
+        shapes += [
+            _Text(PAD, middle, name, FONT_SIZE, BLACK, "start"),
+            _Rect(x1, middle - 6, max(x3 - x1, 1.0), 12, WITHOUT_AID, BLACK),
+            _Line(median, middle - 8, median, middle + 8, BLACK, 2),
+            _Text(
+                left + PLOT_WIDTH + GAP,
+                middle,
+                f"{t['median']:.1f} ({t['q1']:.1f}–{t['q3']:.1f}), n = {t['answers']}",
+                TICK_SIZE,
+                BLACK,
+                "start",
+            ),
+        ]
+        y += ROW + 4
+    shapes += _scale_row(left, y + 2, ticks, "Seconds per case")
+    height = y + 2 + 42 + PAD
+    return width, height, [_Rect(0, 0, width, height, WHITE), *shapes]
+
+
+def reliance_svg(result: Mapping[str, Any]) -> str:
+    """The reliance figure as a standalone SVG: per aided condition, how often readers were
+    right with the aid and without it on the same cases, when the aid's vote was right and
+    when it was wrong (the cases in brackets). Automation bias shows as a low bar with the
+    aid where the aid was wrong."""
+    width, height, shapes = _reliance_layout(result)
+    return _svg(width, height, shapes, RELIANCE_TITLE)
+
+
+def timing_svg(result: Mapping[str, Any]) -> str:
+    """The time figure as a standalone SVG: per condition the middle half of the seconds a
+    case took (a box from the first to the third quartile) and the median (a line)."""
+    width, height, shapes = _timing_layout(result)
+    return _svg(width, height, shapes, TIMING_TITLE)
+
+
+# ---------------------------------------------------------------- the flow diagram
+
+FLOW_TITLE = "Flow of readers and cases"
+BOX_WIDTH, SIDE_WIDTH, BOX_GAP, LINE = 210, 200, 26, 15
+BOX_CHARS, SIDE_CHARS = 30, 28  # characters per line of a box's text at FONT_SIZE
+BOX_FILL, SIDE_FILL = (241, 245, 250), (250, 250, 250)
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    """One box of a flow diagram's main line (`text`), with an optional box beside it for
+    those who left the line there (`side`), as CONSORT's and STARD's diagrams draw them."""
+
+    text: str
+    side: str | None = None
+
+
+def _box(
+    x: float, y: float, w: float, lines: list[str], fill: tuple[int, int, int]
+) -> list[_Shape]:
+    """A box with its lines of text, centred."""
+    h = len(lines) * LINE + 10
+    shapes: list[_Shape] = [_Rect(x, y, w, h, fill, BLACK)]
+    for i, line in enumerate(lines):
+        shapes.append(_Text(x + w / 2, y + 5 + LINE * (i + 0.5), line, FONT_SIZE, BLACK, "middle"))
+    return shapes
+
+
+def _arrow_down(x: float, y1: float, y2: float) -> list[_Shape]:
+    """A vertical arrow from y1 to y2 at x."""
+    return [
+        _Line(x, y1, x, y2 - 5, BLACK),
+        _Polygon(((x, y2), (x - 4, y2 - 6), (x + 4, y2 - 6)), BLACK),
+    ]
+
+
+def _flow_column(
+    x: float, top: float, heading_text: str, steps: Sequence[FlowStep]
+) -> tuple[float, list[_Shape]]:
+    """One column of the flow diagram: its heading, its main line and side boxes; its bottom."""
+    shapes: list[_Shape] = [_Text(x, top, heading_text, FONT_SIZE + 1, BLACK, "start", bold=True)]
+    y = top + 16
+    centre = x + BOX_WIDTH / 2
+    for index, step in enumerate(steps):
+        lines = textwrap.wrap(step.text, BOX_CHARS) or [""]
+        side = textwrap.wrap(step.side, SIDE_CHARS) if step.side else []
+        height = len(lines) * LINE + 10
+        shapes += _box(x, y, BOX_WIDTH, lines, BOX_FILL)
+        if side:
+            last = index == len(steps) - 1
+            side_x = x + BOX_WIDTH + BOX_GAP
+            side_h = len(side) * LINE + 10
+            # Those who left: from the line between this box and the next, out to the side
+            # (beside the last box, from the box itself).
+            branch = y + height / 2 if last else y + height + BOX_GAP / 2
+            start = x + BOX_WIDTH if last else centre
+            shapes += _box(side_x, branch - side_h / 2, SIDE_WIDTH, side, SIDE_FILL)
+            shapes += [
+                _Line(start, branch, side_x - 5, branch, BLACK),
+                _Polygon(
+                    ((side_x, branch), (side_x - 6, branch - 4), (side_x - 6, branch + 4)), BLACK
+                ),
+            ]
+        y += height
+        if index < len(steps) - 1:
+            gap = BOX_GAP * (2 if side else 1)
+            shapes += _arrow_down(centre, y, y + gap)
+            y += gap
+    return y, shapes
+
+
+def flow_svg(columns: Sequence[tuple[str, Sequence[FlowStep]]], title: str = FLOW_TITLE) -> str:
+    """A flow diagram as a standalone SVG: a column per kind (readers, cases), each a line of
+    boxes from the first count to the analysed one, with those who left the line beside it."""
+    column_width = BOX_WIDTH + BOX_GAP + SIDE_WIDTH + GAP * 2
+    shapes: list[_Shape] = [_Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start")]
+    bottom = 0.0
+    for index, (heading_text, steps) in enumerate(columns):
+        end, drawn = _flow_column(PAD + index * column_width, PAD + 34, heading_text, steps)
+        shapes += drawn
+        bottom = max(bottom, end)
+    width = PAD * 2 + column_width * max(len(columns), 1) - GAP * 2
+    height = bottom + PAD
+    return _svg(width, height, [_Rect(0, 0, width, height, WHITE), *shapes], title)

@@ -48,6 +48,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
     "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    # The design frozen at the first opening, as a download: staff of the study only.
+    "admin.design_json": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "admin.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # Without the confirmation's "yes", nothing is recorded.
@@ -70,6 +72,8 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "dashboard.export": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.forest_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    # The self-contained study report (inline CSS allowed by its hash): staff of the study only.
+    "dashboard.report": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # The reader has enrolled, so the design is locked: a POST only redirects to the page.
     "design.edit": {"GET": STAFF_PAGE, "POST": (302, 403, 403, 303, 404, 303)},
     "design.preset": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},

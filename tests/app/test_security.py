@@ -8,6 +8,8 @@ test_survey_leaks does not cover of a reader's view: image bytes, response heade
 files.
 """
 
+import base64
+import hashlib
 import io
 import os
 import re
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -655,6 +657,7 @@ def responses_of_every_kind(world: World) -> Iterator[tuple[str, TestResponse]]:
     yield "JSON export", staff.get(f"/dashboard/{study.id}/export/summary-json")
     yield "PNG download", staff.get(f"/dashboard/{study.id}/confusion-task1.png")
     yield "SVG download", staff.get(f"/dashboard/{study.id}/confusion-task2.svg")
+    yield "study report", staff.get(f"/dashboard/{study.id}/report.html")
     world.app.config["MAX_CONTENT_LENGTH"] = 1000
     yield "413", staff.post("/admin/studies/import", data={"name": "x" * 5000})
     world.app.config["WTF_CSRF_ENABLED"] = True
@@ -699,12 +702,17 @@ SCHEMES = ("javascript:", "data:text", "vbscript:")
 
 
 class MarkupCheck(HTMLParser):
-    """Collects what a strict CSP would block, and POST forms without a CSRF token."""
+    """Collects what a strict CSP would block, and POST forms without a CSRF token.
 
-    def __init__(self) -> None:
+    A <style> element passes only when the page's own CSP allows it by the hash of its text
+    (`allowed_styles`: the style-src sources, as the study report sends them)."""
+
+    def __init__(self, allowed_styles: Sequence[str] = ()) -> None:
         super().__init__(convert_charrefs=True)
         self.problems: list[str] = []
         self.in_script = False
+        self.style: list[str] | None = None  # the text of the <style> element being read
+        self.allowed_styles = set(allowed_styles)
         self.forms: list[dict[str, Any]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -726,7 +734,7 @@ class MarkupCheck(HTMLParser):
             elif not source.startswith("/static/"):
                 self.problems.append(f"script from {source!r}")
         if tag == "style":
-            self.problems.append("<style> element")
+            self.style = []
         if tag in ("iframe", "object", "embed", "base"):
             self.problems.append(f"<{tag}> element")
         if tag == "link" and "stylesheet" in (values.get("rel") or ""):
@@ -739,19 +747,26 @@ class MarkupCheck(HTMLParser):
             self.forms[-1]["csrf"] = bool(values.get("value"))
 
     def handle_endtag(self, tag: str) -> None:
-        """Leave a script element."""
+        """Leave a script element; judge a style element by the hash of its text."""
         if tag == "script":
             self.in_script = False
+        if tag == "style" and self.style is not None:
+            digest = hashlib.sha256("".join(self.style).encode()).digest()
+            if f"'sha256-{base64.b64encode(digest).decode()}'" not in self.allowed_styles:
+                self.problems.append("<style> element")
+            self.style = None
 
     def handle_data(self, data: str) -> None:
-        """Text inside a <script> element is inline script."""
+        """Text inside a <script> element is inline script; a <style>'s text is kept."""
         if self.in_script and data.strip():
             self.problems.append("inline script body")
+        if self.style is not None:
+            self.style.append(data)
 
 
-def markup_problems(html: str, csrf_on: bool) -> list[str]:
-    """What is wrong with a page's markup."""
-    parser = MarkupCheck()
+def markup_problems(html: str, csrf_on: bool, allowed_styles: Sequence[str] = ()) -> list[str]:
+    """What is wrong with a page's markup (`allowed_styles`: its CSP's style-src)."""
+    parser = MarkupCheck(allowed_styles)
     parser.feed(html)
     parser.close()
     problems = list(parser.problems)
@@ -833,7 +848,8 @@ def test_no_page_any_role_reaches_has_inline_script_or_style(
         if response.mimetype != "text/html":
             continue
         html_pages += 1
-        problems = markup_problems(response.get_data(as_text=True), csrf_on)
+        styles = csp_directives(response).get("style-src", [])
+        problems = markup_problems(response.get_data(as_text=True), csrf_on, styles)
         assert not problems, (label, response.status_code, problems)
     assert html_pages > 150
 
