@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -36,7 +37,7 @@ from app.auth import (
 from app.clock import now
 from app.consent import change_text
 from app.design import PROBE_SENTENCE, probes_disclosed
-from app.design_freeze import design_document, freeze_state, open_study
+from app.design_freeze import design_document, freeze_state, frozen_of, open_study
 from app.extensions import db
 from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
@@ -386,7 +387,16 @@ def change_status(study_id: int, action: str) -> Response:
     else:
         record.status = StudyStatus.CLOSED
         flash("The study is closed: readers can no longer answer.", "info")
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A double-clicked Open: the other request froze the design first (one freeze per
+        # study). Its freeze stands; this request only opens.
+        db.session.rollback()
+        if action != "open" or frozen_of(record) is None:
+            raise
+        record.status = StudyStatus.OPEN
+        db.session.commit()
     return redirect(url_for("admin.study", study_id=record.id))
 
 

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import html5lib
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
+from app import design_freeze
 from app.analysis.fingerprint import canonical_json, fingerprint, sha256_text
 from app.design_freeze import freeze_state, seed_commitment
 from app.extensions import db
@@ -78,6 +80,31 @@ def test_the_design_freezes_when_the_study_opens_and_not_later(
     changed = re.search(r'id="design-changed">([^<]+)<', settings.text)
     assert changed is not None and "the wash-out" in changed.group(1)
     assert "the conditions" not in changed.group(1)
+
+
+def test_a_double_clicked_open_freezes_once_and_answers_as_one_click(
+    app: Flask,
+    client: FlaskClient,
+    organiser: UserRef,
+    login: Callable,
+    bundle_cache: dict[int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second click's request looked before the first committed: it saw no freeze, made
+    its own, and the database's one-freeze-per-study rule refused it. It answers as the first."""
+    study = draft(app, bundle_cache)
+    login(client, organiser)
+    assert client.post(f"/admin/studies/{study.id}/open").status_code == 302
+    (first,) = freezes(app, study)
+    real = design_freeze.frozen_of
+    looks = iter([None])  # the racing request's first look finds nothing
+    monkeypatch.setattr(design_freeze, "frozen_of", lambda s: next(looks, real(s)))
+    client.post(f"/admin/studies/{study.id}/close")
+    second = client.post(f"/admin/studies/{study.id}/open")
+    assert second.status_code == 302 and second.location.endswith(f"/admin/studies/{study.id}")
+    assert [row.sha256 for row in freezes(app, study)] == [first.sha256]
+    with app.app_context():
+        assert db.session.get_one(Study, study.id).status == StudyStatus.OPEN
 
 
 def test_a_tampered_frozen_design_is_flagged(
