@@ -50,7 +50,12 @@ def available_aids(study: Study) -> Available:
     most = read.max_neighbours(manifest)
     neighbours = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
     classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
-    return Available(neighbours=neighbours, classifiers=classifiers, saliency="saliency" in aids)
+    return Available(
+        neighbours=neighbours,
+        classifiers=classifiers,
+        saliency="saliency" in aids,
+        context="context" in (manifest.get("extensions") or []),
+    )
 
 
 def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
@@ -96,6 +101,7 @@ def fill(form: DesignForm, study: Study) -> None:
         row.labelled.data = condition.labelled
         row.classifier.data = condition.classifier or "rgb_saliency"
         row.saliency.data = condition.saliency
+        row.context.data = condition.context
 
 
 def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
@@ -110,6 +116,7 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
             "labelled": bool(row.labelled.data),
             "classifier": row.classifier.data,
             "saliency": bool(row.saliency.data),
+            "context": bool(row.context.data),
         }
         try:
             out.append(conditions.parse(item))

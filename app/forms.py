@@ -273,6 +273,11 @@ class ConditionForm(Form):
         default="rgb_saliency",
     )
     saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
+    context = BooleanField(
+        "The patient's age, sex and body site beside the case",
+        default=False,
+        description="From the dataset's metadata, where the bundle carries it.",
+    )
 
 
 class CopyStudyForm(FlaskForm):

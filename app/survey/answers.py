@@ -19,7 +19,14 @@ from app.survey.enrolment import (
     where_to,
 )
 from app.survey.forms import AnswerForm
-from app.survey.presentation import Page, aid_view, closed, is_first_look, render_case
+from app.survey.presentation import (
+    Page,
+    aid_view,
+    closed,
+    is_first_look,
+    render_case,
+    shown_context,
+)
 
 
 def answered_meanwhile(assignment: Assignment) -> bool:
@@ -99,6 +106,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
             neighbours_shown=[n.image_id for n in view.neighbours],
             shown=shown,
             rotation=assignment.rotation,
+            context=shown_context(view.condition, assignment.case),
         )
     )
     if last:

@@ -173,6 +173,30 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
     return AidView(condition)
 
 
+def shown_context(condition: Condition, case: Case) -> dict | None:
+    """The patient context a reading of `case` under `condition` shows (age, sex, body site),
+    None when the condition hides it or the case has none: shown and recorded alike."""
+    if not condition.context or not case.context:
+        return None
+    return dict(case.context)
+
+
+SEX_WORDS = {"female": "Female", "male": "Male"}
+
+
+def context_rows(context: dict | None) -> list[tuple[str, str]]:
+    """The patient context as (label, value) rows in a reader's words."""
+    if context is None:
+        return []
+    age, sex, site = context.get("age"), context.get("sex"), context.get("site")
+    unknown = "not recorded"
+    return [
+        ("Age", unknown if age is None else f"{age} years"),
+        ("Sex", SEX_WORDS.get(sex or "", unknown)),
+        ("Body site", unknown if not site else str(site)[:1].upper() + str(site)[1:]),
+    ]
+
+
 def case_probabilities(case: Case, classifier: str) -> list[float]:
     """One classifier's class probabilities for the case, in taxonomy order ([] if none)."""
     return [float(p) for p in (case.probabilities or {}).get(classifier, [])]
@@ -236,6 +260,7 @@ def case_context(
         probabilities=bars,
         classifier=CLASSIFIER_NAMES.get(view.classifier, ""),
         first_look=first_look,
+        patient=context_rows(shown_context(condition, case)),
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
         shortcuts=current_user.shortcuts_enabled,
     )
