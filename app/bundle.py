@@ -200,6 +200,8 @@ COPIED_SETTINGS = (
     "rotate_later_sessions",
     "probe_share",
     "reminder_days",
+    "practice_cases",
+    "feedback",
 )
 
 

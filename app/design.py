@@ -77,6 +77,20 @@ def probe_problems(design: Design, listed: Sequence[Condition], share: float) ->
     return []
 
 
+def practice_problems(study: Study, practice: int) -> list[str]:
+    """Why the study cannot give `practice` practice cases: they come from the pool's cases
+    outside each reader's own draw, so the pool must hold that many more."""
+    pool = len(study.cases)
+    spare = pool - min(study.cases_per_reader, pool)
+    if practice <= spare:
+        return []
+    return [
+        f"Practice cases come from outside each reader's own {study.cases_per_reader} cases:"
+        f" the pool of {pool} has {spare} to spare, so at most {spare} practice cases"
+        " (or fewer cases per reader, under Settings)."
+    ]
+
+
 def probes_disclosed(study: Study) -> bool:
     """Whether the study may open: no probes, or the information text announces them."""
     return study.probe_share == 0 or bool(PROBES_DISCLOSED.search(study.information or ""))
@@ -95,6 +109,9 @@ def fill(form: DesignForm, study: Study) -> None:
     form.design.data = study.design
     form.rotate_later_sessions.data = study.rotate_later_sessions
     form.probe_share.data = study.probe_share
+    form.practice.data = study.practice_cases > 0
+    form.practice_cases.data = study.practice_cases or 3
+    form.feedback.data = study.feedback
     for row, condition in zip(form.conditions, conditions_of(study), strict=False):
         row.aid.data = condition.aid
         row.k.data = condition.k or 6
@@ -157,11 +174,15 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         share = float(form.probe_share.data)
         problems += design_problems(design, listed, available)
         problems += probe_problems(design, listed, share)
+        practice = (form.practice_cases.data or 3) if form.practice.data else 0
+        problems += practice_problems(study, practice)
         if not problems:
             study.design = design.value
             study.conditions = [c.to_json() for c in listed]
             study.rotate_later_sessions = bool(form.rotate_later_sessions.data)
             study.probe_share = share
+            study.practice_cases = practice
+            study.feedback = bool(form.feedback.data)
             db.session.commit()
             flash("Design saved.", "success")
             return redirect(url_for("design.edit", study_id=study.id), 303)
