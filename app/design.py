@@ -22,6 +22,7 @@ from app.survey import conditions
 from app.survey.conditions import Available, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
+from app.survey.presentation import case_count
 from app.team import add_member
 from studybundle import read
 
@@ -80,7 +81,7 @@ def probe_problems(design: Design, listed: Sequence[Condition], share: float) ->
 def practice_problems(study: Study, practice: int) -> list[str]:
     """Why the study cannot give `practice` practice cases: they come from the pool's cases
     outside each reader's own draw, so the pool must hold that many more."""
-    pool = len(study.cases)
+    pool = case_count(study)
     spare = pool - min(study.cases_per_reader, pool)
     if practice <= spare:
         return []

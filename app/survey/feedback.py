@@ -58,8 +58,11 @@ def reader_words(condition: Condition) -> str:
     if condition.shows_neighbours:
         kind = "SE-CBIR" if condition.aid == "se_cbir" else "CBIR"
         text = f"With {condition.k} similar images ({kind})"
+        if not condition.labelled:
+            text += " without their classes"
     elif condition.aid == PROBABILITIES:
-        text = "With the AI's class probabilities"
+        model = "image and saliency" if condition.classifier == "rgb_saliency" else "image only"
+        text = f"With the AI's class probabilities ({model})"
     elif condition.saliency:
         text = "With the AI's saliency map"
     else:

@@ -98,4 +98,12 @@ def test_conditions_are_named_by_what_the_reader_saw() -> None:
         "With 3 similar images (CBIR) and its saliency map"
     )
     assert reader_words(Condition(saliency=True)) == "With the AI's saliency map"
-    assert reader_words(Condition("probabilities")) == "With the AI's class probabilities"
+    assert reader_words(Condition("probabilities")) == (
+        "With the AI's class probabilities (image and saliency)"
+    )
+    assert reader_words(Condition("probabilities", classifier="rgb")) == (
+        "With the AI's class probabilities (image only)"
+    )
+    assert reader_words(Condition("se_cbir", 6, labelled=False)) == (
+        "With 6 similar images (SE-CBIR) without their classes"
+    )
