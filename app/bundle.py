@@ -96,6 +96,7 @@ def _case(manifest: dict[str, Any], query: dict[str, Any], position: int, shown:
         probabilities=read.probabilities(manifest, query),
         saliency=served_name(overlay[0]) if overlay else None,
         saliency_rotated=served_name(overlay[1]) if overlay else None,
+        context=read.context(manifest, query),
     )
     case.neighbours = [
         Neighbour(
@@ -199,6 +200,8 @@ COPIED_SETTINGS = (
     "rotate_later_sessions",
     "probe_share",
     "reminder_days",
+    "practice_cases",
+    "feedback",
 )
 
 

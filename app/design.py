@@ -22,6 +22,7 @@ from app.survey import conditions
 from app.survey.conditions import Available, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
+from app.survey.presentation import case_count
 from app.team import add_member
 from studybundle import read
 
@@ -50,7 +51,12 @@ def available_aids(study: Study) -> Available:
     most = read.max_neighbours(manifest)
     neighbours = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
     classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
-    return Available(neighbours=neighbours, classifiers=classifiers, saliency="saliency" in aids)
+    return Available(
+        neighbours=neighbours,
+        classifiers=classifiers,
+        saliency="saliency" in aids,
+        context="context" in (manifest.get("extensions") or []),
+    )
 
 
 def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
@@ -72,6 +78,20 @@ def probe_problems(design: Design, listed: Sequence[Condition], share: float) ->
     return []
 
 
+def practice_problems(study: Study, practice: int) -> list[str]:
+    """Why the study cannot give `practice` practice cases: they come from the pool's cases
+    outside each reader's own draw, so the pool must hold that many more."""
+    pool = case_count(study)
+    spare = pool - min(study.cases_per_reader, pool)
+    if practice <= spare:
+        return []
+    return [
+        f"Practice cases come from outside each reader's own {study.cases_per_reader} cases:"
+        f" the pool of {pool} has {spare} to spare, so at most {spare} practice cases"
+        " (or fewer cases per reader, under Settings)."
+    ]
+
+
 def probes_disclosed(study: Study) -> bool:
     """Whether the study may open: no probes, or the information text announces them."""
     return study.probe_share == 0 or bool(PROBES_DISCLOSED.search(study.information or ""))
@@ -90,12 +110,16 @@ def fill(form: DesignForm, study: Study) -> None:
     form.design.data = study.design
     form.rotate_later_sessions.data = study.rotate_later_sessions
     form.probe_share.data = study.probe_share
+    form.practice.data = study.practice_cases > 0
+    form.practice_cases.data = study.practice_cases or 3
+    form.feedback.data = study.feedback
     for row, condition in zip(form.conditions, conditions_of(study), strict=False):
         row.aid.data = condition.aid
         row.k.data = condition.k or 6
         row.labelled.data = condition.labelled
         row.classifier.data = condition.classifier or "rgb_saliency"
         row.saliency.data = condition.saliency
+        row.context.data = condition.context
 
 
 def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
@@ -110,6 +134,7 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
             "labelled": bool(row.labelled.data),
             "classifier": row.classifier.data,
             "saliency": bool(row.saliency.data),
+            "context": bool(row.context.data),
         }
         try:
             out.append(conditions.parse(item))
@@ -150,11 +175,15 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         share = float(form.probe_share.data)
         problems += design_problems(design, listed, available)
         problems += probe_problems(design, listed, share)
+        practice = (form.practice_cases.data or 3) if form.practice.data else 0
+        problems += practice_problems(study, practice)
         if not problems:
             study.design = design.value
             study.conditions = [c.to_json() for c in listed]
             study.rotate_later_sessions = bool(form.rotate_later_sessions.data)
             study.probe_share = share
+            study.practice_cases = practice
+            study.feedback = bool(form.feedback.data)
             db.session.commit()
             flash("Design saved.", "success")
             return redirect(url_for("design.edit", study_id=study.id), 303)

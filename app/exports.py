@@ -56,7 +56,7 @@ from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, Us
 from app.survey.conditions import Condition
 from app.survey.enrolment import conditions_of
 from app.survey.presentation import likert_of
-from studybundle.limits import MIN_LIKERT
+from studybundle.limits import CONTEXT_FIELDS, MIN_LIKERT
 from studybundle.vote import majority_vote
 
 RESPONSE_COLUMNS: tuple[str, ...] = (
@@ -89,6 +89,11 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "initial_diagnosis",
     "initial_confidence",
     "confidence_label",  # the label of `confidence` on the study's scale
+    # The patient context shown beside the case ('' when none was, or the value is unknown).
+    "context_shown",  # 1 when the reading showed the patient's age, sex and body site
+    "context_age",
+    "context_sex",
+    "context_site",
 )
 TASK_FIELDS = (
     "answers",
@@ -152,7 +157,8 @@ def _study_answers(
         .select_from(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
         .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-        .where(Enrolment.study_id == study.id)
+        # Session 0 is the practice set: never analysed, never exported.
+        .where(Enrolment.study_id == study.id, Assignment.task >= 1)
     )
     if completed_only:
         query = query.where(Enrolment.task2_completed_at.is_not(None))
@@ -362,6 +368,7 @@ def response_rows(
         Assignment.initial_diagnosis,
         Assignment.initial_confidence,
         Case.id,
+        Answer.context,
     )
     query = _answers_query(study, columns, completed_only, reader, probes=with_probes)
     listed = conditions_of(study)
@@ -396,6 +403,7 @@ def response_rows(
         initial_diagnosis,
         initial_confidence,
         case_id,
+        context,
     ) in db.session.connection().execute(query).all():
         row = {
             "reader": pseudonym,
@@ -426,6 +434,7 @@ def response_rows(
             "confidence_label": scale.label(confidence)
             if scale is not None and confidence <= scale.levels
             else "",
+            **context_columns(context),
         }
         if not pseudonymise:
             row["reader_email"] = email
@@ -448,6 +457,20 @@ def reading_columns(shown: Mapping[str, Any], condition: Condition, probe: bool)
         "probe_class": shown.get("probe_class") or "",
         "saliency": int(bool(shown.get("saliency"))),
         "saliency_views": "" if shown.get("saliency_views") is None else shown["saliency_views"],
+    }
+
+
+def context_columns(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The patient-context columns of one answer: what was shown with it (Answer.context),
+    '' where nothing or an unknown value was."""
+    if not context:
+        return {"context_shown": 0, "context_age": "", "context_sex": "", "context_site": ""}
+    return {
+        "context_shown": 1,
+        **{
+            f"context_{name}": "" if context.get(name) is None else context[name]
+            for name in CONTEXT_FIELDS
+        },
     }
 
 

@@ -273,6 +273,11 @@ class ConditionForm(Form):
         default="rgb_saliency",
     )
     saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
+    context = BooleanField(
+        "The patient's age, sex and body site beside the case",
+        default=False,
+        description="From the dataset's metadata, where the bundle carries it.",
+    )
 
 
 class CopyStudyForm(FlaskForm):
@@ -280,6 +285,9 @@ class CopyStudyForm(FlaskForm):
 
     name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
     submit = SubmitField("Copy into a new draft study")
+
+
+MAX_PRACTICE_CASES = 20
 
 
 class DesignForm(FlaskForm):
@@ -302,4 +310,26 @@ class DesignForm(FlaskForm):
         validators=[InputRequired(), finite_number, NumberRange(min=0, max=0.5)],
         description="0 for none; 0.1 shows a misleading aid in one aided reading of ten.",
     )
+    practice = BooleanField("Readers practise on a few cases before Task 1", default=False)
+    practice_cases = IntegerField(
+        "Practice cases",
+        default=3,
+        validators=[Optional()],
+        description=(
+            "Cases outside each reader's own draw, on the same page as the study's cases;"
+            " never analysed or exported, and no diagnosis is shown afterwards."
+        ),
+    )
+    feedback = BooleanField(
+        "At the end, show each reader their own score per condition and which of their cases"
+        " were misleading-aid probes",
+        default=False,
+    )
     submit = SubmitField("Save the design")
+
+    def validate_practice_cases(self, field: IntegerField) -> None:
+        """With practice ticked, 1 to MAX_PRACTICE_CASES cases (unticked: not looked at)."""
+        if self.practice.data:
+            WholeNumberRange(
+                1, MAX_PRACTICE_CASES, f"Give 1 to {MAX_PRACTICE_CASES} practice cases."
+            )(self, field)

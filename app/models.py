@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -175,6 +176,12 @@ class Study(db.Model):
     consent_version: Mapped[int] = mapped_column(Integer, server_default="1", deferred=True)
     # Remind readers again every this many days while they have not finished (0: never).
     reminder_days: Mapped[int] = mapped_column(Integer, server_default="0", deferred=True)
+    # Practice cases each reader reads before Task 1 (session 0, never analysed; 0: none),
+    # drawn from the pool's cases outside that reader's own draw.
+    practice_cases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Whether a reader who has finished sees their own score per condition and which of
+    # their cases were probes (off unless the organiser allows it).
+    feedback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
     # The confidence scale's labels, level 1 first (the bundle's; format 1: the thesis's five).
     likert: Mapped[list] = mapped_column(JSON)
@@ -211,6 +218,7 @@ class Study(db.Model):
         CheckConstraint("washout_hours >= 0", name="washout_not_negative"),
         CheckConstraint("probe_share >= 0 AND probe_share <= 0.5", name="probe_share_range"),
         CheckConstraint("neighbours_shown >= 0", name="neighbours_shown_not_negative"),
+        CheckConstraint("practice_cases >= 0", name="practice_cases_not_negative"),
     )
 
     @property
@@ -352,6 +360,9 @@ class Case(db.Model):
     probabilities: Mapped[dict] = mapped_column(JSON, default=dict)
     saliency: Mapped[str | None] = mapped_column(String(80))  # overlay, upright
     saliency_rotated: Mapped[str | None] = mapped_column(String(80))  # overlay, turned
+    # The patient's age, sex and body site (the bundle's `context` extension; None without
+    # it): {"age": 45 | None, "sex": "male" | None, "site": "back" | None}.
+    context: Mapped[dict | None] = mapped_column(JSON)
 
     study: Mapped[Study] = relationship(back_populates="cases")
     neighbours: Mapped[list["Neighbour"]] = relationship(
@@ -462,7 +473,8 @@ class Enrolment(db.Model):
 
 class Assignment(db.Model):
     """One case of a reader's draw in one session ("task"), at a fixed position of its order,
-    to be read under one of the study's conditions."""
+    to be read under one of the study's conditions. Session 0 is the practice set before
+    Task 1: read on the same page, never analysed or exported."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolment.id"), index=True)
@@ -485,7 +497,7 @@ class Assignment(db.Model):
     __table_args__ = (
         UniqueConstraint("enrolment_id", "task", "position"),
         UniqueConstraint("enrolment_id", "task", "case_id"),
-        CheckConstraint("task >= 1", name="task_positive"),
+        CheckConstraint("task >= 0", name="task_not_negative"),
     )
 
 
@@ -508,6 +520,8 @@ class Answer(db.Model):
     # Exactly what was shown: the condition's key and options, probe or not, the probe's class.
     shown: Mapped[dict] = mapped_column(JSON, default=dict)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
+    # The patient context shown beside the case (age, sex, body site), None when none was.
+    context: Mapped[dict | None] = mapped_column(JSON)
 
     assignment: Mapped[Assignment] = relationship(back_populates="answer")
 

@@ -15,6 +15,14 @@ NEIGHBOUR_AIDS = ("se_cbir", "cbir")  # neighbour lists from the 4- and the 3-ch
 AIDS = (*NEIGHBOUR_AIDS, "probabilities", "saliency")
 CLASSIFIERS = ("rgb_saliency", "rgb")  # `probabilities`: the 4-channel, the 3-channel model
 PROBABILITY_TOLERANCE = 1e-3  # how far a probability vector's sum may be from 1
+# Format 2's optional extensions (the manifest's `extensions`): `context` is the patient's
+# age, sex and body site of each query, from the dataset's metadata (HAM10000: age, sex,
+# localization), for studies that show readers what a clinician would know.
+EXTENSIONS = ("context",)
+CONTEXT_FIELDS = ("age", "sex", "site")
+SEXES = ("female", "male")
+MAX_AGE = 120
+MAX_SITE = 100
 
 # Sizes: a bundle that passes these can be held in memory by one web worker.
 MAX_MANIFEST_BYTES = 1 << 20

@@ -9,6 +9,7 @@ from studybundle.limits import (
     AIDS,
     CLASS_CODE,
     COLOUR,
+    EXTENSIONS,
     FORMAT1_NEIGHBOURS,
     FORMAT_VERSIONS,
     MAX_CLASSES,
@@ -35,6 +36,7 @@ class Layout:
     aids: tuple[str, ...]  # format 2: the aids every query carries (format 1: se_cbir only)
     max_neighbours: int  # length of every neighbour list (format 1: 6)
     web_image_size: int
+    extensions: tuple[str, ...] = ()  # format 2's optional extensions every query carries
 
 
 def text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
@@ -157,6 +159,28 @@ def _check_aids(manifest: dict[str, Any], problems: Problems) -> tuple[tuple[str
     return listed, most
 
 
+def _check_extensions(
+    manifest: dict[str, Any], version: int, problems: Problems
+) -> tuple[str, ...]:
+    """Format 2's optional `extensions`: distinct known names (format 1 has none)."""
+    if "extensions" not in manifest:
+        return ()
+    listed = manifest["extensions"]
+    if version == 1:
+        problems.add("manifest.json extensions need format_version 2")
+        return ()
+    if (
+        not isinstance(listed, list)
+        or any(not isinstance(name, str) or name not in EXTENSIONS for name in listed)
+        or len(set(listed)) != len(listed)
+    ):
+        problems.add(
+            f"manifest.json extensions must list distinct extensions among {', '.join(EXTENSIONS)}"
+        )
+        return ()
+    return tuple(name for name in EXTENSIONS if name in listed)
+
+
 def _check_counts(manifest: dict[str, Any], problems: Problems) -> None:
     """counts: queries before and after filtering and why the others were dropped."""
     counts = manifest.get("counts")
@@ -200,5 +224,6 @@ def check_manifest(manifest: Any) -> Layout:
     elif "metrics" in provenance and not isinstance(provenance["metrics"], dict):
         problems.add("manifest.json provenance.metrics must be an object")
     _check_counts(manifest, problems)
+    extensions = _check_extensions(manifest, version, problems)
     problems.raise_if_any()
-    return Layout(version, codes, aids, most, manifest["web_image_size"])
+    return Layout(version, codes, aids, most, manifest["web_image_size"], extensions)

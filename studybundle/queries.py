@@ -7,10 +7,14 @@ from studybundle.errors import BundleError, Problems
 from studybundle.limits import (
     CASE_KEY,
     CLASSIFIERS,
+    CONTEXT_FIELDS,
     IMAGE_PATH,
+    MAX_AGE,
     MAX_QUERIES,
+    MAX_SITE,
     NEIGHBOUR_AIDS,
     PROBABILITY_TOLERANCE,
+    SEXES,
 )
 from studybundle.manifest import Layout, finite_number, text
 from studybundle.vote import majority_vote
@@ -136,6 +140,27 @@ def _check_aids(query: dict[str, Any], where: str, layout: Layout) -> set[str]:
     return images
 
 
+def _check_context(query: dict[str, Any], where: str, layout: Layout) -> None:
+    """The `context` extension: the patient's age, sex and body site, each null when unknown;
+    present exactly when the manifest lists the extension."""
+    if "context" not in layout.extensions:
+        if "context" in query:
+            raise BundleError(f"{where}.context needs the manifest's extensions to list context")
+        return
+    value = query.get("context")
+    if not isinstance(value, dict) or sorted(value) != sorted(CONTEXT_FIELDS):
+        raise BundleError(f"{where}.context must be an object with exactly age, sex and site")
+    age, sex, site = (value[field] for field in CONTEXT_FIELDS)
+    if age is not None and (
+        isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE
+    ):
+        raise BundleError(f"{where}.context.age must be null or a whole number from 0 to {MAX_AGE}")
+    if sex is not None and sex not in SEXES:
+        raise BundleError(f"{where}.context.sex must be null or one of {', '.join(SEXES)}")
+    if site is not None:
+        text(site, f"{where}.context.site", MAX_SITE)
+
+
 def check_query(query: Any, where: str, layout: Layout, seen: Seen) -> set[str]:
     """Check one query (raising on its first problem); the image names it references."""
     if not isinstance(query, dict):
@@ -156,6 +181,7 @@ def check_query(query: Any, where: str, layout: Layout, seen: Seen) -> set[str]:
         image_name(query.get("image"), f"{where}.image"),
         image_name(query.get("image_rotated"), f"{where}.image_rotated"),
     }
+    _check_context(query, where, layout)
     if layout.version == 1:
         _class(query.get("majority_vote"), f"{where}.majority_vote", layout.codes)
         names, _ = _check_neighbours(

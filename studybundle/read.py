@@ -6,7 +6,7 @@ six SE-CBIR neighbours with their vote at k = 6. These helpers give both formats
 
 from typing import Any
 
-from studybundle.limits import FORMAT1_NEIGHBOURS, NEIGHBOUR_AIDS
+from studybundle.limits import CONTEXT_FIELDS, FORMAT1_NEIGHBOURS, NEIGHBOUR_AIDS
 from studybundle.taxonomy import HAM10000_MALIGNANT
 
 
@@ -78,3 +78,11 @@ def saliency(manifest: dict[str, Any], query: dict[str, Any]) -> tuple[str, str]
         overlay["image"].removeprefix("images/"),
         overlay["image_rotated"].removeprefix("images/"),
     )
+
+
+def context(manifest: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | None:
+    """The patient's age, sex and body site of a query (the `context` extension; None without
+    it). Each value is None when the dataset does not know it."""
+    if "context" not in (manifest.get("extensions") or []):
+        return None
+    return {field: query["context"][field] for field in CONTEXT_FIELDS}

@@ -24,7 +24,7 @@ import studybundle
 from studybundle import BundleError, ValidBundle
 from studybundle.images import bundle_jpeg, content_name, web_sized
 from studybundle.jsonio import dump_json
-from studybundle.limits import FORMAT1_NEIGHBOURS, LATEST_FORMAT
+from studybundle.limits import CONTEXT_FIELDS, FORMAT1_NEIGHBOURS, LATEST_FORMAT
 from studybundle.taxonomy import HAM10000, LIKERT
 from studybundle.vote import majority_vote
 from training.errors import PipelineError
@@ -361,14 +361,19 @@ def write_bundle(
     version: int = LATEST_FORMAT,
     shown: int = FORMAT1_NEIGHBOURS,
     aids: QueryAids | None = None,
+    context: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the study bundle (manifest, queries, images) into `out_dir` and validate it.
 
     `image_paths` maps every query and neighbour image id to its source file; `secret` keys
     the case keys (keep it outside the bundle). Format 2 (the default) carries every aid the
     pool and `aids` hold, Task 2 showing `shown` SE-CBIR neighbours; format 1 the first six
-    SE-CBIR neighbours only. The output depends only on the arguments.
+    SE-CBIR neighbours only. With `context` (image id -> age, sex and site, as
+    `training.data.patient_context` reads them), a format-2 bundle carries the `context`
+    extension: every query's patient context. The output depends only on the arguments.
     """
+    if context is not None and version < 2:
+        raise PipelineError("the patient context is an extension of format 2, not format 1")
     if not pool.queries:
         raise PipelineError("the query pool is empty: no query kept after filtering")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -389,6 +394,11 @@ def write_bundle(
             record.update(_query_v1(query, store, shown))
         else:
             record.update(_query_v2(query, store, pixels, aids))
+        if context is not None:
+            if query.image_id not in context:
+                raise PipelineError(f"no patient context given for {query.image_id}")
+            found = context[query.image_id]
+            record["context"] = {name: found.get(name) for name in CONTEXT_FIELDS}
         records.append(record)
 
     manifest: dict[str, Any] = {
@@ -403,6 +413,8 @@ def write_bundle(
     if version >= 2:
         manifest["aids"] = list(records[0]["aids"])
         manifest["max_neighbours"] = len(pool.queries[0].neighbours)
+    if context is not None:
+        manifest["extensions"] = ["context"]
     dump_json(out_dir / "queries.json", records)
     # The manifest last: its presence marks a complete bundle (the pipeline's skip test).
     dump_json(out_dir / "manifest.json", manifest)

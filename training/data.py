@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from studybundle.limits import MAX_AGE, MAX_SITE, SEXES
 from studybundle.taxonomy import HAM10000_CODES
 from training.errors import PipelineError
 
@@ -112,6 +113,36 @@ def load_metadata(csv_path: Path) -> list[dict[str, str]]:
     if not rows:
         raise PipelineError(f"metadata file {csv_path} has a header but no rows")
     return rows
+
+
+# What HAM10000 writes for a value it does not know.
+UNKNOWN_VALUES = ("", "unknown", "nan", "na", "n/a")
+
+
+def patient_context(rows: Iterable[Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """Each image's patient context for the bundle's `context` extension (docs/bundle.md):
+    age in whole years, sex and body site, from the metadata's age, sex and localization
+    columns; None where HAM10000 does not know it ("unknown", empty) or the value is not one
+    the bundle can carry (an age outside 0 to 120, a site longer than 100 characters)."""
+    out = {}
+    for row in rows:
+        age_text = row["age"].strip().lower()
+        age: int | None = None
+        if age_text not in UNKNOWN_VALUES:
+            try:
+                years = float(age_text)
+            except ValueError:
+                years = -1.0
+            if 0 <= years <= MAX_AGE:
+                age = round(years)
+        sex = row["sex"].strip().lower()
+        site = " ".join(row["localization"].split())
+        out[row["image_id"]] = {
+            "age": age,
+            "sex": sex if sex in SEXES else None,
+            "site": site if site.lower() not in UNKNOWN_VALUES and len(site) <= MAX_SITE else None,
+        }
+    return out
 
 
 def class_problems(rows: Iterable[Mapping[str, str] | Record]) -> list[str]:

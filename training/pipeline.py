@@ -665,6 +665,7 @@ def step_study(run: Run) -> None:
             provenance,
             shown=run.cfg.neighbours,
             aids=query_aids(run, pool),
+            context=data.patient_context(data.load_metadata(run.data_dir / data.METADATA_NAME)),
         )
         if target.exists():  # a bundle without its manifest: an interrupted older attempt
             shutil.rmtree(target)

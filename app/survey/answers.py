@@ -11,6 +11,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study, StudyStatus
 from app.survey.enrolment import (
+    PRACTICE,
     case_token,
     conditions_of,
     sessions_of,
@@ -19,7 +20,14 @@ from app.survey.enrolment import (
     where_to,
 )
 from app.survey.forms import AnswerForm
-from app.survey.presentation import Page, aid_view, closed, is_first_look, render_case
+from app.survey.presentation import (
+    Page,
+    aid_view,
+    closed,
+    is_first_look,
+    render_case,
+    shown_context,
+)
 
 
 def answered_meanwhile(assignment: Assignment) -> bool:
@@ -99,6 +107,7 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
             neighbours_shown=[n.image_id for n in view.neighbours],
             shown=shown,
             rotation=assignment.rotation,
+            context=shown_context(view.condition, assignment.case),
         )
     )
     if last:
@@ -113,6 +122,12 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
         db.session.rollback()
         flash("That case was already answered; answers are final, nothing was changed.", "info")
         return redirect(where_to(study.id, enrolment), 303)
+    if last and assignment.task == PRACTICE:
+        flash(
+            "Practice finished. The study's own cases start now; from here on every answer counts.",
+            "success",
+        )
+        return redirect(url_for("survey.task", study_id=study.id, task=1), 303)
     if last:  # the end page of the task, even when the next task is open at once
         return redirect(url_for("survey.task_end", study_id=study.id, task=assignment.task), 303)
     return redirect(where_to(study.id, enrolment), 303)

@@ -47,6 +47,9 @@ class Condition:
     labelled: bool = True  # neighbours with their class, or images only
     classifier: str = ""  # whose probabilities (probabilities only)
     saliency: bool = False  # the query's saliency overlay, as a toggle
+    # The patient's age, sex and body site beside the case (the bundle's `context`): not an
+    # aid of the AI, so it leaves `aided` alone, but part of what the reading shows.
+    context: bool = False
 
     def __post_init__(self) -> None:
         if self.aid == PROBABILITIES and not self.classifier:
@@ -80,6 +83,8 @@ class Condition:
             parts.append(self.classifier)
         if self.saliency:
             parts.append("saliency")
+        if self.context:
+            parts.append("context")
         return "_".join(parts)
 
     @property
@@ -93,6 +98,8 @@ class Condition:
             text += f" ({CLASSIFIER_NAMES[self.classifier]})"
         if self.saliency:
             text += " + saliency overlay"
+        if self.context:
+            text += " + age, sex and body site"
         return text
 
     @property
@@ -105,6 +112,8 @@ class Condition:
             text += " (4-channel)" if self.classifier == "rgb_saliency" else " (3-channel)"
         if self.saliency:
             text += " + saliency"
+        if self.context:
+            text += " + context"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -127,7 +136,14 @@ def parse(item: Mapping[str, Any]) -> Condition:
     if aid == PROBABILITIES and classifier not in CLASSIFIERS:
         raise ConditionError(f"unknown classifier {classifier!r}")
     labelled = bool(item.get("labelled", True)) if aid in NEIGHBOUR_AIDS else True
-    return Condition(aid, k, labelled, classifier, bool(item.get("saliency", False)))
+    return Condition(
+        aid,
+        k,
+        labelled,
+        classifier,
+        bool(item.get("saliency", False)),
+        bool(item.get("context", False)),
+    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,7 @@ class Available:
     neighbours: Mapping[str, int]  # aid -> the most neighbours every case has
     classifiers: Sequence[str]
     saliency: bool
+    context: bool = False  # the patient's age, sex and body site (the `context` extension)
 
 
 def check(conditions: Sequence[Condition], available: Available) -> list[str]:
@@ -160,6 +177,8 @@ def check(conditions: Sequence[Condition], available: Available) -> list[str]:
             problems.append(f"The bundle has no probabilities of the {condition.classifier} model.")
         if condition.saliency and not available.saliency:
             problems.append("The bundle has no saliency overlays.")
+        if condition.context and not available.context:
+            problems.append("The bundle carries no age, sex or body site of its cases.")
     return problems
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,9 @@ def conditions_of(study: Study) -> list[Condition]:
     return listed or conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)
 
 
+PRACTICE = 0  # the session ("task") of the practice cases, before Task 1; never analysed
+
+
 def design_of(study: Study) -> Design:
     """The study's design."""
     return Design(study.design)
@@ -52,11 +56,16 @@ def next_arm_index(study: Study) -> int:
     return 0 if last is None else last + 1
 
 
-def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) -> list[Assignment]:
-    """The reader's assignments: the design's plan over their cases, with the probes marked.
+def plan_assignments(
+    study: Study, seed: int, arm_index: int, cases: list[int], practice: Sequence[int] = ()
+) -> list[Assignment]:
+    """The reader's assignments: the design's plan over their cases, with the probes marked,
+    after the practice cases (session 0).
 
     `cases` are the drawn case ids in canonical order. Probes are drawn among the readings
-    whose condition shows an aid that can mislead (neighbours or probabilities).
+    whose condition shows an aid that can mislead (neighbours or probabilities). Practice
+    cases show the reader's conditions in the order they will meet them, one after the other,
+    upright and never as probes: the same pages as the study's own cases.
     """
     listed = conditions_of(study)
     sessions = designs.plan(
@@ -85,7 +94,18 @@ def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) 
     by_condition = [a.condition for a in misleadable]
     for index in designs.probe_positions(by_condition, study.probe_share, seed):
         misleadable[index].probe = True
-    return out
+    order = list(dict.fromkeys(a.condition for a in out))
+    trial = [
+        Assignment(
+            case_id=case_id,
+            task=PRACTICE,
+            position=position,
+            rotation=0,
+            condition=order[position % len(order)],
+        )
+        for position, case_id in enumerate(practice)
+    ]
+    return trial + out
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,10 @@ def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment
             enrolment.profile_years = profile.years
             enrolment.profile_exams_per_week = profile.exams_per_week
         cases = [case_ids[position] for position in chosen]
-        enrolment.assignments.extend(plan_assignments(study, seed, enrolment.arm_index, cases))
+        trial = sampling.practice_set(list(pool), chosen, study.practice_cases, seed)
+        enrolment.assignments.extend(
+            plan_assignments(study, seed, enrolment.arm_index, cases, [case_ids[p] for p in trial])
+        )
         db.session.add(enrolment)
         try:
             db.session.commit()
@@ -182,7 +205,7 @@ def standing(enrolment: Enrolment) -> Standing:
         # Defensive: session 1 is complete but the moment was not recorded; record it now.
         enrolment.task1_completed_at = now()
         db.session.commit()
-    if current is None or current.task == 1:
+    if current is None or current.task <= 1:  # the practice set and Task 1 are always open
         return Standing(current, None, False)
     ended = session_end(enrolment, current.task - 1)
     opens_at = None if ended is None else ended + enrolment.study.washout
@@ -244,6 +267,11 @@ def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[S
             previous_end = ended
         out[enrolment_id] = sessions
     return out
+
+
+def has_practice(enrolment: Enrolment) -> bool:
+    """Whether the reader has practice cases (session 0) before Task 1."""
+    return task_size(enrolment, PRACTICE) > 0
 
 
 def task_size(enrolment: Enrolment, task: int) -> int:

@@ -24,9 +24,11 @@ from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStat
 from app.survey import bp
 from app.survey.answers import answer
 from app.survey.enrolment import (
+    PRACTICE,
     Profile,
     enrol,
     enrolment_of,
+    has_practice,
     next_opening,
     sessions_of,
     standing,
@@ -34,6 +36,7 @@ from app.survey.enrolment import (
     where_to,
     withdraw,
 )
+from app.survey.feedback import reader_feedback
 from app.survey.forms import AnswerForm, ConsentForm, ShortcutsForm
 from app.survey.presentation import (
     Page,
@@ -42,8 +45,10 @@ from app.survey.presentation import (
     closed,
     how_it_works,
     page_context,
+    practice_text,
     render_case,
     session_condition,
+    session_name,
     session_text,
 )
 
@@ -101,6 +106,8 @@ def describe(enrolment: Enrolment | None) -> str:
     if state.current is None:
         return finished_words(sessions_of(enrolment.study)) + " - thank you"
     task = state.current.task
+    if task == PRACTICE:
+        return "Practice in progress"
     if task == 1:
         return "Task 1 in progress"
     if state.locked and state.opens_at is not None:
@@ -191,14 +198,17 @@ def resume(study_id: int) -> Response:
 
 
 def reader_enrolment(study_id: int, task: int) -> tuple[Study, Enrolment | None]:
-    """The study and the reader's enrolment, for pages of `task` (404 for other tasks)."""
+    """The study and the reader's enrolment, for pages of `task` (404 for other tasks; the
+    practice set, task 0, for readers who have one)."""
     study = reader_study(study_id)
-    if not 1 <= task <= sessions_of(study):
+    if not (task == PRACTICE or 1 <= task <= sessions_of(study)):
         abort(404)
     enrolment = enrolment_of(study.id, current_user.id)
     if enrolment is not None and enrolment.withdrawn_at is not None:
         flash("You have withdrawn from this study: nothing more is asked of you.", "info")
         abort(redirect(url_for("survey.welcome", study_id=study.id), 303))
+    if task == PRACTICE and enrolment is not None and not has_practice(enrolment):
+        abort(404)
     return study, enrolment
 
 
@@ -216,11 +226,16 @@ def task(study_id: int, task: int) -> Page:
         return redirect(where_to(study.id, enrolment))
     start = url_for("survey.case", study_id=study.id, task=task, number=state.current.position + 1)
     size = task_size(enrolment, task)
+    if task == PRACTICE:
+        text = practice_text(size)
+    else:
+        text = session_text(study, size, task, session_condition(enrolment, task))
     context = page_context(
         study,
         task=task,
+        session_name=session_name(task),
         size=size,
-        text=session_text(study, size, task, session_condition(enrolment, task)),
+        text=text,
         done=state.current.position,
         locked=state.locked,
         opens_at=state.opens_at,
@@ -239,12 +254,17 @@ def task_end(study_id: int, task: int) -> Page:
         return redirect(url_for("survey.welcome", study_id=study.id))
     state = standing(enrolment)
     finished = state.current is None or state.current.task > task
-    if not finished:
+    if not finished or task == PRACTICE:  # after the practice: Task 1's page
         return redirect(where_to(study.id, enrolment))
+    last = task == sessions_of(study)
+    shown_feedback = None
+    if last and study.feedback and state.current is None:
+        shown_feedback = reader_feedback(study, enrolment)
     context = page_context(
         study,
         task=task,
-        last=task == sessions_of(study),
+        feedback=shown_feedback,
+        last=last,
         locked=state.locked,
         opens_at=state.opens_at,
         next_task=state.current.task if state.current is not None else None,

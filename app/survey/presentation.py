@@ -13,7 +13,14 @@ from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
 from app.survey.conditions import CLASSIFIER_NAMES, PROBABILITIES, Condition
 from app.survey.designs import Design
-from app.survey.enrolment import case_token, conditions_of, design_of, sessions_of, task_size
+from app.survey.enrolment import (
+    PRACTICE,
+    case_token,
+    conditions_of,
+    design_of,
+    sessions_of,
+    task_size,
+)
 from app.survey.forms import AnswerForm
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g", "h", "j", "k", "l")  # home row, level 1 first
@@ -86,12 +93,16 @@ def case_count(study: Study) -> int:
 
 def page_context(study: Study, **extra: object) -> dict:
     """What every survey page of a study shows."""
+    pool = case_count(study)
+    cases = min(study.cases_per_reader, pool)
+    practice = min(study.practice_cases or 0, pool - cases)
     return {
         "study": study,
         "classes": classes_of(study),
         "likert": likert_of(study),
         "information": paragraphs(study.information),
-        "cases": min(study.cases_per_reader, case_count(study)),
+        "cases": cases,
+        "practice": practice_text(practice) if practice > 0 else None,
         "keys": CONFIDENCE_KEYS[: len(study.likert)],
         **extra,
     }
@@ -173,6 +184,30 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
     return AidView(condition)
 
 
+def shown_context(condition: Condition, case: Case) -> dict | None:
+    """The patient context a reading of `case` under `condition` shows (age, sex, body site),
+    None when the condition hides it or the case has none: shown and recorded alike."""
+    if not condition.context or not case.context:
+        return None
+    return dict(case.context)
+
+
+SEX_WORDS = {"female": "Female", "male": "Male"}
+
+
+def context_rows(context: dict | None) -> list[tuple[str, str]]:
+    """The patient context as (label, value) rows in a reader's words."""
+    if context is None:
+        return []
+    age, sex, site = context.get("age"), context.get("sex"), context.get("site")
+    unknown = "not recorded"
+    return [
+        ("Age", unknown if age is None else f"{age} years"),
+        ("Sex", SEX_WORDS.get(sex or "", unknown)),
+        ("Body site", unknown if not site else str(site)[:1].upper() + str(site)[1:]),
+    ]
+
+
 def case_probabilities(case: Case, classifier: str) -> list[float]:
     """One classifier's class probabilities for the case, in taxonomy order ([] if none)."""
     return [float(p) for p in (case.probabilities or {}).get(classifier, [])]
@@ -226,6 +261,7 @@ def case_context(
         study,
         form=form,
         task=assignment.task,
+        session_name=session_name(assignment.task),
         number=assignment.position + 1,
         size=size,
         query_url=image_url(case.image_rotated if assignment.rotation else case.image),
@@ -236,8 +272,25 @@ def case_context(
         probabilities=bars,
         classifier=CLASSIFIER_NAMES.get(view.classifier, ""),
         first_look=first_look,
+        patient=context_rows(shown_context(condition, case)),
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
         shortcuts=current_user.shortcuts_enabled,
+    )
+
+
+def session_name(task: int) -> str:
+    """A session as readers see it named: "Practice" before Task 1, then "Task 1", ..."""
+    return "Practice" if task == PRACTICE else f"Task {task}"
+
+
+def practice_text(size: int) -> str:
+    """The practice set's instructions."""
+    cases = "one case" if size == 1 else f"{size} cases"
+    return (
+        f"Before Task 1 you practise on {cases} that are not part of the study, on the same"
+        " page as the study's cases, to get to know it: the image viewer, the help beside the"
+        " case, the answer buttons. Your practice answers are not counted, and no diagnosis is"
+        " shown afterwards."
     )
 
 

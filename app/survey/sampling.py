@@ -131,6 +131,15 @@ def draw_set(pool: Mapping[K, str], n: int, seed: int, method: str = RANDOM) -> 
     return [key for key in keys if key in chosen_set]
 
 
+def practice_set(pool: Sequence[K], chosen: Sequence[K], n: int, seed: int) -> list[K]:
+    """Up to `n` practice cases for a reader: drawn from the pool's cases outside the reader's
+    own draw (`chosen`), so that no case they practise on comes back among those analysed;
+    fewer when the pool has fewer to spare. In the order they are read."""
+    taken = set(chosen)
+    spare = [key for key in sorted(pool) if key not in taken]
+    return simple_sample(spare, min(max(n, 0), len(spare)), stream(seed, "practice"))
+
+
 def draw(
     pool: Mapping[K, str],
     n: int,

@@ -1,13 +1,18 @@
 /* The study-image viewer: zoom at the pointer (wheel, pinch, double click), drag to pan, keys
    (+ - 0 and the arrows), brightness and contrast, the case image enlarged in a dialog, and a
-   similar image compared with the case side by side at the same zoom. Panning and zooming are
-   done by Panzoom (static/vendor/); without script the images stay plain pictures and links. */
+   similar image compared with the case side by side at the same zoom; in the dialog, the
+   previous and next image (buttons, or the left and right arrows while the image is not
+   magnified) and full screen. Panning and zooming are done by Panzoom (static/vendor/);
+   without script the images stay plain pictures and links. */
 (function () {
   "use strict";
 
   var MAX_SCALE = 8;
   var STEP = 0.35; // zoom in/out multiplies the scale by e^0.35 (about 1.4)
   var PAN_SHARE = 0.1; // an arrow key moves the view by a tenth of the frame
+  // One wheel notch multiplies the scale by 1.28 (Panzoom takes e^(step / 3) a notch): at
+  // the buttons' step it was 1.12, and readers found the wheel slow.
+  var WHEEL_STEP = 3 * Math.log(1.28);
 
   /* One zoomable image in its frame. Viewers in the same `group` follow each other's zoom. */
   function Viewer(frame, image, options) {
@@ -31,7 +36,7 @@
       },
     });
     frame.addEventListener("wheel", function (event) {
-      self.panzoom.zoomWithWheel(event);
+      self.panzoom.zoomWithWheel(event, { step: WHEEL_STEP });
     });
     frame.addEventListener("dblclick", function (event) {
       var scale = self.panzoom.getScale();
@@ -172,9 +177,16 @@
     var panes = dialog.querySelector(".panes");
     var title = dialog.querySelector("#viewer-dialog-title");
     var compare = dialog.querySelector("[data-compare]");
+    var previous = dialog.querySelector("[data-previous]");
+    var next = dialog.querySelector("[data-next]");
+    var fullscreen = dialog.querySelector("[data-fullscreen]");
+    var tiles = Array.prototype.filter.call(document.querySelectorAll(".tile"), function (tile) {
+      return tile.querySelector("a[data-zoom]") !== null;
+    });
     var viewers = [];
     var opener = null;
     var current = null; // the tile shown, or null for the case image
+    var comparing = false; // a tile beside the case
     var tools = bindTools(dialog.querySelector(".viewer-tools"), function () {
       return viewers;
     });
@@ -217,9 +229,73 @@
       return document.getElementById("query-caption");
     }
 
-    function show(tile, comparing) {
+    /* What previous and next step through: the case then the similar images when enlarged,
+       the similar images when each is compared with the case. */
+    function sequence() {
+      return comparing ? tiles : [null].concat(tiles);
+    }
+
+    function updateSteps() {
+      var list = sequence();
+      var index = list.indexOf(current);
+      [previous, next].forEach(function (button) {
+        if (button) {
+          button.hidden = tiles.length === 0;
+        }
+      });
+      if (previous) {
+        previous.disabled = index <= 0;
+      }
+      if (next) {
+        next.disabled = index < 0 || index >= list.length - 1;
+      }
+    }
+
+    function step(by) {
+      var list = sequence();
+      var index = list.indexOf(current) + by;
+      if (index < 0 || index >= list.length) {
+        return false;
+      }
+      current = list[index];
+      show(current, comparing);
+      viewers[0].frame.focus({ preventScroll: true });
+      return true;
+    }
+
+    function isFull() {
+      return document.fullscreenElement === dialog || dialog.classList.contains("full");
+    }
+
+    function markFull() {
+      if (fullscreen) {
+        fullscreen.setAttribute("aria-pressed", isFull() ? "true" : "false");
+      }
+    }
+
+    /* Full screen through the Fullscreen API where the browser allows it (not every phone
+       browser does, nor an iframe without permission); otherwise the dialog covers the
+       whole window, which is what a reader asking for it needs. */
+    function enterFull() {
+      dialog.classList.add("full");
+      if (typeof dialog.requestFullscreen === "function" && document.fullscreenEnabled) {
+        dialog.requestFullscreen().then(markFull, markFull);
+      }
+      markFull();
+    }
+
+    function leaveFull() {
+      dialog.classList.remove("full");
+      if (document.fullscreenElement === dialog && typeof document.exitFullscreen === "function") {
+        document.exitFullscreen().then(markFull, markFull);
+      }
+      markFull();
+    }
+
+    function show(tile, beside) {
       clear();
       tools.reset();
+      comparing = Boolean(tile) && beside;
       if (tile) {
         var name = tile.querySelector("figcaption").textContent.replace(/\s+/g, " ").trim();
         var frameClass = "tile-pane " + tile.className.replace("tile", "").trim();
@@ -240,6 +316,7 @@
         compare.hidden = !tile;
         compare.setAttribute("aria-pressed", comparing ? "true" : "false");
       }
+      updateSteps();
       if (!tile && queryTools) {
         tools.copyFrom(queryTools);
       }
@@ -274,6 +351,42 @@
         show(current, compare.getAttribute("aria-pressed") !== "true");
       });
     }
+    if (previous) {
+      previous.addEventListener("click", function () {
+        step(-1);
+      });
+    }
+    if (next) {
+      next.addEventListener("click", function () {
+        step(1);
+      });
+    }
+    if (fullscreen) {
+      fullscreen.addEventListener("click", function () {
+        if (isFull()) {
+          leaveFull();
+        } else {
+          enterFull();
+        }
+      });
+      document.addEventListener("fullscreenchange", function () {
+        if (document.fullscreenElement !== dialog) {
+          dialog.classList.remove("full"); // left by the browser's own Esc
+        }
+        markFull();
+      });
+    }
+    // The left and right arrows step through the images while the image is not magnified
+    // (magnified, the viewer takes them to move it and they never get here).
+    dialog.addEventListener("keydown", function (event) {
+      if (event.altKey || event.ctrlKey || event.metaKey || event.target.matches("input")) {
+        return;
+      }
+      var by = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
+      if (by && tiles.length && step(by)) {
+        event.preventDefault();
+      }
+    });
     dialog.querySelector("[data-close]").addEventListener("click", function () {
       dialog.close();
     });
@@ -283,6 +396,7 @@
       }
     });
     dialog.addEventListener("close", function () {
+      leaveFull();
       clear();
       if (opener) {
         opener.focus();

@@ -225,8 +225,10 @@ def make_bundle_v2(
     likert: Sequence[str] = LIKERT,
     aids: Sequence[str] = AIDS,
     pool: int = 40,
+    context: bool = False,
 ) -> Path:
-    """Write a valid format-2 bundle: the given taxonomy, scale and aids, to folder."""
+    """Write a valid format-2 bundle: the given taxonomy, scale and aids, to folder. With
+    `context`, the `context` extension too: each query's age, sex and body site, some unknown."""
     rng = random.Random(seed)
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -267,6 +269,8 @@ def make_bundle_v2(
                 "aids": found,
             }
         )
+        if context:
+            queries[-1]["context"] = patient(index)
     with_lists = any(aid in NEIGHBOUR_AIDS for aid in aids)
     described = {
         "format_version": 2,
@@ -287,6 +291,21 @@ def make_bundle_v2(
             "images": len(list(images.iterdir())),
         },
     }
+    if context:
+        described["extensions"] = ["context"]
     (folder / "manifest.json").write_text(json.dumps(described, indent=2, sort_keys=True))
     (folder / "queries.json").write_text(json.dumps(queries, indent=2))
     return folder
+
+
+SITES = ("back", "face", "lower extremity", None)
+
+
+def patient(index: int) -> dict[str, Any]:
+    """The patient context of query `index` in a bundle with the extension: every fifth age,
+    every third sex and every fourth site unknown."""
+    return {
+        "age": None if index % 5 == 4 else 30 + 5 * (index % 10),
+        "sex": ("female", "male", None)[index % 3],
+        "site": SITES[index % 4],
+    }

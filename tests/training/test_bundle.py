@@ -31,6 +31,7 @@ from training.bundle import (
     validate_bundle,
     write_bundle,
 )
+from training.data import patient_context
 from training.errors import PipelineError
 
 
@@ -499,3 +500,45 @@ def test_format2_carries_every_aid_and_validates(tmp_path: Path, sources: dict[s
         n["image_id"] for n in aids["se_cbir"]["neighbours"][:6]
     ]
     assert first["majority_vote"] == aids["se_cbir"]["majority_vote"]["6"]
+
+
+def test_patient_context_reads_hams_metadata_as_the_bundle_carries_it() -> None:
+    rows = [
+        {"image_id": "ISIC_1", "age": "45.0", "sex": "male", "localization": "lower extremity"},
+        {"image_id": "ISIC_2", "age": "", "sex": "unknown", "localization": "unknown"},
+        {"image_id": "ISIC_3", "age": "130", "sex": "Female", "localization": " back "},
+        {"image_id": "ISIC_4", "age": "n/a", "sex": "", "localization": "x" * 101},
+    ]
+    assert patient_context(rows) == {
+        "ISIC_1": {"age": 45, "sex": "male", "site": "lower extremity"},
+        "ISIC_2": {"age": None, "sex": None, "site": None},
+        "ISIC_3": {"age": None, "sex": "female", "site": "back"},
+        "ISIC_4": {"age": None, "sex": None, "site": None},
+    }
+
+
+def test_format2_with_context_carries_the_extension(
+    tmp_path: Path, sources: dict[str, Path]
+) -> None:
+    pool = two_list_pool()
+    ids = [query.image_id for query in pool.queries]
+    rows = [
+        {"image_id": image_id, "age": str(20 + 5 * n), "sex": "female", "localization": "face"}
+        for n, image_id in enumerate(ids)
+    ]
+    folder = write_bundle(
+        tmp_path / "ctx", pool, sources, b"k" * 32, 40, PROVENANCE, context=patient_context(rows)
+    )
+    valid = validate_bundle(folder)
+    assert valid.manifest["extensions"] == ["context"]
+    by_id = {query["image_id"]: query["context"] for query in valid.queries}
+    assert by_id == {
+        image_id: {"age": 20 + 5 * n, "sex": "female", "site": "face"}
+        for n, image_id in enumerate(ids)
+    }
+    with pytest.raises(PipelineError, match="no patient context given for"):
+        write_bundle(tmp_path / "miss", pool, sources, b"k" * 32, 40, PROVENANCE, context={})
+    with pytest.raises(PipelineError, match="extension of format 2"):
+        write_bundle(
+            tmp_path / "v1", pool, sources, b"k" * 32, 40, PROVENANCE, version=1, context={}
+        )

@@ -64,6 +64,9 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert valid.queries and valid.version == 2 and valid.layout.max_neighbours == 9
     manifest = json.loads((out / "study" / "manifest.json").read_text())
     assert manifest["provenance"]["preset"] == "tiny"
+    # The patient context from the metadata's age, sex and localization (issue 24).
+    assert manifest["extensions"] == ["context"]
+    assert all(set(q["context"]) == {"age", "sex", "site"} for q in valid.queries)
     assert manifest["provenance"]["split_by"] == "lesion"
     assert manifest["counts"]["queries_after"] == len(valid.queries)
 
