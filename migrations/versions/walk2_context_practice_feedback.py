@@ -3,7 +3,7 @@
 allowed for assignments
 
 Revision ID: walk2
-Revises: sec_import
+Revises: report_a
 Create Date: 2026-12-07 14:20:00
 
 Existing studies keep what they had: no practice cases, no feedback, no context.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'walk2'
-down_revision = 'sec_import'
+down_revision = 'report_a'
 branch_labels = None
 depends_on = None
 
