@@ -206,7 +206,9 @@ def print_power(
         sys.stdout.write(render_power_text(plan))
     if not any(block["available"] for block in plan.values()):
         reasons = {block["reason"] for block in plan.values()}
-        print(f"error: no endpoint has power: {'; '.join(sorted(map(str, reasons)))}", file=sys.stderr)
+        print(
+            f"error: no endpoint has power: {'; '.join(sorted(map(str, reasons)))}", file=sys.stderr
+        )
         return 2
     return 0
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from app.analysis.headline import HEADLINE_ENDPOINTS
 from app.analysis.results import (
     EndpointPower,
     ORHillis,
@@ -134,7 +135,9 @@ def power(
     den = _denominator(c, j, k)
     spread = c["var_tr"] + scale * (c["var"] - c["cov1"] - cov23)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df2 = np.where(spread != 0, (j - 1) * den**2 / np.where(spread != 0, spread, 1) ** 2, np.inf)
+        df2 = np.where(
+            spread != 0, (j - 1) * den**2 / np.where(spread != 0, spread, 1) ** 2, np.inf
+        )
         ncp = np.where(den > 0, j * d**2 / (2 * np.where(den > 0, den, 1)), np.inf)
     shift = np.where(np.isfinite(ncp), ncp, 0.0)
     finite = np.isfinite(df2)
@@ -181,7 +184,9 @@ def cases_needed(
     ]
 
 
-def _check(effects: Sequence[float], alpha: float, readers: Sequence[int], cases: Sequence[int]) -> None:
+def _check(
+    effects: Sequence[float], alpha: float, readers: Sequence[int], cases: Sequence[int]
+) -> None:
     """PowerInputError for an input the formula has no meaning for."""
     for effect in effects:
         if not (math.isfinite(effect) and 0 < abs(effect) <= 1):
@@ -204,13 +209,12 @@ def _observed(block: ORHillis, pair: tuple[str, str] | None) -> tuple[str | None
     chosen = differences[0] if differences else None
     if pair is not None:
         wanted = set(pair)
-        chosen = next(
-            (d for d in differences if {d["minuend"], d["subtrahend"]} == wanted), chosen
-        )
+        chosen = next((d for d in differences if {d["minuend"], d["subtrahend"]} == wanted), chosen)
     if chosen is None:
         return None, None
     size = abs(chosen["estimate"])
-    return chosen["comparison"], (size if size > 0 else None)
+    # Equal means can differ in the last bits (a mean of means): no effect to plan for.
+    return chosen["comparison"], (size if size > 1e-12 else None)
 
 
 def endpoint_power(
@@ -259,9 +263,7 @@ def endpoint_power(
         {"effect": float(ee), "readers": int(jj), "cases": int(kk), "power": p}
         for ee, jj, kk, p in zip(e.ravel(), j.ravel(), k.ravel(), values, strict=True)
     ]
-    needed = [
-        row for size in sizes for row in cases_needed(c, grid_readers, size, targets, alpha)
-    ]
+    needed = [row for size in sizes for row in cases_needed(c, grid_readers, size, targets, alpha)]
     return {
         **out,
         "available": True,
@@ -284,11 +286,36 @@ def plan_power(
     endpoint name: the observed effect is the difference of the result's pair (its Task 1 and
     Task 2), and `effects` are added to it. PowerInputError for an effect, alpha or grid the
     formula has no meaning for."""
-    pair_keys = result.get("pair") or {}
-    first, second = pair_keys.get("first"), pair_keys.get("second")
-    pair = (first, second) if first and second else None
+    pair = _pair(result)
     blocks: Mapping[str, ORHillis] = result["statistics"]["or_hillis"]
     return {
         name: endpoint_power(block, effects, alpha, pair, readers, cases, targets)
         for name, block in blocks.items()
     }
+
+
+def plan_endpoint(
+    result: Mapping[str, Any],
+    endpoint: str | None = None,
+    effects: Sequence[float] = (),
+    alpha: float = ALPHA,
+) -> EndpointPower | None:
+    """One endpoint's plan (what a page shows, without computing every endpoint's): `endpoint`,
+    else the first headline endpoint with variance components, else the first endpoint; None
+    when the result has no such endpoint (or none at all)."""
+    blocks: Mapping[str, ORHillis] = result["statistics"]["or_hillis"]
+    if endpoint is None:
+        ready = [
+            name for name in HEADLINE_ENDPOINTS if name in blocks and blocks[name]["available"]
+        ]
+        endpoint = next(iter(ready), next(iter(blocks), None))
+    if endpoint is None or endpoint not in blocks:
+        return None
+    return endpoint_power(blocks[endpoint], effects, alpha, _pair(result))
+
+
+def _pair(result: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The result's compared pair (Task 1 and Task 2) as two keys; None without two."""
+    keys = result.get("pair") or {}
+    first, second = keys.get("first"), keys.get("second")
+    return (first, second) if first and second else None
