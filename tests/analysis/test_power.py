@@ -36,20 +36,12 @@ from app.analysis.power import (
 from app.analysis.results import AnalysisResult
 from tests.analysis.helpers import answer, reference_rows, to_csv
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mrmc"
-
-
-def shared_result(name: str) -> AnalysisResult:
-    """The analysis of one of the shared reference sets (skips where the folder is absent)."""
-    path = SHARED / f"{name}.csv"
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the shared reference folder sits beside the project)")
-    return analyse(responses_from_rows(reference_rows(path)), bootstrap=0)
-
 
 @pytest.fixture(scope="module")
-def thesis() -> AnalysisResult:
-    return shared_result("thesis_study")
+def thesis(mrmc_reference_dir: Path) -> AnalysisResult:
+    """The thesis study (`../shared/reference/mrmc/thesis_study.csv`), analysed."""
+    rows = reference_rows(mrmc_reference_dir / "thesis_study.csv")
+    return analyse(responses_from_rows(rows), bootstrap=0)
 
 
 def small_study(readers: int, cases: int, seed: int = 7) -> list[dict[str, Any]]:
