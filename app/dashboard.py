@@ -1,7 +1,7 @@
 """The results dashboard of a study (organisers and admins): progress, tables, statistics,
-heat maps, the forest plot of every endpoint, the next study's power and the downloads. The analysis runs once per
-answer set (`app.study_results`); the downloads of answers read them anew
-(`exports.response_rows`).
+heat maps, the forest plot of every endpoint, the next study's power and the downloads. The
+analysis runs once per answer set (`app.study_results`); the downloads of answers read them
+anew (`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails,

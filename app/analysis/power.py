@@ -48,6 +48,7 @@ import numpy as np
 from scipy import special
 
 from app.analysis.headline import HEADLINE_ENDPOINTS
+from app.analysis.responses import Array
 from app.analysis.results import (
     EndpointPower,
     ORHillis,
@@ -164,8 +165,9 @@ def cases_needed(
     when `max_cases` are not enough). One bisection for every (target, readers) at once."""
     goal, j = (a.ravel() for a in np.meshgrid(targets, readers, indexing="ij"))
     reachable = power(c, j, max_cases, effect, alpha) > goal
-    low = np.full(j.shape, MIN_CASES - 1)  # power(low) <= goal (MIN_CASES - 1 as "none yet")
-    high = np.full(j.shape, max_cases)  # power(high) > goal where reachable
+    # power(low) <= goal < power(high) where reachable (MIN_CASES - 1 as "none yet")
+    low: Array = np.full(j.shape, MIN_CASES - 1)
+    high: Array = np.full(j.shape, max_cases)
     while np.any(high - low > 1):
         middle = (low + high) // 2
         above = power(c, j, np.maximum(middle, MIN_CASES), effect, alpha) > goal
