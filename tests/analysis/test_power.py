@@ -33,7 +33,7 @@ from app.analysis.power import (
     plan_power,
     power,
 )
-from app.analysis.results import AnalysisResult
+from app.analysis.results import AnalysisResult, PowerComponents
 from tests.analysis.helpers import answer, reference_rows, to_csv
 
 
@@ -91,6 +91,26 @@ def test_power_rises_with_readers_cases_and_effect(thesis: AnalysisResult) -> No
     assert np.all(np.diff(by_effect) > 0)
     # With no effect the test rejects at its level.
     assert power(c, 6, 100, 0.0) == pytest.approx(0.05, abs=1e-9)
+
+
+def test_power_is_a_number_far_in_the_tails() -> None:
+    """scipy's noncentral F is NaN at a noncentrality in the thousands, and its F quantile
+    loses its digits at a df2 of 1e12: power is 1 in the first case, a chi-square's in the
+    second."""
+    c: PowerComponents = {
+        "var_tr": 0.0,
+        "var": 0.002,
+        "cov1": 0.0019,
+        "cov2": 0.0,
+        "cov3": 0.0,
+        "readers": 18,
+        "cases": 50.0,
+    }
+    assert power(c, 18, 50, 0.3) == 1.0  # ncp = 18 * 0.09 / (2 * 0.0001) = 8100
+    nearly_flat = {**c, "cov2": 0.00005, "cov3": 0.0, "var": 0.00195}  # Var - Cov1 - m = 0
+    chi = 1 - special.chndtr(special.chdtri(1, 0.05), 1, 5 * 0.02**2 / (2 * 0.00025))
+    assert 0.4 < chi < 0.6
+    assert power(nearly_flat, 5, 50, 0.02) == pytest.approx(chi, rel=1e-9)
 
 
 def test_the_bisection_finds_the_first_case_count_a_scan_finds(thesis: AnalysisResult) -> None:
