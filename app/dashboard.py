@@ -1,7 +1,7 @@
 """The results dashboard of a study (organisers and admins): progress, tables, statistics,
-heat maps, the forest plot of every endpoint and the downloads. The analysis runs once per
-answer set (`app.study_results`); the downloads of answers read them anew
-(`exports.response_rows`).
+heat maps, the forest plot of every endpoint, the next study's power and the downloads. The
+analysis runs once per answer set (`app.study_results`); the downloads of answers read them
+anew (`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails,
@@ -20,6 +20,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
+from app.analysis.plots import power_png, power_svg
+from app.analysis.power import MAX_CASES, plan_endpoint
+from app.analysis.results import EndpointPower
 from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
@@ -232,6 +235,7 @@ def index(study_id: int) -> str:
     pair, analysed = filters.analysis(study, bootstrap)
     result = analysed.result if analysed.answers else None
     tables = result if result and pair_answered(result) else None
+    plan = plan_endpoint(result) if result else None
     return render_dashboard(
         "dashboard/index.html",
         study=study,
@@ -243,8 +247,11 @@ def index(study_id: int) -> str:
         tables=tables,
         pair=pair,
         heat={task: heat_rows(tables, task) for task in (1, 2)} if tables else None,
+        plan=plan,
+        plan_rows=needed_rows(plan) if plan else [],
         task_titles=pair.titles,
         exports=EXPORTS,
+        max_cases=MAX_CASES,
     )
 
 
@@ -305,6 +312,24 @@ def report(study_id: int) -> Response:
     return response
 
 
+@bp.get("/<int:study_id>/power.<kind>")
+@staff_required
+def power_image(study_id: int, kind: str) -> Response:
+    """Power against cases per reader for several reader counts, planned from the study's own
+    variance components under the page's filters (`?endpoint=` one endpoint; by default the
+    first headline endpoint that has them): the page shows the SVG, both download."""
+    if kind not in IMAGE_TYPES:
+        raise NotFound()
+    study = study_or_404(study_id)
+    bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
+    _, analysed = Filters(enrolled_readers(study)).analysis(study, bootstrap)
+    plan = plan_endpoint(analysed.result, request.args.get("endpoint") or None)
+    if plan is None:
+        raise NotFound()
+    body = power_svg(plan) if kind == "svg" else power_png(plan)
+    return download(body, IMAGE_TYPES[kind], f"study-{study.id}-power-{plan['endpoint']}.{kind}")
+
+
 @bp.get("/<int:study_id>/export/<name>")
 @staff_required
 def export(study_id: int, name: str) -> Response:
@@ -335,6 +360,20 @@ def export(study_id: int, name: str) -> Response:
         else:
             body = summary_json(analysed.result)
     return download(body, content_type, file_name(study, suffix, pair))
+
+
+def needed_rows(plan: EndpointPower) -> list[dict[str, Any]]:
+    """The plan's cases needed at its first effect (the observed one), a row per reader count:
+    `readers` and, per target power (0.8, 0.9), the cases per reader (None: beyond the
+    search's limit)."""
+    effect = plan["effects"][0] if plan["effects"] else None
+    rows: dict[int, dict[str, Any]] = {}
+    for n in plan["needed"]:
+        if n["effect"] == effect:
+            rows.setdefault(n["readers"], {"readers": n["readers"]})[f"{n['target']:g}"] = n[
+                "cases"
+            ]
+    return [rows[count] for count in sorted(rows)]
 
 
 def pair_answered(result: Mapping[str, Any]) -> bool:

@@ -26,6 +26,10 @@ Public API (stable):
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
 - `forest_svg(result, endpoints=None) -> str`, `forest_png(result, endpoints=None) -> bytes`:
   every available endpoint's OR-Hillis differences with their 95% CIs, for a paper.
+- `power.plan_power(result, effects=(), alpha=0.05) -> dict[str, EndpointPower]`: power and
+  sample size of a next study from the result's OR variance components, every endpoint
+  (`power.plan_endpoint(result, endpoint=None)` one); `plots.power_svg(plan)`,
+  `plots.power_png(plan)`: power against cases per reader for several reader counts.
 - `Taxonomy`, `HAM10000_TAXONOMY`: a study's classes, its melanoma class and malignant flags
   (`taxonomy.py`). Pass a study's own to the readers (`taxonomy=`); the result follows it.
 - `Scale`: a study's confidence scale, its number of levels and their labels (`scale.py`).

@@ -1,5 +1,9 @@
 """Command line: `python -m app.analysis RESPONSES.csv [--json] [--plots DIR] [--exports DIR]
-[--pair FIRST SECOND] [--taxonomy BUNDLE] [--levels N] [--report OUT.html [--design DESIGN.json]]`.
+[--pair FIRST SECOND] [--taxonomy BUNDLE] [--levels N] [--report OUT.html [--design DESIGN.json]]
+[--power [--effect E ...] [--alpha A]]`.
+
+`--power` prints instead the power and sample size of a next study planned from this one's
+variance components (`power.py`), as text or, with `--json`, as `{"power": {endpoint: ...}}`.
 
 The study's classes and confidence scale come from its bundle's manifest (`--taxonomy`);
 without it, HAM10000's classes and the confidence levels present (1 to the highest given),
@@ -26,6 +30,8 @@ from app.analysis import (
     render_text,
 )
 from app.analysis.plots import write_confusion_plots, write_forest_plots
+from app.analysis.power import ALPHA, PowerInputError, plan_power
+from app.analysis.report import render_power_text
 from app.analysis.responses import Responses, ResponsesError, analysed
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.read import classes as bundle_classes
@@ -120,6 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write DIR/mrmcaov.csv, DIR/mrmcaov.R (R's MRMCaov) and DIR/study.imrmc (iMRMC)",
     )
+    parser.add_argument(
+        "--power",
+        action="store_true",
+        help="print only the power and sample size of the next study, from this study's "
+        "variance components: power over readers x cases x effects, and the cases needed per "
+        "reader count for 80 %% and 90 %% power (readers and cases random, Hillis's df)",
+    )
+    parser.add_argument(
+        "--effect",
+        type=float,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="E",
+        help="with --power: effects (differences of proportions or AUCs, e.g. 0.05) to plan "
+        "for besides the observed one",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=ALPHA,
+        metavar="A",
+        help=f"with --power: the two-sided significance level (default {ALPHA:g})",
+    )
     return parser
 
 
@@ -161,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --pair: {problem}", file=sys.stderr)
             return 2
     pair = (args.pair[0], args.pair[1]) if args.pair else None
+    if args.power:
+        return print_power(responses, args, pair, scale)
+    if args.effect or args.alpha != ALPHA:
+        print("error: --effect and --alpha go with --power", file=sys.stderr)
+        return 2
     result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair, scale=scale)
     if responses.probes_left_out:
         # Also on stderr, so that it is seen with --json too (where the result carries it).
@@ -222,6 +257,30 @@ def write_report(result: AnalysisResult, registration: Registration, source: str
         print(f"error: cannot write {out}: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def print_power(
+    responses: Responses, args: argparse.Namespace, pair: tuple[str, str] | None, scale: Any
+) -> int:
+    """`--power`: the power plan of every endpoint as JSON or text; exit code 2 for an effect
+    or alpha it has no meaning for, or a study too small to have variance components."""
+    result = analyse(responses, bootstrap=0, pair=pair, scale=scale)
+    try:
+        plan = plan_power(result, effects=args.effect, alpha=args.alpha)
+    except PowerInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"power": plan}, indent=2, allow_nan=False))
+    else:
+        sys.stdout.write(render_power_text(plan))
+    if not any(block["available"] for block in plan.values()):
+        reasons = {block["reason"] for block in plan.values()}
+        print(
+            f"error: no endpoint has power: {'; '.join(sorted(map(str, reasons)))}", file=sys.stderr
+        )
+        return 2
     return 0
 
 

@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.analysis.power import CASES as POWER_CASES
+from app.analysis.power import MAX_CASES, MIN_CASES, TARGETS, power
+from app.analysis.results import EndpointPower
 from app.analysis.tables import pair_words, row_shares
 from app.analysis.wording import compared, heading, is_auc, p_text
 
@@ -822,3 +825,158 @@ def flow_svg(columns: Sequence[tuple[str, Sequence[FlowStep]]], title: str = FLO
     width = PAD * 2 + column_width * max(len(columns), 1) - GAP * 2
     height = bottom + PAD
     return _svg(width, height, [_Rect(0, 0, width, height, WHITE), *shapes], title)
+
+
+# ---------------------------------------------------------------- power against cases
+
+POWER_READERS = (3, 5, 8, 10, 15, 20)
+# Okabe-Ito's colour-blind-safe palette: one colour per reader count.
+_CURVE_COLOURS = (
+    (0, 114, 178),
+    (213, 94, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 0, 0),
+)
+POWER_PLOT_HEIGHT = 240
+CURVE_POINTS = 80
+MIN_AXIS_CASES = 100
+
+
+def _power_cases_axis(block: EndpointPower, readers: Sequence[int]) -> float:
+    """The x axis's end: where the plotted reader counts reach 90 % power for the first effect
+    (the observed one), at least MIN_AXIS_CASES, at most power.MAX_CASES."""
+    effect = block["effects"][0]
+    reached = [
+        n["cases"]
+        for n in block["needed"]
+        if n["effect"] == effect and n["readers"] in readers and n["cases"] is not None
+    ]
+    wanted = max(reached, default=max(POWER_CASES))
+    return float(min(max(wanted * 1.2, MIN_AXIS_CASES), MAX_CASES))
+
+
+def _power_layout(
+    block: EndpointPower, readers: Sequence[int], title: str
+) -> tuple[float, float, list[_Shape]]:
+    """Canvas size and shapes of the power plot: a curve per reader count, lines at the
+    targets, a legend; a short note when the endpoint has no power to plot."""
+    components = block["components"]
+    if not block["available"] or components is None or not block["effects"]:
+        why = textwrap.wrap(block["reason"] or "no effect to plan for", 80)
+        lines = [title, *why]
+        width = PAD * 2 + math.ceil(max(_text_width(line, TITLE_SIZE) for line in lines))
+        height = PAD * 2 + 24 + ROW * len(why)
+        shapes: list[_Shape] = [
+            _Rect(0, 0, width, height, WHITE),
+            _Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start"),
+        ]
+        shapes += [
+            _Text(PAD, PAD + 34 + ROW * i, line, FONT_SIZE, GREY, "start")
+            for i, line in enumerate(why)
+        ]
+        return width, height, shapes
+    effect = block["effects"][0]
+    counts = sorted({*readers, components["readers"]})
+    x_ticks = _ticks(0.0, _power_cases_axis(block, counts))
+    left, top = PAD + 44, PAD + 30
+    legend_left = left + PLOT_WIDTH + GAP
+    legend_width = max(_text_width(f"{j} readers (this study)", FONT_SIZE) for j in counts)
+    width = max(
+        legend_left + 26 + math.ceil(legend_width) + PAD,
+        PAD * 2 + math.ceil(_text_width(title, TITLE_SIZE)),
+    )
+    height = top + POWER_PLOT_HEIGHT + 46 + PAD
+    axis = _Axis(x_ticks, left)
+
+    def y(power_value: float) -> float:
+        return top + (1 - power_value) * POWER_PLOT_HEIGHT
+
+    bottom = y(0.0)
+    shapes = [
+        _Rect(0, 0, width, height, WHITE),
+        _Text(PAD, PAD + 8, title, TITLE_SIZE, BLACK, "start"),
+    ]
+    for level in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        grid = AXIS_GREY if level in TARGETS else (225, 225, 225)
+        shapes.append(_Line(left, y(level), left + PLOT_WIDTH, y(level), grid))
+        shapes.append(_Text(left - 6, y(level), f"{level * 100:.0f}", TICK_SIZE, BLACK, "end"))
+    for target in TARGETS:
+        if target not in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+            shapes.append(_Line(left, y(target), left + PLOT_WIDTH, y(target), AXIS_GREY))
+            shapes.append(
+                _Text(left - 6, y(target), f"{target * 100:.0f}", TICK_SIZE, BLACK, "end")
+            )
+    shapes.append(_Line(left, bottom, left + PLOT_WIDTH, bottom, BLACK))
+    shapes.append(_Line(left, top, left, bottom, BLACK))
+    for tick in x_ticks:
+        shapes.append(_Line(axis.x(tick), bottom, axis.x(tick), bottom + 4, BLACK))
+        shapes.append(_Text(axis.x(tick), bottom + 13, f"{tick:g}", TICK_SIZE, BLACK, "middle"))
+    shapes.append(
+        _Text(left + PLOT_WIDTH / 2, bottom + 31, "Cases per reader", FONT_SIZE, GREY, "middle")
+    )
+    shapes.append(
+        _Text(
+            PAD + 6,
+            top + POWER_PLOT_HEIGHT / 2,
+            "Power (%)",
+            FONT_SIZE,
+            GREY,
+            "middle",
+            rotate=True,
+        )
+    )
+    cases = np.unique(
+        np.clip(np.round(np.linspace(0, x_ticks[-1], CURVE_POINTS + 1)), MIN_CASES, None)
+    )
+    for index, count in enumerate(counts):
+        ink = _CURVE_COLOURS[index % len(_CURVE_COLOURS)]
+        values = np.asarray(power(components, count, cases, effect, block["alpha"]))
+        points = [(axis.x(float(k)), y(float(p))) for k, p in zip(cases, values, strict=True)]
+        shapes += [
+            _Line(*a, *b, ink, 2.0 if count == components["readers"] else 1.5)
+            for a, b in pairwise(points)
+        ]
+        row = top + 8 + index * ROW
+        shapes.append(_Line(legend_left, row, legend_left + 20, row, ink, 2.0))
+        own = " (this study)" if count == components["readers"] else ""
+        shapes.append(
+            _Text(legend_left + 26, row, f"{count} readers{own}", FONT_SIZE, BLACK, "start")
+        )
+    return width, height, shapes
+
+
+def power_title(block: EndpointPower, names: Mapping[str, str] | None = None) -> str:
+    """The power plot's title: the endpoint and the effect it is planned for."""
+    if not block["effects"]:
+        return f"Power: {block['label']}"
+    effect = block["effects"][0]
+    size = f"{effect:.3f}" if block["kind"] == "auc" else f"{effect * 100:.1f} points"
+    what = "the observed difference" if effect == block["observed_effect"] else "a difference"
+    return f"Power to detect {what} of {size} in {block['label']} (alpha {block['alpha']:g})"
+
+
+def power_svg(
+    block: EndpointPower, readers: Sequence[int] = POWER_READERS, title: str | None = None
+) -> str:
+    """Power against cases per reader for several reader counts (and the study's own), for
+    one endpoint of a power plan (`power.endpoint_power`), at its first effect (the observed
+    one): what a next study of J readers and K cases would have, readers and cases random.
+    Grey lines mark 80 % and 90 %. A standalone SVG document."""
+    title = title or power_title(block)
+    width, height, shapes = _power_layout(block, readers, title)
+    return _svg(width, height, shapes, title)
+
+
+def power_png(
+    block: EndpointPower,
+    readers: Sequence[int] = POWER_READERS,
+    title: str | None = None,
+    scale: int = 3,
+) -> bytes:
+    """The power plot of `power_svg` as PNG bytes, at `scale` times its size."""
+    title = title or power_title(block)
+    width, height, shapes = _power_layout(block, readers, title)
+    return _png(width, height, shapes, scale)

@@ -335,3 +335,61 @@ def render_text(result: Mapping[str, Any]) -> str:
         _reliance_section(result),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def _effect(value: float, auc: bool) -> str:
+    """An effect in its endpoint's unit: AUC with three decimals, else percentage points."""
+    return f"{value:.3f} AUC" if auc else f"{100 * value:.1f} points"
+
+
+def _power_endpoint(block: Mapping[str, Any]) -> list[str]:
+    """One endpoint's power grid (readers down, cases across) and cases needed per effect."""
+    title = block["label"][:1].upper() + block["label"][1:]
+    if not block["available"]:
+        return [f"{title}: not available ({block['reason']})"]
+    auc = block["kind"] == "auc"
+    c = block["components"]
+    lines = [
+        f"{title}: from {c['readers']} readers, {c['cases']:g} cases per reader; observed "
+        + (
+            f"{block['comparison']} = {_effect(block['observed_effect'], auc)}"
+            if block["observed_effect"] is not None
+            else "no difference"
+        )
+    ]
+    for effect in block["effects"]:
+        rows = [r for r in block["table"] if r["effect"] == effect]
+        cases = sorted({r["cases"] for r in rows})
+        readers = sorted({r["readers"] for r in rows})
+        power = {(r["readers"], r["cases"]): r["power"] for r in rows}
+        lines.append(f"  power (%) to detect {_effect(effect, auc)}, readers x cases per reader:")
+        table = _table(
+            ["readers", *map(str, cases)],
+            [[str(j), *(_pct(power[j, k]) for k in cases)] for j in readers],
+        )
+        lines += [f"    {line}" for line in table]
+        for target in sorted({n["target"] for n in block["needed"]}):
+            found = [
+                f"{n['readers']} x {n['cases']}"
+                for n in block["needed"]
+                if n["effect"] == effect and n["target"] == target and n["cases"] is not None
+            ]
+            lines.append(
+                f"    needed for {100 * target:.0f} % power (readers x cases): "
+                + (", ".join(found) if found else "none of these reader counts reaches it")
+            )
+    return lines
+
+
+def render_power_text(plan: Mapping[str, Mapping[str, Any]]) -> str:
+    """A power plan (`power.plan_power`) as readable plain-text tables."""
+    alpha = next(iter(plan.values()))["alpha"] if plan else 0.05
+    lines = [
+        "Power and sample size of the next study (Obuchowski-Rockette with Hillis's df, readers "
+        f"and cases random, two-sided alpha {alpha:g}), from this study's variance components:",
+        "it compares two conditions and is read as this one was, each reader reading K cases "
+        "in each condition.",
+    ]
+    for block in plan.values():
+        lines += ["", *_power_endpoint(block)]
+    return "\n".join(lines) + "\n"

@@ -210,3 +210,58 @@ class AnalysisResult(TypedDict):
     reader_groups: dict[str, dict[str, str]]
     reliance: dict[str, Any]
     timing: dict[str, Any]
+
+
+class PowerComponents(TypedDict):
+    """The pilot's OR variance components as the power formula takes them (RJafroc's names:
+    VarTR, Var, Cov1, Cov2, Cov3), with the pilot's readers J* and cases per reader K*."""
+
+    var_tr: float
+    var: float
+    cov1: float
+    cov2: float
+    cov3: float
+    readers: int
+    cases: float
+
+
+class PowerRow(TypedDict):
+    """The power of a two-condition study of `readers` readers, each reading `cases` cases in
+    both conditions, to find a true difference `effect` (readers and cases random)."""
+
+    effect: float
+    readers: int
+    cases: int
+    power: float
+
+
+class PowerNeeded(TypedDict):
+    """The fewest cases per reader that give `readers` readers more than `target` power for
+    `effect`, and the power they give (both None: not within the search's case limit)."""
+
+    effect: float
+    target: float
+    readers: int
+    cases: int | None
+    power: float | None
+
+
+class EndpointPower(TypedDict):
+    """Power and sample size of one endpoint, from its OR-Hillis variance components.
+
+    `comparison` is the difference whose size is the observed effect ("a - b"; None when
+    there is none); `effects` every effect the table covers, the observed one first.
+    """
+
+    endpoint: str
+    label: str
+    kind: str
+    available: bool
+    reason: str | None
+    alpha: float
+    comparison: str | None
+    observed_effect: float | None
+    effects: list[float]
+    components: PowerComponents | None
+    table: list[PowerRow]
+    needed: list[PowerNeeded]

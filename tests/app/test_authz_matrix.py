@@ -74,6 +74,7 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "dashboard.index": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # The self-contained study report (inline CSS allowed by its hash): staff of the study only.
     "dashboard.report": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "dashboard.power_image": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # The reader has enrolled, so the design is locked: a POST only redirects to the page.
     "design.edit": {"GET": STAFF_PAGE, "POST": (302, 403, 403, 303, 404, 303)},
     "design.preset": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},

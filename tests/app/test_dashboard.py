@@ -418,6 +418,61 @@ def test_a_study_without_answers_has_a_forest_plot_that_says_so(
     assert "forest.svg" not in page(client, study)  # the page shows its empty state instead
 
 
+def test_the_page_plans_the_next_study(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    """Power and sample size from the study's own variance components: the plot, its
+    downloads, and the cases needed per reader count for 80 % and 90 % power."""
+    login(client, organiser)
+    study = answered.study.id
+    html = page(client, answered.study, completed="1")
+    section = html[html.index('id="plan"') :]
+    section = section[: section.index("</section>")]
+    assert "Plan the next study" in section
+    image = re.search(r'<img src="([^"]+)" alt="([^"]+)">', section)
+    assert image and image.group(1) == f"/dashboard/{study}/power.svg?completed=1"
+    assert "Power against cases per reader" in image.group(2)
+    assert f"/dashboard/{study}/power.png?completed=1" in section
+    table = re.search(r'<table [^>]*id="plan-needed">(.*?)</table>', section, re.S)
+    assert table, "no table of the cases needed"
+    # Proportion correct: task 2 is 15 points above task 1 (the headline's difference).
+    assert "Proportion correct: cases per reader needed to detect the observed" in table.group(1)
+    assert "+15.0 pp" in table.group(1) and "this study: 2 readers, 10.0 cases" in table.group(1)
+    rows = dict(re.findall(r'<th scope="row">(\d+)</th>(.*?)</tr>', table.group(1)))
+    assert sorted(map(int, rows)) == [2, 3, 4, 5, 6, 8, 10, 12, 15, 20]
+    for cells in rows.values():
+        found = re.findall(r"<td>(.*?)</td>", cells)
+        assert len(found) == 2
+        assert all(c.isdigit() or c == "more than 2000" for c in found), found
+    # One reader has no variance components: the section says so and why.
+    one = page(client, answered.study, reader=answered.readers["first"].pseudonym)
+    note = re.search(r'<p id="plan-unavailable">(.*?)</p>', one, re.S)
+    assert note and "too small to estimate the variance components" in note.group(1)
+    assert "2 readers" in note.group(1) and "power.svg" not in one
+
+
+def test_the_power_plot_downloads(
+    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+) -> None:
+    login(client, organiser)
+    study = answered.study.id
+    svg = client.get(f"/dashboard/{study}/power.svg")
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert svg.headers["Content-Disposition"] == (
+        f'attachment; filename="study-{study}-power-proportion_correct.svg"'
+    )
+    assert svg.headers["Cache-Control"] == "no-store"
+    root = ET.fromstring(svg.get_data(as_text=True))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "Cases per reader" in texts and "2 readers (this study)" in texts
+    png = client.get(f"/dashboard/{study}/power.png")
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG\r\n\x1a\n")
+    sens = client.get(f"/dashboard/{study}/power.svg", query_string={"endpoint": "melanoma_auc"})
+    assert sens.status_code == 200 and "melanoma" in sens.get_data(as_text=True)
+    assert client.get(f"/dashboard/{study}/power.svg?endpoint=nothing").status_code == 404
+    assert client.get(f"/dashboard/{study}/power.gif").status_code == 404
+
+
 def test_auc_endpoints_read_as_aucs_not_percentages(
     client: FlaskClient,
     organiser: UserRef,

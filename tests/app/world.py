@@ -144,7 +144,7 @@ class World:
             return [{"token": self.reset_token()}]
         if endpoint == "dashboard.confusion_image":
             return [{**by_study, "task": t, "kind": k} for t in (1, 2) for k in ("png", "svg")]
-        if endpoint == "dashboard.forest_image":
+        if endpoint in ("dashboard.forest_image", "dashboard.power_image"):
             return [{**by_study, "kind": kind} for kind in ("png", "svg")]
         if endpoint == "dashboard.export":
             return [{**by_study, "name": name} for name in EXPORT_NAMES]
