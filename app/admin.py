@@ -50,7 +50,9 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.survey.conditions import training_name
 from app.survey.enrolment import session_progress, withdraw
+from app.washout import ReaderEffect, announce_openings, washout_effects
 
 bp = Blueprint("admin", __name__)
 
@@ -196,7 +198,7 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     )
     rows = [
         {
-            "name": str(name),
+            "name": training_name(str(name)),
             "cells": [
                 _figure(by_k.get(k, {}).get("macro") if isinstance(by_k.get(k), dict) else None)
                 for k in ks
@@ -208,7 +210,7 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     classifiers = metrics.get("classifiers") if isinstance(metrics.get("classifiers"), dict) else {}
     models = [
         {
-            "name": str(name),
+            "name": training_name(str(name)),
             "accuracy": _figure(values.get("accuracy")),
             "macro_sensitivity": _figure(values.get("macro_sensitivity")),
         }
@@ -229,19 +231,21 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     if locked:
         for name in DRAW_SETTINGS:
             delattr(form, name)
-    affected: list[dict] = []
+    affected: list[ReaderEffect] = []
     if form.validate_on_submit() and not refuse_control_characters(form):
         new_washout = float(form.washout_hours.data)
-        affected = washout_affected(record, new_washout)
-        if affected and request.form.get("confirm_washout") != "1":
+        affected = washout_effects(record, new_washout)
+        if any(item.moves for item in affected) and request.form.get("confirm_washout") != "1":
             flash(
-                "Changing the wash-out moves Task 2 for the readers listed below. "
+                "Changing the wash-out moves the next task of the readers listed below. "
                 "Nothing is saved until you confirm.",
                 "warning",
             )
             return settings_page(record, form, pool, locked, affected, 200)
         record.name = form.name.data.strip()
         record.washout_hours = new_washout
+        if announce_openings(record, affected):
+            flash("The readers whose next task opened now get an e-mail saying so.", "info")
         if form.reminder_days.data is not None:
             record.reminder_days = int(form.reminder_days.data)
         if change_text(record, form.information.data or "", current_user):
@@ -272,7 +276,7 @@ def settings_page(
     form: StudySettingsForm,
     pool: int,
     locked: bool,
-    affected: list[dict],
+    affected: list[ReaderEffect],
     status: int,
 ) -> tuple[str, int]:
     """The study's settings page: the form, the pool, what the aids score, who agreed to what,
@@ -289,38 +293,6 @@ def settings_page(
         affected=affected,
         agreed=consent_counts(record.id),
     ), status
-
-
-def washout_affected(study: Study, hours: float) -> list[dict]:
-    """Readers whose Task 2 opening moves if the wash-out becomes `hours`: those who finished
-    Task 1 and not Task 2, with the old and the new opening (and whether it opens at once)."""
-    if hours == study.washout_hours:
-        return []
-    moment = now()
-    waiting = db.session.scalars(
-        select(Enrolment)
-        .where(
-            Enrolment.study_id == study.id,
-            Enrolment.task1_completed_at.is_not(None),
-            Enrolment.task2_completed_at.is_(None),
-        )
-        .order_by(Enrolment.task1_completed_at)
-    ).all()
-    rows = []
-    for enrolment in waiting:
-        assert enrolment.task1_completed_at is not None
-        old = enrolment.task1_completed_at + study.washout
-        new = enrolment.task1_completed_at + timedelta(hours=hours)
-        rows.append(
-            {
-                "pseudonym": enrolment.user.pseudonym,
-                "old": old,
-                "new": new,
-                "opens_now": new <= moment < old,
-                "locks_again": old <= moment < new,
-            }
-        )
-    return rows
 
 
 def consent_counts(study_id: int) -> dict[int | None, int]:

@@ -267,8 +267,8 @@ class ConditionForm(Form):
     classifier = SelectField(
         "Probabilities of",
         choices=[
-            SelectChoice("rgb_saliency", "the 4-channel model (image + saliency)"),
-            SelectChoice("rgb", "the 3-channel model (image only)"),
+            SelectChoice("rgb_saliency", "the image + saliency classifier"),
+            SelectChoice("rgb", "the image-only classifier"),
         ],
         default="rgb_saliency",
     )

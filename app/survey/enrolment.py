@@ -186,7 +186,10 @@ def standing(enrolment: Enrolment) -> Standing:
         return Standing(current, None, False)
     ended = session_end(enrolment, current.task - 1)
     opens_at = None if ended is None else ended + enrolment.study.washout
-    locked = opens_at is not None and now() < opens_at
+    # A task the reader has started stays open, whatever the wash-out became since: a longer
+    # one set mid-task must not lock them out of it (app/washout.py).
+    started = current.position > 0 or current.shown_at is not None
+    locked = opens_at is not None and now() < opens_at and not started
     return Standing(current, opens_at, locked)
 
 

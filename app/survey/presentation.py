@@ -11,7 +11,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
-from app.survey.conditions import CLASSIFIER_NAMES, PROBABILITIES, Condition
+from app.survey.conditions import PROBABILITIES, READER_CLASSIFIER_NAMES, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import case_token, conditions_of, design_of, sessions_of, task_size
 from app.survey.forms import AnswerForm
@@ -234,7 +234,7 @@ def case_context(
         neighbours=tiles,
         labelled=condition.labelled,
         probabilities=bars,
-        classifier=CLASSIFIER_NAMES.get(view.classifier, ""),
+        classifier=READER_CLASSIFIER_NAMES.get(view.classifier, ""),
         first_look=first_look,
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
         shortcuts=current_user.shortcuts_enabled,
