@@ -32,9 +32,9 @@ from app.auth import (
     refuse_control_characters,
     staff_required,
 )
-from app.clock import now
+from app.clock import duration_words, now
 from app.consent import change_text
-from app.design import PROBE_SENTENCE, probes_disclosed
+from app.design import PROBE_SENTENCE, describe_design, probes_disclosed
 from app.extensions import db
 from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
 from app.mail import mail_enabled
@@ -51,7 +51,7 @@ from app.models import (
     User,
 )
 from app.survey.conditions import training_name
-from app.survey.enrolment import session_progress, withdraw
+from app.survey.enrolment import session_progress, sessions_of, withdraw
 from app.washout import ReaderEffect, announce_openings, washout_effects
 
 bp = Blueprint("admin", __name__)
@@ -231,6 +231,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     if locked:
         for name in DRAW_SETTINGS:
             delattr(form, name)
+    fit_labels(form, record)
     affected: list[ReaderEffect] = []
     if form.validate_on_submit() and not refuse_control_characters(form):
         new_washout = float(form.washout_hours.data)
@@ -271,6 +272,34 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     return settings_page(record, form, pool, locked, affected, 400 if form.is_submitted() else 200)
 
 
+def fit_labels(form: StudySettingsForm, study: Study) -> None:
+    """Name the tasks as the study's design has them (the form's labels speak of two)."""
+    sessions = sessions_of(study)
+    now_words = f"Now: {duration_words(study.washout_hours)}."
+    if sessions == 1:
+        form.washout_hours.label.text = "Wash-out (hours)"
+        form.washout_hours.description = (
+            "This design has one task, so no wash-out applies. " + now_words
+        )
+    elif sessions > 2:
+        form.washout_hours.label.text = "Wash-out between one task and the next (hours)"
+        form.washout_hours.description = (
+            "0 lets a reader start the next task right after one ends; 0.5 is 30 minutes. "
+            + now_words
+        )
+        if hasattr(form, "reshuffle_task2"):
+            form.reshuffle_task2.label.text = "Each later task shows the cases in a new order"
+    else:
+        form.washout_hours.description = (
+            "0 lets a reader start Task 2 right after Task 1; 0.5 is 30 minutes. " + now_words
+        )
+    if sessions != 2:
+        form.reminder_days.description = (
+            "Readers get an e-mail when their next task opens; while they have not finished, "
+            "another every this many days (at most 3). 0: only the first."
+        )
+
+
 def settings_page(
     record: Study,
     form: StudySettingsForm,
@@ -291,6 +320,8 @@ def settings_page(
         readers=enrolled_count(record.id),
         button=EmptyForm(),
         affected=affected,
+        moving=sum(1 for item in affected if item.moves),
+        design_lines=describe_design(record),
         agreed=consent_counts(record.id),
     ), status
 

@@ -42,6 +42,23 @@ DESIGN_NAMES = {
 }
 
 
+def describe_design(study: Study) -> list[str]:
+    """What readers get, a line per task, in organisers' words (the Settings page)."""
+    design = Design(study.design)
+    listed = conditions_of(study)
+    labels = [condition.label for condition in listed]
+    if design == Design.SEQUENTIAL:
+        return [f"Task {n}: {label}" for n, label in enumerate(labels, start=1)]
+    if design == Design.CROSSOVER:
+        return [
+            f"{len(labels)} tasks, one condition each, in an order balanced over readers: "
+            + "; ".join(labels)
+        ]
+    if design == Design.PER_CASE:
+        return ["One task, the condition drawn case by case: " + "; ".join(labels)]
+    return ["One task: a first answer without help, then revised with " + "; ".join(labels)]
+
+
 def available_aids(study: Study) -> Available:
     """What the study's bundle carries: each neighbour aid's list length, the classifiers
     with probabilities, and whether the saliency overlay is there (studybundle.read)."""
@@ -51,6 +68,19 @@ def available_aids(study: Study) -> Available:
     neighbours = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
     classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
     return Available(neighbours=neighbours, classifiers=classifiers, saliency="saliency" in aids)
+
+
+def offered_words(available: Available) -> str:
+    """What the bundle can show, in organisers' words (the Design page)."""
+    parts = [
+        f"{conditions.AID_NAMES[aid]} (up to {k})" for aid, k in available.neighbours.items()
+    ] or ["no similar images"]
+    if available.classifiers:
+        names = " and ".join(conditions.CLASSIFIER_NAMES[c] for c in available.classifiers)
+        parts.append(f"class probabilities of the {names}")
+    if available.saliency:
+        parts.append("saliency maps")
+    return "; ".join(parts)
 
 
 def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
@@ -170,6 +200,7 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         listed=conditions_of(study),
         design_name=DESIGN_NAMES[Design(study.design)],
         available=available,
+        offered=offered_words(available),
         presets=PRESETS,
         button=EmptyForm(),
         probe_sentence=PROBE_SENTENCE,

@@ -178,7 +178,7 @@ class StudySettingsForm(FlaskForm):
     )
     washout_hours = DecimalField(
         "Wash-out between Task 1 and Task 2 (hours)",
-        places=1,
+        places=None,  # 0.02 stays 0.02 (one place showed "0.0")
         validators=[InputRequired(), finite_number, NumberRange(min=0, max=24 * 365)],
         description="0 lets a reader start Task 2 right after Task 1.",
     )
