@@ -32,13 +32,26 @@ from app.auth import (
     refuse_control_characters,
     staff_required,
 )
-from app.clock import duration_words, now
+from app.clock import describe_wait, duration_words, now
 from app.consent import change_text
-from app.design import PROBE_SENTENCE, describe_design, probes_disclosed
+from app.contact import (
+    invitation_deliveries,
+    may_correct,
+    reminder_deliveries,
+    send_invitation,
+)
+from app.design import PROBE_SENTENCE, copied, describe_design, probes_disclosed
 from app.extensions import db
-from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
+from app.forms import (
+    ConfirmForm,
+    EmptyForm,
+    ImportBundleForm,
+    InvitationForm,
+    NewStudyForm,
+    StudySettingsForm,
+)
 from app.mail import mail_enabled
-from app.mail.messages import compose, public_url
+from app.mail.messages import public_url
 from app.mail.reminders import last_activity, manual_key, may_remind, queue_reminder
 from app.models import (
     Case,
@@ -51,11 +64,19 @@ from app.models import (
     User,
 )
 from app.survey.conditions import training_name
-from app.survey.enrolment import session_progress, sessions_of, withdraw
+from app.survey.enrolment import (
+    condition_orders,
+    next_opening,
+    session_progress,
+    sessions_of,
+    withdraw,
+)
 from app.washout import ReaderEffect, announce_openings, washout_effects
 
 bp = Blueprint("admin", __name__)
 
+# Sent by the import progress page's script when it asks whether the import has finished.
+POLL_HEADER = "X-Import-Poll"
 # Settings that decide which cases a reader gets, or their order: fixed once someone enrolled.
 DRAW_SETTINGS = ("cases_per_reader", "sampling", "reshuffle_task2")
 
@@ -106,6 +127,25 @@ def studies() -> str:
     return render_template("admin/studies.html", listing=listing)
 
 
+@bp.route("/studies/new", methods=["GET", "POST"])
+@staff_required
+def new_study() -> Response | str | tuple[str, int]:
+    """A new study: import a bundle, or reuse the cases of a study the user runs (a copy with
+    its settings and design, without its readers)."""
+    query = select(Study).order_by(Study.created_at.desc(), Study.id.desc())
+    managed = managed_study_ids(current_user)
+    if managed is not None:
+        query = query.where(Study.id.in_(managed))
+    studies = db.session.scalars(query).all()
+    form = NewStudyForm()
+    form.source.choices = [SelectChoice(study.id, study.name) for study in studies]
+    if form.validate_on_submit() and not refuse_control_characters(form):
+        source = managed_study_or_404(int(form.source.data))
+        return copied(source, form.name.data or "")
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/new_study.html", form=form, studies=studies), status
+
+
 def import_form() -> tuple[ImportBundleForm, list[tuple[str, str]]]:
     """The import form with the server's bundle folders offered."""
     form = ImportBundleForm()
@@ -152,7 +192,11 @@ def import_outcome(job: ImportJob) -> Response | tuple[str, int]:
         if job.created_study:
             flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
         else:
-            flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
+            flash(
+                f"This bundle was imported before, as “{study.name}”: nothing changed. To run "
+                "its cases again, choose New study on the studies page.",
+                "info",
+            )
         return redirect(url_for("admin.study", study_id=study.id))
     form, _ = import_form()
     form.name.data = job.name
@@ -174,6 +218,10 @@ def import_job(job_id: int) -> Response | str | tuple[str, int]:
     db.session.refresh(job)
     if job.state in imports.UNFINISHED:
         return render_template("admin/import_progress.html", job=job)
+    if request.headers.get(POLL_HEADER):
+        # The progress page's own look (static/js/importprogress.js): it reloads, and the
+        # outcome and its message are shown once, then.
+        return Response(status=204)
     return import_outcome(job)
 
 
@@ -382,18 +430,6 @@ def invitation_state(invitation: Invitation) -> str:
     return "expired" if invitation.expires_at <= now() else "pending"
 
 
-def send_invitation(invitation: Invitation, link: str) -> None:
-    """Queue the invitation e-mail with its link (the caller commits)."""
-    compose(
-        invitation.email,
-        "invitation",
-        "invitation",
-        study=invitation.study,
-        link=link,
-        expires_at=invitation.expires_at,
-    )
-
-
 def invitations_page(record: Study, form: InvitationForm, links: list, status: int) -> tuple:
     """The invitations page: new links (shown once, each with a copy button) and the list."""
     rows = db.session.scalars(
@@ -408,6 +444,7 @@ def invitations_page(record: Study, form: InvitationForm, links: list, status: i
         form=form,
         links=links,
         listing=listing,
+        deliveries=invitation_deliveries([invitation.id for invitation in rows]),
         button=EmptyForm(),
     )
     return response, status
@@ -477,7 +514,7 @@ def invitations(study_id: int) -> str | tuple[str, int]:
             send_invitation(invitation, link)
         links.append((invitation.email, link))
     db.session.commit()
-    sent = " and e-mailed (with the next mail run)" if send else ""
+    sent = " and e-mailed" if send else ""
     flash(f"{len(links)} invitation link(s) created{sent}. Copy them now if needed.", "success")
     form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
     return invitations_page(record, form, links, 200)
@@ -539,6 +576,8 @@ def readers(study_id: int) -> str:
     ids = [enrolment.id for enrolment in enrolments]
     progress = session_progress(record, ids)
     activity = last_activity(ids)
+    orders = condition_orders(record, ids)
+    deliveries = reminder_deliveries(ids)
     rows = [
         {
             "enrolment": enrolment,
@@ -546,10 +585,28 @@ def readers(study_id: int) -> str:
             "sessions": progress[enrolment.id],
             "last": activity.get(enrolment.id, enrolment.consented_at),
             "remindable": may_remind(enrolment),
+            "order": orders[enrolment.id],
+            "next": next_words(enrolment),
+            "reminder": deliveries.get(enrolment.id),
+            "may_correct": may_correct(current_user, enrolment.user),
         }
         for enrolment in enrolments
     ]
     return render_template("admin/readers.html", study=record, rows=rows, button=EmptyForm())
+
+
+def next_words(enrolment: Enrolment) -> str:
+    """When a reader's next task opens (or that it is open), for the progress page."""
+    if enrolment.withdrawn_at is not None or enrolment.finished_at is not None:
+        return "—"
+    found = next_opening(enrolment)
+    if found is None:
+        return "Task 1: open"
+    task, opens_at = found
+    moment = now()
+    if opens_at <= moment:
+        return f"Task {task}: open since {opens_at:%Y-%m-%d %H:%M}"
+    return f"Task {task}: opens {opens_at:%Y-%m-%d %H:%M} (in {describe_wait(opens_at, moment)})"
 
 
 def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
@@ -599,7 +656,5 @@ def remind(study_id: int, enrolment_id: int) -> Response:
     else:
         queue_reminder(enrolment, dedupe_key=manual_key(enrolment))
         db.session.commit()
-        flash(
-            f"A reminder to {pseudonym} is queued; it goes out with the next mail run.", "success"
-        )
+        flash(f"A reminder to {pseudonym} is on its way (its state is below).", "success")
     return redirect(url_for("admin.readers", study_id=record.id))

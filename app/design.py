@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from app.auth import managed_study_or_404, staff_required
 from app.bundle import copy_study
 from app.extensions import db
-from app.forms import CopyStudyForm, DesignForm, EmptyForm
+from app.forms import SALIENCY_ONLY, CopyStudyForm, DesignForm, EmptyForm
 from app.models import Enrolment, Study
 from app.survey import conditions
 from app.survey.conditions import Available, Condition
@@ -121,7 +121,8 @@ def fill(form: DesignForm, study: Study) -> None:
     form.rotate_later_sessions.data = study.rotate_later_sessions
     form.probe_share.data = study.probe_share
     for row, condition in zip(form.conditions, conditions_of(study), strict=False):
-        row.aid.data = condition.aid
+        saliency_only = condition.aid == conditions.UNAIDED and condition.saliency
+        row.aid.data = SALIENCY_ONLY if saliency_only else condition.aid
         row.k.data = condition.k or 6
         row.labelled.data = condition.labelled
         row.classifier.data = condition.classifier or "rgb_saliency"
@@ -134,12 +135,15 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
     for index, row in enumerate(form.conditions, start=1):
         if not row.aid.data:
             continue
+        saliency_only = row.aid.data == SALIENCY_ONLY
         item = {
-            "aid": row.aid.data,
+            "aid": conditions.UNAIDED if saliency_only else row.aid.data,
             "k": row.k.data if row.k.data is not None else 6,
             "labelled": bool(row.labelled.data),
             "classifier": row.classifier.data,
-            "saliency": bool(row.saliency.data),
+            # "No aid" has no options: a tick left from another aid does not make it aided.
+            "saliency": saliency_only
+            or (row.aid.data != conditions.UNAIDED and bool(row.saliency.data)),
         }
         try:
             out.append(conditions.parse(item))
@@ -241,7 +245,12 @@ def copy(study_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Give the new study a name (at most 200 characters).", "error")
         return redirect(url_for("design.edit", study_id=study.id), 303)
-    created = copy_study(study, form.name.data or "", current_user)
+    return copied(study, form.name.data or "")
+
+
+def copied(study: Study, name: str) -> Response:
+    """Copy `study` into a new draft named `name`, owned by the current user; to its design."""
+    created = copy_study(study, name, current_user)
     db.session.flush()
     add_member(created, current_user, owner=True)
     db.session.commit()

@@ -274,11 +274,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint under its URL prefix."""
-    from app import admin, auth, dashboard, design, health, images, survey, team
+    from app import admin, auth, contact, dashboard, design, health, images, survey, team
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(team.bp, url_prefix="/admin")
+    app.register_blueprint(contact.bp, url_prefix="/admin")
     app.register_blueprint(design.bp, url_prefix="/admin")
     app.register_blueprint(survey.bp, url_prefix="/survey")
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")

@@ -246,6 +246,10 @@ class TeamMemberForm(FlaskForm):
     submit = SubmitField("Add to the team")
 
 
+# The design form's name for an unaided reading with the saliency overlay as its only aid.
+SALIENCY_ONLY = "saliency_only"
+
+
 class ConditionForm(Form):
     """One condition of a study's design (a row of the design form; no CSRF of its own)."""
 
@@ -254,6 +258,7 @@ class ConditionForm(Form):
         choices=[
             SelectChoice("", "(not used)"),
             SelectChoice("unaided", "No aid"),
+            SelectChoice(SALIENCY_ONLY, "Saliency map only"),
             SelectChoice("se_cbir", "SE-CBIR similar images"),
             SelectChoice("cbir", "CBIR similar images"),
             SelectChoice("probabilities", "AI class probabilities"),
@@ -280,6 +285,14 @@ class CopyStudyForm(FlaskForm):
 
     name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
     submit = SubmitField("Copy into a new draft study")
+
+
+class NewStudyForm(FlaskForm):
+    """A new study on the cases of one the organiser runs: which, and the new one's name."""
+
+    source = SelectField("The cases of", choices=[], coerce=int, validate_choice=True)
+    name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Create the new draft study")
 
 
 class DesignForm(FlaskForm):

@@ -249,6 +249,33 @@ def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[S
     return out
 
 
+def condition_orders(study: Study, enrolment_ids: list[int]) -> dict[int, list[str]]:
+    """Each reader's conditions in the order of their tasks, in a few words each ("Unaided",
+    "SE-CBIR 6"); a task whose cases mix conditions says so. One query."""
+    listed = conditions_of(study)
+    found: dict[tuple[int, int], set[int]] = {}
+    if enrolment_ids:
+        rows = db.session.execute(
+            select(Assignment.enrolment_id, Assignment.task, Assignment.condition)
+            .where(Assignment.enrolment_id.in_(enrolment_ids))
+            .distinct()
+        )
+        for enrolment_id, task, condition in rows:
+            found.setdefault((enrolment_id, task), set()).add(condition)
+    out: dict[int, list[str]] = {}
+    for enrolment_id in enrolment_ids:
+        words = []
+        for task in range(1, sessions_of(study) + 1):
+            indices = found.get((enrolment_id, task), set())
+            if len(indices) == 1:
+                (index,) = indices
+                words.append(listed[index].short if index < len(listed) else f"#{index}")
+            elif indices:
+                words.append("mixed: " + ", ".join(listed[i].short for i in sorted(indices)))
+        out[enrolment_id] = words
+    return out
+
+
 def task_size(enrolment: Enrolment, task: int) -> int:
     """How many cases the reader has in `task`."""
     return db.session.scalar(
