@@ -7,6 +7,7 @@ from flask import Response, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.clock import duration_words
 from app.errors import error_response
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, Neighbour, Study
@@ -347,7 +348,7 @@ def how_it_works(study: Study, enrolment: Enrolment | None, cases: int) -> list[
         text = session_text(study, cases, task, condition)
         if task > 1:
             pause = (
-                f"{study.washout_hours:g} hours after you finish Task {task - 1}"
+                f"{duration_words(study.washout_hours)} after you finish Task {task - 1}"
                 if study.washout_hours > 0
                 else f"as soon as you finish Task {task - 1}"
             )
