@@ -335,7 +335,7 @@ def fit_labels(form: StudySettingsForm, study: Study) -> None:
             "0 lets a reader start the next task right after one ends; 0.5 is 30 minutes. "
             + now_words
         )
-        if hasattr(form, "reshuffle_task2"):
+        if getattr(form, "reshuffle_task2", None) is not None:
             form.reshuffle_task2.label.text = "Each later task shows the cases in a new order"
     else:
         form.washout_hours.description = (
