@@ -282,9 +282,7 @@ def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]
     return study, enrolment
 
 
-@bp.route(
-    "/studies/<int:study_id>/readers/<int:enrolment_id>/address", methods=["GET", "POST"]
-)
+@bp.route("/studies/<int:study_id>/readers/<int:enrolment_id>/address", methods=["GET", "POST"])
 @staff_required
 def reader_address(study_id: int, enrolment_id: int) -> Response | str | tuple[str, int]:
     """Correct a reader's e-mail address (their login): organisers who run every study the
@@ -352,7 +350,9 @@ def invitation_address(study_id: int, invitation_id: int) -> Response | str | tu
                     send_invitation(invitation, link)
                 db.session.commit()
                 sent = " and e-mailed it" if mail_enabled() else ": pass it on yourself"
-                flash(f"The invitation now goes to {invitation.email}; a new link{sent}.", "success")
+                flash(
+                    f"The invitation now goes to {invitation.email}; a new link{sent}.", "success"
+                )
                 return render_template(
                     "admin/address.html",
                     study=study,

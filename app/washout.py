@@ -77,7 +77,10 @@ def effect_of(enrolment: Enrolment, hours: float, moment: datetime) -> ReaderEff
             if task < sessions_of(study)
             else "it is their last task"
         )
-        words = f"Task {task} is under way (case {current.position + 1} of {size}): it stays open; {after}."
+        words = (
+            f"Task {task} is under way (case {current.position + 1} of {size}): "
+            f"it stays open; {after}."
+        )
         return ReaderEffect(enrolment.id, pseudonym, task, old, new, Effect.UNDER_WAY, words)
     was_open, is_open = old <= moment, new <= moment
     if is_open and not was_open:

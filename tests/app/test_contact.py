@@ -51,12 +51,15 @@ def test_an_organiser_corrects_a_readers_address_and_the_reader_logs_in_with_it(
     assert stored_email(app, reader) == "derm.c@clinic.example"
     with app.app_context():
         (change,) = db.session.scalars(select(AddressChange)).all()
-        assert (change.old_email, change.new_email) == ("derm.c@clinic.example,", "derm.c@clinic.example")
+        assert (change.old_email, change.new_email) == (
+            "derm.c@clinic.example,",
+            "derm.c@clinic.example",
+        )
         assert change.changed_by_id == organiser.id and change.user_id == reader.id
         # The used invitation follows the account.
-        assert db.session.scalar(select(Invitation.email).where(Invitation.user_id == reader.id)) == (
-            "derm.c@clinic.example"
-        )
+        assert db.session.scalar(
+            select(Invitation.email).where(Invitation.user_id == reader.id)
+        ) == ("derm.c@clinic.example")
     fresh = app.test_client()
     answer = fresh.post("/login", data={"email": "derm.c@clinic.example", "password": PASSWORD})
     assert answer.status_code == 302 and "/survey/" in answer.location

@@ -361,7 +361,12 @@ def test_upgrade_repairs_addresses_stored_with_a_list_separator(empty_app: Flask
         upgrade()
         emails = set(db.session.scalars(select(User.email)))
         # The comma goes; "a@example.org;" stays: another account has the address it would take.
-        assert emails == {"derm.c@clinic.example", "a@example.org;", "a@example.org", "fine@example.org"}
+        assert emails == {
+            "derm.c@clinic.example",
+            "a@example.org;",
+            "a@example.org",
+            "fine@example.org",
+        }
         from app.models import AddressChange
 
         changes = db.session.execute(select(AddressChange.old_email, AddressChange.new_email)).all()

@@ -117,7 +117,9 @@ def test_an_untouched_consent_text_makes_no_new_version(
     with app.app_context():
         version = db.session.get(Study, study.id).consent_version
     # What a browser sends back for the same text: CR LF line ends, a stray space at an end.
-    again = staff.post(url, data={**SETTINGS, "information": "First line. \r\n\r\nSecond line.\r\n"})
+    again = staff.post(
+        url, data={**SETTINGS, "information": "First line. \r\n\r\nSecond line.\r\n"}
+    )
     assert again.status_code == 302
     with app.app_context():
         assert db.session.get(Study, study.id).consent_version == version
