@@ -123,7 +123,9 @@ def set_email(email: str, new_email: str) -> None:
     """Correct an account's e-mail address (its login); the change is recorded."""
     from app.contact import change_address
 
-    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    # As stored, too: an address saved with a pasted separator is the one to correct.
+    stored = {normalise_email(email), email.strip().lower()}
+    user = db.session.scalar(select(User).where(User.email.in_(stored)).limit(1))
     if user is None:
         raise click.ClickException(f"There is no user with the e-mail {email}.")
     try:

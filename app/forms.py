@@ -34,7 +34,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from app.mail.addresses import AddressError, deliverable_address, pasted_entry
+from app.mail.addresses import AddressError, deliverable_address, pasted_entries
 from app.models import Sampling
 
 MIN_PASSWORD = 10
@@ -214,7 +214,8 @@ class InvitationForm(FlaskForm):
         "Readers' e-mail addresses, one per line",
         validators=[DataRequired(), Length(max=100_000)],
         description="Paste a list; blank lines are skipped, repeated addresses invited once. "
-        "“Name <address>” and a comma or semicolon at the end of a line are fine.",
+        "“Name <address>”, several on a line as mail programs copy them (separated by commas "
+        "or semicolons) and a separator at the end of a line are fine.",
     )
     days = IntegerField(
         "Links valid for (days)", validators=[InputRequired(), WholeNumberRange(1, 90)]
@@ -227,13 +228,13 @@ class InvitationForm(FlaskForm):
         found: dict[str, None] = {}
         errors: list[str] = []
         for number, line in enumerate((self.email.data or "").splitlines(), start=1):
-            text = pasted_entry(line)
-            if not text:
-                continue
-            try:
-                found.setdefault(deliverable_address(text))
-            except AddressError as problem:
-                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}")
+            for text in pasted_entries(line):
+                try:
+                    found.setdefault(deliverable_address(text))
+                except AddressError as problem:
+                    errors.append(
+                        f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}"
+                    )
         return list(found), errors
 
 

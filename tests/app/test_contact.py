@@ -16,6 +16,16 @@ from tests.app.test_reminders import enrolment_id
 from tests.app.test_survey import consent
 
 
+def stored_as(app: Flask, user: UserRef, email: str) -> UserRef:
+    """The user's address stored exactly as `email`, as the app once stored pasted addresses."""
+    with app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        row.email = email
+        db.session.commit()
+    return UserRef(user.id, email, user.password, user.role, user.pseudonym)
+
+
 def stored_email(app: Flask, user: UserRef) -> str:
     """The user's address as stored now."""
     with app.app_context():
@@ -36,9 +46,10 @@ def test_an_organiser_corrects_a_readers_address_and_the_reader_logs_in_with_it(
     app: Flask, study: StudyRef, organiser: UserRef, make_user: Callable, login: Callable
 ) -> None:
     # The walk's reader: stored with the comma of a pasted list (before addresses were checked).
-    reader = make_user("derm.c@clinic.example,")
+    reader = make_user("derm.c@clinic.example")
     join_study(app, reader, study)
     enrolment = enrolled(app, reader, study, login)
+    reader = stored_as(app, reader, "derm.c@clinic.example,")
     staff = app.test_client()
     login(staff, organiser)
     readers = staff.get(f"/admin/studies/{study.id}/readers").text
@@ -107,7 +118,7 @@ def test_only_organisers_of_every_study_of_the_reader_may_correct_it(
 def test_the_command_corrects_an_address_and_records_it(
     app: Flask, runner: FlaskCliRunner, make_user: Callable
 ) -> None:
-    make_user("wrong@example.org;")
+    stored_as(app, make_user("wrong@example.org"), "wrong@example.org;")
     result = runner.invoke(
         args=["users", "set-email", "--email", "wrong@example.org;", "--new", "right@example.org"]
     )
@@ -189,3 +200,31 @@ def test_a_corrected_invitation_gets_a_new_link_and_the_old_mail_is_not_sent(
         assert old.recipient == "jnae@example.org" and "newer link" in (old.last_error or "")
     assert [m["To"] for m in smtp.sink.messages] == ["jane@example.org"]
     assert "not sent" in staff.get(listing).text or ">sent<" in staff.get(listing).text
+
+
+def test_several_addresses_on_a_line_as_mail_programs_copy_them(
+    app: Flask, study: StudyRef, organiser: UserRef, login: Callable
+) -> None:
+    from app.mail.addresses import pasted_entries
+
+    assert pasted_entries("Doe, Jane <jane@x.org>; Smith, Bob <bob@y.org>;") == [
+        '"Doe, Jane" <jane@x.org>',
+        '"Smith, Bob" <bob@y.org>',
+    ]
+    assert pasted_entries("x@evil.example,foo") == ["x@evil.example", "foo"]  # "foo" refused
+    staff = app.test_client()
+    login(staff, organiser)
+    url = f"/admin/studies/{study.id}/invitations"
+    pasted = "Doe, Jane <Jane@X.org>; Smith, Bob <bob@y.org>\nann@z.org, derm.c@clinic.example,"
+    assert staff.post(url, data={"email": pasted, "days": "7"}).status_code == 200
+    with app.app_context():
+        made = list(db.session.scalars(select(Invitation.email).order_by(Invitation.id)))
+    assert made == ["jane@x.org", "bob@y.org", "ann@z.org", "derm.c@clinic.example"]
+
+
+def test_a_login_with_the_separator_pasted_along_still_finds_the_account(
+    app: Flask, reader: UserRef
+) -> None:
+    client = app.test_client()
+    answer = client.post("/login", data={"email": f" {reader.email}, ", "password": PASSWORD})
+    assert answer.status_code == 302
