@@ -114,16 +114,20 @@ def server_bundles() -> list[tuple[str, str]]:
     return [(str(path.relative_to(root)), str(path.relative_to(root))) for path in found]
 
 
-@bp.get("/")
-@staff_required
-def studies() -> str:
-    """The studies the user runs (an admin: every study) with status, pool and readers."""
+def runs() -> list[Study]:
+    """The studies the current user runs (an admin: every study), newest first."""
     query = select(Study).order_by(Study.created_at.desc(), Study.id.desc())
     managed = managed_study_ids(current_user)
     if managed is not None:
         query = query.where(Study.id.in_(managed))
-    rows = db.session.scalars(query)
-    listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in rows]
+    return list(db.session.scalars(query))
+
+
+@bp.get("/")
+@staff_required
+def studies() -> str:
+    """The studies the user runs (an admin: every study) with status, pool and readers."""
+    listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in runs()]
     return render_template("admin/studies.html", listing=listing)
 
 
@@ -132,11 +136,7 @@ def studies() -> str:
 def new_study() -> Response | str | tuple[str, int]:
     """A new study: import a bundle, or reuse the cases of a study the user runs (a copy with
     its settings and design, without its readers)."""
-    query = select(Study).order_by(Study.created_at.desc(), Study.id.desc())
-    managed = managed_study_ids(current_user)
-    if managed is not None:
-        query = query.where(Study.id.in_(managed))
-    studies = db.session.scalars(query).all()
+    studies = runs()
     form = NewStudyForm()
     form.source.choices = [SelectChoice(study.id, study.name) for study in studies]
     if form.validate_on_submit() and not refuse_control_characters(form):

@@ -337,8 +337,9 @@ def invitation_address(study_id: int, invitation_id: int) -> Response | str | tu
         return redirect(back, 303)
     form = AddressForm()
     form.email.description = "The invitation gets a new link for this address; the old link stops."
-    status = 200
+    link, status = None, 200
     if form.is_submitted():
+        status = 400
         if form.validate() and not refuse_control_characters(form):
             try:
                 token = correct_invitation(invitation, form.email.data or "", current_user)
@@ -349,22 +350,9 @@ def invitation_address(study_id: int, invitation_id: int) -> Response | str | tu
                 if mail_enabled():
                     send_invitation(invitation, link)
                 db.session.commit()
-                sent = " and e-mailed it" if mail_enabled() else ": pass it on yourself"
-                flash(
-                    f"The invitation now goes to {invitation.email}; a new link{sent}.", "success"
-                )
-                return render_template(
-                    "admin/address.html",
-                    study=study,
-                    form=None,
-                    allowed=True,
-                    whose="an invitation",
-                    current=invitation.email,
-                    changes=[],
-                    back=back,
-                    link=link,
-                )
-        status = 400
+                sent = "and e-mailed it" if mail_enabled() else "to pass on yourself"
+                flash(f"The invitation goes to {invitation.email}, a new link {sent}.", "success")
+                status = 200
     return render_template(
         "admin/address.html",
         study=study,
@@ -374,6 +362,7 @@ def invitation_address(study_id: int, invitation_id: int) -> Response | str | tu
         current=invitation.email,
         changes=[],
         back=back,
+        link=link,  # shown once, in place of the form
     ), status
 
 
