@@ -34,14 +34,27 @@ from app.auth import (
     refuse_control_characters,
     staff_required,
 )
-from app.clock import now
+from app.clock import describe_wait, duration_words, now
 from app.consent import change_text
-from app.design import PROBE_SENTENCE, probes_disclosed
+from app.contact import (
+    invitation_deliveries,
+    may_correct,
+    reminder_deliveries,
+    send_invitation,
+)
+from app.design import PROBE_SENTENCE, copied, describe_design, probes_disclosed
 from app.design_freeze import design_document, freeze_state, frozen_of, open_study
 from app.extensions import db
-from app.forms import ConfirmForm, EmptyForm, ImportBundleForm, InvitationForm, StudySettingsForm
+from app.forms import (
+    ConfirmForm,
+    EmptyForm,
+    ImportBundleForm,
+    InvitationForm,
+    NewStudyForm,
+    StudySettingsForm,
+)
 from app.mail import mail_enabled
-from app.mail.messages import compose, public_url
+from app.mail.messages import public_url
 from app.mail.reminders import last_activity, manual_key, may_remind, queue_reminder
 from app.models import (
     Case,
@@ -53,10 +66,20 @@ from app.models import (
     StudyStatus,
     User,
 )
-from app.survey.enrolment import session_progress, withdraw
+from app.survey.conditions import training_name
+from app.survey.enrolment import (
+    condition_orders,
+    next_opening,
+    session_progress,
+    sessions_of,
+    withdraw,
+)
+from app.washout import ReaderEffect, announce_openings, washout_effects
 
 bp = Blueprint("admin", __name__)
 
+# Sent by the import progress page's script when it asks whether the import has finished.
+POLL_HEADER = "X-Import-Poll"
 # Settings that decide which cases a reader gets, or their order: fixed once someone enrolled.
 DRAW_SETTINGS = ("cases_per_reader", "sampling", "reshuffle_task2")
 
@@ -94,17 +117,36 @@ def server_bundles() -> list[tuple[str, str]]:
     return [(str(path.relative_to(root)), str(path.relative_to(root))) for path in found]
 
 
-@bp.get("/")
-@staff_required
-def studies() -> str:
-    """The studies the user runs (an admin: every study) with status, pool and readers."""
+def runs() -> list[Study]:
+    """The studies the current user runs (an admin: every study), newest first."""
     query = select(Study).order_by(Study.created_at.desc(), Study.id.desc())
     managed = managed_study_ids(current_user)
     if managed is not None:
         query = query.where(Study.id.in_(managed))
-    rows = db.session.scalars(query)
-    listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in rows]
+    return list(db.session.scalars(query))
+
+
+@bp.get("/")
+@staff_required
+def studies() -> str:
+    """The studies the user runs (an admin: every study) with status, pool and readers."""
+    listing = [(study, pool_size(study.id), enrolled_count(study.id)) for study in runs()]
     return render_template("admin/studies.html", listing=listing)
+
+
+@bp.route("/studies/new", methods=["GET", "POST"])
+@staff_required
+def new_study() -> Response | str | tuple[str, int]:
+    """A new study: import a bundle, or reuse the cases of a study the user runs (a copy with
+    its settings and design, without its readers)."""
+    studies = runs()
+    form = NewStudyForm()
+    form.source.choices = [SelectChoice(study.id, study.name) for study in studies]
+    if form.validate_on_submit() and not refuse_control_characters(form):
+        source = managed_study_or_404(int(form.source.data))
+        return copied(source, form.name.data or "")
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/new_study.html", form=form, studies=studies), status
 
 
 def import_form() -> tuple[ImportBundleForm, list[tuple[str, str]]]:
@@ -153,7 +195,11 @@ def import_outcome(job: ImportJob) -> Response | tuple[str, int]:
         if job.created_study:
             flash(f"Imported “{study.name}” with {len(study.cases)} cases.", "success")
         else:
-            flash(f"This bundle was imported before, as “{study.name}”: nothing changed.", "info")
+            flash(
+                f"This bundle was imported before, as “{study.name}”: nothing changed. To run "
+                "its cases again, choose New study on the studies page.",
+                "info",
+            )
         return redirect(url_for("admin.study", study_id=study.id))
     form, _ = import_form()
     form.name.data = job.name
@@ -175,6 +221,10 @@ def import_job(job_id: int) -> Response | str | tuple[str, int]:
     db.session.refresh(job)
     if job.state in imports.UNFINISHED:
         return render_template("admin/import_progress.html", job=job)
+    if request.headers.get(POLL_HEADER):
+        # The progress page's own look (static/js/importprogress.js): it reloads, and the
+        # outcome and its message are shown once, then.
+        return Response(status=204)
     return import_outcome(job)
 
 
@@ -199,7 +249,7 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     )
     rows = [
         {
-            "name": str(name),
+            "name": training_name(str(name)),
             "cells": [
                 _figure(by_k.get(k, {}).get("macro") if isinstance(by_k.get(k), dict) else None)
                 for k in ks
@@ -211,7 +261,7 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     classifiers = metrics.get("classifiers") if isinstance(metrics.get("classifiers"), dict) else {}
     models = [
         {
-            "name": str(name),
+            "name": training_name(str(name)),
             "accuracy": _figure(values.get("accuracy")),
             "macro_sensitivity": _figure(values.get("macro_sensitivity")),
         }
@@ -232,19 +282,22 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     if locked:
         for name in DRAW_SETTINGS:
             delattr(form, name)
-    affected: list[dict] = []
+    fit_labels(form, record)
+    affected: list[ReaderEffect] = []
     if form.validate_on_submit() and not refuse_control_characters(form):
         new_washout = float(form.washout_hours.data)
-        affected = washout_affected(record, new_washout)
-        if affected and request.form.get("confirm_washout") != "1":
+        affected = washout_effects(record, new_washout)
+        if any(item.moves for item in affected) and request.form.get("confirm_washout") != "1":
             flash(
-                "Changing the wash-out moves Task 2 for the readers listed below. "
+                "Changing the wash-out moves the next task of the readers listed below. "
                 "Nothing is saved until you confirm.",
                 "warning",
             )
             return settings_page(record, form, pool, locked, affected, 200)
         record.name = form.name.data.strip()
         record.washout_hours = new_washout
+        if announce_openings(record, affected):
+            flash("The readers whose next task opened now get an e-mail saying so.", "info")
         if form.reminder_days.data is not None:
             record.reminder_days = int(form.reminder_days.data)
         if change_text(record, form.information.data or "", current_user):
@@ -270,12 +323,40 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     return settings_page(record, form, pool, locked, affected, 400 if form.is_submitted() else 200)
 
 
+def fit_labels(form: StudySettingsForm, study: Study) -> None:
+    """Name the tasks as the study's design has them (the form's labels speak of two)."""
+    sessions = sessions_of(study)
+    now_words = f"Now: {duration_words(study.washout_hours)}."
+    if sessions == 1:
+        form.washout_hours.label.text = "Wash-out (hours)"
+        form.washout_hours.description = (
+            "This design has one task, so no wash-out applies. " + now_words
+        )
+    elif sessions > 2:
+        form.washout_hours.label.text = "Wash-out between one task and the next (hours)"
+        form.washout_hours.description = (
+            "0 lets a reader start the next task right after one ends; 0.5 is 30 minutes. "
+            + now_words
+        )
+        if getattr(form, "reshuffle_task2", None) is not None:
+            form.reshuffle_task2.label.text = "Each later task shows the cases in a new order"
+    else:
+        form.washout_hours.description = (
+            "0 lets a reader start Task 2 right after Task 1; 0.5 is 30 minutes. " + now_words
+        )
+    if sessions != 2:
+        form.reminder_days.description = (
+            "Readers get an e-mail when their next task opens; while they have not finished, "
+            "another every this many days (at most 3). 0: only the first."
+        )
+
+
 def settings_page(
     record: Study,
     form: StudySettingsForm,
     pool: int,
     locked: bool,
-    affected: list[dict],
+    affected: list[ReaderEffect],
     status: int,
 ) -> tuple[str, int]:
     """The study's settings page: the form, the pool, what the aids score, who agreed to what,
@@ -290,6 +371,8 @@ def settings_page(
         readers=enrolled_count(record.id),
         button=EmptyForm(),
         affected=affected,
+        moving=sum(1 for item in affected if item.moves),
+        design_lines=describe_design(record),
         agreed=consent_counts(record.id),
         freeze=freeze_state(record),
     ), status
@@ -308,38 +391,6 @@ def design_json(study_id: int) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def washout_affected(study: Study, hours: float) -> list[dict]:
-    """Readers whose Task 2 opening moves if the wash-out becomes `hours`: those who finished
-    Task 1 and not Task 2, with the old and the new opening (and whether it opens at once)."""
-    if hours == study.washout_hours:
-        return []
-    moment = now()
-    waiting = db.session.scalars(
-        select(Enrolment)
-        .where(
-            Enrolment.study_id == study.id,
-            Enrolment.task1_completed_at.is_not(None),
-            Enrolment.task2_completed_at.is_(None),
-        )
-        .order_by(Enrolment.task1_completed_at)
-    ).all()
-    rows = []
-    for enrolment in waiting:
-        assert enrolment.task1_completed_at is not None
-        old = enrolment.task1_completed_at + study.washout
-        new = enrolment.task1_completed_at + timedelta(hours=hours)
-        rows.append(
-            {
-                "pseudonym": enrolment.user.pseudonym,
-                "old": old,
-                "new": new,
-                "opens_now": new <= moment < old,
-                "locks_again": old <= moment < new,
-            }
-        )
-    return rows
 
 
 def consent_counts(study_id: int) -> dict[int | None, int]:
@@ -407,18 +458,6 @@ def invitation_state(invitation: Invitation) -> str:
     return "expired" if invitation.expires_at <= now() else "pending"
 
 
-def send_invitation(invitation: Invitation, link: str) -> None:
-    """Queue the invitation e-mail with its link (the caller commits)."""
-    compose(
-        invitation.email,
-        "invitation",
-        "invitation",
-        study=invitation.study,
-        link=link,
-        expires_at=invitation.expires_at,
-    )
-
-
 def invitations_page(record: Study, form: InvitationForm, links: list, status: int) -> tuple:
     """The invitations page: new links (shown once, each with a copy button) and the list."""
     rows = db.session.scalars(
@@ -433,6 +472,7 @@ def invitations_page(record: Study, form: InvitationForm, links: list, status: i
         form=form,
         links=links,
         listing=listing,
+        deliveries=invitation_deliveries([invitation.id for invitation in rows]),
         button=EmptyForm(),
     )
     return response, status
@@ -502,7 +542,7 @@ def invitations(study_id: int) -> str | tuple[str, int]:
             send_invitation(invitation, link)
         links.append((invitation.email, link))
     db.session.commit()
-    sent = " and e-mailed (with the next mail run)" if send else ""
+    sent = " and e-mailed" if send else ""
     flash(f"{len(links)} invitation link(s) created{sent}. Copy them now if needed.", "success")
     form = InvitationForm(formdata=None, days=current_app.config["INVITATION_DAYS"])
     return invitations_page(record, form, links, 200)
@@ -564,6 +604,8 @@ def readers(study_id: int) -> str:
     ids = [enrolment.id for enrolment in enrolments]
     progress = session_progress(record, ids)
     activity = last_activity(ids)
+    orders = condition_orders(record, ids)
+    deliveries = reminder_deliveries(ids)
     rows = [
         {
             "enrolment": enrolment,
@@ -571,10 +613,28 @@ def readers(study_id: int) -> str:
             "sessions": progress[enrolment.id],
             "last": activity.get(enrolment.id, enrolment.consented_at),
             "remindable": may_remind(enrolment),
+            "order": orders[enrolment.id],
+            "next": next_words(enrolment),
+            "reminder": deliveries.get(enrolment.id),
+            "may_correct": may_correct(current_user, enrolment.user),
         }
         for enrolment in enrolments
     ]
     return render_template("admin/readers.html", study=record, rows=rows, button=EmptyForm())
+
+
+def next_words(enrolment: Enrolment) -> str:
+    """When a reader's next task opens (or that it is open), for the progress page."""
+    if enrolment.withdrawn_at is not None or enrolment.finished_at is not None:
+        return "—"
+    found = next_opening(enrolment)
+    if found is None:
+        return "Task 1: open"
+    task, opens_at = found
+    moment = now()
+    if opens_at <= moment:
+        return f"Task {task}: open since {opens_at:%Y-%m-%d %H:%M}"
+    return f"Task {task}: opens {opens_at:%Y-%m-%d %H:%M} (in {describe_wait(opens_at, moment)})"
 
 
 def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
@@ -624,7 +684,5 @@ def remind(study_id: int, enrolment_id: int) -> Response:
     else:
         queue_reminder(enrolment, dedupe_key=manual_key(enrolment))
         db.session.commit()
-        flash(
-            f"A reminder to {pseudonym} is queued; it goes out with the next mail run.", "success"
-        )
+        flash(f"A reminder to {pseudonym} is on its way (its state is below).", "success")
     return redirect(url_for("admin.readers", study_id=record.id))

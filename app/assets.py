@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, send_from_directory
 
 from app.extensions import compress
 
@@ -53,6 +53,12 @@ def register(app: Flask) -> None:
             version = version_of(folder, values.get("filename", ""))
             if version is not None:
                 values["v"] = version
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """The icon browsers ask for at the root whatever the page names (a 404 on every page
+        otherwise); kept for a day."""
+        return send_from_directory(folder, "img/favicon.ico", max_age=86400)
 
     @app.after_request
     def cache_static(response: Response) -> Response:

@@ -34,6 +34,7 @@ users = AppGroup("users", help="Create accounts and reset passwords.")
 study = AppGroup("study", help="Import studies from bundles and invite readers.")
 
 DEMO_STUDY = "Demo study"
+DEMO_ADMIN = "admin@demo.local"  # creates organisers: `flask users create --role organiser`
 DEMO_ORGANISER = "organiser@demo.local"
 DEMO_READERS = ("reader1@demo.local", "reader2@demo.local")
 DEMO_THREE_ARM = "Demo three-arm study"
@@ -117,6 +118,26 @@ def set_password(email: str, password_file: Path | None) -> None:
     end_sessions(user)  # a session opened with the old password ends here
     db.session.commit()
     click.echo(f"New password set for {user.email}; their sessions have ended.")
+
+
+@users.command("set-email")
+@click.option("--email", required=True, help="The account's address now.")
+@click.option("--new", "new_email", required=True, help="The correct address.")
+def set_email(email: str, new_email: str) -> None:
+    """Correct an account's e-mail address (its login); the change is recorded."""
+    from app.contact import change_address
+
+    # As stored, too: an address saved with a pasted separator is the one to correct.
+    stored = {normalise_email(email), email.strip().lower()}
+    user = db.session.scalar(select(User).where(User.email.in_(stored)).limit(1))
+    if user is None:
+        raise click.ClickException(f"There is no user with the e-mail {email}.")
+    try:
+        change = change_address(user, new_email, None)
+    except AddressError as problem:
+        raise click.ClickException(f"The address was not changed: {problem}") from None
+    db.session.commit()
+    click.echo(f"{change.old_email} is now {change.new_email} ({user.pseudonym}).")
 
 
 def _organiser(email: str) -> User:
@@ -331,6 +352,7 @@ def demo(bundle: Path, cases: int) -> None:
         record, _ = import_bundle(bundle, DEMO_STUDY, current_app.config["STUDY_IMAGES"])
     except BundleError as problem:
         raise click.ClickException(f"The demo bundle was not imported: {problem}") from None
+    admin = _demo_user(DEMO_ADMIN, Role.ADMIN, "Demo admin")
     organiser = _demo_user(DEMO_ORGANISER, Role.ORGANISER, "Demo organiser")
     readers = [
         _demo_user(email, Role.READER, f"Demo reader {number}")
@@ -354,8 +376,12 @@ def demo(bundle: Path, cases: int) -> None:
     if three_arm is None:
         click.echo("The bundle carries no CBIR neighbours: no three-arm demo study.")
     click.echo("Logins (e-mail / password):")
-    for user in (organiser, *readers):
+    for user in (admin, organiser, *readers):
         click.echo(f"  {user.role.value:<9}  {user.email:<22}  {demo_password(user.email)}")
+    click.echo(
+        "The admin sees every study; new organiser accounts: "
+        "flask users create --role organiser --email ADDRESS"
+    )
 
 
 def _demo_three_arm(source: Study, organiser: User) -> Study | None:

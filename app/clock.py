@@ -43,3 +43,13 @@ def describe_wait(until: datetime, since: datetime | None = None) -> str:
     if hours:
         parts.append(_count(hours, "hour"))
     return " and ".join(parts)
+
+
+def duration_words(hours: float) -> str:
+    """A wash-out in words, to the nearest minute: "no pause", "1 minute", "24 hours" ("1
+    day"), "1 day and 12 hours". A 0.02-hour pause is "1 minute", not "0.0"."""
+    if hours <= 0:
+        return "no pause"
+    minutes = max(1, round(hours * 60))
+    since = datetime(2000, 1, 1)
+    return describe_wait(since + timedelta(minutes=minutes), since)

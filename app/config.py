@@ -97,6 +97,17 @@ class Config:
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))  # seconds per SMTP operation
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "8"))
     MAIL_RETRY_SECONDS = float(os.environ.get("MAIL_RETRY_SECONDS", "60"))  # doubles each time
+    # Send the mail a request queued right after its response has gone out (an invitation
+    # reaches its reader within seconds); `flask mail send-queued` from cron stays the safety
+    # net for what could not be sent then. At most this many messages, this many seconds per
+    # SMTP operation, so that a slow server holds a worker only briefly.
+    MAIL_SEND_AFTER_REQUEST = os.environ.get("MAIL_SEND_AFTER_REQUEST", "1") != "0"
+    MAIL_AFTER_REQUEST_LIMIT = int(os.environ.get("MAIL_AFTER_REQUEST_LIMIT", "50"))
+    MAIL_AFTER_REQUEST_TIMEOUT = float(os.environ.get("MAIL_AFTER_REQUEST_TIMEOUT", "10"))
+    # Time on case counts the reader as present for this long after their last input (a look
+    # at the image without moving counts); beyond it, until the next input, the time is not
+    # counted (static/js/activetime.js).
+    CASE_IDLE_SECONDS = int(os.environ.get("CASE_IDLE_SECONDS", "90"))
 
 
 class TestConfig(Config):
@@ -116,6 +127,9 @@ class TestConfig(Config):
     IMPORT_IN_BACKGROUND = False  # test_imports turns it on
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     MAIL_SERVER = None  # a test that sends starts its own SMTP server and sets this
+    # The tests that look at the queue see it as the request left it; those of sending right
+    # after the request turn this on.
+    MAIL_SEND_AFTER_REQUEST = False
     MAIL_DEFAULT_SENDER = "study@example.org"
     # The dashboard renders with StrictUndefined: a key it reads that the analysis no longer
     # has fails the test instead of showing a blank cell.

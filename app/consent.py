@@ -5,6 +5,8 @@
 version they agreed to (`Enrolment.consent_version`).
 """
 
+import re
+
 from sqlalchemy import select
 
 from app.clock import now
@@ -32,9 +34,21 @@ def record_current(study: Study, by: User | None = None) -> ConsentVersion:
     return row
 
 
+TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+def normalised(text: str) -> str:
+    """The text as it is stored and compared: Unix line ends (a browser sends CR LF), no
+    spaces at the ends of lines or blank lines at the end. Two texts that differ only there
+    are the same text, and saving a page untouched makes no new version."""
+    unix = text.replace("\r\n", "\n").replace("\r", "\n")
+    return TRAILING_SPACE.sub("", unix).strip("\n")
+
+
 def change_text(study: Study, text: str, by: User | None = None) -> bool:
     """Set a new information text; a different text becomes the next version. Whether it did."""
-    if (study.information or "") == text:
+    text = normalised(text)
+    if normalised(study.information or "") == text:
         return False
     record_current(study)  # the old text stays on record under its version
     study.information = text

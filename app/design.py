@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from app.auth import managed_study_or_404, staff_required
 from app.bundle import copy_study
 from app.extensions import db
-from app.forms import CopyStudyForm, DesignForm, EmptyForm
+from app.forms import SALIENCY_ONLY, CopyStudyForm, DesignForm, EmptyForm
 from app.models import Enrolment, Study
 from app.survey import conditions
 from app.survey.conditions import Available, Condition
@@ -43,6 +43,23 @@ DESIGN_NAMES = {
 }
 
 
+def describe_design(study: Study) -> list[str]:
+    """What readers get, a line per task, in organisers' words (the Settings page)."""
+    design = Design(study.design)
+    listed = conditions_of(study)
+    labels = [condition.label for condition in listed]
+    if design == Design.SEQUENTIAL:
+        return [f"Task {n}: {label}" for n, label in enumerate(labels, start=1)]
+    if design == Design.CROSSOVER:
+        return [
+            f"{len(labels)} tasks, one condition each, in an order balanced over readers: "
+            + "; ".join(labels)
+        ]
+    if design == Design.PER_CASE:
+        return ["One task, the condition drawn case by case: " + "; ".join(labels)]
+    return ["One task: a first answer without help, then revised with " + "; ".join(labels)]
+
+
 def available_aids(study: Study) -> Available:
     """What the study's bundle carries: each neighbour aid's list length, the classifiers
     with probabilities, and whether the saliency overlay is there (studybundle.read)."""
@@ -57,6 +74,21 @@ def available_aids(study: Study) -> Available:
         saliency="saliency" in aids,
         context="context" in (manifest.get("extensions") or []),
     )
+
+
+def offered_words(available: Available) -> str:
+    """What the bundle can show, in organisers' words (the Design page)."""
+    parts = [
+        f"{conditions.AID_NAMES[aid]} (up to {k})" for aid, k in available.neighbours.items()
+    ] or ["no similar images"]
+    if available.classifiers:
+        names = " and ".join(conditions.CLASSIFIER_NAMES[c] for c in available.classifiers)
+        parts.append(f"class probabilities of the {names}")
+    if available.saliency:
+        parts.append("saliency maps")
+    if available.context:
+        parts.append("the patients' age, sex and body site")
+    return "; ".join(parts)
 
 
 def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
@@ -114,7 +146,8 @@ def fill(form: DesignForm, study: Study) -> None:
     form.practice_cases.data = study.practice_cases or 3
     form.feedback.data = study.feedback
     for row, condition in zip(form.conditions, conditions_of(study), strict=False):
-        row.aid.data = condition.aid
+        saliency_only = condition.aid == conditions.UNAIDED and condition.saliency
+        row.aid.data = SALIENCY_ONLY if saliency_only else condition.aid
         row.k.data = condition.k or 6
         row.labelled.data = condition.labelled
         row.classifier.data = condition.classifier or "rgb_saliency"
@@ -128,12 +161,15 @@ def listed_conditions(form: DesignForm) -> tuple[list[Condition], list[str]]:
     for index, row in enumerate(form.conditions, start=1):
         if not row.aid.data:
             continue
+        saliency_only = row.aid.data == SALIENCY_ONLY
         item = {
-            "aid": row.aid.data,
+            "aid": conditions.UNAIDED if saliency_only else row.aid.data,
             "k": row.k.data if row.k.data is not None else 6,
             "labelled": bool(row.labelled.data),
             "classifier": row.classifier.data,
-            "saliency": bool(row.saliency.data),
+            # "No aid" has no options: a tick left from another aid does not make it aided.
+            "saliency": saliency_only
+            or (row.aid.data != conditions.UNAIDED and bool(row.saliency.data)),
             "context": bool(row.context.data),
         }
         try:
@@ -199,6 +235,7 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         listed=conditions_of(study),
         design_name=DESIGN_NAMES[Design(study.design)],
         available=available,
+        offered=offered_words(available),
         presets=PRESETS,
         button=EmptyForm(),
         probe_sentence=PROBE_SENTENCE,
@@ -239,7 +276,12 @@ def copy(study_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Give the new study a name (at most 200 characters).", "error")
         return redirect(url_for("design.edit", study_id=study.id), 303)
-    created = copy_study(study, form.name.data or "", current_user)
+    return copied(study, form.name.data or "")
+
+
+def copied(study: Study, name: str) -> Response:
+    """Copy `study` into a new draft named `name`, owned by the current user; to its design."""
+    created = copy_study(study, name, current_user)
     db.session.flush()
     add_member(created, current_user, owner=True)
     db.session.commit()

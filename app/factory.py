@@ -21,6 +21,7 @@ from app import assets, limits, resilience
 from app.config import Config, ConfigError, host_names, instance_sqlite_uri
 from app.extensions import csrf, db, login_manager, migrate
 from app.extensions import mail as mailer  # not `mail`: the app.mail package takes that name
+from app.mail import outbox
 from app.resilience import ResilientFlask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ def create_app(
     resilience.register(app)
     limits.register_after_login(app)
     register_blueprints(app)
+    outbox.register(app)
     register_security_headers(app)
     register_errors_and_cli(app)
     return app
@@ -272,11 +274,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint under its URL prefix."""
-    from app import admin, auth, dashboard, design, health, images, survey, team
+    from app import admin, auth, contact, dashboard, design, health, images, survey, team
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(team.bp, url_prefix="/admin")
+    app.register_blueprint(contact.bp, url_prefix="/admin")
     app.register_blueprint(design.bp, url_prefix="/admin")
     app.register_blueprint(survey.bp, url_prefix="/survey")
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")

@@ -34,7 +34,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from app.mail.addresses import AddressError, deliverable_address, pasted_entry
+from app.mail.addresses import AddressError, deliverable_address, pasted_entries
 from app.models import Sampling
 
 MIN_PASSWORD = 10
@@ -178,7 +178,7 @@ class StudySettingsForm(FlaskForm):
     )
     washout_hours = DecimalField(
         "Wash-out between Task 1 and Task 2 (hours)",
-        places=1,
+        places=None,  # 0.02 stays 0.02 (one place showed "0.0")
         validators=[InputRequired(), finite_number, NumberRange(min=0, max=24 * 365)],
         description="0 lets a reader start Task 2 right after Task 1.",
     )
@@ -214,7 +214,8 @@ class InvitationForm(FlaskForm):
         "Readers' e-mail addresses, one per line",
         validators=[DataRequired(), Length(max=100_000)],
         description="Paste a list; blank lines are skipped, repeated addresses invited once. "
-        "“Name <address>” and a comma or semicolon at the end of a line are fine.",
+        "“Name <address>”, several on a line as mail programs copy them (separated by commas "
+        "or semicolons) and a separator at the end of a line are fine.",
     )
     days = IntegerField(
         "Links valid for (days)", validators=[InputRequired(), WholeNumberRange(1, 90)]
@@ -227,13 +228,13 @@ class InvitationForm(FlaskForm):
         found: dict[str, None] = {}
         errors: list[str] = []
         for number, line in enumerate((self.email.data or "").splitlines(), start=1):
-            text = pasted_entry(line)
-            if not text:
-                continue
-            try:
-                found.setdefault(deliverable_address(text))
-            except AddressError as problem:
-                errors.append(f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}")
+            for text in pasted_entries(line):
+                try:
+                    found.setdefault(deliverable_address(text))
+                except AddressError as problem:
+                    errors.append(
+                        f"Line {number}: “{text[:80]}” is not an e-mail address. {problem}"
+                    )
         return list(found), errors
 
 
@@ -246,6 +247,10 @@ class TeamMemberForm(FlaskForm):
     submit = SubmitField("Add to the team")
 
 
+# The design form's name for an unaided reading with the saliency overlay as its only aid.
+SALIENCY_ONLY = "saliency_only"
+
+
 class ConditionForm(Form):
     """One condition of a study's design (a row of the design form; no CSRF of its own)."""
 
@@ -254,6 +259,7 @@ class ConditionForm(Form):
         choices=[
             SelectChoice("", "(not used)"),
             SelectChoice("unaided", "No aid"),
+            SelectChoice(SALIENCY_ONLY, "Saliency map only"),
             SelectChoice("se_cbir", "SE-CBIR similar images"),
             SelectChoice("cbir", "CBIR similar images"),
             SelectChoice("probabilities", "AI class probabilities"),
@@ -267,8 +273,8 @@ class ConditionForm(Form):
     classifier = SelectField(
         "Probabilities of",
         choices=[
-            SelectChoice("rgb_saliency", "the 4-channel model (image + saliency)"),
-            SelectChoice("rgb", "the 3-channel model (image only)"),
+            SelectChoice("rgb_saliency", "the image + saliency classifier"),
+            SelectChoice("rgb", "the image-only classifier"),
         ],
         default="rgb_saliency",
     )
@@ -288,6 +294,14 @@ class CopyStudyForm(FlaskForm):
 
 
 MAX_PRACTICE_CASES = 20
+
+
+class NewStudyForm(FlaskForm):
+    """A new study on the cases of one the organiser runs: which, and the new one's name."""
+
+    source = SelectField("The cases of", choices=[], coerce=int, validate_choice=True)
+    name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Create the new draft study")
 
 
 class DesignForm(FlaskForm):

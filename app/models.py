@@ -585,6 +585,14 @@ class OutboxMessage(db.Model):
     # [{"filename": ..., "content_type": ..., "data": text}] (calendar files are text).
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     kind: Mapped[str] = mapped_column(String(32))  # "reset", "reminder", "invitation", "test"
+    # What the message is about, for its delivery status on the organisers' pages and for
+    # writing it afresh when it is sent (app.mail.outbox.REFRESHERS).
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitation.id", ondelete="SET NULL"), index=True
+    )
+    enrolment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrolment.id", ondelete="SET NULL"), index=True
+    )
     # Set for messages that must be queued at most once (a due reminder): a second insert of
     # the same key fails, so two senders enqueueing at once still queue one message.
     dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
@@ -598,3 +606,25 @@ class OutboxMessage(db.Model):
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AddressChange(db.Model):
+    """A reader's e-mail address corrected by an organiser or an admin (app/contact.py), or
+    repaired by a migration: the old and the new address, who changed it and when.
+
+    Kept so that a reader who says "I never got the link" can be answered, and so that an
+    address is never changed without a trace. `user_id` names the account whose address
+    changed; `invitation_id` an unused invitation whose address was corrected instead.
+    """
+
+    __tablename__ = "address_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitation.id", ondelete="SET NULL"), index=True
+    )
+    old_email: Mapped[str] = mapped_column(String(254))
+    new_email: Mapped[str] = mapped_column(String(254))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))  # None: a command
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=now)

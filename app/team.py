@@ -64,7 +64,8 @@ def members(study_id: int) -> Response | str | tuple[str, int]:
             user = db.session.scalar(select(User).where(User.email == email))
             if user is None or not user.is_staff or not user.active:
                 form.email.errors.append(
-                    "No active organiser account has this address: an admin creates it first."
+                    "No active organiser account has this address: an admin creates it first "
+                    "(flask users create --role organiser --email ADDRESS)."
                 )
             else:
                 add_member(study, user)

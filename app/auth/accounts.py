@@ -9,12 +9,14 @@ from sqlalchemy import select
 
 from app.clock import now
 from app.extensions import db
+from app.mail.addresses import pasted_entry
 from app.models import Invitation, Role, Study, User
 
 
 def normalise_email(email: str) -> str:
-    """The form in which e-mail addresses are stored and compared."""
-    return email.strip().lower()
+    """The form in which e-mail addresses are stored and compared (a comma or semicolon
+    pasted with the address, as copied from a list, is not part of it)."""
+    return pasted_entry(email).lower()
 
 
 def new_pseudonym() -> str:

@@ -24,6 +24,38 @@ def pasted_entry(text: str) -> str:
     return text.strip().rstrip(",;").rstrip()
 
 
+def pasted_entries(line: str) -> list[str]:
+    """The entries of one pasted line, as mail programs copy several recipients: split at the
+    commas and semicolons outside quotes and <...> ("Jane <j@x.org>; Bob <b@y.org>").
+
+    A piece without an @ followed by one with a <...> is the surname of a display name
+    written without quotes ("Doe, Jane <jane@x.org>") and stays with it. Anything else
+    stays a piece of its own, which the address check then refuses (`x@evil.example,foo`).
+    """
+    pieces, current, quoted, angled = [], [], False, False
+    for char in line:
+        if char == '"' and not angled:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        if char in ",;" and not (quoted or angled):
+            pieces.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current).strip())
+    entries: list[str] = []
+    for piece in pieces:
+        if entries and "<" in piece and "@" not in entries[-1] and "<" not in entries[-1]:
+            given, _, address = piece.partition("<")
+            entries[-1] = f'"{entries[-1]}, {given.strip()}" <{address}'  # quoted, as it must be
+        elif piece:
+            entries.append(piece)
+    return entries
+
+
 def deliverable_address(text: str) -> str:
     """The bare, normalised (lower-case) address in `text`, which may be `Name <address>`.
 

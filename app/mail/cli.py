@@ -30,9 +30,10 @@ def _require_mail() -> None:
 
 def _echo_report(report: SendReport) -> None:
     """Print what a run did, one line per kind of outcome."""
-    click.echo(
-        f"sent {len(report.sent)}, to retry {len(report.retrying)}, failed {len(report.failed)}"
-    )
+    line = f"sent {len(report.sent)}, to retry {len(report.retrying)}, failed {len(report.failed)}"
+    if report.not_sent:  # reminders to readers who finished since, replaced links...
+        line += f", no longer wanted {len(report.not_sent)}"
+    click.echo(line)
     for line in report.errors:
         click.echo(f"  {line}", err=True)
     if report.stopped_early:

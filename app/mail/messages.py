@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import current_app, has_request_context, render_template, url_for
 
 from app.config import ConfigError
-from app.mail.outbox import Attachment, mail_enabled, queue_mail, queue_mail_if
+from app.mail.outbox import About, Attachment, mail_enabled, queue_mail, queue_mail_if
 from app.models import OutboxMessage
 
 # Links outside a request when PUBLIC_URL is unset (no e-mail then: commands print them).
@@ -33,12 +33,19 @@ def compose(
     kind: str,
     attachments: Sequence[Attachment] = (),
     dedupe_key: str | None = None,
+    about: About | None = None,
     **context: object,
 ) -> OutboxMessage:
     """Render templates/mail/<template>.txt and queue it."""
     subject, body = render(template, **context)
     return queue_mail(
-        recipient, subject, body, kind=kind, attachments=attachments, dedupe_key=dedupe_key
+        recipient,
+        subject,
+        body,
+        kind=kind,
+        attachments=attachments,
+        dedupe_key=dedupe_key,
+        about=about,
     )
 
 

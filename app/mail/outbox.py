@@ -26,12 +26,12 @@ import os
 import smtplib
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import current_app
+from flask import Flask, Response, current_app, g, has_request_context
 from flask_mail import Connection, Message
 from sqlalchemy import Boolean, bindparam, insert, select, update
 
@@ -53,6 +53,22 @@ def mail_enabled() -> bool:
 
 
 @dataclass(frozen=True)
+class About:
+    """What a queued message concerns: an invitation, or a reader's enrolment (reminders)."""
+
+    invitation_id: int | None = None
+    enrolment_id: int | None = None
+
+
+# Per kind of message, a function that writes a claimed message afresh just before it is sent
+# (a reminder says what holds at sending, not what held when it was queued), or returns why
+# it must not go out any more ("Not sent: ..."). Modules register theirs on import.
+Refresher = Callable[[OutboxMessage], str | None]
+REFRESHERS: dict[str, Refresher] = {}
+NOT_SENT = "Not sent: "  # the start of every reason a refresher gives
+
+
+@dataclass(frozen=True)
 class Attachment:
     """A text attachment, such as a calendar file."""
 
@@ -68,10 +84,18 @@ def queue_mail(
     kind: str,
     attachments: Sequence[Attachment] = (),
     dedupe_key: str | None = None,
+    about: About | None = None,
 ) -> OutboxMessage:
-    """Add a message to the caller's transaction (the caller commits; a rollback drops it)."""
+    """Add a message to the caller's transaction (the caller commits; a rollback drops it).
+
+    `about` ties it to the invitation or enrolment it concerns (its delivery status); the
+    request that queues it sends it once its response is out (`send_after_request`).
+    """
     message = OutboxMessage(**new_message(recipient, subject, body, kind, attachments, dedupe_key))
+    if about is not None:
+        message.invitation_id, message.enrolment_id = about.invitation_id, about.enrolment_id
     db.session.add(message)
+    mark_queued()
     return message
 
 
@@ -86,6 +110,7 @@ def queue_mail_if(keep: bool, recipient: str, subject: str, body: str, kind: str
         *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())
     ).where(bindparam("keep", keep, type_=Boolean))
     db.session.execute(insert(table).from_select(list(values), chosen))
+    mark_queued()  # either way: the request goes on the same, whether a row was written
 
 
 def new_message(
@@ -121,6 +146,7 @@ class SendReport:
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    not_sent: list[int] = field(default_factory=list)  # no longer wanted (see REFRESHERS)
     errors: list[str] = field(default_factory=list)
     stopped_early: bool = False  # the server could not be reached: the rest waits
 
@@ -215,6 +241,29 @@ def mark_sent(message: OutboxMessage) -> None:
     db.session.commit()
 
 
+def refresh(message: OutboxMessage) -> str | None:
+    """Write a claimed message afresh with its kind's refresher; why it must not go out, if so.
+
+    A refresher that fails leaves the message as it was queued (it is still worth sending).
+    """
+    refresher = REFRESHERS.get(message.kind)
+    if refresher is None:
+        return None
+    try:
+        return refresher(message)
+    except Exception:  # the queued text is still a valid message
+        current_app.logger.exception("could not write message %s afresh", message.id)
+        db.session.rollback()
+        return None
+
+
+def mark_not_sent(message: OutboxMessage, reason: str) -> None:
+    """Give up a message that is no longer wanted (its reader finished, its link was replaced)."""
+    message.status = MailStatus.FAILED
+    message.last_error = reason
+    db.session.commit()
+
+
 def mark_failed_attempt(message: OutboxMessage, error: Exception) -> bool:
     """Step 3 after an error: retry later, or give up; whether it will be retried."""
     message.last_error = f"{type(error).__name__}: {error}"[:2000]
@@ -265,19 +314,28 @@ def socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(before)
 
 
-def send_queued(limit: int | None = None, only: Sequence[int] | None = None) -> SendReport:
-    """Send the due messages (at most `limit`), one claim at a time; see the module docstring."""
+def send_queued(
+    limit: int | None = None, only: Sequence[int] | None = None, timeout: float | None = None
+) -> SendReport:
+    """Send the due messages (at most `limit`), one claim at a time; see the module docstring.
+    Each SMTP operation waits at most MAIL_TIMEOUT seconds (or `timeout`, if shorter)."""
     if not mail_enabled():
         raise MailOff("MAIL_SERVER is not set: no e-mail can be sent.")
     report = SendReport()
     worker = worker_name()
     session = SmtpSession()
-    with socket_timeout(float(current_app.config.get("MAIL_TIMEOUT", 30))):
+    seconds = float(current_app.config.get("MAIL_TIMEOUT", 30))
+    with socket_timeout(seconds if timeout is None else min(seconds, timeout)):
         try:
             while limit is None or len(report.sent) + len(report.failed) < limit:
                 message = claim_next(worker, only)
                 if message is None:
                     break
+                reason = refresh(message)
+                if reason is not None:
+                    mark_not_sent(message, reason)
+                    report.not_sent.append(message.id)
+                    continue
                 try:
                     session.send(as_flask_mail(message))
                 except Exception as error:  # marked, never left in SENDING by a known error
@@ -315,3 +373,54 @@ def requeue(messages: Sequence[OutboxMessage]) -> int:
         message.status = MailStatus.PENDING
         message.next_attempt_at = now()
     return len(messages)
+
+
+def mark_queued() -> None:
+    """Note that this request queued mail, to be sent once its response is out."""
+    if has_request_context():
+        g.mail_queued = True
+
+
+def send_now(message: OutboxMessage) -> SendReport:
+    """Send one message at once (an organiser's "send now"): back to the queue if it failed or
+    waits for a retry, then this message alone. Raises MailOff without MAIL_SERVER."""
+    if message.status in (MailStatus.FAILED, MailStatus.PENDING):
+        message.status = MailStatus.PENDING
+        message.next_attempt_at = now()
+        db.session.commit()
+    return send_queued(only=[message.id])
+
+
+def send_after_request(app: Flask) -> None:
+    """Send what is due, after a response that queued mail has gone out (MAIL_SEND_AFTER_REQUEST).
+
+    A short timeout, so that a server that does not answer holds the worker only briefly;
+    whatever is not sent stays queued for the next try and for `flask mail send-queued`.
+    """
+    with app.app_context():
+        try:
+            report = send_queued(
+                limit=int(app.config.get("MAIL_AFTER_REQUEST_LIMIT", 50)),
+                timeout=float(app.config.get("MAIL_AFTER_REQUEST_TIMEOUT", 10)),
+            )
+            for line in report.errors:
+                app.logger.warning("mail after the request: %s", line)
+        except Exception:  # after the response: nobody to tell but the log
+            app.logger.exception("mail after the request failed; it stays queued")
+            db.session.rollback()
+
+
+def register(app: Flask) -> None:
+    """Send the mail a request queued right after its response (the outbox and the cron line
+    of `flask mail send-queued` stay the safety net)."""
+
+    @app.after_request
+    def send_queued_mail_later(response: Response) -> Response:
+        """Once the response is out, send what this request queued."""
+        if (
+            g.get("mail_queued")
+            and app.config.get("MAIL_SEND_AFTER_REQUEST", True)
+            and mail_enabled()
+        ):
+            response.call_on_close(lambda: send_after_request(app))
+        return response

@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.extensions import db
-from app.mail.messages import compose, public_url
-from app.mail.outbox import Attachment
+from app.mail.messages import public_url, render
+from app.mail.outbox import NOT_SENT, REFRESHERS, About, Attachment, queue_mail
 from app.models import (
     Answer,
     Assignment,
@@ -32,7 +32,7 @@ from app.models import (
 
 MAX_REPEATS = 3  # reminders after the first, at most
 # The outbox's note on a reminder given up because its reader withdrew: never requeued.
-WITHDREW = "Not sent: the reader withdrew from the study."
+WITHDREW = NOT_SENT + "the reader withdrew from the study."
 
 
 def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str, session: int = 2) -> str:
@@ -69,20 +69,12 @@ def last_activity(enrolment_ids: list[int]) -> dict[int, datetime]:
 def may_remind(enrolment: Enrolment) -> bool:
     """Whether a reminder may go to this reader: not finished, not withdrawn, account active,
     study open."""
-    user = enrolment.user
-    return (
-        enrolment.task2_completed_at is None
-        and enrolment.withdrawn_at is None
-        and user.active
-        and enrolment.study.status == StudyStatus.OPEN
-    )
+    return why_not_remind(enrolment) is None
 
 
-def queue_reminder(
-    enrolment: Enrolment, dedupe_key: str | None = None, number: int = 0
-) -> OutboxMessage:
-    """Queue a reminder for `enrolment` (the caller commits): the link, and the .ics while
-    Task 2 has still to open or has just opened."""
+def reminder_content(enrolment: Enrolment, number: int) -> tuple[str, str, list[Attachment]]:
+    """A reminder's subject, body and attachments as things stand now: the link, and the .ics
+    while the next session has still to open or has just opened."""
     study = enrolment.study
     link = public_url("survey.resume", study_id=study.id)
     session, opens_at = next_item(enrolment)
@@ -90,12 +82,8 @@ def queue_reminder(
     if opens_at is not None:
         ics = calendar_file(enrolment, opens_at, link, session)
         attachments.append(Attachment(f"task{session}.ics", "text/calendar", ics))
-    return compose(
-        enrolment.user.email,
+    subject, body = render(
         "reminder",
-        "reminder",
-        attachments=attachments,
-        dedupe_key=dedupe_key,
         study=study,
         link=link,
         opens_at=opens_at,
@@ -104,6 +92,77 @@ def queue_reminder(
         session=session,
         number=number,
     )
+    return subject, body, attachments
+
+
+def queue_reminder(
+    enrolment: Enrolment, dedupe_key: str | None = None, number: int = 0
+) -> OutboxMessage:
+    """Queue a reminder for `enrolment` (the caller commits). It is written again from the
+    state of the study when it is sent (`refresh_reminder`)."""
+    subject, body, attachments = reminder_content(enrolment, number)
+    return queue_mail(
+        enrolment.user.email,
+        subject,
+        body,
+        kind="reminder",
+        attachments=attachments,
+        dedupe_key=dedupe_key,
+        about=About(enrolment_id=enrolment.id),
+    )
+
+
+def reminder_enrolment(message: OutboxMessage) -> Enrolment | None:
+    """The enrolment a queued reminder is for (reminders queued before `enrolment_id` existed
+    name it in their dedupe key, "reminder:<enrolment id>:...")."""
+    enrolment_id = message.enrolment_id
+    if enrolment_id is None and message.dedupe_key:
+        part = message.dedupe_key.split(":")[1:2]
+        enrolment_id = int(part[0]) if part and part[0].isdigit() else None
+    return db.session.get(Enrolment, enrolment_id) if enrolment_id is not None else None
+
+
+def reminder_number(message: OutboxMessage) -> int:
+    """Which reminder a queued one is (0: the opening, k: the k-th repeat), from its key."""
+    last = (message.dedupe_key or "").rsplit(":", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def why_not_remind(enrolment: Enrolment | None) -> str | None:
+    """Why no reminder may go to this reader now, in the outbox's words; None if one may."""
+    if enrolment is None:
+        return NOT_SENT + "the reader's enrolment no longer exists."
+    if enrolment.withdrawn_at is not None:
+        return WITHDREW
+    if enrolment.task2_completed_at is not None:
+        return NOT_SENT + "the reader has finished the study."
+    if not enrolment.user.active:
+        return NOT_SENT + "the reader's account is deactivated."
+    if enrolment.study.status != StudyStatus.OPEN:
+        return NOT_SENT + "the study is not open."
+    return None
+
+
+def refresh_reminder(message: OutboxMessage) -> str | None:
+    """Write a reminder afresh just before it is sent (the wash-out or the reader's progress
+    may have changed since it was queued), or say why it must not go out."""
+    enrolment = reminder_enrolment(message)
+    reason = why_not_remind(enrolment)
+    if reason is not None:
+        return reason
+    assert enrolment is not None
+    subject, body, attachments = reminder_content(enrolment, reminder_number(message))
+    message.recipient = enrolment.user.email
+    message.subject, message.body = subject, body
+    message.attachments = [
+        {"filename": a.filename, "content_type": a.content_type, "data": a.data}
+        for a in attachments
+    ]
+    db.session.commit()
+    return None
+
+
+REFRESHERS["reminder"] = refresh_reminder
 
 
 def next_opens_at(enrolment: Enrolment) -> datetime | None:

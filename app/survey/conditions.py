@@ -31,7 +31,27 @@ SHORT_NAMES = {
     "cbir": "CBIR",
     PROBABILITIES: "Probabilities",
 }
-CLASSIFIER_NAMES = {"rgb_saliency": "4-channel model", "rgb": "3-channel model"}
+# The classifiers in organisers' words (the keys are the bundle's and the exports'), and in
+# readers' words, who need not know how the model was built.
+CLASSIFIER_NAMES = {"rgb_saliency": "image + saliency classifier", "rgb": "image-only classifier"}
+READER_CLASSIFIER_NAMES = {
+    "rgb_saliency": "from the image and where the AI looked",
+    "rgb": "from the image alone",
+}
+# What a training run measured (the bundle's provenance.metrics), by the run's own keys.
+TRAINING_NAMES = {
+    "se_cbir": "SE-CBIR (image + saliency features)",
+    "cbir": "CBIR (image features)",
+    "control": "Control (saliency maps left blank)",
+    "rgb": "Image-only classifier",
+    "rgbs": "Image + saliency classifier",
+    "rgb_saliency": "Image + saliency classifier",
+}
+
+
+def training_name(key: str) -> str:
+    """A training run's name for an aid or a model, in organisers' words (else the key)."""
+    return TRAINING_NAMES.get(key, key)
 
 
 class ConditionError(ValueError):
@@ -109,7 +129,7 @@ class Condition:
         if self.shows_neighbours:
             text += f" {self.k}" + ("" if self.labelled else " unlabelled")
         if self.aid == PROBABILITIES:
-            text += " (4-channel)" if self.classifier == "rgb_saliency" else " (3-channel)"
+            text += " (image + saliency)" if self.classifier == "rgb_saliency" else " (image only)"
         if self.saliency:
             text += " + saliency"
         if self.context:

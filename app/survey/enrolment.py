@@ -209,7 +209,10 @@ def standing(enrolment: Enrolment) -> Standing:
         return Standing(current, None, False)
     ended = session_end(enrolment, current.task - 1)
     opens_at = None if ended is None else ended + enrolment.study.washout
-    locked = opens_at is not None and now() < opens_at
+    # A task the reader has started stays open, whatever the wash-out became since: a longer
+    # one set mid-task must not lock them out of it (app/washout.py).
+    started = current.position > 0 or current.shown_at is not None
+    locked = opens_at is not None and now() < opens_at and not started
     return Standing(current, opens_at, locked)
 
 
@@ -272,6 +275,33 @@ def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[S
 def has_practice(enrolment: Enrolment) -> bool:
     """Whether the reader has practice cases (session 0) before Task 1."""
     return task_size(enrolment, PRACTICE) > 0
+
+
+def condition_orders(study: Study, enrolment_ids: list[int]) -> dict[int, list[str]]:
+    """Each reader's conditions in the order of their tasks, in a few words each ("Unaided",
+    "SE-CBIR 6"); a task whose cases mix conditions says so. One query."""
+    listed = conditions_of(study)
+    found: dict[tuple[int, int], set[int]] = {}
+    if enrolment_ids:
+        rows = db.session.execute(
+            select(Assignment.enrolment_id, Assignment.task, Assignment.condition)
+            .where(Assignment.enrolment_id.in_(enrolment_ids))
+            .distinct()
+        )
+        for enrolment_id, task, condition in rows:
+            found.setdefault((enrolment_id, task), set()).add(condition)
+    out: dict[int, list[str]] = {}
+    for enrolment_id in enrolment_ids:
+        words = []
+        for task in range(1, sessions_of(study) + 1):
+            indices = found.get((enrolment_id, task), set())
+            if len(indices) == 1:
+                (index,) = indices
+                words.append(listed[index].short if index < len(listed) else f"#{index}")
+            elif indices:
+                words.append("mixed: " + ", ".join(listed[i].short for i in sorted(indices)))
+        out[enrolment_id] = words
+    return out
 
 
 def task_size(enrolment: Enrolment, task: int) -> int:

@@ -7,11 +7,12 @@ from flask import Response, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.clock import duration_words
 from app.errors import error_response
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
-from app.survey.conditions import CLASSIFIER_NAMES, PROBABILITIES, Condition
+from app.survey.conditions import PROBABILITIES, READER_CLASSIFIER_NAMES, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import (
     PRACTICE,
@@ -270,7 +271,7 @@ def case_context(
         neighbours=tiles,
         labelled=condition.labelled,
         probabilities=bars,
-        classifier=CLASSIFIER_NAMES.get(view.classifier, ""),
+        classifier=READER_CLASSIFIER_NAMES.get(view.classifier, ""),
         first_look=first_look,
         patient=context_rows(shown_context(condition, case)),
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,
@@ -400,7 +401,7 @@ def how_it_works(study: Study, enrolment: Enrolment | None, cases: int) -> list[
         text = session_text(study, cases, task, condition)
         if task > 1:
             pause = (
-                f"{study.washout_hours:g} hours after you finish Task {task - 1}"
+                f"{duration_words(study.washout_hours)} after you finish Task {task - 1}"
                 if study.washout_hours > 0
                 else f"as soon as you finish Task {task - 1}"
             )

@@ -1,8 +1,11 @@
-/* Time on case without the time the page was hidden: another tab, a locked screen, or the
-   page closed and opened again later. The hidden milliseconds go with the answer in the form's
-   hidden_ms field; the server keeps its own clock and never counts more hidden time than the
-   case was open. Kept per case token in localStorage, so a closed and reopened page still
-   counts its absence; the entry is removed once the answer is sent. */
+/* Time on case without the time the reader was away: the page hidden (another tab, a locked
+   screen, the page closed and opened again later), or the page in view with nobody at it. A
+   reader counts as present for the form's data-idle-seconds (CASE_IDLE_SECONDS) after each
+   touch, click, key, wheel or pointer move: a long look at the image without moving counts;
+   beyond it, the time until the next input does not. The milliseconds away go with the answer
+   in the form's hidden_ms field; the server keeps its own clock and never counts more time
+   away than the case was open. Kept per case token in localStorage, so a closed and reopened
+   page still counts its absence; the entry is removed once the answer is sent. */
 (function () {
   "use strict";
 
@@ -47,10 +50,30 @@
       hidden += Date.now() - state.left;
     }
     var hiddenSince = document.visibilityState === "hidden" ? Date.now() : null;
+    var idleMs = 1000 * (Number(form.getAttribute("data-idle-seconds")) || 0);
+    var lastInput = Date.now(); // while the page is in view
+
+    function idleExcess(at) {
+      // The time since the last input beyond the grace period (0 without an idle limit).
+      if (!idleMs || hiddenSince !== null || at - lastInput <= idleMs) {
+        return 0;
+      }
+      return at - lastInput - idleMs;
+    }
 
     function total() {
-      return hidden + (hiddenSince === null ? 0 : Date.now() - hiddenSince);
+      var at = Date.now();
+      return hidden + (hiddenSince === null ? 0 : at - hiddenSince) + idleExcess(at);
     }
+
+    function present() {
+      var at = Date.now();
+      hidden += idleExcess(at);
+      lastInput = at;
+    }
+    ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "scroll"].forEach(function (name) {
+      window.addEventListener(name, present, { passive: true, capture: true });
+    });
 
     function write() {
       form.elements.hidden_ms.value = String(Math.max(0, Math.round(total())));
@@ -58,10 +81,12 @@
 
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "hidden") {
+        hidden += idleExcess(Date.now()); // away before the page went out of view
         hiddenSince = Date.now();
       } else if (hiddenSince !== null) {
         hidden += Date.now() - hiddenSince;
         hiddenSince = null;
+        lastInput = Date.now(); // coming back to the page is being there
       }
       write();
     });
@@ -78,6 +103,7 @@
         if (back.left && Date.now() > back.left) {
           hidden = (Number(back.hidden) || 0) + (Date.now() - back.left);
         }
+        lastInput = Date.now();
         sending = false;
         write();
       }

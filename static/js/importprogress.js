@@ -15,11 +15,15 @@
 
   function poll() {
     window
-      .fetch(window.location.href, { redirect: "manual", credentials: "same-origin" })
+      .fetch(window.location.href, {
+        redirect: "manual",
+        credentials: "same-origin",
+        headers: { "X-Import-Poll": "1" } // finished: the server answers 204, shows nothing yet
+      })
       .then(function (response) {
         // Finished: a redirect to the study, or the refusal (an error status). Reloading lets
         // the server show it (and its message) as a normal page.
-        if (response.type === "opaqueredirect" || !response.ok) {
+        if (response.type === "opaqueredirect" || !response.ok || response.status === 204) {
           window.location.reload();
           return null;
         }

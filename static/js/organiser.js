@@ -29,8 +29,28 @@
     });
   }
 
+  // The design form: each condition row shows only the options of its aid (none for "No
+  // aid"); the server ignores the options that do not apply, so hidden ones change nothing.
+  function setUpConditionRows() {
+    document.querySelectorAll("fieldset.condition-row").forEach(function (row) {
+      var aid = row.querySelector("select[name$='-aid']");
+      if (!aid) {
+        return;
+      }
+      function show() {
+        row.querySelectorAll("[data-applies]").forEach(function (option) {
+          var applies = option.getAttribute("data-applies").split(" ");
+          option.hidden = applies.indexOf(aid.value) < 0;
+        });
+      }
+      aid.addEventListener("change", show);
+      show();
+    });
+  }
+
   function start() {
     setUpCopyButtons();
+    setUpConditionRows();
     var form = document.querySelector("form[data-unsaved-warning]");
     if (!form) {
       return;

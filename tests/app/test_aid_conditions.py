@@ -94,7 +94,7 @@ def test_each_aid_condition_shows_its_own_aid_and_records_it(
                 assert tiles(html) == 0
             if condition.aid == "probabilities":
                 expected = [round(100 * p) for p in case.probabilities["rgb"]]
-                assert "3-channel model" in html
+                assert "from the image alone" in html and "rgb" not in html.split("<main")[1]
                 assert [int(v) for v in re.findall(r"<meter[^>]*value=\"(\d+)\"", html)] == (
                     expected
                 )

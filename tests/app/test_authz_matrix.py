@@ -58,6 +58,13 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "admin.resend_invitation": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 200, 404, 200)},
     "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
+    # An empty form: no study chosen, nothing copied.
+    "admin.new_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
+    "contact.reader_address": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "contact.invitation_address": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    # No MAIL_SERVER here: the page says so, nothing is sent.
+    "contact.send_message_now": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},
+    "favicon": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
     "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     # Without MAIL_SERVER (as here) the page only says whom to ask: the same for everyone.
     "auth.forgot_password": {"GET": (200,) * 6, "POST": (200,) * 6},
@@ -106,7 +113,7 @@ MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
     "team.members": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "team.remove": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
 }
-STAFF_BLUEPRINTS = ("admin", "dashboard", "design", "team")
+STAFF_BLUEPRINTS = ("admin", "contact", "dashboard", "design", "team")
 
 
 def endpoints_of(app: Flask) -> dict[str, set[str]]:

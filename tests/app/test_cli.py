@@ -97,20 +97,22 @@ def test_demo_is_idempotent(runner: FlaskCliRunner, app: Flask, bundle_dir: Path
     assert first.exit_code == 0, first.output
     second = runner.invoke(args=["demo", "--bundle", str(bundle_dir)])
     assert second.exit_code == 0 and second.output == first.output
-    logins = re.findall(r"(organiser|reader)\s+(\S+@demo\.local)\s+(\S+)", first.output)
-    assert [role for role, _, _ in logins] == ["organiser", "reader", "reader"]
+    logins = re.findall(r"(admin|organiser|reader)\s+(\S+@demo\.local)\s+(\S+)", first.output)
+    # The admin too: only an admin creates the organiser accounts the Team page asks for.
+    assert [role for role, _, _ in logins] == ["admin", "organiser", "reader", "reader"]
+    assert "flask users create --role organiser" in first.output
     assert "no three-arm demo study" in first.output  # a format-1 bundle: SE-CBIR only
     with app.app_context():
         study = db.session.scalar(select(Study))
         assert study.status == StudyStatus.OPEN and study.washout_hours == 0
         assert study.cases_per_reader == 20
-        assert db.session.scalar(select(func.count(User.id))) == 3
+        assert db.session.scalar(select(func.count(User.id))) == 4
         assert db.session.scalar(select(func.count(Invitation.id))) == 2
     client = app.test_client()
     for role, email, password in logins:
         response = client.post("/login", data={"email": email, "password": password})
         assert response.status_code == 302
-        expected = "/admin/" if role == "organiser" else f"/survey/{study.id}/continue"
+        expected = "/admin/" if role != "reader" else f"/survey/{study.id}/continue"
         assert response.headers["Location"] == expected
         if role == "reader":
             assert client.get(f"/survey/{study.id}/").status_code == 200

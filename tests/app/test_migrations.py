@@ -334,3 +334,40 @@ def test_upgrade_fails_the_imports_of_the_old_threads_and_caps_the_rest(
         assert "the server was upgraded" in (jobs["running"].errors or "")
         names = {index["name"] for index in inspect(db.engine).get_indexes("import_job")}
         assert {"uq_import_job_unfinished_created_by_id", "uq_import_job_unfinished_slot"} <= names
+
+
+def test_upgrade_repairs_addresses_stored_with_a_list_separator(empty_app: Flask) -> None:
+    with empty_app.app_context():
+        upgrade(revision="sec_import")
+        tables = MetaData()
+        tables.reflect(db.engine)
+        moment = datetime(2026, 1, 1)
+        with db.engine.begin() as connection:
+            for number, email in enumerate(
+                ("derm.c@clinic.example,", "a@example.org;", "a@example.org", "fine@example.org")
+            ):
+                reflected_insert(
+                    connection,
+                    tables,
+                    "user",
+                    email=email,
+                    name="",
+                    pseudonym=f"R-{number}",
+                    role="READER",
+                    active=True,
+                    failed_logins=0,
+                    created_at=moment,
+                )
+        upgrade()
+        emails = set(db.session.scalars(select(User.email)))
+        # The comma goes; "a@example.org;" stays: another account has the address it would take.
+        assert emails == {
+            "derm.c@clinic.example",
+            "a@example.org;",
+            "a@example.org",
+            "fine@example.org",
+        }
+        from app.models import AddressChange
+
+        changes = db.session.execute(select(AddressChange.old_email, AddressChange.new_email)).all()
+        assert changes == [("derm.c@clinic.example,", "derm.c@clinic.example")]

@@ -105,7 +105,7 @@ def test_the_preview_walks_every_condition_and_writes_nothing(
     assert tiles(cbir[0]) == 4 and "tile unlabelled" in cbir[0] and "tile cls-" not in cbir[0]
     # The 3-channel model's figures, and no similar images.
     assert "probabilities-title" in probabilities[0] and tiles(probabilities[0]) == 0
-    assert "3-channel model" in probabilities[0]
+    assert "from the image alone" in probabilities[0] and "3-channel" not in probabilities[0]
     # SE-CBIR with six labelled images and the overlay's toggle.
     assert tiles(se_cbir[0]) == 6 and "tile cls-" in se_cbir[0]
     assert stem(se_cbir[1].saliency) in se_cbir[0]

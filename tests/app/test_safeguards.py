@@ -68,7 +68,7 @@ def test_moving_task2_for_waiting_readers_asks_first(
     asked = staff.post(f"/admin/studies/{study.id}", data={**SETTINGS, "washout_hours": "1"})
     assert asked.status_code == 200
     assert 'id="washout-affected"' in asked.text and reader.email not in asked.text
-    assert "opens at once" in asked.text and "Save and move Task 2" in asked.text
+    assert "opens at once" in asked.text and "Save the new wash-out" in asked.text
     assert study_row(app, study).washout_hours == 24.0  # nothing saved yet
     assert reading.get(f"/survey/{study.id}/task/2/").text.count("not open yet") == 1
     confirmed = staff.post(

@@ -198,6 +198,13 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         db.session.commit()
         forgetful_id = forgetful.id
     reset_token = world.reset_token(forgetful_id)
+    moved = join_newcomer(world, "moved", enrolled=True)
+    with app.app_context():
+        moved_enrolment = enrolment_of(study.id, moved.id)
+        assert moved_enrolment is not None
+        moved_id = moved_enrolment.id
+    corrected_id, _ = world.fresh_invitation()
+    message_id = world.fresh_message()
     # A draft study of the organiser's, nobody enrolled: its design may still change.
     with app.app_context():
         draft, _ = import_bundle(
@@ -297,6 +304,32 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             f"/admin/studies/{draft_id}/design/thesis",
             lambda _: {},
             check(lambda: design_of() == "sequential"),
+        ),
+        "admin.new_study": Post(
+            "organiser",
+            "/admin/studies/new",
+            lambda _: {"source": str(study.id), "name": "A new one"},
+            check(lambda: db.session.scalar(select(Study).filter_by(name="A new one")) is not None),
+        ),
+        "contact.reader_address": Post(
+            "admin",
+            f"/admin/studies/{study.id}/readers/{moved_id}/address",
+            lambda _: {"email": "moved-on@example.org"},
+            check(lambda: db.session.get(User, moved.id).email == "moved-on@example.org"),
+        ),
+        "contact.invitation_address": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/invitations/{corrected_id}/address",
+            lambda _: {"email": "corrected@example.org"},
+            check(
+                lambda: db.session.get(Invitation, corrected_id).email == "corrected@example.org"
+            ),
+        ),
+        "contact.send_message_now": Post(
+            "organiser",
+            f"/admin/studies/{study.id}/mail/{message_id}/send",
+            lambda _: mail_on(app),  # nobody listens: the attempt is made, and counted
+            check(lambda: db.session.get(OutboxMessage, message_id).attempts == 1),
         ),
         "design.copy": Post(
             "organiser",
@@ -1242,7 +1275,8 @@ def test_images_headers_and_static_files_reveal_no_ids(world: World, clock: Fake
     for path in statics:
         response = client.get("/static/" + path.relative_to(STATIC).as_posix())
         assert response.status_code == 200, path
-        text = response.get_data(as_text=True) + str(response.headers)
+        # Text files, and the favicon (bytes: read as Latin-1 to search them all the same).
+        text = response.get_data().decode("latin-1") + str(response.headers)
         assert not [s for s in secrets if s in text], path
         assert "ISIC_" not in text and "HAM_" not in text, path
 

@@ -78,6 +78,22 @@ class World:
             db.session.commit()
             return invitation.id, token
 
+    def fresh_message(self) -> int:
+        """A queued invitation e-mail of `study` (tied to a fresh invitation): its id."""
+        from app.mail.outbox import About, queue_mail
+
+        invitation_id, _ = self.fresh_invitation()
+        with self.app.app_context():
+            message = queue_mail(
+                "invitee@example.org",
+                "Invitation",
+                "Hello",
+                kind="invitation",
+                about=About(invitation_id=invitation_id),
+            )
+            db.session.commit()
+            return message.id
+
     def owner_member(self, study: StudyRef) -> int:
         """The id of the owner's membership of `study` (0 when it has none, e.g. no such study)."""
         with self.app.app_context():
@@ -127,7 +143,13 @@ class World:
         by_study = {"study_id": study.id}
         if endpoint == "admin.change_status":
             return [{**by_study, "action": "open"}]  # the study is open: nothing changes
-        if endpoint in ("admin.revoke_invitation", "admin.resend_invitation"):
+        if endpoint == "contact.send_message_now":
+            return [{**by_study, "message_id": self.fresh_message()}]
+        if endpoint in (
+            "admin.revoke_invitation",
+            "admin.resend_invitation",
+            "contact.invitation_address",
+        ):
             return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
         if endpoint == "design.preset":
             return [{**by_study, "preset": "thesis"}]
@@ -136,7 +158,7 @@ class World:
             return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
-        if endpoint in ("admin.remind", "admin.mark_withdrawn"):
+        if endpoint in ("admin.remind", "admin.mark_withdrawn", "contact.reader_address"):
             return [{**by_study, "enrolment_id": self.enrolment_id(study)}]
         if endpoint == "admin.import_job":
             return [{"job_id": self.finished_import()}]

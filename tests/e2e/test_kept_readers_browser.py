@@ -248,10 +248,10 @@ def test_moving_task2_of_a_waiting_reader_is_asked_first(
     page.fill("#washout_hours", "1")
     page.click("button:has-text('Save settings')")
     warning = page.inner_text("#washout-affected")
-    assert "moves Task 2 for 1 reader" in warning and "It would open at" in warning
+    assert "moves the next task of 1 reader" in warning and "It would open at" in warning
     with live_server.app.app_context():
         assert db.session.get(Study, live_server.study_id).washout_hours == 24.0
-    page.click("button:has-text('Save and move Task 2')")
+    page.click("button:has-text('Save the new wash-out')")
     page.wait_for_load_state("load")
     assert page.locator("#washout-affected").count() == 0
     with live_server.app.app_context():
