@@ -86,6 +86,7 @@ def _copy_images(
 
 
 TURNS = (0, 90, 180, 270)  # a query's picture may be shown turned by any right angle
+TURN_SIDE = 256  # the side of the square copy of a query's picture that is turned
 
 
 @dataclass
@@ -102,9 +103,10 @@ class Pictures:
         self.hashes[name] = perceptual_hash(image)
         self.colours[name] = colours(image)
         if query:
-            self.turned[name] = [
-                perceptual_hash(image.rotate(angle, expand=True)) for angle in TURNS
-            ]
+            # Turned from a small square copy (the hash squares the picture anyway): turning
+            # the decoded image would double the memory its decoding was allowed.
+            square = image.resize((TURN_SIDE, TURN_SIDE), Image.Resampling.LANCZOS)
+            self.turned[name] = [perceptual_hash(square.rotate(angle)) for angle in TURNS]
 
 
 def refuse_query_pictures(bundle: ValidBundle, pictures: Pictures) -> None:

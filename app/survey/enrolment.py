@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from app.clock import now
 from app.consent import record_current
 from app.extensions import db
-from app.models import Answer, Assignment, Case, Enrolment, ReaderRole, Study, User
-from app.survey import conditions, designs, sampling
+from app.models import Answer, Assignment, Case, Enrolment, Neighbour, ReaderRole, Study, User
+from app.survey import conditions, designs, probes, sampling
 from app.survey.conditions import Condition
 from app.survey.designs import Design
+from studybundle.vote import majority_vote
 
 
 def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
@@ -56,7 +58,8 @@ def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) 
     """The reader's assignments: the design's plan over their cases, with the probes marked.
 
     `cases` are the drawn case ids in canonical order. Probes are drawn among the readings
-    whose condition shows an aid that can mislead (neighbours or probabilities).
+    whose condition shows an aid that can mislead (neighbours or probabilities), each with the
+    class it points to and the case whose genuine aid it shows (app.survey.probes).
     """
     listed = conditions_of(study)
     sessions = designs.plan(
@@ -82,9 +85,62 @@ def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) 
                 )
             )
     misleadable = [a for a in out if listed[a.condition].can_mislead]
-    by_condition = [a.condition for a in misleadable]
-    for index in designs.probe_positions(by_condition, study.probe_share, seed):
+    if study.probe_share == 0 or not misleadable:
+        return out
+    suggested = aid_suggestions(study, sorted({a.condition for a in misleadable}))
+    truths = dict(db.session.execute(select(Case.id, Case.truth).where(Case.id.in_(cases))).all())
+    placed = designs.probe_positions(
+        [a.condition for a in misleadable],
+        study.probe_share,
+        seed,
+        truths=[truths[a.case_id] for a in misleadable],
+        mix={c: Counter(by_case.values()) for c, by_case in suggested.items()},
+    )
+    sources = probes.choose_sources(
+        placed,
+        [(a.condition, a.case_id) for a in misleadable],
+        suggested,
+        set(cases),
+        sampling.stream(seed, "probe sources"),
+    )
+    for index, wrong in placed.items():
         misleadable[index].probe = True
+        misleadable[index].probe_class = wrong
+        misleadable[index].probe_source = sources[index]
+    return out
+
+
+def aid_suggestions(study: Study, indices: list[int]) -> dict[int, dict[int, str]]:
+    """What each listed condition's genuine aid suggests for every case of the study (case id
+    -> class): the rank-weighted vote of its first k neighbours, or the most probable class."""
+    listed = conditions_of(study)
+    codes = [item.code for item in study.classes]
+    lists: dict[tuple[int, str], list[str]] = {}
+    rows = db.session.execute(
+        select(Neighbour.case_id, Neighbour.aid, Neighbour.truth)
+        .join(Case, Case.id == Neighbour.case_id)
+        .where(Case.study_id == study.id)
+        .order_by(Neighbour.case_id, Neighbour.aid, Neighbour.rank)
+    )
+    for case_id, aid, truth in rows:
+        lists.setdefault((case_id, aid), []).append(truth)
+    vectors = dict(
+        db.session.execute(select(Case.id, Case.probabilities).where(Case.study_id == study.id))
+    )
+    out: dict[int, dict[int, str]] = {}
+    for index in indices:
+        condition = listed[index]
+        found: dict[int, str] = {}
+        if condition.shows_neighbours:
+            for (case_id, aid), truths in lists.items():
+                if aid == condition.aid and truths:
+                    found[case_id] = majority_vote(truths[: condition.k])
+        else:
+            for case_id, vector in vectors.items():
+                values = (vector or {}).get(condition.classifier)
+                if values:
+                    found[case_id] = probes.ranked_by_probability(values, codes)[0]
+        out[index] = found
     return out
 
 

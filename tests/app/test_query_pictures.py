@@ -67,9 +67,8 @@ def test_a_neighbour_of_another_querys_lesion_is_refused_naming_both(
     neighbour = queries[2]["neighbours"][3]
     neighbour["lesion_id"] = queries[11]["lesion_id"]  # another photograph of query 11's lesion
     write_queries(bundle_dir, queries)
-    with app.app_context():
-        with pytest.raises(BundleError) as caught:
-            import_bundle(bundle_dir, "Same lesion", app.config["STUDY_IMAGES"])
+    with app.app_context(), pytest.raises(BundleError) as caught:
+        import_bundle(bundle_dir, "Same lesion", app.config["STUDY_IMAGES"])
     assert (
         f"queries.json[2].neighbours[3] ({neighbour['image_id']}) shows lesion"
         f" {queries[11]['lesion_id']}, the lesion of query queries.json[11]"
