@@ -88,7 +88,12 @@ def plan_assignments(study: Study, seed: int, arm_index: int, cases: list[int]) 
     if study.probe_share == 0 or not misleadable:
         return out
     suggested = aid_suggestions(study, sorted({a.condition for a in misleadable}))
-    truths = dict(db.session.execute(select(Case.id, Case.truth).where(Case.id.in_(cases))).all())
+    truths = {
+        case_id: truth
+        for case_id, truth in db.session.execute(
+            select(Case.id, Case.truth).where(Case.id.in_(cases))
+        )
+    }
     placed = designs.probe_positions(
         [a.condition for a in misleadable],
         study.probe_share,
@@ -124,9 +129,12 @@ def aid_suggestions(study: Study, indices: list[int]) -> dict[int, dict[int, str
     )
     for case_id, aid, truth in rows:
         lists.setdefault((case_id, aid), []).append(truth)
-    vectors = dict(
-        db.session.execute(select(Case.id, Case.probabilities).where(Case.study_id == study.id))
-    )
+    vectors = {
+        case_id: vector
+        for case_id, vector in db.session.execute(
+            select(Case.id, Case.probabilities).where(Case.study_id == study.id)
+        )
+    }
     out: dict[int, dict[int, str]] = {}
     for index in indices:
         condition = listed[index]
