@@ -148,7 +148,10 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
     (another case's genuine aid, or failing that the case's own with its majority moved)."""
     case = assignment.case
     codes = [item["code"] for item in classes_of(study)]
-    source = db.session.get(Case, assignment.probe_source) if assignment.probe else None
+    source = None
+    if assignment.probe and assignment.probe_source is not None:
+        found = db.session.get(Case, assignment.probe_source)
+        source = found if found is not None and found.study_id == study.id else None
     if condition.shows_neighbours:
         listed = case_neighbours(case, condition.aid, MAX_PROBE_OWN)
         if not assignment.probe:
@@ -156,7 +159,7 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
         wrong = assignment.probe_class or probes.wrong_class(
             case.truth, [n.truth for n in listed], codes
         )
-        if source is not None and source.study_id == study.id:
+        if source is not None:
             return AidView(
                 condition, case_neighbours(source, condition.aid, condition.k), probe_class=wrong
             )

@@ -372,6 +372,34 @@ def test_probes_show_another_cases_genuine_list_and_are_recorded(
     assert sorted((int(t), int(n)) for t, n in named) == sorted(probes)
 
 
+def test_a_probe_drawn_before_issue_22_shows_its_own_list_with_the_majority_moved(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable
+) -> None:
+    # Assignments made before the migration have neither a drawn class nor a source.
+    set_design(app, study, "per_case", [SE6], cases_per_reader=10, probe_share=0.3)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    with app.app_context():
+        for assignment in db.session.scalars(select(Assignment).where(Assignment.probe)):
+            assignment.probe_class = assignment.probe_source = None
+        db.session.commit()
+    for number in range(1, 11):
+        answer_case(client, study.id, 1, number)
+    with app.app_context():
+        labels = dict(db.session.execute(select(Neighbour.image_id, Neighbour.truth)).all())
+        answers = db.session.scalars(select(Answer).join(Assignment).where(Assignment.probe))
+        for answer in answers:
+            case = answer.assignment.case
+            own = [n.truth for n in case.neighbours_of("se_cbir", 6)]
+            shown = [labels[i] for i in answer.neighbours_shown]
+            wrong = answer.shown["probe_class"]
+            assert wrong != case.truth and majority_vote(shown) == wrong
+            # The same mixture of classes (their counts), the voted class and `wrong` swapped.
+            assert sorted(Counter(shown).values()) == sorted(Counter(own).values())
+            assert case.image_id not in answer.neighbours_shown
+
+
 def test_probe_cases_are_named_only_once_the_last_task_is_done(
     app: Flask, client: FlaskClient, study: StudyRef, login: Callable, clock: FakeClock
 ) -> None:
