@@ -97,7 +97,7 @@ def test_no_neighbour_shows_another_querys_lesion() -> None:
     pool = pool_of([list(range(9)), [13, *range(8)]], ["QA", "QB"], BANK_LESIONS)
     lesions = {n.lesion_id for query in pool.queries for n in query.neighbours}
     assert len(pool.queries) == 2 and not lesions & {"QA", "QB"}
-    assert [n.lesion_id for n in pool.queries[1].neighbours][0] == "L0"
+    assert pool.queries[1].neighbours[0].lesion_id == "L0"
 
 
 def test_skipped_neighbours_give_their_place_to_the_next_ranked() -> None:
