@@ -8,17 +8,23 @@ import hashlib
 import hmac
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imagehash
+import numpy
+from PIL import Image
 from sqlalchemy import select
 
 from app.auth import managed_study_ids
 from app.extensions import db
+from app.imagehashes import colours, near_pairs, perceptual_hash
 from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
 from app.servedimages import KEYED_SUFFIX, deployment_key, key_image
 from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
+from studybundle.errors import Problems
 from studybundle.limits import IMAGE_NAME
 from studybundle.validate import Progress, no_progress
 
@@ -79,6 +85,66 @@ def _copy_images(
     return target, True
 
 
+TURNS = (0, 90, 180, 270)  # a query's picture may be shown turned by any right angle
+TURN_SIDE = 256  # the side of the square copy of a query's picture that is turned
+
+
+@dataclass
+class Pictures:
+    """What the import keeps of each image it decodes, to find a query's picture elsewhere:
+    its perceptual hash (a query's at every turn) and its colours (app.imagehashes)."""
+
+    hashes: dict[str, imagehash.ImageHash] = field(default_factory=dict)
+    turned: dict[str, list[imagehash.ImageHash]] = field(default_factory=dict)
+    colours: dict[str, numpy.ndarray] = field(default_factory=dict)
+
+    def look(self, name: str, image: Image.Image, query: bool) -> None:
+        """Keep what the comparison needs of one decoded image (studybundle's Look)."""
+        self.hashes[name] = perceptual_hash(image)
+        self.colours[name] = colours(image)
+        if query:
+            # Turned from a small square copy (the hash squares the picture anyway): turning
+            # the decoded image would double the memory its decoding was allowed.
+            square = image.resize((TURN_SIDE, TURN_SIDE), Image.Resampling.LANCZOS)
+            self.turned[name] = [perceptual_hash(square.rotate(angle)) for angle in TURNS]
+
+
+def refuse_query_pictures(bundle: ValidBundle, pictures: Pictures) -> None:
+    """BundleError if a neighbour shows a query's picture under another id or encoding.
+
+    The bundle has passed validate_bundle, which refused the same id, bytes and lesion; this
+    compares the pictures (NEAR bits of their perceptual hashes at any right-angle turn, and
+    colours within SAME_COLOURS), naming both images.
+    """
+    queries = {
+        query["image"].removeprefix("images/"): (index, query["image_id"])
+        for index, query in enumerate(bundle.queries)
+    }
+    shown: dict[str, list[tuple[str, str]]] = {}
+    for index, query in enumerate(bundle.queries):
+        for aid, items in read.neighbour_lists(bundle.manifest, query).items():
+            for item in items:
+                where = f"queries.json[{index}] {aid} neighbour {item['rank']}"
+                shown.setdefault(item["image"].removeprefix("images/"), []).append(
+                    (where, item["image_id"])
+                )
+    problems = Problems()
+    pairs = near_pairs(
+        {name: pictures.hashes[name] for name in shown},
+        {name: pictures.turned[name] for name in queries},
+        pictures.colours,
+    )
+    for name, query_name, bits in pairs:
+        index, query_id = queries[query_name]
+        for where, image_id in shown[name]:
+            problems.add(
+                f"{where} ({image_id}, images/{name}) shows the picture of query"
+                f" queries.json[{index}] ({query_id}, images/{query_name}):"
+                f" {bits} of 256 bits of their perceptual hashes differ"
+            )
+    problems.raise_if_any()
+
+
 def _case(manifest: dict[str, Any], query: dict[str, Any], position: int, shown: int) -> Case:
     """One query as a case with every aid it carries (format 1 read as format 2)."""
     votes = read.votes(manifest, query)
@@ -132,7 +198,9 @@ def import_bundle(
     wait until complete: an import job names it after itself, so that the folder of a job
     whose process was killed can be found and deleted.
     """
-    bundle = validate_bundle(folder, progress)
+    pictures = Pictures()
+    bundle = validate_bundle(folder, progress, pictures.look)
+    refuse_query_pictures(bundle, pictures)
     manifest = bundle.manifest
     if "se_cbir" not in read.aids(manifest):
         raise BundleError(

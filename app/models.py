@@ -484,6 +484,12 @@ class Assignment(db.Model):
     rotation: Mapped[int] = mapped_column(Integer, default=0)  # 180 in Task 2
     condition: Mapped[int] = mapped_column(Integer, default=0)  # index into Study.conditions
     probe: Mapped[bool] = mapped_column(Boolean, default=False)  # shows a misleading aid
+    # A probe's wrong class, drawn at enrolment (app.survey.probes), and the case whose genuine
+    # aid it shows (None: the case's own list with its majority moved to that class). A plain
+    # id, not a foreign key: a second key to `case` would make every join of an assignment to
+    # its case ambiguous. Both None on assignments made before probes were drawn this way.
+    probe_class: Mapped[str | None] = mapped_column(String(16))
+    probe_source: Mapped[int | None] = mapped_column(Integer)
     shown_at: Mapped[datetime | None] = mapped_column(DateTime)  # first time served
     # Initial then revised: the unaided first answer, stored before the aid is shown.
     initial_diagnosis: Mapped[str | None] = mapped_column(String(16))

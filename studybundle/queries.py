@@ -220,10 +220,13 @@ def check_queries(queries: Any, manifest: dict[str, Any], layout: Layout) -> set
 
 def _aids_showing_queries(queries: list[dict[str, Any]]) -> list[str]:
     """Neighbours that are a query's picture: by image id, or by the same bytes (image files
-    are named by their content hash, checked in check_image). Shown labelled in Task 2, such
-    a neighbour would hand a reader the truth of a case they diagnose (their own or another)."""
-    query_ids = {query["image_id"] for query in queries}
+    are named by their content hash, checked in check_image), or that show a query's lesion
+    (another photograph of it). Shown labelled in Task 2, such a neighbour would hand a reader
+    the truth of a case they diagnose (their own or another). The app also compares the
+    pictures themselves (app.imagehashes), for a query saved again under another id."""
+    query_ids = {query["image_id"]: index for index, query in enumerate(queries)}
     query_files = {query[key] for query in queries for key in ("image", "image_rotated")}
+    query_lesions = {query["lesion_id"]: index for index, query in enumerate(queries)}
     found = []
     for index, query in enumerate(queries):
         lists = {"neighbours": query.get("neighbours") or []}
@@ -238,4 +241,11 @@ def _aids_showing_queries(queries: list[dict[str, Any]]) -> list[str]:
                     found.append(f"{where} is the query image {item['image_id']} (by its id)")
                 elif item["image"] in query_files:
                     found.append(f"{where} shows a query's picture ({item['image']}, same bytes)")
+                elif item["lesion_id"] in query_lesions:
+                    other = queries[query_lesions[item["lesion_id"]]]
+                    found.append(
+                        f"{where} ({item['image_id']}) shows lesion {item['lesion_id']}, the"
+                        f" lesion of query queries.json[{query_lesions[item['lesion_id']]}]"
+                        f" ({other['image_id']})"
+                    )
     return found

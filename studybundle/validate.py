@@ -22,6 +22,15 @@ def no_progress(stage: str, done: int, total: int) -> None:
     """The default: nobody is told."""
 
 
+# Shown each image once, as it is decoded for its check: (file name, pixels, whether it is a
+# query's upright picture). The app hashes them there, so that no image is decoded again.
+Look = Callable[[str, Image.Image, bool], None]
+
+
+def no_look(name: str, image: Image.Image, query: bool) -> None:
+    """The default: nobody looks."""
+
+
 @dataclass(frozen=True)
 class ValidBundle:
     """A bundle that passed every check, with what an import needs."""
@@ -88,24 +97,29 @@ def check_images(
     size: int,
     names: set[str],
     progress: Progress = no_progress,
+    look: Look = no_look,
 ) -> None:
     """Check every referenced image, the query images' size and rotation, and the folder.
 
     Decoded pixels are kept for one query at a time (its upright and rotated image and
-    overlay): holding every decoded image of a bundle took gigabytes.
+    overlay): holding every decoded image of a bundle took gigabytes. `look` is shown each
+    image that decoded.
     """
     problems = Problems()
     paired = {name for query in queries for _, *pair in _pairs(query) for name in pair}
+    uprights = {query["image"].removeprefix("images/") for query in queries}
     refused: set[str] = set()
 
     def decode(name: str) -> Image.Image | None:
         try:
-            return check_image(root / "images" / name)
+            image = check_image(root / "images" / name)
         except BundleError as problem:
             if name not in refused:
                 refused.add(name)
                 problems.add(problem)
             return None
+        look(name, image, name in uprights)
+        return image
 
     done = 0
     for name in sorted(names - paired):  # neighbours: checked, not kept
@@ -143,8 +157,12 @@ def _contains_any(text: str, needles: set[str], lengths: list[int]) -> bool:
     )
 
 
-def validate_bundle(folder: str | Path, progress: Progress = no_progress) -> ValidBundle:
-    """Check everything about a bundle folder (docs/bundle.md); BundleError names the problems."""
+def validate_bundle(
+    folder: str | Path, progress: Progress = no_progress, look: Look = no_look
+) -> ValidBundle:
+    """Check everything about a bundle folder (docs/bundle.md); BundleError names the problems.
+
+    `look` is shown every image as it is decoded (see Look)."""
     root = Path(folder)
     progress("Reading manifest.json and queries.json", 0, 0)
     if not root.is_dir():
@@ -155,6 +173,6 @@ def validate_bundle(folder: str | Path, progress: Progress = no_progress) -> Val
     layout = check_manifest(manifest)
     queries = load_json(root / "queries.json", MAX_QUERIES_BYTES)
     images = check_queries(queries, manifest, layout)
-    check_images(root, queries, layout.web_image_size, images, progress)
+    check_images(root, queries, layout.web_image_size, images, progress, look)
     digest = digest_of(manifest, queries)
     return ValidBundle(root, manifest, queries, digest, frozenset(images), layout)

@@ -81,13 +81,15 @@ Candidates = tuple[np.ndarray, np.ndarray | None]  # bank rows per query, their 
 
 
 def _choose(
-    rows: np.ndarray, lesion: str, bank_lesions: Sequence[str], count: int, rule: str
+    rows: np.ndarray, skipped: set[str], bank_lesions: Sequence[str], count: int, rule: str
 ) -> list[int] | str:
     """Column positions of `count` neighbours of distinct other lesions, or why there are none.
 
-    Rule "lesion": walk the candidates, skipping the query's lesion and lesions already
-    chosen. Rule "thesis": the first `count` candidates not of the query's lesion, refused if
-    two of them share a lesion.
+    `skipped` holds every query's lesion: another photograph of a lesion some reader
+    diagnoses would show them its truth, and the import refuses it (an image-level split,
+    the thesis's, puts such photographs in the bank). Rule "lesion": walk the candidates,
+    skipping those lesions and lesions already chosen. Rule "thesis": the first `count`
+    candidates not of those lesions, refused if two of them share a lesion.
     """
     chosen: list[int] = []
     shown_lesions: set[str] = set()
@@ -97,7 +99,7 @@ def _choose(
         if row < 0:
             continue
         candidate_lesion = str(bank_lesions[row])
-        if candidate_lesion == lesion:
+        if candidate_lesion in skipped:
             continue
         if candidate_lesion in shown_lesions:
             if rule == "thesis":
@@ -177,6 +179,7 @@ def build_query_pool(
 
     dropped: Counter[str] = Counter()
     seen_lesions: set[str] = set()
+    query_lesions_set = {str(lesion) for lesion in query_lesions}
     kept: list[Query] = []
     # Image-id order decides which image of a lesion represents it, whatever the input order.
     for q in sorted(range(count), key=lambda i: str(query_ids[i])):
@@ -187,7 +190,7 @@ def build_query_pool(
         seen_lesions.add(lesion)
         found: dict[str, tuple[Neighbour, ...]] = {}
         for name, candidates in lists.items():
-            chosen = _choose(candidates[0][q], lesion, bank_lesions, neighbours, rule)
+            chosen = _choose(candidates[0][q], query_lesions_set, bank_lesions, neighbours, rule)
             if isinstance(chosen, str):
                 dropped[chosen if name == "se_cbir" else f"{chosen} (CBIR)"] += 1
                 break

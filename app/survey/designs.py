@@ -23,11 +23,12 @@ organiser nor a reader can predict the next reader's arm.
 """
 
 import enum
-from collections.abc import Hashable, Sequence
+import random
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.survey.sampling import shuffled, stream
+from app.survey.sampling import shuffled, stream, weighted
 
 K = TypeVar("K", bound=Hashable)
 
@@ -150,14 +151,29 @@ def plan(
     return [[Reading(case, assigned[case]) for case in order]]
 
 
-def probe_positions(conditions: Sequence[int], share: float, seed: int) -> frozenset[int]:
-    """Which of a reader's aided readings (by index) show a deliberately faulty aid.
+def probe_positions(
+    conditions: Sequence[int],
+    share: float,
+    seed: int,
+    truths: Sequence[str] | None = None,
+    mix: Mapping[int, Mapping[str, int]] | None = None,
+) -> dict[int, str | None]:
+    """Which of a reader's aided readings (by index) show a deliberately faulty aid, and the
+    class each points to.
 
     `conditions` holds the condition of each reading that can carry a probe. round(share * n)
     of the n readings are probes, spread over the conditions in proportion to their readings
-    (largest remainders, ties drawn at random), so that every aid's over-reliance is measured;
-    within a condition they are chosen uniformly by the reader's "probes" stream. Every reader
-    gets the same share, and nobody can tell from the position which ones they are.
+    (largest remainders, ties drawn at random), so that every aid's over-reliance is measured.
+    Every reader gets the same share, and nobody can tell from the position which ones they are.
+
+    Within a condition, with `truths` (each reading's case truth) and `mix` (per condition, how
+    many of the study's genuine aids suggest each class), each probe first draws the class it
+    points to in proportion to `mix`, then a reading of a case of another class: probes
+    suggest each class as often as the genuine aids do, so that in a skewed case mix (mostly
+    nevi) a rarer class's suggestion is no sign of a probe. A probe finds no class only when
+    every reading left is of the one class the aids suggest (None: the aid's best-ranked wrong
+    class is used). Without `truths`, readings are chosen uniformly and no class is drawn.
+    All draws come from the reader's "probes" stream.
     """
     if not 0 <= share <= 1:
         raise ValueError("the probe share must be between 0 and 1")
@@ -172,7 +188,26 @@ def probe_positions(conditions: Sequence[int], share: float, seed: int) -> froze
     tie_break = {c: rank for rank, c in enumerate(shuffled(groups, rng))}
     for c in sorted(groups, key=lambda c: (counts[c] - quotas[c], tie_break[c]))[:left]:
         counts[c] += 1
-    chosen: set[int] = set()
+    chosen: dict[int, str | None] = {}
     for c in groups:
-        chosen.update(shuffled(by_condition[c], rng)[: counts[c]])
-    return frozenset(chosen)
+        order = shuffled(by_condition[c], rng)
+        if truths is None or mix is None:
+            chosen.update(dict.fromkeys(order[: counts[c]]))
+            continue
+        for _ in range(counts[c]):
+            chosen.update(_one_probe(order, truths, mix.get(c, {}), rng))
+    return chosen
+
+
+def _one_probe(
+    order: list[int], truths: Sequence[str], mix: Mapping[str, int], rng: random.Random
+) -> dict[int, str | None]:
+    """One probe among the readings left in `order` (taken out of it): a class drawn by `mix`
+    among those some reading left is not of, then the first such reading."""
+    possible = {code: n for code, n in mix.items() if any(truths[i] != code for i in order)}
+    if not any(n > 0 for n in possible.values()):
+        return {order.pop(0): None}
+    wrong = weighted(possible, rng)
+    index = next(i for i in order if truths[i] != wrong)
+    order.remove(index)
+    return {index: wrong}

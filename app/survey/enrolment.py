@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from app.clock import now
 from app.consent import record_current
 from app.extensions import db
-from app.models import Answer, Assignment, Case, Enrolment, ReaderRole, Study, User
-from app.survey import conditions, designs, sampling
+from app.models import Answer, Assignment, Case, Enrolment, Neighbour, ReaderRole, Study, User
+from app.survey import conditions, designs, probes, sampling
 from app.survey.conditions import Condition
 from app.survey.designs import Design
+from studybundle.vote import majority_vote
 
 
 def enrolment_of(study_id: int, user_id: int) -> Enrolment | None:
@@ -63,7 +65,8 @@ def plan_assignments(
     after the practice cases (session 0).
 
     `cases` are the drawn case ids in canonical order. Probes are drawn among the readings
-    whose condition shows an aid that can mislead (neighbours or probabilities). Practice
+    whose condition shows an aid that can mislead (neighbours or probabilities), each with the
+    class it points to and the case whose genuine aid it shows (app.survey.probes). Practice
     cases show the reader's conditions in the order they will meet them, one after the other,
     upright and never as probes: the same pages as the study's own cases.
     """
@@ -90,10 +93,7 @@ def plan_assignments(
                     condition=reading.condition,
                 )
             )
-    misleadable = [a for a in out if listed[a.condition].can_mislead]
-    by_condition = [a.condition for a in misleadable]
-    for index in designs.probe_positions(by_condition, study.probe_share, seed):
-        misleadable[index].probe = True
+    mark_probes(study, seed, cases, out)
     order = list(dict.fromkeys(a.condition for a in out))
     trial = [
         Assignment(
@@ -106,6 +106,77 @@ def plan_assignments(
         for position, case_id in enumerate(practice)
     ]
     return trial + out
+
+
+def aid_suggestions(study: Study, indices: list[int]) -> dict[int, dict[int, str]]:
+    """What each listed condition's genuine aid suggests for every case of the study (case id
+    -> class): the rank-weighted vote of its first k neighbours, or the most probable class."""
+    listed = conditions_of(study)
+    codes = [item.code for item in study.classes]
+    lists: dict[tuple[int, str], list[str]] = {}
+    rows = db.session.execute(
+        select(Neighbour.case_id, Neighbour.aid, Neighbour.truth)
+        .join(Case, Case.id == Neighbour.case_id)
+        .where(Case.study_id == study.id)
+        .order_by(Neighbour.case_id, Neighbour.aid, Neighbour.rank)
+    )
+    for case_id, aid, truth in rows:
+        lists.setdefault((case_id, aid), []).append(truth)
+    vectors = {
+        case_id: vector
+        for case_id, vector in db.session.execute(
+            select(Case.id, Case.probabilities).where(Case.study_id == study.id)
+        )
+    }
+    out: dict[int, dict[int, str]] = {}
+    for index in indices:
+        condition = listed[index]
+        found: dict[int, str] = {}
+        if condition.shows_neighbours:
+            for (case_id, aid), truths in lists.items():
+                if aid == condition.aid and truths:
+                    found[case_id] = majority_vote(truths[: condition.k])
+        else:
+            for case_id, vector in vectors.items():
+                values = (vector or {}).get(condition.classifier)
+                if values:
+                    found[case_id] = probes.ranked_by_probability(values, codes)[0]
+        out[index] = found
+    return out
+
+
+def mark_probes(study: Study, seed: int, cases: list[int], out: list[Assignment]) -> None:
+    """Mark the reader's probes among `out`: readings whose condition can mislead, each with
+    the wrong class it points to and the case whose genuine aid it borrows."""
+    listed = conditions_of(study)
+    misleadable = [a for a in out if listed[a.condition].can_mislead]
+    if study.probe_share == 0 or not misleadable:
+        return
+    suggested = aid_suggestions(study, sorted({a.condition for a in misleadable}))
+    truths = {
+        case_id: truth
+        for case_id, truth in db.session.execute(
+            select(Case.id, Case.truth).where(Case.id.in_(cases))
+        )
+    }
+    placed = designs.probe_positions(
+        [a.condition for a in misleadable],
+        study.probe_share,
+        seed,
+        truths=[truths[a.case_id] for a in misleadable],
+        mix={c: Counter(by_case.values()) for c, by_case in suggested.items()},
+    )
+    sources = probes.choose_sources(
+        placed,
+        [(a.condition, a.case_id) for a in misleadable],
+        suggested,
+        set(cases),
+        sampling.stream(seed, "probe sources"),
+    )
+    for index, wrong in placed.items():
+        misleadable[index].probe = True
+        misleadable[index].probe_class = wrong
+        misleadable[index].probe_source = sources[index]
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from app.survey.presentation import (
     classes_of,
     closed,
     how_it_works,
+    image_url,
     page_context,
     practice_text,
     render_case,
@@ -269,8 +270,29 @@ def task_end(study_id: int, task: int) -> Page:
         opens_at=state.opens_at,
         next_task=state.current.task if state.current is not None else None,
         next_url=where_to(study.id, enrolment),
+        probe_cases=probe_cases(enrolment) if state.current is None else [],
     )
     return render_template("survey/task_end.html", **context)
+
+
+def probe_cases(enrolment: Enrolment) -> list[dict]:
+    """The readings whose aid was a deliberate probe, as the reader saw them (task, number,
+    the image as shown): named only once every task is done, so that knowing which they were
+    cannot change an answer. Nothing of their truth."""
+    readings = db.session.scalars(
+        select(Assignment)
+        .where(Assignment.enrolment_id == enrolment.id, Assignment.probe.is_(True))
+        .order_by(Assignment.task, Assignment.position)
+        .options(selectinload(Assignment.case))
+    )
+    return [
+        {
+            "task": a.task,
+            "number": a.position + 1,
+            "url": image_url(a.case.image_rotated if a.rotation else a.case.image),
+        }
+        for a in readings
+    ]
 
 
 @bp.route("/<int:study_id>/task/<int:task>/case/<int:number>", methods=["GET", "POST"])

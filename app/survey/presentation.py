@@ -23,6 +23,7 @@ from app.survey.enrolment import (
     task_size,
 )
 from app.survey.forms import AnswerForm
+from studybundle.vote import majority_vote
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g", "h", "j", "k", "l")  # home row, level 1 first
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
@@ -155,30 +156,37 @@ class AidView:
 
 
 def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidView:
-    """The aid of one reading under `condition`: the real one, or a probe's misleading one."""
+    """The aid of one reading under `condition`: the real one, or a probe's misleading one
+    (another case's genuine aid, or failing that the case's own with its majority moved)."""
     case = assignment.case
     codes = [item["code"] for item in classes_of(study)]
+    source = None
+    if assignment.probe and assignment.probe_source is not None:
+        found = db.session.get(Case, assignment.probe_source)
+        source = found if found is not None and found.study_id == study.id else None
     if condition.shows_neighbours:
         listed = case_neighbours(case, condition.aid, MAX_PROBE_OWN)
         if not assignment.probe:
             return AidView(condition, listed[: condition.k])
-        best: tuple[str, list[Neighbour]] | None = None
-        for wrong in probes.wrong_classes(case.truth, [n.truth for n in listed], codes):
-            bank = probe_bank(study, condition.aid, wrong, case)
-            shown = probes.misleading_neighbours(wrong, listed, bank, condition.k, [case.image_id])
-            if best is None or len(shown) > len(best[1]):
-                best = (wrong, shown)
-            if len(shown) == condition.k:
-                break
-        assert best is not None  # wrong_classes never returns an empty list
-        wrong, shown = best
-        return AidView(condition, shown, probe_class=wrong)
+        wrong = assignment.probe_class or probes.wrong_class(
+            case.truth, [n.truth for n in listed], codes
+        )
+        if source is not None:
+            return AidView(
+                condition, case_neighbours(source, condition.aid, condition.k), probe_class=wrong
+            )
+        return AidView(
+            condition, moved_list(study, case, condition, listed, wrong), probe_class=wrong
+        )
     if condition.aid == PROBABILITIES:
         real = case_probabilities(case, condition.classifier)
         if not assignment.probe or not real:
             return AidView(condition, probabilities=real, classifier=condition.classifier)
-        wrong = probes.wrong_class(case.truth, probes.ranked_by_probability(real, codes), codes)
-        faulty = probes.misleading_probabilities(real, codes, wrong)
+        wrong = assignment.probe_class or probes.wrong_class(
+            case.truth, probes.ranked_by_probability(real, codes), codes
+        )
+        borrowed = case_probabilities(source, condition.classifier) if source is not None else []
+        faulty = borrowed or probes.misleading_probabilities(real, codes, wrong)
         return AidView(
             condition, probabilities=faulty, classifier=condition.classifier, probe_class=wrong
         )
@@ -207,6 +215,24 @@ def context_rows(context: dict | None) -> list[tuple[str, str]]:
         ("Sex", SEX_WORDS.get(sex or "", unknown)),
         ("Body site", unknown if not site else str(site)[:1].upper() + str(site)[1:]),
     ]
+
+
+def moved_list(
+    study: Study, case: Case, condition: Condition, listed: list[Neighbour], wrong: str
+) -> list[Neighbour]:
+    """The case's own list with its majority moved to `wrong` (probes.moved_majority), or,
+    where the study holds too few images of a class for that, k images of `wrong`."""
+    own = listed[: condition.k]
+    voted = majority_vote([n.truth for n in own])
+    bank = [
+        *probe_bank(study, condition.aid, wrong, case),
+        *probe_bank(study, condition.aid, voted, case),
+    ]
+    moved = probes.moved_majority(own, wrong, bank, [case.image_id])
+    if moved is not None:
+        return moved
+    bank = probe_bank(study, condition.aid, wrong, case)
+    return probes.misleading_neighbours(wrong, listed, bank, condition.k, [case.image_id])
 
 
 def case_probabilities(case: Case, classifier: str) -> list[float]:

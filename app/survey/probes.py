@@ -1,21 +1,33 @@
 """Faulty-aid probes: a deliberately misleading aid, made from the study's own data. Pure.
 
-A probe measures over-reliance: the reader sees an aid that points to a wrong class with the
-same look as a real one. It is made the same way for every probe, so that it is plausible:
+A probe measures over-reliance: the reader sees an aid that points to a wrong class. It must
+look like a real aid, or a reader who tells the two apart turns the measure into noise: probes
+that showed k neighbours all of one class were single-class in 11 of 11 readings, genuine
+SE-CBIR lists in 2 of 32 (issue 22). So a probe shows a genuine aid, drawn per reader:
 
-- the wrong class is the one the real aid itself ranks highest among the classes that are not
-  the truth (the likeliest confusion), or for an aid that suggests none, the first other
-  class of the taxonomy; for neighbours, the first such class of which the study has k images
-  (a probe with fewer images than a real reading would give itself away);
-- neighbours: k images all of that class, first those of the case's own retrieval list (they
-  are the most similar to the query), then from the study's bank of neighbour images of that
-  class, most similar to their own query first; never the case's own image;
-- probabilities: the real vector with the wrong class's probability and the top probability
-  swapped, so the wrong class leads with the real model's confidence.
+- placement (app.survey.designs.probe_positions): each probe first draws the class it points
+  to, in proportion to how often the study's genuine aids of its condition suggest each class,
+  then a reading of a case of another class; probes then suggest each class as often as real
+  aids do, also in a skewed case mix;
+- its aid (`choose_sources`): the genuine aid of another case of the study that suggests that
+  class (its neighbour list, or its classifier's probabilities), a case the reader does not
+  read themselves where there is one, never twice for one reader; its class mixture, ranks and
+  similarities are a real aid's because they are one;
+- where no other case's aid suggests that class: the case's own list with its majority moved
+  (`moved_majority`: the images of its voted class and of the wrong class trade places, from
+  the study's bank of neighbour images, most similar first), or the case's own probabilities
+  with the wrong class's value and the top one swapped (`misleading_probabilities`).
+
+Probes drawn before this (assignments without a drawn class) point to the aid's best-ranked
+class that is not the truth (`wrong_class`), shown the same way as the last case.
 """
 
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
+
+from app.survey.sampling import below
+from studybundle.vote import majority_vote
 
 
 class Image(Protocol):
@@ -48,13 +60,76 @@ def ranked_by_probability(probabilities: Sequence[float], codes: Sequence[str]) 
     return [codes[i] for i in order]
 
 
+def choose_sources(
+    probes: Mapping[int, str | None],
+    readings: Sequence[tuple[int, int]],
+    suggested: Mapping[int, Mapping[int, str]],
+    own: Collection[int],
+    rng: random.Random,
+) -> dict[int, int | None]:
+    """For each probe (reading index -> its wrong class), the case whose genuine aid it shows.
+
+    `readings[i]` is (condition, case id) of reading i; `suggested[condition]` maps every case
+    of the study to the class its genuine aid suggests under that condition. A source is
+    another case whose aid suggests the probe's class, one of the reader's own cases (`own`)
+    only when no other case does, and none twice; None where there is none at all.
+    """
+    used: set[int] = set()
+    out: dict[int, int | None] = {}
+    for index in sorted(probes):
+        wrong, (condition, case) = probes[index], readings[index]
+        fitting = [
+            other
+            for other, code in sorted(suggested.get(condition, {}).items())
+            if code == wrong and other != case and other not in used
+        ]
+        strangers = [other for other in fitting if other not in own]
+        pool = strangers or fitting
+        if not pool:
+            out[index] = None
+            continue
+        chosen = pool[below(rng, len(pool))]
+        used.add(chosen)
+        out[index] = chosen
+    return out
+
+
+def moved_majority(
+    own: Sequence[N], wrong: str, bank: Iterable[N], exclude: Iterable[str] = ()
+) -> list[N] | None:
+    """`own` (a genuine list) with its voted class and `wrong` trading places.
+
+    Every image of the list's voted class gives its place to the bank's next image of class
+    `wrong`, and every image of class `wrong` to the next of the voted class (bank order, most
+    similar first; no repeats, nothing in `exclude`): the list keeps its class mixture and
+    ranks, and now votes `wrong`. `own` as it is when it votes `wrong` already; None when the
+    bank runs short of either class.
+    """
+    truths = [image.truth for image in own]
+    voted = majority_vote(truths)
+    if voted == wrong:
+        return list(own)
+    skipped = set(exclude) | {image.image_id for image in own}
+    spare: dict[str, list[N]] = {voted: [], wrong: []}
+    for image in bank:
+        if image.truth in spare and image.image_id not in skipped:
+            skipped.add(image.image_id)
+            spare[image.truth].append(image)
+    swap = {voted: wrong, wrong: voted}
+    needed = {code: truths.count(other) for other, code in swap.items()}
+    if any(len(spare[code]) < count for code, count in needed.items()):
+        return None
+    return [spare[swap[image.truth]].pop(0) if image.truth in swap else image for image in own]
+
+
 def misleading_neighbours(
     wrong: str, own: Sequence[N], bank: Iterable[N], k: int, exclude: Iterable[str] = ()
 ) -> list[N]:
     """`k` images of class `wrong`: the case's own first, then the bank's (as given).
 
-    Images listed in `exclude` (the query's own image id) and repeats are skipped. Fewer than
-    `k` come back only when the study has fewer images of that class.
+    The last resort of a probe whose class the study holds too few images of to move a
+    list's majority. Images listed in `exclude` (the query's own image id) and repeats are
+    skipped. Fewer than `k` come back only when the study has fewer images of that class.
     """
     skipped = set(exclude)
     out: list[N] = []

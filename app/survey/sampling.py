@@ -70,6 +70,23 @@ def shuffled(items: Sequence[T], rng: random.Random) -> list[T]:
     return out
 
 
+def weighted(weights: Mapping[K, int], rng: random.Random) -> K:
+    """One key drawn with probability proportional to its (positive integer) weight.
+
+    Keys are walked in sorted order, so the draw depends on the weights only, not on the
+    order the mapping was built in.
+    """
+    keys = sorted(key for key, weight in weights.items() if weight > 0)
+    if not keys:
+        raise ValueError("nothing to draw: no positive weight")
+    point = below(rng, sum(weights[key] for key in keys))
+    for key in keys:
+        point -= weights[key]
+        if point < 0:
+            return key
+    raise AssertionError("unreachable: the point lies below the total")
+
+
 def simple_sample(items: Sequence[T], n: int, rng: random.Random) -> list[T]:
     """`n` distinct items drawn uniformly without replacement (a partial Fisher-Yates)."""
     if not 0 <= n <= len(items):

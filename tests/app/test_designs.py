@@ -181,7 +181,7 @@ def test_probe_positions_take_the_share(aided: int, share: float, count: int) ->
     conditions = [1 + index % 2 for index in range(aided)]
     chosen = probe_positions(conditions, share, seed=3)
     assert len(chosen) == count
-    assert chosen <= set(range(aided))
+    assert set(chosen) <= set(range(aided))
     assert chosen == probe_positions(conditions, share, seed=3)
 
 
@@ -203,7 +203,7 @@ def test_probes_follow_each_aids_share_of_readings() -> None:
     for seed in range(400):
         chosen = probe_positions(conditions, 0.25, seed=seed)
         assert Counter(conditions[index] for index in chosen) == {1: 3, 2: 1}
-        hits.update(chosen)
+        hits.update(set(chosen))
     assert min(hits[index] for index in range(12)) > 60  # 100 expected each
     assert min(hits[index] for index in range(12, 16)) > 60
 

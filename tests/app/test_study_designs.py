@@ -20,6 +20,7 @@ from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Role, Stu
 from app.survey.conditions import Condition
 from app.survey.designs import williams_sequences
 from app.survey.enrolment import conditions_of
+from studybundle.vote import majority_vote
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
 from tests.app.test_survey import case_url, consent, token_of
 
@@ -331,9 +332,11 @@ def test_initial_then_revised_keeps_the_first_answer_and_then_shows_the_aid(
         assert len(assignment.answer.neighbours_shown) == 6
 
 
-def test_probes_show_neighbours_of_one_wrong_class_and_are_recorded(
+def test_probes_show_another_cases_genuine_list_and_are_recorded(
     app: Flask, client: FlaskClient, study: StudyRef, login: Callable
 ) -> None:
+    # A probe shows the genuine list of another case whose vote is a wrong class for this
+    # one (issue 22: all-one-class lists gave probes away), and says so only at the end.
     set_design(app, study, "per_case", [SE6], cases_per_reader=10, probe_share=0.3)
     (person,) = readers(app, study, 1)
     login(client, person)
@@ -345,21 +348,78 @@ def test_probes_show_neighbours_of_one_wrong_class_and_are_recorded(
     with app.app_context():
         truths = dict(db.session.execute(select(Case.id, Case.truth)).all())
         labels = dict(db.session.execute(select(Neighbour.image_id, Neighbour.truth)).all())
-        probes = 0
+        mine = {row[2] for row in plan}
+        probes, sources = [], set()
         for answer in db.session.scalars(select(Answer)):
             assignment = answer.assignment
             assert answer.shown["probe"] is assignment.probe
             if not assignment.probe:
                 assert answer.shown["probe_class"] is None
                 continue
-            probes += 1
+            probes.append((assignment.task, assignment.position + 1))
             wrong = answer.shown["probe_class"]
-            assert wrong != truths[assignment.case_id]
-            # Six images, all of the one wrong class, never the case's own picture.
-            assert len(answer.neighbours_shown) == 6
-            assert {labels[i] for i in answer.neighbours_shown} == {wrong}
+            assert wrong == assignment.probe_class and wrong != truths[assignment.case_id]
+            source = db.session.get(Case, assignment.probe_source)
+            assert source.id not in mine  # the pool has cases this reader does not read
+            sources.add(source.id)
+            genuine = [n.image_id for n in source.neighbours_of("se_cbir", 6)]
+            assert answer.neighbours_shown == genuine
+            assert majority_vote([labels[i] for i in genuine]) == wrong
             assert assignment.case.image_id not in answer.neighbours_shown
-        assert probes == 3
+        assert len(probes) == len(sources) == 3  # one source per probe, none twice
+    end = client.get(f"/survey/{study.id}/task/1/done").get_data(as_text=True)
+    named = re.findall(r"<span>Task (\d+), case (\d+)</span>", end)
+    assert sorted((int(t), int(n)) for t, n in named) == sorted(probes)
+
+
+def test_a_probe_drawn_before_issue_22_shows_its_own_list_with_the_majority_moved(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable
+) -> None:
+    # Assignments made before the migration have neither a drawn class nor a source.
+    set_design(app, study, "per_case", [SE6], cases_per_reader=10, probe_share=0.3)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    with app.app_context():
+        for assignment in db.session.scalars(select(Assignment).where(Assignment.probe)):
+            assignment.probe_class = assignment.probe_source = None
+        db.session.commit()
+    for number in range(1, 11):
+        answer_case(client, study.id, 1, number)
+    with app.app_context():
+        labels = dict(db.session.execute(select(Neighbour.image_id, Neighbour.truth)).all())
+        answers = db.session.scalars(select(Answer).join(Assignment).where(Assignment.probe))
+        for answer in answers:
+            case = answer.assignment.case
+            own = [n.truth for n in case.neighbours_of("se_cbir", 6)]
+            shown = [labels[i] for i in answer.neighbours_shown]
+            wrong = answer.shown["probe_class"]
+            assert wrong != case.truth and majority_vote(shown) == wrong
+            # The same mixture of classes (their counts), the voted class and `wrong` swapped.
+            assert sorted(Counter(shown).values()) == sorted(Counter(own).values())
+            assert case.image_id not in answer.neighbours_shown
+
+
+def test_probe_cases_are_named_only_once_the_last_task_is_done(
+    app: Flask, client: FlaskClient, study: StudyRef, login: Callable, clock: FakeClock
+) -> None:
+    set_design(app, study, "crossover", [UNAIDED, SE6], cases_per_reader=10, probe_share=0.3)
+    (person,) = readers(app, study, 1)
+    login(client, person)
+    consent(client, study.id)
+    # Whichever session shows the aid (the arm decides), Task 1's end names nothing.
+    probes = sorted((row[0], row[1] + 1) for row in assignments_of(app, person) if row[4])
+    assert len(probes) == 3
+    for task in (1, 2):
+        for number in range(1, 11):
+            answer_case(client, study.id, task, number)
+        end = client.get(f"/survey/{study.id}/task/{task}/done").get_data(as_text=True)
+        named = re.findall(r"<span>Task (\d+), case (\d+)</span>", end)
+        if task == 1:
+            assert named == [] and "probe-cases" not in end
+            clock.advance(hours=24, seconds=1)
+        else:
+            assert sorted((int(t), int(n)) for t, n in named) == probes
 
 
 def test_exports_carry_condition_session_and_probe_and_the_dashboard_reads_any_design(

@@ -92,6 +92,15 @@ def test_one_query_per_lesion_keeps_the_first_image_id() -> None:
     }
 
 
+def test_no_neighbour_shows_another_querys_lesion() -> None:
+    # Query QB's first candidate (row 13) is of lesion QA, query QA's own (issue 22: the
+    # import refuses it; an image-level split puts such photographs in the bank).
+    pool = pool_of([list(range(9)), [13, *range(8)]], ["QA", "QB"], BANK_LESIONS)
+    lesions = {n.lesion_id for query in pool.queries for n in query.neighbours}
+    assert len(pool.queries) == 2 and not lesions & {"QA", "QB"}
+    assert pool.queries[1].neighbours[0].lesion_id == "L0"
+
+
 def test_skipped_neighbours_give_their_place_to_the_next_ranked() -> None:
     # Rank 1 is the query's own lesion, rank 3 repeats the lesion of rank 2.
     pool = pool_of([[13, 1, 12, 2, 3, 4, 5, 6, 7]], ["QA"], BANK_LESIONS)

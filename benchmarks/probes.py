@@ -1,0 +1,315 @@
+"""Benchmark: can a reader tell a faulty-aid probe from a genuine aid by what the aid looks like?
+
+Simulates many readers of an SE-CBIR study (k = 6 labelled neighbours, 30 cases, a fifth of
+them probes), once with the probes the survey made before issue 22 (k images of one wrong
+class) and once with today's (app.survey: the class drawn as the genuine aids suggest, another
+case's genuine list, or the case's own with its majority moved). A logistic regression is
+trained on what a reader sees of each reading, in nested sets of features:
+
+- list: the share of the list's top class, how many classes it holds, the ranks its top class
+  takes (the share of ranks 1-3 it holds, whether rank 1 is of it);
+- + class: which class the list votes for (one-hot);
+- + similarity: the mean and spread of the neighbours' similarity to their own query (stored
+  in the bundle, not shown to readers: an upper bound);
+- + images: the mean and spread of each colour channel of the neighbours' images, and of the
+  query's (what a glance at the tiles shows);
+- + likeness: how like the query the neighbours are (the cosine of their pixel features with
+  the query's): a reader comparing the tiles with the case.
+
+The classifier's out-of-fold scores (5 folds, grouped by reader) give the AUC of telling
+probes from genuine readings, with a 95 % interval from 1,000 bootstrap resamples of readers.
+0.5 is chance; the issue asks for at most 0.6.
+
+Pools: `--thesis DIR` (the thesis study's reference lists: SE-CBIR top 6 of 1,002 queries and
+HAM10000's labels; list and class features only, no images) and `--synthetic DIR` (a
+`training synth` folder: queries are a fifth of its lesions, retrieved from the rest by cosine
+on 16 x 16 pixel features, other lesions only).
+
+Run: .venv/bin/python benchmarks/probes.py --thesis ../shared/reference/thesis-study \
+    --synthetic data/synthetic [--readers 300]
+
+Measured (2026-12-07, 100 readers each, AUC [95 % interval]; synthetic: `training synth
+--images 1500 --size 128 --seed 0`, 223 queries):
+
+| pool, features | before | after |
+| --- | --- | --- |
+| thesis, list | 0.581 [0.573, 0.588] | 0.492 [0.472, 0.511] |
+| thesis, + class | 0.937 [0.925, 0.948] | 0.528 [0.507, 0.548] |
+| synthetic, list | 0.727 [0.718, 0.737] | 0.533 [0.509, 0.555] |
+| synthetic, + class | 0.907 [0.895, 0.918] | 0.518 [0.495, 0.541] |
+| synthetic, + similarity | 0.946 [0.936, 0.956] | 0.524 [0.503, 0.546] |
+| synthetic, + images | 0.967 [0.961, 0.973] | 0.635 [0.609, 0.665] |
+| synthetic, + likeness | 0.968 [0.962, 0.974] | 0.987 [0.979, 0.994] |
+
+(The thesis's lists carry no similarities, so its "+ similarity" adds nothing; 833 of its
+1,002 genuine top-6 lists are of one class, 117 of the 223 synthetic ones.) What a probe's
+list looks like on its own no longer gives it away. What does is that it was retrieved for
+another picture: the tiles' colours against the query's (+ images) and, above all, how like
+the query they are (+ likeness). A reader who compares the tiles with the case can tell, as
+with any aid that is wrong on purpose; only images of the wrong class that look like the
+query would hide that, which a bundle does not hold (its lists are per query).
+"""
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from app.survey import designs, probes
+from app.survey.sampling import stream
+from studybundle.taxonomy import HAM10000_CODES
+from studybundle.vote import majority_vote
+from training.bank import l2_normalise, top_k
+from training.data import load_dataset, read_image
+
+K = 6
+DEPTH = 10  # neighbours kept per case: a probe borrows from the case's own list this deep
+CASES = 30
+SHARE = 0.2
+CONDITION = 0  # every reading is under the one SE-CBIR condition
+FEATURE_SETS = ("list", "+ class", "+ similarity", "+ images", "+ likeness")
+
+
+@dataclass(frozen=True)
+class Image:
+    """A neighbour image as the probes module sees it, with what a reader could see of it."""
+
+    image_id: str
+    truth: str
+    similarity: float
+
+
+@dataclass
+class Pool:
+    """The study's cases: truths, genuine lists (DEPTH deep) and optional image features."""
+
+    ids: list[str]
+    truths: list[str]
+    lists: list[list[Image]]
+    stats: dict[str, np.ndarray]  # image id -> mean and spread of R, G, B (empty: no images)
+    pixels: dict[str, np.ndarray]  # image id -> L2-normalised pixel features
+
+
+def thesis_pool(folder: Path) -> Pool:
+    """The thesis's 1,002 queries with their SE-CBIR lists, labelled from HAM10000's metadata."""
+    with (folder / "HAM10000_metadata.csv").open(newline="") as handle:
+        dx = {row["image_id"]: row["dx"] for row in csv.DictReader(handle)}
+    found = json.loads((folder / "neighbours_se_cbir.json").read_text())
+    ids, truths, lists = [], [], []
+    for query, neighbours in sorted(found.items()):
+        query_id = query.removesuffix(".png")
+        ids.append(query_id)
+        truths.append(dx[query_id])
+        names = [name.removesuffix(".png") for name in neighbours[:DEPTH]]
+        # No similarities in the reference: ranks stand in (1.0 at rank 1, falling).
+        lists.append([Image(n, dx[n], 1.0 - rank / 100) for rank, n in enumerate(names)])
+    return Pool(ids, truths, lists, {}, {})
+
+
+def image_features(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mean and spread of each channel, 16 x 16 grey pixels) of one image."""
+    rgb = read_image(path, 64).astype(np.float32)
+    stats = np.concatenate([rgb.mean(axis=(0, 1)), rgb.std(axis=(0, 1))])
+    grey = rgb.mean(axis=2).reshape(16, 4, 16, 4).mean(axis=(1, 3)).ravel()
+    return stats, grey - grey.mean()
+
+
+def synthetic_pool(folder: Path, seed: int = 0) -> Pool:
+    """A fifth of a synthetic dataset's lesions as queries, the rest as the retrieval bank."""
+    records = load_dataset(folder)
+    rng = np.random.default_rng(seed)
+    lesions = sorted({r.lesion_id for r in records})
+    chosen = set(rng.choice(lesions, size=len(lesions) // 5, replace=False).tolist())
+    first: dict[str, object] = {}
+    for record in sorted(records, key=lambda r: r.image_id):
+        if record.lesion_id in chosen:
+            first.setdefault(record.lesion_id, record)
+    queries = [first[lesion] for lesion in sorted(first)]
+    bank = [r for r in records if r.lesion_id not in chosen]
+    stats, pixels = {}, {}
+    for record in [*queries, *bank]:
+        stats[record.image_id], pixels[record.image_id] = image_features(record.path)
+    query_rows = l2_normalise(np.stack([pixels[q.image_id] for q in queries]))
+    bank_rows = l2_normalise(np.stack([pixels[b.image_id] for b in bank]))
+    index, similarity = top_k(query_rows, bank_rows, DEPTH)
+    lists = [
+        [Image(bank[j].image_id, bank[j].dx, float(s)) for j, s in zip(row, sims, strict=True)]
+        for row, sims in zip(index, similarity, strict=True)
+    ]
+    normalised = {key: l2_normalise(value[None])[0] for key, value in pixels.items()}
+    return Pool([q.image_id for q in queries], [q.dx for q in queries], lists, stats, normalised)
+
+
+def before(pool: Pool, cases: list[int], seed: int, bank: list[Image]) -> dict[int, list[Image]]:
+    """Probes as the survey made them before issue 22: k images of the aid's best wrong class."""
+    shown = {}
+    for index in designs.probe_positions([CONDITION] * len(cases), SHARE, seed):
+        case = cases[index]
+        own = pool.lists[case]
+        wrong = probes.wrong_class(pool.truths[case], [n.truth for n in own], HAM10000_CODES)
+        shown[index] = probes.misleading_neighbours(wrong, own, bank, K, [pool.ids[case]])
+    return shown
+
+
+def after(
+    pool: Pool, cases: list[int], seed: int, bank: list[Image], suggested: dict[int, str]
+) -> dict[int, list[Image]]:
+    """Probes as the survey makes them now (app.survey.enrolment and presentation)."""
+    placed = designs.probe_positions(
+        [CONDITION] * len(cases),
+        SHARE,
+        seed,
+        truths=[pool.truths[c] for c in cases],
+        mix={CONDITION: Counter(suggested.values())},
+    )
+    sources = probes.choose_sources(
+        placed,
+        [(CONDITION, c) for c in cases],
+        {CONDITION: suggested},
+        set(cases),
+        stream(seed, "probe sources"),
+    )
+    shown = {}
+    for index, wrong in placed.items():
+        case = cases[index]
+        own = pool.lists[case]
+        wrong = wrong or probes.wrong_class(
+            pool.truths[case], [n.truth for n in own], HAM10000_CODES
+        )
+        source = sources[index]
+        if source is not None:
+            shown[index] = pool.lists[source][:K]
+            continue
+        moved = probes.moved_majority(own[:K], wrong, bank, [pool.ids[case]])
+        shown[index] = moved or probes.misleading_neighbours(wrong, own, bank, K, [pool.ids[case]])
+    return shown
+
+
+def features(pool: Pool, case: int, shown: Sequence[Image]) -> list[list[float]]:
+    """What a reader sees of one reading, in the nested FEATURE_SETS (each adds to the last)."""
+    truths = [n.truth for n in shown]
+    counts = Counter(truths)
+    top, top_count = counts.most_common(1)[0]
+    voted = majority_vote(truths)
+    listed = [
+        top_count / len(truths),
+        float(len(counts)),
+        sum(t == top for t in truths[:3]) / 3,
+        float(truths[0] == top),
+    ]
+    klass = [float(voted == code) for code in HAM10000_CODES]
+    sims = np.array([n.similarity for n in shown])
+    similarity = [float(sims.mean()), float(sims.std())]
+    sets = [listed, listed + klass, listed + klass + similarity]
+    if pool.stats:
+        tiles = np.stack([pool.stats[n.image_id] for n in shown])
+        images = [*tiles.mean(axis=0), *tiles.std(axis=0), *pool.stats[pool.ids[case]]]
+        query = pool.pixels[pool.ids[case]]
+        likeness = [float(np.mean([pool.pixels[n.image_id] @ query for n in shown]))]
+        sets += [sets[-1] + images, sets[-1] + images + likeness]
+    return sets
+
+
+def simulate(
+    pool: Pool, readers: int, design: str
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Every reading of `readers` simulated readers: feature matrices, probe labels, reader ids."""
+    bank = sorted(
+        {n.image_id: n for listed in pool.lists for n in listed}.values(),
+        key=lambda n: (-n.similarity, n.image_id),
+    )
+    suggested = {
+        c: majority_vote([n.truth for n in pool.lists[c][:K]]) for c in range(len(pool.ids))
+    }
+    rows: list[list[list[float]]] = []
+    labels, groups = [], []
+    for reader in range(readers):
+        rng = np.random.default_rng(reader)
+        cases = sorted(rng.choice(len(pool.ids), size=CASES, replace=False).tolist())
+        made = (
+            before(pool, cases, reader, bank)
+            if design == "before"
+            else after(pool, cases, reader, bank, suggested)
+        )
+        for index, case in enumerate(cases):
+            shown = made.get(index, pool.lists[case][:K])
+            rows.append(features(pool, case, shown))
+            labels.append(int(index in made))
+            groups.append(reader)
+    matrices = [np.array([row[i] for row in rows]) for i in range(len(rows[0]))]
+    return matrices, np.array(labels), np.array(groups)
+
+
+def auc_with_interval(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray
+) -> tuple[float, float, float]:
+    """Out-of-fold AUC of a logistic regression (5 folds by reader), and its 95 % interval."""
+    scores = np.zeros(len(y))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    for train, test in GroupKFold(n_splits=5).split(x, y, groups):
+        model.fit(x[train], y[train])
+        scores[test] = model.predict_proba(x[test])[:, 1]
+    auc = float(roc_auc_score(y, scores))
+    rng = np.random.default_rng(0)
+    readers = np.unique(groups)
+    rows_of = {g: np.flatnonzero(groups == g) for g in readers}
+    boot = []
+    for _ in range(1000):
+        rows = np.concatenate([rows_of[g] for g in rng.choice(readers, size=len(readers))])
+        boot.append(roc_auc_score(y[rows], scores[rows]))
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return auc, float(low), float(high)
+
+
+def report(name: str, pool: Pool, readers: int) -> None:
+    """One pool's table: AUC per feature set, before and after."""
+    print(
+        f"\n{name}: {len(pool.ids)} cases, {readers} readers x {CASES} readings, {SHARE:.0%} probes"
+    )
+    single = Counter(len({n.truth for n in listed[:K]}) == 1 for listed in pool.lists)
+    print(f"  genuine top-{K} lists of one class: {single[True]} of {len(pool.lists)}")
+    results = {design: simulate(pool, readers, design) for design in ("before", "after")}
+    for design, (matrices, y, _) in results.items():
+        one = float(np.mean(matrices[0][y == 1][:, 1] == 1))  # column 1: how many classes
+        print(f"  {design}: probe lists of one class {one:.0%}")
+    print(f"  {'features':<14}{'before':>24}{'after':>24}")
+    for i, label in enumerate(FEATURE_SETS[: len(results["after"][0])]):
+        cells = []
+        for design in ("before", "after"):
+            matrices, y, groups = results[design]
+            auc, low, high = auc_with_interval(matrices[i], y, groups)
+            cells.append(f"{auc:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"  {label:<14}{cells[0]:>24}{cells[1]:>24}")
+
+
+def main() -> None:
+    """Parse the arguments and print each pool's table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--thesis", type=Path, help="the thesis study's reference folder")
+    parser.add_argument("--synthetic", type=Path, help="a `training synth` folder")
+    parser.add_argument("--readers", type=int, default=300)
+    args = parser.parse_args()
+    if args.thesis is None and args.synthetic is None:
+        parser.error("give --thesis DIR, --synthetic DIR or both")
+    if args.thesis is not None:
+        report(f"thesis study ({args.thesis})", thesis_pool(args.thesis), args.readers)
+    if args.synthetic is not None:
+        report(f"synthetic ({args.synthetic})", synthetic_pool(args.synthetic), args.readers)
+
+
+if __name__ == "__main__":
+    main()
