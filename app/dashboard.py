@@ -21,8 +21,7 @@ from werkzeug.exceptions import NotFound
 
 from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
 from app.analysis.plots import power_png, power_svg
-from app.analysis.power import MAX_CASES, plan_endpoint
-from app.analysis.results import EndpointPower
+from app.analysis.power import MAX_CASES, needed_rows, plan_endpoint
 from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
 from app.exports import (
@@ -360,20 +359,6 @@ def export(study_id: int, name: str) -> Response:
         else:
             body = summary_json(analysed.result)
     return download(body, content_type, file_name(study, suffix, pair))
-
-
-def needed_rows(plan: EndpointPower) -> list[dict[str, Any]]:
-    """The plan's cases needed at its first effect (the observed one), a row per reader count:
-    `readers` and, per target power (0.8, 0.9), the cases per reader (None: beyond the
-    search's limit)."""
-    effect = plan["effects"][0] if plan["effects"] else None
-    rows: dict[int, dict[str, Any]] = {}
-    for n in plan["needed"]:
-        if n["effect"] == effect:
-            rows.setdefault(n["readers"], {"readers": n["readers"]})[f"{n['target']:g}"] = n[
-                "cases"
-            ]
-    return [rows[count] for count in sorted(rows)]
 
 
 def pair_answered(result: Mapping[str, Any]) -> bool:

@@ -28,8 +28,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from app.analysis.fingerprint import fingerprint
-from app.analysis.methods import methods
-from app.analysis.plots import FlowStep, flow_svg, forest_svg, reliance_svg, timing_svg
+from app.analysis.methods import HILLIS_2007, HILLIS_2011, cite, methods
+from app.analysis.plots import (
+    FlowStep,
+    flow_svg,
+    forest_svg,
+    power_svg,
+    reliance_svg,
+    timing_svg,
+)
+from app.analysis.power import MAX_CASES, needed_rows, plan_endpoint
 from app.analysis.wording import FILTERS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -194,6 +202,7 @@ def render_report(
     sections = methods(result, registration.design)
     blocks = result["statistics"]["or_hillis"]
     has_forest = any(block["available"] and block["differences"] for block in blocks.values())
+    plan = plan_endpoint(result)
     html = (
         environment()
         .get_template("report/study.html")
@@ -210,6 +219,11 @@ def render_report(
             timing=Markup(timing_svg(result)),
             registration=registration,
             design_json=_pretty(registration.design),
+            plan=plan,
+            plan_rows=needed_rows(plan) if plan else [],
+            power_figure=Markup(power_svg(plan)) if plan and plan["available"] else None,
+            max_cases=MAX_CASES,
+            planning_cite=cite(HILLIS_2007, HILLIS_2011),
         )
     )
     return Report(html, style_hash(css))

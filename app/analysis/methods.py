@@ -50,7 +50,12 @@ SMITH_HILLIS_2020 = Reference(
     "Image Perception, Observer Performance, and Technology Assessment. 2020;113160K.",
     "https://doi.org/10.1117/12.2549075",
 )
-REFERENCES = (OBUCHOWSKI_ROCKETTE, HILLIS_2007, MRMCAOV, SMITH_HILLIS_2020)
+HILLIS_2011 = Reference(
+    "Hillis SL, Obuchowski NA, Berbaum KS. Power estimation for multireader ROC methods: an "
+    "updated and unified approach. Acad Radiol. 2011;18(2):129-142.",
+    "https://doi.org/10.1016/j.acra.2010.09.007",
+)
+REFERENCES = (OBUCHOWSKI_ROCKETTE, HILLIS_2007, MRMCAOV, SMITH_HILLIS_2020, HILLIS_2011)
 
 SAMPLING_WORDS = {
     "random": "a simple random sample of the pool",

@@ -331,3 +331,17 @@ def _pair(result: Mapping[str, Any]) -> tuple[str, str] | None:
     keys = result.get("pair") or {}
     first, second = keys.get("first"), keys.get("second")
     return (first, second) if first and second else None
+
+
+def needed_rows(plan: EndpointPower) -> list[dict[str, Any]]:
+    """The plan's cases needed at its first effect (the observed one), a row per reader count:
+    `readers` and, per target power (0.8, 0.9), the cases per reader (None: beyond the
+    search's limit)."""
+    effect = plan["effects"][0] if plan["effects"] else None
+    rows: dict[int, dict[str, Any]] = {}
+    for n in plan["needed"]:
+        if n["effect"] == effect:
+            rows.setdefault(n["readers"], {"readers": n["readers"]})[f"{n['target']:g}"] = n[
+                "cases"
+            ]
+    return [rows[count] for count in sorted(rows)]

@@ -19,6 +19,7 @@ from app.analysis.fingerprint import canonical_json, fingerprint
 from app.analysis.html_report import Flow, Registration, render_report, style_hash
 from app.analysis.methods import REFERENCES, methods
 from app.analysis.plots import FlowStep, flow_svg, reliance_svg, timing_svg
+from app.analysis.power import needed_rows, plan_endpoint
 from app.analysis.responses import COLUMNS
 from app.analysis.results import AnalysisResult
 from tests.analysis.helpers import reference_rows, to_csv
@@ -127,7 +128,7 @@ def test_the_report_is_valid_html_with_every_section(result: AnalysisResult) -> 
     # Each endpoint's table, the forest plot, the reliance, time and flow figures, inline.
     for name, block in result["statistics"]["or_hillis"].items():
         assert (f"endpoint-{name}" in links.ids) == block["available"], name
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 5  # flow, forest, reliance, time, power
     assert "Differences between conditions, 95% CI" in html
     assert 'id="design-sha256"' in html and fingerprint(DESIGN) in html
 
@@ -260,3 +261,35 @@ def test_the_reliance_time_and_flow_figures_draw_the_result(result: AnalysisResu
         assert "No answer has a time yet." in timing
     flow = flow_svg([("Readers", [FlowStep("Invited: 5", "Withdrew: 1"), FlowStep("Analysed: 4")])])
     assert "Invited: 5" in flow and "Withdrew: 1" in flow and flow.count("<polygon") == 2
+
+
+def test_the_planning_section_gives_the_cases_the_power_plan_needs(result: AnalysisResult) -> None:
+    """The report's "Planning the next study" holds the power plot and, per reader count, the
+    cases per reader for 80 % and 90 % power that power.py computes: the dashboard's table."""
+    plan = plan_endpoint(result)
+    assert plan is not None and plan["available"]
+    page = report_html(result)
+    section = re.search(r'<section id="planning".*?</section>', page, re.S)
+    assert section is not None
+    text = section.group(0)
+    assert "Planning the next study" in text and "<svg" in text and 'id="plan-needed"' in text
+    rows = re.findall(r'<tr><th scope="row">(\d+)</th><td>([^<]+)</td><td>([^<]+)</td></tr>', text)
+    expected = [
+        (str(row["readers"]), *(str(row[t]) if row[t] is not None else "" for t in ("0.8", "0.9")))
+        for row in needed_rows(plan)
+    ]
+    assert len(rows) == len(expected) >= 5
+    for shown, wanted in zip(rows, expected, strict=True):
+        assert shown[0] == wanted[0]
+        for cell, value in zip(shown[1:], wanted[1:], strict=True):
+            assert cell == value or (value == "" and cell.startswith("more than"))
+    # Cited: Hillis 2011's power method is in the references.
+    assert "10.1016/j.acra.2010.09.007" in page
+
+
+def test_a_study_too_small_to_plan_from_says_why(result: AnalysisResult) -> None:
+    small = copy.deepcopy(result)
+    for block in small["statistics"]["or_hillis"].values():
+        block["available"] = False
+    text = report_html(small)
+    assert 'id="plan-unavailable"' in text and 'id="plan-needed"' not in text

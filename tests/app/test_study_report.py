@@ -207,6 +207,7 @@ def test_the_dashboard_serves_the_study_report(
         "https://doi.org/10.1002/sim.2532",
         "https://cran.r-project.org/package=MRMCaov",
         "https://doi.org/10.1117/12.2549075",
+        "https://doi.org/10.1016/j.acra.2010.09.007",
     }
     css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
