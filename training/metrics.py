@@ -196,9 +196,7 @@ def bootstrap_difference(
         observed += class_means.mean(axis=0)
         if len(sizes) > 1:
             lesion_weights = _resample_weights(rng, draws, len(sizes))  # (D, C)
-            totals = np.einsum(
-                "ds,sck,dc->dk", seed_weights, sums, lesion_weights, optimize=True
-            )
+            totals = np.einsum("ds,sck,dc->dk", seed_weights, sums, lesion_weights, optimize=True)
             sampled += totals / (lesion_weights @ sizes)[:, None]
         else:
             borrowed = pool[rng.integers(0, len(pool), size=draws)]
