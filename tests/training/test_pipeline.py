@@ -274,3 +274,43 @@ def test_the_thesis_replica_preset_uses_the_thesis_protocol() -> None:
         .preset
         == "thesis-replica"
     )
+
+
+@pytest.mark.training
+def test_further_seeds_are_pooled_in_the_comparisons(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """With seeds=2 the comparisons pool both seeds and per_seed keeps each one's figures.
+
+    The second seed's folder is the first one's with SE-CBIR's and the control's feature
+    banks swapped (no training here: every step of it finds its output and skips), so its
+    SE-CBIR - control difference is exactly minus the first seed's and the pooled estimate 0.
+    """
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out, out)
+    cfg = get_config("tiny", ["seeds=2"])
+    cfg.save(out / "config.json")
+    second = out / "seeds" / "72"
+    shutil.copytree(tiny_run.out, second, ignore=shutil.ignore_patterns("study", "seeds"))
+    get_config("tiny", ["seed=72"]).save(second / "config.json")
+    for part in ("bank", "queries"):
+        swap = second / "features" / f"swap_{part}.npz"
+        (second / "features" / f"se_cbir_{part}.npz").rename(swap)
+        (second / "features" / f"control_{part}.npz").rename(
+            second / "features" / f"se_cbir_{part}.npz"
+        )
+        swap.rename(second / "features" / f"control_{part}.npz")
+    (out / "metrics.json").unlink()
+    pipeline.run(cfg, tiny_run.data, out)
+
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["bootstrap"]["seeds"] == [71, 72]
+    assert json.loads((out / "seeds" / "done.json").read_text()) == {"seeds": [72]}
+    first, other = result["per_seed"]["71"], result["per_seed"]["72"]
+    assert first["retrieval"]["se_cbir"] == other["retrieval"]["control"]
+    assert result["retrieval"]["se_cbir"]["6"]["macro"] == first["retrieval"]["se_cbir"]["6"]
+    for k, value in result["comparisons"]["se_cbir - control"].items():
+        gain = first["comparisons"]["se_cbir - control"][k]
+        assert other["comparisons"]["se_cbir - control"][k] == pytest.approx(-gain)
+        assert value["estimate"] == pytest.approx(0.0, abs=1e-12)
+        assert value["ci_low"] <= 0 <= value["ci_high"]
+    # Against CBIR, both seeds share the rgb model: the same CBIR figures.
+    assert first["retrieval"]["cbir"] == other["retrieval"]["cbir"]
