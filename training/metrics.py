@@ -188,6 +188,7 @@ def bootstrap_difference(
             class_mean = sums.mean(axis=0).sum(axis=0) / sizes.sum()
             deviations.append(lesion_means - class_mean)
     pool = np.concatenate(deviations) if deviations else np.zeros((1, len(ks)))
+    pool -= pool.mean(axis=0)  # borrowed spread, not a shift (lesions differ in size)
 
     observed = np.zeros(len(ks))
     sampled = np.zeros((draws, len(ks)))
