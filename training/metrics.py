@@ -223,7 +223,7 @@ def format_comparisons(comparisons: Mapping[str, Mapping[str, Mapping[str, float
             f"@{k} {value['estimate']:+.3f} [{value['ci_low']:+.3f}, {value['ci_high']:+.3f}]"
             for k, value in by_k.items()
         ]
-        lines.append(f"  {name:<17} " + "  ".join(parts))
+        lines.append(f"  {name:<18} " + "  ".join(parts))
     return (
         "macro AP@k differences, 95 % class-stratified bootstrap over seeds and lesions:\n"
         + "\n".join(lines)

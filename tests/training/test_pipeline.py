@@ -138,6 +138,7 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
 
     model_time = (out / "rgbs" / "model.keras").stat().st_mtime_ns
     bundle_bytes = (out / "study" / "queries.json").read_bytes()
+    capsys.readouterr()  # what the checks above printed
     start = time.perf_counter()
     assert cli.main(argv) == 0
     elapsed = time.perf_counter() - start
