@@ -155,8 +155,10 @@ def bootstrap_difference(
     Such a class keeps its observed mean plus a deviation drawn from the pool of every other
     class's lesion deviations (a lesion's mean difference minus its class's mean): the
     spread a single lesion shows elsewhere (survey statistics' "lonely PSU" problem, here
-    solved by borrowing the other strata's variance). Only when no class has two lesions
-    does the seed level alone give the spread.
+    solved by borrowing the other strata's variance). When no class has two lesions, the
+    pool is the classes' own mean differences about their average (conservative: it holds
+    the true differences between classes too). So an interval has zero width only when
+    every query's difference is the same.
     """
     truth = np.asarray(query_truth)
     ks = list(ks)
@@ -187,7 +189,10 @@ def bootstrap_difference(
             lesion_means = sums.mean(axis=0) / sizes[:, None]
             class_mean = sums.mean(axis=0).sum(axis=0) / sizes.sum()
             deviations.append(lesion_means - class_mean)
-    pool = np.concatenate(deviations) if deviations else np.zeros((1, len(ks)))
+    if deviations:
+        pool = np.concatenate(deviations)
+    else:  # every class a single lesion: the classes' spread about their mean
+        pool = np.array([sums.mean(axis=0).sum(axis=0) / sizes.sum() for sums, sizes in per_class])
     pool -= pool.mean(axis=0)  # borrowed spread, not a shift (lesions differ in size)
 
     observed = np.zeros(len(ks))

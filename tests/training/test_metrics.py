@@ -290,10 +290,12 @@ def test_a_class_with_one_query_borrows_the_spread_of_the_others() -> None:
     lesions = ["A1"] + ["L1"] * 5 + ["L2"] * 5
     result = metrics.bootstrap_difference(truth, gain, 0 * gain, [6], clusters=lesions)
     assert result["6"] == {"estimate": 0.25, "ci_low": -0.25, "ci_high": 0.75}
-    # With every class a single query the interval is no longer a point either, once the
-    # seeds differ (see below); with one seed and nothing to borrow it stays one.
+    # With every class a single query, the classes' deviations from their mean make the pool
+    # (here +0.5 and -0.5): a draw is 0.5 + (d_a + d_b) / 2, so 0, 0.5 or 1.
     single = metrics.bootstrap_difference(["a", "b"], np.eye(2)[:, :1], np.zeros((2, 1)), [1])
-    assert single["1"]["ci_low"] == single["1"]["ci_high"] == 0.5
+    assert single["1"] == {"estimate": 0.5, "ci_low": 0.0, "ci_high": 1.0}
+    same = metrics.bootstrap_difference(["a", "b"], np.ones((2, 1)), np.zeros((2, 1)), [1])
+    assert same["1"] == {"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0}  # nothing varies
 
 
 def test_bootstrap_over_seeds_holds_the_variance_between_training_runs() -> None:
