@@ -8,6 +8,14 @@ run is only re-scored), then prints its table, the wall time against the 15-minu
 for 2 CPU cores, the children's CPU time and the load average before and after: on a shared
 machine the wall time alone says little. `/usr/bin/time -v` around this script gives the
 peak memory too.
+
+Measured 2026-12-07 (defaults: demo preset, 1,050 images at 64 px, 105 queries, one seed), on
+the 2-core machine shared with 7 other sessions (load average 7-20): 47.7 min wall in two
+parts (the first stopped after 5 of the RGB model's 20 epochs, the second resumed), 530 s of
+CPU in all, 1.6 GB peak. Mask arm, SE-CBIR - control at AP@6: +0.038 [+0.003, +0.076] (AP@9
++0.058 [+0.026, +0.091]); shuffled_mask -0.000 [-0.035, +0.035]; saliency -0.019 [-0.052,
++0.014]: the RGB model on the ringed images stayed at chance (macro sensitivity 0.105), its
+maps' pointing-game hit rate 0.181 against 0.190 on the decoy (mass ratio 1.08).
 """
 
 import argparse
