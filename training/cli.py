@@ -1,4 +1,4 @@
-"""Command line: `python -m training {synth,split,evaluate-retrieval,run} ...`.
+"""Command line: `python -m training {synth,split,evaluate-retrieval,run,smoke,positive-control}`.
 
 Each sub-command lives in the module of its stage; this file only parses arguments.
 TensorFlow is imported lazily, so `split` and `evaluate-retrieval` start in a blink.
@@ -72,6 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute in mixed float16 even without a GPU (the GPU's code path)",
     )
     smoke.add_argument("--out", type=Path, help="keep the data and run here (default: removed)")
+
+    positive = commands.add_parser(
+        "positive-control",
+        help="the claim test on decoy pairs, where the index lesion's mask is known to help",
+    )
+    positive.add_argument("--out", type=Path, default=Path("models/positive-control"))
+    positive.add_argument("--images", type=int, default=1050, help="decoy-pair images")
+    positive.add_argument("--seeds", type=int, default=1, help="paired training seeds per arm")
+    positive.add_argument(
+        "--dose", type=float, default=1.0, help="fraction of the images given the mask"
+    )
+    positive.add_argument(
+        "--arms",
+        nargs="+",
+        default=["mask", "shuffled_mask", "saliency"],
+        choices=("mask", "shuffled_mask", "saliency"),
+    )
+    positive.add_argument("--preset", choices=tuple(PRESETS), default="demo")
+    positive.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one configuration field of the preset (repeatable)",
+    )
     return parser
 
 
@@ -95,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from training import smoke
 
             return smoke.main(args)
+        if args.command == "positive-control":
+            from training import positive_control
+
+            return positive_control.main(args)
         from training import pipeline
 
         return pipeline.main(args)

@@ -83,6 +83,15 @@ class Config:
     # machine trains both in the time of one. Same result as one after the other (tested).
     # Off for the GPU presets: two trainings would share one accelerator's memory.
     concurrent_control: bool = False
+    # A third fine-tune beside the zero-map control: the same 4-channel model trained and
+    # queried with another image's saliency map (one of the same split part). SE-CBIR beating
+    # the zero-map control but not this one gains from any fourth channel, not from this
+    # image's saliency.
+    shuffled_control: bool = True
+    # Paired training seeds (seed, seed + 1, ...): each trains every model again on the same
+    # split; the intervals of SE-CBIR's differences then hold the variance between training
+    # runs (metrics.bootstrap_difference). Claims on real data use at least 3.
+    seeds: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -197,6 +206,8 @@ def get_config(preset: str, overrides: list[str] | None = None) -> Config:
             )
         changes[name] = _parse_value(name, text, getattr(config, name))
     config = dataclasses.replace(config, **changes)
+    if config.seeds < 1:
+        raise PipelineError(f"seeds must be at least 1, got {config.seeds}")
     for name, allowed in (
         ("split_by", ("lesion", "image")),
         ("query_filter", ("lesion", "thesis")),

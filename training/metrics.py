@@ -111,6 +111,21 @@ def per_query_precision(
 BOOTSTRAP_DRAWS = 2000
 
 
+def _as_seeds(precision: np.ndarray, queries: int, ks: Sequence[int]) -> np.ndarray:
+    """Per-query precision as (seeds, Q, len(ks)): a (Q, len(ks)) array is one seed."""
+    array = np.asarray(precision, np.float64)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] != (queries, len(ks)) or not len(array):
+        raise ValueError(f"expected precisions of shape {(queries, len(ks))} or (seeds, ...)")
+    return array
+
+
+def _resample_weights(rng: np.random.Generator, draws: int, items: int) -> np.ndarray:
+    """How often each of `items` is drawn in each of `draws` resamples with replacement."""
+    return rng.multinomial(items, np.full(items, 1.0 / items), size=draws).astype(np.float64)
+
+
 def bootstrap_difference(
     query_truth: Sequence[str],
     precision_a: np.ndarray,
@@ -118,27 +133,80 @@ def bootstrap_difference(
     ks: Sequence[int],
     draws: int = BOOTSTRAP_DRAWS,
     seed: int = 0,
+    clusters: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Macro AP@k of A minus B with a 95 % interval, per k: {k: {estimate, ci_low, ci_high}}.
 
-    A paired bootstrap over queries, stratified by class: each draw resamples every class's
-    queries with replacement (same queries for A and B), recomputes the macro average over
-    classes of the per-class mean difference, and the interval is the 2.5th and 97.5th
-    percentile of the draws. The estimate is the difference on the queries as they are.
+    `precision_a`, `precision_b`: per-query hits/k, (Q, len(ks)) for one trained pair of
+    models or (S, Q, len(ks)) for S paired training seeds (the same queries each time).
+    `clusters`: the lesion of each query (None: every query its own lesion).
+
+    A two-level paired bootstrap, so that the interval holds the variance between training
+    runs as well as between queries: each draw resamples the S seeds with replacement, and,
+    within every class, the class's lesions with replacement (all images of a drawn lesion
+    together: images of one lesion are not independent queries); the same draw of lesions
+    serves every seed, since every seed answers the same queries. A draw's value is the
+    mean over its seeds of the macro average over classes of the per-class mean difference;
+    the interval is the 2.5th and 97.5th percentile of the draws. The estimate is the
+    mean over seeds of the difference on the queries as they are.
+
+    A class whose queries all come from one lesion has nothing to resample, and would add
+    no spread (with one seed, a zero-width interval where every class has one lesion).
+    Such a class keeps its observed mean plus a deviation drawn from the pool of every other
+    class's lesion deviations (a lesion's mean difference minus its class's mean): the
+    spread a single lesion shows elsewhere (survey statistics' "lonely PSU" problem, here
+    solved by borrowing the other strata's variance). When no class has two lesions, the
+    pool is the classes' own mean differences about their average (conservative: it holds
+    the true differences between classes too). So an interval has zero width only when
+    every query's difference is the same.
     """
     truth = np.asarray(query_truth)
-    difference = np.asarray(precision_a, np.float64) - np.asarray(precision_b, np.float64)
-    if difference.shape != (len(truth), len(ks)):
-        raise ValueError(f"expected precisions of shape {(len(truth), len(ks))}")
+    ks = list(ks)
+    a = _as_seeds(precision_a, len(truth), ks)
+    b = _as_seeds(precision_b, len(truth), ks)
+    if a.shape != b.shape:
+        raise ValueError(f"A has {len(a)} seeds, B {len(b)}: the seeds must be paired")
+    if clusters is not None and len(clusters) != len(truth):
+        raise ValueError(f"{len(truth)} queries but {len(clusters)} cluster labels")
+    groups = np.asarray(clusters if clusters is not None else np.arange(len(truth)), dtype=str)
+    difference = a - b  # (S, Q, K)
+    seeds = len(difference)
     classes = ordered_classes(list(query_truth))
     rng = np.random.default_rng(seed)
-    observed = np.zeros(len(ks))
-    sampled = np.zeros((draws, len(ks)))
+    seed_weights = _resample_weights(rng, draws, seeds) / seeds  # (D, S)
+
+    # Per class: each lesion's summed difference per seed, and its number of queries.
+    per_class = []
+    deviations = []
     for name in classes:
         rows = np.flatnonzero(truth == name)
-        observed += difference[rows].mean(axis=0)
-        picks = rng.integers(0, len(rows), size=(draws, len(rows)))
-        sampled += difference[rows][picks].mean(axis=1)
+        lesions, which = np.unique(groups[rows], return_inverse=True)
+        sums = np.zeros((seeds, len(lesions), len(ks)))
+        np.add.at(sums, (slice(None), which), difference[:, rows])
+        sizes = np.bincount(which, minlength=len(lesions)).astype(np.float64)
+        per_class.append((sums, sizes))
+        if len(lesions) > 1:
+            lesion_means = sums.mean(axis=0) / sizes[:, None]
+            class_mean = sums.mean(axis=0).sum(axis=0) / sizes.sum()
+            deviations.append(lesion_means - class_mean)
+    if deviations:
+        pool = np.concatenate(deviations)
+    else:  # every class a single lesion: the classes' spread about their mean
+        pool = np.array([sums.mean(axis=0).sum(axis=0) / sizes.sum() for sums, sizes in per_class])
+    pool -= pool.mean(axis=0)  # borrowed spread, not a shift (lesions differ in size)
+
+    observed = np.zeros(len(ks))
+    sampled = np.zeros((draws, len(ks)))
+    for sums, sizes in per_class:
+        class_means = sums.sum(axis=1) / sizes.sum()  # (S, K)
+        observed += class_means.mean(axis=0)
+        if len(sizes) > 1:
+            lesion_weights = _resample_weights(rng, draws, len(sizes))  # (D, C)
+            totals = np.einsum("ds,sck,dc->dk", seed_weights, sums, lesion_weights, optimize=True)
+            sampled += totals / (lesion_weights @ sizes)[:, None]
+        else:
+            borrowed = pool[rng.integers(0, len(pool), size=draws)]
+            sampled += seed_weights @ class_means + borrowed
     observed /= len(classes)
     sampled /= len(classes)
     low, high = np.percentile(sampled, [2.5, 97.5], axis=0)
@@ -160,9 +228,10 @@ def format_comparisons(comparisons: Mapping[str, Mapping[str, Mapping[str, float
             f"@{k} {value['estimate']:+.3f} [{value['ci_low']:+.3f}, {value['ci_high']:+.3f}]"
             for k, value in by_k.items()
         ]
-        lines.append(f"  {name:<17} " + "  ".join(parts))
-    return "macro AP@k differences, 95 % class-stratified bootstrap over queries:\n" + "\n".join(
-        lines
+        lines.append(f"  {name:<18} " + "  ".join(parts))
+    return (
+        "macro AP@k differences, 95 % class-stratified bootstrap over seeds and lesions:\n"
+        + "\n".join(lines)
     )
 
 

@@ -10,10 +10,15 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
     control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps; with
                     cfg.concurrent_control trained in a second process (control/log.txt)
+    shuffled/       the same fine-tune on another image's map (same split part): SE-CBIR's
+                    gain from this image's saliency rather than from any 4th channel
+                    (cfg.shuffled_control)
     classifiers.json  accuracy and macro sensitivity of both on the test split
     features/       L2-normalised features of both models: bank = train+val, queries = test
-    metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the control,
-                    their differences with bootstrap intervals, majority vote
+    seeds/SEED/     with cfg.seeds > 1, every model again from each further seed (same split)
+    metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the
+                    controls, their differences with intervals from a bootstrap over seeds
+                    and lesions, each seed's figures, majority vote
     query_pool.json the SE-CBIR query pool after duplicate-lesion filtering
     study/          the bundle the web app imports (docs/bundle.md)
 
@@ -21,13 +26,14 @@ TensorFlow is imported only by the steps that need it.
 """
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import secrets
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +65,7 @@ class Run:
         self._split: dict[str, str] | None = None
         self._images: np.ndarray | None = None
         self._maps: np.ndarray | None = None
+        self._shuffled: np.ndarray | None = None
         self._models: dict[str, Any] = {}
         self.beside: dict[str, Beside] = {}  # steps running in a second process
 
@@ -159,14 +166,46 @@ class Run:
         model.save_model(classifier, model_file(self, name))
         self._models[name] = classifier
 
-    def four_channels(self, rows: np.ndarray, zero_maps: bool = False) -> np.ndarray:
+    @property
+    def shuffled_rows(self) -> np.ndarray:
+        """The row whose map each row gets in the shuffled-map control (same split part)."""
+        if self._shuffled is None:
+            parts = [self.split[r.image_id] for r in self.records]
+            self._shuffled = shuffled_rows(parts, self.cfg.seed)
+        return self._shuffled
+
+    def four_channels(
+        self, rows: np.ndarray, zero_maps: bool = False, shuffled: bool = False
+    ) -> np.ndarray:
         """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8.
 
-        `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input).
+        `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input);
+        `shuffled`: another image's map (the shuffled-map control's input).
         """
         images = self.images[rows]
-        maps = np.zeros(images.shape[:3], np.uint8) if zero_maps else self.maps[rows]
+        if zero_maps:
+            maps = np.zeros(images.shape[:3], np.uint8)
+        else:
+            maps = self.maps[self.shuffled_rows[rows] if shuffled else rows]
         return np.concatenate([images, maps[..., None]], axis=-1)
+
+
+# Stream of the seeded generator that draws the shuffled-map control's pairing.
+SHUFFLE_STREAM = 25
+
+
+def shuffled_rows(parts: Sequence[str], seed: int) -> np.ndarray:
+    """For each row, another row of the same split part, whose map it gets in the
+    shuffled-map control: one random cycle through each part, so no row keeps its own map
+    (a part of one image must). Queries get queries' maps, made from the predicted class
+    like their own; training images get training images' maps, made from the true class."""
+    labels = np.asarray(parts)
+    rng = np.random.default_rng([seed, SHUFFLE_STREAM])
+    result = np.arange(len(labels))
+    for part in sorted(set(labels.tolist())):
+        order = rng.permutation(np.flatnonzero(labels == part))
+        result[order] = np.roll(order, 1)
+    return result
 
 
 # --- steps ------------------------------------------------------------------------------
@@ -196,8 +235,10 @@ def outputs(run: Run) -> dict[str, Path]:
         "saliency": run.out / "saliency" / "done.json",
         "rgbs": model_file(run, "rgbs"),
         "control": model_file(run, "control"),
+        **({"shuffled": model_file(run, "shuffled")} if run.cfg.shuffled_control else {}),
         "classifiers": run.out / "classifiers.json",
         "features": run.out / "features" / "done.json",
+        **({"seeds": run.out / "seeds" / "done.json"} if run.cfg.seeds > 1 else {}),
         "metrics": run.out / "metrics.json",
         "pool": run.out / "query_pool.json",
         "study": run.out / "study" / "manifest.json",
@@ -207,7 +248,7 @@ def outputs(run: Run) -> dict[str, Path]:
 def pending(run: Run, *steps: str) -> list[str]:
     """Those of `steps` (default: all) whose output does not exist yet."""
     done = outputs(run)
-    return [name for name in steps or done if not done[name].exists()]
+    return [name for name in steps or done if name in done and not done[name].exists()]
 
 
 def step_dataset(run: Run) -> None:
@@ -220,7 +261,9 @@ def step_dataset(run: Run) -> None:
 
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
-    if not pending(run, "rgb", "saliency", "rgbs", "control", "classifiers", "features"):
+    if not pending(
+        run, "rgb", "saliency", "rgbs", "control", "shuffled", "classifiers", "features"
+    ):
         run.skip("images", "every model output")
         return
     _ = run.images
@@ -390,11 +433,43 @@ def step_control(run: Run) -> None:
     run.step("control", model_file(run, "control"), work)
 
 
+def step_shuffled(run: Run) -> None:
+    """The shuffled-map control: the rgbs fine-tune (same epochs, seed) on another image's map.
+
+    Like the zero-map control it says what the extra training gives; unlike it, the model
+    has a fourth channel that looks like saliency. SE-CBIR gains from this image's saliency
+    only in what it gains over this model.
+    """
+    if not run.cfg.shuffled_control:
+        return
+
+    def work() -> None:
+        from training import train
+
+        train_rows, val_rows = run.indices("train"), run.indices("val")
+        four = four_channel_start(run)
+        best = train.train_classifier(
+            four,
+            (run.images[train_rows], run.labels[train_rows]),
+            (run.images[val_rows], run.labels[val_rows]),
+            run.cfg,
+            run.out / "shuffled",
+            stage="rgbs",
+            saliency=(
+                run.maps[run.shuffled_rows[train_rows]],
+                run.maps[run.shuffled_rows[val_rows]],
+            ),
+        )
+        run.keep_model("shuffled", best)
+
+    run.step("shuffled", model_file(run, "shuffled"), work)
+
+
 def model_inputs(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
     """What model `name` takes for the given rows: images, images plus maps, or plus zeros."""
     if name == "rgb":
         return run.images[rows]
-    return run.four_channels(rows, zero_maps=name == "control")
+    return run.four_channels(rows, zero_maps=name == "control", shuffled=name == "shuffled")
 
 
 def step_classifiers(run: Run) -> None:
@@ -406,7 +481,7 @@ def step_classifiers(run: Run) -> None:
         test_rows = run.indices("test")
         truth = run.labels[test_rows]
         result = {}
-        for name in ("rgb", "rgbs", "control"):
+        for name in ("rgb", *fine_tunes(run.cfg)):
             classifier = run.model(name)
             probabilities = model.predict(
                 classifier, model_inputs(run, name, test_rows), run.cfg.batch_size
@@ -422,9 +497,27 @@ FEATURE_FILES = {
     "cbir": ("rgb", "features/cbir_bank.npz", "features/cbir_queries.npz"),
     "se_cbir": ("rgbs", "features/se_cbir_bank.npz", "features/se_cbir_queries.npz"),
     "control": ("control", "features/control_bank.npz", "features/control_queries.npz"),
+    "shuffled": ("shuffled", "features/shuffled_bank.npz", "features/shuffled_queries.npz"),
 }
-# SE-CBIR against each baseline: plain CBIR, and the same fine-tune without saliency.
-COMPARISONS = (("se_cbir", "cbir"), ("se_cbir", "control"))
+# SE-CBIR against each baseline: plain CBIR, the same fine-tune without saliency, and (with
+# cfg.shuffled_control) with another image's saliency.
+COMPARISONS = (("se_cbir", "cbir"), ("se_cbir", "control"), ("se_cbir", "shuffled"))
+
+
+def fine_tunes(cfg: Config) -> tuple[str, ...]:
+    """The 4-channel models a run trains: SE-CBIR's and its controls."""
+    return ("rgbs", "control", "shuffled") if cfg.shuffled_control else ("rgbs", "control")
+
+
+def retrieval_models(cfg: Config) -> list[str]:
+    """The feature sets (retrieval systems) a run extracts and scores."""
+    return [name for name in FEATURE_FILES if name != "shuffled" or cfg.shuffled_control]
+
+
+def comparisons(cfg: Config) -> list[tuple[str, str]]:
+    """The pairs whose difference metrics.json reports."""
+    present = retrieval_models(cfg)
+    return [(a, b) for a, b in COMPARISONS if b in present]
 
 
 def step_features(run: Run) -> None:
@@ -437,7 +530,8 @@ def step_features(run: Run) -> None:
 
         folder.mkdir(parents=True, exist_ok=True)
         ids = np.array([r.image_id for r in run.records])
-        for name, (source, bank_file, query_file) in FEATURE_FILES.items():
+        for name in retrieval_models(run.cfg):
+            source, bank_file, query_file = FEATURE_FILES[name]
             extractor = compiled(model.feature_model(run.model(source)))
             for rows, file in (
                 (run.indices("train", "val"), bank_file),
@@ -452,7 +546,7 @@ def step_features(run: Run) -> None:
                     )
                 bank.save_bank(run.out / file, list(ids[rows]), features)
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
-        done.write_text(json.dumps({"models": list(FEATURE_FILES)}) + "\n")
+        done.write_text(json.dumps({"models": retrieval_models(run.cfg)}) + "\n")
 
     run.step("features", done, work)
 
@@ -502,12 +596,34 @@ def metadata_rows(run: Run) -> list[dict[str, str]]:
     return data.load_metadata(run.data_dir / data.METADATA_NAME)
 
 
+def scored_retrieval(
+    run: Run, name: str, ks: list[int], truth: dict[str, str]
+) -> tuple[list[str], list[str], list[list[str]], dict[str, Any], np.ndarray, float]:
+    """Retrieval system `name` of `run` on its test queries: query ids, bank ids, neighbour
+    ids (same lesion excluded if configured), P@k and macro AP@k, per-query hits/k, majority
+    vote."""
+    query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
+    query_truth = [truth[q] for q in query_ids]
+    neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
+    neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
+    scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
+    per_query = metrics.per_query_precision(query_truth, neighbour_truth, ks)
+    vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
+    return query_ids, bank_ids, neighbour_ids, scores, per_query, vote
+
+
 def step_metrics(run: Run) -> None:
-    """metrics.json: classifiers; P@k and macro AP@k of CBIR, SE-CBIR and the control; the
-    differences of SE-CBIR from both with bootstrap intervals; majority vote at 6."""
+    """metrics.json: classifiers; P@k and macro AP@k of CBIR, SE-CBIR and the controls; the
+    differences of SE-CBIR from each with bootstrap intervals; majority vote at 6.
+
+    With cfg.seeds > 1, `classifiers`, `retrieval` and the majority vote are the first seed's
+    (whose models make the study bundle); `comparisons` pool every seed (their estimate is
+    the mean over seeds, their interval holds the variance between seeds); `per_seed` gives
+    each seed's own figures.
+    """
 
     def work() -> None:
-        truth = truth_of(run)
+        truth, lesion = truth_of(run), lesion_of(run)
         ks = list(run.cfg.retrieval_k)
         result: dict[str, Any] = {
             "classifiers": json.loads((run.out / "classifiers.json").read_text()),
@@ -517,19 +633,15 @@ def step_metrics(run: Run) -> None:
         }
         per_query: dict[str, np.ndarray] = {}
         query_order: list[str] | None = None
-        for name in FEATURE_FILES:
-            query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
+        for name in retrieval_models(run.cfg):
+            query_ids, bank_ids, neighbour_ids, scores, per_query[name], vote = scored_retrieval(
+                run, name, ks, truth
+            )
             if query_order is not None and query_ids != query_order:
                 raise PipelineError(f"the {name} queries differ from the others; rerun features")
             query_order = query_ids
-            query_truth = [truth[q] for q in query_ids]
-            neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
-            neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
-            scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
-            per_query[name] = metrics.per_query_precision(query_truth, neighbour_truth, ks)
             result["retrieval"][name] = scores["precision"]
             result["queries"], result["bank"] = len(query_ids), len(bank_ids)
-            vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
             result.setdefault("majority_vote_accuracy_at_6_by_model", {})[name] = vote
             # The thesis's file format, for `python -m training evaluate-retrieval`.
             write_json(
@@ -538,16 +650,40 @@ def step_metrics(run: Run) -> None:
             )
             macro = {k: round(v["macro"], 3) for k, v in scores["precision"].items()}
             print(f"  {name}: macro AP@k {macro}, majority vote at 6 {vote:.3f}", flush=True)
-        query_truth = [truth[q] for q in query_order or []]
+        query_ids = query_order or []
+        seeds = {run.cfg.seed: (result["classifiers"], result["retrieval"], per_query)}
+        for sub in seed_runs(run):
+            sub_precision: dict[str, np.ndarray] = {}
+            sub_retrieval: dict[str, Any] = {}
+            for name in retrieval_models(run.cfg):
+                ids, _, _, scores, sub_precision[name], _ = scored_retrieval(sub, name, ks, truth)
+                if ids != query_ids:
+                    raise PipelineError(f"seed {sub.cfg.seed}'s queries differ from seed 1's")
+                sub_retrieval[name] = scores["precision"]
+            classifiers = json.loads((sub.out / "classifiers.json").read_text())
+            seeds[sub.cfg.seed] = (classifiers, sub_retrieval, sub_precision)
+        query_truth = [truth[q] for q in query_ids]
         result["comparisons"] = {
             f"{a} - {b}": metrics.bootstrap_difference(
-                query_truth, per_query[a], per_query[b], ks, seed=run.cfg.seed
+                query_truth,
+                np.stack([precision[a] for _, _, precision in seeds.values()]),
+                np.stack([precision[b] for _, _, precision in seeds.values()]),
+                ks,
+                seed=run.cfg.seed,
+                clusters=[lesion[q] for q in query_ids],
             )
-            for a, b in COMPARISONS
+            for a, b in comparisons(run.cfg)
+        }
+        result["per_seed"] = {
+            str(seed): seed_figures(classifiers, retrieval, comparisons(run.cfg))
+            for seed, (classifiers, retrieval, _) in seeds.items()
         }
         result["bootstrap"] = {
             "draws": metrics.BOOTSTRAP_DRAWS,
             "stratified_by": "class",
+            "resampled": "training seeds, then the lesions of each class (all their images)",
+            "lone_lesion_class": "observed mean plus a lesion deviation of the other classes",
+            "seeds": list(seeds),
             "interval": 0.95,
             "seed": run.cfg.seed,
         }
@@ -558,6 +694,66 @@ def step_metrics(run: Run) -> None:
         write_json(run.out / "metrics.json", result)
 
     run.step("metrics", run.out / "metrics.json", work)
+
+
+def seed_figures(
+    classifiers: dict[str, Any], retrieval: dict[str, Any], pairs: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """One seed's figures for metrics.json's `per_seed`: classifiers, macro AP@k of every
+    system, and SE-CBIR's difference from each baseline at each k."""
+    macro = {
+        name: {k: scores["macro"] for k, scores in by_k.items()} for name, by_k in retrieval.items()
+    }
+    return {
+        "classifiers": classifiers,
+        "retrieval": macro,
+        "comparisons": {
+            f"{a} - {b}": {k: macro[a][k] - macro[b][k] for k in macro[a]} for a, b in pairs
+        },
+    }
+
+
+def seed_runs(run: Run) -> list[Run]:
+    """The runs of the further seeds (cfg.seeds > 1) in seeds/SEED/: the same dataset and
+    split, every model trained again from seed cfg.seed + 1, + 2, ... (the arrays the run
+    has loaded are shared, not read again)."""
+    result = []
+    for offset in range(1, run.cfg.seeds):
+        cfg = dataclasses.replace(run.cfg, seed=run.cfg.seed + offset, seeds=1)
+        sub = Run(cfg, run.data_dir, run.out / "seeds" / str(cfg.seed), run.weights)
+        sub._records, sub._images = run._records, run._images
+        result.append(sub)
+    return result
+
+
+# The steps each further seed repeats (its split is the run's own).
+SEED_STEPS = ("config", "rgb", "saliency", "rgbs", "control", "shuffled", "classifiers", "features")
+
+
+def step_seeds(run: Run) -> None:
+    """With cfg.seeds > 1, every model and feature bank again from each further seed."""
+    if run.cfg.seeds == 1:
+        run.timings.setdefault("seeds", None)
+        return
+    done = outputs(run)["seeds"]
+
+    def work() -> None:
+        _ = run.images  # loaded once, shared by every seed
+        for sub in seed_runs(run):
+            print(f"  seed {sub.cfg.seed} in {sub.out.relative_to(run.out)}", flush=True)
+            sub.out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run.out / "split.csv", sub.out / "split.csv")
+            started = time.perf_counter()
+            try:
+                for name in SEED_STEPS:
+                    STEP_BY_NAME[name](sub)
+            finally:
+                for job in sub.beside.values():
+                    job.stop()
+                write_timings(sub, time.perf_counter() - started)
+        done.write_text(json.dumps({"seeds": [s.cfg.seed for s in seed_runs(run)]}) + "\n")
+
+    run.step("seeds", done, work)
 
 
 def max_neighbours(cfg: Config) -> int:
@@ -689,8 +885,10 @@ STEPS = (
     step_saliency,
     step_rgbs,
     step_control,
+    step_shuffled,
     step_classifiers,
     step_features,
+    step_seeds,
     step_metrics,
     step_pool,
     step_study,

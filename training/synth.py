@@ -567,27 +567,34 @@ def add_artefacts(image: np.ndarray, rng: np.random.Generator, size: int) -> np.
     return image.astype(np.float32)
 
 
-def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One photograph of a lesion as uint8 (size, size, 3); views differ in pose and light."""
-    x, y = _grid(size)
-    rim_zoom = 0.95 / (look["radius"] * (1.0 + float(np.abs(look["border"][:, 1]).sum())))
-    if view == 0:
-        zoom = min(rng.uniform(0.9, 1.1), rim_zoom * 1.1)
-        offset = rng.normal(0, 0.05, 2)
-    else:  # re-imaged: another angle, another magnification, another position
-        zoom = min(rng.uniform(0.75, 1.3), rim_zoom * 1.2)
-        offset = rng.normal(0, 0.1, 2)
+def lesion_extent(look: dict) -> float:
+    """The lesion's outermost border radius in its own coordinates (at zoom 1)."""
+    return float(look["radius"] * (1.0 + np.abs(look["border"][:, 1]).sum()))
+
+
+def _lesion_frame(
+    x: np.ndarray,
+    y: np.ndarray,
+    centre: np.ndarray,
+    zoom: float,
+    rng: np.random.Generator,
+    size: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lesion coordinates (u, v) of every pixel for a lesion at `centre` seen at `zoom`, in a
+    random orientation and handedness; and one pixel's width in those coordinates."""
     theta = rng.uniform(0, 2 * np.pi)
     flip = -1.0 if rng.uniform() < 0.5 else 1.0
-    dx, dy = x - np.float32(offset[0]), y - np.float32(offset[1])
+    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
     cos, sin = np.float32(np.cos(theta) / zoom), np.float32(np.sin(theta) / zoom)
     u = (cos * dx + sin * dy) * np.float32(flip)
     v = -sin * dx + cos * dy
-    pixel = 2.0 / (size * zoom)
+    return u, v, 2.0 / (size * zoom)
 
-    image = _background(look, rng, x, y, size)
-    for colour, alpha in _paint_lesion(look, u, v, pixel):
-        image = image + (colour - image) * alpha[..., None]
+
+def _photograph(
+    image: np.ndarray, rng: np.random.Generator, x: np.ndarray, y: np.ndarray, size: int
+) -> np.ndarray:
+    """Hairs, acquisition artefacts and light over painted skin; uint8 (size, size, 3)."""
     hair, alpha = _hairs(rng, x, y, 2.0 / size)
     image = image + (hair - image) * alpha[..., None]
     # Acquisition artefacts from their own stream, independent of the lesion's class.
@@ -604,6 +611,65 @@ def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> n
     image = np.clip(image, 0.0, 1.0) ** np.float32(rng.uniform(0.9, 1.1))
     image = image + rng.normal(0, rng.uniform(0.008, 0.03), image.shape).astype(np.float32)
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One photograph of a lesion as uint8 (size, size, 3); views differ in pose and light."""
+    x, y = _grid(size)
+    rim_zoom = 0.95 / lesion_extent(look)
+    if view == 0:
+        zoom = min(rng.uniform(0.9, 1.1), rim_zoom * 1.1)
+        offset = rng.normal(0, 0.05, 2)
+    else:  # re-imaged: another angle, another magnification, another position
+        zoom = min(rng.uniform(0.75, 1.3), rim_zoom * 1.2)
+        offset = rng.normal(0, 0.1, 2)
+    u, v, pixel = _lesion_frame(x, y, offset, zoom, rng, size)
+    image = _background(look, rng, x, y, size)
+    for colour, alpha in _paint_lesion(look, u, v, pixel):
+        image = image + (colour - image) * alpha[..., None]
+    return _photograph(image, rng, x, y, size)
+
+
+# A class-free mark: the same thin ring, of one colour, round whichever lesion it marks.
+RING_COLOUR = np.float32([0.10, 0.75, 0.30])
+RING_WIDTH_PIXELS = 1.5
+RING_GAP_PIXELS = 2.5
+
+
+def render_scene(
+    looks: list[dict],
+    placements: list[tuple[float, float, float]],
+    size: int,
+    rng: np.random.Generator,
+    ring: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Several lesions on the first one's skin, each at (x, y, zoom), in one photograph.
+
+    Returns the uint8 image and each lesion's coverage (float32 0..1, the most opaque of its
+    painted layers at each pixel). `ring`: a thin ring of a class-free colour round the first
+    lesion. The ring draws nothing from `rng`, so the same generator state gives the same
+    photograph with and without it.
+    """
+    if len(looks) != len(placements) or not looks:
+        raise ValueError("one placement per lesion, at least one lesion")
+    x, y = _grid(size)
+    image = _background(looks[0], rng, x, y, size)
+    coverages = []
+    for look, (cx, cy, zoom) in zip(looks, placements, strict=True):
+        u, v, pixel = _lesion_frame(x, y, np.array([cx, cy]), zoom, rng, size)
+        coverage = np.zeros_like(x)
+        for colour, alpha in _paint_lesion(look, u, v, pixel):
+            image = image + (colour - image) * alpha[..., None]
+            np.maximum(coverage, alpha, out=coverage)
+        coverages.append(coverage)
+    if ring:
+        cx, cy, zoom = placements[0]
+        pixel = 2.0 / size
+        radius = lesion_extent(looks[0]) * zoom + RING_GAP_PIXELS * pixel
+        distance = np.abs(np.sqrt((x - cx) ** 2 + (y - cy) ** 2) - radius)
+        alpha = _smoothstep((0.5 * RING_WIDTH_PIXELS * pixel - distance) / pixel + 0.5)
+        image = image + (RING_COLOUR - image) * alpha[..., None]
+    return _photograph(image, rng, x, y, size), coverages
 
 
 # ---------------------------------------------------------------- writing

@@ -265,3 +265,48 @@ def test_bootstrap_interval_covers_the_estimate_and_is_seeded() -> None:
     assert value["estimate"] == pytest.approx(macro)
     text = metrics.format_comparisons({"se_cbir - cbir": first})
     assert "se_cbir - cbir" in text and f"{value['estimate']:+.3f}" in text
+
+
+def test_bootstrap_resamples_lesions_whole() -> None:
+    # Class b: two lesions of five images each, one gaining 1 on every image, one nothing.
+    # Resampling lesions gives 0, 0.5 or 1 (each lesion drawn twice with probability 1/4);
+    # resampling the ten images independently almost never gives 0 or 1.
+    truth = ["b"] * 10
+    gain = np.array([[1.0]] * 5 + [[0.0]] * 5)
+    lesions = ["L1"] * 5 + ["L2"] * 5
+    clustered = metrics.bootstrap_difference(truth, gain, 0 * gain, [6], clusters=lesions)
+    assert clustered["6"] == {"estimate": 0.5, "ci_low": 0.0, "ci_high": 1.0}
+    independent = metrics.bootstrap_difference(truth, gain, 0 * gain, [6])["6"]
+    assert 0.0 < independent["ci_low"] < 0.5 < independent["ci_high"] < 1.0
+
+
+def test_a_class_with_one_query_borrows_the_spread_of_the_others() -> None:
+    # Class a has one query (difference 0): resampling it alone gives 0 every time, so the
+    # macro interval would be b's spread halved, [0, 0.5]. It borrows b's lesion deviations
+    # (+0.5 and -0.5) instead, each with probability 1/2, so a draw can be as low as
+    # (0 - 0.5) / 2 and as high as (1 + 0.5) / 2 (each with probability 1/8).
+    truth = ["a"] + ["b"] * 10
+    gain = np.array([[0.0]] + [[1.0]] * 5 + [[0.0]] * 5)
+    lesions = ["A1"] + ["L1"] * 5 + ["L2"] * 5
+    result = metrics.bootstrap_difference(truth, gain, 0 * gain, [6], clusters=lesions)
+    assert result["6"] == {"estimate": 0.25, "ci_low": -0.25, "ci_high": 0.75}
+    # With every class a single query, the classes' deviations from their mean make the pool
+    # (here +0.5 and -0.5): a draw is 0.5 + (d_a + d_b) / 2, so 0, 0.5 or 1.
+    single = metrics.bootstrap_difference(["a", "b"], np.eye(2)[:, :1], np.zeros((2, 1)), [1])
+    assert single["1"] == {"estimate": 0.5, "ci_low": 0.0, "ci_high": 1.0}
+    same = metrics.bootstrap_difference(["a", "b"], np.ones((2, 1)), np.zeros((2, 1)), [1])
+    assert same["1"] == {"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0}  # nothing varies
+
+
+def test_bootstrap_over_seeds_holds_the_variance_between_training_runs() -> None:
+    # Two paired seeds: one gains nothing on any query, the other 1 on every query. Within a
+    # seed nothing varies, so a bootstrap over queries alone of their average gives [0.5, 0.5];
+    # resampling the seeds gives 0, 0.5 or 1.
+    truth = list("aabbcc")
+    gains = np.stack([np.zeros((6, 2)), np.ones((6, 2))])
+    result = metrics.bootstrap_difference(truth, gains, np.zeros_like(gains), [3, 6])
+    assert result["3"] == {"estimate": 0.5, "ci_low": 0.0, "ci_high": 1.0}
+    averaged = metrics.bootstrap_difference(truth, gains.mean(axis=0), np.zeros((6, 2)), [3, 6])
+    assert averaged["3"] == {"estimate": 0.5, "ci_low": 0.5, "ci_high": 0.5}
+    with pytest.raises(ValueError, match="paired"):
+        metrics.bootstrap_difference(truth, gains, np.zeros((6, 2)), [3, 6])

@@ -51,6 +51,31 @@ def pipeline_stages() -> list[str]:
     return [step.__name__.removeprefix("step_") for step in pipeline.STEPS]
 
 
+def one_seed_stages() -> list[str]:
+    """The stages a one-seed run times and reports (all but `seeds`)."""
+    return [stage for stage in pipeline_stages() if stage != "seeds"]
+
+
+def check_the_shuffled_control_sees_another_images_map(out: Path, dataset: Path) -> None:
+    """Every image's map in the shuffled control is another image's of the same split part."""
+    import numpy as np
+
+    state = pipeline.Run(get_config("tiny"), dataset, out, None)
+    parts = [state.split[r.image_id] for r in state.records]
+    rows = pipeline.shuffled_rows(parts, 71)
+    assert sorted(rows) == list(range(len(parts)))  # a permutation
+    assert (rows != np.arange(len(parts))).all()  # nobody keeps its own map
+    assert all(parts[r] == parts[i] for i, r in enumerate(rows))  # same part
+    assert (pipeline.shuffled_rows(parts, 72) != rows).any()  # another seed, another pairing
+    test = state.indices("test")
+    np.testing.assert_array_equal(
+        pipeline.model_inputs(state, "shuffled", test)[..., 3], state.maps[rows[test]]
+    )
+    np.testing.assert_array_equal(
+        pipeline.model_inputs(state, "rgbs", test)[..., 3], state.maps[test]
+    )
+
+
 @pytest.mark.training
 def test_tiny_run_end_to_end_then_everything_is_skipped(
     tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -73,13 +98,17 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     result = json.loads((out / "metrics.json").read_text())
     for name in ("rgb", "rgbs"):
         assert set(result["classifiers"][name]) >= {"accuracy", "macro_sensitivity"}
-    assert set(result["classifiers"]) == {"rgb", "rgbs", "control"}
-    for name in ("cbir", "se_cbir", "control"):
+    assert set(result["classifiers"]) == {"rgb", "rgbs", "control", "shuffled"}
+    for name in ("cbir", "se_cbir", "control", "shuffled"):
         assert sorted(result["retrieval"][name], key=int) == ["1", "3", "6", "9"]
         for scores in result["retrieval"][name].values():
             assert 0.0 <= scores["macro"] <= 1.0
-    # SE-CBIR against CBIR and against the no-saliency control, with bootstrap intervals.
-    assert set(result["comparisons"]) == {"se_cbir - cbir", "se_cbir - control"}
+    # SE-CBIR against CBIR, the zero-map and the shuffled-map control, with bootstrap intervals.
+    assert set(result["comparisons"]) == {
+        "se_cbir - cbir",
+        "se_cbir - control",
+        "se_cbir - shuffled",
+    }
     for name, by_k in result["comparisons"].items():
         assert sorted(by_k, key=int) == ["1", "3", "6", "9"]
         baseline = name.split(" - ")[1]
@@ -92,10 +121,19 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
             )
             assert value["estimate"] == pytest.approx(difference)
     assert (out / "control" / "model.keras").is_file()
+    # One seed: its figures under per_seed, the same as the top-level ones.
+    assert result["per_seed"] == {
+        "71": pipeline.seed_figures(
+            result["classifiers"], result["retrieval"], pipeline.comparisons(get_config("tiny"))
+        )
+    }
+    assert result["bootstrap"]["seeds"] == [71]
+    check_the_shuffled_control_sees_another_images_map(out, tiny_run.data)
     assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
 
     timings = json.loads((out / "timings.json").read_text())["stages"]
-    for stage in pipeline_stages():
+    assert timings["seeds"] is None  # one seed: nothing to repeat
+    for stage in one_seed_stages():
         assert timings[stage] is not None and timings[stage] >= 0
     # The secret that keys case keys never goes into the bundle.
     secret = (out / pipeline.SECRET_NAME).read_text().strip()
@@ -103,6 +141,7 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
 
     model_time = (out / "rgbs" / "model.keras").stat().st_mtime_ns
     bundle_bytes = (out / "study" / "queries.json").read_bytes()
+    capsys.readouterr()  # what the checks above printed
     start = time.perf_counter()
     assert cli.main(argv) == 0
     elapsed = time.perf_counter() - start
@@ -112,7 +151,7 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert "=== tiny: " not in printed  # a finished run loads no TensorFlow, names no device
     assert "se_cbir - control" in printed and "macro AP@k differences" in printed
     assert elapsed < 15, f"a finished run took {elapsed:.1f} s to re-run"
-    for stage in pipeline_stages():
+    for stage in one_seed_stages():
         assert f"[{stage}] skipped" in printed
     assert " done in " not in printed
     assert (out / "rgbs" / "model.keras").stat().st_mtime_ns == model_time
@@ -239,3 +278,43 @@ def test_the_thesis_replica_preset_uses_the_thesis_protocol() -> None:
         .preset
         == "thesis-replica"
     )
+
+
+@pytest.mark.training
+def test_further_seeds_are_pooled_in_the_comparisons(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """With seeds=2 the comparisons pool both seeds and per_seed keeps each one's figures.
+
+    The second seed's folder is the first one's with SE-CBIR's and the control's feature
+    banks swapped (no training here: every step of it finds its output and skips), so its
+    SE-CBIR - control difference is exactly minus the first seed's and the pooled estimate 0.
+    """
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out, out)
+    cfg = get_config("tiny", ["seeds=2"])
+    cfg.save(out / "config.json")
+    second = out / "seeds" / "72"
+    shutil.copytree(tiny_run.out, second, ignore=shutil.ignore_patterns("study", "seeds"))
+    get_config("tiny", ["seed=72"]).save(second / "config.json")
+    for part in ("bank", "queries"):
+        swap = second / "features" / f"swap_{part}.npz"
+        (second / "features" / f"se_cbir_{part}.npz").rename(swap)
+        (second / "features" / f"control_{part}.npz").rename(
+            second / "features" / f"se_cbir_{part}.npz"
+        )
+        swap.rename(second / "features" / f"control_{part}.npz")
+    (out / "metrics.json").unlink()
+    pipeline.run(cfg, tiny_run.data, out)
+
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["bootstrap"]["seeds"] == [71, 72]
+    assert json.loads((out / "seeds" / "done.json").read_text()) == {"seeds": [72]}
+    first, other = result["per_seed"]["71"], result["per_seed"]["72"]
+    assert first["retrieval"]["se_cbir"] == other["retrieval"]["control"]
+    assert result["retrieval"]["se_cbir"]["6"]["macro"] == first["retrieval"]["se_cbir"]["6"]
+    for k, value in result["comparisons"]["se_cbir - control"].items():
+        gain = first["comparisons"]["se_cbir - control"][k]
+        assert other["comparisons"]["se_cbir - control"][k] == pytest.approx(-gain)
+        assert value["estimate"] == pytest.approx(0.0, abs=1e-12)
+        assert value["ci_low"] <= 0 <= value["ci_high"]
+    # Against CBIR, both seeds share the rgb model: the same CBIR figures.
+    assert first["retrieval"]["cbir"] == other["retrieval"]["cbir"]
