@@ -7,13 +7,17 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     split.csv       image_id -> train/val/test (cfg.split_by, cfg.split_seed)
     rgb/            the 3-channel classifier (trained on train, selected on val)
     saliency/       one PNG map per image: true class for train, predicted for val and test
+    saliency_predicted/  the predicted class's map of each training image the rgb model
+                    gets wrong (the label-channel diagnostic's bank, cfg.bank_maps)
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
     control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps; with
                     cfg.concurrent_control trained in a second process (control/log.txt)
     classifiers.json  accuracy and macro sensitivity of both on the test split
-    features/       L2-normalised features of both models: bank = train+val, queries = test
+    features/       L2-normalised features of both models: bank = train+val, queries = test;
+                    SE-CBIR's bank also with the other kind of training maps (label channel)
     metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the control,
-                    their differences with bootstrap intervals, majority vote
+                    their differences with bootstrap intervals, majority vote; the primary k;
+                    label_channel: SE-CBIR with the bank's maps of the true or predicted class
     query_pool.json the SE-CBIR query pool after duplicate-lesion filtering
     study/          the bundle the web app imports (docs/bundle.md)
 
@@ -44,6 +48,7 @@ from training.errors import PipelineError
 POOL_MARGIN = 24
 SALIENCY_CHUNK = 256  # maps are written in chunks, so an interrupted step resumes
 SECRET_NAME = "case_key.secret"  # keys the case keys; stays in the run folder, not the bundle
+PREDICTED_MAPS = "saliency_predicted"  # training images' maps of the predicted class
 
 
 class Run:
@@ -59,6 +64,7 @@ class Run:
         self._split: dict[str, str] | None = None
         self._images: np.ndarray | None = None
         self._maps: np.ndarray | None = None
+        self._predicted_maps: dict[int, np.ndarray] | None = None
         self._models: dict[str, Any] = {}
         self.beside: dict[str, Beside] = {}  # steps running in a second process
 
@@ -159,14 +165,40 @@ class Run:
         model.save_model(classifier, model_file(self, name))
         self._models[name] = classifier
 
-    def four_channels(self, rows: np.ndarray, zero_maps: bool = False) -> np.ndarray:
+    def four_channels(
+        self, rows: np.ndarray, zero_maps: bool = False, maps_of: str = "true_class"
+    ) -> np.ndarray:
         """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8.
 
         `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input).
+        `maps_of`: "predicted_class" gives training images the map of the rgb model's
+        predicted class (saliency_predicted/) instead of their true class's.
         """
         images = self.images[rows]
-        maps = np.zeros(images.shape[:3], np.uint8) if zero_maps else self.maps[rows]
-        return np.concatenate([images, maps[..., None]], axis=-1)
+        stacked = np.zeros((*images.shape[:3], 4), np.uint8)
+        stacked[..., :3] = images
+        if not zero_maps:
+            stacked[..., 3] = self.maps[rows]
+        if not zero_maps and maps_of == "predicted_class":
+            replaced = self.predicted_maps
+            for position, row in enumerate(rows):
+                if int(row) in replaced:
+                    stacked[position, ..., 3] = replaced[int(row)]
+        return stacked
+
+    @property
+    def predicted_maps(self) -> dict[int, np.ndarray]:
+        """Row -> the predicted class's map, for each training image the rgb model gets wrong
+        (for every other image the map of the true and of the predicted class are the same)."""
+        if self._predicted_maps is None:
+            from training import saliency
+
+            wrong = json.loads((self.out / PREDICTED_MAPS / "done.json").read_text())["predicted"]
+            row_of = {r.image_id: i for i, r in enumerate(self.records)}
+            ids = sorted(wrong, key=row_of.__getitem__)
+            maps = saliency.read_maps(self.out / PREDICTED_MAPS, ids, self.cfg.image_size)
+            self._predicted_maps = {row_of[i]: m for i, m in zip(ids, maps, strict=True)}
+        return self._predicted_maps
 
 
 # --- steps ------------------------------------------------------------------------------
@@ -194,6 +226,7 @@ def outputs(run: Run) -> dict[str, Path]:
         "split": run.out / "split.csv",
         "rgb": model_file(run, "rgb"),
         "saliency": run.out / "saliency" / "done.json",
+        "predicted_maps": run.out / PREDICTED_MAPS / "done.json",
         "rgbs": model_file(run, "rgbs"),
         "control": model_file(run, "control"),
         "classifiers": run.out / "classifiers.json",
@@ -220,7 +253,9 @@ def step_dataset(run: Run) -> None:
 
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
-    if not pending(run, "rgb", "saliency", "rgbs", "control", "classifiers", "features"):
+    if not pending(
+        run, "rgb", "saliency", "predicted_maps", "rgbs", "control", "classifiers", "features"
+    ):
         run.skip("images", "every model output")
         return
     _ = run.images
@@ -306,12 +341,64 @@ def step_saliency(run: Run) -> None:
             if all((folder / f"{image_id}.png").exists() for image_id in ids[chunk]):
                 continue  # written before an interruption
             maps = saliency.saliency_maps(
-                classifier, run.images[chunk], classes[chunk], run.cfg.saliency_batch
+                classifier,
+                run.images[chunk],
+                classes[chunk],
+                run.cfg.saliency_batch,
+                scaling=run.cfg.saliency_scaling,
             )
             saliency.write_maps(folder, ids[chunk], maps)
         done.write_text(json.dumps({"maps": len(ids)}) + "\n")
 
     run.step("saliency", outputs(run)["saliency"], work)
+
+
+def step_predicted_maps(run: Run) -> None:
+    """The label-channel diagnostic's maps: each misclassified training image's map of the
+    rgb model's predicted class (the class a query's map is made from).
+
+    The 4-channel model trains on true-class maps (the thesis), and the SE-CBIR bank is
+    90 % training images: a map made from the label could carry the label into the bank's
+    features, where the control's zero maps carry nothing. metrics.json's label_channel
+    compares SE-CBIR with both kinds of bank maps. Only wrong predictions need a map: for
+    the others both kinds are the same map.
+    """
+    folder = run.out / PREDICTED_MAPS
+
+    def work() -> None:
+        from training import model, saliency
+
+        rows = run.indices("train")
+        classifier = run.model("rgb")
+        predicted = np.argmax(
+            model.predict(classifier, run.images[rows], run.cfg.batch_size), axis=1
+        )
+        wrong = rows[predicted != run.labels[rows]]
+        classes = predicted[predicted != run.labels[rows]]
+        maps = saliency.saliency_maps(
+            classifier,
+            run.images[wrong],
+            classes,
+            run.cfg.saliency_batch,
+            scaling=run.cfg.saliency_scaling,
+        )
+        ids = [run.records[row].image_id for row in wrong]
+        saliency.write_maps(folder, ids, maps)
+        print(
+            f"  {len(wrong)} of {len(rows)} training images predicted wrong: their maps "
+            "of the predicted class written",
+            flush=True,
+        )
+        names = data.CLASSES
+        write_json(
+            folder / "done.json",
+            {
+                "train_images": len(rows),
+                "predicted": {i: names[c] for i, c in zip(ids, classes.tolist(), strict=True)},
+            },
+        )
+
+    run.step("predicted_maps", outputs(run)["predicted_maps"], work)
 
 
 def four_channel_start(run: Run) -> Any:
@@ -370,17 +457,15 @@ def step_control(run: Run) -> None:
 
         train_rows, val_rows = run.indices("train"), run.indices("val")
         four = four_channel_start(run)
+        # Stacked once here: a 4-channel gather per batch, not a NumPy join per batch
+        # (benchmarks/input_pipeline.py measures both).
         best = train.train_classifier(
             four,
-            (run.images[train_rows], run.labels[train_rows]),
-            (run.images[val_rows], run.labels[val_rows]),
+            (run.four_channels(train_rows, zero_maps=True), run.labels[train_rows]),
+            (run.four_channels(val_rows, zero_maps=True), run.labels[val_rows]),
             run.cfg,
             run.out / "control",
             stage="rgbs",
-            saliency=(
-                np.zeros((len(train_rows), *run.images.shape[1:3]), np.uint8),
-                np.zeros((len(val_rows), *run.images.shape[1:3]), np.uint8),
-            ),
         )
         run.keep_model("control", best)
 
@@ -390,11 +475,16 @@ def step_control(run: Run) -> None:
     run.step("control", model_file(run, "control"), work)
 
 
-def model_inputs(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
-    """What model `name` takes for the given rows: images, images plus maps, or plus zeros."""
+def model_inputs(
+    run: Run, name: str, rows: np.ndarray, maps_of: str = "true_class"
+) -> np.ndarray:
+    """What model `name` takes for the given rows: images, images plus maps, or plus zeros.
+
+    `maps_of`: whose class the training images' maps are of (Run.four_channels).
+    """
     if name == "rgb":
         return run.images[rows]
-    return run.four_channels(rows, zero_maps=name == "control")
+    return run.four_channels(rows, zero_maps=name == "control", maps_of=maps_of)
 
 
 def step_classifiers(run: Run) -> None:
@@ -425,6 +515,17 @@ FEATURE_FILES = {
 }
 # SE-CBIR against each baseline: plain CBIR, and the same fine-tune without saliency.
 COMPARISONS = (("se_cbir", "cbir"), ("se_cbir", "control"))
+BANK_MAPS = ("true_class", "predicted_class")
+
+
+def other_bank_maps(cfg: Config) -> str:
+    """The kind of bank maps SE-CBIR's main bank does not use (the label channel's other arm)."""
+    return next(kind for kind in BANK_MAPS if kind != cfg.bank_maps)
+
+
+def other_bank_file(cfg: Config) -> str:
+    """SE-CBIR's bank with the other kind of training maps, beside the main one."""
+    return f"features/se_cbir_bank_{other_bank_maps(cfg)}.npz"
 
 
 def step_features(run: Run) -> None:
@@ -437,18 +538,22 @@ def step_features(run: Run) -> None:
 
         folder.mkdir(parents=True, exist_ok=True)
         ids = np.array([r.image_id for r in run.records])
+        bank_rows, query_rows = run.indices("train", "val"), run.indices("test")
         for name, (source, bank_file, query_file) in FEATURE_FILES.items():
-            extractor = compiled(model.feature_model(run.model(source)))
-            for rows, file in (
-                (run.indices("train", "val"), bank_file),
-                (run.indices("test"), query_file),
-            ):
+            extractor = compiled(model.feature_model(run.model(source), run.cfg.features))
+            jobs = [
+                (bank_rows, bank_file, run.cfg.bank_maps),
+                (query_rows, query_file, "true_class"),  # test maps: always predicted
+            ]
+            if name == "se_cbir":  # the label channel's other arm
+                jobs.append((bank_rows, other_bank_file(run.cfg), other_bank_maps(run.cfg)))
+            for rows, file, maps_of in jobs:
                 with warnings.catch_warnings():
                     # Keras warns that a lone tensor went to a model whose inputs are a
                     # one-element list; the call is right, the warning is noise.
                     warnings.filterwarnings("ignore", message="The structure of `inputs`")
                     features = bank.extract_features(
-                        extractor, model_inputs(run, source, rows), run.cfg.batch_size
+                        extractor, model_inputs(run, source, rows, maps_of), run.cfg.batch_size
                     )
                 bank.save_bank(run.out / file, list(ids[rows]), features)
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
@@ -465,11 +570,17 @@ def compiled(network: Any) -> Callable[..., Any]:
     return lambda x, training=False: function(tf.convert_to_tensor(x, tf.float32))
 
 
-def retrieve(run: Run, name: str, k: int) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims."""
+def retrieve(
+    run: Run, name: str, k: int, bank_file: str | None = None
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims.
+
+    `bank_file`: another bank of the same model than FEATURE_FILES's (the label channel's).
+    """
     from training import bank
 
-    _, bank_file, query_file = FEATURE_FILES[name]
+    _, main_bank, query_file = FEATURE_FILES[name]
+    bank_file = bank_file or main_bank
     bank_ids, bank_features = bank.load_bank(run.out / bank_file)
     query_ids, query_features = bank.load_bank(run.out / query_file)
     lesion = lesion_of(run)
@@ -502,33 +613,95 @@ def metadata_rows(run: Run) -> list[dict[str, str]]:
     return data.load_metadata(run.data_dir / data.METADATA_NAME)
 
 
+class Scored:
+    """One model's retrieval of every test query, scored: ids, neighbours, P@k per query."""
+
+    def __init__(self, run: Run, name: str, ks: list[int], bank_file: str | None = None) -> None:
+        truth = truth_of(run)
+        self.query_ids, bank_ids, index, _ = retrieve(
+            run, name, max(*ks, metrics.VOTE_K), bank_file
+        )
+        self.bank_size = len(bank_ids)
+        self.query_truth = [truth[q] for q in self.query_ids]
+        self.neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
+        self.neighbour_truth = [[truth[n] for n in row] for row in self.neighbour_ids]
+        self.precision = metrics.precision_at_k(self.query_truth, self.neighbour_truth, ks)[
+            "precision"
+        ]
+        self.per_query = metrics.per_query_precision(self.query_truth, self.neighbour_truth, ks)
+
+
+def label_channel(run: Run, ks: list[int], main: Scored) -> dict[str, Any]:
+    """metrics.json's label_channel: SE-CBIR with the bank's training maps made from the true
+    class and from the predicted class, and their difference with a bootstrap interval.
+
+    A difference far from 0 says the true-class maps carry the label into the bank (which
+    the control's zero maps cannot), i.e. part of SE-CBIR's edge would be the label's.
+    """
+    other = Scored(run, "se_cbir", ks, other_bank_file(run.cfg))
+    if other.query_ids != main.query_ids:
+        raise PipelineError("the label channel's queries differ from SE-CBIR's; rerun features")
+    arms = {run.cfg.bank_maps: main, other_bank_maps(run.cfg): other}
+    wrong = json.loads((run.out / PREDICTED_MAPS / "done.json").read_text())
+    difference = metrics.bootstrap_difference(
+        main.query_truth,
+        arms["true_class"].per_query,
+        arms["predicted_class"].per_query,
+        ks,
+        seed=run.cfg.seed,
+    )
+    for kind, scored in arms.items():
+        macro = {k: round(v["macro"], 3) for k, v in scored.precision.items()}
+        print(f"  se_cbir, bank maps of the {kind}: macro AP@k {macro}", flush=True)
+    section = {
+        "bank_maps": run.cfg.bank_maps,  # the arm that retrieval.se_cbir is
+        "train_images": wrong["train_images"],
+        "train_maps_differing": len(wrong["predicted"]),
+        "retrieval": {kind: scored.precision for kind, scored in arms.items()},
+        "true_class - predicted_class": difference,
+    }
+    print(label_channel_text(section, run.cfg.primary_k), flush=True)
+    return section
+
+
+def label_channel_text(section: dict[str, Any], primary_k: int | None) -> str:
+    """The label-channel difference in the comparisons' format, with how many maps differ."""
+    return (
+        f"label channel ({section['train_maps_differing']} of {section['train_images']} "
+        "training maps differ), SE-CBIR with bank maps of the true minus the predicted class, "
+        + metrics.format_comparisons(
+            {"true - predicted": section["true_class - predicted_class"]}, primary_k
+        )
+    )
+
+
 def step_metrics(run: Run) -> None:
     """metrics.json: classifiers; P@k and macro AP@k of CBIR, SE-CBIR and the control; the
-    differences of SE-CBIR from both with bootstrap intervals; majority vote at 6."""
+    differences of SE-CBIR from both with bootstrap intervals; majority vote at 6; the
+    primary k; the label-channel diagnostic."""
 
     def work() -> None:
-        truth = truth_of(run)
         ks = list(run.cfg.retrieval_k)
         result: dict[str, Any] = {
             "classifiers": json.loads((run.out / "classifiers.json").read_text()),
             "retrieval": {},
             "k": ks,
+            "primary_k": run.cfg.primary_k,
             "exclude_same_lesion": run.cfg.exclude_same_lesion,
         }
         per_query: dict[str, np.ndarray] = {}
         query_order: list[str] | None = None
+        scored: dict[str, Scored] = {}
         for name in FEATURE_FILES:
-            query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
+            scored[name] = found = Scored(run, name, ks)
+            query_ids, neighbour_ids = found.query_ids, found.neighbour_ids
+            query_truth, neighbour_truth = found.query_truth, found.neighbour_truth
             if query_order is not None and query_ids != query_order:
                 raise PipelineError(f"the {name} queries differ from the others; rerun features")
             query_order = query_ids
-            query_truth = [truth[q] for q in query_ids]
-            neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
-            neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
-            scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
-            per_query[name] = metrics.per_query_precision(query_truth, neighbour_truth, ks)
-            result["retrieval"][name] = scores["precision"]
-            result["queries"], result["bank"] = len(query_ids), len(bank_ids)
+            per_query[name] = found.per_query
+            result["retrieval"][name] = found.precision
+            result["queries"], result["bank"] = len(query_ids), found.bank_size
             vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
             result.setdefault("majority_vote_accuracy_at_6_by_model", {})[name] = vote
             # The thesis's file format, for `python -m training evaluate-retrieval`.
@@ -536,9 +709,9 @@ def step_metrics(run: Run) -> None:
                 run.out / f"neighbours_{name}.json",
                 dict(zip(query_ids, neighbour_ids, strict=True)),
             )
-            macro = {k: round(v["macro"], 3) for k, v in scores["precision"].items()}
+            macro = {k: round(v["macro"], 3) for k, v in found.precision.items()}
             print(f"  {name}: macro AP@k {macro}, majority vote at 6 {vote:.3f}", flush=True)
-        query_truth = [truth[q] for q in query_order or []]
+        query_truth = scored["se_cbir"].query_truth
         result["comparisons"] = {
             f"{a} - {b}": metrics.bootstrap_difference(
                 query_truth, per_query[a], per_query[b], ks, seed=run.cfg.seed
@@ -551,7 +724,10 @@ def step_metrics(run: Run) -> None:
             "interval": 0.95,
             "seed": run.cfg.seed,
         }
-        print(metrics.format_comparisons(result["comparisons"]), flush=True)
+        print(
+            metrics.format_comparisons(result["comparisons"], run.cfg.primary_k), flush=True
+        )
+        result["label_channel"] = label_channel(run, ks, scored["se_cbir"])
         result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
             "se_cbir"
         ]
@@ -686,6 +862,7 @@ STEPS = (
     step_images,
     step_rgb,
     step_saliency,
+    step_predicted_maps,
     step_rgbs,
     step_control,
     step_classifiers,
@@ -885,7 +1062,9 @@ def summary_text(out: Path) -> str:
     for name, by_k in result["retrieval"].items():
         lines.append(f"  {name:<8} " + "  ".join(f"@{k} {v['macro']:.3f}" for k, v in by_k.items()))
     if "comparisons" in result:
-        lines.append(metrics.format_comparisons(result["comparisons"]))
+        lines.append(metrics.format_comparisons(result["comparisons"], result.get("primary_k")))
+    if "label_channel" in result:
+        lines.append(label_channel_text(result["label_channel"], result.get("primary_k")))
     return "\n".join(lines)
 
 
