@@ -475,9 +475,7 @@ def step_control(run: Run) -> None:
     run.step("control", model_file(run, "control"), work)
 
 
-def model_inputs(
-    run: Run, name: str, rows: np.ndarray, maps_of: str = "true_class"
-) -> np.ndarray:
+def model_inputs(run: Run, name: str, rows: np.ndarray, maps_of: str = "true_class") -> np.ndarray:
     """What model `name` takes for the given rows: images, images plus maps, or plus zeros.
 
     `maps_of`: whose class the training images' maps are of (Run.four_channels).
@@ -724,9 +722,7 @@ def step_metrics(run: Run) -> None:
             "interval": 0.95,
             "seed": run.cfg.seed,
         }
-        print(
-            metrics.format_comparisons(result["comparisons"], run.cfg.primary_k), flush=True
-        )
+        print(metrics.format_comparisons(result["comparisons"], run.cfg.primary_k), flush=True)
         result["label_channel"] = label_channel(run, ks, scored["se_cbir"])
         result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
             "se_cbir"

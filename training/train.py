@@ -30,13 +30,13 @@ from training.metrics import classification_metrics
 from training.model import (
     NUM_CLASSES,
     augment_placement,
-    use_jit,
     fast_layer_names,
     finalize_normalization,
     get_strategy,
     load_model,
     predict,
     save_model,
+    use_jit,
 )
 
 __all__ = [
@@ -232,7 +232,7 @@ def thesis_pipeline(size: int, seed: int) -> Any:
     not their magnitudes or probabilities: those here are ours, moderate for dermoscopy
     (about the strength of the "strong" Keras chain where the two overlap).
     """
-    import albumentations as A  # noqa: N812  (the library's own convention)
+    import albumentations as A
     import cv2
 
     grow = math.ceil(size / (1.0 - THESIS_CROP))
@@ -266,9 +266,7 @@ def thesis_pipeline(size: int, seed: int) -> Any:
             ),
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.75),
             A.CLAHE(clip_limit=4.0, p=0.7),
-            A.HueSaturationValue(
-                hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=10, p=0.5
-            ),
+            A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=10, p=0.5),
             A.Resize(grow, grow),
             A.RandomCrop(size, size),
             A.CoarseDropout(
@@ -328,8 +326,9 @@ def make_dataset(
     Batches are gathered from the arrays by index, so nothing is copied into a TensorFlow
     constant (10k images at 380 px stay one 4.3 GB array). `maps` (N, H, W), if given, become
     the 4th channel, joined batch by batch in NumPy: a caller that can afford the memory passes
-    4-channel images instead, whose gather is many times faster (benchmarks/input_pipeline.py). Shuffled training batches drop the remainder (no batch of one for batch
-    norm) unless the set is smaller than a batch.
+    4-channel images instead, whose gather is many times faster (benchmarks/input_pipeline.py).
+    Shuffled training batches drop the remainder (no batch of one for batch norm) unless the
+    set is smaller than a batch.
     """
     count, size = len(images), images.shape[1]
     if len(labels) != count or (maps is not None and len(maps) != count):
