@@ -90,6 +90,8 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
             assert value["estimate"] == pytest.approx(difference)
     assert (out / "control" / "model.keras").is_file()
     assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
+    assert result["primary_k"] == 6
+    check_the_label_channel(out, tiny_run.data, result)
 
     timings = json.loads((out / "timings.json").read_text())["stages"]
     for stage in pipeline_stages():
@@ -122,6 +124,50 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     printed = capsys.readouterr().out
     assert "[pool] done" in printed and "[study] done" in printed and "[rgb] skipped" in printed
     assert (out / "study" / "queries.json").read_bytes() == bundle_bytes
+
+
+def check_the_label_channel(out: Path, dataset: Path, result: dict) -> None:
+    """SE-CBIR's bank with predicted-class maps differs from the true-class one exactly in the
+    training images the rgb model gets wrong, whose maps are of the predicted class; metrics
+    report both banks and their difference."""
+    import numpy as np
+
+    from training import bank, data, model, saliency, split
+
+    section = result["label_channel"]
+    assert section["bank_maps"] == "true_class"
+    assert set(section["retrieval"]) == {"true_class", "predicted_class"}
+    assert section["retrieval"]["true_class"] == result["retrieval"]["se_cbir"]
+    by_k = section["true_class - predicted_class"]
+    assert sorted(by_k, key=int) == ["1", "3", "6", "9"]
+    for k, value in by_k.items():
+        difference = (
+            section["retrieval"]["true_class"][k]["macro"]
+            - section["retrieval"]["predicted_class"][k]["macro"]
+        )
+        assert value["estimate"] == pytest.approx(difference)
+    wrong = json.loads((out / "saliency_predicted" / "done.json").read_text())["predicted"]
+    parts = split.read_split(out / "split.csv")
+    assert section["train_maps_differing"] == len(wrong) > 0
+    assert section["train_images"] == sum(part == "train" for part in parts.values())
+    ids, main = bank.load_bank(out / "features" / "se_cbir_bank.npz")
+    other_ids, other = bank.load_bank(out / "features" / "se_cbir_bank_predicted_class.npz")
+    assert ids == other_ids
+    changed = {i for i, a, b in zip(ids, main, other, strict=True) if not np.allclose(a, b)}
+    assert changed and changed <= set(wrong)
+    # The maps are the predicted class's, as a query's would be.
+    records = [r for r in data.load_dataset(dataset) if r.image_id in wrong][:4]
+    cfg = get_config("tiny")
+    classifier = model.load_model(out / "rgb" / "model.keras")
+    pictures = data.read_images([r.path for r in records], cfg.image_size)
+    predicted = model.predict(classifier, pictures, cfg.batch_size).argmax(axis=1)
+    assert [data.CLASSES[c] for c in predicted] == [wrong[r.image_id] for r in records]
+    assert (predicted != data.label_indices(records)).all()
+    expected = saliency.saliency_maps(classifier, pictures, predicted, cfg.saliency_batch)
+    written = saliency.read_maps(
+        out / "saliency_predicted", [r.image_id for r in records], cfg.image_size
+    )
+    np.testing.assert_array_equal(written, expected)
 
 
 def check_validation_maps_use_the_predicted_class(out: Path, dataset: Path) -> None:
@@ -236,3 +282,25 @@ def test_the_thesis_replica_preset_uses_the_thesis_protocol() -> None:
         .preset
         == "thesis-replica"
     )
+
+
+def test_the_options_are_checked_and_thesis_replica_takes_the_thesis_choices() -> None:
+    replica, thesis = get_config("thesis-replica"), get_config("thesis")
+    assert (replica.features, replica.saliency_scaling, replica.augment) == (
+        "conv_map",
+        "tf_explain",
+        "thesis",
+    )
+    assert (thesis.features, thesis.saliency_scaling, thesis.augment) == ("pooled", "p99", "strong")
+    assert thesis.bank_maps == replica.bank_maps == "true_class"  # the thesis's bank
+    assert thesis.primary_k == 6
+    for wrong, message in (
+        ("features=gap", "features must be one of"),
+        ("saliency_scaling=max", "saliency_scaling must be one of"),
+        ("bank_maps=none", "bank_maps must be one of"),
+        ("jit_compile=yes", "jit_compile must be one of"),
+        ("primary_k=5", "primary_k=5 must be one of retrieval_k"),
+    ):
+        with pytest.raises(PipelineError, match=message):
+            get_config("tiny", [wrong])
+    assert get_config("tiny", ["bank_maps=predicted_class"]).bank_maps == "predicted_class"
