@@ -330,19 +330,20 @@ def test_missing_imagenet_weights_name_the_expected_file(offline: Path, tmp_path
         model_lib.build_classifier(CFG, weights=broken)
 
 
-def test_conv_map_features_are_the_last_convolutional_map_flattened(
-    four_model: keras.Model,
-) -> None:
-    batch = images(2, channels=4).astype(np.float32)
-    conv = keras.Model(four_model.input, four_model.get_layer("features").input)(batch)
-    flat = model_lib.feature_model(four_model, "conv_map")(batch)
+def test_conv_map_features_are_the_last_convolutional_map_flattened() -> None:
+    cfg = dataclasses.replace(CFG, image_size=64)  # a 2 x 2 map (32 px gives 1 x 1)
+    keras.utils.set_random_seed(3)
+    classifier = model_lib.build_classifier(cfg)
+    batch = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+    conv = keras.Model(classifier.input, classifier.get_layer("features").input)(batch)
+    flat = model_lib.feature_model(classifier, "conv_map")(batch)
     height, width, channels = conv.shape[1:]
-    assert flat.shape == (2, height * width * channels) and height * width > 1
+    assert (height, width) == (2, 2) and flat.shape == (2, height * width * channels)
     np.testing.assert_allclose(np.asarray(flat), np.asarray(conv).reshape(2, -1), rtol=1e-6)
-    pooled = model_lib.feature_model(four_model, "pooled")(batch)
+    pooled = model_lib.feature_model(classifier, "pooled")(batch)
     np.testing.assert_allclose(np.asarray(pooled), np.asarray(conv).mean(axis=(1, 2)), atol=1e-5)
     with pytest.raises(PipelineError, match="pooled or conv_map"):
-        model_lib.feature_model(four_model, "logits")
+        model_lib.feature_model(classifier, "logits")
 
 
 def test_a_mixed_precision_model_loads_as_float32_where_the_process_computes_in_float32(
