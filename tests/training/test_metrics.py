@@ -265,3 +265,11 @@ def test_bootstrap_interval_covers_the_estimate_and_is_seeded() -> None:
     assert value["estimate"] == pytest.approx(macro)
     text = metrics.format_comparisons({"se_cbir - cbir": first})
     assert "se_cbir - cbir" in text and f"{value['estimate']:+.3f}" in text
+
+
+def test_the_primary_k_is_starred_and_named() -> None:
+    by_k = {k: {"estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2} for k in ("1", "6", "9")}
+    text = metrics.format_comparisons({"se_cbir - control": by_k}, primary_k=6)
+    assert "(* primary k = 6)" in text
+    assert "@6* +0.100" in text and "@1 +0.100" in text and "@9 +0.100" in text
+    assert "*" not in metrics.format_comparisons({"se_cbir - control": by_k})
