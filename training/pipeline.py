@@ -557,6 +557,8 @@ def step_features(run: Run) -> None:
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
         done.write_text(json.dumps({"models": list(FEATURE_FILES)}) + "\n")
 
+    if done.exists() and not (run.out / other_bank_file(run.cfg)).exists():
+        done.unlink()  # a run folder from before the label channel: extract its banks again
     run.step("features", done, work)
 
 
