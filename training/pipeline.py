@@ -226,7 +226,7 @@ def outputs(run: Run) -> dict[str, Path]:
         "split": run.out / "split.csv",
         "rgb": model_file(run, "rgb"),
         "saliency": run.out / "saliency" / "done.json",
-        "predicted_maps": run.out / PREDICTED_MAPS / "done.json",
+        "predicted_maps": predicted_maps_marker(run),
         "rgbs": model_file(run, "rgbs"),
         "control": model_file(run, "control"),
         "classifiers": run.out / "classifiers.json",
@@ -235,6 +235,13 @@ def outputs(run: Run) -> dict[str, Path]:
         "pool": run.out / "query_pool.json",
         "study": run.out / "study" / "manifest.json",
     }
+
+
+def predicted_maps_marker(run: Run) -> Path:
+    """saliency_predicted/done.json; metrics.json in a run finished before the label channel
+    existed, which is left as it is (its metrics would not be computed again)."""
+    done, finished = run.out / PREDICTED_MAPS / "done.json", run.out / "metrics.json"
+    return finished if finished.exists() and not done.exists() else done
 
 
 def pending(run: Run, *steps: str) -> list[str]:
@@ -557,8 +564,12 @@ def step_features(run: Run) -> None:
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
         done.write_text(json.dumps({"models": list(FEATURE_FILES)}) + "\n")
 
-    if done.exists() and not (run.out / other_bank_file(run.cfg)).exists():
-        done.unlink()  # a run folder from before the label channel: extract its banks again
+    if (
+        done.exists()
+        and not (run.out / other_bank_file(run.cfg)).exists()
+        and pending(run, "metrics")
+    ):
+        done.unlink()  # a run from before the label channel, metrics still to come: redo
     run.step("features", done, work)
 
 

@@ -304,3 +304,19 @@ def test_the_options_are_checked_and_thesis_replica_takes_the_thesis_choices() -
         with pytest.raises(PipelineError, match=message):
             get_config("tiny", [wrong])
     assert get_config("tiny", ["bank_maps=predicted_class"]).bank_maps == "predicted_class"
+
+
+def test_a_finished_run_from_before_the_label_channel_is_left_as_it_is(
+    tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out, out)
+    shutil.rmtree(out / "saliency_predicted")
+    (out / "features" / "se_cbir_bank_predicted_class.npz").unlink()
+    metrics_bytes = (out / "metrics.json").read_bytes()
+    pipeline.run(get_config("tiny"), tiny_run.data, out)
+    printed = capsys.readouterr().out
+    assert "[predicted_maps] skipped: metrics.json exists" in printed
+    assert " done in " not in printed  # nothing recomputed, no image loaded
+    assert not (out / "saliency_predicted").exists()
+    assert (out / "metrics.json").read_bytes() == metrics_bytes
