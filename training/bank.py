@@ -31,17 +31,24 @@ def extract_features(model: Any, images: np.ndarray, batch_size: int) -> np.ndar
 
     Pass `feature_model(classifier)` (the global average pool). A model that outputs a
     feature map (N, h, w, c) is average-pooled here, anything else is flattened.
+    Rows are normalised batch by batch into one preallocated array: the flattened
+    convolutional map (`features=conv_map`, 258,048-d for B4 at 380 px) of a 9,000-image
+    bank is 9.3 GB, which must not be held twice.
     """
     if len(images) == 0:
         raise ValueError("no images to extract features from")
-    outputs = []
+    result: np.ndarray | None = None
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
         out = np.asarray(model(batch, training=False))
         if out.ndim == 4:
             out = out.mean(axis=(1, 2))
-        outputs.append(out.reshape(len(batch), -1))
-    return l2_normalise(np.concatenate(outputs))
+        out = l2_normalise(out.reshape(len(batch), -1))
+        if result is None:
+            result = np.empty((len(images), out.shape[1]), np.float32)
+        result[start : start + len(batch)] = out
+    assert result is not None
+    return result
 
 
 def _group_codes(

@@ -220,18 +220,25 @@ def bootstrap_difference(
     }
 
 
-def format_comparisons(comparisons: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
-    """One line per comparison: macro AP@k difference and its 95 % interval at each k."""
+def format_comparisons(
+    comparisons: Mapping[str, Mapping[str, Mapping[str, float]]], primary_k: int | None = None
+) -> str:
+    """One line per comparison: macro AP@k difference and its 95 % interval at each k.
+
+    `primary_k`, if given, is starred and named: the k a claim rests on, chosen in advance.
+    """
     lines = []
     for name, by_k in comparisons.items():
         parts = [
-            f"@{k} {value['estimate']:+.3f} [{value['ci_low']:+.3f}, {value['ci_high']:+.3f}]"
+            f"@{k}{'*' if str(k) == str(primary_k) else ''} {value['estimate']:+.3f} "
+            f"[{value['ci_low']:+.3f}, {value['ci_high']:+.3f}]"
             for k, value in by_k.items()
         ]
         lines.append(f"  {name:<18} " + "  ".join(parts))
+    primary = f" (* primary k = {primary_k})" if primary_k is not None else ""
     return (
-        "macro AP@k differences, 95 % class-stratified bootstrap over seeds and lesions:\n"
-        + "\n".join(lines)
+        "macro AP@k differences, 95 % class-stratified bootstrap over seeds and lesions"
+        f"{primary}:\n" + "\n".join(lines)
     )
 
 

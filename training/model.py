@@ -104,15 +104,30 @@ def device_summary(cfg: Config, policy: str) -> str:
         f"=== {cfg.preset}: {devices} | strategy {type(strategy).__name__} "
         f"({replicas} replica{'s' if replicas != 1 else ''}) | precision {policy} | "
         f"augmentation in the {'training step' if placement == 'step' else 'tf.data pipeline'}"
-        f" | {threads or 'one per core'} thread{'s' if threads != 1 else ''} per op ==="
+        f" | {threads or 'one per core'} thread{'s' if threads != 1 else ''} per op"
+        f" | XLA {'on' if use_jit(cfg) else 'off'} ==="
     )
 
 
 def augment_placement(cfg: Config) -> str:
-    """ "step" (in the training step, on the accelerator) or "pipeline" (tf.data on the CPU)."""
+    """ "step" (in the training step, on the accelerator) or "pipeline" (tf.data on the CPU).
+
+    The thesis's albumentations chain (augment="thesis") runs in NumPy: always "pipeline".
+    """
     if cfg.augment_placement != "auto":
         return cfg.augment_placement
-    return "step" if has_gpu() else "pipeline"
+    return "step" if has_gpu() and cfg.augment != "thesis" else "pipeline"
+
+
+def use_jit(cfg: Config) -> bool:
+    """Whether the training step's forward and backward pass are compiled by XLA.
+
+    cfg.jit_compile "auto": on GPUs (Keras's own compile() default there), off on CPUs, where
+    XLA measured 0.05x the speed of the plain graph (benchmarks/input_pipeline.py).
+    """
+    if cfg.jit_compile != "auto":
+        return cfg.jit_compile == "on"
+    return has_gpu()
 
 
 def cpu_warning(cfg: Config) -> str | None:
@@ -416,9 +431,21 @@ def fast_layer_names(model: keras.Model, stage: str) -> list[str]:
     raise PipelineError(f"unknown training stage {stage!r}; expected 'rgb' or 'rgbs'")
 
 
-def feature_model(model: keras.Model) -> keras.Model:
-    """A model from the classifier's input to its "features" layer (GAP, not normalised)."""
-    return keras.Model(model.input, model.get_layer("features").output, name="features_model")
+def feature_model(model: keras.Model, features: str = "pooled") -> keras.Model:
+    """A model from the classifier's input to its retrieval features (not normalised).
+
+    "pooled": the "features" layer (the global average pool); "conv_map": that layer's input,
+    the last convolutional map, flattened (the thesis: "right after the last convolutional
+    layer and before the classification layers"), which keeps where in the image each
+    channel fired.
+    """
+    pool = model.get_layer("features")
+    if features == "pooled":
+        return keras.Model(model.input, pool.output, name="features_model")
+    if features == "conv_map":
+        flat = keras.layers.Flatten(name="conv_map_flat", dtype="float32")(pool.input)
+        return keras.Model(model.input, flat, name="conv_map_model")
+    raise PipelineError(f"features must be pooled or conv_map, not {features!r}")
 
 
 def score_model(model: keras.Model) -> keras.Model:
@@ -454,9 +481,17 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 def load_model(path: Path) -> keras.Model:
-    """Load a `.keras` model written by `save_model`, inside the distribution strategy."""
+    """Load a `.keras` model written by `save_model`, inside the distribution strategy.
+
+    A model saved under mixed precision keeps float16 layers in its file; where this process
+    computes in float32 (a CPU, whose float16 kernels are slower), it is loaded as a float32
+    copy, so a run resumed on another machine computes in that machine's precision.
+    """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"model file not found: {path}")
     with get_strategy().scope():
-        return keras.models.load_model(path, compile=False)
+        loaded = keras.models.load_model(path, compile=False)
+        if keras.mixed_precision.global_policy().name == "float32" and is_mixed(loaded):
+            return float32_copy(loaded)
+        return loaded

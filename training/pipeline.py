@@ -7,6 +7,8 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
     split.csv       image_id -> train/val/test (cfg.split_by, cfg.split_seed)
     rgb/            the 3-channel classifier (trained on train, selected on val)
     saliency/       one PNG map per image: true class for train, predicted for val and test
+    saliency_predicted/  the predicted class's map of each training image the rgb model
+                    gets wrong (the label-channel diagnostic's bank, cfg.bank_maps)
     rgbs/           the 4-channel classifier, fine-tuned from rgb on image + map
     control/        the same 4-channel fine-tune (same epochs, seed) on all-zero maps; with
                     cfg.concurrent_control trained in a second process (control/log.txt)
@@ -14,11 +16,13 @@ interrupted run continues where it stopped and a finished one re-runs in a blink
                     gain from this image's saliency rather than from any 4th channel
                     (cfg.shuffled_control)
     classifiers.json  accuracy and macro sensitivity of both on the test split
-    features/       L2-normalised features of both models: bank = train+val, queries = test
+    features/       L2-normalised features of both models: bank = train+val, queries = test;
+                    SE-CBIR's bank also with the other kind of training maps (label channel)
     seeds/SEED/     with cfg.seeds > 1, every model again from each further seed (same split)
     metrics.json    classifiers, P@k per class and macro AP@k of CBIR, SE-CBIR and the
                     controls, their differences with intervals from a bootstrap over seeds
-                    and lesions, each seed's figures, majority vote
+                    and lesions, each seed's figures, majority vote; the primary k;
+                    label_channel: SE-CBIR with the bank's maps of the true or predicted class
     query_pool.json the SE-CBIR query pool after duplicate-lesion filtering
     study/          the bundle the web app imports (docs/bundle.md)
 
@@ -50,6 +54,7 @@ from training.errors import PipelineError
 POOL_MARGIN = 24
 SALIENCY_CHUNK = 256  # maps are written in chunks, so an interrupted step resumes
 SECRET_NAME = "case_key.secret"  # keys the case keys; stays in the run folder, not the bundle
+PREDICTED_MAPS = "saliency_predicted"  # training images' maps of the predicted class
 
 
 class Run:
@@ -66,6 +71,7 @@ class Run:
         self._images: np.ndarray | None = None
         self._maps: np.ndarray | None = None
         self._shuffled: np.ndarray | None = None
+        self._predicted_maps: dict[int, np.ndarray] | None = None
         self._models: dict[str, Any] = {}
         self.beside: dict[str, Beside] = {}  # steps running in a second process
 
@@ -175,19 +181,45 @@ class Run:
         return self._shuffled
 
     def four_channels(
-        self, rows: np.ndarray, zero_maps: bool = False, shuffled: bool = False
+        self,
+        rows: np.ndarray,
+        zero_maps: bool = False,
+        shuffled: bool = False,
+        maps_of: str = "true_class",
     ) -> np.ndarray:
         """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8.
 
         `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input);
-        `shuffled`: another image's map (the shuffled-map control's input).
+        `shuffled`: another image's map (the shuffled-map control's input);
+        `maps_of`: "predicted_class" gives training images the map of the rgb model's
+        predicted class (saliency_predicted/) instead of their true class's.
         """
         images = self.images[rows]
+        stacked = np.zeros((*images.shape[:3], 4), np.uint8)
+        stacked[..., :3] = images
         if zero_maps:
-            maps = np.zeros(images.shape[:3], np.uint8)
-        else:
-            maps = self.maps[self.shuffled_rows[rows] if shuffled else rows]
-        return np.concatenate([images, maps[..., None]], axis=-1)
+            return stacked
+        stacked[..., 3] = self.maps[self.shuffled_rows[rows] if shuffled else rows]
+        if not shuffled and maps_of == "predicted_class":
+            replaced = self.predicted_maps
+            for position, row in enumerate(rows):
+                if int(row) in replaced:
+                    stacked[position, ..., 3] = replaced[int(row)]
+        return stacked
+
+    @property
+    def predicted_maps(self) -> dict[int, np.ndarray]:
+        """Row -> the predicted class's map, for each training image the rgb model gets wrong
+        (for every other image the map of the true and of the predicted class are the same)."""
+        if self._predicted_maps is None:
+            from training import saliency
+
+            wrong = json.loads((self.out / PREDICTED_MAPS / "done.json").read_text())["predicted"]
+            row_of = {r.image_id: i for i, r in enumerate(self.records)}
+            ids = sorted(wrong, key=row_of.__getitem__)
+            maps = saliency.read_maps(self.out / PREDICTED_MAPS, ids, self.cfg.image_size)
+            self._predicted_maps = {row_of[i]: m for i, m in zip(ids, maps, strict=True)}
+        return self._predicted_maps
 
 
 # Stream of the seeded generator that draws the shuffled-map control's pairing.
@@ -233,6 +265,7 @@ def outputs(run: Run) -> dict[str, Path]:
         "split": run.out / "split.csv",
         "rgb": model_file(run, "rgb"),
         "saliency": run.out / "saliency" / "done.json",
+        **({"predicted_maps": predicted_maps_marker(run)} if run.cfg.label_channel else {}),
         "rgbs": model_file(run, "rgbs"),
         "control": model_file(run, "control"),
         **({"shuffled": model_file(run, "shuffled")} if run.cfg.shuffled_control else {}),
@@ -243,6 +276,13 @@ def outputs(run: Run) -> dict[str, Path]:
         "pool": run.out / "query_pool.json",
         "study": run.out / "study" / "manifest.json",
     }
+
+
+def predicted_maps_marker(run: Run) -> Path:
+    """saliency_predicted/done.json; metrics.json in a run finished before the label channel
+    existed, which is left as it is (its metrics would not be computed again)."""
+    done, finished = run.out / PREDICTED_MAPS / "done.json", run.out / "metrics.json"
+    return finished if finished.exists() and not done.exists() else done
 
 
 def pending(run: Run, *steps: str) -> list[str]:
@@ -262,7 +302,15 @@ def step_dataset(run: Run) -> None:
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
     if not pending(
-        run, "rgb", "saliency", "rgbs", "control", "shuffled", "classifiers", "features"
+        run,
+        "rgb",
+        "saliency",
+        "predicted_maps",
+        "rgbs",
+        "control",
+        "shuffled",
+        "classifiers",
+        "features",
     ):
         run.skip("images", "every model output")
         return
@@ -349,12 +397,66 @@ def step_saliency(run: Run) -> None:
             if all((folder / f"{image_id}.png").exists() for image_id in ids[chunk]):
                 continue  # written before an interruption
             maps = saliency.saliency_maps(
-                classifier, run.images[chunk], classes[chunk], run.cfg.saliency_batch
+                classifier,
+                run.images[chunk],
+                classes[chunk],
+                run.cfg.saliency_batch,
+                scaling=run.cfg.saliency_scaling,
             )
             saliency.write_maps(folder, ids[chunk], maps)
         done.write_text(json.dumps({"maps": len(ids)}) + "\n")
 
     run.step("saliency", outputs(run)["saliency"], work)
+
+
+def step_predicted_maps(run: Run) -> None:
+    """The label-channel diagnostic's maps: each misclassified training image's map of the
+    rgb model's predicted class (the class a query's map is made from).
+
+    The 4-channel model trains on true-class maps (the thesis), and the SE-CBIR bank is
+    90 % training images: a map made from the label could carry the label into the bank's
+    features, where the control's zero maps carry nothing. metrics.json's label_channel
+    compares SE-CBIR with both kinds of bank maps. Only wrong predictions need a map: for
+    the others both kinds are the same map.
+    """
+    folder = run.out / PREDICTED_MAPS
+    if not run.cfg.label_channel:
+        return
+
+    def work() -> None:
+        from training import model, saliency
+
+        rows = run.indices("train")
+        classifier = run.model("rgb")
+        predicted = np.argmax(
+            model.predict(classifier, run.images[rows], run.cfg.batch_size), axis=1
+        )
+        wrong = rows[predicted != run.labels[rows]]
+        classes = predicted[predicted != run.labels[rows]]
+        maps = saliency.saliency_maps(
+            classifier,
+            run.images[wrong],
+            classes,
+            run.cfg.saliency_batch,
+            scaling=run.cfg.saliency_scaling,
+        )
+        ids = [run.records[row].image_id for row in wrong]
+        saliency.write_maps(folder, ids, maps)
+        print(
+            f"  {len(wrong)} of {len(rows)} training images predicted wrong: their maps "
+            "of the predicted class written",
+            flush=True,
+        )
+        names = data.CLASSES
+        write_json(
+            folder / "done.json",
+            {
+                "train_images": len(rows),
+                "predicted": {i: names[c] for i, c in zip(ids, classes.tolist(), strict=True)},
+            },
+        )
+
+    run.step("predicted_maps", outputs(run)["predicted_maps"], work)
 
 
 def four_channel_start(run: Run) -> Any:
@@ -413,17 +515,15 @@ def step_control(run: Run) -> None:
 
         train_rows, val_rows = run.indices("train"), run.indices("val")
         four = four_channel_start(run)
+        # Stacked once here: a 4-channel gather per batch, not a NumPy join per batch
+        # (benchmarks/input_pipeline.py measures both).
         best = train.train_classifier(
             four,
-            (run.images[train_rows], run.labels[train_rows]),
-            (run.images[val_rows], run.labels[val_rows]),
+            (run.four_channels(train_rows, zero_maps=True), run.labels[train_rows]),
+            (run.four_channels(val_rows, zero_maps=True), run.labels[val_rows]),
             run.cfg,
             run.out / "control",
             stage="rgbs",
-            saliency=(
-                np.zeros((len(train_rows), *run.images.shape[1:3]), np.uint8),
-                np.zeros((len(val_rows), *run.images.shape[1:3]), np.uint8),
-            ),
         )
         run.keep_model("control", best)
 
@@ -465,11 +565,17 @@ def step_shuffled(run: Run) -> None:
     run.step("shuffled", model_file(run, "shuffled"), work)
 
 
-def model_inputs(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
-    """What model `name` takes for the given rows: images, images plus maps, or plus zeros."""
+def model_inputs(run: Run, name: str, rows: np.ndarray, maps_of: str = "true_class") -> np.ndarray:
+    """What model `name` takes for the given rows: images, images plus maps, or plus zeros,
+    or plus another image's maps (the shuffled control).
+
+    `maps_of`: whose class the training images' maps are of (Run.four_channels).
+    """
     if name == "rgb":
         return run.images[rows]
-    return run.four_channels(rows, zero_maps=name == "control", shuffled=name == "shuffled")
+    return run.four_channels(
+        rows, zero_maps=name == "control", shuffled=name == "shuffled", maps_of=maps_of
+    )
 
 
 def step_classifiers(run: Run) -> None:
@@ -520,6 +626,19 @@ def comparisons(cfg: Config) -> list[tuple[str, str]]:
     return [(a, b) for a, b in COMPARISONS if b in present]
 
 
+BANK_MAPS = ("true_class", "predicted_class")
+
+
+def other_bank_maps(cfg: Config) -> str:
+    """The kind of bank maps SE-CBIR's main bank does not use (the label channel's other arm)."""
+    return next(kind for kind in BANK_MAPS if kind != cfg.bank_maps)
+
+
+def other_bank_file(cfg: Config) -> str:
+    """SE-CBIR's bank with the other kind of training maps, beside the main one."""
+    return f"features/se_cbir_bank_{other_bank_maps(cfg)}.npz"
+
+
 def step_features(run: Run) -> None:
     """Feature banks of both models: bank = train+val, queries = test."""
     folder = run.out / "features"
@@ -530,24 +649,35 @@ def step_features(run: Run) -> None:
 
         folder.mkdir(parents=True, exist_ok=True)
         ids = np.array([r.image_id for r in run.records])
+        bank_rows, query_rows = run.indices("train", "val"), run.indices("test")
         for name in retrieval_models(run.cfg):
             source, bank_file, query_file = FEATURE_FILES[name]
-            extractor = compiled(model.feature_model(run.model(source)))
-            for rows, file in (
-                (run.indices("train", "val"), bank_file),
-                (run.indices("test"), query_file),
-            ):
+            extractor = compiled(model.feature_model(run.model(source), run.cfg.features))
+            jobs = [
+                (bank_rows, bank_file, run.cfg.bank_maps),
+                (query_rows, query_file, "true_class"),  # test maps: always predicted
+            ]
+            if name == "se_cbir" and run.cfg.label_channel:  # the label channel's other arm
+                jobs.append((bank_rows, other_bank_file(run.cfg), other_bank_maps(run.cfg)))
+            for rows, file, maps_of in jobs:
                 with warnings.catch_warnings():
                     # Keras warns that a lone tensor went to a model whose inputs are a
                     # one-element list; the call is right, the warning is noise.
                     warnings.filterwarnings("ignore", message="The structure of `inputs`")
                     features = bank.extract_features(
-                        extractor, model_inputs(run, source, rows), run.cfg.batch_size
+                        extractor, model_inputs(run, source, rows, maps_of), run.cfg.batch_size
                     )
                 bank.save_bank(run.out / file, list(ids[rows]), features)
             print(f"  {name}: {features.shape[1]} features per image", flush=True)
         done.write_text(json.dumps({"models": retrieval_models(run.cfg)}) + "\n")
 
+    if (
+        done.exists()
+        and run.cfg.label_channel
+        and not (run.out / other_bank_file(run.cfg)).exists()
+        and pending(run, "metrics")
+    ):
+        done.unlink()  # a run from before the label channel, metrics still to come: redo
     run.step("features", done, work)
 
 
@@ -559,11 +689,17 @@ def compiled(network: Any) -> Callable[..., Any]:
     return lambda x, training=False: function(tf.convert_to_tensor(x, tf.float32))
 
 
-def retrieve(run: Run, name: str, k: int) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims."""
+def retrieve(
+    run: Run, name: str, k: int, bank_file: str | None = None
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims.
+
+    `bank_file`: another bank of the same model than FEATURE_FILES's (the label channel's).
+    """
     from training import bank
 
-    _, bank_file, query_file = FEATURE_FILES[name]
+    _, main_bank, query_file = FEATURE_FILES[name]
+    bank_file = bank_file or main_bank
     bank_ids, bank_features = bank.load_bank(run.out / bank_file)
     query_ids, query_features = bank.load_bank(run.out / query_file)
     lesion = lesion_of(run)
@@ -596,25 +732,72 @@ def metadata_rows(run: Run) -> list[dict[str, str]]:
     return data.load_metadata(run.data_dir / data.METADATA_NAME)
 
 
-def scored_retrieval(
-    run: Run, name: str, ks: list[int], truth: dict[str, str]
-) -> tuple[list[str], list[str], list[list[str]], dict[str, Any], np.ndarray, float]:
-    """Retrieval system `name` of `run` on its test queries: query ids, bank ids, neighbour
-    ids (same lesion excluded if configured), P@k and macro AP@k, per-query hits/k, majority
-    vote."""
-    query_ids, bank_ids, index, _ = retrieve(run, name, max(*ks, metrics.VOTE_K))
-    query_truth = [truth[q] for q in query_ids]
-    neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
-    neighbour_truth = [[truth[n] for n in row] for row in neighbour_ids]
-    scores = metrics.precision_at_k(query_truth, neighbour_truth, ks)
-    per_query = metrics.per_query_precision(query_truth, neighbour_truth, ks)
-    vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
-    return query_ids, bank_ids, neighbour_ids, scores, per_query, vote
+class Scored:
+    """One model's retrieval of every test query, scored: ids, neighbours, P@k per query."""
+
+    def __init__(self, run: Run, name: str, ks: list[int], bank_file: str | None = None) -> None:
+        truth = truth_of(run)
+        self.query_ids, bank_ids, index, _ = retrieve(
+            run, name, max(*ks, metrics.VOTE_K), bank_file
+        )
+        self.bank_size = len(bank_ids)
+        self.query_truth = [truth[q] for q in self.query_ids]
+        self.neighbour_ids = [[bank_ids[j] for j in row if j >= 0] for row in index]
+        self.neighbour_truth = [[truth[n] for n in row] for row in self.neighbour_ids]
+        self.precision = metrics.precision_at_k(self.query_truth, self.neighbour_truth, ks)[
+            "precision"
+        ]
+        self.per_query = metrics.per_query_precision(self.query_truth, self.neighbour_truth, ks)
+
+
+def label_channel(run: Run, ks: list[int], main: Scored) -> dict[str, Any]:
+    """metrics.json's label_channel: SE-CBIR with the bank's training maps made from the true
+    class and from the predicted class, and their difference with a bootstrap interval.
+
+    A difference far from 0 says the true-class maps carry the label into the bank (which
+    the control's zero maps cannot), i.e. part of SE-CBIR's edge would be the label's.
+    """
+    other = Scored(run, "se_cbir", ks, other_bank_file(run.cfg))
+    if other.query_ids != main.query_ids:
+        raise PipelineError("the label channel's queries differ from SE-CBIR's; rerun features")
+    arms = {run.cfg.bank_maps: main, other_bank_maps(run.cfg): other}
+    wrong = json.loads((run.out / PREDICTED_MAPS / "done.json").read_text())
+    difference = metrics.bootstrap_difference(
+        main.query_truth,
+        arms["true_class"].per_query,
+        arms["predicted_class"].per_query,
+        ks,
+        seed=run.cfg.seed,
+    )
+    for kind, scored in arms.items():
+        macro = {k: round(v["macro"], 3) for k, v in scored.precision.items()}
+        print(f"  se_cbir, bank maps of the {kind}: macro AP@k {macro}", flush=True)
+    section = {
+        "bank_maps": run.cfg.bank_maps,  # the arm that retrieval.se_cbir is
+        "train_images": wrong["train_images"],
+        "train_maps_differing": len(wrong["predicted"]),
+        "retrieval": {kind: scored.precision for kind, scored in arms.items()},
+        "true_class - predicted_class": difference,
+    }
+    print(label_channel_text(section, run.cfg.primary_k), flush=True)
+    return section
+
+
+def label_channel_text(section: dict[str, Any], primary_k: int | None) -> str:
+    """The label-channel difference in the comparisons' format, with how many maps differ."""
+    return (
+        f"label channel ({section['train_maps_differing']} of {section['train_images']} "
+        "training maps differ), SE-CBIR with bank maps of the true minus the predicted class, "
+        + metrics.format_comparisons(
+            {"true - predicted": section["true_class - predicted_class"]}, primary_k
+        )
+    )
 
 
 def step_metrics(run: Run) -> None:
     """metrics.json: classifiers; P@k and macro AP@k of CBIR, SE-CBIR and the controls; the
-    differences of SE-CBIR from each with bootstrap intervals; majority vote at 6.
+    differences of SE-CBIR from each with bootstrap intervals; majority vote at 6; the
+    primary k; the label-channel diagnostic.
 
     With cfg.seeds > 1, `classifiers`, `retrieval` and the majority vote are the first seed's
     (whose models make the study bundle); `comparisons` pool every seed (their estimate is
@@ -623,32 +806,36 @@ def step_metrics(run: Run) -> None:
     """
 
     def work() -> None:
-        truth, lesion = truth_of(run), lesion_of(run)
+        lesion = lesion_of(run)
         ks = list(run.cfg.retrieval_k)
         result: dict[str, Any] = {
             "classifiers": json.loads((run.out / "classifiers.json").read_text()),
             "retrieval": {},
             "k": ks,
+            "primary_k": run.cfg.primary_k,
             "exclude_same_lesion": run.cfg.exclude_same_lesion,
         }
         per_query: dict[str, np.ndarray] = {}
         query_order: list[str] | None = None
+        scored: dict[str, Scored] = {}
         for name in retrieval_models(run.cfg):
-            query_ids, bank_ids, neighbour_ids, scores, per_query[name], vote = scored_retrieval(
-                run, name, ks, truth
-            )
+            scored[name] = found = Scored(run, name, ks)
+            query_ids, neighbour_ids = found.query_ids, found.neighbour_ids
+            query_truth, neighbour_truth = found.query_truth, found.neighbour_truth
             if query_order is not None and query_ids != query_order:
                 raise PipelineError(f"the {name} queries differ from the others; rerun features")
             query_order = query_ids
-            result["retrieval"][name] = scores["precision"]
-            result["queries"], result["bank"] = len(query_ids), len(bank_ids)
+            per_query[name] = found.per_query
+            result["retrieval"][name] = found.precision
+            result["queries"], result["bank"] = len(query_ids), found.bank_size
+            vote = metrics.majority_vote_accuracy(query_truth, neighbour_truth, metrics.VOTE_K)
             result.setdefault("majority_vote_accuracy_at_6_by_model", {})[name] = vote
             # The thesis's file format, for `python -m training evaluate-retrieval`.
             write_json(
                 run.out / f"neighbours_{name}.json",
                 dict(zip(query_ids, neighbour_ids, strict=True)),
             )
-            macro = {k: round(v["macro"], 3) for k, v in scores["precision"].items()}
+            macro = {k: round(v["macro"], 3) for k, v in found.precision.items()}
             print(f"  {name}: macro AP@k {macro}, majority vote at 6 {vote:.3f}", flush=True)
         query_ids = query_order or []
         seeds = {run.cfg.seed: (result["classifiers"], result["retrieval"], per_query)}
@@ -656,13 +843,14 @@ def step_metrics(run: Run) -> None:
             sub_precision: dict[str, np.ndarray] = {}
             sub_retrieval: dict[str, Any] = {}
             for name in retrieval_models(run.cfg):
-                ids, _, _, scores, sub_precision[name], _ = scored_retrieval(sub, name, ks, truth)
-                if ids != query_ids:
+                sub_scored = Scored(sub, name, ks)
+                if sub_scored.query_ids != query_ids:
                     raise PipelineError(f"seed {sub.cfg.seed}'s queries differ from seed 1's")
-                sub_retrieval[name] = scores["precision"]
+                sub_precision[name] = sub_scored.per_query
+                sub_retrieval[name] = sub_scored.precision
             classifiers = json.loads((sub.out / "classifiers.json").read_text())
             seeds[sub.cfg.seed] = (classifiers, sub_retrieval, sub_precision)
-        query_truth = [truth[q] for q in query_ids]
+        query_truth = scored["se_cbir"].query_truth
         result["comparisons"] = {
             f"{a} - {b}": metrics.bootstrap_difference(
                 query_truth,
@@ -687,7 +875,9 @@ def step_metrics(run: Run) -> None:
             "interval": 0.95,
             "seed": run.cfg.seed,
         }
-        print(metrics.format_comparisons(result["comparisons"]), flush=True)
+        print(metrics.format_comparisons(result["comparisons"], run.cfg.primary_k), flush=True)
+        if run.cfg.label_channel:
+            result["label_channel"] = label_channel(run, ks, scored["se_cbir"])
         result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
             "se_cbir"
         ]
@@ -727,7 +917,17 @@ def seed_runs(run: Run) -> list[Run]:
 
 
 # The steps each further seed repeats (its split is the run's own).
-SEED_STEPS = ("config", "rgb", "saliency", "rgbs", "control", "shuffled", "classifiers", "features")
+SEED_STEPS = (
+    "config",
+    "rgb",
+    "saliency",
+    "predicted_maps",
+    "rgbs",
+    "control",
+    "shuffled",
+    "classifiers",
+    "features",
+)
 
 
 def step_seeds(run: Run) -> None:
@@ -883,6 +1083,7 @@ STEPS = (
     step_images,
     step_rgb,
     step_saliency,
+    step_predicted_maps,
     step_rgbs,
     step_control,
     step_shuffled,
@@ -1084,7 +1285,9 @@ def summary_text(out: Path) -> str:
     for name, by_k in result["retrieval"].items():
         lines.append(f"  {name:<8} " + "  ".join(f"@{k} {v['macro']:.3f}" for k, v in by_k.items()))
     if "comparisons" in result:
-        lines.append(metrics.format_comparisons(result["comparisons"]))
+        lines.append(metrics.format_comparisons(result["comparisons"], result.get("primary_k")))
+    if "label_channel" in result:
+        lines.append(label_channel_text(result["label_channel"], result.get("primary_k")))
     return "\n".join(lines)
 
 

@@ -313,23 +313,22 @@ SYSTEMS = ("cbir", "se_cbir", "control")
 
 def arm_precision(state: pipeline.Run) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
     """Query ids, per-query hits/k of every system and their macro AP@k, of one arm's run."""
-    truth = pipeline.truth_of(state)
     ks = list(state.cfg.retrieval_k)
     per_query, macro = {}, {}
     query_ids: list[str] = []
     for name in SYSTEMS:
-        query_ids, _, _, scores, per_query[name], _ = pipeline.scored_retrieval(
-            state, name, ks, truth
-        )
-        macro[name] = {k: row["macro"] for k, row in scores["precision"].items()}
+        scored = pipeline.Scored(state, name, ks)
+        query_ids, per_query[name] = scored.query_ids, scored.per_query
+        macro[name] = {k: row["macro"] for k, row in scored.precision.items()}
     return query_ids, per_query, macro
 
 
 def control_config(preset: str, overrides: list[str]) -> Config:
     """The preset's configuration for the arms: no shuffled-map control of its own (the
-    shuffled_mask arm is that control) and one seed per run (seeds are the arms' loop)."""
+    shuffled_mask arm is that control), one seed per run (seeds are the arms' loop) and no
+    label channel (an arm's fourth channel is a mask, not a class's saliency map)."""
     cfg = get_config(preset, overrides)
-    return dataclasses.replace(cfg, shuffled_control=False, seeds=1)
+    return dataclasses.replace(cfg, shuffled_control=False, seeds=1, label_channel=False)
 
 
 def positive_control(

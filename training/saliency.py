@@ -8,8 +8,10 @@ selected on validation: maps derived from the true label would let that choice s
 answer through its input, which a query never offers.
 
 tf-explain's own post-processing (`transform_to_normalized_grayscale`) standardises over
-the whole batch and casts to uint8, which wraps around; we keep only its channel sum and
-normalise each image on its own instead (`normalise_gradients`). High value = salient.
+the whole batch and casts to uint8, which wraps around; by default we keep only its channel
+sum and normalise each image on its own instead (`normalise_gradients`). High value = salient.
+`scaling="tf_explain"` (thesis-replica) applies tf-explain's own function to each image alone
+(`tf_explain_scaling`): the thesis's scale, without a map depending on its batch.
 """
 
 import weakref
@@ -21,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tf_explain.core.vanilla_gradients import VanillaGradients
+from tf_explain.utils.image import transform_to_normalized_grayscale
 
 from training.errors import PipelineError
 
@@ -83,6 +86,32 @@ def normalise_gradients(gradients: np.ndarray, percentile: float = PERCENTILE) -
     return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
 
+def tf_explain_scaling(gradients: np.ndarray) -> np.ndarray:
+    """uint8 maps (N, H, W) as tf-explain scales them, each image on its own.
+
+    tf-explain's `transform_to_normalized_grayscale` (channel sum of |gradient|, then
+    `per_image_standardization`, times 255, cast to uint8), called on one image at a time:
+    on a whole batch it standardises over the batch. TensorFlow's cast truncates and wraps
+    modulo 256 (measured: -300 -> 212, -1.5 -> 255, 300 -> 44), so pixels below the image's
+    mean and the most salient ones land anywhere in 0..255; that is the thesis's input.
+    """
+    gradients = np.asarray(gradients, dtype=np.float32)
+    if gradients.ndim == 3:
+        gradients = gradients[..., None]
+    if gradients.ndim != 4:
+        raise ValueError(f"expected (N, H, W[, C]) gradients, got shape {gradients.shape}")
+    maps = np.empty(gradients.shape[:3], dtype=np.uint8)
+    for row, one in enumerate(gradients):
+        maps[row] = transform_to_normalized_grayscale(tf.abs(tf.constant(one[None])))[0].numpy()
+    return maps
+
+
+SCALINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "p99": normalise_gradients,
+    "tf_explain": tf_explain_scaling,
+}
+
+
 def _gradient_function(scores: Any, batch_shape: tuple[int, ...]) -> Any:
     """A traced function: d score[i, class_i] / d image_i for a fixed-shape batch.
 
@@ -108,10 +137,11 @@ def _gradient_function(scores: Any, batch_shape: tuple[int, ...]) -> Any:
 
 
 def saliency_maps(
-    model: Any, images: np.ndarray, classes: np.ndarray, batch_size: int
+    model: Any, images: np.ndarray, classes: np.ndarray, batch_size: int, scaling: str = "p99"
 ) -> np.ndarray:
     """uint8 saliency maps (N, H, W) of `images` for one class index per image.
 
+    `scaling`: "p99" (`normalise_gradients`) or "tf_explain" (`tf_explain_scaling`).
     Every batch is padded to `batch_size`, so each image goes through the same
     fixed-shape computation whether it comes alone or with others: its map is identical
     either way (and the gradient graph is traced once).
@@ -122,6 +152,9 @@ def saliency_maps(
         raise ValueError(f"expected images (N, H, W, C), got shape {images.shape}")
     if len(classes) != len(images):
         raise ValueError(f"{len(images)} images but {len(classes)} classes")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, not {scaling!r}")
+    scale = SCALINGS[scaling]
     if len(images) == 0:
         return np.zeros((0, *images.shape[1:3]), dtype=np.uint8)
     outputs = int(model.output_shape[-1])
@@ -141,7 +174,7 @@ def saliency_maps(
         batch[:count] = images[start : start + count]
         chosen[:count] = classes[start : start + count]
         grads = gradients(tf.constant(batch), tf.constant(chosen)).numpy()
-        maps[start : start + count] = normalise_gradients(grads[:count])
+        maps[start : start + count] = scale(grads[:count])
     return maps
 
 

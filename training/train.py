@@ -14,6 +14,7 @@ macro sensitivity) and `history.json`.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from training.model import (
     load_model,
     predict,
     save_model,
+    use_jit,
 )
 
 __all__ = [
@@ -156,7 +158,8 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
     """The batch augmentation of a stage (Keras preprocessing layers), or None.
 
     "rgb": cfg.augment "strong" (geometry, colour, blur, noise, erasing), "light" (geometry and
-    mild colour) or "none". "rgbs": rotations (90-degree multiples and small angles) and flips
+    mild colour), "thesis" (`thesis_augmenter`, on the host) or "none". "rgbs" (any but "none", the
+    thesis's 4-channel augmentation too): rotations (90-degree multiples and small angles) and flips
     only, on the stacked image+map tensor so both move together; none if cfg.augment is "none".
     Every layer computes in float32 whatever the global (mixed) precision policy: pixels
     0..255 are not float16 material, and blur, erasing and the noise step mix in float32
@@ -166,6 +169,8 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
     f32 = {"dtype": "float32"}
     if cfg.augment == "none":
         return None
+    if stage == "rgb" and cfg.augment == "thesis":
+        return thesis_augmenter(cfg.image_size, cfg.seed)
     if stage == "rgbs":
         geometry = keras.Sequential(
             [
@@ -199,7 +204,7 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
             layers.RandomErasing(0.5, scale=(0.02, 0.1), value_range=pixel_range, **f32),
         ]
     else:
-        raise PipelineError(f"augment must be strong, light or none, not {cfg.augment!r}")
+        raise PipelineError(f"augment must be strong, light, thesis or none, not {cfg.augment!r}")
     sequence = keras.Sequential(chain)
     noisy = cfg.augment == "strong"
 
@@ -209,6 +214,89 @@ def augmenter(cfg: Config, stage: str) -> Callable[[tf.Tensor], tf.Tensor] | Non
             strength = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], 0.0, 6.0)
             x += strength * tf.random.normal(tf.shape(x))
         return tf.clip_by_value(x, 0.0, 255.0)
+
+    return augment
+
+
+# The fraction of each side that the thesis's random crop removes ("randomly cropping 10%").
+THESIS_CROP = 0.1
+
+
+def thesis_pipeline(size: int, seed: int) -> Any:
+    """The thesis's augmentation list (section 3.3) as one albumentations pipeline.
+
+    In the thesis's order: geometry (rotation, flips, shift, scale), noise (one of motion,
+    median and Gaussian blur and Gaussian noise), distortions (one of optical, grid and
+    elastic), brightness and contrast, colour (CLAHE; hue, saturation and value), then
+    resizing, a random crop of 10 % and coarse dropout. The thesis names the transforms but
+    not their magnitudes or probabilities: those here are ours, moderate for dermoscopy
+    (about the strength of the "strong" Keras chain where the two overlap).
+    """
+    import albumentations as A
+    import cv2
+
+    grow = math.ceil(size / (1.0 - THESIS_CROP))
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.Affine(
+                scale=(0.9, 1.1),
+                translate_percent=(-0.1, 0.1),
+                rotate=(-180, 180),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=0.85,
+            ),
+            A.OneOf(
+                [
+                    A.MotionBlur(blur_limit=5),
+                    A.MedianBlur(blur_limit=5),
+                    A.GaussianBlur(blur_limit=(3, 5)),
+                    A.GaussNoise(std_range=(0.01, 0.025)),
+                ],
+                p=0.7,
+            ),
+            A.OneOf(
+                [
+                    A.OpticalDistortion(distort_limit=0.5),
+                    A.GridDistortion(num_steps=5, distort_limit=0.3),
+                    A.ElasticTransform(alpha=3.0, sigma=50.0),
+                ],
+                p=0.7,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.75),
+            A.CLAHE(clip_limit=4.0, p=0.7),
+            A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=10, p=0.5),
+            A.Resize(grow, grow),
+            A.RandomCrop(size, size),
+            A.CoarseDropout(
+                num_holes_range=(1, 8),
+                hole_height_range=(0.02, 0.1),
+                hole_width_range=(0.02, 0.1),
+                fill=0,
+                p=0.5,
+            ),
+        ],
+        seed=seed,
+    )
+
+
+def thesis_augmenter(size: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A batch function running `thesis_pipeline` on each image on the host (uint8 in and out).
+
+    albumentations works on NumPy arrays, so this runs as a tf.data map on the CPU cores
+    (as in the thesis), never inside the compiled step; each image draws its own parameters.
+    Its output stays uint8, so a GPU receives a quarter of float32's bytes. Not deterministic:
+    tf.data's parallel calls draw from the one seeded pipeline in a racing order.
+    """
+    pipeline = thesis_pipeline(size, seed)
+
+    def each(batch: np.ndarray) -> np.ndarray:
+        return np.stack([pipeline(image=image)["image"] for image in batch]).astype(np.uint8)
+
+    def augment(x: tf.Tensor) -> tf.Tensor:
+        out = tf.numpy_function(each, [tf.cast(x, tf.uint8)], tf.uint8, stateful=True)
+        return tf.ensure_shape(out, x.shape)
 
     return augment
 
@@ -227,15 +315,20 @@ def make_dataset(
     seed: int = 0,
     balanced: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0..255, one-hot labels) read from uint8 arrays.
+    """Batches of (uint8 pixels, one-hot labels) read from uint8 arrays.
+
+    Pixels stay uint8 until the training step casts them on its device: a quarter of
+    float32's bytes cross to a GPU (Keras's augmentation, where it runs here, returns float32).
 
     `balanced` (training only): each epoch draws as many images as the set holds, every
     class equally often (rare classes repeat, common ones are subsampled), in random order.
 
     Batches are gathered from the arrays by index, so nothing is copied into a TensorFlow
     constant (10k images at 380 px stay one 4.3 GB array). `maps` (N, H, W), if given, become
-    the 4th channel. Shuffled training batches drop the remainder (no batch of one for batch
-    norm) unless the set is smaller than a batch.
+    the 4th channel, joined batch by batch in NumPy: a caller that can afford the memory passes
+    4-channel images instead, whose gather is many times faster (benchmarks/input_pipeline.py).
+    Shuffled training batches drop the remainder (no batch of one for batch norm) unless the
+    set is smaller than a batch.
     """
     count, size = len(images), images.shape[1]
     if len(labels) != count or (maps is not None and len(maps) != count):
@@ -251,7 +344,7 @@ def make_dataset(
 
     def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch, label = tf.numpy_function(gather, [index], (tf.uint8, tf.int32), stateful=False)
-        batch = tf.ensure_shape(tf.cast(batch, tf.float32), (None, size, size, channels))
+        batch = tf.ensure_shape(batch, (None, size, size, channels))
         return batch, tf.one_hot(tf.ensure_shape(label, (None,)), NUM_CLASSES)
 
     if balanced:
@@ -349,11 +442,15 @@ def make_train_step(
     loss_fn: keras.losses.Loss,
     loss_scale: _DynamicLossScale | None,
     augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    jit_compile: bool = False,
 ) -> Callable[[Any], tf.Tensor]:
     """A tf.function running one distributed step; returns the mean loss of the batch.
 
-    `augment`, if given, runs inside the step on each replica's batch (on the accelerator,
-    in float32), instead of in the tf.data pipeline on the host's CPU cores.
+    Images arrive as uint8 (or float32 after augmentation in tf.data) and are cast to float32
+    here, on each replica's device. `augment`, if given, runs inside the step on each
+    replica's batch (on the accelerator, in float32), instead of in the tf.data pipeline on
+    the host's CPU cores. `jit_compile`: the forward and backward pass (not the augmentation,
+    whose image transforms XLA may lack) compiled by XLA, on each replica.
 
     Replicas only compute gradients; summing them and applying both optimizers happen in
     cross-replica context, where skipping a float16 step that overflowed is a plain tf.cond
@@ -364,9 +461,7 @@ def make_train_step(
     # The distributed (mirrored) variables are where the summed gradients must end up.
     destinations = [getattr(v, "value", v) for v in variables]
 
-    def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        if augment is not None:
-            images = augment(images)
+    def gradients(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
             loss = tf.nn.compute_average_loss(loss_fn(targets, probabilities))
@@ -377,6 +472,14 @@ def make_train_step(
         if loss_scale is not None:
             grads = [g / loss_scale.scale for g in grads]
         return loss, grads
+
+    forward_backward = tf.function(gradients, jit_compile=True) if jit_compile else gradients
+
+    def replica_step(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        images = tf.cast(images, tf.float32)
+        if augment is not None:
+            images = augment(images)
+        return forward_backward(images, targets)
 
     def apply(grads: list[Any]) -> tf.Tensor:
         optimizers[0].apply(grads[: len(slow_vars)], slow_vars)
@@ -509,7 +612,14 @@ def train_classifier(
     train_set = strategy.experimental_distribute_dataset(train_set)
     loss_fn = make_loss(cfg)
     train_step = make_train_step(
-        model, strategy, optimizers, groups, loss_fn, loss_scale, augment if in_step else None
+        model,
+        strategy,
+        optimizers,
+        groups,
+        loss_fn,
+        loss_scale,
+        augment if in_step else None,
+        jit_compile=use_jit(cfg),
     )
     val_images = val[0] if val_maps is None else np.concatenate([val[0], val_maps[..., None]], -1)
     val_truth = np.asarray(val[1])

@@ -310,3 +310,11 @@ def test_bootstrap_over_seeds_holds_the_variance_between_training_runs() -> None
     assert averaged["3"] == {"estimate": 0.5, "ci_low": 0.5, "ci_high": 0.5}
     with pytest.raises(ValueError, match="paired"):
         metrics.bootstrap_difference(truth, gains, np.zeros((6, 2)), [3, 6])
+
+
+def test_the_primary_k_is_starred_and_named() -> None:
+    by_k = {k: {"estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2} for k in ("1", "6", "9")}
+    text = metrics.format_comparisons({"se_cbir - control": by_k}, primary_k=6)
+    assert "(* primary k = 6)" in text
+    assert "@6* +0.100" in text and "@1 +0.100" in text and "@9 +0.100" in text
+    assert "*" not in metrics.format_comparisons({"se_cbir - control": by_k})

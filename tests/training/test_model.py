@@ -328,3 +328,39 @@ def test_missing_imagenet_weights_name_the_expected_file(offline: Path, tmp_path
     broken.write_bytes(b"not an hdf5 file")
     with pytest.raises(PipelineError, match="not an HDF5 weights file"):
         model_lib.build_classifier(CFG, weights=broken)
+
+
+def test_conv_map_features_are_the_last_convolutional_map_flattened() -> None:
+    cfg = dataclasses.replace(CFG, image_size=64)  # a 2 x 2 map (32 px gives 1 x 1)
+    keras.utils.set_random_seed(3)
+    classifier = model_lib.build_classifier(cfg)
+    batch = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+    conv = keras.Model(classifier.input, classifier.get_layer("features").input)(batch)
+    flat = model_lib.feature_model(classifier, "conv_map")(batch)
+    height, width, channels = conv.shape[1:]
+    assert (height, width) == (2, 2) and flat.shape == (2, height * width * channels)
+    np.testing.assert_allclose(np.asarray(flat), np.asarray(conv).reshape(2, -1), rtol=1e-6)
+    pooled = model_lib.feature_model(classifier, "pooled")(batch)
+    np.testing.assert_allclose(np.asarray(pooled), np.asarray(conv).mean(axis=(1, 2)), atol=1e-5)
+    with pytest.raises(PipelineError, match="pooled or conv_map"):
+        model_lib.feature_model(classifier, "logits")
+
+
+def test_a_mixed_precision_model_loads_as_float32_where_the_process_computes_in_float32(
+    tmp_path: Path,
+) -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(2)
+        half = model_lib.build_classifier(CFG)
+        model_lib.save_model(half, tmp_path / "half.keras")
+        assert model_lib.is_mixed(model_lib.load_model(tmp_path / "half.keras"))  # a GPU's run
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    loaded = model_lib.load_model(tmp_path / "half.keras")  # resumed on a CPU
+    assert not model_lib.is_mixed(loaded)
+    assert loaded.get_layer("stem_conv").compute_dtype == "float32"
+    batch = images(3, seed=7)
+    np.testing.assert_allclose(
+        model_lib.predict(loaded, batch, 3), model_lib.predict(half, batch, 3), atol=2e-2
+    )

@@ -130,6 +130,8 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert result["bootstrap"]["seeds"] == [71]
     check_the_shuffled_control_sees_another_images_map(out, tiny_run.data)
     assert 0.0 <= result["majority_vote_accuracy_at_6"] <= 1.0
+    assert result["primary_k"] == 6
+    check_the_label_channel(out, tiny_run.data, result)
 
     timings = json.loads((out / "timings.json").read_text())["stages"]
     assert timings["seeds"] is None  # one seed: nothing to repeat
@@ -164,6 +166,50 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     printed = capsys.readouterr().out
     assert "[pool] done" in printed and "[study] done" in printed and "[rgb] skipped" in printed
     assert (out / "study" / "queries.json").read_bytes() == bundle_bytes
+
+
+def check_the_label_channel(out: Path, dataset: Path, result: dict) -> None:
+    """SE-CBIR's bank with predicted-class maps differs from the true-class one exactly in the
+    training images the rgb model gets wrong, whose maps are of the predicted class; metrics
+    report both banks and their difference."""
+    import numpy as np
+
+    from training import bank, data, model, saliency, split
+
+    section = result["label_channel"]
+    assert section["bank_maps"] == "true_class"
+    assert set(section["retrieval"]) == {"true_class", "predicted_class"}
+    assert section["retrieval"]["true_class"] == result["retrieval"]["se_cbir"]
+    by_k = section["true_class - predicted_class"]
+    assert sorted(by_k, key=int) == ["1", "3", "6", "9"]
+    for k, value in by_k.items():
+        difference = (
+            section["retrieval"]["true_class"][k]["macro"]
+            - section["retrieval"]["predicted_class"][k]["macro"]
+        )
+        assert value["estimate"] == pytest.approx(difference)
+    wrong = json.loads((out / "saliency_predicted" / "done.json").read_text())["predicted"]
+    parts = split.read_split(out / "split.csv")
+    assert section["train_maps_differing"] == len(wrong) > 0
+    assert section["train_images"] == sum(part == "train" for part in parts.values())
+    ids, main = bank.load_bank(out / "features" / "se_cbir_bank.npz")
+    other_ids, other = bank.load_bank(out / "features" / "se_cbir_bank_predicted_class.npz")
+    assert ids == other_ids
+    changed = {i for i, a, b in zip(ids, main, other, strict=True) if not np.allclose(a, b)}
+    assert changed and changed <= set(wrong)
+    # The maps are the predicted class's, as a query's would be.
+    records = [r for r in data.load_dataset(dataset) if r.image_id in wrong][:4]
+    cfg = get_config("tiny")
+    classifier = model.load_model(out / "rgb" / "model.keras")
+    pictures = data.read_images([r.path for r in records], cfg.image_size)
+    predicted = model.predict(classifier, pictures, cfg.batch_size).argmax(axis=1)
+    assert [data.CLASSES[c] for c in predicted] == [wrong[r.image_id] for r in records]
+    assert (predicted != data.label_indices(records)).all()
+    expected = saliency.saliency_maps(classifier, pictures, predicted, cfg.saliency_batch)
+    written = saliency.read_maps(
+        out / "saliency_predicted", [r.image_id for r in records], cfg.image_size
+    )
+    np.testing.assert_array_equal(written, expected)
 
 
 def check_validation_maps_use_the_predicted_class(out: Path, dataset: Path) -> None:
@@ -318,3 +364,41 @@ def test_further_seeds_are_pooled_in_the_comparisons(tiny_run: TinyRun, tmp_path
         assert value["ci_low"] <= 0 <= value["ci_high"]
     # Against CBIR, both seeds share the rgb model: the same CBIR figures.
     assert first["retrieval"]["cbir"] == other["retrieval"]["cbir"]
+
+
+def test_the_options_are_checked_and_thesis_replica_takes_the_thesis_choices() -> None:
+    replica, thesis = get_config("thesis-replica"), get_config("thesis")
+    assert (replica.features, replica.saliency_scaling, replica.augment) == (
+        "conv_map",
+        "tf_explain",
+        "thesis",
+    )
+    assert (thesis.features, thesis.saliency_scaling, thesis.augment) == ("pooled", "p99", "strong")
+    assert thesis.bank_maps == replica.bank_maps == "true_class"  # the thesis's bank
+    assert thesis.primary_k == 6
+    for wrong, message in (
+        ("features=gap", "features must be one of"),
+        ("saliency_scaling=max", "saliency_scaling must be one of"),
+        ("bank_maps=none", "bank_maps must be one of"),
+        ("jit_compile=yes", "jit_compile must be one of"),
+        ("primary_k=5", "primary_k=5 must be one of retrieval_k"),
+    ):
+        with pytest.raises(PipelineError, match=message):
+            get_config("tiny", [wrong])
+    assert get_config("tiny", ["bank_maps=predicted_class"]).bank_maps == "predicted_class"
+
+
+def test_a_finished_run_from_before_the_label_channel_is_left_as_it_is(
+    tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out, out)
+    shutil.rmtree(out / "saliency_predicted")
+    (out / "features" / "se_cbir_bank_predicted_class.npz").unlink()
+    metrics_bytes = (out / "metrics.json").read_bytes()
+    pipeline.run(get_config("tiny"), tiny_run.data, out)
+    printed = capsys.readouterr().out
+    assert "[predicted_maps] skipped: metrics.json exists" in printed
+    assert " done in " not in printed  # nothing recomputed, no image loaded
+    assert not (out / "saliency_predicted").exists()
+    assert (out / "metrics.json").read_bytes() == metrics_bytes

@@ -147,3 +147,51 @@ def test_predicted_classes(classifier) -> None:
     batch = images(5, seed=4)
     expected = np.asarray(classifier(batch.astype(np.float32))).argmax(axis=1)
     np.testing.assert_array_equal(predicted_classes(classifier, batch, batch_size=2), expected)
+
+
+def test_tf_explain_scaling_is_tf_explains_own_function_on_each_image_alone() -> None:
+    import tensorflow as tf
+    from tf_explain.utils.image import transform_to_normalized_grayscale
+
+    from training.saliency import tf_explain_scaling
+
+    rng = np.random.default_rng(3)
+    grads = rng.standard_normal((3, 6, 6, 3)).astype(np.float32) * np.array([1.0, 5.0, 1e-3])[
+        :, None, None, None
+    ].astype(np.float32)
+    maps = tf_explain_scaling(grads)
+    assert maps.dtype == np.uint8 and maps.shape == (3, 6, 6)
+    for i in range(3):
+        alone = transform_to_normalized_grayscale(tf.abs(tf.constant(grads[i : i + 1])))
+        np.testing.assert_array_equal(maps[i], np.asarray(alone)[0])
+        # Per image: the same map whatever the batch around it (tf-explain's batch call is not).
+        np.testing.assert_array_equal(tf_explain_scaling(grads[i : i + 1])[0], maps[i])
+    batched = np.asarray(transform_to_normalized_grayscale(tf.abs(tf.constant(grads))))
+    assert not np.array_equal(batched, maps)
+    # TensorFlow's cast wraps: a pixel just below its image's mean becomes a bright one.
+    magnitude = np.abs(grads[0]).sum(-1)
+    below = magnitude < magnitude.mean() - 0.1 * magnitude.std()
+    assert (maps[0][below] > 128).any()
+
+
+def test_saliency_maps_take_the_scaling_by_name() -> None:
+    import keras
+
+    from training.saliency import saliency_maps, tf_explain_scaling
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(7)(x)
+    model = keras.Model(inputs, keras.layers.Activation("softmax")(x))
+    pictures = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
+    classes = np.array([0, 3, 6])
+    p99 = saliency_maps(model, pictures, classes, batch_size=2)
+    wrapped = saliency_maps(model, pictures, classes, batch_size=2, scaling="tf_explain")
+    assert not np.array_equal(p99, wrapped)
+    # A linear model's gradient is its weight column of the class: scaled the tf-explain way.
+    weights = model.layers[2].get_weights()[0].reshape(8, 8, 3, 7)
+    expected = tf_explain_scaling(np.stack([weights[..., c] for c in classes]))
+    np.testing.assert_array_equal(wrapped, expected)
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        saliency_maps(model, pictures, classes, batch_size=2, scaling="max")

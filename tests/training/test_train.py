@@ -183,7 +183,8 @@ def test_dataset_gathers_batches_and_stacks_maps() -> None:
     batches = list(dataset)
     assert [b[0].shape[0] for b in batches] == [4, 4, 2]
     x = np.concatenate([b[0] for b in batches])
-    assert x.dtype == np.float32 and x.shape == (10, SIZE, SIZE, 4)
+    # uint8 until the step casts them on its device: a quarter of float32's bytes to send.
+    assert x.dtype == np.uint8 and x.shape == (10, SIZE, SIZE, 4)
     np.testing.assert_array_equal(x[..., :3], pictures)
     np.testing.assert_array_equal(x[..., 3], maps)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]).argmax(1), labels(10))
@@ -437,3 +438,76 @@ def test_one_epoch_of_the_tiny_preset(tmp_path: Path, eager: None) -> None:
     assert (tmp_path / "best.keras").is_file()
     assert not np.array_equal(best.get_layer("logits").get_weights()[0], head_before)
     assert model_lib.predict(best, val[0], 8).shape == (8, 7)
+
+
+def test_the_thesis_augmentation_runs_the_whole_list_on_the_host() -> None:
+    import albumentations as A
+
+    cfg = dataclasses.replace(CFG, augment="thesis", image_size=64)
+    names = {type(t).__name__ for t in train.thesis_pipeline(64, 0)}
+    for one_of in (t for t in train.thesis_pipeline(64, 0) if isinstance(t, A.OneOf)):
+        names |= {type(t).__name__ for t in one_of.transforms}
+    assert names >= {
+        "ElasticTransform",
+        "GridDistortion",
+        "OpticalDistortion",
+        "CLAHE",
+        "MotionBlur",
+        "MedianBlur",
+        "GaussianBlur",
+        "GaussNoise",
+        "RandomCrop",
+        "CoarseDropout",
+        "HueSaturationValue",
+        "RandomBrightnessContrast",
+        "Affine",
+    }
+    augment = train.augmenter(cfg, "rgb")
+    pictures = np.random.default_rng(2).integers(0, 256, (8, 64, 64, 3), np.uint8)
+    dataset = train.make_dataset(pictures, labels(8), 8, augment=augment)
+    ((x, _),) = list(dataset)
+    assert x.dtype == np.uint8 and x.shape == (8, 64, 64, 3)  # uint8 to the device
+    assert (np.abs(np.asarray(x, np.int16) - pictures).reshape(8, -1).mean(axis=1) > 1).all()
+    # The 4-channel stage keeps the thesis's rotations and flips, on image and map together.
+    assert train.augmenter(cfg, "rgbs") is not None
+    # albumentations is NumPy: it never runs inside the compiled step.
+    assert model_lib.augment_placement(cfg) == "pipeline"
+    with pytest.raises(PipelineError, match="augment_placement must be pipeline or auto"):
+        get_config("tiny", ["augment=thesis", "augment_placement=step"])
+
+
+def test_the_step_casts_uint8_batches_and_xla_computes_the_same_step() -> None:
+    cfg = dataclasses.replace(CFG, batch_size=8)
+    x8 = images(8, seed=21)
+    y = tf.one_hot(labels(8), 7)
+    results = []
+    for pixels, jit in (
+        (tf.constant(x8, tf.float32), False),
+        (tf.constant(x8), False),
+        (tf.constant(x8), True),
+    ):
+        model = toy_classifier()
+        groups = train.layer_groups(model, "rgb")
+        optimizers = train.make_optimizers(cfg, "rgb", groups, steps_per_epoch=1)
+        step = train.make_train_step(
+            model,
+            tf.distribute.get_strategy(),
+            optimizers,
+            groups,
+            train.make_loss(cfg),
+            None,
+            jit_compile=jit,
+        )
+        losses = [float(step((pixels, y))) for _ in range(3)]
+        results.append((losses, [v.numpy() for v in groups[0] + groups[1]]))
+    (loss32, after32), (loss8, after8), (loss_xla, _) = results
+    assert loss8 == loss32  # a uint8 batch cast in the step is the float32 batch
+    for a, b in zip(after8, after32, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # XLA sums in another order: Adam's sign-like first steps amplify that in weights whose
+    # gradient is near 0, so the losses of three steps are compared, not the weights.
+    assert loss_xla == pytest.approx(loss32, rel=1e-4)
+    assert loss32[0] != pytest.approx(loss32[2], rel=1e-4)  # the steps really trained
+    assert not model_lib.use_jit(dataclasses.replace(CFG, jit_compile="off"))
+    assert model_lib.use_jit(dataclasses.replace(CFG, jit_compile="on"))
+    assert model_lib.use_jit(CFG) == model_lib.has_gpu()  # auto: XLA on GPUs only
