@@ -87,7 +87,7 @@ def offered_words(available: Available) -> str:
     if available.saliency:
         parts.append("saliency maps")
     if available.context:
-        parts.append("the patients' age, sex and body site")
+        parts.append("each patient's age, sex and body site")
     return "; ".join(parts)
 
 

@@ -197,6 +197,6 @@ def test_organisers_see_the_taxonomy_and_what_the_aids_scored(
     html = client.get(f"/admin/studies/{ref.id}").get_data(as_text=True)
     assert "8: MEL (malignant), NV, BCC (malignant)" in html
     assert "4 levels: unsure · rather unsure · rather sure · sure" in html
-    assert "5 SE-CBIR neighbours per case" in html
+    assert "Task 2: SE-CBIR similar images, 5 labelled" in html
     scores = html[html.index('id="aid-scores"') :]
     assert '<th scope="col">P@6</th>' in scores and "<td>0.500</td>" in scores

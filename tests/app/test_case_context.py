@@ -95,7 +95,7 @@ def test_the_design_page_offers_context_only_where_the_bundle_has_it(
 ) -> None:
     login(client, organiser)
     page = client.get(f"/admin/studies/{with_context.id}/design").get_data(as_text=True)
-    assert "the patients' age, sex and body site" in page
+    assert "each patient&#39;s age, sex and body site" in page
     box = re.search(r'<input[^>]*name="conditions-0-context"[^>]*>', page)
     assert box is not None and "checked" in box.group(0), box
     form = {
