@@ -29,6 +29,7 @@ from app import imports
 from app.auth import (
     create_invitation,
     hash_token,
+    managed_enrolment_or_404,
     managed_study_ids,
     managed_study_or_404,
     refuse_control_characters,
@@ -637,20 +638,11 @@ def next_words(enrolment: Enrolment) -> str:
     return f"Task {task}: opens {opens_at:%Y-%m-%d %H:%M} (in {describe_wait(opens_at, moment)})"
 
 
-def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
-    """A managed study and one of its enrolments (404 for an enrolment of another study)."""
-    record = managed_study_or_404(study_id)
-    enrolment = db.get_or_404(Enrolment, enrolment_id)
-    if enrolment.study_id != record.id:
-        abort(404)
-    return record, enrolment
-
-
 @bp.route("/studies/<int:study_id>/readers/<int:enrolment_id>/withdraw", methods=["GET", "POST"])
 @staff_required
 def mark_withdrawn(study_id: int, enrolment_id: int) -> Response | str:
     """Record that a reader withdrew (told the organisers so), after a confirmation."""
-    record, enrolment = study_enrolment(study_id, enrolment_id)
+    record, enrolment = managed_enrolment_or_404(study_id, enrolment_id)
     form = ConfirmForm()
     if not form.is_submitted():
         return render_template(
@@ -671,7 +663,7 @@ def mark_withdrawn(study_id: int, enrolment_id: int) -> Response | str:
 @staff_required
 def remind(study_id: int, enrolment_id: int) -> Response:
     """E-mail one reader a reminder now: the link, and the .ics once Task 1 is done."""
-    record, enrolment = study_enrolment(study_id, enrolment_id)
+    record, enrolment = managed_enrolment_or_404(study_id, enrolment_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     pseudonym = enrolment.user.pseudonym

@@ -34,6 +34,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.auth import (
     hash_token,
+    managed_enrolment_or_404,
     managed_study_ids,
     managed_study_or_404,
     reader_study_ids,
@@ -54,7 +55,6 @@ from app.models import (
     MailStatus,
     OutboxMessage,
     Role,
-    Study,
     User,
 )
 
@@ -273,21 +273,12 @@ def message_study(message: OutboxMessage) -> int | None:
 # ---------------------------------------------------------------- pages
 
 
-def study_enrolment(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
-    """A managed study and one of its enrolments (404 for an enrolment of another study)."""
-    study = managed_study_or_404(study_id)
-    enrolment = db.get_or_404(Enrolment, enrolment_id)
-    if enrolment.study_id != study.id:
-        abort(404)
-    return study, enrolment
-
-
 @bp.route("/studies/<int:study_id>/readers/<int:enrolment_id>/address", methods=["GET", "POST"])
 @staff_required
 def reader_address(study_id: int, enrolment_id: int) -> Response | str | tuple[str, int]:
     """Correct a reader's e-mail address (their login): organisers who run every study the
     reader is in, and admins."""
-    study, enrolment = study_enrolment(study_id, enrolment_id)
+    study, enrolment = managed_enrolment_or_404(study_id, enrolment_id)
     reader = enrolment.user
     allowed = may_correct(current_user, reader)
     form = AddressForm()

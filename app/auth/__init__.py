@@ -10,6 +10,7 @@ from flask import Blueprint
 
 from app.auth.access import (
     is_safe_next,
+    managed_enrolment_or_404,
     managed_study_ids,
     managed_study_or_404,
     may_manage_study,
@@ -44,6 +45,7 @@ __all__ = [
     "end_sessions",
     "hash_token",
     "is_safe_next",
+    "managed_enrolment_or_404",
     "managed_study_ids",
     "managed_study_or_404",
     "may_manage_study",

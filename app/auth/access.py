@@ -75,6 +75,16 @@ def managed_study_or_404(study_id: int) -> Study:
     return study
 
 
+def managed_enrolment_or_404(study_id: int, enrolment_id: int) -> tuple[Study, Enrolment]:
+    """A study the current user manages and one of its enrolments; 404 otherwise, and for an
+    enrolment of another study (its id in this study's address changes nothing)."""
+    study = managed_study_or_404(study_id)
+    enrolment = db.get_or_404(Enrolment, enrolment_id)
+    if enrolment.study_id != study.id:
+        abort(404)
+    return study, enrolment
+
+
 def may_see_study(user: Any, study_id: int) -> bool:
     """Whether `user` may see `study_id`'s material: its organisers, admins, its readers."""
     if not getattr(user, "is_authenticated", False):
