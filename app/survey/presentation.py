@@ -23,6 +23,7 @@ from app.survey.enrolment import (
     task_size,
 )
 from app.survey.forms import AnswerForm
+from studybundle.taxonomy import readable_text_colour
 from studybundle.vote import majority_vote
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g", "h", "j", "k", "l")  # home row, level 1 first
@@ -58,19 +59,6 @@ def classes_of(study: Study) -> list[dict]:
             }
         )
     return out
-
-
-def readable_text_colour(colour: str) -> str:
-    """Black or white, whichever contrasts more with `colour` (WCAG relative luminance)."""
-
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    # Contrast with black is (L + .05) / .05, with white 1.05 / (L + .05).
-    return "#000000" if (luminance + 0.05) ** 2 > 0.05 * 1.05 else "#FFFFFF"
 
 
 def likert_of(study: Study) -> list[str]:
