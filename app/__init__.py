@@ -8,9 +8,7 @@ create_app`, as Flask's app discovery and older callers expect); they load on fi
 from importlib import import_module
 from typing import Any
 
-_FACTORY_NAMES = frozenset(
-    {"CONTENT_SECURITY_POLICY", "DATABASE_INT_MAX", "ROOT", "create_app", "normalise_database_url"}
-)
+_FACTORY_NAMES = frozenset({"CONTENT_SECURITY_POLICY", "DATABASE_INT_MAX", "create_app"})
 
 
 def __getattr__(name: str) -> Any:

@@ -13,22 +13,22 @@ from sqlalchemy import select
 from app.auth import create_invitation, create_user, end_sessions, normalise_email
 from app.bundle import BundleError, copy_study, import_bundle
 from app.clock import now
-from app.design import (
+from app.extensions import db
+from app.forms import MIN_PASSWORD
+from app.leakaudit import AuditError, audit, public_table, served_files
+from app.mail.addresses import AddressError, deliverable_address
+from app.models import Invitation, Role, Study, StudyStatus, User
+from app.organiser.design import (
     DESIGN_NAMES,
     PROBE_SENTENCE,
     apply_preset,
     available_aids,
     probes_disclosed,
 )
-from app.design_freeze import open_study
-from app.extensions import db
-from app.forms import MIN_PASSWORD
-from app.leakaudit import AuditError, audit, public_table, served_files
-from app.mail.addresses import AddressError, deliverable_address
-from app.models import Invitation, Role, Study, StudyStatus, User
+from app.organiser.design_freeze import open_study
+from app.organiser.team import add_member
 from app.servedimages import key_folder, keyed_folder
 from app.survey.designs import Design
-from app.team import add_member
 
 users = AppGroup("users", help="Create accounts and reset passwords.")
 study = AppGroup("study", help="Import studies from bundles and invite readers.")
@@ -125,7 +125,7 @@ def set_password(email: str, password_file: Path | None) -> None:
 @click.option("--new", "new_email", required=True, help="The correct address.")
 def set_email(email: str, new_email: str) -> None:
     """Correct an account's e-mail address (its login); the change is recorded."""
-    from app.contact import change_address
+    from app.organiser.contact import change_address
 
     # As stored, too: an address saved with a pasted separator is the one to correct.
     stored = {normalise_email(email), email.strip().lower()}

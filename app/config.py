@@ -1,8 +1,22 @@
 """Configuration from the environment: one class for running, one for tests."""
 
 import os
+import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wsgi import host_is_trusted
+
+# The repository's root (the folder that holds app/): import jobs' child processes start here.
+ROOT = Path(__file__).resolve().parent.parent
+# Always among the trusted hosts: requests from the machine itself (health checks).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 
 def env_flag(name: str) -> bool:
@@ -41,7 +55,8 @@ class Config:
     # The largest bundle upload (a logged-in organiser's); every other request: SMALL_BODY_BYTES.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(512 * 1024 * 1024)))
     SMALL_BODY_BYTES = int(os.environ.get("SMALL_BODY_BYTES", str(1024 * 1024)))
-    # Bundle imports run in a process of their own started by the upload (app/imports.py); off,
+    # Bundle imports run in a process of their own started by the upload
+    # (app/organiser/import_jobs.py); off,
     # the upload's request does the import itself (the tests, which want to see the outcome at
     # once), without the limits below.
     IMPORT_IN_BACKGROUND = os.environ.get("IMPORT_IN_BACKGROUND", "1") == "1"
@@ -139,3 +154,137 @@ class TestConfig(Config):
 def instance_sqlite_uri(instance_path: str) -> str:
     """The default database: a SQLite file in the instance folder."""
     return "sqlite:///" + str(Path(instance_path) / "secbir.sqlite")
+
+
+def configure(
+    app: Flask, config: type | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None
+) -> None:
+    """Load the configuration and check it; a broken one stops start-up with one sentence."""
+    if config is None or isinstance(config, type):
+        app.config.from_object(config or Config)
+    else:
+        app.config.from_object(Config)
+        app.config.update(config)
+    if overrides:
+        app.config.update(overrides)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    production = not (app.config.get("TESTING") or app.config.get("DEVELOPMENT"))
+    if not app.config.get("SECRET_KEY"):
+        if production:
+            raise ConfigError(
+                "SECRET_KEY is not set: export a long random value, e.g. "
+                "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        # Development only: sessions last as long as this process.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+    check_public_url(app.config)
+    check_mail_settings(app.config)
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config, production)
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI") or instance_sqlite_uri(app.instance_path)
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Waiting writers queue for up to 15 s instead of failing at once.
+        options.setdefault("connect_args", {"timeout": 15})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+    images = app.config.get("STUDY_IMAGES") or str(Path(app.instance_path) / "study-images")
+    app.config["STUDY_IMAGES"] = str(Path(images).resolve())
+    uploads = app.config.get("IMPORT_UPLOADS") or str(Path(images).parent / "import-uploads")
+    app.config["IMPORT_UPLOADS"] = str(Path(uploads).resolve())
+
+    hops = {
+        key: int(app.config.get(f"PROXY_FIX_{key.upper()}") or 0)
+        for key in ("x_for", "x_proto", "x_host", "x_prefix")
+    }
+    if any(hops.values()):
+        # Only behind a proxy we were told about: otherwise clients could forge their IP.
+        app.wsgi_app = ProxyFix(app.wsgi_app, **hops)  # type: ignore[method-assign]
+
+
+def trusted_hosts(config: Mapping[str, Any], production: bool) -> list[str] | None:
+    """Flask's TRUSTED_HOSTS from ours: required in production, "*" for any host on purpose.
+
+    The loopback names are always added, so that a health check from the machine itself (the
+    Docker image's HEALTHCHECK, curl on the host) is answered. PUBLIC_URL's host must be
+    trusted: the links in e-mails would otherwise lead to a 400.
+    """
+    hosts = config.get("TRUSTED_HOSTS")
+    names = host_names(hosts) if isinstance(hosts, str) else list(hosts or [])
+    if not names:
+        if production:
+            raise ConfigError(
+                "TRUSTED_HOSTS is not set: list the host names readers use, e.g. "
+                "TRUSTED_HOSTS=study.hospital.org (or TRUSTED_HOSTS='*' to answer any Host "
+                "header, when a proxy in front already drops other names)."
+            )
+        return None
+    if names == ["*"]:
+        return None
+    if "*" in names:
+        raise ConfigError("TRUSTED_HOSTS mixes '*' with host names: give one or the other.")
+    names += [name for name in LOOPBACK_HOSTS if name not in names]
+    public = config.get("PUBLIC_URL")
+    if public and not host_is_trusted(urlsplit(public).netloc, names):
+        raise ConfigError(
+            f"PUBLIC_URL's host ({urlsplit(public).hostname}) is not in TRUSTED_HOSTS: links "
+            "in e-mails would be refused; add it to TRUSTED_HOSTS or correct PUBLIC_URL."
+        )
+    return names
+
+
+def check_public_url(config: Mapping[str, Any]) -> None:
+    """PUBLIC_URL, when set, is an http(s) address with a host and nothing after the path."""
+    public = config.get("PUBLIC_URL")
+    if not public:
+        return
+    parts = urlsplit(public)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"PUBLIC_URL is not a web address ({public!r}): give the address readers use, e.g. "
+            "PUBLIC_URL=https://study.hospital.org."
+        )
+
+
+def check_mail_settings(config: Mapping[str, Any]) -> None:
+    """With MAIL_SERVER set, the rest must make sense: a sender, the public address for the
+    links, TLS or SSL (not both)."""
+    if not config.get("MAIL_SERVER"):
+        return
+    if not config.get("MAIL_DEFAULT_SENDER"):
+        raise ConfigError(
+            "MAIL_SERVER is set but MAIL_DEFAULT_SENDER is not: set the From address, e.g. "
+            "MAIL_DEFAULT_SENDER='Reader study <study@hospital.org>'."
+        )
+    if not config.get("PUBLIC_URL"):
+        raise ConfigError(
+            "MAIL_SERVER is set but PUBLIC_URL is not: set the address readers use, the base "
+            "of every link in an e-mail, e.g. PUBLIC_URL=https://study.hospital.org."
+        )
+    if config.get("MAIL_USE_TLS") and config.get("MAIL_USE_SSL"):
+        raise ConfigError(
+            "MAIL_USE_TLS and MAIL_USE_SSL are both on: use TLS (STARTTLS, port 587) or SSL "
+            "(port 465), not both."
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Check a database URL and pick the psycopg 3 driver for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL is not a valid database URL: use postgresql://USER:PASSWORD@HOST/DB "
+            "or sqlite:////absolute/path.sqlite."
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL names an unsupported database ({parsed.get_backend_name()}): "
+            "use PostgreSQL (postgresql://...) or SQLite (sqlite:///...)."
+        )
+    return url

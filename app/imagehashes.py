@@ -38,7 +38,8 @@ import imagehash
 import numpy
 
 # imagehash imports SciPy's DCT on its first hash. An import process lowers its address-space
-# limit before it decodes anything (app.imports), and SciPy's libraries mapped after that
+# limit before it decodes anything (app.organiser.import_jobs), and SciPy's libraries mapped
+# after that
 # failed to load ("failed to map segment"): loaded here, with the module, they are part of
 # what the process holds before its limits (0.9 s and 25 MB once per process).
 import scipy.fftpack  # noqa: F401

@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 from app.auth.throttle import hit
 from app.clock import now
 
-UPLOAD_ENDPOINTS = frozenset({"admin.import_study"})
+UPLOAD_ENDPOINTS = frozenset({"imports.import_study"})
 HEAVY_BLUEPRINTS = frozenset({"dashboard"})
 SEEN = "_seen"  # the session key holding when the session was last used (Unix seconds)
 EPOCH = datetime(1970, 1, 1)  # the app's clock is naive UTC

@@ -230,7 +230,7 @@ class Study(db.Model):
 class DesignFreeze(db.Model):
     """A study's design as it was when the study first opened: its canonical JSON (the exact
     text hashed) and that text's SHA-256, so that a reviewer can check the study ran as
-    registered (app/design_freeze.py). Written once; reopening a closed study keeps it.
+    registered (app/organiser/design_freeze.py). Written once; reopening a closed study keeps it.
 
     `seed_salt` salts the hash of the study's randomisation seed inside the design: the seed
     itself would let anyone who sees the design predict the next reader's arm, and an
@@ -273,7 +273,8 @@ _UNFINISHED_SQL = text("state IN ({})".format(", ".join(f"'{state}'" for state i
 
 
 class ImportJob(db.Model):
-    """A bundle import running in the background (app.imports): its progress and outcome.
+    """A bundle import running in the background (app.organiser.import_jobs): its progress and
+    outcome.
 
     Kept in the database, not in a process, so any web worker can show its progress page.
     The caps on imports at once are two unique indexes over the unfinished jobs, so that the
@@ -615,8 +616,9 @@ class OutboxMessage(db.Model):
 
 
 class AddressChange(db.Model):
-    """A reader's e-mail address corrected by an organiser or an admin (app/contact.py), or
-    repaired by a migration: the old and the new address, who changed it and when.
+    """A reader's e-mail address corrected by an organiser or an admin
+    (app/organiser/contact.py), or repaired by a migration: the old and the new address, who
+    changed it and when.
 
     Kept so that a reader who says "I never got the link" can be answered, and so that an
     address is never changed without a trace. `user_id` names the account whose address

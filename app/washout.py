@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.clock import now
 from app.extensions import db
 from app.mail import mail_enabled
+from app.mail.reminders import queue_reminder, reminder_key
 from app.models import Enrolment, OutboxMessage, Study
 from app.survey.enrolment import session_end, sessions_of, standing, task_size
 
@@ -126,8 +127,6 @@ def announce_openings(study: Study, effects: list[ReaderEffect]) -> int:
     """Queue "Task N is open" for each reader whose next task the change opened at once (the
     caller commits); how many. Each is the opening reminder of its task, so the cron run
     that would queue it later finds it queued."""
-    from app.mail.reminders import queue_reminder, reminder_key
-
     if not mail_enabled():
         return 0
     queued = 0

@@ -8,7 +8,7 @@ Flask test client and times, as medians over several requests:
 
 - the dashboard "cold": the first view after a new answer, so the analysis of every
   endpoint runs (each round first saves one more answer, by a late reader);
-- the dashboard "warm": views of an answer set analysed before (`app.study_results`);
+- the dashboard "warm": views of an answer set analysed before (`app.organiser.study_results`);
 - the warm view with the "completed readers" filter, and the responses CSV export.
 
 Each page is checked to hold the table of every endpoint. The machine is shared and noisy,

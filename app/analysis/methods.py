@@ -5,7 +5,8 @@ participants, randomisation and analysis), said in sentences that follow the stu
 set up: the design and its conditions, the cases and how they were drawn, the wash-out, the
 randomisation, the faulty-aid probes, who the readers were, and how the answers were
 analysed, with what software, citing the methods. Pure: a design (the JSON of
-`app.design_freeze`, or a `design.json` given to the command line) and an analysis result in,
+`app.organiser.design_freeze`, or a `design.json` given to the command line) and an analysis
+result in,
 paragraphs and references out. Without a design (a responses file alone) the paragraphs say
 what the file cannot tell rather than guess it.
 """

@@ -140,7 +140,7 @@ def home_for(user: Any) -> str:
     if not getattr(user, "is_authenticated", False):
         return url_for("auth.login")
     if user.is_staff:
-        return url_for("admin.studies")
+        return url_for("studies.studies")
     return url_for("survey.home")
 
 

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 from app.auth import bp
 from app.auth.access import refuse_control_characters, start_after_login
 from app.auth.accounts import normalise_email
+from app.auth.forms import PasswordResetForm, PasswordResetRequestForm
 from app.auth.throttle import (
     RESET_BY_EMAIL,
     RESET_BY_IP,
@@ -35,7 +36,6 @@ from app.auth.throttle import (
 )
 from app.clock import now
 from app.extensions import db
-from app.forms import PasswordResetForm, PasswordResetRequestForm
 from app.mail import mail_enabled
 from app.mail.messages import password_reset, public_url
 from app.models import User

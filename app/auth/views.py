@@ -14,16 +14,11 @@ from app.auth.access import (
     start_after_login,
 )
 from app.auth.accounts import create_user, end_sessions, hash_token, normalise_email
+from app.auth.forms import AcceptInvitationForm, JoinStudyForm, LoginForm, PasswordChangeForm
 from app.auth.throttle import email_key, failed, reserve, succeeded, verify
 from app.clock import now
 from app.extensions import db
-from app.forms import (
-    AcceptInvitationForm,
-    EmptyForm,
-    JoinStudyForm,
-    LoginForm,
-    PasswordChangeForm,
-)
+from app.forms import EmptyForm
 from app.models import Invitation, Role, StudyStatus, User
 
 

@@ -15,6 +15,7 @@ from app.mail.outbox import (
     send_queued,
     stale_messages,
 )
+from app.mail.reminders import WITHDREW, queue_due_reminders
 from app.models import MailStatus, OutboxMessage
 
 group = AppGroup("mail", help="Send queued e-mail and check the mail settings.")
@@ -46,8 +47,6 @@ def send_queued_command(limit: int | None) -> None:
     """Queue the reminders that fell due, then send every due message (run it every few
     minutes from cron or a systemd timer)."""
     _require_mail()
-    from app.mail.reminders import queue_due_reminders
-
     queued = queue_due_reminders()
     if queued:
         click.echo(f"queued {queued} reminder(s)")
@@ -128,8 +127,6 @@ def requeue_command(stale: bool, failed: bool) -> None:
         chosen += db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.status == MailStatus.FAILED)
         ).all()
-    from app.mail.reminders import WITHDREW  # as send-queued does: the survey's side
-
     # Reminders to readers who withdrew stay given up: nothing is sent to them.
     kept = [message for message in chosen if message.last_error != WITHDREW]
     count = requeue(kept)

@@ -29,6 +29,7 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.survey.enrolment import next_opening
 
 MAX_REPEATS = 3  # reminders after the first, at most
 # The outbox's note on a reminder given up because its reader withdrew: never requeued.
@@ -173,8 +174,6 @@ def next_opens_at(enrolment: Enrolment) -> datetime | None:
 
 def next_item(enrolment: Enrolment) -> tuple[int, datetime | None]:
     """The reader's next session and when it opens (session 1 and finished readers: None)."""
-    from app.survey.enrolment import next_opening  # the survey's pages import this module
-
     found = next_opening(enrolment)
     return found if found is not None else (1, None)
 

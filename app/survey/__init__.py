@@ -5,30 +5,21 @@ assignment (Task 1 before Task 2), so a reader resumes exactly there after a log
 tab. Answers are stored once (Answer.assignment_id is unique) and never changed.
 
 The blueprint's modules: `enrolment` (drawing a reader's cases, where they stand), `pages`
-(the routes), `answers` (storing an answer once), `presentation` (what the pages show),
-`forms`, and `sampling` (the seeded, pure draw of a reader's cases).
+(the routes, on `blueprint`'s blueprint, as are `preview`'s), `answers` (storing an answer
+once), `presentation` (what the pages show), `forms`, `withdrawal`, and `sampling` (the
+seeded, pure draw of a reader's cases).
 """
-
-from flask import Blueprint
 
 from app.survey.enrolment import Standing, case_token, enrol, enrolment_of, standing, where_to
 from app.survey.presentation import FALLBACK_COLOUR, classes_of, readable_text_colour
 
-bp = Blueprint("survey", __name__)
-
-# After `bp`: importing the pages registers their routes on it.
-from app.survey import pages, preview  # noqa: E402
-
 __all__ = [
     "FALLBACK_COLOUR",
     "Standing",
-    "bp",
     "case_token",
     "classes_of",
     "enrol",
     "enrolment_of",
-    "pages",
-    "preview",
     "readable_text_colour",
     "standing",
     "where_to",

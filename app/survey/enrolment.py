@@ -397,28 +397,6 @@ def case_token(assignment: Assignment, phase: str = "") -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:40]
 
 
-WITHDRAWN_BY = ("reader", "organiser")
-
-
-def withdraw(enrolment: Enrolment, by: str) -> bool:
-    """Record that the reader withdrew (`by` the reader or an organiser) and drop the reminders
-    still queued for them (the caller commits); False if they had withdrawn already.
-
-    Their answers so far are kept (the study information says what is done with them); no
-    further case is shown and no reminder is sent.
-    """
-    from app.mail.reminders import drop_queued  # reminders reads the survey's enrolments
-
-    if by not in WITHDRAWN_BY:
-        raise ValueError(f"withdrawn by {by!r}; expected one of {WITHDRAWN_BY}")
-    if enrolment.withdrawn_at is not None:
-        return False
-    enrolment.withdrawn_at = now()
-    enrolment.withdrawn_by = by
-    drop_queued(enrolment)
-    return True
-
-
 def where_to(study_id: int, enrolment: Enrolment | None) -> str:
     """The URL of the page the reader should see next."""
     if enrolment is None or enrolment.withdrawn_at is not None:

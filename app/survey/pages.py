@@ -21,8 +21,8 @@ from app.extensions import db
 from app.forms import ConfirmForm
 from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
-from app.survey import bp
 from app.survey.answers import answer
+from app.survey.blueprint import bp
 from app.survey.enrolment import (
     PRACTICE,
     Profile,
@@ -34,7 +34,6 @@ from app.survey.enrolment import (
     standing,
     task_size,
     where_to,
-    withdraw,
 )
 from app.survey.feedback import reader_feedback
 from app.survey.forms import AnswerForm, ConsentForm, ShortcutsForm
@@ -52,6 +51,7 @@ from app.survey.presentation import (
     session_name,
     session_text,
 )
+from app.survey.withdrawal import withdraw
 
 
 def reader_study(study_id: int) -> Study:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.auth import managed_study_or_404, staff_required
 from app.extensions import db
 from app.models import Assignment, Case, Study
-from app.survey import bp
+from app.survey.blueprint import bp
 from app.survey.conditions import Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, sessions_of
@@ -92,7 +92,7 @@ def preview_nav(study: Study, current: int) -> dict:
     return {
         "pages": pages,
         "current": current,
-        "back": url_for("admin.study", study_id=study.id),
+        "back": url_for("settings.study", study_id=study.id),
         # The page's form posts back to it; the POST keeps nothing and goes on to the next.
         "action": pages[current]["url"],
     }

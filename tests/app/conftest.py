@@ -23,14 +23,14 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
-from app import create_app, normalise_database_url
+from app import create_app
 from app.auth import create_invitation, create_user
 from app.bundle import import_bundle
 from app.clock import system_now
-from app.config import TestConfig
+from app.config import TestConfig, normalise_database_url
 from app.extensions import db, mail
 from app.models import Role, Study, StudyStatus, User
-from app.team import add_member
+from app.organiser.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.app.world import World, build_world

@@ -18,9 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.exports import analysis_columns, response_rows
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Role, Study, StudyStatus
+from app.organiser.exports import analysis_columns, response_rows
 from app.survey.conditions import Condition
 from studybundle.taxonomy import HAM10000
 from tests.app.bundle_factory import make_bundle_v2

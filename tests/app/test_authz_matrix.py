@@ -41,31 +41,31 @@ PREVIEW_POST = (302, 403, 403, 303, 404, 303)
 NOT_ALLOWED = (NO,) * 6
 
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
-    "admin.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    "settings.change_status": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
     # A finished import of the study: its starter (and admins) go on to the study; for any
     # other organiser the job does not exist.
-    "admin.import_job": {"GET": (302, 403, 403, 302, 404, 302), "POST": NOT_ALLOWED},
-    "admin.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
-    "admin.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
-    "admin.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "imports.import_job": {"GET": (302, 403, 403, 302, 404, 302), "POST": NOT_ALLOWED},
+    "imports.import_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
+    "invitations.invitations": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "settings.confirm_close": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # The design frozen at the first opening, as a download: staff of the study only.
-    "admin.design_json": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
-    "admin.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
-    "admin.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "settings.design_json": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
+    "readers.remind": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    "readers.readers": {"GET": STAFF_PAGE, "POST": NOT_ALLOWED},
     # Without the confirmation's "yes", nothing is recorded.
-    "admin.mark_withdrawn": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "readers.mark_withdrawn": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     # An empty form: a new link, shown on the page (200) to staff of the study.
-    "admin.resend_invitation": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 200, 404, 200)},
-    "admin.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
-    "admin.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
+    "invitations.resend_invitation": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 200, 404, 200)},
+    "invitations.revoke_invitation": {"GET": NOT_ALLOWED, "POST": STAFF_ACTION_POST},
+    "studies.studies": {"GET": STAFF_ANY_PAGE, "POST": NOT_ALLOWED},
     # An empty form: no study chosen, nothing copied.
-    "admin.new_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
+    "studies.new_study": {"GET": STAFF_ANY_PAGE, "POST": (302, 403, 403, 400, 400, 400)},
     "contact.reader_address": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     "contact.invitation_address": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     # No MAIL_SERVER here: the page says so, nothing is sent.
     "contact.send_message_now": {"GET": NOT_ALLOWED, "POST": (302, 403, 403, 303, 404, 303)},
     "favicon": {"GET": (200,) * 6, "POST": NOT_ALLOWED},
-    "admin.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
+    "settings.study": {"GET": STAFF_PAGE, "POST": STAFF_FORM_POST},
     # Without MAIL_SERVER (as here) the page only says whom to ask: the same for everyone.
     "auth.forgot_password": {"GET": (200,) * 6, "POST": (200,) * 6},
     "auth.reset_password": {"GET": (200,) * 6, "POST": (400,) * 6},  # about the link only
@@ -231,7 +231,10 @@ def test_staff_get_404_for_a_study_that_does_not_exist(world: World) -> None:
                 continue
             for method in sorted(rule.methods & set(METHODS)):
                 for values in world.url_values(endpoint, missing):
-                    if endpoint in ("admin.revoke_invitation", "admin.resend_invitation"):
+                    if endpoint in (
+                        "invitations.revoke_invitation",
+                        "invitations.resend_invitation",
+                    ):
                         values = {**values, "study_id": missing.id}
                     url = world.url(endpoint, values)
                     assert send(client, method, url).status_code == 404, (role, method, url)

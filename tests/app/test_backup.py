@@ -18,11 +18,11 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import create_app, normalise_database_url
+from app import create_app
 from app.auth import create_invitation, create_user
 from app.backup import BackupError, file_kind, restore_database, row_counts
 from app.bundle import import_bundle
-from app.config import TestConfig
+from app.config import TestConfig, normalise_database_url
 from app.extensions import db
 from app.models import Answer, Role, Study, StudyStatus, User
 from app.survey import enrol

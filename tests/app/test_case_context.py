@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.exports import RESPONSE_COLUMNS, response_rows
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Role, Study, StudyStatus
+from app.organiser.exports import RESPONSE_COLUMNS, response_rows
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study

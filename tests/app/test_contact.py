@@ -93,7 +93,7 @@ def test_only_organisers_of_every_study_of_the_reader_may_correct_it(
     enrolment = enrolled(app, reader, study, login)
     with app.app_context():
         # The organiser runs the first study only; the reader is also in the other one.
-        from app.team import add_member
+        from app.organiser.team import add_member
 
         other = db.session.get(Study, other_study.id)
         for member in list(other.members):

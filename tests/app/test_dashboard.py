@@ -521,7 +521,7 @@ def test_the_page_has_no_inline_script_or_style(
 
 def wrap_analyse(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict], dict]) -> None:
     """Pass every analysis the dashboard runs through `change`."""
-    from app import study_results
+    from app.organiser import study_results
 
     real = study_results.analyse
     monkeypatch.setattr(
@@ -597,7 +597,7 @@ def test_the_analysis_runs_once_per_answer_set_and_again_after_a_new_answer(
 
 
 def test_the_cache_forgets_the_least_recently_used_answer_set() -> None:
-    from app.study_results import ResultCache, StudyResult
+    from app.organiser.study_results import ResultCache, StudyResult
 
     cache = ResultCache(size=2)
     entries = {name: StudyResult(0, {}) for name in "abc"}  # type: ignore[typeddict-item]

@@ -23,7 +23,9 @@ from werkzeug.test import TestResponse
 
 from app.analysis import COLUMNS, analyse, responses_from_columns, responses_from_rows
 from app.analysis.files import PLACEHOLDER_CASE
-from app.exports import (
+from app.extensions import db
+from app.models import Answer, Assignment, Case, Role, Study, User
+from app.organiser.exports import (
     IMRMC_PLACEHOLDERS,
     MRMCAOV_COLUMNS,
     RESPONSE_COLUMNS,
@@ -31,8 +33,6 @@ from app.exports import (
     analysis_columns,
     response_rows,
 )
-from app.extensions import db
-from app.models import Answer, Assignment, Case, Role, Study, User
 from app.survey.conditions import Condition
 from studybundle.taxonomy import LIKERT
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study

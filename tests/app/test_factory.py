@@ -7,8 +7,8 @@ import pytest
 from flask import Flask, abort
 from sqlalchemy import text
 
-from app import CONTENT_SECURITY_POLICY, create_app, normalise_database_url
-from app.config import ConfigError, TestConfig, host_names
+from app import CONTENT_SECURITY_POLICY, create_app
+from app.config import ConfigError, TestConfig, host_names, normalise_database_url
 from app.extensions import db
 
 

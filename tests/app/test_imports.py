@@ -1,4 +1,5 @@
-"""Bundle imports in the background (app/imports.py, issue 15 and the import-bomb report):
+"""Bundle imports in the background (app/organiser/import_jobs.py, issue 15 and the import-bomb
+report):
 the upload's request returns at once, each import runs in a process of its own under the
 kernel's CPU, memory and time limits, a progress page that any worker can serve follows the
 job in the database, and the job ends on the new study or on why it stopped. The caps on
@@ -23,13 +24,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app import create_app, imports
+from app import create_app
 from app.auth import create_user
 from app.bundle import BundleError
 from app.clock import now
 from app.config import TestConfig
 from app.extensions import db
 from app.models import ImportJob, Role, Study, StudyMember
+from app.organiser import import_jobs
 from tests.app.bundle_factory import jpeg_bytes, many_scans_jpeg, replace_neighbour_images
 from tests.app.conftest import PASSWORD, UserRef
 from tests.app.test_security import zip_of
@@ -55,12 +57,12 @@ def background(app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
     opens: a shell that waits for the gate file, then becomes the import's command."""
     app.config["IMPORT_IN_BACKGROUND"] = True
     gate = Gate(tmp_path / "gate")
-    command = imports.child_command
+    command = import_jobs.child_command
 
     def held(job_id: int) -> list[str]:
         return ["sh", "-c", HOLD, str(gate.path), *command(job_id)]
 
-    monkeypatch.setattr(imports, "child_command", held)
+    monkeypatch.setattr(import_jobs, "child_command", held)
     yield gate
     # A test that failed may leave processes held: end them, not let them loose on the next
     # test's database, and wait for the threads that collect them.
@@ -68,7 +70,7 @@ def background(app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
         for job_id, pid in db.session.execute(
             select(ImportJob.id, ImportJob.pid).where(ImportJob.pid.is_not(None))
         ):
-            if imports.process_running(pid, job_id):
+            if import_jobs.process_running(pid, job_id):
                 os.kill(pid, signal.SIGKILL)
         db.session.remove()
     for thread in threading.enumerate():
@@ -137,8 +139,8 @@ def test_the_upload_returns_at_once_and_another_worker_shows_the_progress(
     job_id = started(response)
     assert response.headers["Location"] == f"/admin/imports/{job_id}"
     job = job_of(app, job_id)
-    assert job.state == "queued" and job.pid is not None and job.host == imports.HOST
-    assert imports.process_running(job.pid, job_id)  # a process of its own, not this one
+    assert job.state == "queued" and job.pid is not None and job.host == import_jobs.HOST
+    assert import_jobs.process_running(job.pid, job_id)  # a process of its own, not this one
     assert job.pid != os.getpid()
     # Below the web workers' priority from its start (nice 19 at most), in their session:
     # niceness counts only within a session under Linux's autogroup scheduling.
@@ -293,7 +295,7 @@ def test_a_job_whose_process_is_gone_is_failed_with_its_stage_on_the_next_look(
     with app.app_context():
         job = ImportJob(created_by_id=organiser.id, name="Orphan", source="", uploaded=True, slot=1)
         job.state, job.stage, job.total = "running", "Checking the images", 44
-        job.pid, job.host = dead_pid(), imports.HOST
+        job.pid, job.host = dead_pid(), import_jobs.HOST
         db.session.add(job)
         db.session.commit()
         job_id = job.id
@@ -339,7 +341,7 @@ def test_a_job_past_its_time_limit_is_failed_and_blocks_nothing(
     app: Flask, client: FlaskClient, organiser: UserRef, bundle_dir: Path, login: Callable
 ) -> None:
     # It ran on another host (no pid to check here): its own alarm has ended it by now.
-    limit = timedelta(seconds=app.config["IMPORT_WALL_SECONDS"] + imports.WALL_GRACE)
+    limit = timedelta(seconds=app.config["IMPORT_WALL_SECONDS"] + import_jobs.WALL_GRACE)
     with app.app_context():
         job = ImportJob(created_by_id=organiser.id, name="Long", source="", uploaded=True, slot=1)
         job.state, job.pid, job.host = "running", 12345, "another-host"
@@ -367,7 +369,7 @@ def test_a_process_past_its_deadline_is_killed_and_its_job_failed_by_the_next_lo
     # Its alarm would have ended it: still there, it can only be stopped (held, here).
     login(client, organiser)
     job_id = started(upload(client, zip_of(bundle_dir)))
-    limit = timedelta(seconds=app.config["IMPORT_WALL_SECONDS"] + imports.WALL_GRACE)
+    limit = timedelta(seconds=app.config["IMPORT_WALL_SECONDS"] + import_jobs.WALL_GRACE)
     with app.app_context():
         job = db.session.get(ImportJob, job_id)
         assert job is not None and job.pid is not None
@@ -377,7 +379,7 @@ def test_a_process_past_its_deadline_is_killed_and_its_job_failed_by_the_next_lo
     page = client.get(f"/admin/imports/{job_id}")
     assert page.status_code == 400 and "the longest one import may run" in page.text
     finish(job_id)
-    assert not imports.process_running(pid, job_id)
+    assert not import_jobs.process_running(pid, job_id)
     assert leftovers(app) == []
 
 
@@ -415,7 +417,7 @@ def simultaneous_uploads(
     release = threading.Event()
     held = threading.Semaphore(0)
     seen = threading.local()
-    folder = imports.uploads_folder
+    folder = import_jobs.uploads_folder
 
     def together() -> Path:
         if not getattr(seen, "arrived", False):
@@ -429,8 +431,8 @@ def simultaneous_uploads(
         release.wait(30)
         raise BundleError("held by the test")
 
-    monkeypatch.setattr(imports, "uploads_folder", together)
-    monkeypatch.setattr(imports, "import_bundle", hold)
+    monkeypatch.setattr(import_jobs, "uploads_folder", together)
+    monkeypatch.setattr(import_jobs, "import_bundle", hold)
     statuses: list[int] = []
     lock = threading.Lock()
 
@@ -449,7 +451,7 @@ def simultaneous_uploads(
             starts += 1
     with app.app_context():
         unfinished = db.session.scalar(
-            select(func.count(ImportJob.id)).where(ImportJob.state.in_(imports.UNFINISHED))
+            select(func.count(ImportJob.id)).where(ImportJob.state.in_(import_jobs.UNFINISHED))
         )
         db.session.remove()
     release.set()

@@ -16,10 +16,10 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from app import create_app, normalise_database_url
+from app import create_app
 from app.auth import create_user
 from app.bundle import served_name
-from app.config import TestConfig
+from app.config import TestConfig, normalise_database_url
 from app.extensions import db
 from app.models import Answer, ImportJob, Role, Study, User
 from studybundle.taxonomy import HAM10000_CODES, LIKERT

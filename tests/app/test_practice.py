@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.exports import analysis_columns, response_rows
 from app.extensions import db
 from app.models import Role, Study, StudyStatus
+from app.organiser.exports import analysis_columns, response_rows
 from app.survey import sampling
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
 from tests.app.test_study_designs import answer_case, assignments_of, set_design

@@ -53,8 +53,8 @@ from app.models import (
     StudyStatus,
     User,
 )
+from app.organiser.team import add_member
 from app.survey import enrol, enrolment_of
-from app.team import add_member
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
 from tests.app.smtp import free_port
@@ -239,19 +239,19 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
         return {"diagnosis": "mel", "confidence": "4", "token": token_of(page)}
 
     return {
-        "admin.change_status": Post(
+        "settings.change_status": Post(
             "organiser",
             f"/admin/studies/{study.id}/close",
             lambda _: {},
             check(lambda: study_row().status == StudyStatus.CLOSED),
         ),
-        "admin.import_study": Post(
+        "imports.import_study": Post(
             "organiser",
             "/admin/studies/import",
             lambda _: {"name": "Via CSRF", "upload": (io.BytesIO(archive), "bundle.zip")},
             check(lambda: db.session.scalar(select(func.count(Study.id))) == studies + 1),
         ),
-        "admin.invitations": Post(
+        "invitations.invitations": Post(
             "organiser",
             f"/admin/studies/{study.id}/invitations",
             lambda _: {"email": "csrf@example.org", "days": "3"},
@@ -260,7 +260,7 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 is not None
             ),
         ),
-        "admin.remind": Post(
+        "readers.remind": Post(
             "organiser",
             f"/admin/studies/{study.id}/readers/{world.enrolment_id(study)}/remind",
             lambda _: mail_on(app),
@@ -269,19 +269,19 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
                 is not None
             ),
         ),
-        "admin.resend_invitation": Post(
+        "invitations.resend_invitation": Post(
             "organiser",
             f"/admin/studies/{study.id}/invitations/{resent_id}/resend",
             lambda _: {},
             check(lambda: db.session.get(Invitation, resent_id).token_hash != resent_hash),
         ),
-        "admin.revoke_invitation": Post(
+        "invitations.revoke_invitation": Post(
             "admin",
             f"/admin/studies/{study.id}/invitations/{revoked_id}/revoke",
             lambda _: {},
             check(lambda: db.session.get(Invitation, revoked_id) is None),
         ),
-        "admin.study": Post(
+        "settings.study": Post(
             "admin",
             f"/admin/studies/{study.id}",
             lambda _: {"name": "Renamed", "washout_hours": "12", "information": "New text."},
@@ -305,7 +305,7 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             lambda _: {},
             check(lambda: design_of() == "sequential"),
         ),
-        "admin.new_study": Post(
+        "studies.new_study": Post(
             "organiser",
             "/admin/studies/new",
             lambda _: {"source": str(study.id), "name": "A new one"},
@@ -409,7 +409,7 @@ def csrf_scenarios(world: World, tmp_path: Path) -> dict[str, Post]:
             lambda _: {"confirm": "yes"},
             check(lambda: withdrawn_by(leaver) == "reader"),
         ),
-        "admin.mark_withdrawn": Post(
+        "readers.mark_withdrawn": Post(
             "organiser",
             f"/admin/studies/{study.id}/readers/{marked_id}/withdraw",
             lambda _: {"confirm": "yes"},
@@ -495,7 +495,7 @@ def test_every_post_route_refuses_a_missing_or_foreign_csrf_token(
     app.config["WTF_CSRF_ENABLED"] = True
     foreign = csrf_token_of(app.test_client())  # a valid token of somebody else's session
     # Closing the study last: the reader's answer needs it open.
-    for endpoint in sorted(scenarios, key=lambda e: (e == "admin.change_status", e)):
+    for endpoint in sorted(scenarios, key=lambda e: (e == "settings.change_status", e)):
         post = scenarios[endpoint]
         client = world.client(post.role)
         token = csrf_token_of(client)

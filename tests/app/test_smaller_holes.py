@@ -18,12 +18,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from app import imports
 from app.auth import may_manage_study
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
 from app.models import Invitation, Study, User
+from app.organiser import import_jobs
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
@@ -369,5 +369,5 @@ def test_scratch_folders_a_dead_import_left_are_removed_when_a_day_old(
     hour_old = leftover(app, "unpacked-hour", timedelta(hours=1))
     day_old = leftover(app, "unpacked-day", timedelta(days=1, minutes=1))
     with app.app_context():
-        imports.settle()
+        import_jobs.settle()
     assert hour_old.exists() and not day_old.exists()

@@ -16,11 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from app import design_freeze
 from app.analysis.fingerprint import canonical_json, fingerprint, sha256_text
-from app.design_freeze import freeze_state, seed_commitment
 from app.extensions import db
 from app.models import DesignFreeze, Study, StudyStatus
+from app.organiser import design_freeze
+from app.organiser.design_freeze import freeze_state, seed_commitment
 from tests.app.conftest import StudyRef, UserRef, add_study, join_study
 from tests.app.test_survey import complete_task
 from tests.app.world import CONSENT

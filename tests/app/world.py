@@ -141,13 +141,13 @@ class World:
         study = study or self.study
         image = self.image if study == self.study else self.other_image
         by_study = {"study_id": study.id}
-        if endpoint == "admin.change_status":
+        if endpoint == "settings.change_status":
             return [{**by_study, "action": "open"}]  # the study is open: nothing changes
         if endpoint == "contact.send_message_now":
             return [{**by_study, "message_id": self.fresh_message()}]
         if endpoint in (
-            "admin.revoke_invitation",
-            "admin.resend_invitation",
+            "invitations.revoke_invitation",
+            "invitations.resend_invitation",
             "contact.invitation_address",
         ):
             return [{**by_study, "invitation_id": self.fresh_invitation()[0]}]
@@ -158,9 +158,9 @@ class World:
             return [{**by_study, "member_id": self.owner_member(study)}]
         if endpoint == "auth.invitation":
             return [{"token": self.fresh_invitation()[1]}]
-        if endpoint in ("admin.remind", "admin.mark_withdrawn", "contact.reader_address"):
+        if endpoint in ("readers.remind", "readers.mark_withdrawn", "contact.reader_address"):
             return [{**by_study, "enrolment_id": self.enrolment_id(study)}]
-        if endpoint == "admin.import_job":
+        if endpoint == "imports.import_job":
             return [{"job_id": self.finished_import()}]
         if endpoint == "auth.reset_password":
             return [{"token": self.reset_token()}]

@@ -17,7 +17,7 @@ from app.auth import create_invitation, create_user
 from app.auth.reset import reset_token
 from app.extensions import db
 from app.models import Enrolment, ImportJob, Role, Study
-from app.team import add_member
+from app.organiser.team import add_member
 from tests.e2e.conftest import ARTIFACTS, AXE, LiveServer
 from tests.e2e.stages import PASSWORD, add_reader, log_in
 from tests.e2e.test_survey_browser import DESKTOP, TABLET

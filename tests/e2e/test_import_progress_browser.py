@@ -13,7 +13,7 @@ import pytest
 from app.auth import create_user
 from app.extensions import db
 from app.models import ImportJob, Role, Study
-from app.team import add_member
+from app.organiser.team import add_member
 from tests.e2e.conftest import LiveServer
 from tests.e2e.stages import PASSWORD, log_in
 from tests.e2e.test_survey_browser import DESKTOP, new_page

@@ -15,8 +15,8 @@ from app.extensions import db, mail
 from app.mail import send_queued
 from app.mail.reminders import queue_due_reminders
 from app.models import Answer, Enrolment, Role, Study, StudyStatus
+from app.organiser.team import add_member
 from app.survey import enrol
-from app.team import add_member
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_survey_browser import DESKTOP, new_page

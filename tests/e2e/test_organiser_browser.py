@@ -18,8 +18,8 @@ from app.auth import create_user
 from app.clock import now
 from app.extensions import db
 from app.models import Answer, Role, Study
+from app.organiser.team import add_member
 from app.survey import enrol
-from app.team import add_member
 from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.e2e.test_survey_browser import DESKTOP, TABLET, new_page

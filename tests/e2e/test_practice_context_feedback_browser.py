@@ -17,8 +17,8 @@ from app.auth import create_invitation, create_user
 from app.bundle import import_bundle
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Role, Study, StudyStatus, User
+from app.organiser.team import add_member
 from app.survey.conditions import Condition
-from app.team import add_member
 from tests.app.bundle_factory import make_bundle_v2
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.e2e.stages import PASSWORD, log_in

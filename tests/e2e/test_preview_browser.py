@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.auth import create_user
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Role, Study
-from app.team import add_member
+from app.organiser.team import add_member
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_kept_readers_browser import PASSWORD, log_in
 from tests.e2e.test_survey_browser import DESKTOP, new_page

@@ -22,9 +22,9 @@ from app.models import (
     Study,
     User,
 )
+from app.organiser.team import add_member
 from app.survey import enrol
 from app.survey.enrolment import Profile
-from app.team import add_member
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.e2e.stages import PASSWORD, add_reader, log_in
 from tests.e2e.test_accessibility import SIZES, audit, session

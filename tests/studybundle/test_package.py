@@ -27,6 +27,6 @@ def test_the_package_imports_neither_flask_nor_tensorflow() -> None:
 
 
 def test_the_web_app_imports_no_training_code() -> None:
-    loaded = imported_after("from app import create_app\nimport app.bundle, app.cli, app.admin")
+    loaded = imported_after("from app import create_app\nimport app.bundle, app.cli, app.organiser")
     assert "studybundle" in loaded
     assert loaded.isdisjoint({"training", "tensorflow", "keras"})

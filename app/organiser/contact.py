@@ -298,7 +298,7 @@ def reader_address(study_id: int, enrolment_id: int) -> Response | str | tuple[s
                     f"{change.old_email}); they log in with the new one.",
                     "success",
                 )
-                return redirect(url_for("admin.readers", study_id=study.id), 303)
+                return redirect(url_for("readers.readers", study_id=study.id), 303)
         status = 400
     return render_template(
         "admin/address.html",
@@ -308,7 +308,7 @@ def reader_address(study_id: int, enrolment_id: int) -> Response | str | tuple[s
         whose=f"reader {reader.pseudonym}",
         current=reader.email,
         changes=changes_of(reader),
-        back=url_for("admin.readers", study_id=study.id),
+        back=url_for("readers.readers", study_id=study.id),
     ), status
 
 
@@ -322,7 +322,7 @@ def invitation_address(study_id: int, invitation_id: int) -> Response | str | tu
     invitation = db.get_or_404(Invitation, invitation_id)
     if invitation.study_id != study.id:
         abort(404)
-    back = url_for("admin.invitations", study_id=study.id)
+    back = url_for("invitations.invitations", study_id=study.id)
     if invitation.used_at is not None:
         flash("This invitation was used: correct the reader's address under Readers.", "info")
         return redirect(back, 303)
@@ -368,9 +368,9 @@ def send_message_now(study_id: int, message_id: int) -> Response:
     if not EmptyForm().validate_on_submit():
         abort(400)
     back = (
-        url_for("admin.invitations", study_id=study.id)
+        url_for("invitations.invitations", study_id=study.id)
         if message.invitation_id is not None
-        else url_for("admin.readers", study_id=study.id)
+        else url_for("readers.readers", study_id=study.id)
     )
     if not delivery_of(message).can_send_now:
         flash("That e-mail is not waiting to be sent.", "info")

@@ -4,7 +4,7 @@ gathered here for `app.analysis.html_report` (which knows no database).
 The flow follows CONSORT's and STARD's diagrams: readers invited, enrolled (consented),
 withdrawn, completed and analysed; cases in the pool, read by at least one reader, analysed,
 and the faulty-aid probe readings analysed apart. The design is the one frozen when the study
-first opened (`app.design_freeze`), checked against its hash and against the design now.
+first opened (`app.organiser.design_freeze`), checked against its hash and against the design now.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from sqlalchemy import Select, distinct, func, select
 from app.analysis import AnalysisResult
 from app.analysis.html_report import Flow, Registration, Report, render_report
 from app.clock import now
-from app.design_freeze import freeze_state
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Invitation, Study
+from app.organiser.design_freeze import freeze_state
 
 PARTIAL_READERS = (
     "Readers are analysed on every answer they gave: a reader who stopped before the last "

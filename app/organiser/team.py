@@ -7,8 +7,14 @@ is on the team. Admins see every study without being members.
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms import (
+    EmailField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, Length
 
 from app.auth import (
     managed_study_or_404,
@@ -18,10 +24,19 @@ from app.auth import (
     staff_required,
 )
 from app.extensions import db
-from app.forms import EmptyForm, TeamMemberForm
+from app.forms import EmptyForm, email_address
 from app.models import Study, StudyMember, User
 
 bp = Blueprint("team", __name__)
+
+
+class TeamMemberForm(FlaskForm):
+    """Add an organiser to a study's team by e-mail address."""
+
+    email = EmailField(
+        "Organiser's e-mail", validators=[DataRequired(), Length(max=254), email_address]
+    )
+    submit = SubmitField("Add to the team")
 
 
 def add_member(study: Study, user: User, owner: bool = False) -> StudyMember:

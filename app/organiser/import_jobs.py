@@ -67,10 +67,10 @@ from sqlalchemy.exc import IntegrityError
 from app.auth import may_manage_study
 from app.bundle import BundleError, extract_zip, import_bundle
 from app.clock import now
+from app.config import ROOT, configure
 from app.extensions import db
-from app.factory import ROOT, configure
 from app.models import UNFINISHED, ImportJob, User
-from app.team import add_member
+from app.organiser.team import add_member
 from studybundle.validate import Progress
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ CPU_GRACE = 5  # seconds of CPU between the limit's SIGXCPU and the kernel's SIG
 HOST = socket.gethostname()
 # The import process runs child_main. Its command line names this module and ends with the
 # job's id: that is how a look tells it from another process that got the same pid later.
-CHILD_CODE = "from app.imports import child_main; child_main()"
+CHILD_CODE = "from app.organiser.import_jobs import child_main; child_main()"
 CHILD_SETTINGS = (
     "SECRET_KEY",  # served image names are keyed by it
     "TESTING",

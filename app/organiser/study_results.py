@@ -30,9 +30,9 @@ from sqlalchemy import func, select
 
 from app.analysis import AnalysisResult, Responses, analyse, responses_from_columns
 from app.analysis.responses import INITIAL_SUFFIX, analysed
-from app.exports import analysis_columns, study_scale, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
+from app.organiser.exports import analysis_columns, study_scale, study_taxonomy
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of
 

@@ -10,20 +10,34 @@ from collections.abc import Sequence
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.auth import managed_study_or_404, staff_required
 from app.bundle import copy_study
 from app.extensions import db
-from app.forms import SALIENCY_ONLY, CopyStudyForm, DesignForm, EmptyForm
+from app.forms import EmptyForm, WholeNumberRange, finite_number
 from app.models import Enrolment, Study
+from app.organiser.team import add_member
 from app.survey import conditions
 from app.survey.conditions import Available, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
 from app.survey.presentation import case_count
-from app.team import add_member
 from studybundle import read
 
 bp = Blueprint("design", __name__)
@@ -41,6 +55,98 @@ DESIGN_NAMES = {
     Design.PER_CASE: "Per-case randomised",
     Design.INITIAL_REVISED: "Initial then revised",
 }
+
+
+# The design form's name for an unaided reading with the saliency overlay as its only aid.
+SALIENCY_ONLY = "saliency_only"
+MAX_PRACTICE_CASES = 20
+
+
+class ConditionForm(Form):
+    """One condition of a study's design (a row of the design form; no CSRF of its own)."""
+
+    aid = SelectField(
+        "Aid",
+        choices=[
+            SelectChoice("", "(not used)"),
+            SelectChoice("unaided", "No aid"),
+            SelectChoice(SALIENCY_ONLY, "Saliency map only"),
+            SelectChoice("se_cbir", "SE-CBIR similar images"),
+            SelectChoice("cbir", "CBIR similar images"),
+            SelectChoice("probabilities", "AI class probabilities"),
+        ],
+        default="",
+    )
+    k = IntegerField(
+        "Similar images shown", default=6, validators=[Optional(), WholeNumberRange(1, 50)]
+    )
+    labelled = BooleanField("Similar images with their classes", default=True)
+    classifier = SelectField(
+        "Probabilities of",
+        choices=[
+            SelectChoice("rgb_saliency", "the image + saliency classifier"),
+            SelectChoice("rgb", "the image-only classifier"),
+        ],
+        default="rgb_saliency",
+    )
+    saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
+    context = BooleanField(
+        "The patient's age, sex and body site beside the case",
+        default=False,
+        description="From the dataset's metadata, where the bundle carries it.",
+    )
+
+
+class CopyStudyForm(FlaskForm):
+    """A second study on the same cases: the copy's name."""
+
+    name = StringField("Name of the new study", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Copy into a new draft study")
+
+
+class DesignForm(FlaskForm):
+    """A study's design: how conditions are laid out, the conditions, probes."""
+
+    design = SelectField(
+        "Design",
+        choices=[
+            SelectChoice("sequential", "Sequential replay: every reader, the same order"),
+            SelectChoice("crossover", "Counterbalanced crossover: orders balanced over readers"),
+            SelectChoice("per_case", "Per-case randomised: one task, conditions mixed"),
+            SelectChoice("initial_revised", "Initial then revised: unaided first, then the aid"),
+        ],
+    )
+    conditions = FieldList(FormField(ConditionForm), min_entries=4, max_entries=4)
+    rotate_later_sessions = BooleanField("Later tasks show the case turned by 180 degrees")
+    probe_share = DecimalField(
+        "Share of aided readings with a deliberately misleading aid",
+        places=2,
+        validators=[InputRequired(), finite_number, NumberRange(min=0, max=0.5)],
+        description="0 for none; 0.1 shows a misleading aid in one aided reading of ten.",
+    )
+    practice = BooleanField("Readers practise on a few cases before Task 1", default=False)
+    practice_cases = IntegerField(
+        "Practice cases",
+        default=3,
+        validators=[Optional()],
+        description=(
+            "Cases outside each reader's own draw, on the same page as the study's cases;"
+            " never analysed or exported, and no diagnosis is shown afterwards."
+        ),
+    )
+    feedback = BooleanField(
+        "At the end, show each reader their own score per condition and which of their cases"
+        " were misleading-aid probes",
+        default=False,
+    )
+    submit = SubmitField("Save the design")
+
+    def validate_practice_cases(self, field: IntegerField) -> None:
+        """With practice ticked, 1 to MAX_PRACTICE_CASES cases (unticked: not looked at)."""
+        if self.practice.data:
+            WholeNumberRange(
+                1, MAX_PRACTICE_CASES, f"Give 1 to {MAX_PRACTICE_CASES} practice cases."
+            )(self, field)
 
 
 def describe_design(study: Study) -> list[str]:

@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.analysis.fingerprint import canonical_json, sha256_text
-from app.design import DESIGN_NAMES
 from app.extensions import db
 from app.models import Case, DesignFreeze, Study, StudyStatus
+from app.organiser.design import DESIGN_NAMES
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, sessions_of
 

@@ -1,6 +1,7 @@
 """The results dashboard of a study (organisers and admins): progress, tables, statistics,
 heat maps, the forest plot of every endpoint, the next study's power and the downloads. The
-analysis runs once per answer set (`app.study_results`); the downloads of answers read them
+analysis runs once per answer set (`app.organiser.study_results`); the downloads of answers read
+them
 anew (`exports.response_rows`).
 
 Filters (query string, on the page and every download): `completed=1` keeps readers who
@@ -24,7 +25,9 @@ from app.analysis.plots import power_png, power_svg
 from app.analysis.power import MAX_CASES, needed_rows, plan_endpoint
 from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
-from app.exports import (
+from app.extensions import db
+from app.models import Enrolment, Study, User
+from app.organiser.exports import (
     imrmc_text,
     mrmcaov_csv,
     mrmcaov_script,
@@ -34,10 +37,8 @@ from app.exports import (
     summary_csv,
     summary_json,
 )
-from app.extensions import db
-from app.models import Enrolment, Study, User
-from app.study_report import study_report
-from app.study_results import StudyResult, study_responses, study_result
+from app.organiser.study_report import study_report
+from app.organiser.study_results import StudyResult, study_responses, study_result
 from app.survey import conditions
 from app.survey.conditions import Condition
 from app.survey.designs import Design
