@@ -45,7 +45,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from itertools import chain, groupby
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -243,6 +243,7 @@ def analysis_columns(
     the few hundred readers' and cases' texts are read once each and looked up; what was
     shown (JSON) is decoded for the probes only.
     """
+    # Read by name (row.probe, row.id, ...): the rows are SQLAlchemy's named tuples.
     columns = (
         Assignment.enrolment_id,
         Assignment.case_id,
@@ -269,21 +270,14 @@ def analysis_columns(
     pseudonym = {enrolment: name for enrolment, name, _, _ in readers}
     # Each reader's answers are one run of rows: put the runs in pseudonym order, the order
     # of the exports (the bootstrap resamples readers by their order of appearance).
-    runs = {enrolment: list(run) for enrolment, run in groupby(rows, key=itemgetter(0))}
+    runs = {
+        enrolment: list(run) for enrolment, run in groupby(rows, key=attrgetter("enrolment_id"))
+    }
     ordered = list(chain.from_iterable(runs[e] for e in sorted(runs, key=pseudonym.__getitem__)))
-    answers, probes = ordered, []
-    if any(map(itemgetter(8), ordered)):
-        answers = [row for row in ordered if not row[8]]
-        probes = [row for row in ordered if row[8]]
-    shown = probe_shown([row[9] for row in probes])
+    answers = [row for row in ordered if not row.probe]
+    probes = [row for row in ordered if row.probe]
+    shown = probe_shown([row.id for row in probes])
     ordered = answers + probes
-    if ordered:
-        enrolments, case_ids, tasks, conditions, diagnoses, confidences, seconds, hidden = list(
-            zip(*ordered, strict=True)
-        )[:8]
-    else:
-        enrolments = case_ids = tasks = conditions = diagnoses = confidences = seconds = ()
-        hidden = ()
     cases = {
         case_id: (image_id, truth)
         for case_id, image_id, truth in db.session.execute(
@@ -295,27 +289,29 @@ def analysis_columns(
     role = {e: "" if value is None else value.value for e, _, value, _ in readers}
     years = {e: "" if value is None else value for e, _, _, value in readers}
     first_looks: dict[str, list[Any]] = {}
-    if any(row[10] for row in ordered):  # initial-then-revised: each answer's first look
+    if any(row.initial_diagnosis for row in ordered):  # initial-then-revised: first looks
         first_looks = {
-            "initial_diagnosis": [row[10] or "" for row in ordered],
-            "initial_confidence": ["" if row[11] is None else row[11] for row in ordered],
+            "initial_diagnosis": [row.initial_diagnosis or "" for row in ordered],
+            "initial_confidence": [
+                "" if row.initial_confidence is None else row.initial_confidence for row in ordered
+            ],
         }
     return {
         **first_looks,
-        "reader": [pseudonym[e] for e in enrolments],
-        "image_id": [cases[c][0] for c in case_ids],
-        "truth": [cases[c][1] for c in case_ids],
-        "majority_vote": [votes[c][i] for c, i in zip(case_ids, conditions, strict=True)],
-        "task": list(tasks),
-        "condition": [keys[i] for i in conditions],
-        "diagnosis": list(diagnoses),
-        "confidence": list(confidences),
-        "seconds": list(seconds),
-        "hidden_seconds": [value or 0.0 for value in hidden],
+        "reader": [pseudonym[row.enrolment_id] for row in ordered],
+        "image_id": [cases[row.case_id][0] for row in ordered],
+        "truth": [cases[row.case_id][1] for row in ordered],
+        "majority_vote": [votes[row.case_id][row.condition] for row in ordered],
+        "task": [row.task for row in ordered],
+        "condition": [keys[row.condition] for row in ordered],
+        "diagnosis": [row.diagnosis for row in ordered],
+        "confidence": [row.confidence for row in ordered],
+        "seconds": [row.seconds for row in ordered],
+        "hidden_seconds": [row.hidden_seconds or 0.0 for row in ordered],
         "probe": [0] * len(answers) + [1] * len(probes),
         "probe_class": [""] * len(answers) + [item.get("probe_class") or "" for item in shown],
-        "reader_role": [role[e] for e in enrolments],
-        "reader_years": [years[e] for e in enrolments],
+        "reader_role": [role[row.enrolment_id] for row in ordered],
+        "reader_years": [years[row.enrolment_id] for row in ordered],
     }
 
 
