@@ -12,7 +12,8 @@ The blueprint's modules: `enrolment` (drawing a reader's cases, where they stand
 from flask import Blueprint
 
 from app.survey.enrolment import Standing, case_token, enrol, enrolment_of, standing, where_to
-from app.survey.presentation import FALLBACK_COLOUR, classes_of, readable_text_colour
+from app.survey.presentation import FALLBACK_COLOUR, classes_of
+from studybundle.taxonomy import readable_text_colour
 
 bp = Blueprint("survey", __name__)
 

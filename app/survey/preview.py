@@ -8,6 +8,7 @@ rollback, so that nothing the rendering may have touched is written either.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
@@ -77,7 +78,7 @@ def sample_case(study: Study, number: int) -> Case | None:
     )
 
 
-def preview_nav(study: Study, current: int) -> dict:
+def preview_nav(study: Study, current: int) -> dict[str, Any]:
     """The preview's banner: where the organiser is, the other pages, the way back."""
     samples = samples_of(study)
     consent = url_for("survey.preview", study_id=study.id)
