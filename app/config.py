@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 def env_flag(name: str) -> bool:
@@ -27,7 +27,7 @@ class Config:
     # None means: a SQLite file in the instance folder (WAL mode), set up by create_app.
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     STUDY_IMAGES = os.environ.get("STUDY_IMAGES")  # default: <instance>/study-images
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
     # PostgreSQL: how long a request waits for the database to come back (app/resilience.py).
     DATABASE_WAIT_SECONDS = float(os.environ.get("DATABASE_WAIT_SECONDS", "15"))
     # Run a request once more when its connection died under it (0: never; for comparisons).

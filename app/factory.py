@@ -15,7 +15,8 @@ from sqlalchemy.exc import ArgumentError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
-from werkzeug.wsgi import host_is_trusted
+from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.wrappers import Response as WerkzeugResponse  # what redirect() gives
 
 from app import assets, limits, resilience
 from app.config import Config, ConfigError, host_names, instance_sqlite_uri
@@ -246,7 +247,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
 
     @login_manager.unauthorized_handler
-    def unauthorized() -> Response:
+    def unauthorized() -> WerkzeugResponse:
         """To the login page and back; an answer posted after the session ended says so."""
         from app.errors import back_to_the_case
 
