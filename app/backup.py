@@ -316,7 +316,8 @@ def _engine_url() -> str:
     options = current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
     if "options" in (options.get("connect_args") or {}):
         raise BackupError("A search_path given in connect_args is not supported by backups.")
-    return current_app.config["SQLALCHEMY_DATABASE_URI"]
+    url: str = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    return url
 
 
 @click.command("db-backup")

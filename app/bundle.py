@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import imagehash
-import numpy
 from PIL import Image
 from sqlalchemy import select
 
 from app.auth import managed_study_ids
 from app.extensions import db
-from app.imagehashes import colours, near_pairs, perceptual_hash
+from app.imagehashes import Colours, colours, near_pairs, perceptual_hash
 from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
 from app.servedimages import KEYED_SUFFIX, deployment_key, key_image
 from studybundle import BundleError, ValidBundle, read, validate_bundle
@@ -96,7 +95,7 @@ class Pictures:
 
     hashes: dict[str, imagehash.ImageHash] = field(default_factory=dict)
     turned: dict[str, list[imagehash.ImageHash]] = field(default_factory=dict)
-    colours: dict[str, numpy.ndarray] = field(default_factory=dict)
+    colours: dict[str, Colours] = field(default_factory=dict)
 
     def look(self, name: str, image: Image.Image, query: bool) -> None:
         """Keep what the comparison needs of one decoded image (studybundle's Look)."""

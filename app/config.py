@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.wsgi import host_is_trusted
+from werkzeug.sansio.utils import host_is_trusted
 
 # The repository's root (the folder that holds app/): import jobs' child processes start here.
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ class Config:
     # None means: a SQLite file in the instance folder (WAL mode), set up by create_app.
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     STUDY_IMAGES = os.environ.get("STUDY_IMAGES")  # default: <instance>/study-images
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
     # PostgreSQL: how long a request waits for the database to come back (app/resilience.py).
     DATABASE_WAIT_SECONDS = float(os.environ.get("DATABASE_WAIT_SECONDS", "15"))
     # Run a request once more when its connection died under it (0: never; for comparisons).

@@ -5,6 +5,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
+from werkzeug.wrappers import Response as WerkzeugResponse  # what redirect() gives
 
 from app.extensions import db
 
@@ -76,7 +77,7 @@ ANSWER_NOT_SAVED = (
 )
 
 
-def back_to_the_case() -> Response | None:
+def back_to_the_case() -> WerkzeugResponse | None:
     """For an answer posted after the session ended: to the login page, then back to the case.
 
     The answer page keeps the reader's choice in the tab (static/js/keepanswer.js), so the
@@ -90,7 +91,7 @@ def back_to_the_case() -> Response | None:
     return redirect(url_for("auth.login", next=request.path))
 
 
-def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int] | Response:
+def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int] | WerkzeugResponse:
     """A form without a valid CSRF token (expired page, or sent from another site)."""
     returning = back_to_the_case()
     if returning is not None:

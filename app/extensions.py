@@ -1,5 +1,7 @@
 """Flask extensions, created unbound here and bound to the app in `create_app`."""
 
+from typing import TYPE_CHECKING
+
 from flask_compress import Compress
 from flask_login import LoginManager
 from flask_mail import Mail
@@ -26,6 +28,16 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base class. At run time it is `db.Model`: Base with Flask-SQLAlchemy's table
+# names from class names, its `query` and its repr. A type checker cannot take an instance's
+# attribute as a base class (python/mypy#8603), so to mypy it is Base, whose typed columns,
+# relationships and constructor are all the models' types need.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

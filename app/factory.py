@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter as UnboundedIntegerConverter
 from werkzeug.routing import Map
+from werkzeug.wrappers import Response as WerkzeugResponse  # what redirect() gives
 
 from app import assets, limits, resilience
 from app.config import ROOT, configure
@@ -102,7 +103,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
 
     @login_manager.unauthorized_handler
-    def unauthorized() -> Response:
+    def unauthorized() -> WerkzeugResponse:
         """To the login page and back; an answer posted after the session ended says so."""
         from app.errors import back_to_the_case
 

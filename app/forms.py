@@ -9,12 +9,12 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DecimalField,
     Field,
-    Form,
     HiddenField,
     PasswordField,
     StringField,
     SubmitField,
 )
+from wtforms.form import BaseForm
 from wtforms.validators import (
     AnyOf,
     DataRequired,
@@ -55,9 +55,11 @@ class WholeNumberRange(NumberRange):
     def __init__(self, min: int, max: int, message: str | None = None) -> None:
         super().__init__(min, max, message or f"Enter a whole number from {min} to {max}.")
 
-    def __call__(self, form: Form, field: Field) -> None:
-        if not (isinstance(field.data, int) and self.min <= field.data <= self.max):
-            raise ValidationError(self.message)
+    def __call__(self, form: BaseForm, field: Field) -> None:
+        low, high = self.min, self.max
+        assert low is not None and high is not None  # __init__ always sets both
+        if not (isinstance(field.data, int) and low <= field.data <= high):
+            raise ValidationError(self.message or "")
 
 
 def new_password_fields() -> tuple[PasswordField, PasswordField]:

@@ -51,19 +51,21 @@ SAME_COLOURS = 8.0  # levels of 255: the largest difference of a channel's mean 
 HASH_SIZE = 16  # a side of the DCT block kept: 16 x 16 = 256 bits
 BLOCK_BYTES = 1 << 22  # the comparison's working memory per block of images (4 MB)
 
+Colours = NDArray[numpy.float32]  # `colours` of one image: three means, then three spreads
+
 
 def perceptual_hash(image: Image.Image) -> imagehash.ImageHash:
     """The picture's 256-bit DCT hash (imagehash.phash with a 16 x 16 block)."""
     return imagehash.phash(image, hash_size=HASH_SIZE)
 
 
-def colours(image: Image.Image) -> numpy.ndarray:
+def colours(image: Image.Image) -> Colours:
     """The mean and the standard deviation of each RGB channel: the same at every turn."""
     pixels = numpy.asarray(image.convert("RGB"), dtype=numpy.float32).reshape(-1, 3)
     return numpy.concatenate([pixels.mean(axis=0), pixels.std(axis=0)])
 
 
-def _packed(hashes: Sequence[imagehash.ImageHash]) -> numpy.ndarray:
+def _packed(hashes: Sequence[imagehash.ImageHash]) -> NDArray[numpy.uint8]:
     """Hashes as rows of packed bits (uint8), for XOR and a population count."""
     return numpy.stack([numpy.packbits(numpy.asarray(h.hash, dtype=bool).ravel()) for h in hashes])
 
@@ -71,7 +73,7 @@ def _packed(hashes: Sequence[imagehash.ImageHash]) -> numpy.ndarray:
 def near_pairs(
     images: Mapping[str, imagehash.ImageHash],
     references: Mapping[str, Sequence[imagehash.ImageHash]],
-    colour: Mapping[str, numpy.ndarray] | None = None,
+    colour: Mapping[str, Colours] | None = None,
     within: int = NEAR,
 ) -> list[tuple[str, str, int]]:
     """(image, reference, distance in bits) of every image that shows a reference's picture.

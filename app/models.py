@@ -14,7 +14,7 @@ The shape of a study:
 import enum
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.clock import now
-from app.extensions import db
+from app.extensions import Model
 
 
 class Role(enum.StrEnum):
@@ -83,7 +83,7 @@ class Sampling(enum.StrEnum):
     STRATIFIED = "stratified"  # proportional to the pool's class shares
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """An account. Readers get theirs from an invitation link and set the password there."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -111,8 +111,9 @@ class User(UserMixin, db.Model):
     enrolments: Mapped[list["Enrolment"]] = relationship(back_populates="user")
 
     # Read session_version when it is used, not through INSERT ... RETURNING: that names the
-    # column, which a database before migration 0003 does not have.
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
+    # column, which a database before migration 0003 does not have. (Not a ClassVar:
+    # DeclarativeBase declares it as a plain attribute.)
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of `password`, never the password."""
@@ -144,7 +145,7 @@ class User(UserMixin, db.Model):
         return self.role == Role.ADMIN
 
 
-class Study(db.Model):
+class Study(Model):
     """One reader study, imported from a study bundle, with its settings."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,7 +162,7 @@ class Study(db.Model):
     # The design (app/survey/designs.py) and its conditions, in the design's order: dicts of
     # app/survey/conditions.py. The thesis: sequential, unaided then SE-CBIR at k = 6.
     design: Mapped[str] = mapped_column(String(32), default="sequential")
-    conditions: Mapped[list] = mapped_column(JSON, default=list)
+    conditions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Later sessions show the query turned by 180 degrees (the thesis's second look).
     rotate_later_sessions: Mapped[bool] = mapped_column(Boolean, default=True)
     # Share of aided readings that show a deliberately misleading aid (0: none).
@@ -182,9 +183,9 @@ class Study(db.Model):
     # Whether a reader who has finished sees their own score per condition and which of
     # their cases were probes (off unless the organiser allows it).
     feedback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    manifest: Mapped[dict] = mapped_column(JSON)  # the bundle's manifest.json, as imported
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)  # the bundle's manifest, as imported
     # The confidence scale's labels, level 1 first (the bundle's; format 1: the thesis's five).
-    likert: Mapped[list] = mapped_column(JSON)
+    likert: Mapped[list[Any]] = mapped_column(JSON)
     # How many SE-CBIR neighbours Task 2 shows (the bundle's `neighbours`; format 1: 6).
     neighbours_shown: Mapped[int] = mapped_column(Integer, default=6)
     # sha256 over the bundle's manifest and query list: re-importing the same bundle is a no-op
@@ -211,7 +212,7 @@ class Study(db.Model):
     )
 
     # Read the server defaults when used, not through INSERT ... RETURNING (migration 0008).
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012
 
     __table_args__ = (
         CheckConstraint("cases_per_reader > 0", name="cases_positive"),
@@ -227,7 +228,7 @@ class Study(db.Model):
         return timedelta(hours=self.washout_hours)
 
 
-class DesignFreeze(db.Model):
+class DesignFreeze(Model):
     """A study's design as it was when the study first opened: its canonical JSON (the exact
     text hashed) and that text's SHA-256, so that a reviewer can check the study ran as
     registered (app/organiser/design_freeze.py). Written once; reopening a closed study keeps it.
@@ -248,7 +249,7 @@ class DesignFreeze(db.Model):
     seed_salt: Mapped[str] = mapped_column(String(64))
 
 
-class StudyMember(db.Model):
+class StudyMember(Model):
     """An organiser (or admin) who runs a study: its owner, or a collaborator the owner added.
 
     Organisers see and change only the studies they are members of; admins see every study.
@@ -272,7 +273,7 @@ UNFINISHED = ("queued", "running")
 _UNFINISHED_SQL = text("state IN ({})".format(", ".join(f"'{state}'" for state in UNFINISHED)))
 
 
-class ImportJob(db.Model):
+class ImportJob(Model):
     """A bundle import running in the background (app.organiser.import_jobs): its progress and
     outcome.
 
@@ -320,7 +321,7 @@ class ImportJob(db.Model):
     )
 
 
-class StudyClass(db.Model):
+class StudyClass(Model):
     """One diagnostic class of a study's own taxonomy, as its bundle describes it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -341,7 +342,7 @@ class StudyClass(db.Model):
     )
 
 
-class Case(db.Model):
+class Case(Model):
     """One query of the pool: the lesion a reader diagnoses (truth never sent to readers)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -356,14 +357,14 @@ class Case(db.Model):
     image: Mapped[str] = mapped_column(String(80))  # content-hash file name, upright
     image_rotated: Mapped[str] = mapped_column(String(80))  # turned by 180 degrees
     # Each neighbour aid's vote by k: {"se_cbir": {"1": code, ...}, "cbir": {...}}.
-    votes: Mapped[dict] = mapped_column(JSON, default=dict)
+    votes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Each classifier's class probabilities in taxonomy order: {"rgb": [...], ...} or {}.
-    probabilities: Mapped[dict] = mapped_column(JSON, default=dict)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     saliency: Mapped[str | None] = mapped_column(String(80))  # overlay, upright
     saliency_rotated: Mapped[str | None] = mapped_column(String(80))  # overlay, turned
     # The patient's age, sex and body site (the bundle's `context` extension; None without
     # it): {"age": 45 | None, "sex": "male" | None, "site": "back" | None}.
-    context: Mapped[dict | None] = mapped_column(JSON)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     study: Mapped[Study] = relationship(back_populates="cases")
     neighbours: Mapped[list["Neighbour"]] = relationship(
@@ -382,7 +383,7 @@ class Case(db.Model):
         return [n for n in self.neighbours if n.aid == aid][:k]
 
 
-class Neighbour(db.Model):
+class Neighbour(Model):
     """A retrieved similar image shown (with its label) beside a case in Task 2."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -400,7 +401,7 @@ class Neighbour(db.Model):
     __table_args__ = (UniqueConstraint("case_id", "aid", "rank"),)
 
 
-class Invitation(db.Model):
+class Invitation(Model):
     """A single-use, expiring link that lets one reader join one study and set a password."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -417,7 +418,7 @@ class Invitation(db.Model):
     study: Mapped[Study] = relationship(back_populates="invitations")
 
 
-class Enrolment(db.Model):
+class Enrolment(Model):
     """A reader's place in a study: the seed of their draw and how far they got."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -472,7 +473,7 @@ class Enrolment(db.Model):
         return self.task1_completed_at + self.study.washout
 
 
-class Assignment(db.Model):
+class Assignment(Model):
     """One case of a reader's draw in one session ("task"), at a fixed position of its order,
     to be read under one of the study's conditions. Session 0 is the practice set before
     Task 1: read on the same page, never analysed or exported."""
@@ -508,7 +509,7 @@ class Assignment(db.Model):
     )
 
 
-class Answer(db.Model):
+class Answer(Model):
     """A reader's final answer to one assignment, stored once when submitted."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -523,12 +524,12 @@ class Answer(db.Model):
     # reopened later), as the reader's browser measured it; time on case = the difference.
     hidden_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Image ids of the neighbours on screen, in rank order (empty in Task 1).
-    neighbours_shown: Mapped[list] = mapped_column(JSON, default=list)
+    neighbours_shown: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Exactly what was shown: the condition's key and options, probe or not, the probe's class.
-    shown: Mapped[dict] = mapped_column(JSON, default=dict)
+    shown: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
     # The patient context shown beside the case (age, sex, body site), None when none was.
-    context: Mapped[dict | None] = mapped_column(JSON)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     assignment: Mapped[Assignment] = relationship(back_populates="answer")
 
@@ -541,7 +542,7 @@ class Answer(db.Model):
     )
 
 
-class AttemptCounter(db.Model):
+class AttemptCounter(Model):
     """How often something was tried within a fixed window (password checks per e-mail, failed
     logins per network address...): counted in the database, so every worker shares it.
 
@@ -555,7 +556,7 @@ class AttemptCounter(db.Model):
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
-class ConsentVersion(db.Model):
+class ConsentVersion(Model):
     """One version of a study's information and consent text, as readers saw it."""
 
     __tablename__ = "consent_version"
@@ -579,7 +580,7 @@ class MailStatus(enum.StrEnum):
     FAILED = "failed"  # refused for good, or too many attempts
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """An e-mail queued in the same transaction as what caused it; `flask mail send-queued`
     sends it (app/mail/outbox.py explains the claim-then-send-then-mark protocol)."""
 
@@ -590,7 +591,7 @@ class OutboxMessage(db.Model):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     # [{"filename": ..., "content_type": ..., "data": text}] (calendar files are text).
-    attachments: Mapped[list] = mapped_column(JSON, default=list)
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     kind: Mapped[str] = mapped_column(String(32))  # "reset", "reminder", "invitation", "test"
     # What the message is about, for its delivery status on the organisers' pages and for
     # writing it afresh when it is sent (app.mail.outbox.REFRESHERS).
@@ -615,7 +616,7 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class AddressChange(db.Model):
+class AddressChange(Model):
     """A reader's e-mail address corrected by an organiser or an admin
     (app/organiser/contact.py), or repaired by a migration: the old and the new address, who
     changed it and when.

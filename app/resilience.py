@@ -18,7 +18,7 @@ made. Two things keep readers from seeing error pages meanwhile:
 import time
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -30,7 +30,11 @@ MAX_WAIT = 1.0
 
 
 def connect_with_retry(
-    dialect: Any, cargs: tuple, cparams: dict, wait_seconds: float, sleep: Any = time.sleep
+    dialect: Any,
+    cargs: tuple[Any, ...],
+    cparams: dict[str, Any],
+    wait_seconds: float,
+    sleep: Any = time.sleep,
 ) -> Any:
     """Open a DBAPI connection, retrying with backoff until `wait_seconds` have passed."""
     deadline = time.monotonic() + wait_seconds
@@ -51,7 +55,7 @@ def install_connection_retry(engine: Engine, wait_seconds: float) -> None:
         return
 
     @event.listens_for(engine, "do_connect")
-    def retry(dialect: Any, _record: Any, cargs: tuple, cparams: dict) -> Any:
+    def retry(dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
         """Connect, waiting out a restart (SQLAlchemy uses what this returns)."""
         return connect_with_retry(dialect, cargs, cparams, wait_seconds)
 
@@ -74,7 +78,7 @@ def forget_request_state() -> None:
 class ResilientFlask(Flask):
     """Flask that reruns a request once when the database connection died under it."""
 
-    def full_dispatch_request(self) -> Any:  # type: ignore[override]
+    def full_dispatch_request(self) -> Response:
         """Dispatch; on a disconnect, once more on a fresh connection."""
         try:
             return super().full_dispatch_request()

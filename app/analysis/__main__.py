@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,9 +157,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the analysis; exit code 2 for an unreadable or invalid responses file."""
     args = build_parser().parse_args(argv)
+    inputs = read_inputs(args)
+    if inputs is None:
+        return 2
+    if args.power:
+        return print_power(inputs.responses, args, inputs.pair, inputs.scale)
+    if args.effect or args.alpha != ALPHA:
+        print("error: --effect and --alpha go with --power", file=sys.stderr)
+        return 2
+    result = analyse(
+        inputs.responses,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        pair=inputs.pair,
+        scale=inputs.scale,
+    )
+    write_result(result, inputs.responses, args)
+    if args.report and inputs.registration is not None:
+        return write_report(result, inputs.registration, args.responses, args.report)
+    return 0
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the options and the responses file give the analysis."""
+
+    responses: Responses
+    scale: Scale | None
+    pair: tuple[str, str] | None  # `--pair` (None: the analysis's own)
+    registration: Registration | None  # the design, with `--report`
+
+
+def read_inputs(args: argparse.Namespace) -> Inputs | None:
+    """The analysis's inputs; None when an option or the responses file is wrong, which is
+    said on stderr."""
     if args.design and not args.report:
         print("error: --design goes with --report", file=sys.stderr)
-        return 2
+        return None
     try:
         registration = registration_of(args.design) if args.report else None
         manifest = manifest_of(args)
@@ -166,9 +201,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = scale_of_args(args, manifest)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return None
+    responses = load_responses(args, taxonomy, scale)
+    if responses is None:
+        return None
     try:
-        responses = read_responses(
+        pair = pair_of(args.pair, responses.conditions)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    return Inputs(responses, scale, pair, registration)
+
+
+def load_responses(
+    args: argparse.Namespace, taxonomy: Taxonomy | None, scale: Scale | None
+) -> Responses | None:
+    """The responses file the options name; None when it cannot be read or is invalid, which
+    is said on stderr (with a hint when its classes are a study's own)."""
+    try:
+        return read_responses(
             args.responses,
             with_probes=args.with_probes,
             taxonomy=taxonomy,
@@ -181,22 +232,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "a study with its own classes: give --taxonomy MANIFEST or --classes CODES",
                 file=sys.stderr,
             )
-        return 2
+        return None
     except (OSError, UnicodeDecodeError) as error:
         print(f"error: cannot read {args.responses}: {error}", file=sys.stderr)
-        return 2
-    if args.pair:
-        problem = pair_problem(tuple(args.pair), responses.conditions)
-        if problem:
-            print(f"error: --pair: {problem}", file=sys.stderr)
-            return 2
-    pair = (args.pair[0], args.pair[1]) if args.pair else None
-    if args.power:
-        return print_power(responses, args, pair, scale)
-    if args.effect or args.alpha != ALPHA:
-        print("error: --effect and --alpha go with --power", file=sys.stderr)
-        return 2
-    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair, scale=scale)
+        return None
+
+
+def pair_of(asked: Sequence[str] | None, conditions: tuple[str, ...]) -> tuple[str, str] | None:
+    """The two conditions `--pair` asks to compare (None without it); ValueError saying what
+    is wrong with them."""
+    if not asked:
+        return None
+    problem = pair_problem(tuple(asked), conditions)
+    if problem:
+        raise ValueError(f"--pair: {problem}")
+    return asked[0], asked[1]
+
+
+def write_result(result: AnalysisResult, responses: Responses, args: argparse.Namespace) -> None:
+    """The result on stdout (JSON or text), and the plots and exports the options ask for."""
     if responses.probes_left_out:
         # Also on stderr, so that it is seen with --json too (where the result carries it).
         print(
@@ -216,9 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.exports:
         for path in write_exports(responses, args.exports, Path(args.responses).name):
             print(f"wrote {path}", file=sys.stderr)
-    if args.report and registration is not None:
-        return write_report(result, registration, args.responses, args.report)
-    return 0
 
 
 def registration_of(path: str | None) -> Registration:

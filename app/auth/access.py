@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from flask import abort, url_for
@@ -125,7 +125,7 @@ def refuse_control_characters(form: FlaskForm) -> bool:
     return refused
 
 
-def is_safe_next(target: str | None) -> bool:
+def is_safe_next(target: str | None) -> TypeGuard[str]:
     """Whether `target` is a relative path on this host (no scheme, host or tricks)."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return False

@@ -69,4 +69,4 @@ def create_invitation(
 def end_sessions(user: User) -> None:
     """Make every session cookie of `user` worthless, copies too (the caller commits)."""
     # In SQL, so that two simultaneous bumps both count.
-    user.session_version = User.session_version + 1  # type: ignore[assignment]
+    user.session_version = User.session_version + 1

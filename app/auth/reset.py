@@ -14,11 +14,12 @@ PUBLIC_URL, never with the request's host (app/mail/messages.py).
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
@@ -125,7 +126,10 @@ def forgot_password() -> Response | str | tuple[str, int]:
         ).first()
         asked = hit(RESET_BY_EMAIL + email_key(email), RESET_WINDOW, commit=False)
         send = account is not None and account.active and asked <= RESETS_PER_HOUR
-        user_id, password_hash = (account.id, account.password_hash) if send else (0, None)
+        if send and account is not None:
+            user_id, password_hash = account.id, account.password_hash
+        else:
+            user_id, password_hash = 0, None
         link = public_url("auth.reset_password", token=make_token(user_id, password_hash))
         password_reset(email, link, _lifetime(), send=send)
         db.session.commit()
@@ -177,14 +181,18 @@ def set_password_once(user: User, password: str) -> bool:
         if user.password_hash is None
         else User.password_hash == user.password_hash
     )
-    claimed = db.session.execute(
-        update(User)
-        .where(User.id == user.id, unchanged)
-        .values(
-            password_hash=generate_password_hash(password, method=method),
-            # Whoever was logged in with the old password is logged out (as end_sessions).
-            session_version=User.session_version + 1,
-        )
-        .execution_options(synchronize_session=False)
+    # An UPDATE's result is a CursorResult (Session.execute is typed as a plain Result).
+    claimed = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id, unchanged)
+            .values(
+                password_hash=generate_password_hash(password, method=method),
+                # Whoever was logged in with the old password is logged out (as end_sessions).
+                session_version=User.session_version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ),
     )
-    return claimed.rowcount == 1  # type: ignore[attr-defined]
+    return claimed.rowcount == 1

@@ -22,9 +22,10 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import case, delete
+from sqlalchemy import Table, case, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -66,7 +67,7 @@ def hit(key: str, window: timedelta, commit: bool = True) -> int:
     `commit=False` leaves the commit to the caller (the row stays locked until then).
     """
     moment = now()
-    table = AttemptCounter.__table__
+    table = cast(Table, AttemptCounter.__table__)  # a model's is a Table (typed FromClause)
     dialect = db.session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     expired = table.c.started_at <= moment - window

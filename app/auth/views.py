@@ -86,7 +86,7 @@ def password() -> Response | tuple[str, int] | str:
             return render_template("auth/password.html", form=form), 429
         if not verify(current_user, form.current.data or ""):
             failed(ip)
-            form.current.errors.append("This is not your current password.")
+            form.current.errors = [*form.current.errors, "This is not your current password."]
             return render_template("auth/password.html", form=form), 400
         user = current_user._get_current_object()
         succeeded(ip, key, user)
@@ -148,31 +148,53 @@ def invitation(token: str) -> Response | tuple[str, int] | str:
     if refuse_control_characters(form):
         return render_template("auth/invitation.html", joining=joining, **context), 400
 
-    if joining:
-        assert existing is not None
-        ip, key = request.remote_addr or "unknown", email_key(existing.email)
-        refusal = reserve(ip, key)
-        if refusal is not None:
-            flash(refusal, "error")
-            return render_template("auth/invitation.html", joining=joining, **context), 429
-        if not verify(existing, form.current.data or ""):  # type: ignore[union-attr]
-            failed(ip)
-            flash("Wrong password.", "error")
-            return render_template("auth/invitation.html", joining=joining, **context), 401
-        succeeded(ip, key, existing)
+    if isinstance(form, JoinStudyForm):
+        assert existing is not None  # joining: an account with a password
+        refusal_status = _refuse_join(existing, form)
+        if refusal_status is not None:
+            page = render_template("auth/invitation.html", joining=joining, **context)
+            return page, refusal_status
         user = existing
-    elif existing is not None:  # an account made without a password (e.g. by the CLI)
-        user = existing
-        user.set_password(form.password.data)  # type: ignore[union-attr]
-        if form.name.data:  # type: ignore[union-attr]
-            user.name = form.name.data.strip()  # type: ignore[union-attr]
     else:
-        user = create_user(
-            invitation.email,
-            Role.READER,
-            name=form.name.data or "",  # type: ignore[union-attr]
-            password=form.password.data,  # type: ignore[union-attr]
-        )
+        user = _account_taking_password(invitation, existing, form)
+    return _claim_invitation(invitation, user)
+
+
+def _refuse_join(existing: User, form: JoinStudyForm) -> int | None:
+    """Check the password of an account joining by an invitation as a login would (its
+    attempts count against the same limits): None when it is right, else the status of the
+    refusal, whose reason is flashed (429: too many attempts, 401: a wrong password)."""
+    ip, key = request.remote_addr or "unknown", email_key(existing.email)
+    refusal = reserve(ip, key)
+    if refusal is not None:
+        flash(refusal, "error")
+        return 429
+    if not verify(existing, form.current.data or ""):
+        failed(ip)
+        flash("Wrong password.", "error")
+        return 401
+    succeeded(ip, key, existing)
+    return None
+
+
+def _account_taking_password(
+    invitation: Invitation, existing: User | None, form: AcceptInvitationForm
+) -> User:
+    """The account that the invitation's new password goes to: one made without a password
+    (e.g. by the CLI), which may also get its name here, or else a new reader's."""
+    password = form.password.data
+    assert password is not None  # DataRequired
+    if existing is not None:
+        existing.set_password(password)
+        if form.name.data:
+            existing.name = form.name.data.strip()
+        return existing
+    return create_user(invitation.email, Role.READER, name=form.name.data or "", password=password)
+
+
+def _claim_invitation(invitation: Invitation, user: User) -> Response | tuple[str, int]:
+    """Mark the invitation used by `user` and log them in, then on to the study's welcome;
+    410 when another submission of the same link claimed it first."""
     try:
         db.session.flush()
         # Atomic: of two simultaneous submissions only one finds the link unused.

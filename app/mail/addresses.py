@@ -32,7 +32,9 @@ def pasted_entries(line: str) -> list[str]:
     written without quotes ("Doe, Jane <jane@x.org>") and stays with it. Anything else
     stays a piece of its own, which the address check then refuses (`x@evil.example,foo`).
     """
-    pieces, current, quoted, angled = [], [], False, False
+    pieces: list[str] = []
+    current: list[str] = []  # the characters of the piece being read
+    quoted = angled = False
     for char in line:
         if char == '"' and not angled:
             quoted = not quoted

@@ -97,7 +97,9 @@ def status_command() -> None:
             select(OutboxMessage.status, func.count(OutboxMessage.id)).group_by(
                 OutboxMessage.status
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     click.echo(", ".join(f"{state.value} {counts.get(state, 0)}" for state in MailStatus))
     for message in stale_messages():

@@ -6,6 +6,7 @@ reset or invitation token. With MAIL_SERVER set, start-up requires PUBLIC_URL.
 """
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, has_request_context, render_template, url_for
@@ -69,7 +70,7 @@ def public_base() -> str:
     return FALLBACK_BASE
 
 
-def public_url(endpoint: str, **values: object) -> str:
+def public_url(endpoint: str, **values: Any) -> str:
     """An absolute URL under PUBLIC_URL, whatever host the current request names.
 
     Without PUBLIC_URL (and so without e-mail) a link shown on a page to be passed on by

@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 from flask import Flask, Response, current_app, g, has_request_context
 from flask_mail import Connection, Message
-from sqlalchemy import Boolean, bindparam, insert, select, update
+from sqlalchemy import Boolean, Table, bindparam, insert, select, update
 
 from app.clock import now
 from app.extensions import db, mail
@@ -104,7 +105,7 @@ def queue_mail_if(keep: bool, recipient: str, subject: str, body: str, kind: str
     commits). The database runs the same statement either way, so a request that queues
     nothing does the same work as one that does (the reset form must not tell by its timing
     which addresses have accounts)."""
-    table = OutboxMessage.__table__
+    table = cast(Table, OutboxMessage.__table__)  # a model's is a Table (typed FromClause)
     values = new_message(recipient, subject, body, kind)
     chosen = select(
         *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())

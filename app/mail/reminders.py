@@ -51,7 +51,8 @@ def calendar_file(enrolment: Enrolment, opens_at: datetime, link: str, session: 
     event.add("description", f"Task {session} of the reader study is open from now on: {link}")
     event.add("url", link)
     calendar.add_component(event)
-    return calendar.to_ical().decode()
+    ical: bytes = calendar.to_ical()
+    return ical.decode()
 
 
 def last_activity(enrolment_ids: list[int]) -> dict[int, datetime]:
@@ -264,10 +265,10 @@ def queue_due_reminders() -> int:
     for enrolment_id, number, key in wanted:
         if key in known:
             continue
-        enrolment = db.session.get(Enrolment, enrolment_id)
-        if enrolment is None:
+        reminded = db.session.get(Enrolment, enrolment_id)
+        if reminded is None:
             continue
-        queue_reminder(enrolment, dedupe_key=key, number=number)
+        queue_reminder(reminded, dedupe_key=key, number=number)
         try:
             db.session.commit()
         except IntegrityError:  # another host queued the same reminder a moment ago

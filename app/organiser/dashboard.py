@@ -190,7 +190,7 @@ def reader_progress(study: Study) -> list[dict[str, Any]]:
     ]
 
 
-def heat_rows(result: dict[str, Any], task: int) -> list[dict[str, Any]]:
+def heat_rows(result: Mapping[str, Any], task: int) -> list[dict[str, Any]]:
     """A confusion matrix for the HTML heat map: counts, row shares and a colour step 0-10."""
     matrix = result["confusion"][f"task{task}"]
     shares = result["confusion"]["row_share"][f"task{task}"]

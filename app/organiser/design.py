@@ -7,6 +7,7 @@ counterbalanced three-arm crossover (unaided, CBIR, SE-CBIR).
 
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -24,7 +25,9 @@ from wtforms import (
     StringField,
     SubmitField,
 )
-from wtforms.fields.choices import SelectChoice
+
+# WTForms 3.3 added SelectChoice; typeshed's types-WTForms (3.2.1) does not have it yet.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.auth import managed_study_or_404, staff_required
@@ -172,7 +175,7 @@ def available_aids(study: Study) -> Available:
     manifest = study.manifest
     aids = read.aids(manifest)
     most = read.max_neighbours(manifest)
-    neighbours = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
+    neighbours: dict[str, int] = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
     classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
     return Available(
         neighbours=neighbours,
@@ -197,7 +200,7 @@ def offered_words(available: Available) -> str:
     return "; ".join(parts)
 
 
-def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list:
+def design_problems(design: Design, listed: Sequence[Condition], available: Available) -> list[str]:
     """Every reason the design cannot run with these conditions on this study's bundle."""
     problems = conditions.check(listed, available)
     if design in (Design.CROSSOVER, Design.PER_CASE) and len(listed) < 2:
@@ -247,7 +250,7 @@ def fill(form: DesignForm, study: Study) -> None:
     """Show the study's design in the form."""
     form.design.data = study.design
     form.rotate_later_sessions.data = study.rotate_later_sessions
-    form.probe_share.data = study.probe_share
+    form.probe_share.data = Decimal(str(study.probe_share))
     form.practice.data = study.practice_cases > 0
     form.practice_cases.data = study.practice_cases or 3
     form.feedback.data = study.feedback
@@ -314,7 +317,7 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
     if form.validate_on_submit():
         design = Design(form.design.data)
         listed, problems = listed_conditions(form)
-        share = float(form.probe_share.data)
+        share = float(form.probe_share.data or 0)  # required: never None here
         problems += design_problems(design, listed, available)
         problems += probe_problems(design, listed, share)
         practice = (form.practice_cases.data or 3) if form.practice.data else 0

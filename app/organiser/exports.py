@@ -438,7 +438,7 @@ def response_rows(
     return rows
 
 
-def reading_columns(shown: Mapping[str, Any], condition: Condition, probe: bool) -> dict:
+def reading_columns(shown: Mapping[str, Any], condition: Condition, probe: bool) -> dict[str, Any]:
     """The condition columns of one answer: what it recorded, or (answers stored before
     conditions were recorded) what its assignment's condition showed."""
     if not shown:
@@ -524,7 +524,7 @@ def summary_rows(
     rows.append(flat("pooled", "", result["pooled"]))
     for kind in ("mean", "sd"):
         figures = result["pooled"][kind]
-        row = {"row": kind, "reader": ""}
+        row: dict[str, Any] = {"row": kind, "reader": ""}
         row["majority_vote_accuracy"] = _number(figures["majority_vote_accuracy"])
         row["task1_accuracy"] = _number(figures["task1"])
         row["task2_accuracy"] = _number(figures["task2"])

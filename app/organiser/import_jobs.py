@@ -562,7 +562,7 @@ def _report(job_id: int, **values: object) -> None:
 
 def _reporter(job_id: int) -> Progress:
     """A progress callback that writes at most once every REPORT_EVERY seconds."""
-    last = {"at": 0.0, "stage": ""}
+    last: dict[str, Any] = {"at": 0.0, "stage": ""}
 
     def progress(stage: str, done: int, total: int) -> None:
         moment = time.monotonic()

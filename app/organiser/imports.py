@@ -10,12 +10,14 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField, SubmitField
-from wtforms.fields.choices import SelectChoice
+
+# WTForms 3.3 added SelectChoice; typeshed's types-WTForms (3.2.1) does not have it yet.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.auth import refuse_control_characters, staff_required
 from app.extensions import db
-from app.models import ImportJob, Study
+from app.models import UNFINISHED, ImportJob, Study
 from app.organiser import import_jobs
 
 bp = Blueprint("imports", __name__)
@@ -100,7 +102,7 @@ def import_study() -> Response | str | tuple[str, int]:
     except import_jobs.Busy as busy:
         form.upload.errors = [*form.upload.errors, str(busy)]
         return render_template("admin/import.html", form=form), 429
-    if job.state in import_jobs.UNFINISHED:
+    if job.state in UNFINISHED:
         return redirect(url_for("imports.import_job", job_id=job.id), 303)
     return import_outcome(job)
 
@@ -136,7 +138,7 @@ def import_job(job_id: int) -> Response | str | tuple[str, int]:
         abort(404)
     import_jobs.settle()
     db.session.refresh(job)
-    if job.state in import_jobs.UNFINISHED:
+    if job.state in UNFINISHED:
         return render_template("admin/import_progress.html", job=job)
     if request.headers.get(POLL_HEADER):
         # The progress page's own look (static/js/importprogress.js): it reloads, and the

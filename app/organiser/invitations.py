@@ -69,7 +69,9 @@ def invitation_state(invitation: Invitation) -> str:
     return "expired" if invitation.expires_at <= now() else "pending"
 
 
-def invitations_page(record: Study, form: InvitationForm, links: list, status: int) -> tuple:
+def invitations_page(
+    record: Study, form: InvitationForm, links: list[tuple[str, str]], status: int
+) -> tuple[str, int]:
     """The invitations page: new links (shown once, each with a copy button) and the list."""
     rows = db.session.scalars(
         select(Invitation)

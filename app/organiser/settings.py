@@ -21,7 +21,9 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
+
+# WTForms 3.3 added SelectChoice; typeshed's types-WTForms (3.2.1) does not have it yet.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.auth import managed_study_or_404, refuse_control_characters, staff_required
@@ -97,7 +99,9 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     metrics = provenance.get("metrics") if isinstance(provenance, dict) else None
     if not isinstance(metrics, dict):
         return {}
-    retrieval = metrics.get("retrieval") if isinstance(metrics.get("retrieval"), dict) else {}
+    retrieval: dict[str, Any] = (
+        metrics["retrieval"] if isinstance(metrics.get("retrieval"), dict) else {}
+    )
     ks = sorted(
         {k for by_k in retrieval.values() if isinstance(by_k, dict) for k in by_k if k.isdigit()},
         key=int,
@@ -113,7 +117,9 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
         for name, by_k in sorted(retrieval.items())
         if isinstance(by_k, dict)
     ]
-    classifiers = metrics.get("classifiers") if isinstance(metrics.get("classifiers"), dict) else {}
+    classifiers: dict[str, Any] = (
+        metrics["classifiers"] if isinstance(metrics.get("classifiers"), dict) else {}
+    )
     models = [
         {
             "name": training_name(str(name)),
@@ -140,7 +146,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
     fit_labels(form, record)
     affected: list[ReaderEffect] = []
     if form.validate_on_submit() and not refuse_control_characters(form):
-        new_washout = float(form.washout_hours.data)
+        new_washout = float(form.washout_hours.data or 0)  # required: never None here
         affected = washout_effects(record, new_washout)
         if any(item.moves for item in affected) and request.form.get("confirm_washout") != "1":
             flash(
@@ -149,7 +155,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
                 "warning",
             )
             return settings_page(record, form, pool, locked, affected, 200)
-        record.name = form.name.data.strip()
+        record.name = (form.name.data or "").strip()
         record.washout_hours = new_washout
         if announce_openings(record, affected):
             flash("The readers whose next task opened now get an e-mail saying so.", "info")
@@ -162,7 +168,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
                 "info",
             )
         if not locked:
-            wanted = form.cases_per_reader.data
+            wanted = form.cases_per_reader.data or 1  # required, 1 or more: never None here
             if wanted > pool:
                 flash(
                     f"Cases per reader capped to the pool size: {pool} (you asked for {wanted}).",

@@ -6,7 +6,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField, SubmitField
-from wtforms.fields.choices import SelectChoice
+
+# WTForms 3.3 added SelectChoice; typeshed's types-WTForms (3.2.1) does not have it yet.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, Length
 
 from app.auth import (

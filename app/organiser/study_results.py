@@ -154,7 +154,7 @@ def study_result(
             columns = analysis_columns(study, completed_only=completed_only, reader=reader)
             scale = study_scale(study)
             responses = responses_from_columns(
-                columns, taxonomy=study_taxonomy(study), levels=scale and scale.levels
+                columns, taxonomy=study_taxonomy(study), levels=scale.levels if scale else None
             )
             del columns
             names = condition_names(study)
@@ -188,6 +188,6 @@ def study_responses(
     columns = analysis_columns(study, completed_only=completed_only, reader=reader)
     scale = study_scale(study)
     responses = responses_from_columns(
-        columns, taxonomy=study_taxonomy(study), levels=scale and scale.levels
+        columns, taxonomy=study_taxonomy(study), levels=scale.levels if scale else None
     )
     return analysed(responses, condition_names(study))

@@ -78,10 +78,11 @@ def members(study_id: int) -> Response | str | tuple[str, int]:
             email = normalise_email(form.email.data or "")
             user = db.session.scalar(select(User).where(User.email == email))
             if user is None or not user.is_staff or not user.active:
-                form.email.errors.append(
+                form.email.errors = [
+                    *form.email.errors,
                     "No active organiser account has this address: an admin creates it first "
-                    "(flask users create --role organiser --email ADDRESS)."
-                )
+                    "(flask users create --role organiser --email ADDRESS).",
+                ]
             else:
                 add_member(study, user)
                 db.session.commit()

@@ -11,7 +11,8 @@ seeded, pure draw of a reader's cases).
 """
 
 from app.survey.enrolment import Standing, case_token, enrol, enrolment_of, standing, where_to
-from app.survey.presentation import FALLBACK_COLOUR, classes_of, readable_text_colour
+from app.survey.presentation import FALLBACK_COLOUR, classes_of
+from studybundle.taxonomy import readable_text_colour
 
 __all__ = [
     "FALLBACK_COLOUR",

@@ -1,10 +1,12 @@
 """Storing a reader's answer once: the token check, the current case, racing duplicates."""
 
 import hmac
+from datetime import datetime
 
-from flask import Response, flash, redirect, url_for
+from flask import flash, redirect, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
 
 from app.clock import now
 from app.errors import error_response
@@ -50,6 +52,10 @@ def case_address(study: Study, assignment: Assignment) -> str:
     )
 
 
+# A second form for a case already answered (a double click, a racing duplicate) stores nothing.
+ALREADY_ANSWERED = "That case was already answered; answers are final, nothing was changed."
+
+
 def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm) -> Page:
     """Store the answer to `assignment` once; bad or stale forms store nothing.
 
@@ -57,17 +63,26 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
     and shows the case again with the aid; the second stores the final answer.
     """
     first_look = is_first_look(study, assignment)
+    refused = refusal(study, enrolment, assignment, form, first_look)
+    if refused is not None:
+        return refused
+    if not form.validate():
+        return render_case(study, enrolment, assignment, form, status=400)
+    if first_look:
+        return keep_initial(study, assignment, form)
+    return keep_final(study, enrolment, assignment, form)
+
+
+def refusal(
+    study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm, first_look: bool
+) -> Page | None:
+    """The page for a form that must store nothing: one for another case or phase, for a case
+    already answered, in a closed study or a session not open yet, or for a case that is not
+    the reader's current one. None when the form may be stored."""
     if not token_is(form, assignment, "initial" if first_look else ""):
-        if not first_look and token_is(form, assignment, "initial"):
-            # The first-look form again (a double click): its answer is already kept.
-            flash("Your first answer was already saved; the AI's help is shown now.", "info")
-            return redirect(case_address(study, assignment), 303)
-        return error_response(
-            400, "This answer does not belong to the case at this address. Nothing was saved."
-        )
+        return wrong_token(study, assignment, form, first_look)
     if assignment.answer is not None:
-        flash("That case was already answered; answers are final, nothing was changed.", "info")
-        return redirect(where_to(study.id, enrolment), 303)
+        return already_answered(study, enrolment)
     if study.status != StudyStatus.OPEN:
         return closed()
     state = standing(enrolment)
@@ -76,14 +91,32 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
     if state.current is None or state.current.id != assignment.id:
         if answered_meanwhile(assignment):
             # A racing duplicate of this form committed between our reads: same as above.
-            flash("That case was already answered; answers are final, nothing was changed.", "info")
-            return redirect(where_to(study.id, enrolment), 303)
+            return already_answered(study, enrolment)
         return error_response(400, "This is not your current case. Nothing was saved.")
-    if not form.validate():
-        return render_case(study, enrolment, assignment, form, status=400)
-    if first_look:
-        return keep_initial(study, assignment, form)
+    return None
 
+
+def wrong_token(study: Study, assignment: Assignment, form: AnswerForm, first_look: bool) -> Page:
+    """The page for a form whose token is not the one this case expects now."""
+    if not first_look and token_is(form, assignment, "initial"):
+        # The first-look form again (a double click): its answer is already kept.
+        flash("Your first answer was already saved; the AI's help is shown now.", "info")
+        return redirect(case_address(study, assignment), 303)
+    return error_response(
+        400, "This answer does not belong to the case at this address. Nothing was saved."
+    )
+
+
+def already_answered(study: Study, enrolment: Enrolment) -> Response:
+    """On to where the reader stands, saying that the answer kept is the first one."""
+    flash(ALREADY_ANSWERED, "info")
+    return redirect(where_to(study.id, enrolment), 303)
+
+
+def keep_final(
+    study: Study, enrolment: Enrolment, assignment: Assignment, form: AnswerForm
+) -> Response:
+    """Store the final answer once (with the end of the session at its last case), then on."""
     moment = now()
     shown_at = assignment.shown_at or moment
     elapsed = max(0.0, (moment - shown_at).total_seconds())
@@ -111,24 +144,39 @@ def answer(study: Study, enrolment: Enrolment, assignment: Assignment, form: Ans
         )
     )
     if last:
-        if assignment.task == 1 and enrolment.task1_completed_at is None:
-            enrolment.task1_completed_at = moment
-        if final_session and enrolment.task2_completed_at is None:
-            enrolment.task2_completed_at = moment
+        mark_session_end(enrolment, assignment.task, final_session, moment)
     try:
         db.session.commit()
     except IntegrityError:
         # A second submission raced the first: the first answer stands, unchanged.
         db.session.rollback()
-        flash("That case was already answered; answers are final, nothing was changed.", "info")
-        return redirect(where_to(study.id, enrolment), 303)
+        return already_answered(study, enrolment)
+    return after_answer(study, enrolment, assignment, last)
+
+
+def mark_session_end(
+    enrolment: Enrolment, task: int, final_session: bool, moment: datetime
+) -> None:
+    """Record that the reader answered the last case of `task` at `moment`: the end of Task 1,
+    or of their last session (each kept once)."""
+    if task == 1 and enrolment.task1_completed_at is None:
+        enrolment.task1_completed_at = moment
+    if final_session and enrolment.task2_completed_at is None:
+        enrolment.task2_completed_at = moment
+
+
+def after_answer(
+    study: Study, enrolment: Enrolment, assignment: Assignment, last: bool
+) -> Response:
+    """Where a stored final answer leads: after the practice set to Task 1, after a task's
+    last case to its end page (even when the next task is open at once), else the next case."""
     if last and assignment.task == PRACTICE:
         flash(
             "Practice finished. The study's own cases start now; from here on every answer counts.",
             "success",
         )
         return redirect(url_for("survey.task", study_id=study.id, task=1), 303)
-    if last:  # the end page of the task, even when the next task is open at once
+    if last:
         return redirect(url_for("survey.task_end", study_id=study.id, task=assignment.task), 303)
     return redirect(where_to(study.id, enrolment), 303)
 

@@ -211,11 +211,12 @@ def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment
         seed = sampling.new_seed()
         chosen = sampling.draw_set(pool, count, seed, str(study.sampling))
         moment = now()
+        arm_index = next_arm_index(study)
         enrolment = Enrolment(
             study_id=study.id,
             user_id=user.id,
             seed=seed,
-            arm_index=next_arm_index(study),
+            arm_index=arm_index,
             created_at=moment,
             consented_at=moment,
             consent_version=study.consent_version,  # the text this reader agreed to
@@ -228,7 +229,7 @@ def enrol(study: Study, user: User, profile: Profile | None = None) -> Enrolment
         cases = [case_ids[position] for position in chosen]
         trial = sampling.practice_set(list(pool), chosen, study.practice_cases, seed)
         enrolment.assignments.extend(
-            plan_assignments(study, seed, enrolment.arm_index, cases, [case_ids[p] for p in trial])
+            plan_assignments(study, seed, arm_index, cases, [case_ids[p] for p in trial])
         )
         db.session.add(enrolment)
         try:
@@ -332,7 +333,8 @@ def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[S
             found[(enrolment_id, task)] = (assigned, answered, last)
     out: dict[int, list[SessionProgress]] = {}
     for enrolment_id in enrolment_ids:
-        sessions, previous_end = [], None
+        sessions: list[SessionProgress] = []
+        previous_end: datetime | None = None
         for session in range(1, sessions_of(study) + 1):
             assigned, answered, last = found.get((enrolment_id, session), (0, 0, None))
             ended = last if assigned and answered == assigned else None
@@ -377,11 +379,11 @@ def condition_orders(study: Study, enrolment_ids: list[int]) -> dict[int, list[s
 
 def task_size(enrolment: Enrolment, task: int) -> int:
     """How many cases the reader has in `task`."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(Assignment.id)).where(
             Assignment.enrolment_id == enrolment.id, Assignment.task == task
         )
-    )
+    ).scalar_one()
 
 
 def case_token(assignment: Assignment, phase: str = "") -> str:

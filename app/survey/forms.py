@@ -1,10 +1,13 @@
 """Forms of the survey: consent, and the answer to one case."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, IntegerField, RadioField, StringField
-from wtforms.fields.choices import SelectChoice
+
+# WTForms 3.3 added SelectChoice; typeshed's types-WTForms (3.2.1) does not have it yet.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import AnyOf, DataRequired, InputRequired, ValidationError
 
 from app.forms import WholeNumberRange
@@ -63,7 +66,7 @@ class AnswerForm(FlaskForm):
     # without script or without the map).
     saliency_views = HiddenField()
 
-    def __init__(self, classes: Sequence[dict], levels: int, **kwargs: object) -> None:
+    def __init__(self, classes: Sequence[dict[str, Any]], levels: int, **kwargs: object) -> None:
         super().__init__(**kwargs)
         # Only the study's own classes and confidence levels: anything else is refused.
         self.allowed_codes = [item["code"] for item in classes]

@@ -1,7 +1,8 @@
 """The survey's routes: the reader's studies, welcome and consent, task pages and cases."""
 
+from typing import Any
+
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
@@ -14,6 +15,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
 
 from app.auth import is_safe_next, managed_study_or_404, reader_study_ids
 from app.clock import describe_wait, now
@@ -22,7 +24,7 @@ from app.forms import ConfirmForm
 from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey.answers import answer
-from app.survey.blueprint import bp
+from app.survey.blueprint import bp as bp  # re-exported: the factory registers it
 from app.survey.enrolment import (
     PRACTICE,
     Profile,
@@ -134,7 +136,7 @@ def welcome(study_id: int) -> Page:
         if study.status != StudyStatus.OPEN:
             return closed()
         if form.validate():
-            profile = Profile(ReaderRole(form.role.data), form.years.data, form.exams_per_week.data)
+            profile = consent_profile(form)
             enrol(study, current_user, profile)
             return redirect(where_to(study.id, enrolment_of(study.id, current_user.id)), 303)
         context = page_context(study, form=form, enrolment=None, steps=steps_of(study, None))
@@ -143,6 +145,13 @@ def welcome(study_id: int) -> Page:
         return redirect(where_to(study.id, enrolment), 303)
     context = page_context(study, form=form, enrolment=enrolment, steps=steps_of(study, enrolment))
     return render_template("survey/welcome.html", **context)
+
+
+def consent_profile(form: ConsentForm) -> Profile:
+    """The profile of a validated consent form."""
+    years, exams = form.years.data, form.exams_per_week.data
+    assert years is not None and exams is not None  # InputRequired
+    return Profile(ReaderRole(form.role.data), years, exams)
 
 
 @bp.route("/<int:study_id>/withdraw", methods=["GET", "POST"])
@@ -275,7 +284,7 @@ def task_end(study_id: int, task: int) -> Page:
     return render_template("survey/task_end.html", **context)
 
 
-def probe_cases(enrolment: Enrolment) -> list[dict]:
+def probe_cases(enrolment: Enrolment) -> list[dict[str, Any]]:
     """The readings whose aid was a deliberate probe, as the reader saw them (task, number,
     the image as shown): named only once every task is done, so that knowing which they were
     cannot change an answer. Nothing of their truth."""
@@ -323,7 +332,7 @@ def case(study_id: int, task: int, number: int) -> Page:
         flash("You have already answered that case; answers are final.", "info")
         return redirect(where_to(study.id, enrolment))
     state = standing(enrolment)
-    if state.locked:
+    if state.current is not None and state.locked:  # only a current session is locked
         return redirect(url_for("survey.task", study_id=study.id, task=state.current.task))
     if state.current is None or state.current.id != assignment.id:
         return redirect(where_to(study.id, enrolment))

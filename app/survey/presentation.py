@@ -2,10 +2,12 @@
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from flask import Response, render_template, url_for
+from flask import render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response
 
 from app.clock import duration_words
 from app.errors import error_response
@@ -41,7 +43,7 @@ def closed() -> tuple[Response | str, int]:
     return error_response(403, "This study is closed: no more answers are taken.")
 
 
-def classes_of(study: Study) -> list[dict]:
+def classes_of(study: Study) -> list[dict[str, Any]]:
     """The study's own classes in display order, with safe colours and a readable text colour."""
     out = []
     for item in study.classes:
@@ -81,7 +83,7 @@ def case_count(study: Study) -> int:
     return db.session.scalar(select(func.count(Case.id)).where(Case.study_id == study.id)) or 0
 
 
-def page_context(study: Study, **extra: object) -> dict:
+def page_context(study: Study, **extra: object) -> dict[str, Any]:
     """What every survey page of a study shows."""
     pool = case_count(study)
     cases = min(study.cases_per_reader, pool)
@@ -131,7 +133,7 @@ class AidView:
     classifier: str = ""
     probe_class: str | None = None
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """What the answer stores of it: the condition, the probe, the neighbours' ids."""
         return {
             "condition": self.condition.key,
@@ -181,7 +183,7 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
     return AidView(condition)
 
 
-def shown_context(condition: Condition, case: Case) -> dict | None:
+def shown_context(condition: Condition, case: Case) -> dict[str, Any] | None:
     """The patient context a reading of `case` under `condition` shows (age, sex, body site),
     None when the condition hides it or the case has none: shown and recorded alike."""
     if not condition.context or not case.context:
@@ -192,7 +194,7 @@ def shown_context(condition: Condition, case: Case) -> dict | None:
 SEX_WORDS = {"female": "Female", "male": "Male"}
 
 
-def context_rows(context: dict | None) -> list[tuple[str, str]]:
+def context_rows(context: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The patient context as (label, value) rows in a reader's words."""
     if context is None:
         return []
@@ -248,7 +250,7 @@ def render_case(
 
 def case_context(
     study: Study, assignment: Assignment, form: AnswerForm, size: int, first_look: bool
-) -> dict:
+) -> dict[str, Any]:
     """What the case template shows of one reading: the query, its aid, the form.
 
     Reads nothing but the assignment's case and the study, and writes nothing: the

@@ -8,6 +8,7 @@ rollback, so that nothing the rendering may have touched is written either.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from app.auth import managed_study_or_404, staff_required
 from app.extensions import db
 from app.models import Assignment, Case, Study
-from app.survey.blueprint import bp
+from app.survey.blueprint import bp as bp  # re-exported: the factory registers it
 from app.survey.conditions import Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, sessions_of
@@ -77,7 +78,7 @@ def sample_case(study: Study, number: int) -> Case | None:
     )
 
 
-def preview_nav(study: Study, current: int) -> dict:
+def preview_nav(study: Study, current: int) -> dict[str, Any]:
     """The preview's banner: where the organiser is, the other pages, the way back."""
     samples = samples_of(study)
     consent = url_for("survey.preview", study_id=study.id)

@@ -15,7 +15,7 @@ import random
 import secrets
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 RANDOM = "random"
 STRATIFIED = "stratified"
@@ -24,16 +24,23 @@ METHODS = (RANDOM, STRATIFIED)
 # Enrolment.seed is a 32-bit signed integer column on PostgreSQL.
 SEED_LIMIT = 2**31
 
-K = TypeVar("K", bound=Hashable)  # a case key that sorts: Case.position
+
+class SortableKey(Hashable, Protocol):
+    """What a case key must be: hashable, and ordered so that a pool's walk is fixed."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+K = TypeVar("K", bound=SortableKey)  # a case key that sorts: Case.position
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Draw:
+class Draw(Generic[K]):
     """A reader's cases: the keys in Task 1 order and in Task 2 order (the same set)."""
 
-    task1: tuple
-    task2: tuple
+    task1: tuple[K, ...]
+    task2: tuple[K, ...]
 
 
 def new_seed() -> int:
@@ -163,7 +170,7 @@ def draw(
     seed: int,
     method: str = RANDOM,
     reshuffle_task2: bool = True,
-) -> Draw:
+) -> Draw[K]:
     """A reader's draw: the cases and their order in each task.
 
     Task 1's order is a shuffle of the drawn set; Task 2's is an independent shuffle, or
