@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -528,6 +529,99 @@ def _write_history(
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
+@dataclass
+class _StageState:
+    """What a stage's checkpoint holds besides the model (optimizers, epochs done, best score,
+    the loss scale), with its manager: kept together so that set-up, restore and the epoch
+    loop agree on one set of tracked objects."""
+
+    optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]
+    epoch: tf.Variable
+    best: tf.Variable
+    loss_scale: _DynamicLossScale | None
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+
+
+def _check_sets(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    maps: tuple[np.ndarray | None, np.ndarray | None],
+) -> None:
+    """Refuse arrays that do not fit the model, or an empty set, before anything is built:
+    a mistake here would otherwise show up as a shape error deep inside a tf.function."""
+    _validate_inputs(model, train[0], maps[0], "training")
+    _validate_inputs(model, val[0], maps[1], "validation")
+    if len(train[0]) == 0 or len(val[0]) == 0:
+        raise PipelineError("training and validation sets must not be empty")
+
+
+def _stage_state(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    cfg: Config,
+    stage: str,
+    groups: tuple[list[Any], list[Any]],
+    steps: int,
+    out_dir: Path,
+) -> _StageState:
+    """The stage's optimizers and counters, built under the strategy's scope, restored from
+    `out_dir`'s checkpoint when there is one (so a rerun continues after the last epoch)."""
+    mixed = model.get_layer("stem_conv").compute_dtype == "float16"
+    with strategy.scope():
+        optimizers = make_optimizers(cfg, stage, groups, steps)
+        epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
+        best = tf.Variable(-1.0, trainable=False, dtype=tf.float64)
+        loss_scale = _DynamicLossScale() if mixed else None
+    tracked: dict[str, Any] = {
+        "model": model,
+        "pretrained_optimizer": optimizers[0],
+        "new_optimizer": optimizers[1],
+        "epoch": epoch,
+        "best": best,
+    }
+    if loss_scale is not None:
+        tracked["loss_scale"] = loss_scale
+    checkpoint = tf.train.Checkpoint(**tracked)
+    manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=1)
+    if manager.latest_checkpoint:
+        _restore(checkpoint, manager, model, out_dir)
+    return _StageState(optimizers, epoch, best, loss_scale, checkpoint, manager)
+
+
+def _restore(
+    checkpoint: tf.train.Checkpoint,
+    manager: tf.train.CheckpointManager,
+    model: keras.Model,
+    out_dir: Path,
+) -> None:
+    """Restore the latest checkpoint, or say in one sentence that it belongs to another
+    configuration: TensorFlow's own error names variables, not the cause."""
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # A restore writes the variables only; the normalisation must take them up.
+        finalize_normalization(model)
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise PipelineError(
+            f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
+            f"(another configuration?); remove {out_dir} to train this stage afresh"
+        ) from error
+
+
+def _train_epoch(
+    train_step: Callable[[Any], tf.Tensor], train_set: Any, steps: int, progress: Any
+) -> list[float]:
+    """One pass over the training set; the loss of every step. The progress bar shows all
+    steps but the last, which the caller finalises together with the validation scores."""
+    losses = []
+    for number, batch in enumerate(train_set, start=1):
+        losses.append(float(train_step(batch)))
+        if number < steps:
+            progress.update(number, [("loss", losses[-1])])
+    return losses
+
+
 def train_classifier(
     model: keras.Model,
     train: tuple[np.ndarray, np.ndarray],
@@ -548,10 +642,7 @@ def train_classifier(
     """
     epochs = _stage_settings(cfg, stage)[0]
     train_maps, val_maps = saliency if saliency is not None else (None, None)
-    _validate_inputs(model, train[0], train_maps, "training")
-    _validate_inputs(model, val[0], val_maps, "validation")
-    if len(train[0]) == 0 or len(val[0]) == 0:
-        raise PipelineError("training and validation sets must not be empty")
+    _check_sets(model, train, val, (train_maps, val_maps))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best_path, history_path = out_dir / BEST_MODEL, out_dir / HISTORY
@@ -561,34 +652,9 @@ def train_classifier(
     batch_size = cfg.batch_size
     steps = max(1, len(train[0]) // batch_size) if len(train[0]) >= batch_size else 1
     groups = layer_groups(model, stage)
-    mixed = model.get_layer("stem_conv").compute_dtype == "float16"
-    with strategy.scope():
-        optimizers = make_optimizers(cfg, stage, groups, steps)
-        epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
-        best = tf.Variable(-1.0, trainable=False, dtype=tf.float64)
-        loss_scale = _DynamicLossScale() if mixed else None
-    tracked: dict[str, Any] = {
-        "model": model,
-        "pretrained_optimizer": optimizers[0],
-        "new_optimizer": optimizers[1],
-        "epoch": epoch,
-        "best": best,
-    }
-    if loss_scale is not None:
-        tracked["loss_scale"] = loss_scale
-    checkpoint = tf.train.Checkpoint(**tracked)
-    manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=1)
-    if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            # A restore writes the variables only; the normalisation must take them up.
-            finalize_normalization(model)
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise PipelineError(
-                f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
-                f"(another configuration?); remove {out_dir} to train this stage afresh"
-            ) from error
-    done = int(epoch.numpy())
+    state = _stage_state(model, strategy, cfg, stage, groups, steps, out_dir)
+    optimizers, best = state.optimizers, state.best
+    done = int(state.epoch.numpy())
     if done >= epochs and best_path.is_file():
         if verbose:
             print(f"stage {stage}: all {epochs} epochs done, best model in {best_path}")
@@ -617,7 +683,7 @@ def train_classifier(
         optimizers,
         groups,
         loss_fn,
-        loss_scale,
+        state.loss_scale,
         augment if in_step else None,
         jit_compile=use_jit(cfg),
     )
@@ -634,11 +700,7 @@ def train_classifier(
         progress = keras.utils.Progbar(
             steps, verbose=verbose, stateful_metrics=["val_acc", "val_macro_sens"]
         )
-        losses = []
-        for number, batch in enumerate(train_set, start=1):
-            losses.append(float(train_step(batch)))
-            if number < steps:
-                progress.update(number, [("loss", losses[-1])])
+        losses = _train_epoch(train_step, train_set, steps, progress)
         predicted = predict(model, val_images, batch_size).argmax(axis=1)
         scores = classification_metrics(val_truth, predicted)
         accuracy, sensitivity = scores["accuracy"], scores["macro_sensitivity"]
@@ -664,8 +726,8 @@ def train_classifier(
         )
         _write_history(history_path, stage, history, float(best.numpy()), epochs)
         # The checkpoint is written last: an epoch counts as finished only once all is saved.
-        epoch.assign(index + 1)
-        manager.save(checkpoint_number=index + 1)
+        state.epoch.assign(index + 1)
+        state.manager.save(checkpoint_number=index + 1)
     if best_weights is None:  # the best epoch was before an interruption
         return load_model(best_path)
     model.set_weights(best_weights)
