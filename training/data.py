@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from studybundle.limits import MAX_AGE, MAX_SITE, SEXES
@@ -55,7 +56,8 @@ class Record:
 def row_value(row: Mapping[str, str] | Record, name: str) -> str:
     """`name` of a metadata row dict or of a Record, so callers accept either."""
     if isinstance(row, Record):
-        return getattr(row, name)
+        value: str = getattr(row, name)
+        return value
     return row[name]
 
 
@@ -277,7 +279,7 @@ def load_dataset(data_dir: Path) -> list[Record]:
     return records
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
+def read_image(path: Path, size: int) -> NDArray[np.uint8]:
     """The image at `path` as uint8 RGB of shape (size, size, 3), squashed to a square."""
     try:
         with Image.open(path) as image:
@@ -291,7 +293,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def read_images(paths: Sequence[Path], size: int) -> np.ndarray:
+def read_images(paths: Sequence[Path], size: int) -> NDArray[np.uint8]:
     """The images at `paths` stacked as uint8 of shape (N, size, size, 3)."""
     batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for index, path in enumerate(paths):
@@ -299,7 +301,7 @@ def read_images(paths: Sequence[Path], size: int) -> np.ndarray:
     return batch
 
 
-def label_indices(records: Iterable[Record | Mapping[str, Any]]) -> np.ndarray:
+def label_indices(records: Iterable[Record | Mapping[str, Any]]) -> NDArray[np.int64]:
     """The class index in CLASSES of each record, as int64 of shape (N,)."""
     position = {name: index for index, name in enumerate(CLASSES)}
     labels = []
