@@ -257,7 +257,7 @@ def majority_vote_accuracy(
     return right / len(query_truth)
 
 
-def classification_metrics(truth_idx: Sequence[int], pred_idx: Sequence[int]) -> dict[str, float]:
+def classification_metrics(truth_idx: ArrayLike, pred_idx: ArrayLike) -> dict[str, float]:
     """Accuracy and macro sensitivity (mean recall over the classes present in the truth)."""
     truth = np.asarray(truth_idx).ravel()
     pred = np.asarray(pred_idx).ravel()

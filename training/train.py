@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import NDArray
 
 from training.config import Config
 from training.errors import PipelineError
@@ -104,7 +105,8 @@ def _stage_settings(cfg: Config, stage: str) -> tuple[int, float, float]:
 def layer_groups(model: keras.Model, stage: str) -> tuple[list[Any], list[Any]]:
     """The trainable variables split into (pre-trained, new) for the two optimizers."""
     fast_names = set(fast_layer_names(model, stage))
-    slow, fast = [], []
+    slow: list[Any] = []  # Keras variables
+    fast: list[Any] = []
     for layer in model.layers:
         (fast if layer.name in fast_names else slow).extend(layer.trainable_weights)
     return slow, fast
@@ -139,9 +141,12 @@ def make_loss(cfg: Config) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     if cfg.loss == "focal":
         return focal_loss(cfg.focal_alpha, cfg.focal_gamma)
     if cfg.loss == "categorical_focal":
-        return keras.losses.CategoricalFocalCrossentropy(
-            alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+        keras_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = (
+            keras.losses.CategoricalFocalCrossentropy(
+                alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+            )
         )
+        return keras_loss
     raise PipelineError(f"unknown loss {cfg.loss!r}; expected focal or categorical_focal")
 
 
@@ -292,7 +297,7 @@ def thesis_augmenter(size: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
     """
     pipeline = thesis_pipeline(size, seed)
 
-    def each(batch: np.ndarray) -> np.ndarray:
+    def each(batch: NDArray[np.uint8]) -> NDArray[np.uint8]:
         return np.stack([pipeline(image=image)["image"] for image in batch]).astype(np.uint8)
 
     def augment(x: tf.Tensor) -> tf.Tensor:
@@ -306,11 +311,11 @@ def thesis_augmenter(size: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
+    images: NDArray[np.uint8],
+    labels: NDArray[np.integer[Any]],
     batch_size: int,
     *,
-    maps: np.ndarray | None = None,
+    maps: NDArray[np.uint8] | None = None,
     augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
     shuffle: bool = False,
     seed: int = 0,
@@ -337,7 +342,7 @@ def make_dataset(
     channels = images.shape[-1] + (0 if maps is None else 1)
     labels = np.asarray(labels, np.int32)
 
-    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(index: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.integer[Any]]]:
         batch = images[index]
         if maps is not None:
             batch = np.concatenate([batch, maps[index][..., None]], axis=-1)
@@ -361,7 +366,7 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def balanced_indices(labels: np.ndarray, seed: int) -> tf.data.Dataset:
+def balanced_indices(labels: NDArray[np.integer[Any]], seed: int) -> tf.data.Dataset:
     """One epoch of row indices with every present class drawn equally often, reshuffled."""
     per_class = []
     for number, name in enumerate(np.unique(labels)):
@@ -405,7 +410,7 @@ class _DynamicLossScale(tf.Module):
 
 
 def _validate_inputs(
-    model: keras.Model, images: np.ndarray, maps: np.ndarray | None, what: str
+    model: keras.Model, images: NDArray[Any], maps: NDArray[Any] | None, what: str
 ) -> None:
     """Raise a PipelineError unless the arrays fit the model's input."""
     expected = tuple(model.input_shape[1:])
@@ -503,14 +508,16 @@ def make_train_step(
             loss_scale.update(finite)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
-    return step
+    traced: Callable[[Any], tf.Tensor] = step  # tf.function's result: untyped, as TensorFlow is
+    return traced
 
 
 def _read_history(path: Path, epochs_done: int) -> list[dict[str, Any]]:
     """The epochs recorded by a previous run, cut to those the checkpoint holds."""
     if not path.is_file():
         return []
-    return json.loads(path.read_text())["epochs"][:epochs_done]
+    epochs: list[dict[str, Any]] = json.loads(path.read_text())["epochs"][:epochs_done]
+    return epochs
 
 
 def _write_history(
@@ -545,9 +552,9 @@ class _StageState:
 
 def _check_sets(
     model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    maps: tuple[np.ndarray | None, np.ndarray | None],
+    train: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    val: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    maps: tuple[NDArray[np.uint8] | None, NDArray[np.uint8] | None],
 ) -> None:
     """Refuse arrays that do not fit the model, or an empty set, before anything is built:
     a mistake here would otherwise show up as a shape error deep inside a tf.function."""
@@ -624,12 +631,12 @@ def _train_epoch(
 
 def train_classifier(
     model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
+    train: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    val: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
     cfg: Config,
     out_dir: Path,
     stage: str,
-    saliency: tuple[np.ndarray, np.ndarray] | None = None,
+    saliency: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = None,
     verbose: int = 1,
 ) -> keras.Model:
     """Train `model` for a stage ("rgb" or "rgbs"); return the best model by val macro sensitivity.
