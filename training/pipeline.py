@@ -286,6 +286,21 @@ def predicted_maps_marker(run: Run) -> Path:
     return finished if finished.exists() and not done.exists() else done
 
 
+# The steps that compute from the images' pixels (models, maps, features), in run order: the
+# images step loads pixels only while one of them is still to run, and every further seed
+# repeats them all.
+PIXEL_STEPS = (
+    "rgb",
+    "saliency",
+    "predicted_maps",
+    "rgbs",
+    "control",
+    "shuffled",
+    "classifiers",
+    "features",
+)
+
+
 def pending(run: Run, *steps: str) -> list[str]:
     """Those of `steps` (default: all) whose output does not exist yet."""
     done = outputs(run)
@@ -302,17 +317,7 @@ def step_dataset(run: Run) -> None:
 
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
-    if not pending(
-        run,
-        "rgb",
-        "saliency",
-        "predicted_maps",
-        "rgbs",
-        "control",
-        "shuffled",
-        "classifiers",
-        "features",
-    ):
+    if not pending(run, *PIXEL_STEPS):
         run.skip("images", "every model output")
         return
     _ = run.images
@@ -920,17 +925,7 @@ def seed_runs(run: Run) -> list[Run]:
 
 
 # The steps each further seed repeats (its split is the run's own).
-SEED_STEPS = (
-    "config",
-    "rgb",
-    "saliency",
-    "predicted_maps",
-    "rgbs",
-    "control",
-    "shuffled",
-    "classifiers",
-    "features",
-)
+SEED_STEPS = ("config", *PIXEL_STEPS)
 
 
 def step_seeds(run: Run) -> None:

@@ -242,6 +242,9 @@ def arm_maps(
     return dosed(masks, dose, data_seed)
 
 
+# The pipeline steps an arm runs itself: not rgb and saliency (the ringed run's model is
+# copied, the arm's maps are written in saliency's place), nor predicted_maps and shuffled
+# (off in control_config).
 ARM_STEPS = ("config", "dataset", "images", "rgbs", "control", "classifiers", "features")
 
 
