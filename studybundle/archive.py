@@ -144,39 +144,55 @@ def _check_members(
 ) -> tuple[PurePosixPath, list[tuple[zipfile.ZipInfo, int | None]]]:
     """Check every member from the .zip's directory alone: the bundle's folder, and what to
     unpack with the most bytes each may hold (None for a folder)."""
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise BundleError(TOO_MANY_MEMBERS)
-    if sum(member.file_size for member in members) > MAX_ZIP_BYTES:
-        raise BundleError(f"The .zip unpacks to more than {MAX_ZIP_BYTES >> 30} GB.")
+    _check_totals(members)
     for member in members:
-        path = PurePosixPath(member.filename)
-        if path.is_absolute() or ".." in path.parts or "\\" in member.filename:
-            raise BundleError(f"The .zip holds an unsafe path: {member.filename!r}.")
-        if (member.external_attr >> 16) & 0o170000 == 0o120000:
-            raise BundleError(f"The .zip holds a symbolic link: {member.filename!r}.")
+        _check_path(member)
     wanted = [m for m in members if not _is_archiver_litter(PurePosixPath(m.filename))]
     root = _bundle_root(wanted)
     planned = []
     for member in wanted:
         limit = _member_limit(member, root)
-        if limit is not None and member.file_size > limit:
-            name = PurePosixPath(member.filename).name
-            raise BundleError(f"{name} in the .zip is larger than {_megabytes(limit)}.")
-        if member.file_size > 1 << 20 and member.file_size > MAX_COMPRESSION_RATIO * max(
-            member.compress_size, 1
-        ):
-            raise BundleError(
-                f"{member.filename!r} in the .zip unpacks to more than {MAX_COMPRESSION_RATIO} "
-                "times its compressed size: not a bundle file (a zip bomb?)."
-            )
-        if member.flag_bits & 0x1:
-            raise BundleError(f"The .zip holds an encrypted file: {member.filename!r}.")
-        if member.compress_type not in SUPPORTED_COMPRESSION:
-            raise BundleError(
-                f"The .zip uses a compression this app cannot read: {member.filename!r}."
-            )
+        _check_entry(member, limit)
         planned.append((member, limit))
     return root, planned
+
+
+def _check_totals(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a .zip with too many members or too many bytes in all, before looking at any
+    one: these bounds hold whatever the members are."""
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise BundleError(TOO_MANY_MEMBERS)
+    if sum(member.file_size for member in members) > MAX_ZIP_BYTES:
+        raise BundleError(f"The .zip unpacks to more than {MAX_ZIP_BYTES >> 30} GB.")
+
+
+def _check_path(member: zipfile.ZipInfo) -> None:
+    """Refuse a member that could land outside the folder it is unpacked into: an absolute
+    or climbing path, a backslash (a separator on Windows), or a symbolic link."""
+    path = PurePosixPath(member.filename)
+    if path.is_absolute() or ".." in path.parts or "\\" in member.filename:
+        raise BundleError(f"The .zip holds an unsafe path: {member.filename!r}.")
+    if (member.external_attr >> 16) & 0o170000 == 0o120000:
+        raise BundleError(f"The .zip holds a symbolic link: {member.filename!r}.")
+
+
+def _check_entry(member: zipfile.ZipInfo, limit: int | None) -> None:
+    """Refuse a member that is larger than a bundle file of its kind may be (`limit`, None
+    for a folder), compressed suspiciously well (a zip bomb), or that zipfile cannot read."""
+    if limit is not None and member.file_size > limit:
+        name = PurePosixPath(member.filename).name
+        raise BundleError(f"{name} in the .zip is larger than {_megabytes(limit)}.")
+    if member.file_size > 1 << 20 and member.file_size > MAX_COMPRESSION_RATIO * max(
+        member.compress_size, 1
+    ):
+        raise BundleError(
+            f"{member.filename!r} in the .zip unpacks to more than {MAX_COMPRESSION_RATIO} "
+            "times its compressed size: not a bundle file (a zip bomb?)."
+        )
+    if member.flag_bits & 0x1:
+        raise BundleError(f"The .zip holds an encrypted file: {member.filename!r}.")
+    if member.compress_type not in SUPPORTED_COMPRESSION:
+        raise BundleError(f"The .zip uses a compression this app cannot read: {member.filename!r}.")
 
 
 def _unpack(zipped: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int, target: Path) -> None:

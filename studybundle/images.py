@@ -58,14 +58,27 @@ def check_image(path: Path) -> Image.Image:
     decompression bomb is refused by name instead of holding the import for minutes.
     """
     name = f"images/{path.name}"
+    data = _read_referenced(path, name)
+    _check_jpeg_bytes(data, path.stem, name)
+    return _decode_bounded(data, name)
+
+
+def _read_referenced(path: Path, name: str) -> bytes:
+    """The bytes of a referenced image, read only once it is known to be a plain, small file:
+    a symbolic link could point out of the bundle, and a huge file would fill memory."""
     if path.is_symlink() or not path.is_file():
         raise BundleError(f"{name} is referenced by queries.json but missing from the bundle")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise BundleError(f"{name} is larger than {MAX_IMAGE_BYTES // (1 << 20)} MB")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def _check_jpeg_bytes(data: bytes, stem: str, name: str) -> None:
+    """Check what the raw bytes alone can show, before any decoder sees them: a JPEG's
+    signature, the content hash the name `stem` promises, no metadata, few enough scans."""
     if not data.startswith(b"\xff\xd8\xff"):
         raise BundleError(f"{name} is not a JPEG file")
-    if not hashlib.sha256(data).hexdigest().startswith(path.stem):
+    if not hashlib.sha256(data).hexdigest().startswith(stem):
         raise BundleError(f"{name} does not match its content hash (corrupted or renamed)")
     segment = metadata_segment(data)
     if segment is not None:
@@ -77,6 +90,11 @@ def check_image(path: Path) -> Image.Image:
             "(a progressive JPEG is decoded once per scan: this many would take minutes). "
             "Save it again as a baseline JPEG."
         )
+
+
+def _decode_bounded(data: bytes, name: str) -> Image.Image:
+    """Decode checked JPEG bytes as RGB, refusing an oversized image from its header before
+    the pixels are decoded; any decoder failure is the file's fault and named as such."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "JPEG":

@@ -12,21 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from training.errors import PipelineError
+from training.kerastypes import KerasModel
 
 # Largest similarity block held at once (bytes of float32); bounds memory for any bank size.
 CHUNK_BYTES = 64 * 1024 * 1024
 
 
-def l2_normalise(features: np.ndarray) -> np.ndarray:
+def l2_normalise(features: NDArray[Any]) -> NDArray[np.float32]:
     """Rows scaled to unit length (float32); all-zero rows stay zero instead of becoming NaN."""
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.where(norms > 0, norms, 1.0).astype(np.float32)
+    rows = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    divisor: NDArray[np.float32] = np.where(norms > 0, norms, 1.0).astype(np.float32)
+    return rows / divisor
 
 
-def extract_features(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+def extract_features(
+    model: KerasModel, images: NDArray[Any], batch_size: int
+) -> NDArray[np.float32]:
     """L2-normalised float32 features (N, D) of `images` from a model that outputs features.
 
     Pass `feature_model(classifier)` (the global average pool). A model that outputs a
@@ -37,7 +42,7 @@ def extract_features(model: Any, images: np.ndarray, batch_size: int) -> np.ndar
     """
     if len(images) == 0:
         raise ValueError("no images to extract features from")
-    result: np.ndarray | None = None
+    result: NDArray[np.float32] | None = None
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
         out = np.asarray(model(batch, training=False))
@@ -53,7 +58,7 @@ def extract_features(model: Any, images: np.ndarray, batch_size: int) -> np.ndar
 
 def _group_codes(
     query_groups: Sequence[str], bank_groups: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Integer codes for the groups of queries and bank, shared between the two."""
     _, codes = np.unique(
         np.concatenate([np.asarray(query_groups, dtype=str), np.asarray(bank_groups, dtype=str)]),
@@ -68,7 +73,7 @@ def _chunk_rows(bank_size: int, chunk_bytes: int) -> int:
     return max(1, chunk_bytes // (4 * max(bank_size, 1)))
 
 
-def _select_top(sims: np.ndarray, k: int) -> np.ndarray:
+def _select_top(sims: NDArray[np.float32], k: int) -> NDArray[np.intp]:
     """Column indices of the k largest values per row, ties broken by the lower index."""
     # Partitioning at n - k puts the k largest last, without negating a copy of the block.
     n = sims.shape[1]
@@ -88,14 +93,14 @@ def _select_top(sims: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_k(
-    queries: np.ndarray,
-    bank: np.ndarray,
+    queries: NDArray[Any],
+    bank: NDArray[Any],
     k: int,
     query_groups: Sequence[str] | None = None,
     bank_groups: Sequence[str] | None = None,
     exclude_same_group: bool = True,
     chunk_bytes: int = CHUNK_BYTES,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Exact cosine top-k of each query in the bank: (indices int64 (Q, k), similarities float32).
 
     Rows must already be L2-normalised. With groups (lesion ids) and `exclude_same_group`,
@@ -114,6 +119,7 @@ def top_k(
         raise ValueError("give both query_groups and bank_groups, or neither")
     exclude = exclude_same_group and query_groups is not None
     if exclude:
+        assert query_groups is not None and bank_groups is not None  # `exclude` says so
         if len(query_groups) != len(queries) or len(bank_groups) != len(bank):
             raise ValueError("one group per query and one per bank row are needed")
         query_codes, bank_codes = _group_codes(query_groups, bank_groups)
@@ -145,13 +151,13 @@ def top_k(
     return indices, similarities
 
 
-def neighbour_ids(indices: np.ndarray, bank_ids: Sequence[str]) -> list[list[str]]:
+def neighbour_ids(indices: NDArray[np.int64], bank_ids: Sequence[str]) -> list[list[str]]:
     """Bank ids for each row of `top_k` indices, dropping the -1 placeholders."""
     ids = np.asarray(bank_ids, dtype=str)
     return [[str(ids[i]) for i in row if i >= 0] for row in np.asarray(indices)]
 
 
-def save_bank(path: Path, ids: Sequence[str], features: np.ndarray) -> None:
+def save_bank(path: Path, ids: Sequence[str], features: NDArray[Any]) -> None:
     """Write image ids and their feature rows to an .npz file."""
     features = np.asarray(features, dtype=np.float32)
     if len(ids) != len(features):
@@ -161,7 +167,7 @@ def save_bank(path: Path, ids: Sequence[str], features: np.ndarray) -> None:
     np.savez(path, ids=np.asarray(ids, dtype=str), features=features)
 
 
-def load_bank(path: Path) -> tuple[list[str], np.ndarray]:
+def load_bank(path: Path) -> tuple[list[str], NDArray[np.float32]]:
     """Read a bank written by `save_bank`: (ids, float32 features)."""
     path = Path(path)
     if not path.is_file():

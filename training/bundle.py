@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 import studybundle
@@ -77,11 +78,12 @@ class QueryPool:
         }
 
 
-Candidates = tuple[np.ndarray, np.ndarray | None]  # bank rows per query, their similarities
+# bank rows per query, their similarities
+Candidates = tuple[NDArray[np.int64], NDArray[np.float32] | None]
 
 
 def _choose(
-    rows: np.ndarray, skipped: set[str], bank_lesions: Sequence[str], count: int, rule: str
+    rows: NDArray[np.int64], skipped: set[str], bank_lesions: Sequence[str], count: int, rule: str
 ) -> list[int] | str:
     """Column positions of `count` neighbours of distinct other lesions, or why there are none.
 
@@ -146,11 +148,11 @@ def build_query_pool(
     query_ids: Sequence[str],
     query_lesions: Sequence[str],
     query_truth: Sequence[str],
-    neighbour_index: np.ndarray,
+    neighbour_index: NDArray[np.int64],
     bank_ids: Sequence[str],
     bank_lesions: Sequence[str],
     bank_truth: Sequence[str],
-    similarities: np.ndarray | None = None,
+    similarities: NDArray[np.float32] | None = None,
     neighbours: int = 6,
     rule: str = "lesion",
     vote: Callable[[Sequence[str]], str] | None = None,
@@ -250,7 +252,7 @@ def case_key(secret: bytes, image_id: str) -> str:
     return hmac.new(secret, image_id.encode(), hashlib.sha256).hexdigest()[:CASE_KEY_HEX]
 
 
-def web_pixels(path: Path, size: int) -> np.ndarray:
+def web_pixels(path: Path, size: int) -> NDArray[np.uint8]:
     """The image's RGB pixels resized so that its longest side is `size`."""
     try:
         with Image.open(path) as image:
@@ -273,10 +275,10 @@ class QueryAids:
     """Format 2's aids besides the neighbour lists, per query image id."""
 
     probabilities: Mapping[str, Mapping[str, Sequence[float]]]  # {"rgb": [...], ...} per class
-    saliency: Mapping[str, np.ndarray]  # the query's saliency map, uint8, any size
+    saliency: Mapping[str, NDArray[np.uint8]]  # the query's saliency map, uint8, any size
 
 
-def saliency_overlay(pixels: np.ndarray, saliency_map: np.ndarray) -> np.ndarray:
+def saliency_overlay(pixels: NDArray[np.uint8], saliency_map: NDArray[Any]) -> NDArray[np.uint8]:
     """The query's pixels with its saliency map laid over: red to yellow where the map is
     high, opaque in proportion to it, so the image stays visible where the model looked."""
     height, width = pixels.shape[:2]
@@ -286,7 +288,8 @@ def saliency_overlay(pixels: np.ndarray, saliency_map: np.ndarray) -> np.ndarray
     heat = np.asarray(resized, dtype=np.float32)[..., None] / 255.0
     colour = np.concatenate([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1) * 255.0
     alpha = 0.6 * heat
-    return np.round(pixels * (1.0 - alpha) + colour * alpha).astype(np.uint8)
+    overlaid: NDArray[np.uint8] = np.round(pixels * (1.0 - alpha) + colour * alpha).astype(np.uint8)
+    return overlaid
 
 
 class _ImageStore:
@@ -297,13 +300,13 @@ class _ImageStore:
         self.stored: dict[str, str] = {}  # image id -> bundle path
         folder.mkdir(parents=True, exist_ok=True)
 
-    def pixels(self, image_id: str) -> np.ndarray:
+    def pixels(self, image_id: str) -> NDArray[np.uint8]:
         """The web-sized pixels of a source image."""
         if image_id not in self.sources:
             raise PipelineError(f"no source image given for {image_id}")
         return web_pixels(Path(self.sources[image_id]), self.size)
 
-    def write(self, pixels: np.ndarray) -> str:
+    def write(self, pixels: NDArray[np.uint8]) -> str:
         """Store pixels as a JPEG; its path in the bundle."""
         return _write_image(self.folder, bundle_jpeg(pixels))
 
@@ -335,7 +338,7 @@ def _neighbour_aid(items: Sequence[Neighbour], store: _ImageStore) -> dict[str, 
 
 
 def _query_v2(
-    query: Query, store: _ImageStore, upright: np.ndarray, aids: QueryAids | None
+    query: Query, store: _ImageStore, upright: NDArray[np.uint8], aids: QueryAids | None
 ) -> dict[str, Any]:
     """Format 2's record: every aid the pipeline has for this query."""
     found: dict[str, Any] = {"se_cbir": _neighbour_aid(query.neighbours, store)}
@@ -385,7 +388,7 @@ def write_bundle(
     for query in sorted(pool.queries, key=lambda q: q.image_id):
         image = store.image(query.image_id)
         pixels = store.pixels(query.image_id)
-        record = {
+        record: dict[str, Any] = {
             "case_key": case_key(secret, query.image_id),
             "image_id": query.image_id,
             "lesion_id": query.lesion_id,

@@ -5,6 +5,7 @@ in one `PipelineError`, so a user fixes a broken download in one go instead of o
 per run.
 """
 
+import _csv
 import csv
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from studybundle.limits import MAX_AGE, MAX_SITE, SEXES
@@ -54,13 +56,30 @@ class Record:
 def row_value(row: Mapping[str, str] | Record, name: str) -> str:
     """`name` of a metadata row dict or of a Record, so callers accept either."""
     if isinstance(row, Record):
-        return getattr(row, name)
+        value: str = getattr(row, name)
+        return value
     return row[name]
 
 
 def load_metadata(csv_path: Path) -> list[dict[str, str]]:
     """The rows of a HAM10000 metadata CSV, after checking columns, keys and duplicates."""
     csv_path = Path(csv_path)
+    reader = csv.reader(_read_metadata_text(csv_path).splitlines())
+    header = [name.strip() for name in next(reader)]
+    _check_header(csv_path, header)
+    rows, problems = _parse_rows(reader, header)
+    if problems:
+        raise PipelineError(
+            f"metadata file {csv_path} has {len(problems)} malformed row(s): " + "; ".join(problems)
+        )
+    if not rows:
+        raise PipelineError(f"metadata file {csv_path} has a header but no rows")
+    return rows
+
+
+def _read_metadata_text(csv_path: Path) -> str:
+    """The CSV's text (a byte-order mark dropped), or one sentence naming why it cannot be
+    read: a missing, unreadable or empty file is a broken download, not a bug."""
     if not csv_path.is_file():
         raise PipelineError(f"metadata file not found: {csv_path}")
     try:
@@ -69,9 +88,12 @@ def load_metadata(csv_path: Path) -> list[dict[str, str]]:
         raise PipelineError(f"cannot read metadata file {csv_path}: {error}") from error
     if not text.strip():
         raise PipelineError(f"metadata file {csv_path} is empty (expected a header row)")
+    return text
 
-    reader = csv.reader(text.splitlines())
-    header = [name.strip() for name in next(reader)]
+
+def _check_header(csv_path: Path, header: list[str]) -> None:
+    """Refuse a header without every required column or with a column twice: rows are read
+    as dicts by column name, so either would silently lose or mix values."""
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise PipelineError(
@@ -83,36 +105,42 @@ def load_metadata(csv_path: Path) -> list[dict[str, str]]:
     if repeated:
         raise PipelineError(f"metadata file {csv_path}: repeated column(s) {', '.join(repeated)}")
 
+
+def _parse_rows(reader: _csv.Reader, header: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """The well-formed rows after the header, and one problem per malformed row, so that a
+    broken download is reported in one go rather than one row per run."""
     rows: list[dict[str, str]] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}
     for fields in reader:
-        line = reader.line_num
         if not any(field.strip() for field in fields):
             continue  # blank lines (e.g. a trailing newline) carry no row
-        if len(fields) != len(header):
-            problems.append(f"line {line}: {len(fields)} fields, expected {len(header)}")
-            continue
-        row = {name: value.strip() for name, value in zip(header, fields, strict=True)}
-        empty = [name for name in KEY_COLUMNS if not row[name]]
-        if empty:
-            problems.append(f"line {line}: empty {', '.join(empty)}")
-            continue
-        image_id = row["image_id"]
-        if image_id in first_line:
-            problems.append(
-                f"line {line}: duplicate image_id {image_id} (first on line {first_line[image_id]})"
-            )
-            continue
-        first_line[image_id] = line
-        rows.append(row)
-    if problems:
-        raise PipelineError(
-            f"metadata file {csv_path} has {len(problems)} malformed row(s): " + "; ".join(problems)
+        row, problem = _parse_row(fields, header, reader.line_num, first_line)
+        if problem is not None:
+            problems.append(problem)
+        elif row is not None:
+            first_line[row["image_id"]] = reader.line_num
+            rows.append(row)
+    return rows, problems
+
+
+def _parse_row(
+    fields: list[str], header: list[str], line: int, first_line: Mapping[str, int]
+) -> tuple[dict[str, str] | None, str | None]:
+    """One CSV line as a row dict, or the problem with it (wrong field count, an empty key,
+    an image_id already seen on `first_line`)."""
+    if len(fields) != len(header):
+        return None, f"line {line}: {len(fields)} fields, expected {len(header)}"
+    row = {name: value.strip() for name, value in zip(header, fields, strict=True)}
+    empty = [name for name in KEY_COLUMNS if not row[name]]
+    if empty:
+        return None, f"line {line}: empty {', '.join(empty)}"
+    image_id = row["image_id"]
+    if image_id in first_line:
+        return None, (
+            f"line {line}: duplicate image_id {image_id} (first on line {first_line[image_id]})"
         )
-    if not rows:
-        raise PipelineError(f"metadata file {csv_path} has a header but no rows")
-    return rows
+    return row, None
 
 
 # What HAM10000 writes for a value it does not know.
@@ -251,7 +279,7 @@ def load_dataset(data_dir: Path) -> list[Record]:
     return records
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
+def read_image(path: Path, size: int) -> NDArray[np.uint8]:
     """The image at `path` as uint8 RGB of shape (size, size, 3), squashed to a square."""
     try:
         with Image.open(path) as image:
@@ -265,7 +293,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def read_images(paths: Sequence[Path], size: int) -> np.ndarray:
+def read_images(paths: Sequence[Path], size: int) -> NDArray[np.uint8]:
     """The images at `paths` stacked as uint8 of shape (N, size, size, 3)."""
     batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for index, path in enumerate(paths):
@@ -273,7 +301,7 @@ def read_images(paths: Sequence[Path], size: int) -> np.ndarray:
     return batch
 
 
-def label_indices(records: Iterable[Record | Mapping[str, Any]]) -> np.ndarray:
+def label_indices(records: Iterable[Record | Mapping[str, Any]]) -> NDArray[np.int64]:
     """The class index in CLASSES of each record, as int64 of shape (N,)."""
     position = {name: index for index, name in enumerate(CLASSES)}
     labels = []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from studybundle.vote import majority_vote
 from training.data import CLASSES, load_metadata
@@ -99,7 +100,7 @@ def precision_at_k(
 
 def per_query_precision(
     query_truth: Sequence[str], neighbour_truth: Sequence[Sequence[str]], ks: Sequence[int]
-) -> np.ndarray:
+) -> NDArray[np.float64]:
     """hits/k of every query at every k: float64 (Q, len(ks)); missing neighbours are misses."""
     result = np.zeros((len(query_truth), len(ks)))
     for row, (truth, neighbours) in enumerate(zip(query_truth, neighbour_truth, strict=True)):
@@ -111,7 +112,7 @@ def per_query_precision(
 BOOTSTRAP_DRAWS = 2000
 
 
-def _as_seeds(precision: np.ndarray, queries: int, ks: Sequence[int]) -> np.ndarray:
+def _as_seeds(precision: ArrayLike, queries: int, ks: Sequence[int]) -> NDArray[np.float64]:
     """Per-query precision as (seeds, Q, len(ks)): a (Q, len(ks)) array is one seed."""
     array = np.asarray(precision, np.float64)
     if array.ndim == 2:
@@ -121,15 +122,15 @@ def _as_seeds(precision: np.ndarray, queries: int, ks: Sequence[int]) -> np.ndar
     return array
 
 
-def _resample_weights(rng: np.random.Generator, draws: int, items: int) -> np.ndarray:
+def _resample_weights(rng: np.random.Generator, draws: int, items: int) -> NDArray[np.float64]:
     """How often each of `items` is drawn in each of `draws` resamples with replacement."""
     return rng.multinomial(items, np.full(items, 1.0 / items), size=draws).astype(np.float64)
 
 
 def bootstrap_difference(
     query_truth: Sequence[str],
-    precision_a: np.ndarray,
-    precision_b: np.ndarray,
+    precision_a: ArrayLike,
+    precision_b: ArrayLike,
     ks: Sequence[int],
     draws: int = BOOTSTRAP_DRAWS,
     seed: int = 0,
@@ -182,7 +183,8 @@ def bootstrap_difference(
         rows = np.flatnonzero(truth == name)
         lesions, which = np.unique(groups[rows], return_inverse=True)
         sums = np.zeros((seeds, len(lesions), len(ks)))
-        np.add.at(sums, (slice(None), which), difference[:, rows])
+        # NumPy's stubs take ufunc.at's indices as one integer array; a tuple is valid too.
+        np.add.at(sums, (slice(None), which), difference[:, rows])  # type: ignore[arg-type]
         sizes = np.bincount(which, minlength=len(lesions)).astype(np.float64)
         per_class.append((sums, sizes))
         if len(lesions) > 1:
@@ -255,7 +257,7 @@ def majority_vote_accuracy(
     return right / len(query_truth)
 
 
-def classification_metrics(truth_idx: Sequence[int], pred_idx: Sequence[int]) -> dict[str, float]:
+def classification_metrics(truth_idx: ArrayLike, pred_idx: ArrayLike) -> dict[str, float]:
     """Accuracy and macro sensitivity (mean recall over the classes present in the truth)."""
     truth = np.asarray(truth_idx).ravel()
     pred = np.asarray(pred_idx).ravel()

@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import NDArray
 
 from training.config import Config
 from training.errors import PipelineError
@@ -453,12 +454,12 @@ def score_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, model.get_layer("softmax").input, name="score_model")
 
 
-def predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+def predict(model: keras.Model, images: NDArray[Any], batch_size: int) -> NDArray[np.float32]:
     """Softmax probabilities (N, 7) float32 for uint8 or float images, batch by batch."""
     # predict_on_batch reuses the model's compiled function across calls; padding the last
     # batch to full size avoids a second trace (inference is per-image, so padding is inert).
     # Slicing keeps a large uint8 array from being converted to float32 all at once.
-    outputs = []
+    outputs: list[NDArray[Any]] = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], np.float32)
         real = len(batch)
@@ -467,8 +468,9 @@ def predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarr
             batch = np.concatenate([batch, padding])
         outputs.append(np.asarray(model.predict_on_batch(batch))[:real])
     if not outputs:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.concatenate(outputs).astype(np.float32)
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    probabilities: NDArray[np.float32] = np.concatenate(outputs).astype(np.float32)
+    return probabilities
 
 
 def save_model(model: keras.Model, path: Path) -> None:

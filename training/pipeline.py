@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from training import bundle, data, metrics, split
 from training.config import Config, differing_fields, get_config, load_config
@@ -68,10 +69,10 @@ class Run:
         self.timings: dict[str, float | None] = {}
         self._records: list[data.Record] | None = None
         self._split: dict[str, str] | None = None
-        self._images: np.ndarray | None = None
-        self._maps: np.ndarray | None = None
-        self._shuffled: np.ndarray | None = None
-        self._predicted_maps: dict[int, np.ndarray] | None = None
+        self._images: NDArray[np.uint8] | None = None
+        self._maps: NDArray[np.uint8] | None = None
+        self._shuffled: NDArray[np.intp] | None = None
+        self._predicted_maps: dict[int, NDArray[np.uint8]] | None = None
         self._models: dict[str, Any] = {}
         self.beside: dict[str, Beside] = {}  # steps running in a second process
 
@@ -126,14 +127,14 @@ class Run:
             self._split = mapping
         return self._split
 
-    def indices(self, *parts: str) -> np.ndarray:
+    def indices(self, *parts: str) -> NDArray[np.intp]:
         """Row numbers (into records) of the images in the given split parts, in record order."""
         return np.array(
             [i for i, r in enumerate(self.records) if self.split[r.image_id] in parts], dtype=int
         )
 
     @property
-    def images(self) -> np.ndarray:
+    def images(self) -> NDArray[np.uint8]:
         """All images at cfg.image_size, uint8 (N, size, size, 3)."""
         if self._images is None:
             with self.stage("images"):
@@ -143,12 +144,12 @@ class Run:
         return self._images
 
     @property
-    def labels(self) -> np.ndarray:
+    def labels(self) -> NDArray[np.int64]:
         """Class index of every record."""
         return data.label_indices(self.records)
 
     @property
-    def maps(self) -> np.ndarray:
+    def maps(self) -> NDArray[np.uint8]:
         """Every image's saliency map, uint8 (N, size, size)."""
         if self._maps is None:
             from training import saliency
@@ -173,7 +174,7 @@ class Run:
         self._models[name] = classifier
 
     @property
-    def shuffled_rows(self) -> np.ndarray:
+    def shuffled_rows(self) -> NDArray[np.intp]:
         """The row whose map each row gets in the shuffled-map control (same split part)."""
         if self._shuffled is None:
             parts = [self.split[r.image_id] for r in self.records]
@@ -182,11 +183,11 @@ class Run:
 
     def four_channels(
         self,
-        rows: np.ndarray,
+        rows: NDArray[np.intp],
         zero_maps: bool = False,
         shuffled: bool = False,
         maps_of: str = "true_class",
-    ) -> np.ndarray:
+    ) -> NDArray[np.uint8]:
         """Image and saliency map of the given rows stacked as (n, size, size, 4) uint8.
 
         `zero_maps`: an all-zero 4th channel instead (the no-saliency control's input);
@@ -208,7 +209,7 @@ class Run:
         return stacked
 
     @property
-    def predicted_maps(self) -> dict[int, np.ndarray]:
+    def predicted_maps(self) -> dict[int, NDArray[np.uint8]]:
         """Row -> the predicted class's map, for each training image the rgb model gets wrong
         (for every other image the map of the true and of the predicted class are the same)."""
         if self._predicted_maps is None:
@@ -226,7 +227,7 @@ class Run:
 SHUFFLE_STREAM = 25
 
 
-def shuffled_rows(parts: Sequence[str], seed: int) -> np.ndarray:
+def shuffled_rows(parts: Sequence[str], seed: int) -> NDArray[np.intp]:
     """For each row, another row of the same split part, whose map it gets in the
     shuffled-map control: one random cycle through each part, so no row keeps its own map
     (a part of one image must). Queries get queries' maps, made from the predicted class
@@ -285,6 +286,21 @@ def predicted_maps_marker(run: Run) -> Path:
     return finished if finished.exists() and not done.exists() else done
 
 
+# The steps that compute from the images' pixels (models, maps, features), in run order: the
+# images step loads pixels only while one of them is still to run, and every further seed
+# repeats them all.
+PIXEL_STEPS = (
+    "rgb",
+    "saliency",
+    "predicted_maps",
+    "rgbs",
+    "control",
+    "shuffled",
+    "classifiers",
+    "features",
+)
+
+
 def pending(run: Run, *steps: str) -> list[str]:
     """Those of `steps` (default: all) whose output does not exist yet."""
     done = outputs(run)
@@ -301,17 +317,7 @@ def step_dataset(run: Run) -> None:
 
 def step_images(run: Run) -> None:
     """Load every image at cfg.image_size, if a step that needs pixels is still to run."""
-    if not pending(
-        run,
-        "rgb",
-        "saliency",
-        "predicted_maps",
-        "rgbs",
-        "control",
-        "shuffled",
-        "classifiers",
-        "features",
-    ):
+    if not pending(run, *PIXEL_STEPS):
         run.skip("images", "every model output")
         return
     _ = run.images
@@ -565,7 +571,9 @@ def step_shuffled(run: Run) -> None:
     run.step("shuffled", model_file(run, "shuffled"), work)
 
 
-def model_inputs(run: Run, name: str, rows: np.ndarray, maps_of: str = "true_class") -> np.ndarray:
+def model_inputs(
+    run: Run, name: str, rows: NDArray[np.intp], maps_of: str = "true_class"
+) -> NDArray[np.uint8]:
     """What model `name` takes for the given rows: images, images plus maps, or plus zeros,
     or plus another image's maps (the shuffled control).
 
@@ -691,7 +699,7 @@ def compiled(network: Any) -> Callable[..., Any]:
 
 def retrieve(
     run: Run, name: str, k: int, bank_file: str | None = None
-) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+) -> tuple[list[str], list[str], NDArray[np.int64], NDArray[np.float32]]:
     """Top-k neighbours of every test query in the bank: query ids, bank ids, indices, sims.
 
     `bank_file`: another bank of the same model than FEATURE_FILES's (the label channel's).
@@ -815,7 +823,7 @@ def step_metrics(run: Run) -> None:
             "primary_k": run.cfg.primary_k,
             "exclude_same_lesion": run.cfg.exclude_same_lesion,
         }
-        per_query: dict[str, np.ndarray] = {}
+        per_query: dict[str, NDArray[np.float64]] = {}
         query_order: list[str] | None = None
         scored: dict[str, Scored] = {}
         for name in retrieval_models(run.cfg):
@@ -840,7 +848,7 @@ def step_metrics(run: Run) -> None:
         query_ids = query_order or []
         seeds = {run.cfg.seed: (result["classifiers"], result["retrieval"], per_query)}
         for sub in seed_runs(run):
-            sub_precision: dict[str, np.ndarray] = {}
+            sub_precision: dict[str, NDArray[np.float64]] = {}
             sub_retrieval: dict[str, Any] = {}
             for name in retrieval_models(run.cfg):
                 sub_scored = Scored(sub, name, ks)
@@ -917,17 +925,7 @@ def seed_runs(run: Run) -> list[Run]:
 
 
 # The steps each further seed repeats (its split is the run's own).
-SEED_STEPS = (
-    "config",
-    "rgb",
-    "saliency",
-    "predicted_maps",
-    "rgbs",
-    "control",
-    "shuffled",
-    "classifiers",
-    "features",
-)
+SEED_STEPS = ("config", *PIXEL_STEPS)
 
 
 def step_seeds(run: Run) -> None:
@@ -1015,7 +1013,7 @@ def query_aids(run: Run, pool: bundle.QueryPool) -> bundle.QueryAids:
     row_of = {r.image_id: i for i, r in enumerate(run.records)}
     ids = [q.image_id for q in pool.queries]
     rows = np.array([row_of[i] for i in ids], dtype=int)
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, NDArray[np.float32]] = {}
     for name, key in (("rgbs", "rgb_saliency"), ("rgb", "rgb")):
         found[key] = model.predict(
             run.model(name), model_inputs(run, name, rows), run.cfg.batch_size

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from training import data, metrics, pipeline, synth
@@ -118,7 +119,7 @@ def write_decoy_pairs(out: Path, images: int, size: int, seed: int) -> Path:
             synth.sample_look(dx, np.random.default_rng([seed, 1, number, role]))
             for role, dx in enumerate((pair["dx"], pair["decoy"]))
         ]
-        placements = place_pair(*looks, np.random.default_rng([seed, 2, number]))
+        placements = place_pair(looks[0], looks[1], np.random.default_rng([seed, 2, number]))
         for name, ring in (("plain", False), ("ringed", True)):
             # The same generator state: the two variants differ in the ring only.
             pixels, coverage = synth.render_scene(
@@ -151,7 +152,7 @@ def write_decoy_pairs(out: Path, images: int, size: int, seed: int) -> Path:
     return out
 
 
-def read_masks(folder: Path, ids: list[str], size: int) -> np.ndarray:
+def read_masks(folder: Path, ids: list[str], size: int) -> NDArray[np.uint8]:
     """The masks of `ids` from `folder` as uint8 (N, size, size), 0 or 255."""
     masks = np.empty((len(ids), size, size), np.uint8)
     for row, image_id in enumerate(ids):
@@ -168,7 +169,7 @@ def read_masks(folder: Path, ids: list[str], size: int) -> np.ndarray:
 POINTING_WINDOW = 5  # the map is averaged over this many pixels square before its peak is taken
 
 
-def box_mean(maps: np.ndarray, width: int = POINTING_WINDOW) -> np.ndarray:
+def box_mean(maps: NDArray[Any], width: int = POINTING_WINDOW) -> NDArray[np.float64]:
     """Each map averaged over a width x width window (edges padded by reflection)."""
     pad = width // 2
     padded = np.pad(maps.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
@@ -180,7 +181,9 @@ def box_mean(maps: np.ndarray, width: int = POINTING_WINDOW) -> np.ndarray:
     return total / (width * width)
 
 
-def pointing_game(maps: np.ndarray, index: np.ndarray, decoy: np.ndarray) -> dict[str, float]:
+def pointing_game(
+    maps: NDArray[np.uint8], index: NDArray[np.uint8], decoy: NDArray[np.uint8]
+) -> dict[str, float]:
     """Where saliency maps point, against the index and the decoy lesion's masks.
 
     `hit_rate`: the fraction of maps whose peak lies on the index lesion (`decoy_hit_rate`:
@@ -212,7 +215,7 @@ def pointing_game(maps: np.ndarray, index: np.ndarray, decoy: np.ndarray) -> dic
 # --- the arms --------------------------------------------------------------------------------
 
 
-def dosed(maps: np.ndarray, dose: float, seed: int) -> np.ndarray:
+def dosed(maps: NDArray[np.uint8], dose: float, seed: int) -> NDArray[np.uint8]:
     """`maps` with all but a random fraction `dose` of them (round(dose * N)) set to zero."""
     if dose >= 1.0:
         return maps
@@ -224,7 +227,7 @@ def dosed(maps: np.ndarray, dose: float, seed: int) -> np.ndarray:
 
 def arm_maps(
     arm: str, ringed: pipeline.Run, data_dir: Path, dose: float, data_seed: int
-) -> np.ndarray:
+) -> NDArray[np.uint8]:
     """The 4th channel of every image in arm `arm`, in the records' order."""
     ids = [r.image_id for r in ringed.records]
     size = ringed.cfg.image_size
@@ -239,6 +242,9 @@ def arm_maps(
     return dosed(masks, dose, data_seed)
 
 
+# The pipeline steps an arm runs itself: not rgb and saliency (the ringed run's model is
+# copied, the arm's maps are written in saliency's place), nor predicted_maps and shuffled
+# (off in control_config).
 ARM_STEPS = ("config", "dataset", "images", "rgbs", "control", "classifiers", "features")
 
 
@@ -285,7 +291,8 @@ def ringed_figures(state: pipeline.Run, data_dir: Path) -> dict[str, Any]:
     """The RGB model on the ringed test images, and the pointing game of their maps."""
     path = state.out / "figures.json"
     if path.exists():
-        return json.loads(path.read_text())
+        written: dict[str, Any] = json.loads(path.read_text())
+        return written
     from training import model
 
     test = state.indices("test")
@@ -311,7 +318,9 @@ def ringed_figures(state: pipeline.Run, data_dir: Path) -> dict[str, Any]:
 SYSTEMS = ("cbir", "se_cbir", "control")
 
 
-def arm_precision(state: pipeline.Run) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
+def arm_precision(
+    state: pipeline.Run,
+) -> tuple[list[str], dict[str, NDArray[np.float64]], dict[str, Any]]:
     """Query ids, per-query hits/k of every system and their macro AP@k, of one arm's run."""
     ks = list(state.cfg.retrieval_k)
     per_query, macro = {}, {}
@@ -360,7 +369,9 @@ def positive_control(
         )
     pipeline.announce(cfg)
     ks = list(cfg.retrieval_k)
-    per_arm: dict[str, list[tuple[dict[str, np.ndarray], dict[str, Any]]]] = {a: [] for a in arms}
+    per_arm: dict[str, list[tuple[dict[str, NDArray[np.float64]], dict[str, Any]]]] = {
+        a: [] for a in arms
+    }
     ringed_by_seed = {}
     query_ids: list[str] | None = None
     for offset in range(seeds):

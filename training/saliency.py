@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import NDArray
 from PIL import Image
 from tf_explain.core.vanilla_gradients import VanillaGradients
 from tf_explain.utils.image import transform_to_normalized_grayscale
 
 from training.errors import PipelineError
+from training.kerastypes import KerasModel
 
 # The map's 255 is this percentile of the image's own gradient magnitudes; the few pixels
 # above it saturate. Vanilla gradients are heavy-tailed, so scaling by the plain maximum
@@ -34,17 +36,17 @@ PERCENTILE = 99.0
 
 # Traced gradient functions per model and batch shape: tracing an EfficientNet's gradient
 # takes seconds, so repeated calls on the same model (splits, tests) reuse the graph.
-_TRACED: "weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Callable]]" = (
+_TRACED: "weakref.WeakKeyDictionary[KerasModel, dict[tuple[int, ...], Callable[..., Any]]]" = (
     weakref.WeakKeyDictionary()
 )
 
 
-def score_model(model: Any) -> Any:
+def score_model(model: KerasModel) -> KerasModel:
     """The model without its final softmax `Activation`, so gradients are of class scores."""
     return VanillaGradients().get_score_model(model)
 
 
-def float32_network(model: Any) -> Any:
+def float32_network(model: KerasModel) -> KerasModel:
     """`model` itself, or a float32 copy of it if it computes in float16 (mixed precision).
 
     Vanilla gradients back-propagated through float16 layers without loss scaling underflow
@@ -55,16 +57,21 @@ def float32_network(model: Any) -> Any:
     return float32_copy(model) if is_mixed(model) else model
 
 
-def predicted_classes(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+def predicted_classes(
+    model: KerasModel, images: NDArray[Any], batch_size: int
+) -> NDArray[np.int64]:
     """Index of the most probable class for each image (for test images' saliency maps)."""
-    predictions = []
+    predictions: list[NDArray[Any]] = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
         predictions.append(np.asarray(model(batch, training=False)).argmax(axis=1))
-    return np.concatenate(predictions).astype(np.int64)
+    classes: NDArray[np.int64] = np.concatenate(predictions).astype(np.int64)
+    return classes
 
 
-def normalise_gradients(gradients: np.ndarray, percentile: float = PERCENTILE) -> np.ndarray:
+def normalise_gradients(
+    gradients: NDArray[Any], percentile: float = PERCENTILE
+) -> NDArray[np.uint8]:
     """uint8 maps (N, H, W): |gradient| summed over channels, scaled per image to 0..255.
 
     255 is the image's own `percentile` of its magnitudes (its maximum if that percentile is
@@ -83,10 +90,11 @@ def normalise_gradients(gradients: np.ndarray, percentile: float = PERCENTILE) -
     scale = np.where(scale > 0, scale, flat.max(axis=1, initial=0.0))
     safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
     scaled = magnitude / safe[:, None, None] * 255.0
-    return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+    maps: NDArray[np.uint8] = np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+    return maps
 
 
-def tf_explain_scaling(gradients: np.ndarray) -> np.ndarray:
+def tf_explain_scaling(gradients: NDArray[Any]) -> NDArray[np.uint8]:
     """uint8 maps (N, H, W) as tf-explain scales them, each image on its own.
 
     tf-explain's `transform_to_normalized_grayscale` (channel sum of |gradient|, then
@@ -106,7 +114,7 @@ def tf_explain_scaling(gradients: np.ndarray) -> np.ndarray:
     return maps
 
 
-SCALINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+SCALINGS: dict[str, Callable[[NDArray[Any]], NDArray[np.uint8]]] = {
     "p99": normalise_gradients,
     "tf_explain": tf_explain_scaling,
 }
@@ -137,8 +145,12 @@ def _gradient_function(scores: Any, batch_shape: tuple[int, ...]) -> Any:
 
 
 def saliency_maps(
-    model: Any, images: np.ndarray, classes: np.ndarray, batch_size: int, scaling: str = "p99"
-) -> np.ndarray:
+    model: KerasModel,
+    images: NDArray[Any],
+    classes: NDArray[Any],
+    batch_size: int,
+    scaling: str = "p99",
+) -> NDArray[np.uint8]:
     """uint8 saliency maps (N, H, W) of `images` for one class index per image.
 
     `scaling`: "p99" (`normalise_gradients`) or "tf_explain" (`tf_explain_scaling`).
@@ -178,7 +190,7 @@ def saliency_maps(
     return maps
 
 
-def write_maps(folder: Path, image_ids: Sequence[str], maps: np.ndarray) -> None:
+def write_maps(folder: Path, image_ids: Sequence[str], maps: NDArray[np.uint8]) -> None:
     """Save each map as `<folder>/<image_id>.png`, 8-bit grayscale."""
     maps = np.asarray(maps)
     if maps.dtype != np.uint8 or maps.ndim != 3:
@@ -191,7 +203,7 @@ def write_maps(folder: Path, image_ids: Sequence[str], maps: np.ndarray) -> None
         Image.fromarray(saliency).save(folder / f"{image_id}.png")
 
 
-def read_maps(folder: Path, image_ids: Sequence[str], size: int) -> np.ndarray:
+def read_maps(folder: Path, image_ids: Sequence[str], size: int) -> NDArray[np.uint8]:
     """Load `<folder>/<image_id>.png` maps as uint8 (N, size, size), resized if needed."""
     folder = Path(folder)
     missing = [i for i in image_ids if not (folder / f"{i}.png").is_file()]

@@ -169,9 +169,9 @@ def read_split(path: Path) -> dict[str, str]:
 
 def summary(rows: Sequence[Row], mapping: Mapping[str, str]) -> str:
     """A small table: images and lesions per split, images per class per split."""
-    counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
-    lesions: dict[str, set] = {split: set() for split in SPLITS}
-    splits_of: dict[str, set] = defaultdict(set)
+    counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
+    lesions: dict[str, set[str]] = {split: set() for split in SPLITS}
+    splits_of: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         split = mapping[row_value(row, "image_id")]
         counts[split][row_value(row, "dx")] += 1

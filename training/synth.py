@@ -19,12 +19,18 @@ import argparse
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from training.data import CLASSES, METADATA_NAME
 from training.errors import PipelineError
+
+# What the drawing works in: grids, colours and parameter tables, float32 almost everywhere
+# (a few parameters, such as a lesion's position, are float64).
+Floats = NDArray[np.floating[Any]]
 
 # HAM10000's images per class (10,015 in all): the imbalance to mimic.
 HAM_COUNTS: dict[str, int] = {
@@ -137,11 +143,11 @@ def _choice(rng: np.random.Generator, table: tuple[tuple[str, int], ...]) -> str
     return table[int(rng.choice(len(table), p=weights / weights.sum()))][0]
 
 
-def plan_lesions(images: int, seed: int) -> list[dict]:
+def plan_lesions(images: int, seed: int) -> list[dict[str, Any]]:
     """Lesions with their class, image count and metadata, in CSV order (lesions shuffled)."""
     rng = np.random.default_rng([seed, 0])
     size_p = np.array(LESION_SIZE_COUNTS, dtype=float) / sum(LESION_SIZE_COUNTS)
-    lesions: list[dict] = []
+    lesions: list[dict[str, Any]] = []
     for dx, count in class_counts(images).items():
         left = count
         while left > 0:
@@ -174,20 +180,20 @@ def plan_lesions(images: int, seed: int) -> list[dict]:
 # ---------------------------------------------------------------- drawing primitives
 
 
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def _grid(size: int) -> tuple[Floats, Floats]:
     """Pixel-centre coordinates x (right) and y (down), both in -1..1, float32 (size, size)."""
     coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
     y, x = np.meshgrid(coords, coords, indexing="ij")
     return x, y
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
+def _smoothstep(t: Floats) -> Floats:
     """0 below 0, 1 above 1, a smooth S in between."""
     t = np.clip(t, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-def _waves(rng: np.random.Generator, count: int, low: float, high: float) -> np.ndarray:
+def _waves(rng: np.random.Generator, count: int, low: float, high: float) -> Floats:
     """Random plane waves (kx, ky, phase, amplitude) with spatial frequency in [low, high]."""
     angle = rng.uniform(0, 2 * np.pi, count)
     freq = rng.uniform(low, high, count)
@@ -202,15 +208,16 @@ def _waves(rng: np.random.Generator, count: int, low: float, high: float) -> np.
     ).astype(np.float32)
 
 
-def _field(waves: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _field(waves: Floats, u: Floats, v: Floats) -> Floats:
     """A smooth random field of roughly unit variance: a sum of plane waves at (u, v)."""
     total = np.zeros_like(u)
     for kx, ky, phase, amplitude in waves:
         total += amplitude * np.sin(kx * u + ky * v + phase)
-    return total / np.sqrt(0.5 * np.sum(waves[:, 3] ** 2))
+    field: Floats = total / np.sqrt(0.5 * np.sum(waves[:, 3] ** 2))
+    return field
 
 
-def _harmonics(rng: np.random.Generator, amplitudes: list[float]) -> np.ndarray:
+def _harmonics(rng: np.random.Generator, amplitudes: list[float]) -> Floats:
     """Border harmonics (order, amplitude, phase): amplitude k perturbs the radius at order k+1."""
     return np.array(
         [
@@ -221,7 +228,7 @@ def _harmonics(rng: np.random.Generator, amplitudes: list[float]) -> np.ndarray:
     ).reshape(-1, 3)
 
 
-def _radius(harmonics: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def _radius(harmonics: Floats, phi: Floats) -> Floats:
     """The relative border radius 1 + sum a_k cos(k phi + p_k) at angle phi."""
     radius = np.ones_like(phi)
     for order, amplitude, phase in harmonics:
@@ -229,7 +236,7 @@ def _radius(harmonics: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return radius
 
 
-def _segments_alpha(u: np.ndarray, v: np.ndarray, segments: np.ndarray, pixel: float) -> np.ndarray:
+def _segments_alpha(u: Floats, v: Floats, segments: Floats, pixel: float) -> Floats:
     """Anti-aliased coverage of line segments (x0, y0, x1, y1, width) at each pixel."""
     alpha = np.zeros_like(u)
     for x0, y0, x1, y1, width in segments:
@@ -240,7 +247,7 @@ def _segments_alpha(u: np.ndarray, v: np.ndarray, segments: np.ndarray, pixel: f
     return alpha
 
 
-def _vessel_tree(rng: np.random.Generator, radius: float) -> np.ndarray:
+def _vessel_tree(rng: np.random.Generator, radius: float) -> Floats:
     """Branching (arborizing) vessel segments inside a lesion of `radius`, thick to thin."""
     segments: list[tuple[float, float, float, float, float]] = []
     stack = []
@@ -267,9 +274,7 @@ def _vessel_tree(rng: np.random.Generator, radius: float) -> np.ndarray:
     return np.array(segments, dtype=np.float32)
 
 
-def _blobs(
-    rng: np.random.Generator, count: int, spread: float, low: float, high: float
-) -> np.ndarray:
+def _blobs(rng: np.random.Generator, count: int, spread: float, low: float, high: float) -> Floats:
     """`count` discs (x, y, radius) scattered within `spread` of the centre."""
     angle = rng.uniform(0, 2 * np.pi, count)
     distance = spread * np.sqrt(rng.uniform(0, 1, count))
@@ -279,8 +284,8 @@ def _blobs(
 
 
 def _discs_alpha(
-    u: np.ndarray, v: np.ndarray, discs: np.ndarray, pixel: float
-) -> tuple[np.ndarray, np.ndarray]:
+    u: Floats, v: Floats, discs: Floats, pixel: float
+) -> tuple[Floats, NDArray[np.intp]]:
     """Coverage of the union of discs with anti-aliased edges, and which disc covers each pixel."""
     depth = discs[:, 2, None, None] - np.sqrt(
         (u[None] - discs[:, 0, None, None]) ** 2 + (v[None] - discs[:, 1, None, None]) ** 2
@@ -292,13 +297,13 @@ def _discs_alpha(
 # ---------------------------------------------------------------- lesions
 
 
-def _lerp(low: tuple | np.ndarray, high: tuple | np.ndarray, t: float) -> np.ndarray:
+def _lerp(low: tuple[float, ...] | Floats, high: tuple[float, ...] | Floats, t: float) -> Floats:
     """The colour a fraction t of the way from `low` to `high`."""
     low, high = np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
     return low + (high - low) * np.float32(t)
 
 
-def sample_look(dx: str, rng: np.random.Generator) -> dict:
+def sample_look(dx: str, rng: np.random.Generator) -> dict[str, Any]:
     """Everything that makes one lesion look the way it does, whichever view it is seen in."""
     colour_class = dx
     if rng.uniform() < 0.08:
@@ -306,7 +311,7 @@ def sample_look(dx: str, rng: np.random.Generator) -> dict:
         # cannot be a perfect classifier.
         colour_class = str(rng.choice([name for name in CLASSES if name != dx]))
     low, high = BASE_COLOURS[colour_class]
-    look: dict = {
+    look: dict[str, Any] = {
         "dx": dx,
         "skin": _lerp(LIGHT_SKIN, DARK_SKIN, rng.uniform() ** 1.5)
         * rng.normal(1.0, 0.025, 3).astype(np.float32),
@@ -382,8 +387,8 @@ def sample_look(dx: str, rng: np.random.Generator) -> dict:
 
 
 def _paint_lesion(
-    look: dict, u: np.ndarray, v: np.ndarray, pixel: float
-) -> list[tuple[np.ndarray, np.ndarray]]:
+    look: dict[str, Any], u: Floats, v: Floats, pixel: float
+) -> list[tuple[Floats, Floats]]:
     """The lesion as layers (colour HxWx3, alpha HxW) in lesion coordinates u, v."""
     dx = look["dx"]
     rho = np.sqrt(u * u + v * v)
@@ -395,7 +400,7 @@ def _paint_lesion(
     texture = _field(look["texture"], u, v)
     fine = _field(look["fine"], u, v)
     colour = look["colour"][None, None, :] * (1.0 + 0.05 * texture)[..., None]
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    layers: list[tuple[Floats, Floats]] = []
 
     if dx == "nv":
         # Slightly darker centre, faint regular network.
@@ -412,23 +417,25 @@ def _paint_lesion(
         layers.append((mixed * (1.0 + 0.06 * fine)[..., None], body))
         if len(look["dots"]):
             dots, _ = _discs_alpha(u, v, look["dots"] * [look["radius"], look["radius"], 1], pixel)
-            dark = np.broadcast_to(np.float32([0.12, 0.07, 0.06]), colour.shape)
+            dark = np.broadcast_to(np.array([0.12, 0.07, 0.06], dtype=np.float32), colour.shape)
             layers.append((dark, dots * 0.9))
     elif dx == "bkl":
         # Waxy: cerebriform ridges (a warped stripe pattern) and bright milia-like cysts.
         ridges = np.sin(look["ridges"] * (u + 0.35 * texture * look["radius"]) / look["radius"])
         shade = 1.0 + 0.16 * ridges + 0.04 * fine
-        waxy = colour * shade[..., None] * 0.85 + 0.15 * np.float32([0.9, 0.85, 0.75])
+        waxy = colour * shade[..., None] * 0.85 + 0.15 * np.array(
+            [0.9, 0.85, 0.75], dtype=np.float32
+        )
         layers.append((waxy, body))
         milia, _ = _discs_alpha(u, v, look["milia"] * [look["radius"], look["radius"], 1], pixel)
-        bright = np.broadcast_to(np.float32([0.96, 0.93, 0.82]), colour.shape)
+        bright = np.broadcast_to(np.array([0.96, 0.93, 0.82], dtype=np.float32), colour.shape)
         layers.append((bright, milia * body * 0.85))
     elif dx == "bcc":
         # Translucent pink with blue-grey ovoid nests and arborizing red vessels.
         layers.append((colour * (1.0 + 0.04 * fine)[..., None], body))
         if len(look["nests"]):
             nests, _ = _discs_alpha(u, v, look["nests"], pixel)
-            grey = np.broadcast_to(np.float32([0.42, 0.46, 0.58]), colour.shape)
+            grey = np.broadcast_to(np.array([0.42, 0.46, 0.58], dtype=np.float32), colour.shape)
             layers.append((grey, nests * 0.7))
         vessels = _segments_alpha(u, v, look["vessels"], pixel)
         red = np.broadcast_to(look["vessel_colour"], colour.shape)
@@ -438,7 +445,7 @@ def _paint_lesion(
         layers.append((colour * (1.0 + 0.05 * fine)[..., None], body))
         centre_radius = look["centre"] * look["radius"] * _radius(look["centre_border"], phi)
         centre = _smoothstep((centre_radius - rho) / max(0.3 * centre_radius.mean(), pixel) + 0.5)
-        white = np.broadcast_to(np.float32([0.94, 0.90, 0.87]), colour.shape)
+        white = np.broadcast_to(np.array([0.94, 0.90, 0.87], dtype=np.float32), colour.shape)
         layers.append((white, centre * 0.9))
     elif dx == "akiec":
         # Red-pink, ill-defined, covered in patches of white-yellow scale.
@@ -454,30 +461,28 @@ def _paint_lesion(
         layers.append((np.broadcast_to(halo, colour.shape), body * 0.6))
         lacunae, which = _discs_alpha(u, v, look["lacunae"], pixel)
         shade = look["lacuna_shades"][which][..., None]
-        dark = np.float32([0.32, 0.05, 0.14])
+        dark = np.array([0.32, 0.05, 0.14], dtype=np.float32)
         tint = colour * (1.0 - 0.6 * shade) + dark * (0.6 * shade)
         layers.append((tint * (1.0 + 0.04 * fine)[..., None], lacunae))
     return layers
 
 
 def _background(
-    look: dict, rng: np.random.Generator, x: np.ndarray, y: np.ndarray, size: int
-) -> np.ndarray:
+    look: dict[str, Any], rng: np.random.Generator, x: Floats, y: Floats, size: int
+) -> Floats:
     """Skin of the lesion's tone with blotches, grain, and sometimes the dermatoscope's rim."""
     blotch = _field(_waves(rng, 5, 1.0, 4.0), x, y)
     skin = look["skin"][None, None, :] * (1.0 + 0.04 * blotch)[..., None]
     redness = np.clip(_field(_waves(rng, 3, 1.0, 3.0), x, y), 0, None)[..., None]
-    skin = skin + np.float32([0.03, -0.02, -0.02]) * redness
+    skin = skin + np.array([0.03, -0.02, -0.02], dtype=np.float32) * redness
     # Grain: coarse noise upsampled, so it is smooth at a pixel's scale and fast to make.
     coarse = rng.normal(0, 1, (max(2, size // 4), max(2, size // 4))).astype(np.float32)
     grain = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BILINEAR))
-    skin = skin * (1.0 + 0.025 * grain)[..., None]
-    return skin
+    shaded: Floats = skin * (1.0 + 0.025 * grain)[..., None]
+    return shaded
 
 
-def _hairs(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _hairs(rng: np.random.Generator, x: Floats, y: Floats, pixel: float) -> tuple[Floats, Floats]:
     """Zero to a few dark, gently curved hairs across the image: colour and alpha."""
     alpha = np.zeros_like(x)
     count = int(rng.integers(1, 6)) if rng.uniform() < 0.45 else 0
@@ -489,7 +494,7 @@ def _hairs(
         across = normal[0] * (x - cx) + normal[1] * (y - cy) + rng.normal(0, 0.08) * along**2
         width = rng.uniform(0.6, 1.4) * pixel
         alpha = np.maximum(alpha, _smoothstep((width - np.abs(across)) / pixel + 0.5))
-    colour = np.float32([0.16, 0.11, 0.08]) * np.float32(rng.uniform(0.6, 1.4))
+    colour = np.array([0.16, 0.11, 0.08], dtype=np.float32) * np.float32(rng.uniform(0.6, 1.4))
     return np.broadcast_to(colour, (*x.shape, 3)), alpha * 0.85
 
 
@@ -498,7 +503,7 @@ def _hairs(
 ARTEFACT_RATES: dict[str, float] = {"ruler": 0.2, "bubbles": 0.3, "ink": 0.12, "vignette": 0.5}
 
 
-def _ruler(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float) -> np.ndarray:
+def _ruler(rng: np.random.Generator, x: Floats, y: Floats, pixel: float) -> Floats:
     """Alpha of a ruler's tick marks along one edge (every fifth tick longer)."""
     turns = int(rng.integers(0, 4))
     along, depth = [(x, y), (y, -x), (-x, -y), (-y, x)][turns]
@@ -515,7 +520,7 @@ def _ruler(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float)
     return np.clip(np.maximum(line, base), 0, 1) * 0.9
 
 
-def _bubbles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float) -> np.ndarray:
+def _bubbles(rng: np.random.Generator, x: Floats, y: Floats, pixel: float) -> Floats:
     """Brightness added by immersion-gel bubbles: thin bright rims with a highlight."""
     light = np.zeros_like(x)
     for _ in range(int(rng.integers(1, 7))):
@@ -529,9 +534,7 @@ def _bubbles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: floa
     return light
 
 
-def _ink(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, pixel: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _ink(rng: np.random.Generator, x: Floats, y: Floats, pixel: float) -> tuple[Floats, Floats]:
     """A surgical-marker stroke (purple or blue) near the edge of the field: colour, alpha."""
     angle = rng.uniform(0, 2 * np.pi)
     centre = np.array([np.cos(angle), np.sin(angle)]) * rng.uniform(0.55, 0.8)
@@ -545,17 +548,21 @@ def _ink(
     width = rng.uniform(2.0, 5.0) * pixel
     length = rng.uniform(0.15, 0.45)
     alpha = _smoothstep((width - np.abs(across)) / pixel + 0.5) * (np.abs(along) < length)
-    colour = np.float32([0.42, 0.22, 0.55]) if rng.uniform() < 0.6 else np.float32([0.2, 0.3, 0.6])
+    colour = (
+        np.array([0.42, 0.22, 0.55], dtype=np.float32)
+        if rng.uniform() < 0.6
+        else np.array([0.2, 0.3, 0.6], dtype=np.float32)
+    )
     return np.broadcast_to(colour, (*x.shape, 3)), alpha * rng.uniform(0.5, 0.85)
 
 
-def add_artefacts(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+def add_artefacts(image: Floats, rng: np.random.Generator, size: int) -> Floats:
     """Ruler marks, gel bubbles, marker ink and vignetting, each at a class-independent rate."""
     x, y = _grid(size)
     pixel = 2.0 / size
     if rng.uniform() < ARTEFACT_RATES["ruler"]:
         alpha = _ruler(rng, x, y, pixel)
-        image = image + (np.float32([0.12, 0.12, 0.12]) - image) * alpha[..., None]
+        image = image + (np.array([0.12, 0.12, 0.12], dtype=np.float32) - image) * alpha[..., None]
     if rng.uniform() < ARTEFACT_RATES["bubbles"]:
         image = image + (1.0 - image) * _bubbles(rng, x, y, pixel)[..., None]
     if rng.uniform() < ARTEFACT_RATES["ink"]:
@@ -567,19 +574,19 @@ def add_artefacts(image: np.ndarray, rng: np.random.Generator, size: int) -> np.
     return image.astype(np.float32)
 
 
-def lesion_extent(look: dict) -> float:
+def lesion_extent(look: dict[str, Any]) -> float:
     """The lesion's outermost border radius in its own coordinates (at zoom 1)."""
     return float(look["radius"] * (1.0 + np.abs(look["border"][:, 1]).sum()))
 
 
 def _lesion_frame(
-    x: np.ndarray,
-    y: np.ndarray,
-    centre: np.ndarray,
+    x: Floats,
+    y: Floats,
+    centre: Floats,
     zoom: float,
     rng: np.random.Generator,
     size: int,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[Floats, Floats, float]:
     """Lesion coordinates (u, v) of every pixel for a lesion at `centre` seen at `zoom`, in a
     random orientation and handedness; and one pixel's width in those coordinates."""
     theta = rng.uniform(0, 2 * np.pi)
@@ -592,8 +599,8 @@ def _lesion_frame(
 
 
 def _photograph(
-    image: np.ndarray, rng: np.random.Generator, x: np.ndarray, y: np.ndarray, size: int
-) -> np.ndarray:
+    image: Floats, rng: np.random.Generator, x: Floats, y: Floats, size: int
+) -> NDArray[np.uint8]:
     """Hairs, acquisition artefacts and light over painted skin; uint8 (size, size, 3)."""
     hair, alpha = _hairs(rng, x, y, 2.0 / size)
     image = image + (hair - image) * alpha[..., None]
@@ -613,7 +620,9 @@ def _photograph(
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def render_view(
+    look: dict[str, Any], view: int, size: int, rng: np.random.Generator
+) -> NDArray[np.uint8]:
     """One photograph of a lesion as uint8 (size, size, 3); views differ in pose and light."""
     x, y = _grid(size)
     rim_zoom = 0.95 / lesion_extent(look)
@@ -631,18 +640,18 @@ def render_view(look: dict, view: int, size: int, rng: np.random.Generator) -> n
 
 
 # A class-free mark: the same thin ring, of one colour, round whichever lesion it marks.
-RING_COLOUR = np.float32([0.10, 0.75, 0.30])
+RING_COLOUR = np.array([0.10, 0.75, 0.30], dtype=np.float32)
 RING_WIDTH_PIXELS = 1.5
 RING_GAP_PIXELS = 2.5
 
 
 def render_scene(
-    looks: list[dict],
+    looks: list[dict[str, Any]],
     placements: list[tuple[float, float, float]],
     size: int,
     rng: np.random.Generator,
     ring: bool = False,
-) -> tuple[np.ndarray, list[np.ndarray]]:
+) -> tuple[NDArray[np.uint8], list[Floats]]:
     """Several lesions on the first one's skin, each at (x, y, zoom), in one photograph.
 
     Returns the uint8 image and each lesion's coverage (float32 0..1, the most opaque of its

@@ -17,12 +17,14 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import NDArray
 
 from training.config import Config
 from training.errors import PipelineError
@@ -103,7 +105,8 @@ def _stage_settings(cfg: Config, stage: str) -> tuple[int, float, float]:
 def layer_groups(model: keras.Model, stage: str) -> tuple[list[Any], list[Any]]:
     """The trainable variables split into (pre-trained, new) for the two optimizers."""
     fast_names = set(fast_layer_names(model, stage))
-    slow, fast = [], []
+    slow: list[Any] = []  # Keras variables
+    fast: list[Any] = []
     for layer in model.layers:
         (fast if layer.name in fast_names else slow).extend(layer.trainable_weights)
     return slow, fast
@@ -138,9 +141,12 @@ def make_loss(cfg: Config) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     if cfg.loss == "focal":
         return focal_loss(cfg.focal_alpha, cfg.focal_gamma)
     if cfg.loss == "categorical_focal":
-        return keras.losses.CategoricalFocalCrossentropy(
-            alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+        keras_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = (
+            keras.losses.CategoricalFocalCrossentropy(
+                alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction=None
+            )
         )
+        return keras_loss
     raise PipelineError(f"unknown loss {cfg.loss!r}; expected focal or categorical_focal")
 
 
@@ -291,7 +297,7 @@ def thesis_augmenter(size: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
     """
     pipeline = thesis_pipeline(size, seed)
 
-    def each(batch: np.ndarray) -> np.ndarray:
+    def each(batch: NDArray[np.uint8]) -> NDArray[np.uint8]:
         return np.stack([pipeline(image=image)["image"] for image in batch]).astype(np.uint8)
 
     def augment(x: tf.Tensor) -> tf.Tensor:
@@ -305,11 +311,11 @@ def thesis_augmenter(size: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
+    images: NDArray[np.uint8],
+    labels: NDArray[np.integer[Any]],
     batch_size: int,
     *,
-    maps: np.ndarray | None = None,
+    maps: NDArray[np.uint8] | None = None,
     augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
     shuffle: bool = False,
     seed: int = 0,
@@ -336,7 +342,7 @@ def make_dataset(
     channels = images.shape[-1] + (0 if maps is None else 1)
     labels = np.asarray(labels, np.int32)
 
-    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(index: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.integer[Any]]]:
         batch = images[index]
         if maps is not None:
             batch = np.concatenate([batch, maps[index][..., None]], axis=-1)
@@ -360,7 +366,7 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def balanced_indices(labels: np.ndarray, seed: int) -> tf.data.Dataset:
+def balanced_indices(labels: NDArray[np.integer[Any]], seed: int) -> tf.data.Dataset:
     """One epoch of row indices with every present class drawn equally often, reshuffled."""
     per_class = []
     for number, name in enumerate(np.unique(labels)):
@@ -404,7 +410,7 @@ class _DynamicLossScale(tf.Module):
 
 
 def _validate_inputs(
-    model: keras.Model, images: np.ndarray, maps: np.ndarray | None, what: str
+    model: keras.Model, images: NDArray[Any], maps: NDArray[Any] | None, what: str
 ) -> None:
     """Raise a PipelineError unless the arrays fit the model's input."""
     expected = tuple(model.input_shape[1:])
@@ -502,14 +508,16 @@ def make_train_step(
             loss_scale.update(finite)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
-    return step
+    traced: Callable[[Any], tf.Tensor] = step  # tf.function's result: untyped, as TensorFlow is
+    return traced
 
 
 def _read_history(path: Path, epochs_done: int) -> list[dict[str, Any]]:
     """The epochs recorded by a previous run, cut to those the checkpoint holds."""
     if not path.is_file():
         return []
-    return json.loads(path.read_text())["epochs"][:epochs_done]
+    epochs: list[dict[str, Any]] = json.loads(path.read_text())["epochs"][:epochs_done]
+    return epochs
 
 
 def _write_history(
@@ -528,39 +536,45 @@ def _write_history(
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
-def train_classifier(
-    model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    cfg: Config,
-    out_dir: Path,
-    stage: str,
-    saliency: tuple[np.ndarray, np.ndarray] | None = None,
-    verbose: int = 1,
-) -> keras.Model:
-    """Train `model` for a stage ("rgb" or "rgbs"); return the best model by val macro sensitivity.
+@dataclass
+class _StageState:
+    """What a stage's checkpoint holds besides the model (optimizers, epochs done, best score,
+    the loss scale), with its manager: kept together so that set-up, restore and the epoch
+    loop agree on one set of tracked objects."""
 
-    `train`/`val`: (uint8 images (N, size, size, 3 or 4), int class indices (N,)).
-    `saliency`: optional uint8 maps (N, size, size) for (train, val), stacked as channel 4.
-    Resumes from `out_dir`'s checkpoint; a finished stage only loads and returns its best model.
-    The returned model is `model` itself with the best weights, unless the best epoch ran
-    before an interruption (then it is loaded from `best.keras`).
-    """
-    epochs = _stage_settings(cfg, stage)[0]
-    train_maps, val_maps = saliency if saliency is not None else (None, None)
-    _validate_inputs(model, train[0], train_maps, "training")
-    _validate_inputs(model, val[0], val_maps, "validation")
+    optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]
+    epoch: tf.Variable
+    best: tf.Variable
+    loss_scale: _DynamicLossScale | None
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+
+
+def _check_sets(
+    model: keras.Model,
+    train: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    val: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    maps: tuple[NDArray[np.uint8] | None, NDArray[np.uint8] | None],
+) -> None:
+    """Refuse arrays that do not fit the model, or an empty set, before anything is built:
+    a mistake here would otherwise show up as a shape error deep inside a tf.function."""
+    _validate_inputs(model, train[0], maps[0], "training")
+    _validate_inputs(model, val[0], maps[1], "validation")
     if len(train[0]) == 0 or len(val[0]) == 0:
         raise PipelineError("training and validation sets must not be empty")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    best_path, history_path = out_dir / BEST_MODEL, out_dir / HISTORY
-    keras.utils.set_random_seed(cfg.seed)
 
-    strategy = get_strategy()
-    batch_size = cfg.batch_size
-    steps = max(1, len(train[0]) // batch_size) if len(train[0]) >= batch_size else 1
-    groups = layer_groups(model, stage)
+
+def _stage_state(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    cfg: Config,
+    stage: str,
+    groups: tuple[list[Any], list[Any]],
+    steps: int,
+    out_dir: Path,
+) -> _StageState:
+    """The stage's optimizers and counters, built under the strategy's scope, restored from
+    `out_dir`'s checkpoint when there is one (so a rerun continues after the last epoch)."""
     mixed = model.get_layer("stem_conv").compute_dtype == "float16"
     with strategy.scope():
         optimizers = make_optimizers(cfg, stage, groups, steps)
@@ -579,16 +593,75 @@ def train_classifier(
     checkpoint = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=1)
     if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            # A restore writes the variables only; the normalisation must take them up.
-            finalize_normalization(model)
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise PipelineError(
-                f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
-                f"(another configuration?); remove {out_dir} to train this stage afresh"
-            ) from error
-    done = int(epoch.numpy())
+        _restore(checkpoint, manager, model, out_dir)
+    return _StageState(optimizers, epoch, best, loss_scale, checkpoint, manager)
+
+
+def _restore(
+    checkpoint: tf.train.Checkpoint,
+    manager: tf.train.CheckpointManager,
+    model: keras.Model,
+    out_dir: Path,
+) -> None:
+    """Restore the latest checkpoint, or say in one sentence that it belongs to another
+    configuration: TensorFlow's own error names variables, not the cause."""
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # A restore writes the variables only; the normalisation must take them up.
+        finalize_normalization(model)
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise PipelineError(
+            f"the checkpoint in {out_dir / CHECKPOINTS} does not fit this model "
+            f"(another configuration?); remove {out_dir} to train this stage afresh"
+        ) from error
+
+
+def _train_epoch(
+    train_step: Callable[[Any], tf.Tensor], train_set: Any, steps: int, progress: Any
+) -> list[float]:
+    """One pass over the training set; the loss of every step. The progress bar shows all
+    steps but the last, which the caller finalises together with the validation scores."""
+    losses = []
+    for number, batch in enumerate(train_set, start=1):
+        losses.append(float(train_step(batch)))
+        if number < steps:
+            progress.update(number, [("loss", losses[-1])])
+    return losses
+
+
+def train_classifier(
+    model: keras.Model,
+    train: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    val: tuple[NDArray[np.uint8], NDArray[np.integer[Any]]],
+    cfg: Config,
+    out_dir: Path,
+    stage: str,
+    saliency: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Train `model` for a stage ("rgb" or "rgbs"); return the best model by val macro sensitivity.
+
+    `train`/`val`: (uint8 images (N, size, size, 3 or 4), int class indices (N,)).
+    `saliency`: optional uint8 maps (N, size, size) for (train, val), stacked as channel 4.
+    Resumes from `out_dir`'s checkpoint; a finished stage only loads and returns its best model.
+    The returned model is `model` itself with the best weights, unless the best epoch ran
+    before an interruption (then it is loaded from `best.keras`).
+    """
+    epochs = _stage_settings(cfg, stage)[0]
+    train_maps, val_maps = saliency if saliency is not None else (None, None)
+    _check_sets(model, train, val, (train_maps, val_maps))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best_path, history_path = out_dir / BEST_MODEL, out_dir / HISTORY
+    keras.utils.set_random_seed(cfg.seed)
+
+    strategy = get_strategy()
+    batch_size = cfg.batch_size
+    steps = max(1, len(train[0]) // batch_size) if len(train[0]) >= batch_size else 1
+    groups = layer_groups(model, stage)
+    state = _stage_state(model, strategy, cfg, stage, groups, steps, out_dir)
+    optimizers, best = state.optimizers, state.best
+    done = int(state.epoch.numpy())
     if done >= epochs and best_path.is_file():
         if verbose:
             print(f"stage {stage}: all {epochs} epochs done, best model in {best_path}")
@@ -617,7 +690,7 @@ def train_classifier(
         optimizers,
         groups,
         loss_fn,
-        loss_scale,
+        state.loss_scale,
         augment if in_step else None,
         jit_compile=use_jit(cfg),
     )
@@ -634,11 +707,7 @@ def train_classifier(
         progress = keras.utils.Progbar(
             steps, verbose=verbose, stateful_metrics=["val_acc", "val_macro_sens"]
         )
-        losses = []
-        for number, batch in enumerate(train_set, start=1):
-            losses.append(float(train_step(batch)))
-            if number < steps:
-                progress.update(number, [("loss", losses[-1])])
+        losses = _train_epoch(train_step, train_set, steps, progress)
         predicted = predict(model, val_images, batch_size).argmax(axis=1)
         scores = classification_metrics(val_truth, predicted)
         accuracy, sensitivity = scores["accuracy"], scores["macro_sensitivity"]
@@ -664,8 +733,8 @@ def train_classifier(
         )
         _write_history(history_path, stage, history, float(best.numpy()), epochs)
         # The checkpoint is written last: an epoch counts as finished only once all is saved.
-        epoch.assign(index + 1)
-        manager.save(checkpoint_number=index + 1)
+        state.epoch.assign(index + 1)
+        state.manager.save(checkpoint_number=index + 1)
     if best_weights is None:  # the best epoch was before an interruption
         return load_model(best_path)
     model.set_weights(best_weights)

@@ -17,8 +17,6 @@ import json
 from alembic import op
 import sqlalchemy as sa
 
-from studybundle import read
-
 
 # revision identifiers, used by Alembic.
 revision = 'i10a'
@@ -53,6 +51,31 @@ case = sa.table(
 )
 
 
+# Frozen copies of studybundle.read's classes, likert and shown_neighbours (and of
+# studybundle.taxonomy's HAM10000 malignant codes) as they were when this migration was
+# written: a migration must not change when app code does, and a format-1 manifest reads
+# today as it read then.
+HAM10000_MALIGNANT = frozenset({'akiec', 'bcc', 'mel'})
+
+
+def _classes(manifest):
+    """The taxonomy in display order, each class with its `malignant` flag."""
+    return [
+        {**entry, 'malignant': entry.get('malignant', entry['code'] in HAM10000_MALIGNANT)}
+        for entry in manifest['classes']
+    ]
+
+
+def _likert(manifest):
+    """The confidence labels, level 1 first."""
+    return list(manifest['likert'])
+
+
+def _shown_neighbours(manifest):
+    """How many neighbours Task 2 shows by default (the study's k)."""
+    return int(manifest.get('neighbours') or 0)
+
+
 def _manifest(value):
     """A JSON column's value as a dict (some drivers hand back text)."""
     return json.loads(value) if isinstance(value, str) else value
@@ -65,7 +88,7 @@ def _convert_studies(connection):
         connection.execute(
             study.update()
             .where(study.c.id == study_id)
-            .values(likert=read.likert(manifest), neighbours_shown=read.shown_neighbours(manifest))
+            .values(likert=_likert(manifest), neighbours_shown=_shown_neighbours(manifest))
         )
         rows = [
             {
@@ -75,7 +98,7 @@ def _convert_studies(connection):
                     'code', 'name', 'colour', 'text_colour', 'definition', 'malignant'
                 )},
             }
-            for position, entry in enumerate(read.classes(manifest))
+            for position, entry in enumerate(_classes(manifest))
         ]
         if rows:
             connection.execute(study_class.insert(), rows)

@@ -10,16 +10,31 @@ this deployment's SECRET_KEY, and the rows follow. Run it with the deployment's 
 set (flask db upgrade does). A file already renamed (an interrupted run) is left as it is.
 Downgrade keeps the keyed names: the old code serves whatever names the rows hold.
 """
+import hashlib
+import hmac
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
+from flask import current_app
 
 # revision identifiers, used by Alembic.
 revision = 'i15c'
 down_revision = 'i15b'
 branch_labels = None
 depends_on = None
+
+
+def served_name(name: str) -> str:
+    """The keyed name of a bundle image, as app.bundle.served_name gave it when this migration
+    was written (with app.servedimages.deployment_key inlined), keyed by SECRET_KEY.
+
+    A frozen copy, not an import: a migration must not change when app code does. Should the
+    app ever name images otherwise, it is a new migration's job to rename them again.
+    """
+    secret = current_app.config["SECRET_KEY"]
+    key = hmac.new(secret.encode(), b"secbir study image names", hashlib.sha256).digest()
+    return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32] + ".jpg"
 
 
 def _rename(folder: Path, old: str, new: str) -> None:
@@ -30,8 +45,6 @@ def _rename(folder: Path, old: str, new: str) -> None:
 
 
 def upgrade():
-    from app.bundle import served_name
-
     connection = op.get_bind()
     folders = dict(connection.execute(sa.text("SELECT id, image_folder FROM study")).all())
     cases = connection.execute(

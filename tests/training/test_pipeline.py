@@ -402,3 +402,12 @@ def test_a_finished_run_from_before_the_label_channel_is_left_as_it_is(
     assert " done in " not in printed  # nothing recomputed, no image loaded
     assert not (out / "saliency_predicted").exists()
     assert (out / "metrics.json").read_bytes() == metrics_bytes
+
+
+def test_the_step_lists_name_pipeline_steps_in_run_order() -> None:
+    from training import positive_control
+
+    order = list(pipeline.STEP_BY_NAME)
+    for steps in (pipeline.PIXEL_STEPS, pipeline.SEED_STEPS, positive_control.ARM_STEPS):
+        positions = [order.index(name) for name in steps]  # a misspelt name fails here
+        assert positions == sorted(positions)
