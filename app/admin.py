@@ -3,7 +3,6 @@ and the readers' progress. Organisers manage the studies they are members of (se
 admins manage every study. Another study answers 404, as if it did not exist."""
 
 import json
-import math
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -76,6 +75,7 @@ from app.survey.enrolment import (
     withdraw,
 )
 from app.washout import ReaderEffect, announce_openings, washout_effects
+from studybundle.metrics import MetricsError, read_metrics
 
 bp = Blueprint("admin", __name__)
 
@@ -229,45 +229,31 @@ def import_job(job_id: int) -> Response | str | tuple[str, int]:
     return import_outcome(job)
 
 
-def _figure(value: Any) -> float | None:
-    """A score from the bundle's provenance if it is a plain finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What the training run measured for the aids (the bundle's provenance.metrics): macro
-    precision at k per retrieval, accuracy and macro sensitivity per classifier."""
+    """What the training run measured for the aids (the bundle's provenance.metrics, read
+    leniently by studybundle.metrics: a figure it cannot read is None): macro precision at k
+    per retrieval, accuracy and macro sensitivity per classifier."""
     provenance = manifest.get("provenance")
-    metrics = provenance.get("metrics") if isinstance(provenance, dict) else None
-    if not isinstance(metrics, dict):
+    try:
+        found, _ = read_metrics(provenance.get("metrics") if isinstance(provenance, dict) else None)
+    except MetricsError:  # no metrics (or not an object): nothing to show
         return {}
-    retrieval = metrics.get("retrieval") if isinstance(metrics.get("retrieval"), dict) else {}
-    ks = sorted(
-        {k for by_k in retrieval.values() if isinstance(by_k, dict) for k in by_k if k.isdigit()},
-        key=int,
-    )
+    retrieval = found.retrieval or {}
+    ks = sorted({k for by_k in retrieval.values() for k in by_k})
     rows = [
         {
-            "name": training_name(str(name)),
-            "cells": [
-                _figure(by_k.get(k, {}).get("macro") if isinstance(by_k.get(k), dict) else None)
-                for k in ks
-            ],
+            "name": training_name(name),
+            "cells": [by_k[k].macro if k in by_k else None for k in ks],
         }
         for name, by_k in sorted(retrieval.items())
-        if isinstance(by_k, dict)
     ]
-    classifiers = metrics.get("classifiers") if isinstance(metrics.get("classifiers"), dict) else {}
     models = [
         {
-            "name": training_name(str(name)),
-            "accuracy": _figure(values.get("accuracy")),
-            "macro_sensitivity": _figure(values.get("macro_sensitivity")),
+            "name": training_name(name),
+            "accuracy": scores.accuracy,
+            "macro_sensitivity": scores.macro_sensitivity,
         }
-        for name, values in sorted(classifiers.items())
-        if isinstance(values, dict)
+        for name, scores in sorted((found.classifiers or {}).items())
     ]
     return {"ks": ks, "retrieval": rows, "classifiers": models}
 

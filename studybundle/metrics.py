@@ -20,6 +20,7 @@ from studybundle.jsonio import finite_number
 T = TypeVar("T")
 Figure = float | None  # a figure read leniently: None when the file's value was not a number
 DIFFERENCE = "true_class - predicted_class"  # label_channel's key of its difference
+MISSING: Any = object()  # what a required key that is absent reads as
 
 
 class MetricsError(BundleError):
@@ -223,45 +224,52 @@ class _Reader:
         """Record that the value at `where` is not what the record needs."""
         self.problems.append(f"{where} {what}")
 
+    def wrong(self, value: Any, where: str, wanted: str) -> None:
+        """Record that the value at `where` is missing or not `wanted`."""
+        if value is MISSING:
+            self.problem(where, "is missing")
+        else:
+            self.problem(where, f"is {_shown(value)}, not {wanted}")
+
     def figure(self, value: Any, where: str) -> Figure:
         """A finite number (not a boolean), else None."""
         if finite_number(value):
             return value
-        self.problem(where, f"is {_shown(value)}, not a finite number")
+        self.wrong(value, where, "a finite number")
         return None
 
     def integer(self, value: Any, where: str) -> int | None:
         """An integer of at least 0 (not a boolean), else None."""
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        self.problem(where, f"is {_shown(value)}, not a whole number of at least 0")
+        self.wrong(value, where, "a whole number of at least 0")
         return None
 
     def text(self, value: Any, where: str) -> str | None:
         """A string, else None."""
         if isinstance(value, str):
             return value
-        self.problem(where, f"is {_shown(value)}, not a text")
+        self.wrong(value, where, "a text")
         return None
 
     def flag(self, value: Any, where: str) -> bool | None:
         """true or false, else None."""
         if isinstance(value, bool):
             return value
-        self.problem(where, f"is {_shown(value)}, not true or false")
+        self.wrong(value, where, "true or false")
         return None
 
     def object(self, value: Any, where: str) -> dict[str, Any] | None:
         """A JSON object, else None."""
         if isinstance(value, dict):
             return value
-        self.problem(where, "must be an object")
+        self.wrong(value, where, "an object")
         return None
 
     def integers(self, value: Any, where: str) -> tuple[int, ...] | None:
         """A list of whole numbers, else None."""
         if not isinstance(value, list):
-            self.problem(where, "must be a list of whole numbers")
+            self.wrong(value, where, "a list of whole numbers")
             return None
         found = [self.integer(item, f"{where}[{n}]") for n, item in enumerate(value)]
         return tuple(item for item in found if item is not None)
@@ -296,27 +304,25 @@ class _Reader:
                 result[number] = read_item
         return result
 
+    def fields(self, value: Any, where: str) -> "_Fields | None":
+        """The keys of a JSON object, to be read one by one (None if it is not an object)."""
+        found = self.object(value, where)
+        return None if found is None else _Fields(found, where)
+
     def classifier(self, value: Any, where: str) -> Classifier | None:
         """{accuracy, macro_sensitivity}."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return None
         return Classifier(
-            self.figure(found.get("accuracy"), f"{where}.accuracy"),
-            self.figure(found.get("macro_sensitivity"), f"{where}.macro_sensitivity"),
+            found.need("accuracy", self.figure), found.need("macro_sensitivity", self.figure)
         )
 
     def precision(self, value: Any, where: str) -> Precision:
         """{class: P@k, ..., macro: AP@k}; not an object: a Precision of None (the k stays)."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return Precision(None)
-        classes = {
-            name: self.figure(item, f"{where}.{name}")
-            for name, item in found.items()
-            if name != "macro"
-        }
-        return Precision(self.figure(found.get("macro"), f"{where}.macro"), classes)
+        classes = {name: found.need(name, self.figure) for name in found.found if name != "macro"}
+        return Precision(found.need("macro", self.figure), classes)
 
     def retrieval(self, value: Any, where: str) -> dict[int, Precision] | None:
         """One retrieval system's Precision by k."""
@@ -324,10 +330,9 @@ class _Reader:
 
     def interval(self, value: Any, where: str) -> Interval | None:
         """{estimate, ci_low, ci_high}."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return None
-        return Interval(*(self.figure(found.get(key), f"{where}.{key}") for key in INTERVAL_KEYS))
+        return Interval(*(found.need(key, self.figure) for key in INTERVAL_KEYS))
 
     def intervals(self, value: Any, where: str) -> dict[int, Interval] | None:
         """Intervals by k."""
@@ -337,55 +342,62 @@ class _Reader:
         """Plain figures by k."""
         return self.by_k(value, where, self.figure)
 
+    def classifiers(self, value: Any, where: str) -> dict[str, Classifier] | None:
+        """Classifiers by name."""
+        return self.named(value, where, self.classifier)
+
     def seed(self, value: Any, where: str) -> SeedFigures | None:
         """per_seed's item: classifiers, retrieval and comparisons."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return None
         return SeedFigures(
-            self.named(found.get("classifiers"), f"{where}.classifiers", self.classifier) or {},
-            self.named(found.get("retrieval"), f"{where}.retrieval", self.figures) or {},
-            self.named(found.get("comparisons"), f"{where}.comparisons", self.figures) or {},
+            found.need("classifiers", self.classifiers) or {},
+            found.need("retrieval", lambda v, w: self.named(v, w, self.figures)) or {},
+            found.need("comparisons", lambda v, w: self.named(v, w, self.figures)) or {},
         )
 
     def bootstrap(self, value: Any, where: str) -> Bootstrap | None:
         """How the intervals were drawn; resampled, lone_lesion_class and seeds optional."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return None
-        optional = {key: found.get(key) for key in ("resampled", "lone_lesion_class", "seeds")}
         return Bootstrap(
-            draws=self.integer(found.get("draws"), f"{where}.draws"),
-            stratified_by=self.text(found.get("stratified_by"), f"{where}.stratified_by"),
-            interval=self.figure(found.get("interval"), f"{where}.interval"),
-            seed=self.integer(found.get("seed"), f"{where}.seed"),
-            resampled=self.optional(optional["resampled"], f"{where}.resampled", self.text),
-            lone_lesion_class=self.optional(
-                optional["lone_lesion_class"], f"{where}.lone_lesion_class", self.text
-            ),
-            seeds=self.optional(optional["seeds"], f"{where}.seeds", self.integers),
+            draws=found.need("draws", self.integer),
+            stratified_by=found.need("stratified_by", self.text),
+            interval=found.need("interval", self.figure),
+            seed=found.need("seed", self.integer),
+            resampled=found.may("resampled", self.text),
+            lone_lesion_class=found.may("lone_lesion_class", self.text),
+            seeds=found.may("seeds", self.integers),
         )
 
     def label_channel(self, value: Any, where: str) -> LabelChannel | None:
         """The label-channel diagnostic."""
-        found = self.object(value, where)
-        if found is None:
+        if (found := self.fields(value, where)) is None:
             return None
         return LabelChannel(
-            bank_maps=self.text(found.get("bank_maps"), f"{where}.bank_maps"),
-            train_images=self.integer(found.get("train_images"), f"{where}.train_images"),
-            train_maps_differing=self.integer(
-                found.get("train_maps_differing"), f"{where}.train_maps_differing"
-            ),
-            retrieval=self.named(found.get("retrieval"), f"{where}.retrieval", self.retrieval)
-            or {},
-            difference=self.intervals(found.get(DIFFERENCE), f"{where}.{DIFFERENCE}") or {},
+            bank_maps=found.need("bank_maps", self.text),
+            train_images=found.need("train_images", self.integer),
+            train_maps_differing=found.need("train_maps_differing", self.integer),
+            retrieval=found.need("retrieval", lambda v, w: self.named(v, w, self.retrieval)) or {},
+            difference=found.need(DIFFERENCE, self.intervals) or {},
         )
 
-    @staticmethod
-    def optional(value: Any, where: str, read: Callable[[Any, str], T | None]) -> T | None:
-        """An optional key: absent (None) is no problem."""
-        return None if value is None else read(value, where)
+
+@dataclass(frozen=True)
+class _Fields:
+    """One JSON object being read key by key, each key's place named after the object's."""
+
+    found: dict[str, Any]
+    where: str
+
+    def need(self, key: str, read: Callable[[Any, str], T | None]) -> T | None:
+        """A key that must be there (absent: a problem)."""
+        return read(self.found.get(key, MISSING), f"{self.where}.{key}")
+
+    def may(self, key: str, read: Callable[[Any, str], T | None]) -> T | None:
+        """A key that may be absent or null (a key older runs did not write)."""
+        value = self.found.get(key)
+        return None if value is None else read(value, f"{self.where}.{key}")
 
 
 INTERVAL_KEYS = ("estimate", "ci_low", "ci_high")
@@ -404,26 +416,21 @@ def read_metrics(value: Any, where: str = "metrics") -> tuple[Metrics, list[str]
     if not isinstance(value, dict):
         raise MetricsError(f"{where} must be an object")
     reader = _Reader()
-    get = value.get
-
-    def part(key: str, read: Callable[[Any, str], T | None]) -> T | None:
-        return reader.optional(get(key), f"{where}.{key}", read)
-
-    record = Metrics(
-        classifiers=part("classifiers", lambda v, w: reader.named(v, w, reader.classifier)),
-        retrieval=part("retrieval", lambda v, w: reader.named(v, w, reader.retrieval)),
-        k=part("k", reader.integers),
-        primary_k=part("primary_k", reader.integer),
-        exclude_same_lesion=part("exclude_same_lesion", reader.flag),
-        queries=part("queries", reader.integer),
-        bank=part("bank", reader.integer),
-        majority_vote_accuracy_at_6=part("majority_vote_accuracy_at_6", reader.figure),
-        majority_vote_accuracy_at_6_by_model=part(
+    found = _Fields(value, where)
+    return Metrics(
+        classifiers=found.may("classifiers", reader.classifiers),
+        retrieval=found.may("retrieval", lambda v, w: reader.named(v, w, reader.retrieval)),
+        k=found.may("k", reader.integers),
+        primary_k=found.may("primary_k", reader.integer),
+        exclude_same_lesion=found.may("exclude_same_lesion", reader.flag),
+        queries=found.may("queries", reader.integer),
+        bank=found.may("bank", reader.integer),
+        majority_vote_accuracy_at_6=found.may("majority_vote_accuracy_at_6", reader.figure),
+        majority_vote_accuracy_at_6_by_model=found.may(
             "majority_vote_accuracy_at_6_by_model", lambda v, w: reader.named(v, w, reader.figure)
         ),
-        comparisons=part("comparisons", lambda v, w: reader.named(v, w, reader.intervals)),
-        per_seed=part("per_seed", lambda v, w: reader.by_k(v, w, reader.seed, start=0)),
-        bootstrap=part("bootstrap", reader.bootstrap),
-        label_channel=part("label_channel", reader.label_channel),
-    )
-    return record, reader.problems
+        comparisons=found.may("comparisons", lambda v, w: reader.named(v, w, reader.intervals)),
+        per_seed=found.may("per_seed", lambda v, w: reader.by_k(v, w, reader.seed, start=0)),
+        bootstrap=found.may("bootstrap", reader.bootstrap),
+        label_channel=found.may("label_channel", reader.label_channel),
+    ), reader.problems

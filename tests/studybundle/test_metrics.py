@@ -170,10 +170,10 @@ MALFORMED = [
     ),
     (
         lambda m: m["comparisons"]["se_cbir - cbir"]["6"].pop("ci_high"),
-        "metrics.comparisons.se_cbir - cbir.6.ci_high is None",
+        "metrics.comparisons.se_cbir - cbir.6.ci_high is missing",
     ),
-    (lambda m: m.update(retrieval=[1]), "metrics.retrieval must be an object"),
-    (lambda m: m["retrieval"].update(cbir=0.5), "metrics.retrieval.cbir must be an object"),
+    (lambda m: m.update(retrieval=[1]), "metrics.retrieval is [1], not an object"),
+    (lambda m: m["retrieval"].update(cbir=0.5), "metrics.retrieval.cbir is 0.5, not an object"),
     (
         lambda m: m["retrieval"]["se_cbir"].update({"06": precision(0.5)}),
         "metrics.retrieval.se_cbir['06'] is not keyed by a whole number from 1",
@@ -185,8 +185,8 @@ MALFORMED = [
     (lambda m: m.update(primary_k=True), "metrics.primary_k is True, not a whole number"),
     (lambda m: m.update(k=[1, -6]), "metrics.k[1] is -6"),
     (lambda m: m.update(exclude_same_lesion=1), "metrics.exclude_same_lesion is 1, not true"),
-    (lambda m: m["bootstrap"].update(seeds="71"), "metrics.bootstrap.seeds must be a list"),
-    (lambda m: m["bootstrap"].pop("draws"), "metrics.bootstrap.draws is None"),
+    (lambda m: m["bootstrap"].update(seeds="71"), "metrics.bootstrap.seeds is '71', not a list"),
+    (lambda m: m["bootstrap"].pop("draws"), "metrics.bootstrap.draws is missing"),
     (lambda m: m["per_seed"].update(x={}), "metrics.per_seed['x'] is not keyed"),
     (
         lambda m: m["per_seed"]["71"]["comparisons"]["se_cbir - cbir"].update({"6": None}),
@@ -198,7 +198,7 @@ MALFORMED = [
     ),
     (
         lambda m: m["label_channel"].pop("true_class - predicted_class"),
-        "metrics.label_channel.true_class - predicted_class must be an object",
+        "metrics.label_channel.true_class - predicted_class is missing",
     ),
 ]
 
