@@ -405,7 +405,10 @@ INTERVAL_KEYS = ("estimate", "ci_low", "ci_high")
 
 def _shown(value: Any) -> str:
     """A value in a problem's message, cut short."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python turns into text
+        return "a huge integer"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
