@@ -9,6 +9,8 @@ It imports neither Flask nor TensorFlow (NumPy and Pillow only). docs/bundle.md 
   majority vote.
 - `validate_bundle(folder) -> ValidBundle` or `BundleError` naming every problem found;
   `check_manifest`, `check_queries`, `check_images` are its parts.
+- `metrics`: the run's metrics.json (a format-2 manifest's `provenance.metrics`) as a typed
+  record: the pipeline writes it through `Metrics`, the app reads it with `read_metrics`.
 - `read`: both formats in one shape (format 1 seen as format 2); `jsonio`: strict JSON in,
   deterministic JSON out, the digest; `archive.extract_zip`: an uploaded .zip, safely.
 """

@@ -14,9 +14,9 @@ class Problems(list[str]):
         """Record one problem (without its final full stop)."""
         self.append(str(problem).rstrip("."))
 
-    def raise_if_any(self) -> None:
-        """Raise one BundleError naming the problems (the first ten, then how many more)."""
+    def raise_if_any(self, error: type[BundleError] = BundleError) -> None:
+        """Raise one `error` naming the problems (the first ten, then how many more)."""
         if self:
             shown = "; ".join(self[:MAX_REPORTED])
             more = f" (and {len(self) - MAX_REPORTED} more)" if len(self) > MAX_REPORTED else ""
-            raise BundleError(f"{shown}{more}.")
+            raise error(f"{shown}{more}.")

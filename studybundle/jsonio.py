@@ -5,7 +5,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from studybundle.errors import BundleError
 from studybundle.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES, UNSTORABLE
@@ -24,6 +24,16 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise BundleError(f"holds {text}, a number too large for a float")
     return value
+
+
+def finite_number(value: Any) -> TypeGuard[int | float]:
+    """Whether a JSON value is a number that is finite as a float (10**400 is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def depth(document: Any) -> int:

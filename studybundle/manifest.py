@@ -1,6 +1,5 @@
 """Checks of manifest.json, formats 1 and 2; the layout that the query checks go by."""
 
-import math
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -24,6 +23,7 @@ from studybundle.limits import (
     NEIGHBOUR_AIDS,
     UNSTORABLE,
 )
+from studybundle.metrics import read_metrics
 from studybundle.taxonomy import HAM10000_CODES, LIKERT
 
 
@@ -37,6 +37,9 @@ class Layout:
     max_neighbours: int  # length of every neighbour list (format 1: 6)
     web_image_size: int
     extensions: tuple[str, ...] = ()  # format 2's optional extensions every query carries
+    # What is wrong but does not stop an import: provenance.metrics's figures that do not
+    # fit studybundle.metrics (the organisers' page shows them as missing).
+    warnings: tuple[str, ...] = ()
 
 
 def text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
@@ -53,16 +56,6 @@ def text(value: Any, where: str, max_length: int = MAX_KEY) -> str:
 def positive_int(value: Any) -> TypeGuard[int]:
     """Whether a JSON value is an integer above zero (booleans are not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def finite_number(value: Any) -> TypeGuard[int | float]:
-    """Whether a JSON value is a number that is finite as a float (10**400 is not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 def _check_class(entry: Any, where: str, version: int) -> tuple[str, str]:
@@ -196,6 +189,25 @@ def _check_counts(manifest: dict[str, Any], problems: Problems) -> None:
         problems.add("manifest.json counts do not add up (before != after + dropped)")
 
 
+def _check_provenance(manifest: dict[str, Any], problems: Problems) -> tuple[str, ...]:
+    """provenance: an object; its metrics, if any, an object read by studybundle.metrics.
+
+    A metrics object that does not fit the record is imported all the same (bundles made by
+    hand or by older runs imported before the record existed): its problems are warnings.
+    """
+    provenance = manifest.get("provenance")
+    if not isinstance(provenance, dict):
+        problems.add("manifest.json provenance must be an object")
+        return ()
+    if "metrics" not in provenance:
+        return ()
+    if not isinstance(provenance["metrics"], dict):
+        problems.add("manifest.json provenance.metrics must be an object")
+        return ()
+    _, found = read_metrics(provenance["metrics"], "manifest.json provenance.metrics")
+    return tuple(found)
+
+
 def check_manifest(manifest: Any) -> Layout:
     """Check manifest.json (every problem named at once); the layout queries must follow."""
     if not isinstance(manifest, dict):
@@ -218,12 +230,8 @@ def check_manifest(manifest: Any) -> Layout:
         aids, most = _check_aids(manifest, problems)
     if not positive_int(manifest.get("web_image_size")):
         problems.add("manifest.json web_image_size must be a positive integer")
-    provenance = manifest.get("provenance")
-    if not isinstance(provenance, dict):
-        problems.add("manifest.json provenance must be an object")
-    elif "metrics" in provenance and not isinstance(provenance["metrics"], dict):
-        problems.add("manifest.json provenance.metrics must be an object")
+    warnings = _check_provenance(manifest, problems)
     _check_counts(manifest, problems)
     extensions = _check_extensions(manifest, version, problems)
     problems.raise_if_any()
-    return Layout(version, codes, aids, most, manifest["web_image_size"], extensions)
+    return Layout(version, codes, aids, most, manifest["web_image_size"], extensions, warnings)

@@ -4,6 +4,7 @@ import math
 from typing import Any
 
 from studybundle.errors import BundleError, Problems
+from studybundle.jsonio import finite_number
 from studybundle.limits import (
     CASE_KEY,
     CLASSIFIERS,
@@ -16,7 +17,7 @@ from studybundle.limits import (
     PROBABILITY_TOLERANCE,
     SEXES,
 )
-from studybundle.manifest import Layout, finite_number, text
+from studybundle.manifest import Layout, text
 from studybundle.vote import majority_vote
 
 Seen = dict[str, set[str]]

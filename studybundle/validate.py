@@ -47,6 +47,11 @@ class ValidBundle:
         """The bundle's format version."""
         return self.layout.version
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is wrong with the bundle but does not stop its import (Layout.warnings)."""
+        return self.layout.warnings
+
 
 def _ids(queries: list[dict[str, Any]]) -> set[str]:
     """Every image and lesion id of the bundle that could hide in a hex file name."""

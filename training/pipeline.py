@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from studybundle.metrics import Metrics, MetricsError
 from training import bundle, data, metrics, split
 from training.config import Config, differing_fields, get_config, load_config
 from training.errors import PipelineError
@@ -889,9 +890,23 @@ def step_metrics(run: Run) -> None:
         result["majority_vote_accuracy_at_6"] = result["majority_vote_accuracy_at_6_by_model"][
             "se_cbir"
         ]
-        write_json(run.out / "metrics.json", result)
+        write_json(run.out / "metrics.json", through_record(result))
 
     run.step("metrics", run.out / "metrics.json", work)
+
+
+def through_record(result: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json as its typed record (studybundle.metrics, by which the app reads it) writes
+    it: a figure the record refuses, or a key it does not know, stops the run here rather
+    than leave a blank cell on the study's page."""
+    try:
+        written = Metrics.from_json(result).to_json()
+    except MetricsError as error:
+        raise PipelineError(f"metrics.json does not fit its record: {error}") from None
+    if written != result:
+        unknown = sorted(key for key in result if written.get(key) != result[key])
+        raise PipelineError(f"metrics.json's record leaves out part of {', '.join(unknown)}")
+    return written
 
 
 def seed_figures(

@@ -3,7 +3,6 @@ scored in training, who agreed to which information text, opening and closing, a
 frozen when it first opened."""
 
 import json
-import math
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -38,6 +37,7 @@ from app.organiser.studies import enrolled_count, pool_size
 from app.survey.conditions import training_name
 from app.survey.enrolment import sessions_of
 from app.washout import ReaderEffect, announce_openings, washout_effects
+from studybundle.metrics import MetricsError, read_metrics
 
 bp = Blueprint("settings", __name__)
 
@@ -85,49 +85,31 @@ class StudySettingsForm(FlaskForm):
     submit = SubmitField("Save settings")
 
 
-def _figure(value: Any) -> float | None:
-    """A score from the bundle's provenance if it is a plain finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What the training run measured for the aids (the bundle's provenance.metrics): macro
-    precision at k per retrieval, accuracy and macro sensitivity per classifier."""
+    """What the training run measured for the aids (the bundle's provenance.metrics, read
+    leniently by studybundle.metrics: a figure it cannot read is None): macro precision at k
+    per retrieval, accuracy and macro sensitivity per classifier."""
     provenance = manifest.get("provenance")
-    metrics = provenance.get("metrics") if isinstance(provenance, dict) else None
-    if not isinstance(metrics, dict):
+    try:
+        found, _ = read_metrics(provenance.get("metrics") if isinstance(provenance, dict) else None)
+    except MetricsError:  # no metrics (or not an object): nothing to show
         return {}
-    retrieval: dict[str, Any] = (
-        metrics["retrieval"] if isinstance(metrics.get("retrieval"), dict) else {}
-    )
-    ks = sorted(
-        {k for by_k in retrieval.values() if isinstance(by_k, dict) for k in by_k if k.isdigit()},
-        key=int,
-    )
+    retrieval = found.retrieval or {}
+    ks = sorted({k for by_k in retrieval.values() for k in by_k})
     rows = [
         {
-            "name": training_name(str(name)),
-            "cells": [
-                _figure(by_k.get(k, {}).get("macro") if isinstance(by_k.get(k), dict) else None)
-                for k in ks
-            ],
+            "name": training_name(name),
+            "cells": [by_k[k].macro if k in by_k else None for k in ks],
         }
         for name, by_k in sorted(retrieval.items())
-        if isinstance(by_k, dict)
     ]
-    classifiers: dict[str, Any] = (
-        metrics["classifiers"] if isinstance(metrics.get("classifiers"), dict) else {}
-    )
     models = [
         {
-            "name": training_name(str(name)),
-            "accuracy": _figure(values.get("accuracy")),
-            "macro_sensitivity": _figure(values.get("macro_sensitivity")),
+            "name": training_name(name),
+            "accuracy": scores.accuracy,
+            "macro_sensitivity": scores.macro_sensitivity,
         }
-        for name, values in sorted(classifiers.items())
-        if isinstance(values, dict)
+        for name, scores in sorted((found.classifiers or {}).items())
     ]
     return {"ks": ks, "retrieval": rows, "classifiers": models}
 

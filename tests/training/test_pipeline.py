@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from studybundle.metrics import Metrics
 from tests.conftest import TinyRun
 from training import cli, pipeline
 from training.bundle import validate_bundle
@@ -96,6 +97,10 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     assert manifest["counts"]["queries_after"] == len(valid.queries)
 
     result = json.loads((out / "metrics.json").read_text())
+    # Written through its typed record, which reads every key back (and the bundle's copy).
+    record = Metrics.from_json(result)
+    assert record.to_json() == result == manifest["provenance"]["metrics"]
+    assert record.label_channel is not None and record.per_seed is not None
     for name in ("rgb", "rgbs"):
         assert set(result["classifiers"][name]) >= {"accuracy", "macro_sensitivity"}
     assert set(result["classifiers"]) == {"rgb", "rgbs", "control", "shuffled"}
@@ -411,3 +416,21 @@ def test_the_step_lists_name_pipeline_steps_in_run_order() -> None:
     for steps in (pipeline.PIXEL_STEPS, pipeline.SEED_STEPS, positive_control.ARM_STEPS):
         positions = [order.index(name) for name in steps]  # a misspelt name fails here
         assert positions == sorted(positions)
+
+
+def test_metrics_json_is_written_through_its_record() -> None:
+    """A key the record (studybundle.metrics) does not know, or a figure it refuses, stops
+    the metrics step instead of reaching the bundle."""
+    value = {
+        "k": [1, 6],
+        "primary_k": 6,
+        "retrieval": {"se_cbir": {"6": {"mel": 0.5, "macro": 0.5}}},
+    }
+    assert pipeline.through_record(value) == value
+    with pytest.raises(PipelineError, match="leaves out part of primary_key"):
+        pipeline.through_record({"primary_key": 6})  # renamed in the pipeline only
+    interval = {"estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2, "ci_width": 0.2}
+    with pytest.raises(PipelineError, match="leaves out part of comparisons"):
+        pipeline.through_record({"comparisons": {"se_cbir - cbir": {"6": interval}}})
+    with pytest.raises(PipelineError, match="ci_high is missing"):
+        pipeline.through_record({"comparisons": {"se_cbir - cbir": {"6": {"estimate": 0.1}}}})
