@@ -67,7 +67,6 @@ from app.models import (
     StudyStatus,
     User,
 )
-from app.survey.conditions import training_name
 from app.survey.enrolment import (
     condition_orders,
     next_opening,
@@ -76,6 +75,7 @@ from app.survey.enrolment import (
     withdraw,
 )
 from app.washout import ReaderEffect, announce_openings, washout_effects
+from studybundle.vocabulary import training_name
 
 bp = Blueprint("admin", __name__)
 

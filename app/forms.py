@@ -36,6 +36,7 @@ from wtforms.validators import (
 
 from app.mail.addresses import AddressError, deliverable_address, pasted_entries
 from app.models import Sampling
+from studybundle.vocabulary import CONDITION_AIDS, Aid, Classifier, Design
 
 MIN_PASSWORD = 10
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
@@ -258,11 +259,9 @@ class ConditionForm(Form):
         "Aid",
         choices=[
             SelectChoice("", "(not used)"),
-            SelectChoice("unaided", "No aid"),
-            SelectChoice(SALIENCY_ONLY, "Saliency map only"),
-            SelectChoice("se_cbir", "SE-CBIR similar images"),
-            SelectChoice("cbir", "CBIR similar images"),
-            SelectChoice("probabilities", "AI class probabilities"),
+            SelectChoice(Aid.UNAIDED.value, Aid.UNAIDED.label),
+            SelectChoice(SALIENCY_ONLY, f"{Aid.SALIENCY.label} only"),
+            *(SelectChoice(a, Aid(a).label) for a in CONDITION_AIDS if a != Aid.UNAIDED),
         ],
         default="",
     )
@@ -272,11 +271,8 @@ class ConditionForm(Form):
     labelled = BooleanField("Similar images with their classes", default=True)
     classifier = SelectField(
         "Probabilities of",
-        choices=[
-            SelectChoice("rgb_saliency", "the image + saliency classifier"),
-            SelectChoice("rgb", "the image-only classifier"),
-        ],
-        default="rgb_saliency",
+        choices=[SelectChoice(model.value, f"the {model.label}") for model in Classifier],
+        default=Classifier.RGB_SALIENCY.value,
     )
     saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
     context = BooleanField(
@@ -309,12 +305,7 @@ class DesignForm(FlaskForm):
 
     design = SelectField(
         "Design",
-        choices=[
-            SelectChoice("sequential", "Sequential replay: every reader, the same order"),
-            SelectChoice("crossover", "Counterbalanced crossover: orders balanced over readers"),
-            SelectChoice("per_case", "Per-case randomised: one task, conditions mixed"),
-            SelectChoice("initial_revised", "Initial then revised: unaided first, then the aid"),
-        ],
+        choices=[SelectChoice(design.value, design.choice) for design in Design],
     )
     conditions = FieldList(FormField(ConditionForm), min_entries=4, max_entries=4)
     rotate_later_sessions = BooleanField("Later tasks show the case turned by 180 degrees")

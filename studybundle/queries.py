@@ -6,17 +6,16 @@ from typing import Any
 from studybundle.errors import BundleError, Problems
 from studybundle.limits import (
     CASE_KEY,
-    CLASSIFIERS,
     CONTEXT_FIELDS,
     IMAGE_PATH,
     MAX_AGE,
     MAX_QUERIES,
     MAX_SITE,
-    NEIGHBOUR_AIDS,
     PROBABILITY_TOLERANCE,
     SEXES,
 )
 from studybundle.manifest import Layout, finite_number, text
+from studybundle.vocabulary import CLASSIFIERS, NEIGHBOUR_AIDS
 from studybundle.vote import majority_vote
 
 Seen = dict[str, set[str]]

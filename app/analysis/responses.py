@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
+from studybundle.vocabulary import THESIS_CONDITIONS, Aid
 
 # A NumPy array of any shape and element type (the analysis's parallel columns).
 Array = NDArray[Any]
@@ -54,8 +55,8 @@ COLUMNS: tuple[str, ...] = (
 )
 TASKS: tuple[int, ...] = (1, 2)
 # The thesis's two tasks as conditions: Task 1 read the lesion alone, Task 2 with SE-CBIR.
-TASK_CONDITIONS: dict[int, str] = {1: "unaided", 2: "se_cbir"}
-UNAIDED = "unaided"
+TASK_CONDITIONS: dict[int, str] = dict(enumerate(THESIS_CONDITIONS, start=1))
+UNAIDED = Aid.UNAIDED.value
 # An initial-then-revised answer's first look (without the aid) is a reading of its own, under
 # the aid's condition with this suffix: "se_cbir_initial" (responses.py, `_with_first_looks`).
 INITIAL_SUFFIX = "_initial"
