@@ -73,7 +73,7 @@ def pair_words(pair: ComparedPair) -> tuple[str, str]:
 def task_masks(responses: Responses, pair: Compared = FIRST_TWO) -> dict[int, Array]:
     """Task 1 and Task 2 of the tables: which answers were given under the pair's first and
     under its second condition (the one place that decides what "Task 1" means)."""
-    condition = responses.condition_index
+    condition = responses.condition
     return {1: condition == pair[0], 2: condition == pair[1]}
 
 
@@ -208,8 +208,7 @@ def reader_table(
 
     per_task = {task: blocks(sel) for task, sel in masks.items()}
     per_condition = {
-        key: blocks(responses.condition_index == index)
-        for index, key in enumerate(responses.conditions)
+        key: blocks(responses.condition == index) for index, key in enumerate(responses.conditions)
     }
     readers: list[dict[str, Any]] = [
         {
