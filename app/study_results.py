@@ -33,6 +33,7 @@ from app.analysis.responses import INITIAL_SUFFIX, analysed
 from app.exports import analysis_columns, study_scale, study_taxonomy
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
+from app.survey.conditions import UNAIDED, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of
 
@@ -119,7 +120,8 @@ def answer_set(study: Study) -> AnswerSet:
 
 def request_answer_set(study: Study) -> AnswerSet:
     """`answer_set(study)`, read once per request: a page shows several analyses of one
-    answer set (the page's own and its tables' pair), and each read scans the answers.
+    answer set (the page's own, the figures' and the downloads'), and each read scans the
+    answers.
     Outside a request (a command, a test's app context) it is read every time."""
     if not has_request_context():
         return answer_set(study)
@@ -135,18 +137,30 @@ def _cache() -> ResultCache:
     return cache
 
 
+def study_pairs(study: Study) -> list[tuple[Condition, Condition]]:
+    """Every pair of the study's conditions that the dashboard's thesis-layout tables may
+    compare, each with `unaided` first (the analysis's order), else as listed."""
+    listed = conditions_of(study)
+    return [ordered(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
+
+
+def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
+    """Two conditions with `unaided` first (the analysis's order), else as listed."""
+    return (b, a) if b.aid == UNAIDED and not b.aided else (a, b)
+
+
 def study_result(
     study: Study,
     completed_only: bool,
     reader: str | None,
     bootstrap: int,
-    pair: tuple[str, str] | None = None,
 ) -> StudyResult:
     """The analysis of `study`'s answers (probes left out) under the filters, from the cache
-    when this answer set was analysed before. `pair` (two condition keys) is what its
-    thesis-layout tables and secondary statistics compare (`analyse(pair=...)`; the first two
-    conditions when None); its primary analysis covers every condition either way."""
-    key = (request_answer_set(study), completed_only, reader or "", bootstrap, pair)
+    when this answer set was analysed before. Its `pairs` hold the thesis-layout tables and
+    secondary statistics of every pair of the study's conditions (`study_pairs`), computed in
+    the one run, so that the dashboard shows any pair without analysing again; its top level
+    is the first two conditions', and its primary analysis covers every condition."""
+    key = (request_answer_set(study), completed_only, reader or "", bootstrap)
     cache = _cache()
     entry = cache.get(key)
     if entry is None:
@@ -158,8 +172,9 @@ def study_result(
             )
             del columns
             names = condition_names(study)
+            pairs = [(a.key, b.key) for a, b in study_pairs(study)]
             result = analyse(
-                responses, bootstrap=bootstrap, seed=0, names=names, pair=pair, scale=scale
+                responses, bootstrap=bootstrap, seed=0, names=names, pairs=pairs, scale=scale
             )
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)

@@ -28,6 +28,7 @@ from app.analysis import (
     files,
     read_responses,
     render_text,
+    with_pair,
 )
 from app.analysis.plots import write_confusion_plots, write_forest_plots
 from app.analysis.power import ALPHA, PowerInputError, plan_power
@@ -196,7 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.effect or args.alpha != ALPHA:
         print("error: --effect and --alpha go with --power", file=sys.stderr)
         return 2
-    result = analyse(responses, bootstrap=args.bootstrap, seed=args.seed, pair=pair, scale=scale)
+    result = analyse(
+        responses,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        pairs=[pair] if pair else [],
+        scale=scale,
+    )
+    result = with_pair(result, "~".join(pair) if pair else None)
     if responses.probes_left_out:
         # Also on stderr, so that it is seen with --json too (where the result carries it).
         print(
@@ -265,7 +273,8 @@ def print_power(
 ) -> int:
     """`--power`: the power plan of every endpoint as JSON or text; exit code 2 for an effect
     or alpha it has no meaning for, or a study too small to have variance components."""
-    result = analyse(responses, bootstrap=0, pair=pair, scale=scale)
+    result = analyse(responses, bootstrap=0, pairs=[pair] if pair else [], scale=scale)
+    result = with_pair(result, "~".join(pair) if pair else None)
     try:
         plan = plan_power(result, effects=args.effect, alpha=args.alpha)
     except PowerInputError as error:
