@@ -5,8 +5,9 @@ and never changes or deletes it (a study's answers go only with the whole study)
 study's answers are the same set exactly when their count and their largest id are the
 same. A reader's completion of the last session, which the "completed readers" filter reads,
 is written in the same commit as that reader's last answer. The key also holds the study's
-creation time (in case a deleted study's id is used again), the filters and the bootstrap
-size. A new answer changes the key, so a stale result is never served; what an old key
+creation time (in case a deleted study's id is used again), the filters, the bootstrap
+size and the pairs of conditions whose tables the result holds (a study without answers may
+change its design). A new answer changes the key, so a stale result is never served; what an old key
 held simply ages out of the cache.
 
 Where it lives: in the memory of each gunicorn worker, a small LRU on the app object. With W
@@ -160,7 +161,9 @@ def study_result(
     secondary statistics of every pair of the study's conditions (`study_pairs`), computed in
     the one run, so that the dashboard shows any pair without analysing again; its top level
     is the first two conditions', and its primary analysis covers every condition."""
-    key = (request_answer_set(study), completed_only, reader or "", bootstrap)
+    pairs = [(a.key, b.key) for a, b in study_pairs(study)]
+    # The pairs too: a study without answers may change its design between two views.
+    key = (request_answer_set(study), completed_only, reader or "", bootstrap, tuple(pairs))
     cache = _cache()
     entry = cache.get(key)
     if entry is None:
@@ -172,7 +175,6 @@ def study_result(
             )
             del columns
             names = condition_names(study)
-            pairs = [(a.key, b.key) for a, b in study_pairs(study)]
             result = analyse(
                 responses, bootstrap=bootstrap, seed=0, names=names, pairs=pairs, scale=scale
             )
