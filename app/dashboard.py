@@ -89,8 +89,8 @@ def shown_pair(study: Study, asked: str) -> Shown:
     if listed == conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)[:2] and (
         design_of(study) == Design.SEQUENTIAL
     ):
-        key = f"{listed[0].key}~{listed[1].key}"
-        return Shown(None, key, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
+        thesis = f"{listed[0].key}~{listed[1].key}"
+        return Shown(None, thesis, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
     options = study_pairs(study)
     wanted = tuple(asked.split("~")) if asked else ()
     chosen = next((o for o in options if (o[0].key, o[1].key) == wanted), None)
