@@ -19,7 +19,6 @@ from app.leakaudit import AuditError, audit, public_table, served_files
 from app.mail.addresses import AddressError, deliverable_address
 from app.models import Invitation, Role, Study, StudyStatus, User
 from app.organiser.design import (
-    DESIGN_NAMES,
     PROBE_SENTENCE,
     apply_preset,
     available_aids,
@@ -29,6 +28,7 @@ from app.organiser.design_freeze import open_study
 from app.organiser.team import add_member
 from app.servedimages import key_folder, keyed_folder
 from app.survey.designs import Design
+from studybundle.vocabulary import Preset
 
 users = AppGroup("users", help="Create accounts and reset passwords.")
 study = AppGroup("study", help="Import studies from bundles and invite readers.")
@@ -371,7 +371,7 @@ def demo(bundle: Path, cases: int) -> None:
     for item in studies:
         click.echo(
             f"Demo study {item.id} “{item.name}”: {len(item.cases)} cases,"
-            f" {DESIGN_NAMES[Design(item.design)].lower()}, open."
+            f" {Design(item.design).label.lower()}, open."
         )
     if three_arm is None:
         click.echo("The bundle carries no CBIR neighbours: no three-arm demo study.")
@@ -398,7 +398,7 @@ def _demo_three_arm(source: Study, organiser: User) -> Study | None:
     if "cbir" not in available.neighbours:
         return None
     copy = copy_study(source, DEMO_THREE_ARM, organiser)
-    apply_preset(copy, "three_arm", available)
+    apply_preset(copy, Preset.THREE_ARM, available)
     copy.information = DEMO_THREE_ARM_TEXT
     db.session.flush()
     return copy

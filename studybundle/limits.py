@@ -11,9 +11,7 @@ FORMAT1_NEIGHBOURS = 6  # format 1: every query shows exactly six SE-CBIR neighb
 MIN_CLASSES, MAX_CLASSES = 2, 20
 MIN_LIKERT, MAX_LIKERT = 2, 9  # nine: one key of the keyboard's home row per level
 MAX_NEIGHBOURS = 50  # the longest neighbour list an aid may carry
-NEIGHBOUR_AIDS = ("se_cbir", "cbir")  # neighbour lists from the 4- and the 3-channel model
-AIDS = (*NEIGHBOUR_AIDS, "probabilities", "saliency")
-CLASSIFIERS = ("rgb_saliency", "rgb")  # `probabilities`: the 4-channel, the 3-channel model
+# The aids' and classifiers' names are studybundle.vocabulary's (BUNDLE_AIDS, CLASSIFIERS).
 PROBABILITY_TOLERANCE = 1e-3  # how far a probability vector's sum may be from 1
 # Format 2's optional extensions (the manifest's `extensions`): `context` is the patient's
 # age, sex and body site of each query, from the dataset's metadata (HAM10000: age, sex,

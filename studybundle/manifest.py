@@ -5,7 +5,6 @@ from typing import Any, TypeGuard
 
 from studybundle.errors import BundleError, Problems
 from studybundle.limits import (
-    AIDS,
     CLASS_CODE,
     COLOUR,
     EXTENSIONS,
@@ -20,11 +19,11 @@ from studybundle.limits import (
     MAX_NEIGHBOURS,
     MIN_CLASSES,
     MIN_LIKERT,
-    NEIGHBOUR_AIDS,
     UNSTORABLE,
 )
 from studybundle.metrics import read_metrics
 from studybundle.taxonomy import HAM10000_CODES, LIKERT
+from studybundle.vocabulary import BUNDLE_AIDS, NEIGHBOUR_AIDS
 
 
 @dataclass(frozen=True)
@@ -132,12 +131,12 @@ def _check_aids(manifest: dict[str, Any], problems: Problems) -> tuple[tuple[str
     aids = manifest.get("aids")
     if (
         not isinstance(aids, list)
-        or any(aid not in AIDS for aid in aids)
+        or any(aid not in BUNDLE_AIDS for aid in aids)
         or len(set(aids)) != len(aids)
     ):
-        problems.add(f"manifest.json aids must list distinct aids among {', '.join(AIDS)}")
+        problems.add(f"manifest.json aids must list distinct aids among {', '.join(BUNDLE_AIDS)}")
         return (), 0
-    listed = tuple(aid for aid in AIDS if aid in aids)
+    listed = tuple(aid for aid in BUNDLE_AIDS if aid in aids)
     most = manifest.get("max_neighbours")
     shown = manifest.get("neighbours")
     if not any(aid in NEIGHBOUR_AIDS for aid in listed):

@@ -7,17 +7,16 @@ from studybundle.errors import BundleError, Problems
 from studybundle.jsonio import finite_number
 from studybundle.limits import (
     CASE_KEY,
-    CLASSIFIERS,
     CONTEXT_FIELDS,
     IMAGE_PATH,
     MAX_AGE,
     MAX_QUERIES,
     MAX_SITE,
-    NEIGHBOUR_AIDS,
     PROBABILITY_TOLERANCE,
     SEXES,
 )
 from studybundle.manifest import Layout, text
+from studybundle.vocabulary import CLASSIFIERS, NEIGHBOUR_AIDS
 from studybundle.vote import majority_vote
 
 Seen = dict[str, set[str]]

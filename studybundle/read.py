@@ -6,8 +6,9 @@ six SE-CBIR neighbours with their vote at k = 6. These helpers give both formats
 
 from typing import Any
 
-from studybundle.limits import CONTEXT_FIELDS, FORMAT1_NEIGHBOURS, NEIGHBOUR_AIDS
+from studybundle.limits import CONTEXT_FIELDS, FORMAT1_NEIGHBOURS
 from studybundle.taxonomy import HAM10000_MALIGNANT
+from studybundle.vocabulary import NEIGHBOUR_AIDS
 
 
 def classes(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ Public API (stable):
   already in memory; `responses_from_columns(columns: Mapping[str, Sequence])` for columns
   (e.g. from a database query; the dashboard's way in).
 - `analyse(responses, bootstrap=2000, seed=0, taxonomy=None, groups=None, names=None,
-  pair=None, scale=None) -> AnalysisResult`: everything below as a JSON-ready dict typed in
+  pairs=(), scale=None) -> AnalysisResult`: everything below as a JSON-ready dict typed in
   `results.py`
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
   figure is undefined, e.g. the accuracy of a reader with no answers in a task).
@@ -47,7 +47,7 @@ Keys of `analyse(...)`:
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below compare two of
-  them as Task 1 and Task 2 (the thesis design): the first two, or the `pair=` given; the
+  them as Task 1 and Task 2 (the thesis design): the first two (`pairs` has others); the
   primary statistics, reliance and timing cover every condition.
 - `pair`: which two those are, `first` and `second` (keys) and their readable `names`, so
   that a file says what its `task1`/`task2` figures are (the dashboard's `?pair=`).
@@ -75,13 +75,18 @@ Keys of `analyse(...)`:
   `bootstrap` (secondary), `accuracy_by_confidence` (one row per level of the scale).
 - `reliance`: the aid's vote right vs wrong, wrong aid adopted, the aid alone as a reader.
 - `timing`: seconds per answer per condition (median, quartiles, capped at a ceiling).
+- `pairs`: "first~second" -> `pair`, `readers`, `pooled`, `confusion`, `changes`, `mcnemar`,
+  `wilcoxon_confidence`, `bootstrap` and `accuracy_by_confidence` of the first two conditions
+  and of every pair asked for (`pairs=`), computed in this one run. `with_pair(result,
+  "a~b")` is the result with that pair's tables at the top level and without `pairs` (what
+  the dashboard shows for `?pair=`).
 
 Every section carries a plain-words `description`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from app.analysis.endpoints import complete_blocks, reading_blocks
 from app.analysis.headline import headline
@@ -99,7 +104,7 @@ from app.analysis.responses import (
     responses_from_columns,
     responses_from_rows,
 )
-from app.analysis.results import AnalysisResult
+from app.analysis.results import AnalysisResult, PairTables
 from app.analysis.scale import Scale, scale_of
 from app.analysis.stats import (
     bootstrap_accuracy,
@@ -112,10 +117,12 @@ from app.analysis.tables import (
     answer_changes,
     compared,
     confusion_tables,
+    pair_key,
     pair_names,
     pair_words,
     paired_cases,
     reader_table,
+    with_pair,
 )
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 from app.analysis.timing import timing
@@ -138,6 +145,7 @@ __all__ = [
     "render_text",
     "responses_from_columns",
     "responses_from_rows",
+    "with_pair",
 ]
 
 
@@ -148,7 +156,7 @@ def analyse(
     taxonomy: Taxonomy | None = None,
     groups: Mapping[str, Mapping[str, str]] | None = None,
     names: Mapping[str, str] | None = None,
-    pair: tuple[str, str] | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
     scale: Scale | None = None,
 ) -> AnalysisResult:
     """All tables and statistics of a study as one JSON-ready dict (see the module docstring).
@@ -157,11 +165,12 @@ def analyse(
     readers' profile columns (role, experience band) when the responses have them. `names`
     (condition key -> readable name, e.g. "SE-CBIR 6") names the conditions in the headline's
     sentences and, as `names`, for pages to show comparisons with; the keys stay the keys in
-    every comparison and table of the result. `pair` (two condition keys, default the first
-    two) is what the thesis-layout tables and the secondary statistics compare as Task 1 and
-    Task 2; the primary analysis, reliance and timing cover every condition whatever the pair,
-    so one analysis holds both what a page shows for the pair and the study's main result.
-    every comparison and table of the result. `scale` is the study's confidence scale (its
+    every comparison and table of the result. The thesis-layout tables and the secondary
+    statistics compare two conditions as Task 1 and Task 2: the first two at the top level, and
+    under `pairs` ("first~second") those and every pair of condition keys in `pairs`, all in
+    this one run. The primary analysis, reliance and timing cover every condition whatever the
+    pairs, so that one analysis holds the study's main result and what a page shows for any of
+    its pairs (`with_pair`). `scale` is the study's confidence scale (its
     labels shown beside the levels); by default the one the responses were read with, else
     the levels present.
     """
@@ -176,11 +185,13 @@ def analyse(
         )
     responses, left_out = analysed(responses, names)
     scale = scale_of(responses, scale)
-    chosen = compared(responses.conditions, pair)
-    named = pair_names(responses.conditions, pair, names or {})
-    words = pair_words(named)  # the descriptions name the pair
-    paired = paired_cases(responses, chosen)
-    readers, pooled = reader_table(responses, paired, chosen)
+    top = _pair_tables(responses, None, names or {}, scale, bootstrap, seed)
+    tables = {pair_key(top["pair"]): top}
+    for pair in pairs:
+        if f"{pair[0]}~{pair[1]}" not in tables:
+            tables[f"{pair[0]}~{pair[1]}"] = _pair_tables(
+                responses, pair, names or {}, scale, bootstrap, seed
+            )
     blocks = complete_blocks(responses)
     primary = or_hillis_all(reading_blocks(responses), taxonomy)
     return {
@@ -191,7 +202,7 @@ def analyse(
             **{key: (names or {}).get(key, key) for key in responses.conditions},
             AID: "the aid alone",
         },
-        "pair": named,
+        "pair": top["pair"],
         "probes_left_out": responses.probes_left_out,
         "left_out": {
             "description": (
@@ -201,21 +212,50 @@ def analyse(
             "readers": left_out,
         },
         "headline": headline(primary, names),
-        "readers": readers,
-        "pooled": pooled,
-        "confusion": confusion_tables(responses, chosen),
-        "changes": answer_changes(paired, responses.readers, words),
+        "readers": top["readers"],
+        "pooled": top["pooled"],
+        "confusion": top["confusion"],
+        "changes": top["changes"],
         "statistics": {
             "or_hillis": primary,
             "reader_level": reader_level(blocks),
-            "mcnemar": mcnemar_tests(paired, responses.readers),
-            "wilcoxon_confidence": wilcoxon_confidence(paired, words),
-            "bootstrap": bootstrap_accuracy(
-                paired, len(responses.readers), resamples=bootstrap, seed=seed, names=words
-            ),
-            "accuracy_by_confidence": accuracy_by_confidence(responses, scale, chosen),
+            "mcnemar": top["mcnemar"],
+            "wilcoxon_confidence": top["wilcoxon_confidence"],
+            "bootstrap": top["bootstrap"],
+            "accuracy_by_confidence": top["accuracy_by_confidence"],
         },
         "reader_groups": {name: dict(labels) for name, labels in (groups or {}).items()},
         "reliance": reliance(responses, taxonomy, groups),
         "timing": timing(responses, groups),
+        "pairs": tables,
+    }
+
+
+def _pair_tables(
+    responses: Responses,
+    pair: tuple[str, str] | None,
+    names: Mapping[str, str],
+    scale: Scale,
+    bootstrap: int,
+    seed: int,
+) -> PairTables:
+    """The thesis-layout tables and pooled and secondary statistics of `pair` (None: the
+    first two conditions); each pair's bootstrap from the same seed, as a run of its own."""
+    chosen = compared(responses.conditions, pair)
+    named = pair_names(responses.conditions, pair, names)
+    words = pair_words(named)  # the descriptions name the pair
+    paired = paired_cases(responses, chosen)
+    readers, pooled = reader_table(responses, paired, chosen)
+    return {
+        "pair": named,
+        "readers": readers,
+        "pooled": pooled,
+        "confusion": confusion_tables(responses, chosen),
+        "changes": answer_changes(paired, responses.readers, words),
+        "mcnemar": mcnemar_tests(paired, responses.readers),
+        "wilcoxon_confidence": wilcoxon_confidence(paired, words),
+        "bootstrap": bootstrap_accuracy(
+            paired, len(responses.readers), resamples=bootstrap, seed=seed, names=words
+        ),
+        "accuracy_by_confidence": accuracy_by_confidence(responses, scale, chosen),
     }

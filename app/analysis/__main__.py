@@ -29,6 +29,7 @@ from app.analysis import (
     files,
     read_responses,
     render_text,
+    with_pair,
 )
 from app.analysis.plots import write_confusion_plots, write_forest_plots
 from app.analysis.power import ALPHA, PowerInputError, plan_power
@@ -169,9 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs.responses,
         bootstrap=args.bootstrap,
         seed=args.seed,
-        pair=inputs.pair,
+        pairs=[inputs.pair] if inputs.pair else [],
         scale=inputs.scale,
     )
+    result = with_pair(result, "~".join(inputs.pair) if inputs.pair else None)
     write_result(result, inputs.responses, args)
     if args.report and inputs.registration is not None:
         return write_report(result, inputs.registration, args.responses, args.report)
@@ -316,7 +318,8 @@ def print_power(
 ) -> int:
     """`--power`: the power plan of every endpoint as JSON or text; exit code 2 for an effect
     or alpha it has no meaning for, or a study too small to have variance components."""
-    result = analyse(responses, bootstrap=0, pair=pair, scale=scale)
+    result = analyse(responses, bootstrap=0, pairs=[pair] if pair else [], scale=scale)
+    result = with_pair(result, "~".join(pair) if pair else None)
     try:
         plan = plan_power(result, effects=args.effect, alpha=args.alpha)
     except PowerInputError as error:

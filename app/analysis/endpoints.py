@@ -90,7 +90,7 @@ def _blocks(responses: Responses, conditions: Sequence[int] | None, complete: bo
     chosen = list(range(len(responses.conditions))) if conditions is None else list(conditions)
     width = max(len(responses.image_ids), 1)
     key = responses.reader.astype(np.int64) * width + responses.image
-    selected = [np.flatnonzero(responses.condition_index == c) for c in chosen]
+    selected = [np.flatnonzero(responses.condition == c) for c in chosen]
     keys, place = _dense_keys([key[s] for s in selected], len(responses.readers) * width)
     t, p = len(chosen), keys.size
     present: Array = np.zeros((t, p), dtype=bool)

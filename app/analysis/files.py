@@ -109,7 +109,7 @@ def mrmcaov_rows(
     seen: dict[tuple[str, str], None] = {}
     for k in range(len(responses)):
         reader = responses.readers[responses.reader[k]]
-        test = responses.conditions[responses.condition_index[k]]
+        test = responses.conditions[responses.condition[k]]
         truth, diagnosis = int(responses.truth[k]), int(responses.diagnosis[k])
         confidence = int(responses.confidence[k])
         item = {

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
+from studybundle.vocabulary import THESIS_CONDITIONS, Aid
 
 # A NumPy array of any shape and element type (the analysis's parallel columns).
 Array = NDArray[Any]
@@ -54,8 +55,8 @@ COLUMNS: tuple[str, ...] = (
 )
 TASKS: tuple[int, ...] = (1, 2)
 # The thesis's two tasks as conditions: Task 1 read the lesion alone, Task 2 with SE-CBIR.
-TASK_CONDITIONS: dict[int, str] = {1: "unaided", 2: "se_cbir"}
-UNAIDED = "unaided"
+TASK_CONDITIONS: dict[int, str] = dict(enumerate(THESIS_CONDITIONS, start=1))
+UNAIDED = Aid.UNAIDED.value
 # An initial-then-revised answer's first look (without the aid) is a reading of its own, under
 # the aid's condition with this suffix: "se_cbir_initial" (responses.py, `_with_first_looks`).
 INITIAL_SUFFIX = "_initial"
@@ -97,10 +98,10 @@ class Responses:
 
     `reader` and `image` index `readers` and `image_ids` (both in order of first
     appearance); `truth`, `diagnosis` and `majority_vote` index `taxonomy.classes`; `condition`
-    indexes `conditions` (`unaided` first when present, then in order of first appearance).
-    `task` is `condition + 1`: the thesis tables call the first two conditions Task 1 and 2.
-    `seconds` is the time per answer (NaN where not recorded). `levels` is the length of the
-    confidence scale the answers were checked against (None: any scale a bundle allows).
+    indexes `conditions` (`unaided` first when present, then in order of first appearance; the
+    thesis's `task` column read as its conditions, Task 1 = index 0). `seconds` is the time
+    per answer (NaN where not recorded). `levels` is the length of the confidence scale the
+    answers were checked against (None: any scale a bundle allows).
     """
 
     readers: tuple[str, ...]
@@ -108,12 +109,11 @@ class Responses:
     reader: Array
     image: Array
     truth: Array
-    task: Array
+    condition: Array
     diagnosis: Array
     confidence: Array
     majority_vote: Array
     conditions: tuple[str, ...] = tuple(TASK_CONDITIONS.values())
-    condition: Array | None = None
     seconds: Array | None = None
     levels: int | None = None
     groups: Mapping[str, Mapping[str, str]] | None = None
@@ -127,17 +127,9 @@ class Responses:
         return self.taxonomy.classes
 
     def __post_init__(self) -> None:
-        """Derive the condition from the task when only the task was given."""
-        if self.condition is None:
-            object.__setattr__(self, "condition", (self.task - 1).astype(np.int8))
+        """No recorded times: NaN for each answer."""
         if self.seconds is None:
             object.__setattr__(self, "seconds", np.full(len(self), np.nan))
-
-    @property
-    def condition_index(self) -> Array:
-        """`condition` as a (never None) array."""
-        assert self.condition is not None
-        return self.condition
 
     @property
     def answer_seconds(self) -> Array:
@@ -156,8 +148,8 @@ class Responses:
                 "reader": self.readers[self.reader[k]],
                 "image_id": self.image_ids[self.image[k]],
                 "truth": self.classes[self.truth[k]],
-                "task": int(self.task[k]),
-                "condition": self.conditions[self.condition_index[k]],
+                "task": int(self.condition[k]) + 1,  # the thesis's column
+                "condition": self.conditions[self.condition[k]],
                 "diagnosis": self.classes[self.diagnosis[k]],
                 "confidence": int(self.confidence[k]),
                 "majority_vote": self.classes[self.majority_vote[k]],
@@ -176,7 +168,7 @@ def analysed(
     """
     conditions = len(responses.conditions)
     seen = np.zeros((len(responses.readers), max(conditions, 1)), dtype=bool)
-    seen[responses.reader, responses.condition_index] = True
+    seen[responses.reader, responses.condition] = True
     missing = ~seen[:, :conditions]
     lacking = np.flatnonzero(missing.any(axis=1) & seen.any(axis=1))
     if not lacking.size:
@@ -216,11 +208,10 @@ def without_readers(responses: Responses, dropped: set[str]) -> Responses:
         reader=new_index[responses.reader[rows]],
         image=responses.image[rows],
         truth=responses.truth[rows],
-        task=responses.task[rows],
         diagnosis=responses.diagnosis[rows],
         confidence=responses.confidence[rows],
         majority_vote=responses.majority_vote[rows],
-        condition=responses.condition_index[rows],
+        condition=responses.condition[rows],
         seconds=responses.answer_seconds[rows],
         probe_readings=probes,
     )
@@ -518,6 +509,146 @@ def _with_first_looks(
     return {c: values + added[c] for c, values in columns.items()}, _FirstLooks(start, origin)
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """Where a row of the parsed columns came from, to name it in an error: the input's rows
+    less the left-out probes (`kept`), then the first looks appended (`first_looks`)."""
+
+    line_of: Callable[[int], int] | None
+    kept: list[int] | None
+    first_looks: _FirstLooks | None
+
+    def error_at(self, message: str, original: int, column: str) -> ResponsesError:
+        """A problem in row `original` of the input (0-based)."""
+        line = None if self.line_of is None else self.line_of(original)
+        return ResponsesError(message, row=original + 1, column=column, line=line)
+
+    def error(self, message: str, index: int, column: str) -> ResponsesError:
+        """A problem in row `index` of the rows kept (a first look: its answer's row)."""
+        looks = self.first_looks
+        if looks is not None and index >= looks.start:
+            index = looks.origin[index - looks.start]
+            column = FIRST_LOOK_COLUMNS.get(column, column)
+        return self.error_at(message, index if self.kept is None else self.kept[index], column)
+
+
+def _split(
+    columns: dict[str, list[Any]], with_probes: bool, line_of: Callable[[int], int] | None
+) -> _Split:
+    """`_drop_probes`, its error given the line in the file."""
+    try:
+        return _drop_probes(columns, with_probes)
+    except ResponsesError as problem:
+        if line_of is None or problem.row is None:
+            raise problem from None
+        line = line_of(problem.row - 1)
+        raise ResponsesError(problem.message, row=problem.row, column="probe", line=line) from None
+
+
+def _parsers(taxonomy: Taxonomy, levels: int | None) -> dict[str, Callable[[Any], Any]]:
+    """A parser for every column: the fixed ones, the study's confidence scale and classes."""
+    class_code = _class_parser(taxonomy)
+    return {
+        **_PARSERS,
+        "confidence": _parse_confidence(levels),
+        "truth": class_code,
+        "diagnosis": class_code,
+        "majority_vote": class_code,
+    }
+
+
+def _parse_values(
+    values: list[Any], parse: Callable[[Any], Any]
+) -> tuple[dict[Any, Any], tuple[int, str] | None]:
+    """Each distinct value parsed once: value -> parsed, and the first bad row with its
+    problem (None when every value parsed)."""
+    table: dict[Any, Any] = {}
+    bad: dict[Any, str] = {}
+    for value in set(values):
+        try:
+            table[value] = parse(value)
+        except ValueError as problem:
+            bad[value] = str(problem)
+    if not bad:
+        return table, None
+    index = next(i for i, v in enumerate(values) if v in bad)
+    return table, (index, bad[values[index]])
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The columns' values parsed: a table per column (raw value -> parsed), or, for a column
+    of times that arrived as numbers, the numbers themselves."""
+
+    columns: dict[str, list[Any]]
+    tables: dict[str, dict[Any, Any]]
+    numbers: dict[str, Array]
+
+    def indexed(self, column: str) -> tuple[Array, tuple[str, ...]]:
+        """Names numbered in order of first appearance (readers, images, conditions); raw
+        spellings that differ only by surrounding spaces share a number."""
+        table, values = self.tables[column], self.columns[column]
+        names: dict[str, int] = {}
+        code_of = {raw: names.setdefault(table[raw], len(names)) for raw in dict.fromkeys(values)}
+        codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
+        return codes, tuple(names)
+
+    def coded(self, column: str) -> Array:
+        """Small whole numbers (class positions, confidences, tasks) as int8."""
+        table, values = self.tables[column], self.columns[column]
+        return np.fromiter(map(table.__getitem__, values), dtype=np.int8, count=len(values))
+
+    def number(self, column: str) -> Array:
+        """A column of times as float64."""
+        if column in self.numbers:
+            return self.numbers[column]
+        table, values = self.tables[column], self.columns[column]
+        return np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
+
+    def seconds(self) -> Array | None:
+        """Time per answer less the time the page was hidden (None when not recorded)."""
+        if "seconds" not in self.columns:
+            return None
+        seconds = self.number("seconds")
+        if "hidden_seconds" in self.columns:
+            seconds = np.maximum(seconds - np.nan_to_num(self.number("hidden_seconds")), 0.0)
+        return seconds
+
+    def conditions(self, column: str) -> tuple[Array, tuple[str, ...]]:
+        """Each answer's condition index, and the conditions (`task`: the thesis's two)."""
+        if column == "task":
+            return self.coded("task") - 1, tuple(TASK_CONDITIONS.values())
+        return _conditions(self.indexed("condition"))
+
+
+def _parse(
+    columns: dict[str, list[Any]],
+    parsers: Mapping[str, Callable[[Any], Any]],
+    present: list[str],
+    rows: _Rows,
+) -> _Parsed:
+    """Parse every column in `present`; of several bad values, the earliest row's is reported
+    (and of one row's, the first column's)."""
+    tables: dict[str, dict[Any, Any]] = {}
+    numbers: dict[str, Array] = {}
+    first: tuple[int, int, str, str] | None = None  # (row index, column order, column, words)
+    for order, column in enumerate(present):
+        values = columns[column]
+        array = _seconds_array(values) if column in OPTIONAL_NUMBERS else None
+        if array is not None:
+            numbers[column] = array
+            continue
+        tables[column], problem = _parse_values(values, parsers[column])
+        if problem is not None:
+            candidate = (problem[0], order, column, problem[1])
+            if first is None or candidate[:2] < first[:2]:
+                first = candidate
+    if first is not None:
+        index, _, column, message = first
+        raise rows.error(message, index, column)
+    return _Parsed(columns, tables, numbers)
+
+
 def _build(
     columns: dict[str, list[Any]],
     line_of: Callable[[int], int] | None = None,
@@ -532,186 +663,110 @@ def _build(
     first, then duplicates and contradicting truths or majority votes; of several problems
     of one kind, the one in the earliest row is reported.
     """
-
-    try:
-        split = _drop_probes(columns, with_probes)
-    except ResponsesError as problem:
-        if line_of is not None and problem.row is not None:
-            problem = ResponsesError(
-                problem.message, row=problem.row, column="probe", line=line_of(problem.row - 1)
-            )
-        raise problem from None
-
-    columns, kept, probes_left_out = split.columns, split.kept, split.left_out
-    columns, first_looks = _with_first_looks(columns)
-
-    def error_at(message: str, original: int, column: str) -> ResponsesError:
-        """A problem in row `original` of the input (0-based)."""
-        return ResponsesError(
-            message,
-            row=original + 1,
-            column=column,
-            line=None if line_of is None else line_of(original),
-        )
-
-    def error(message: str, index: int, column: str) -> ResponsesError:
-        """A problem in row `index` of the rows kept (a first look: its answer's row)."""
-        if first_looks is not None and index >= first_looks.start:
-            index = first_looks.origin[index - first_looks.start]
-            column = FIRST_LOOK_COLUMNS.get(column, column)
-        return error_at(message, index if kept is None else kept[index], column)
-
+    split = _split(columns, with_probes, line_of)
+    columns, first_looks = _with_first_looks(split.columns)
+    rows = _Rows(line_of, split.kept, first_looks)
     taxonomy = taxonomy or HAM10000_TAXONOMY
-    class_code = _class_parser(taxonomy)
-    parsers = {
-        **_PARSERS,
-        "confidence": _parse_confidence(levels),
-        "truth": class_code,
-        "diagnosis": class_code,
-        "majority_vote": class_code,
-    }
-    parsed: dict[str, dict[Any, Any]] = {}
-    first_problem: tuple[int, int, str, str] | None = None  # (row index, column order, ...)
+    parsers = _parsers(taxonomy, levels)
     condition_column = "condition" if "condition" in columns else "task"
     present = [c if c != "task" else condition_column for c in COLUMNS]
     present += [c for c in OPTIONAL_NUMBERS if c in columns]
-    numbers: dict[str, Array] = {}
-    for order, column in enumerate(present):
-        values = columns[column]
-        if column in OPTIONAL_NUMBERS:
-            array = _seconds_array(values)
-            if array is not None:
-                numbers[column] = array
-                continue
-        table: dict[Any, Any] = {}
-        bad: dict[Any, str] = {}
-        for value in set(values):
-            try:
-                table[value] = parsers[column](value)
-            except ValueError as problem:
-                bad[value] = str(problem)
-        if bad:
-            index = next(i for i, v in enumerate(values) if v in bad)
-            candidate = (index, order, column, bad[values[index]])
-            if first_problem is None or candidate[:2] < first_problem[:2]:
-                first_problem = candidate
-        parsed[column] = table
-    if first_problem is not None:
-        index, _, column, message = first_problem
-        raise error(message, index, column)
-    probe_readings, probe_problem = _probe_readings(split, class_code, condition_column)
+    parsed = _parse(columns, parsers, present, rows)
+    probe_readings, probe_problem = _probe_readings(split, parsers["truth"], condition_column)
     if probe_problem is not None:
         original, column, message = probe_problem
-        raise error_at(message, original, column)
-
-    def indexed(column: str) -> tuple[Array, tuple[str, ...]]:
-        # Readers and images are numbered in order of first appearance; raw spellings that
-        # differ only by surrounding spaces share a number.
-        table, values = parsed[column], columns[column]
-        names: dict[str, int] = {}
-        code_of = {raw: names.setdefault(table[raw], len(names)) for raw in dict.fromkeys(values)}
-        codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
-        return codes, tuple(names)
-
-    def coded(column: str) -> Array:
-        table, values = parsed[column], columns[column]
-        return np.fromiter(map(table.__getitem__, values), dtype=np.int8, count=len(values))
-
-    reader, readers = indexed("reader")
-    image, image_ids = indexed("image_id")
-    truth, majority = coded("truth"), coded("majority_vote")
-    if condition_column == "task":
-        conditions = tuple(TASK_CONDITIONS.values())
-        condition = coded("task") - 1
-    else:
-        condition, conditions = _conditions(indexed("condition"))
-    task = (condition + 1).astype(np.int8)
-
-    def number(column: str) -> Array:
-        if column in numbers:
-            return numbers[column]
-        table, values = parsed[column], columns[column]
-        return np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
-
-    seconds = None
-    if "seconds" in columns:
-        seconds = number("seconds")
-        if "hidden_seconds" in columns:
-            seconds = np.maximum(seconds - np.nan_to_num(number("hidden_seconds")), 0.0)
+        raise rows.error_at(message, original, column)
+    reader, readers = parsed.indexed("reader")
+    image, image_ids = parsed.indexed("image_id")
+    condition, conditions = parsed.conditions(condition_column)
     responses = Responses(
         readers=readers,
         image_ids=image_ids,
         reader=reader,
         image=image,
-        truth=truth,
-        task=task,
-        diagnosis=coded("diagnosis"),
-        confidence=coded("confidence"),
-        majority_vote=majority,
-        conditions=conditions,
+        truth=parsed.coded("truth"),
         condition=condition.astype(np.int8),
-        seconds=seconds,
+        diagnosis=parsed.coded("diagnosis"),
+        confidence=parsed.coded("confidence"),
+        majority_vote=parsed.coded("majority_vote"),
+        conditions=conditions,
+        seconds=parsed.seconds(),
         levels=levels,
         groups=_reader_groups(columns, reader, readers),
-        probes_left_out=probes_left_out,
+        probes_left_out=split.left_out,
         taxonomy=taxonomy,
         probe_readings=probe_readings,
     )
-    if len(responses) == 0:
-        return responses
+    problems = [*_contradictions(responses), *_duplicates(responses, condition_column)]
+    if problems:
+        i, column, message = min(problems, key=lambda p: p[0])
+        raise rows.error(message, i, column)
+    return responses
 
-    # One truth per image, and one majority vote per image and condition (each aid shows its
-    # own vote at its own k): compare each row with the first row of its image (and condition).
-    per_condition = image.astype(np.int64) * max(len(conditions), 1) + condition
+
+# A problem found across rows: (row index among the rows kept, column, words).
+_Problem = tuple[int, str, str]
+
+
+def _contradictions(responses: Responses) -> list[_Problem]:
+    """One truth per image, and one majority vote per image and condition (each aid shows its
+    own vote at its own k): each row compared with the first row of its image (and condition);
+    the earliest contradicting row of each kind."""
+    image, condition, classes = responses.image, responses.condition, responses.classes
+    per_condition = image.astype(np.int64) * max(len(responses.conditions), 1) + condition
     problems = []
     for column, codes, group in (
-        ("truth", truth, image),
-        ("majority_vote", majority, per_condition),
+        ("truth", responses.truth, image),
+        ("majority_vote", responses.majority_vote, per_condition),
     ):
-        if _one_code_per_group(group, codes, len(taxonomy.classes)):
+        if len(responses) == 0 or _one_code_per_group(group, codes, len(classes)):
             continue
         _, first_of_group, member_of = np.unique(group, return_index=True, return_inverse=True)
         first = first_of_group[member_of]
         mismatch = np.flatnonzero(codes != codes[first])
-        if mismatch.size:
-            i = int(mismatch[0])
-            what = "is" if column == "truth" else "has majority vote"
-            where = "" if column == "truth" else f" under {conditions[condition[i]]!r}"
-            problems.append(
-                (
-                    i,
-                    column,
-                    f"image {image_ids[image[i]]!r} {what} {taxonomy.classes[codes[i]]}{where}"
-                    f" here but {taxonomy.classes[codes[first[i]]]} in row {first[i] + 1}",
-                )
-            )
-    # One answer per reader, image and condition.
-    answer_key = (reader * len(image_ids) + image) * max(len(conditions), 1) + condition
-    repeated: Array = np.zeros(0, dtype=np.int64)
-    if not _all_distinct(answer_key):
-        ranked = np.argsort(answer_key, kind="stable")
-        repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
-    if repeated.size:
-        later = ranked[repeated + 1]
-        i = int(later.min())
-        earlier = int(ranked[repeated[np.argmin(later)]])
-        where = (
-            f"task {task[i]}"
-            if condition_column == "task"
-            else f"condition {conditions[condition[i]]!r}"
-        )
+        if not mismatch.size:
+            continue
+        i = int(mismatch[0])
+        what = "is" if column == "truth" else "has majority vote"
+        where = "" if column == "truth" else f" under {responses.conditions[condition[i]]!r}"
         problems.append(
             (
                 i,
-                condition_column,
-                f"duplicate answer: reader {readers[reader[i]]!r} already answered "
-                f"image {image_ids[image[i]]!r} in {where} in row {earlier + 1}",
+                column,
+                f"image {responses.image_ids[image[i]]!r} {what} {classes[codes[i]]}{where}"
+                f" here but {classes[codes[first[i]]]} in row {first[i] + 1}",
             )
         )
-    if problems:
-        i, column, message = min(problems, key=lambda p: p[0])
-        raise error(message, i, column)
-    return responses
+    return problems
+
+
+def _duplicates(responses: Responses, condition_column: str) -> list[_Problem]:
+    """One answer per reader, image and condition: the earliest repeated answer (as a list of
+    at most one problem), named by the thesis's task or by the condition."""
+    reader, image, condition = responses.reader, responses.image, responses.condition
+    answer_key = (reader * len(responses.image_ids) + image) * max(
+        len(responses.conditions), 1
+    ) + condition
+    if len(responses) == 0 or _all_distinct(answer_key):
+        return []
+    ranked = np.argsort(answer_key, kind="stable")
+    repeated = np.flatnonzero(answer_key[ranked][1:] == answer_key[ranked][:-1])
+    later = ranked[repeated + 1]
+    i = int(later.min())
+    earlier = int(ranked[repeated[np.argmin(later)]])
+    where = (
+        f"task {condition[i] + 1}"
+        if condition_column == "task"
+        else f"condition {responses.conditions[condition[i]]!r}"
+    )
+    return [
+        (
+            i,
+            condition_column,
+            f"duplicate answer: reader {responses.readers[reader[i]]!r} already answered "
+            f"image {responses.image_ids[image[i]]!r} in {where} in row {earlier + 1}",
+        )
+    ]
 
 
 def _one_code_per_group(group: Array, codes: Array, classes: int) -> bool:

@@ -7,7 +7,7 @@ against these shapes (`make lint`), so a renamed key fails there, not as a blank
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Equality(TypedDict):
@@ -189,6 +189,22 @@ class ComparedPair(TypedDict):
     names: list[str | None]
 
 
+class PairTables(TypedDict):
+    """The thesis-layout tables and the pooled and secondary statistics of one pair of
+    conditions (`ComparedPair`): what `AnalysisResult` holds at its top level for its first
+    pair, and under `pairs` for every pair the analysis was asked for."""
+
+    pair: ComparedPair
+    readers: list[dict[str, Any]]
+    pooled: dict[str, Any]
+    confusion: dict[str, Any]
+    changes: dict[str, Any]
+    mcnemar: dict[str, Any]
+    wilcoxon_confidence: dict[str, Any]
+    bootstrap: dict[str, Any]
+    accuracy_by_confidence: AccuracyByConfidence
+
+
 class AnalysisResult(TypedDict):
     """What `analyse(...)` returns."""
 
@@ -210,6 +226,9 @@ class AnalysisResult(TypedDict):
     reader_groups: dict[str, dict[str, str]]
     reliance: dict[str, Any]
     timing: dict[str, Any]
+    # "first~second" -> that pair's tables, for every pair the analysis was asked for (the
+    # top level's first); `tables.with_pair` gives the result as one pair's, without these.
+    pairs: NotRequired[dict[str, PairTables]]
 
 
 class PowerComponents(TypedDict):

@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from app.analysis.responses import Array, Responses
-from app.analysis.results import AccuracyByConfidence, ComparedPair, ConfidenceLevel
+from app.analysis.results import (
+    AccuracyByConfidence,
+    AnalysisResult,
+    ComparedPair,
+    ConfidenceLevel,
+)
 from app.analysis.scale import Scale, scale_of
 
 # The positions in `Responses.conditions` of the two conditions the tables compare, Task 1
@@ -63,6 +68,37 @@ def pair_names(
     }
 
 
+def pair_key(pair: ComparedPair) -> str:
+    """The name of a pair among the result's `pairs`: "first~second" (the dashboard's `pair`
+    argument); an empty side where the responses have fewer than two conditions."""
+    return f"{pair['first'] or ''}~{pair['second'] or ''}"
+
+
+def with_pair(result: AnalysisResult, key: str | None = None) -> AnalysisResult:
+    """The result as if analysed for the pair `key` ("first~second", one of its `pairs`; None:
+    the first two conditions): its top-level thesis-layout tables and pooled and secondary
+    statistics that pair's, every other figure as it is, and `pairs` left out (what a page or
+    a download of one pair holds)."""
+    tables = result.get("pairs", {})[key or pair_key(result["pair"])]
+    view: AnalysisResult = {
+        **result,
+        "pair": tables["pair"],
+        "readers": tables["readers"],
+        "pooled": tables["pooled"],
+        "confusion": tables["confusion"],
+        "changes": tables["changes"],
+        "statistics": {
+            **result["statistics"],
+            "mcnemar": tables["mcnemar"],
+            "wilcoxon_confidence": tables["wilcoxon_confidence"],
+            "bootstrap": tables["bootstrap"],
+            "accuracy_by_confidence": tables["accuracy_by_confidence"],
+        },
+    }
+    del view["pairs"]
+    return view
+
+
 def pair_words(pair: ComparedPair) -> tuple[str, str]:
     """Task 1 and Task 2 in words: the pair's readable names, the thesis's words for a
     condition the responses do not have."""
@@ -73,7 +109,7 @@ def pair_words(pair: ComparedPair) -> tuple[str, str]:
 def task_masks(responses: Responses, pair: Compared = FIRST_TWO) -> dict[int, Array]:
     """Task 1 and Task 2 of the tables: which answers were given under the pair's first and
     under its second condition (the one place that decides what "Task 1" means)."""
-    condition = responses.condition_index
+    condition = responses.condition
     return {1: condition == pair[0], 2: condition == pair[1]}
 
 
@@ -208,8 +244,7 @@ def reader_table(
 
     per_task = {task: blocks(sel) for task, sel in masks.items()}
     per_condition = {
-        key: blocks(responses.condition_index == index)
-        for index, key in enumerate(responses.conditions)
+        key: blocks(responses.condition == index) for index, key in enumerate(responses.conditions)
     }
     readers: list[dict[str, Any]] = [
         {

@@ -52,7 +52,7 @@ def timing(
         "conditions": {},
     }
     for index, name in enumerate(responses.conditions):
-        chosen = responses.condition_index == index
+        chosen = responses.condition == index
         block: dict[str, Any] = {"all": _quartiles(seconds[chosen]), "groups": {}}
         for grouping, label_of in (groups or {}).items():
             labels = np.asarray(

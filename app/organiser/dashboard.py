@@ -7,8 +7,10 @@ anew (`exports.response_rows`).
 Filters (query string, on the page and every download): `completed=1` keeps readers who
 finished both tasks, `reader=<pseudonym>` one reader, `identify=1` adds readers' e-mails,
 `pair=<key>~<key>` the two conditions the thesis-layout tables compare (studies of three or
-more conditions). The page and its downloads read one analysis per filter set, so the
-summary CSV and JSON of `?pair=a~b` hold exactly the figures the page shows for that pair.
+more conditions). The page and its downloads read one analysis per filter set, which holds
+the tables of every pair of the study's conditions: the page picks the pair from it
+(`with_pair`), and the summary CSV and JSON of `?pair=a~b` hold exactly the figures the
+page shows for that pair.
 """
 
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
+from app.analysis import with_pair as pair_view
 from app.analysis.plots import power_png, power_svg
 from app.analysis.power import MAX_CASES, needed_rows, plan_endpoint
 from app.analysis.wording import FILTERS
@@ -38,9 +41,14 @@ from app.organiser.exports import (
     summary_json,
 )
 from app.organiser.study_report import study_report
-from app.organiser.study_results import StudyResult, study_responses, study_result
+from app.organiser.study_results import (
+    StudyResult,
+    ordered,
+    study_pairs,
+    study_responses,
+    study_result,
+)
 from app.survey import conditions
-from app.survey.conditions import Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, session_progress
 
@@ -57,49 +65,45 @@ TASK_TITLES = {
 
 
 @dataclass(frozen=True)
-class Pair:
-    """The two conditions that the thesis-layout tables (Table 4.II, Figure 4.1, answer
-    changes, the secondary statistics) compare: the thesis's Task 1 and Task 2.
+class Shown:
+    """The pair of conditions that the page's thesis-layout tables (Table 4.II, Figure 4.1,
+    answer changes, the secondary statistics) show, as the thesis's Task 1 and Task 2: which
+    of the analysis's `pairs` it is, and how the page names it.
 
     In the thesis's own design they are called so. Otherwise they are named by condition, and
     a study of three or more conditions lets the organiser choose the pair (`keys` None when
-    the study has two conditions: there is nothing to choose). `compared` is what the
-    analysis is asked to compare, always the two keys (None for a one-condition study), so
-    that the tables follow the study's design rather than the order answers came in."""
+    the study has two conditions: there is nothing to choose). `key` is the pair among the
+    analysis's `pairs` ("a~b"; None for a one-condition study: the analysis's first two)."""
 
     keys: tuple[str, str] | None
-    compared: tuple[str, str] | None
+    key: str | None
     names: dict[int, str]
     titles: dict[int, str]
     choices: list[tuple[str, str]]  # (value of the `pair` argument, words) when there is a choice
     chosen: str
 
 
-def pair_of(study: Study, asked: str) -> Pair:
-    """The pair the page's tables compare: `asked` ("a~b") when it names two of the study's
+def shown_pair(study: Study, asked: str) -> Shown:
+    """The pair the page's tables show: `asked` ("a~b") when it names two of the study's
     conditions, else the first and the last; `unaided` always first, as in the analysis."""
     listed = conditions_of(study)
     if listed == conditions.thesis(study.neighbours_shown or conditions.DEFAULT_K)[:2] and (
         design_of(study) == Design.SEQUENTIAL
     ):
-        keys = (listed[0].key, listed[1].key)
-        return Pair(None, keys, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
-    options = [ordered(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
+        thesis = f"{listed[0].key}~{listed[1].key}"
+        return Shown(None, thesis, {1: "Task 1", 2: "Task 2"}, TASK_TITLES, [], "")
+    options = study_pairs(study)
     wanted = tuple(asked.split("~")) if asked else ()
     chosen = next((o for o in options if (o[0].key, o[1].key) == wanted), None)
     first, second = chosen or ordered(listed[0], listed[-1])
     names = {1: first.short, 2: second.short}
     titles = {1: first.label, 2: second.label}
     keys = (first.key, second.key)
+    key = f"{first.key}~{second.key}" if first.key != second.key else None
     if len(listed) < 3:
-        return Pair(None, keys if first.key != second.key else None, names, titles, [], "")
+        return Shown(None, key, names, titles, [], "")
     choices = [(f"{a.key}~{b.key}", f"{a.short} and {b.short}") for a, b in options]
-    return Pair(keys, keys, names, titles, choices, f"{first.key}~{second.key}")
-
-
-def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
-    """Two conditions with `unaided` first (the analysis's order), else as listed."""
-    return (b, a) if b.aid == conditions.UNAIDED and not b.aided else (a, b)
+    return Shown(keys, key, names, titles, choices, f"{first.key}~{second.key}")
 
 
 # The figures' downloads: kind (the file's suffix) -> content type
@@ -145,15 +149,13 @@ class Filters:
             with_probes=with_probes,
         )
 
-    def analysis(self, study: Study, bootstrap: int) -> tuple[Pair, StudyResult]:
-        """The pair the thesis-layout tables compare, and the analysis of the filtered answers
-        (probes left out; computed once per answer set) with its tables for that pair: what
-        the page shows, and what its summary downloads hold."""
-        pair = pair_of(study, self.pair)
-        analysed = study_result(
-            study, self.completed, self.reader or None, bootstrap, pair.compared
-        )
-        return pair, analysed
+    def analysis(self, study: Study, bootstrap: int) -> tuple[Shown, StudyResult]:
+        """The pair the thesis-layout tables show, and the analysis of the filtered answers
+        (probes left out; computed once per answer set) with that pair's tables at its top
+        level: what the page shows, and what its summary downloads hold."""
+        pair = shown_pair(study, self.pair)
+        analysed = study_result(study, self.completed, self.reader or None, bootstrap)
+        return pair, StudyResult(analysed.answers, pair_view(analysed.result, pair.key))
 
 
 def enrolled_readers(study: Study) -> list[str]:
@@ -302,7 +304,7 @@ def report(study_id: int) -> Response:
     study = study_or_404(study_id)
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
     analysed = study_result(study, False, None, bootstrap)
-    page = study_report(study, analysed.result)
+    page = study_report(study, pair_view(analysed.result))
     response = Response(page.html, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src {page.style_hash}; img-src data:; "
@@ -368,7 +370,7 @@ def pair_answered(result: Mapping[str, Any]) -> bool:
     return bool(pooled["task1"]["answers"] or pooled["task2"]["answers"])
 
 
-def file_name(study: Study, suffix: str, pair: Pair | None = None) -> str:
+def file_name(study: Study, suffix: str, pair: Shown | None = None) -> str:
     """A download's file name; with the pair when the organiser chose one, so that the files
     of several pairs do not overwrite each other ("study-3-summary-unaided-vs-cbir.csv")."""
     if pair is None or pair.keys is None:

@@ -42,22 +42,23 @@ from app.survey.designs import Design
 from app.survey.enrolment import conditions_of
 from app.survey.presentation import case_count
 from studybundle import read
+from studybundle.vocabulary import (
+    CLASSIFIERS,
+    CONDITION_AIDS,
+    NEIGHBOUR_AIDS,
+    Aid,
+    Classifier,
+    Preset,
+)
 
 bp = Blueprint("design", __name__)
 
-PRESETS = {"thesis": "the thesis's design", "three_arm": "the three-arm crossover"}
 # What the information text must say before a study with probes may open.
 PROBES_DISCLOSED = re.compile(r"mislead|deliberately\s+(wrong|incorrect|false)", re.IGNORECASE)
 PROBE_SENTENCE = (
     "Some of the AI's help shown in this study is deliberately misleading, to measure how much"
     " readers rely on it; you will be told at the end."
 )
-DESIGN_NAMES = {
-    Design.SEQUENTIAL: "Sequential replay",
-    Design.CROSSOVER: "Counterbalanced crossover",
-    Design.PER_CASE: "Per-case randomised",
-    Design.INITIAL_REVISED: "Initial then revised",
-}
 
 
 # The design form's name for an unaided reading with the saliency overlay as its only aid.
@@ -72,11 +73,9 @@ class ConditionForm(Form):
         "Aid",
         choices=[
             SelectChoice("", "(not used)"),
-            SelectChoice("unaided", "No aid"),
-            SelectChoice(SALIENCY_ONLY, "Saliency map only"),
-            SelectChoice("se_cbir", "SE-CBIR similar images"),
-            SelectChoice("cbir", "CBIR similar images"),
-            SelectChoice("probabilities", "AI class probabilities"),
+            SelectChoice(Aid.UNAIDED.value, Aid.UNAIDED.label),
+            SelectChoice(SALIENCY_ONLY, f"{Aid.SALIENCY.label} only"),
+            *(SelectChoice(a, Aid(a).label) for a in CONDITION_AIDS if a != Aid.UNAIDED),
         ],
         default="",
     )
@@ -86,11 +85,8 @@ class ConditionForm(Form):
     labelled = BooleanField("Similar images with their classes", default=True)
     classifier = SelectField(
         "Probabilities of",
-        choices=[
-            SelectChoice("rgb_saliency", "the image + saliency classifier"),
-            SelectChoice("rgb", "the image-only classifier"),
-        ],
-        default="rgb_saliency",
+        choices=[SelectChoice(model.value, f"the {model.label}") for model in Classifier],
+        default=Classifier.RGB_SALIENCY.value,
     )
     saliency = BooleanField("Saliency map of the AI as a toggle on the case", default=False)
     context = BooleanField(
@@ -112,12 +108,7 @@ class DesignForm(FlaskForm):
 
     design = SelectField(
         "Design",
-        choices=[
-            SelectChoice("sequential", "Sequential replay: every reader, the same order"),
-            SelectChoice("crossover", "Counterbalanced crossover: orders balanced over readers"),
-            SelectChoice("per_case", "Per-case randomised: one task, conditions mixed"),
-            SelectChoice("initial_revised", "Initial then revised: unaided first, then the aid"),
-        ],
+        choices=[SelectChoice(design.value, design.choice) for design in Design],
     )
     conditions = FieldList(FormField(ConditionForm), min_entries=4, max_entries=4)
     rotate_later_sessions = BooleanField("Later tasks show the case turned by 180 degrees")
@@ -175,23 +166,23 @@ def available_aids(study: Study) -> Available:
     manifest = study.manifest
     aids = read.aids(manifest)
     most = read.max_neighbours(manifest)
-    neighbours: dict[str, int] = {aid: most for aid in ("se_cbir", "cbir") if aid in aids and most}
-    classifiers = ("rgb_saliency", "rgb") if "probabilities" in aids else ()
+    neighbours: dict[str, int] = {aid: most for aid in NEIGHBOUR_AIDS if aid in aids and most}
+    classifiers = CLASSIFIERS if Aid.PROBABILITIES in aids else ()
     return Available(
         neighbours=neighbours,
         classifiers=classifiers,
-        saliency="saliency" in aids,
+        saliency=Aid.SALIENCY in aids,
         context="context" in (manifest.get("extensions") or []),
     )
 
 
 def offered_words(available: Available) -> str:
     """What the bundle can show, in organisers' words (the Design page)."""
-    parts = [
-        f"{conditions.AID_NAMES[aid]} (up to {k})" for aid, k in available.neighbours.items()
-    ] or ["no similar images"]
+    parts = [f"{Aid(aid).label} (up to {k})" for aid, k in available.neighbours.items()] or [
+        "no similar images"
+    ]
     if available.classifiers:
-        names = " and ".join(conditions.CLASSIFIER_NAMES[c] for c in available.classifiers)
+        names = " and ".join(Classifier(c).label for c in available.classifiers)
         parts.append(f"class probabilities of the {names}")
     if available.saliency:
         parts.append("saliency maps")
@@ -204,7 +195,7 @@ def design_problems(design: Design, listed: Sequence[Condition], available: Avai
     """Every reason the design cannot run with these conditions on this study's bundle."""
     problems = conditions.check(listed, available)
     if design in (Design.CROSSOVER, Design.PER_CASE) and len(listed) < 2:
-        problems.append(f"{DESIGN_NAMES[design]} needs at least two conditions.")
+        problems.append(f"{design.label} needs at least two conditions.")
     if design == Design.INITIAL_REVISED and any(not c.aided for c in listed):
         problems.append(
             "Initial then revised: the first answer is always unaided, so list only aids."
@@ -293,7 +284,7 @@ def apply_preset(study: Study, name: str, available: Available) -> None:
     # The bundle's own k for Task 2 (format 2's `neighbours`; six in format 1).
     wanted = study.neighbours_shown or conditions.DEFAULT_K
     k = min([wanted, *available.neighbours.values()]) or conditions.DEFAULT_K
-    if name == "thesis":
+    if name == Preset.THESIS:
         study.design, listed = Design.SEQUENTIAL.value, conditions.thesis(k)
     else:
         study.design, listed = Design.CROSSOVER.value, conditions.three_arm(k)
@@ -342,10 +333,10 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
         problems=problems,
         locked=locked,
         listed=conditions_of(study),
-        design_name=DESIGN_NAMES[Design(study.design)],
+        design_name=Design(study.design).label,
         available=available,
         offered=offered_words(available),
-        presets=PRESETS,
+        presets=Preset,
         button=EmptyForm(),
         probe_sentence=PROBE_SENTENCE,
         disclosed=probes_disclosed(study),
@@ -353,7 +344,7 @@ def edit(study_id: int) -> Response | str | tuple[str, int]:
     ), status
 
 
-@bp.post("/studies/<int:study_id>/design/<any(thesis, three_arm):preset>")
+@bp.post(f"/studies/<int:study_id>/design/<any({', '.join(Preset)}):preset>")
 @staff_required
 def preset(study_id: int, preset: str) -> Response:
     """Set the design to a preset in one click (before any reader has enrolled)."""
@@ -369,10 +360,10 @@ def preset(study_id: int, preset: str) -> Response:
     if problems:
         db.session.rollback()
         for problem in problems:
-            flash(f"This bundle cannot run {PRESETS[preset]}: {problem}", "error")
+            flash(f"This bundle cannot run {Preset(preset).label}: {problem}", "error")
         return redirect(url_for("design.edit", study_id=study.id), 303)
     db.session.commit()
-    flash(f"The study now uses {PRESETS[preset]}.", "success")
+    flash(f"The study now uses {Preset(preset).label}.", "success")
     return redirect(url_for("design.edit", study_id=study.id), 303)
 
 

@@ -31,7 +31,6 @@ from sqlalchemy import select
 from app.analysis.fingerprint import canonical_json, sha256_text
 from app.extensions import db
 from app.models import Case, DesignFreeze, Study, StudyStatus
-from app.organiser.design import DESIGN_NAMES
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, sessions_of
 
@@ -86,7 +85,7 @@ def study_design(study: Study, salt: str | None) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "design": design.value,
-        "design_name": DESIGN_NAMES[design],
+        "design_name": design.label,
         "sessions": sessions_of(study),
         "conditions": [
             {"key": c.key, "label": c.label, "short": c.short, **c.to_json()} for c in listed

@@ -34,10 +34,10 @@ from app.models import Enrolment, Sampling, Study, StudyStatus
 from app.organiser.design import PROBE_SENTENCE, describe_design, probes_disclosed
 from app.organiser.design_freeze import design_document, freeze_state, frozen_of, open_study
 from app.organiser.studies import enrolled_count, pool_size
-from app.survey.conditions import training_name
 from app.survey.enrolment import sessions_of
 from app.washout import ReaderEffect, announce_openings, washout_effects
 from studybundle.metrics import MetricsError, read_metrics
+from studybundle.vocabulary import training_name
 
 bp = Blueprint("settings", __name__)
 

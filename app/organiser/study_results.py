@@ -5,8 +5,9 @@ and never changes or deletes it (a study's answers go only with the whole study)
 study's answers are the same set exactly when their count and their largest id are the
 same. A reader's completion of the last session, which the "completed readers" filter reads,
 is written in the same commit as that reader's last answer. The key also holds the study's
-creation time (in case a deleted study's id is used again), the filters and the bootstrap
-size. A new answer changes the key, so a stale result is never served; what an old key
+creation time (in case a deleted study's id is used again), the filters, the bootstrap
+size and the pairs of conditions whose tables the result holds (a study without answers may
+change its design). A new answer changes the key, so a stale result is never served; what an old key
 held simply ages out of the cache.
 
 Where it lives: in the memory of each gunicorn worker, a small LRU on the app object. With W
@@ -33,6 +34,7 @@ from app.analysis.responses import INITIAL_SUFFIX, analysed
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
 from app.organiser.exports import analysis_columns, study_scale, study_taxonomy
+from app.survey.conditions import UNAIDED, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of
 
@@ -119,7 +121,8 @@ def answer_set(study: Study) -> AnswerSet:
 
 def request_answer_set(study: Study) -> AnswerSet:
     """`answer_set(study)`, read once per request: a page shows several analyses of one
-    answer set (the page's own and its tables' pair), and each read scans the answers.
+    answer set (the page's own, the figures' and the downloads'), and each read scans the
+    answers.
     Outside a request (a command, a test's app context) it is read every time."""
     if not has_request_context():
         return answer_set(study)
@@ -135,18 +138,32 @@ def _cache() -> ResultCache:
     return cache
 
 
+def study_pairs(study: Study) -> list[tuple[Condition, Condition]]:
+    """Every pair of the study's conditions that the dashboard's thesis-layout tables may
+    compare, each with `unaided` first (the analysis's order), else as listed."""
+    listed = conditions_of(study)
+    return [ordered(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
+
+
+def ordered(a: Condition, b: Condition) -> tuple[Condition, Condition]:
+    """Two conditions with `unaided` first (the analysis's order), else as listed."""
+    return (b, a) if b.aid == UNAIDED and not b.aided else (a, b)
+
+
 def study_result(
     study: Study,
     completed_only: bool,
     reader: str | None,
     bootstrap: int,
-    pair: tuple[str, str] | None = None,
 ) -> StudyResult:
     """The analysis of `study`'s answers (probes left out) under the filters, from the cache
-    when this answer set was analysed before. `pair` (two condition keys) is what its
-    thesis-layout tables and secondary statistics compare (`analyse(pair=...)`; the first two
-    conditions when None); its primary analysis covers every condition either way."""
-    key = (request_answer_set(study), completed_only, reader or "", bootstrap, pair)
+    when this answer set was analysed before. Its `pairs` hold the thesis-layout tables and
+    secondary statistics of every pair of the study's conditions (`study_pairs`), computed in
+    the one run, so that the dashboard shows any pair without analysing again; its top level
+    is the first two conditions', and its primary analysis covers every condition."""
+    pairs = [(a.key, b.key) for a, b in study_pairs(study)]
+    # The pairs too: a study without answers may change its design between two views.
+    key = (request_answer_set(study), completed_only, reader or "", bootstrap, tuple(pairs))
     cache = _cache()
     entry = cache.get(key)
     if entry is None:
@@ -159,7 +176,7 @@ def study_result(
             del columns
             names = condition_names(study)
             result = analyse(
-                responses, bootstrap=bootstrap, seed=0, names=names, pair=pair, scale=scale
+                responses, bootstrap=bootstrap, seed=0, names=names, pairs=pairs, scale=scale
             )
             entry = StudyResult(len(responses), result)
         cache.put(key, entry)

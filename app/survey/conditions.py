@@ -11,47 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-NEIGHBOUR_AIDS = ("se_cbir", "cbir")
-CLASSIFIERS = ("rgb_saliency", "rgb")
+from studybundle.vocabulary import CLASSIFIERS, CONDITION_AIDS, NEIGHBOUR_AIDS, Aid, Classifier
 
-UNAIDED = "unaided"
-PROBABILITIES = "probabilities"
-AIDS = (UNAIDED, *NEIGHBOUR_AIDS, PROBABILITIES)
+# The names and their words are studybundle.vocabulary's; these are the ones conditions use.
+UNAIDED = Aid.UNAIDED.value
+PROBABILITIES = Aid.PROBABILITIES.value
+AIDS = CONDITION_AIDS
 DEFAULT_K = 6  # the thesis's six neighbours
-DEFAULT_CLASSIFIER = CLASSIFIERS[0]  # the 4-channel model (image + saliency)
-AID_NAMES = {
-    UNAIDED: "No aid",
-    "se_cbir": "SE-CBIR similar images",
-    "cbir": "CBIR similar images",
-    PROBABILITIES: "AI class probabilities",
-}
-SHORT_NAMES = {
-    UNAIDED: "Unaided",
-    "se_cbir": "SE-CBIR",
-    "cbir": "CBIR",
-    PROBABILITIES: "Probabilities",
-}
-# The classifiers in organisers' words (the keys are the bundle's and the exports'), and in
-# readers' words, who need not know how the model was built.
-CLASSIFIER_NAMES = {"rgb_saliency": "image + saliency classifier", "rgb": "image-only classifier"}
-READER_CLASSIFIER_NAMES = {
-    "rgb_saliency": "from the image and where the AI looked",
-    "rgb": "from the image alone",
-}
-# What a training run measured (the bundle's provenance.metrics), by the run's own keys.
-TRAINING_NAMES = {
-    "se_cbir": "SE-CBIR (image + saliency features)",
-    "cbir": "CBIR (image features)",
-    "control": "Control (saliency maps left blank)",
-    "rgb": "Image-only classifier",
-    "rgbs": "Image + saliency classifier",
-    "rgb_saliency": "Image + saliency classifier",
-}
-
-
-def training_name(key: str) -> str:
-    """A training run's name for an aid or a model, in organisers' words (else the key)."""
-    return TRAINING_NAMES.get(key, key)
+DEFAULT_CLASSIFIER = Classifier.RGB_SALIENCY.value  # the 4-channel model (image + saliency)
 
 
 class ConditionError(ValueError):
@@ -110,12 +77,12 @@ class Condition:
     @property
     def label(self) -> str:
         """The condition in words, for organisers."""
-        text = AID_NAMES[self.aid]
+        text = Aid(self.aid).label
         if self.shows_neighbours:
             kind = "labelled" if self.labelled else "unlabelled"
             text += f", {self.k} {kind}"
         if self.aid == PROBABILITIES:
-            text += f" ({CLASSIFIER_NAMES[self.classifier]})"
+            text += f" ({Classifier(self.classifier).label})"
         if self.saliency:
             text += " + saliency overlay"
         if self.context:
@@ -125,11 +92,11 @@ class Condition:
     @property
     def short(self) -> str:
         """The condition in a few words, for table headings ("SE-CBIR 6", "CBIR 3 unlabelled")."""
-        text = SHORT_NAMES[self.aid]
+        text = Aid(self.aid).short
         if self.shows_neighbours:
             text += f" {self.k}" + ("" if self.labelled else " unlabelled")
         if self.aid == PROBABILITIES:
-            text += " (image + saliency)" if self.classifier == "rgb_saliency" else " (image only)"
+            text += f" ({Classifier(self.classifier).short})"
         if self.saliency:
             text += " + saliency"
         if self.context:
@@ -204,9 +171,9 @@ def check(conditions: Sequence[Condition], available: Available) -> list[str]:
 
 def thesis(k: int = DEFAULT_K) -> list[Condition]:
     """The thesis's two conditions: unaided, then SE-CBIR with k labelled neighbours."""
-    return [Condition(), Condition("se_cbir", k)]
+    return [Condition(), Condition(Aid.SE_CBIR.value, k)]
 
 
 def three_arm(k: int = DEFAULT_K) -> list[Condition]:
     """The comparison the thesis asks for: unaided, plain CBIR and SE-CBIR at the same k."""
-    return [Condition(), Condition("cbir", k), Condition("se_cbir", k)]
+    return [Condition(), Condition(Aid.CBIR.value, k), Condition(Aid.SE_CBIR.value, k)]

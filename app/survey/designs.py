@@ -22,24 +22,15 @@ A reader's place in the randomisation is their `arm_index`: the order in which t
 organiser nor a reader can predict the next reader's arm.
 """
 
-import enum
 import random
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from app.survey.sampling import shuffled, stream, weighted
+from studybundle.vocabulary import Design as Design  # the designs' names and their words
 
 K = TypeVar("K", bound=Hashable)
-
-
-class Design(enum.StrEnum):
-    """How conditions are laid out over readers, sessions and cases."""
-
-    SEQUENTIAL = "sequential"
-    CROSSOVER = "crossover"
-    PER_CASE = "per_case"
-    INITIAL_REVISED = "initial_revised"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from app.survey.conditions import PROBABILITIES, UNAIDED, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of
 from app.survey.presentation import classes_of, image_url, session_name
+from studybundle.vocabulary import Aid
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def reader_words(condition: Condition) -> str:
     """A condition as a reader knows it: by what they saw, not by its key."""
     extras = []
     if condition.shows_neighbours:
-        kind = "SE-CBIR" if condition.aid == "se_cbir" else "CBIR"
+        kind = Aid(condition.aid).short
         text = f"With {condition.k} similar images ({kind})"
         if not condition.labelled:
             text += " without their classes"

@@ -14,7 +14,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.models import Assignment, Case, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
-from app.survey.conditions import PROBABILITIES, READER_CLASSIFIER_NAMES, Condition
+from app.survey.conditions import PROBABILITIES, Condition
 from app.survey.designs import Design
 from app.survey.enrolment import (
     PRACTICE,
@@ -26,6 +26,7 @@ from app.survey.enrolment import (
 )
 from app.survey.forms import AnswerForm
 from studybundle.taxonomy import readable_text_colour
+from studybundle.vocabulary import CLASSIFIERS, Classifier
 from studybundle.vote import majority_vote
 
 CONFIDENCE_KEYS = ("a", "s", "d", "f", "g", "h", "j", "k", "l")  # home row, level 1 first
@@ -287,7 +288,7 @@ def case_context(
         neighbours=tiles,
         labelled=condition.labelled,
         probabilities=bars,
-        classifier=READER_CLASSIFIER_NAMES.get(view.classifier, ""),
+        classifier=Classifier(view.classifier).reader if view.classifier in CLASSIFIERS else "",
         first_look=first_look,
         patient=context_rows(shown_context(condition, case)),
         revising=design_of(study) == Design.INITIAL_REVISED and not first_look,

@@ -33,6 +33,7 @@ def test_public_api_is_exported() -> None:
         "ResponsesError",
         "Scale",
         "CLASSES",
+        "with_pair",
     ):
         assert name in analysis.__all__ and hasattr(analysis, name)
     params = inspect.signature(analysis.analyse).parameters
@@ -43,7 +44,7 @@ def test_public_api_is_exported() -> None:
         "taxonomy",
         "groups",
         "names",
-        "pair",
+        "pairs",
         "scale",
     ]
     assert (params["bootstrap"].default, params["seed"].default) == (2000, 0)

@@ -28,7 +28,7 @@ def test_reads_csv_into_arrays(tmp_path: Path) -> None:
     assert responses.readers == ("A", "B")
     assert responses.image_ids == ("img1", "img2")
     assert [CLASSES[i] for i in responses.diagnosis] == ["nv", "mel", "nv", "mel"]
-    assert responses.task.tolist() == [1, 2, 1, 1]
+    assert responses.condition.tolist() == [0, 1, 0, 0]
     assert responses.confidence.tolist() == [3, 4, 5, 2]
     assert list(responses.rows())[1] == {**ROWS[1], "condition": "se_cbir"}
 
@@ -45,7 +45,15 @@ def test_extra_columns_bom_semicolons_and_binary_files_are_accepted() -> None:
 def test_rows_and_csv_give_the_same_result() -> None:
     from_rows = responses_from_rows(ROWS)
     from_csv = read_responses(io.StringIO(to_csv(ROWS)))
-    for name in ("reader", "image", "truth", "task", "diagnosis", "confidence", "majority_vote"):
+    for name in (
+        "reader",
+        "image",
+        "truth",
+        "condition",
+        "diagnosis",
+        "confidence",
+        "majority_vote",
+    ):
         assert getattr(from_rows, name).tolist() == getattr(from_csv, name).tolist()
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.analysis import analyse, responses_from_rows
+from app.analysis import analyse, responses_from_rows, with_pair
 from app.analysis.responses import CLASSES
 from tests.analysis.helpers import answer
 
@@ -233,8 +233,14 @@ def pair_tables(result: dict) -> dict:
 
 
 def test_a_pair_of_three_conditions_is_compared_as_if_it_were_the_only_two(result: dict) -> None:
-    three = analyse(
-        responses_from_rows(three_conditions()), bootstrap=200, seed=1, pair=("unaided", "se_cbir")
+    three = with_pair(
+        analyse(
+            responses_from_rows(three_conditions()),
+            bootstrap=200,
+            seed=1,
+            pairs=[("unaided", "se_cbir")],
+        ),
+        "unaided~se_cbir",
     )
     assert three["conditions"] == ["unaided", "cbir", "se_cbir"]
     assert three["pair"] == {
@@ -258,7 +264,7 @@ def test_the_default_pair_is_the_first_two_and_every_condition_has_its_figures()
     a = default["readers"][0]
     assert (a["task1"]["accuracy"], a["task2"]["accuracy"]) == (pytest.approx(2 / 3), 1 / 3)
     assert "CBIR 6 minus unaided" in default["statistics"]["wilcoxon_confidence"]["description"]
-    chosen = analyse(responses, bootstrap=0, pair=("cbir", "se_cbir"))
+    chosen = with_pair(analyse(responses, bootstrap=0, pairs=[("cbir", "se_cbir")]), "cbir~se_cbir")
     b = chosen["readers"][0]
     assert (b["task1"]["accuracy"], b["task2"]["accuracy"]) == (1 / 3, pytest.approx(2 / 3))
     # Every condition's figures in every result, the same whatever the pair.
@@ -270,13 +276,30 @@ def test_the_default_pair_is_the_first_two_and_every_condition_has_its_figures()
     ]
 
 
+def test_one_run_holds_the_tables_of_every_pair_asked_for() -> None:
+    """The dashboard's pairs come from one analysis: each pair's tables as if it were asked
+    for alone, the first two at the top level and under `pairs` too."""
+    responses = responses_from_rows(three_conditions())
+    both = analyse(responses, bootstrap=100, pairs=[("cbir", "se_cbir"), ("unaided", "se_cbir")])
+    assert list(both["pairs"]) == ["unaided~cbir", "cbir~se_cbir", "unaided~se_cbir"]
+    alone = analyse(responses, bootstrap=100)
+    assert with_pair(both) == with_pair(alone)
+    assert {k: v for k, v in both.items() if k != "pairs"} == with_pair(both)
+    chosen = with_pair(both, "cbir~se_cbir")
+    assert chosen["pair"]["first"] == "cbir"
+    assert chosen["statistics"]["or_hillis"] == alone["statistics"]["or_hillis"]
+
+
 def test_a_pair_with_a_condition_nobody_read_under_has_empty_tables() -> None:
-    result = analyse(responses_from_rows(ROWS), bootstrap=50, pair=("unaided", "cbir"))
+    result = with_pair(
+        analyse(responses_from_rows(ROWS), bootstrap=50, pairs=[("unaided", "cbir")]),
+        "unaided~cbir",
+    )
     assert result["pair"]["second"] == "cbir"
     assert result["pooled"]["task2"]["answers"] == 0
     assert result["changes"]["paired_cases"] == 0
     with pytest.raises(ValueError, match="twice"):
-        analyse(responses_from_rows(ROWS), bootstrap=0, pair=("unaided", "unaided"))
+        analyse(responses_from_rows(ROWS), bootstrap=0, pairs=[("unaided", "unaided")])
 
 
 def test_the_majority_vote_is_the_one_shown_with_the_task_2_answer() -> None:
@@ -285,6 +308,8 @@ def test_the_majority_vote_is_the_one_shown_with_the_task_2_answer() -> None:
         {**as_condition(answer("X", "img1", "mel", 1, "nv", 2, "nv"), "cbir")},
         {**as_condition(answer("X", "img1", "mel", 1, "mel", 4, "mel"), "se_cbir")},
     ]
-    result = analyse(responses_from_rows(rows), bootstrap=0, pair=("cbir", "se_cbir"))
+    result = with_pair(
+        analyse(responses_from_rows(rows), bootstrap=0, pairs=[("cbir", "se_cbir")]), "cbir~se_cbir"
+    )
     assert result["readers"][0]["majority_vote_accuracy"] == 1.0
     assert result["changes"]["wrong_to_correct_majority_agrees"] == 1

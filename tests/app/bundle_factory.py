@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from studybundle.limits import AIDS, CLASSIFIERS, NEIGHBOUR_AIDS
 from studybundle.taxonomy import HAM10000, HAM10000_CODES, LIKERT, ClassInfo
+from studybundle.vocabulary import BUNDLE_AIDS, CLASSIFIERS, NEIGHBOUR_AIDS
 from studybundle.vote import majority_vote
 
 CLASSES = HAM10000_CODES
@@ -223,7 +223,7 @@ def make_bundle_v2(
     max_neighbours: int = 9,
     shown: int = 6,
     likert: Sequence[str] = LIKERT,
-    aids: Sequence[str] = AIDS,
+    aids: Sequence[str] = BUNDLE_AIDS,
     pool: int = 40,
     context: bool = False,
 ) -> Path:

@@ -596,6 +596,24 @@ def test_the_analysis_runs_once_per_answer_set_and_again_after_a_new_answer(
     assert len(runs) == 3
 
 
+def test_a_design_changed_before_any_answer_is_analysed_with_its_own_pairs(
+    app: Flask, client: FlaskClient, organiser: UserRef, study: StudyRef, login: Callable
+) -> None:
+    """One analysis holds the tables of the design's pairs: the same (empty) answer set under
+    another design is analysed anew, so every pair the new design offers is there."""
+    from app.survey.conditions import three_arm
+
+    login(client, organiser)
+    assert client.get(f"/dashboard/{study.id}/").status_code == 200
+    with app.app_context():
+        record = db.session.get(Study, study.id)
+        record.design = "crossover"
+        record.conditions = [condition.to_json() for condition in three_arm()]
+        db.session.commit()
+    for pair in ("unaided~cbir", "unaided~se_cbir", "cbir~se_cbir"):
+        assert client.get(f"/dashboard/{study.id}/?pair={pair}").status_code == 200
+
+
 def test_the_cache_forgets_the_least_recently_used_answer_set() -> None:
     from app.organiser.study_results import ResultCache, StudyResult
 

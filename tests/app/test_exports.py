@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
+from app import study_results
 from app.analysis import COLUMNS, analyse, responses_from_columns, responses_from_rows
 from app.analysis.files import PLACEHOLDER_CASE
 from app.extensions import db
@@ -421,9 +422,18 @@ def test_each_pair_has_its_own_summary_with_the_pages_figures(
     three_arms: dict[str, UserRef],
     study: StudyRef,
     login: Callable,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The summary CSV and JSON of `?pair=a~b` hold what the page shows for that pair, named
-    by the pair: three pairs, three different files; the primary result is the same in all."""
+    by the pair: three pairs, three different files; the primary result is the same in all.
+    One analysis holds every pair: switching pairs analyses nothing again."""
+    runs = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        runs.append(kwargs.get("bootstrap"))
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(study_results, "analyse", counted)
     login(client, organiser)
     names = dict(zip(KEYS, ("Unaided", "SE-CBIR 3 unlabelled", "SE-CBIR 6"), strict=True))
     skills = {name: SKILL[i] for i, name in enumerate(three_arms)}
@@ -512,3 +522,5 @@ def test_each_pair_has_its_own_summary_with_the_pages_figures(
 
     assert len(files["summary-csv"]) == len(files["summary-json"]) == 3
     assert primary[0] == primary[1] == primary[2]  # every condition, whatever the pair
+    # Once for the page's bootstrap and once for the downloads', not once per pair.
+    assert sorted(runs) == sorted(set(runs)) and len(runs) <= 2
