@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app import study_results
 from app.analysis import COLUMNS, analyse, responses_from_columns, responses_from_rows
 from app.analysis.files import PLACEHOLDER_CASE
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Role, Study, User
+from app.organiser import study_results
 from app.organiser.exports import (
     IMRMC_PLACEHOLDERS,
     MRMCAOV_COLUMNS,
