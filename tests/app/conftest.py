@@ -21,6 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
 from app import create_app, normalise_database_url
@@ -137,6 +138,36 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The app on an empty database with no tables at all (a throw-away PostgreSQL database)."""
+    overrides = {"STUDY_IMAGES": str(tmp_path / "images")}
+    admin_engine = None
+    name = ""
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL migration test is skipped")
+        base = make_url(normalise_database_url(POSTGRES_URL))
+        name = f"migrations_{secrets.token_hex(4)}"
+        admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        overrides["SQLALCHEMY_DATABASE_URI"] = base.set(database=name).render_as_string(
+            hide_password=False
+        )
+    else:
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    app = create_app(TestConfig, overrides)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    if admin_engine is not None:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import io
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -13,6 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Enrolment, Invitation, Sampling, Study, StudyStatus
 from tests.app.bundle_factory import make_bundle
+from tests.app.checks import zipped
 
 
 def pages(study_id: int) -> list[str]:
@@ -51,17 +51,6 @@ def test_staff_see_every_page(
     listing = client.get("/admin/").text
     assert "Test study" in listing and "Other study" in listing
     assert client.get("/admin/studies/9999").status_code == 404
-
-
-def zipped(folder: Path, prefix: str = "study/") -> io.BytesIO:
-    """The bundle folder as a .zip (inside a top folder, as `zip -r` makes it)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, prefix + str(path.relative_to(folder)))
-    buffer.seek(0)
-    return buffer
 
 
 def test_import_an_uploaded_zip(

@@ -25,16 +25,18 @@ from app.survey.conditions import Condition
 from studybundle.taxonomy import HAM10000
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import StudyRef, add_study, add_user, join_study
-from tests.app.test_study_designs import answer_case, assignments_of, set_design, tiles
-from tests.app.test_survey import consent, token_of
+from tests.app.reading import (
+    CONDITIONS,
+    answer_case,
+    assignments_of,
+    consent,
+    set_design,
+    shown_images,
+    stem,
+    tiles,
+    token_of,
+)
 
-CONDITIONS = [
-    Condition(),
-    Condition("cbir", 4, labelled=False),
-    Condition("probabilities", classifier="rgb"),
-    Condition("se_cbir", 6, saliency=True),
-    Condition(saliency=True),
-]
 NAMES = {info.code: info.name for info in HAM10000}
 
 
@@ -47,16 +49,6 @@ def all_aids(app: Flask, tmp_path: Path) -> StudyRef:
     )
     set_design(app, ref, "per_case", [c.to_json() for c in CONDITIONS])
     return ref
-
-
-def stem(name: str) -> str:
-    """A served image's URL part."""
-    return name.removesuffix(".jpg")
-
-
-def shown_images(html: str) -> list[str]:
-    """The served names of the similar images a page shows, in rank order."""
-    return re.findall(r'<figure class="tile[^"]*">\s*<a [^>]*href="/images/(\w+)', html)
 
 
 def test_each_aid_condition_shows_its_own_aid_and_records_it(

@@ -16,8 +16,7 @@ from app.models import Answer, Assignment, Case, Role, Study, StudyStatus
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
-from tests.app.test_study_designs import answer_case, assignments_of, set_design
-from tests.app.test_survey import consent
+from tests.app.reading import answer_case, assignments_of, consent, set_design
 
 CONDITIONS = [Condition(context=True), Condition("se_cbir", 6)]
 

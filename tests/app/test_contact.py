@@ -11,9 +11,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AddressChange, Invitation, MailStatus, OutboxMessage, Study, User
 from tests.app.conftest import PASSWORD, StudyRef, UserRef, join_study
+from tests.app.reading import consent, enrolment_id
 from tests.app.smtp import SmtpServer, free_port
-from tests.app.test_reminders import enrolment_id
-from tests.app.test_survey import consent
 
 
 def stored_as(app: Flask, user: UserRef, email: str) -> UserRef:

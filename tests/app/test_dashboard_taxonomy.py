@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from app.models import Role, StudyStatus
 from tests.app.bundle_factory import ISIC2019, make_bundle_v2
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_study, add_user, join_study
-from tests.app.test_dashboard import case_at, heat_counts, page, submit
-from tests.app.test_survey import consent
+from tests.app.reading import consent
+from tests.app.results import case_at, heat_counts, page, submit
 
 CODES = [info.code for info in ISIC2019]
 CASES = 16

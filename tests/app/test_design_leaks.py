@@ -23,8 +23,7 @@ from app.models import Assignment, Enrolment, Study, StudyStatus
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_study, join_study
-from tests.app.test_survey import consent, token_of
-from tests.app.test_survey_leaks import (
+from tests.app.leaks import (
     NEIGHBOURS,
     Recorder,
     check_images_are_named_by_content_hash,
@@ -32,6 +31,7 @@ from tests.app.test_survey_leaks import (
     check_no_inline_script_or_style,
     mask,
 )
+from tests.app.reading import consent, token_of
 
 UNAIDED = Condition()
 SE6 = Condition("se_cbir", 6)

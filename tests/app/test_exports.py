@@ -36,9 +36,8 @@ from app.models import Answer, Assignment, Case, Role, Study, User
 from app.survey.conditions import Condition
 from studybundle.taxonomy import LIKERT
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
-from tests.app.test_dashboard import Answered, answer_study, page, wrong_for
-from tests.app.test_study_designs import assignments_of, set_design
-from tests.app.test_survey import answer, consent
+from tests.app.reading import answer, assignments_of, consent, set_design
+from tests.app.results import Answered, answer_study, page, wrong_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,9 +15,7 @@ from app.models import Answer, Assignment, Enrolment, Role, Study, StudyClass, S
 from app.survey.conditions import Condition
 from app.survey.feedback import reader_words
 from tests.app.conftest import StudyRef, add_study, add_user, join_study
-from tests.app.test_practice import SE6, UNAIDED
-from tests.app.test_study_designs import answer_case, set_design
-from tests.app.test_survey import consent
+from tests.app.reading import SE6, UNAIDED, answer_case, consent, set_design
 
 CODES = ("nv", "mel", "bkl")
 

@@ -8,7 +8,6 @@ import tracemalloc
 import weakref
 from pathlib import Path
 
-import numpy
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,10 +25,16 @@ from app.survey.presentation import HEX_COLOUR
 from studybundle.images import reencode
 from studybundle.limits import CASE_KEY, CLASS_CODE, COLOUR, HEX_ONLY, IMAGE_NAME, IMAGE_PATH
 from studybundle.validate import _contains_any
-from tests.app.bundle_factory import read_queries, write_queries
+from tests.app.bundle_factory import read_queries, store, write_queries
+from tests.app.checks import zip_of
 from tests.app.conftest import StudyRef, UserRef
-from tests.app.test_bundle import store
-from tests.app.test_security import zip_of
+from tests.app.jpeg import (
+    PAYLOAD,
+    PLAIN_SEGMENTS,
+    assert_clean,
+    jpeg_variants,
+    segments_before_scan,
+)
 
 # ---------------------------------------------------------------- server errors from odd input
 
@@ -309,61 +314,6 @@ def test_ids_hidden_in_file_names_are_found_without_comparing_every_pair() -> No
 
 
 # ---------------------------------------------------------------- images re-encoded on import
-
-PAYLOAD = b"ISIC_0024306 nv secret"
-
-
-def segment(marker: int, body: bytes) -> bytes:
-    """One JPEG marker segment: FF, the marker, the length (counting itself), the body."""
-    return bytes((0xFF, marker)) + (len(body) + 2).to_bytes(2, "big") + body
-
-
-def progressive(data: bytes) -> bytes:
-    """The same pixels as a progressive JPEG (several scans)."""
-    out = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(out, "JPEG", quality=90, progressive=True)
-    return out.getvalue()
-
-
-def jpeg_variants(data: bytes) -> dict[str, bytes]:
-    """The 17 JPEGs that passed the metadata check (issue 15), each carrying PAYLOAD."""
-    soi, rest = data[:2], data[2:]
-    app0_end = 4 + int.from_bytes(data[4:6], "big")
-    exif = segment(0xE1, b"Exif\x00\x00" + PAYLOAD)
-    variants = {f"APP{n}": soi + segment(0xE0 + n, PAYLOAD) + rest for n in range(3, 16)}
-    variants["fill bytes"] = soi + b"\xff\xff\xff" + exif + rest
-    variants["a byte before APP1"] = data[:app0_end] + b"\x00" + exif + data[app0_end:]
-    scans = progressive(data)
-    second_scan = scans.index(b"\xff\xda", scans.index(b"\xff\xda") + 2)
-    variants["a comment between scans"] = (
-        scans[:second_scan] + segment(0xFE, PAYLOAD) + scans[second_scan:]
-    )
-    variants["data after EOI"] = data + PAYLOAD
-    return variants
-
-
-# What a re-encoded JPEG may hold before its image data: JFIF, tables, frame, restart interval.
-PLAIN_SEGMENTS = {0xE0, 0xDB, 0xC4, 0xC0, 0xC1, 0xC2, 0xDD}
-
-
-def segments_before_scan(data: bytes) -> list[int]:
-    """The markers of a JPEG up to its first scan (strictly: no fill bytes, no junk)."""
-    found, position = [], 2
-    while data[position] == 0xFF and data[position + 1] != 0xDA:
-        found.append(data[position + 1])
-        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    assert data[position : position + 2] == b"\xff\xda", "junk before the first scan"
-    return found
-
-
-def assert_clean(served: bytes, original: bytes, label: str) -> None:
-    """`served` holds the pixels of `original` and nothing else: no payload, no metadata."""
-    assert PAYLOAD not in served, label
-    assert set(segments_before_scan(served)) <= PLAIN_SEGMENTS, label
-    assert served.endswith(b"\xff\xd9") and served.count(b"\xff\xd9") == 1, label
-    pixels = numpy.asarray(Image.open(io.BytesIO(served)).convert("RGB"), dtype=float)
-    source = numpy.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=float)
-    assert pixels.shape == source.shape and numpy.abs(pixels - source).mean() < 3, label
 
 
 def test_reencoding_keeps_only_the_pixels_of_every_variant(

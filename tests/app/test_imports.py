@@ -31,8 +31,8 @@ from app.config import TestConfig
 from app.extensions import db
 from app.models import ImportJob, Role, Study, StudyMember
 from tests.app.bundle_factory import jpeg_bytes, many_scans_jpeg, replace_neighbour_images
+from tests.app.checks import zip_of
 from tests.app.conftest import PASSWORD, UserRef
-from tests.app.test_security import zip_of
 
 SHARED = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "STUDY_IMAGES", "IMPORT_UPLOADS")
 HOLD = 'while [ ! -e "$0" ]; do sleep 0.05; done; exec "$@"'

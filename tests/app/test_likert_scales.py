@@ -22,8 +22,8 @@ from app.analysis.__main__ import main
 from app.models import Role, StudyStatus
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_study, add_user, join_study
-from tests.app.test_dashboard import case_at, page
-from tests.app.test_survey import answer, consent
+from tests.app.reading import answer, consent
+from tests.app.results import case_at, page
 
 CASES = 14  # each level of the seven-level scale twice per reader and task
 THREE = ("unsure", "fairly sure", "certain")

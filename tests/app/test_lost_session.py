@@ -12,7 +12,7 @@ from app.errors import ANSWER_NOT_SAVED
 from app.extensions import db
 from app.models import Answer
 from tests.app.conftest import StudyRef, UserRef
-from tests.app.test_survey import case_url, consent, token_of
+from tests.app.reading import case_url, consent, token_of
 from tests.app.world import CONSENT
 
 

@@ -13,11 +13,7 @@ from app.extensions import db
 from app.models import Role, Study, StudyStatus
 from app.survey import sampling
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
-from tests.app.test_study_designs import answer_case, assignments_of, set_design
-from tests.app.test_survey import consent
-
-UNAIDED = {"aid": "unaided", "k": 0, "labelled": True, "classifier": "", "saliency": False}
-SE6 = {"aid": "se_cbir", "k": 6, "labelled": True, "classifier": "", "saliency": False}
+from tests.app.reading import SE6, UNAIDED, answer_case, assignments_of, consent, set_design
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from app.models import Case, Study, StudyStatus
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import StudyRef, UserRef, add_study
-from tests.app.test_aid_conditions import CONDITIONS, shown_images, stem
-from tests.app.test_study_designs import set_design, tiles
+from tests.app.reading import CONDITIONS, set_design, shown_images, stem, tiles
 
 BANNER = "Preview as a reader"
 

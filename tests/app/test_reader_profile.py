@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Answer, Enrolment, ReaderRole
 from tests.app.conftest import FakeClock, StudyRef, UserRef
-from tests.app.test_survey import case_url, consent, token_of
+from tests.app.reading import case_url, consent, token_of
 from tests.app.world import CONSENT
 
 

@@ -13,25 +13,18 @@ from app.clock import describe_wait
 from app.extensions import db
 from app.mail import send_queued
 from app.mail.reminders import queue_due_reminders
-from app.models import Enrolment, OutboxMessage, Study, StudyStatus, User
+from app.models import Enrolment, OutboxMessage, StudyStatus, User
 from app.survey.conditions import Condition
 from tests.app.conftest import FakeClock, StudyRef, UserRef
+from tests.app.reading import (
+    answer,
+    complete_task,
+    enrol,
+    enrolment_id,
+    finish_task1,
+    set_study,
+)
 from tests.app.smtp import SmtpServer
-from tests.app.test_survey import answer, complete_task, consent
-
-
-def enrol(client: FlaskClient, reader: UserRef, study: StudyRef, login: Callable) -> None:
-    """The reader logs in and consents."""
-    login(client, reader)
-    consent(client, study.id)
-
-
-def finish_task1(
-    app: Flask, client: FlaskClient, reader: UserRef, study: StudyRef, login: Callable
-) -> None:
-    """The reader consents and answers every Task 1 case."""
-    enrol(client, reader, study, login)
-    complete_task(client, study.id, 1)
 
 
 def reminder_keys(app: Flask) -> list[str | None]:
@@ -44,21 +37,6 @@ def reminder_keys(app: Flask) -> list[str | None]:
                 .order_by(OutboxMessage.id)
             )
         )
-
-
-def enrolment_id(app: Flask, reader: UserRef) -> int:
-    """The id of the reader's (only) enrolment."""
-    with app.app_context():
-        return db.session.scalars(select(Enrolment.id).filter_by(user_id=reader.id)).one()
-
-
-def set_study(app: Flask, study: StudyRef, **values: object) -> None:
-    """Change study settings directly."""
-    with app.app_context():
-        row = db.session.get(Study, study.id)
-        for key, value in values.items():
-            setattr(row, key, value)
-        db.session.commit()
 
 
 def test_describe_wait_in_days_and_hours() -> None:

@@ -10,18 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ConsentVersion, Enrolment, Study, StudyStatus
 from tests.app.conftest import FakeClock, StudyRef, UserRef
-from tests.app.test_survey import complete_task, consent
-
-SETTINGS = {
-    "name": "Test study",
-    "washout_hours": "24",
-    "information": "",
-    "reminder_days": "0",
-    # Only read while nobody has enrolled (then these settings lock).
-    "cases_per_reader": "10",
-    "sampling": "random",
-    "reshuffle_task2": "y",
-}
+from tests.app.reading import SETTINGS, complete_task, consent
 
 
 def study_row(app: Flask, study: StudyRef) -> Study:

@@ -13,7 +13,6 @@ from app.extensions import db
 from app.limits import SEEN
 from app.models import Role, User
 from tests.app.conftest import PASSWORD, FakeClock, UserRef
-from tests.app.test_migrations import empty_app  # noqa: F401 (a fixture)
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -143,7 +142,7 @@ def test_a_session_without_a_time_of_use_is_logged_out(
     assert not logged_in(client)
 
 
-def test_migration_0003_gives_existing_users_version_0(empty_app: Flask) -> None:  # noqa: F811
+def test_migration_0003_gives_existing_users_version_0(empty_app: Flask) -> None:
     with empty_app.app_context():
         upgrade(revision="0002")
         create_user("before@example.org", Role.READER, password=PASSWORD)

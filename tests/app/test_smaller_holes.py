@@ -25,9 +25,9 @@ from app.mail import send_queued
 from app.mail.addresses import AddressError, deliverable_address, pasted_entry
 from app.models import Invitation, Study, User
 from tests.app.bundle_factory import make_bundle
+from tests.app.checks import zip_of
 from tests.app.conftest import FakeClock, StudyRef, UserRef
 from tests.app.smtp import SmtpServer
-from tests.app.test_security import zip_of
 from tests.app.world import CONSENT
 
 HUGE = "9" * 310  # more digits than a float holds: NumberRange's NaN check overflowed

@@ -16,8 +16,7 @@ from app.bundle import import_bundle
 from app.extensions import db
 from app.models import Answer, Case, Enrolment, Invitation, Role, Study, StudyMember, StudyStatus
 from tests.app.conftest import StudyRef, UserRef, add_user, join_study
-from tests.app.test_study_designs import answer_case
-from tests.app.test_survey import consent
+from tests.app.reading import answer_case, consent
 
 
 def neighbour_lists(study: Study) -> list[list[tuple[str, int, str, str]]]:

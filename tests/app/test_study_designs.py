@@ -22,24 +22,19 @@ from app.survey.designs import williams_sequences
 from app.survey.enrolment import conditions_of
 from studybundle.vote import majority_vote
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
-from tests.app.test_survey import case_url, consent, token_of
+from tests.app.reading import (
+    answer_case,
+    assignments_of,
+    case_url,
+    consent,
+    set_design,
+    tiles,
+    token_of,
+)
 
 SE6 = Condition("se_cbir", 6).to_json()
 SE3_UNLABELLED = Condition("se_cbir", 3, labelled=False).to_json()
 UNAIDED = Condition().to_json()
-
-
-def set_design(
-    app: Flask, study: StudyRef, design: str, listed: list[dict], **extra: object
-) -> None:
-    """Give the study a design directly (the design page is tested on its own below)."""
-    with app.app_context():
-        record = db.session.get(Study, study.id)
-        record.design = design
-        record.conditions = listed
-        for key, value in extra.items():
-            setattr(record, key, value)
-        db.session.commit()
 
 
 def readers(app: Flask, study: StudyRef, count: int) -> list[UserRef]:
@@ -50,42 +45,6 @@ def readers(app: Flask, study: StudyRef, count: int) -> list[UserRef]:
         join_study(app, user, study)
         out.append(user)
     return out
-
-
-def assignments_of(app: Flask, user: UserRef) -> list[tuple[int, int, int, int, bool]]:
-    """(task, position, case id, condition, probe) of the reader's assignments, in order."""
-    with app.app_context():
-        rows = db.session.execute(
-            select(
-                Assignment.task,
-                Assignment.position,
-                Assignment.case_id,
-                Assignment.condition,
-                Assignment.probe,
-            )
-            .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-            .where(Enrolment.user_id == user.id)
-            .order_by(Assignment.task, Assignment.position)
-        ).all()
-        return [tuple(row) for row in rows]
-
-
-def answer_case(
-    client: FlaskClient, study_id: int, task: int, number: int, code: str = "nv"
-) -> str:
-    """Answer one case through its form; the page's HTML before answering."""
-    url = case_url(study_id, task, number)
-    page = client.get(url)
-    assert page.status_code == 200, (url, page.status_code, page.headers.get("Location"))
-    html = page.get_data(as_text=True)
-    response = client.post(url, data={"diagnosis": code, "confidence": 3, "token": token_of(page)})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return html
-
-
-def tiles(html: str) -> int:
-    """How many similar images a case page shows."""
-    return len(re.findall(r'<figure class="tile', html))
 
 
 # ---------------------------------------------------------------- the organiser's page

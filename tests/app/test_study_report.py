@@ -22,7 +22,7 @@ from app.design_freeze import freeze_state, seed_commitment
 from app.extensions import db
 from app.models import DesignFreeze, Study, StudyStatus
 from tests.app.conftest import StudyRef, UserRef, add_study, join_study
-from tests.app.test_survey import complete_task
+from tests.app.reading import complete_task
 from tests.app.world import CONSENT
 
 

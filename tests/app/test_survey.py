@@ -10,7 +10,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import func, select
-from werkzeug.test import TestResponse
 
 from app import survey
 from app.extensions import db
@@ -27,55 +26,10 @@ from app.models import (
 )
 from app.survey import answers, sampling
 from tests.app.conftest import StudyRef, UserRef, join_study
+from tests.app.reading import answer, case_url, complete_task, consent, token_of
 from tests.app.world import CONSENT
 
 # ---------------------------------------------------------------- helpers
-
-
-def token_of(page: TestResponse) -> str:
-    """The opaque case token in a case page's form."""
-    html = page.get_data(as_text=True)
-    match = re.search(r'<input[^>]*name="token"[^>]*>', html)
-    assert match, "no token field on the page"
-    value = re.search(r'value="([^"]+)"', match.group(0))
-    assert value
-    return value.group(1)
-
-
-def consent(client: FlaskClient, study_id: int) -> TestResponse:
-    """Give consent on the welcome page (enrols the reader)."""
-    response = client.post(f"/survey/{study_id}/", data=CONSENT)
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return response
-
-
-def case_url(study_id: int, task: int, number: int) -> str:
-    """The URL of case `number` (1-based) of `task`."""
-    return f"/survey/{study_id}/task/{task}/case/{number}"
-
-
-def answer(
-    client: FlaskClient,
-    study_id: int,
-    task: int,
-    number: int,
-    diagnosis: str = "nv",
-    confidence: object = 3,
-) -> TestResponse:
-    """Open a case page and submit an answer through its form."""
-    page = client.get(case_url(study_id, task, number))
-    assert page.status_code == 200, (page.status_code, page.headers.get("Location"))
-    return client.post(
-        case_url(study_id, task, number),
-        data={"diagnosis": diagnosis, "confidence": confidence, "token": token_of(page)},
-    )
-
-
-def complete_task(client: FlaskClient, study_id: int, task: int, size: int = 10) -> None:
-    """Answer every case of a task in order."""
-    for number in range(1, size + 1):
-        response = answer(client, study_id, task, number, diagnosis="bcc", confidence=4)
-        assert response.status_code == 303
 
 
 def enrolment_row(user_id: int, study_id: int) -> Enrolment | None:

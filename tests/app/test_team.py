@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Role, Study, StudyMember
+from tests.app.checks import zipped
 from tests.app.conftest import StudyRef, UserRef
-from tests.app.test_admin import zipped
 
 
 def members(app: Flask, study: StudyRef) -> dict[str, bool]:

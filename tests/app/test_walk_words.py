@@ -17,9 +17,7 @@ from app.models import Study, StudyStatus
 from app.survey.conditions import Condition, three_arm
 from tests.app.bundle_factory import make_bundle_v2
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_study
-from tests.app.test_reminders import finish_task1, set_study
-from tests.app.test_study_designs import set_design
-from tests.app.test_survey import complete_task, consent
+from tests.app.reading import complete_task, consent, finish_task1, set_design, set_study
 
 
 def test_a_three_arm_study_settings_name_its_conditions_in_words(

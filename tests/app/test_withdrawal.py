@@ -15,9 +15,8 @@ from app.mail import send_queued
 from app.mail.reminders import queue_due_reminders
 from app.models import Answer, Enrolment, MailStatus, OutboxMessage, Role
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
+from tests.app.reading import answer, case_url, consent, enrolment_id, finish_task1, token_of
 from tests.app.smtp import SmtpServer
-from tests.app.test_reminders import enrolment_id, finish_task1
-from tests.app.test_survey import answer, case_url, consent, token_of
 
 YES = {"confirm": "yes"}
 
