@@ -82,7 +82,7 @@ def test_a_bundle_another_organiser_imported_is_not_handed_out(
     login,
 ) -> None:
     # Uploading the same bundle again must not lead into a study the uploader does not run,
-    # nor tell them it exists: they get a new study of their own (test_smaller_holes).
+    # nor tell them it exists: they get a new study of their own (organiser/test_input_bounds).
     login(client, other_organiser)
     response = client.post(
         "/admin/studies/import",

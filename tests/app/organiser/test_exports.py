@@ -39,7 +39,7 @@ from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_stud
 from tests.app.reading import answer, assignments_of, consent, set_design
 from tests.app.results import Answered, answer_study, page, wrong_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
