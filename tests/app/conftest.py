@@ -115,6 +115,26 @@ def _prepare_postgres() -> None:
     db.session.commit()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file holding the models' empty tables, made once per test process.
+
+    Each SQLite test starts on a copy: the copy takes half a millisecond of CPU, `db.create_all()`
+    25 ms and a commit to disk, for each of some 700 tests.
+    """
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "template.sqlite"
+    application = create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "STUDY_IMAGES": str(folder / "images")},
+    )
+    with application.app_context():
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()  # the last connection's close folds the WAL into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     """The application on a fresh database (SQLite, or PostgreSQL when configured)."""
@@ -127,13 +147,13 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
             "connect_args": {"options": f"-csearch_path={schema}"},
         }
     else:
-        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'test.sqlite'}"
+        database = tmp_path / "test.sqlite"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
     application = create_app(TestConfig, overrides)
-    with application.app_context():
-        if request.param == "postgresql":
+    if request.param == "postgresql":
+        with application.app_context():
             _prepare_postgres()
-        else:
-            db.create_all()
     yield application
     with application.app_context():
         db.session.remove()
