@@ -57,8 +57,9 @@ RUN groupadd --system --gid 10001 app \
     && chown -R app:app /data /srv/app
 COPY --from=build /venv /venv
 WORKDIR /srv/app
-# What the app needs at run time, by an explicit list: tests/app/test_image.py checks it against
-# the app's imports and the folders it opens, and .dockerignore's whitelist against this list.
+# What the app needs at run time, by an explicit list: tests/app/test_docker_image.py checks it
+# against the app's imports and the folders it opens, and .dockerignore's whitelist against this
+# list.
 COPY --chown=app:app app/ app/
 COPY --chown=app:app studybundle/ studybundle/
 COPY --chown=app:app templates/ templates/

@@ -309,3 +309,11 @@ def patient(index: int) -> dict[str, Any]:
         "sex": ("female", "male", None)[index % 3],
         "site": SITES[index % 4],
     }
+
+
+def store(folder: Path, data: bytes) -> str:
+    import hashlib
+
+    name = hashlib.sha256(data).hexdigest()[:32] + ".jpg"
+    (folder / "images" / name).write_bytes(data)
+    return f"images/{name}"

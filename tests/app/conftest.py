@@ -21,6 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -114,6 +115,26 @@ def _prepare_postgres() -> None:
     db.session.commit()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file holding the models' empty tables, made once per test process.
+
+    Each SQLite test starts on a copy: the copy takes half a millisecond of CPU, `db.create_all()`
+    25 ms and a commit to disk, for each of some 700 tests.
+    """
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "template.sqlite"
+    application = create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "STUDY_IMAGES": str(folder / "images")},
+    )
+    with application.app_context():
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()  # the last connection's close folds the WAL into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     """The application on a fresh database (SQLite, or PostgreSQL when configured)."""
@@ -126,17 +147,47 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
             "connect_args": {"options": f"-csearch_path={schema}"},
         }
     else:
-        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'test.sqlite'}"
+        database = tmp_path / "test.sqlite"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
     application = create_app(TestConfig, overrides)
-    with application.app_context():
-        if request.param == "postgresql":
+    if request.param == "postgresql":
+        with application.app_context():
             _prepare_postgres()
-        else:
-            db.create_all()
     yield application
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The app on an empty database with no tables at all (a throw-away PostgreSQL database)."""
+    overrides = {"STUDY_IMAGES": str(tmp_path / "images")}
+    admin_engine = None
+    name = ""
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL migration test is skipped")
+        base = make_url(normalise_database_url(POSTGRES_URL))
+        name = f"migrations_{secrets.token_hex(4)}"
+        admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        overrides["SQLALCHEMY_DATABASE_URI"] = base.set(database=name).render_as_string(
+            hide_password=False
+        )
+    else:
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    app = create_app(TestConfig, overrides)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    if admin_engine is not None:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
 
 
 @pytest.fixture

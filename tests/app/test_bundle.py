@@ -15,7 +15,7 @@ from app.bundle import BundleError, import_bundle, served_name, validate_bundle
 from app.extensions import db
 from app.models import Case, Neighbour, Study, StudyStatus
 from studybundle.jsonio import digest_of
-from tests.app.bundle_factory import jpeg_bytes, read_queries, write_queries
+from tests.app.bundle_factory import jpeg_bytes, read_queries, store, write_queries
 
 
 def edit_manifest(change: Callable[[dict], Any]) -> Callable[[Path], None]:
@@ -80,14 +80,6 @@ def truncated_jpeg(folder: Path) -> None:
     queries = read_queries(folder)
     queries[1]["image_rotated"] = f"images/{name}"
     write_queries(folder, queries)
-
-
-def store(folder: Path, data: bytes) -> str:
-    import hashlib
-
-    name = hashlib.sha256(data).hexdigest()[:32] + ".jpg"
-    (folder / "images" / name).write_bytes(data)
-    return f"images/{name}"
 
 
 def replace_query_image_size(folder: Path) -> None:

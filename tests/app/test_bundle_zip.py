@@ -16,7 +16,7 @@ import studybundle.archive as archive_module
 from app.bundle import BundleError, extract_zip, validate_bundle
 from studybundle.limits import MAX_IMAGE_BYTES, MAX_ZIP_MEMBERS
 from tests.app.bundle_factory import make_bundle
-from tests.app.test_security import declared_size, files_under
+from tests.app.checks import declared_size, files_under
 
 
 def zip_bytes(

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from app.auth import create_invitation
 from app.extensions import db
 from app.models import Invitation, Study, User
+from tests.app.checks import dump
 from tests.app.conftest import StudyRef, UserRef
-from tests.app.test_security import dump
 
 SETTINGS = {"name": "Fine", "cases_per_reader": "5", "washout_hours": "1", "sampling": "random"}
 

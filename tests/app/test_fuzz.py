@@ -48,9 +48,9 @@ from app.models import (
 )
 from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from tests.app.bundle_factory import make_bundle
+from tests.app.checks import dump, stays_here
 from tests.app.conftest import StudyRef, UserRef, add_study, add_user, join_study
-from tests.app.test_security import dump, stays_here
-from tests.app.test_survey import case_url, token_of
+from tests.app.reading import case_url, token_of
 from tests.app.world import CONSENT, World
 
 FUZZ = settings(

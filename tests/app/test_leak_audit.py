@@ -22,8 +22,7 @@ from app.imagehashes import AUDIT_DISTANCE, as_array, distances, short_hash, tur
 from app.leakaudit import AuditError, audit, public_table, served_files
 from app.models import Study
 from studybundle.images import bundle_jpeg, reencode, web_sized
-from tests.app.bundle_factory import read_queries, write_queries
-from tests.app.test_bundle import store
+from tests.app.bundle_factory import read_queries, store, write_queries
 
 SIZE = 96  # the bundle's web_image_size
 

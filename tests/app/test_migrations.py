@@ -5,56 +5,21 @@ import ast
 import json
 import secrets
 import shutil
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import MetaData, create_engine, inspect, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy.engine import Connection
 
-from app import create_app
 from app.auth import create_user
 from app.bundle import served_name
-from app.config import TestConfig, normalise_database_url
 from app.extensions import db
 from app.models import Answer, ImportJob, Role, Study, User
 from studybundle.taxonomy import HAM10000_CODES, LIKERT
-from tests.app.conftest import POSTGRES_URL
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    """The app on an empty database with no tables at all (a throw-away PostgreSQL database)."""
-    overrides = {"STUDY_IMAGES": str(tmp_path / "images")}
-    admin_engine = None
-    name = ""
-    if request.param == "postgresql":
-        if not POSTGRES_URL:
-            pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL migration test is skipped")
-        base = make_url(normalise_database_url(POSTGRES_URL))
-        name = f"migrations_{secrets.token_hex(4)}"
-        admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin_engine.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        overrides["SQLALCHEMY_DATABASE_URI"] = base.set(database=name).render_as_string(
-            hide_password=False
-        )
-    else:
-        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
-    app = create_app(TestConfig, overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    if admin_engine is not None:
-        with admin_engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin_engine.dispose()
 
 
 def schema_differences() -> list:

@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -56,10 +55,11 @@ from app.models import (
 from app.organiser.team import add_member
 from app.survey import enrol, enrolment_of
 from tests.app.bundle_factory import make_bundle
+from tests.app.checks import declared_size, dump, files_under, stays_here, zip_of
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, join_study
+from tests.app.reading import case_url, token_of
+from tests.app.route_matrix import requests_of
 from tests.app.smtp import free_port
-from tests.app.test_authz_matrix import requests_of
-from tests.app.test_survey import case_url, token_of
 from tests.app.world import CONSENT, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,17 +68,6 @@ NEW_PASSWORD = "another long passphrase"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-
-def dump(app: Flask) -> dict[str, list[str]]:
-    """Every row of every table, to compare the database before and after a request; but
-    import_job, where every upload leaves the record of its progress and outcome."""
-    with app.app_context():
-        return {
-            table.name: sorted(repr(tuple(row)) for row in db.session.execute(table.select()))
-            for table in db.metadata.sorted_tables
-            if table.name != "import_job"
-        }
 
 
 def count(app: Flask, model: type) -> int:
@@ -109,36 +98,6 @@ def logged_in(client: FlaskClient) -> bool:
     return client.get("/password").status_code == 200
 
 
-def zip_of(folder: Path, extra: dict[str, bytes] | None = None) -> bytes:
-    """A bundle folder as .zip bytes (inside a top folder, as `zip -r` makes it)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, "bundle/" + path.relative_to(folder).as_posix())
-        for name, data in (extra or {}).items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def declared_size(archive: bytes, member: str, size: int) -> bytes:
-    """`archive` with `member`'s uncompressed size in both headers replaced by `size`."""
-    data = bytearray(archive)
-    name = member.encode()
-    # Per header kind: its signature and the offsets of the name length, name and size.
-    for signature, length_at, name_at, size_at in (
-        (b"PK\x03\x04", 26, 30, 22),  # local file header
-        (b"PK\x01\x02", 28, 46, 24),  # central directory entry
-    ):
-        start = data.find(signature)
-        while start != -1:
-            name_length = struct.unpack_from("<H", data, start + length_at)[0]
-            if data[start + name_at : start + name_at + name_length] == name:
-                struct.pack_into("<I", data, start + size_at, size)
-            start = data.find(signature, start + 4)
-    return bytes(data)
-
-
 @pytest.fixture
 def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A private temporary folder for the app's uploads, to see what an import left there."""
@@ -146,11 +105,6 @@ def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
-
-
-def files_under(folder: Path) -> list[Path]:
-    """Every file below `folder` (none when it does not exist)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 # ---------------------------------------------------------------- CSRF on every POST route
@@ -971,14 +925,6 @@ EVIL_NEXT = [
     "/%2F/evil.example",
     "/%5Cevil.example",
 ]
-
-
-def stays_here(location: str) -> bool:
-    """Whether a redirect target, as a browser resolves it, stays on this site."""
-    if "\\" in location or any(ord(c) < 32 for c in location):
-        return False
-    resolved = urlsplit(urljoin("http://localhost/login", location))
-    return resolved.scheme == "http" and resolved.netloc == "localhost"
 
 
 @pytest.mark.parametrize("target", EVIL_NEXT)

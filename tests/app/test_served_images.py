@@ -27,10 +27,10 @@ from tests.app.bundle_factory import (
     jpeg_bytes,
     read_queries,
     replace_neighbour_images,
+    store,
     write_queries,
 )
-from tests.app.test_bundle import store
-from tests.app.test_findings import (
+from tests.app.jpeg import (
     PAYLOAD,
     PLAIN_SEGMENTS,
     assert_clean,

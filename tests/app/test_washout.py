@@ -13,10 +13,8 @@ from app.mail.reminders import reminder_key
 from app.models import Enrolment, OutboxMessage
 from app.survey.conditions import three_arm
 from tests.app.conftest import FakeClock, StudyRef, UserRef
+from tests.app.reading import SETTINGS, answer, complete_task, enrolment_id, finish_task1, set_study
 from tests.app.smtp import SmtpServer
-from tests.app.test_reminders import enrolment_id, finish_task1, set_study
-from tests.app.test_safeguards import SETTINGS
-from tests.app.test_survey import answer, complete_task
 
 
 def test_cutting_the_washout_to_zero_announces_task2_and_rewrites_queued_reminders(

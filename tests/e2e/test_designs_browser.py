@@ -21,7 +21,7 @@ from app.models import Answer, Assignment, Role, StudyStatus
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
 from tests.e2e.conftest import ARTIFACTS, LiveServer
-from tests.e2e.test_survey_browser import DESKTOP, new_page
+from tests.e2e.pages import DESKTOP, new_page
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,8 @@ from app.extensions import db
 from app.models import ImportJob, Role, Study
 from app.organiser.team import add_member
 from tests.e2e.conftest import LiveServer
+from tests.e2e.pages import DESKTOP, new_page
 from tests.e2e.stages import PASSWORD, log_in
-from tests.e2e.test_survey_browser import DESKTOP, new_page
 
 pytestmark = pytest.mark.browser
 

@@ -19,13 +19,12 @@ from app.organiser.team import add_member
 from app.survey import enrol
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.e2e.conftest import LiveServer
-from tests.e2e.test_survey_browser import DESKTOP, new_page
+from tests.e2e.kept import EMAIL, PASSWORD, log_in
+from tests.e2e.pages import DESKTOP, new_page
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "reader passphrase 1"
 NEW_PASSWORD = "a fresh passphrase 2"
-EMAIL = "reader@example.org"
 
 
 @pytest.fixture
@@ -79,13 +78,6 @@ def mailed_link(server: LiveServer, smtp: SmtpServer) -> str:
     found = re.search(re.escape(server.url) + r"/\S+", body)
     assert found, body
     return found.group(0)
-
-
-def log_in(page: object, email: str = EMAIL, password: str = PASSWORD) -> None:
-    """Fill the login form on the current page and send it."""
-    page.fill("#email", email)  # type: ignore[attr-defined]
-    page.fill("#password", password)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
 
 
 def test_password_reset_from_the_login_page(

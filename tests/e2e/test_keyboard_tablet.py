@@ -17,7 +17,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import Answer, Assignment, Role, Study
 from tests.e2e.conftest import ARTIFACTS, LiveServer
-from tests.e2e.test_survey_browser import TABLET, new_page
+from tests.e2e.pages import TABLET, new_page
 
 pytestmark = pytest.mark.browser
 

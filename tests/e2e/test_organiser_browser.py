@@ -22,7 +22,7 @@ from app.organiser.team import add_member
 from app.survey import enrol
 from studybundle.taxonomy import HAM10000_CODES as CLASS_CODES
 from tests.e2e.conftest import ARTIFACTS, LiveServer
-from tests.e2e.test_survey_browser import DESKTOP, TABLET, new_page
+from tests.e2e.pages import DESKTOP, TABLET, new_page
 
 pytestmark = pytest.mark.browser
 

@@ -20,10 +20,10 @@ from app.models import Answer, Assignment, Enrolment, Role, Study, StudyStatus, 
 from app.organiser.team import add_member
 from app.survey.conditions import Condition
 from tests.app.bundle_factory import make_bundle_v2
+from tests.e2e.audit import SIZES, audit, session
 from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.pages import new_page
 from tests.e2e.stages import PASSWORD, log_in
-from tests.e2e.test_accessibility import SIZES, audit, session
-from tests.e2e.test_survey_browser import new_page
 
 pytestmark = pytest.mark.browser
 

@@ -15,13 +15,12 @@ from app.auth import create_invitation
 from app.extensions import db
 from app.models import Answer, Assignment, Enrolment, Study
 from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.pages import DESKTOP, TABLET, new_page
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough passphrase"
-DESKTOP = {"width": 1366, "height": 768}
 BROWSER_WINDOW = {"width": 1366, "height": 650}
-TABLET = {"width": 820, "height": 1180}
 
 
 def invitation_url(server: LiveServer, email: str) -> str:
@@ -47,42 +46,6 @@ def stored_answers(server: LiveServer) -> list[tuple[int, int, str, int, int]]:
             .order_by(Assignment.task, Assignment.position)
         ).all()
         return [tuple(row) for row in rows]
-
-
-def new_page(
-    browser: object,
-    pages: dict,
-    name: str,
-    viewport: dict,
-    state: object = None,
-    touch: bool = False,
-):
-    """A page in a fresh context (optionally with another context's cookies, or a phone's
-    touch screen)."""
-    context = browser.new_context(
-        viewport=viewport, storage_state=state, has_touch=touch, is_mobile=touch
-    )
-    page = context.new_page()
-    page.set_default_timeout(10000)
-    errors: list[str] = []
-    # Script errors and CSP refusals appear on the console; failed requests are checked by
-    # status (the browser's own favicon request is no concern of the survey).
-    page.on(
-        "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
-    )
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on(
-        "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 400 and not r.url.endswith("/favicon.ico")
-        else None,
-    )
-    page.errors = errors
-    pages[name] = page
-    return page
 
 
 def fits(page, selector: str, viewport: dict) -> None:

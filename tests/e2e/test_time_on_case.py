@@ -13,7 +13,7 @@ from app.models import Answer, ReaderRole, Role, Study
 from app.survey import enrol
 from app.survey.enrolment import Profile
 from tests.e2e.conftest import LiveServer
-from tests.e2e.test_survey_browser import DESKTOP, new_page
+from tests.e2e.pages import DESKTOP, new_page
 
 pytestmark = pytest.mark.browser
 

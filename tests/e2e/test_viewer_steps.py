@@ -7,7 +7,7 @@ width."""
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, LiveServer
-from tests.e2e.test_viewer import (
+from tests.e2e.viewer import (
     QUERY,
     QUERY_IMAGE,
     SIZES,

@@ -25,10 +25,10 @@ from app.models import (
 from app.organiser.team import add_member
 from app.survey import enrol
 from app.survey.enrolment import Profile
+from tests.e2e.audit import SIZES, audit, session
 from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.pages import DESKTOP, new_page
 from tests.e2e.stages import PASSWORD, add_reader, log_in
-from tests.e2e.test_accessibility import SIZES, audit, session
-from tests.e2e.test_survey_browser import DESKTOP, new_page
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,1 @@
+"""Tests of app/auth: accounts, logins, sessions and who may reach which route."""

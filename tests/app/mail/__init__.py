@@ -1,0 +1,1 @@
+"""Tests of app/mail: the outbox, its sender and the reminders."""

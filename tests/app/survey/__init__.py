@@ -1,0 +1,1 @@
+"""Tests of app/survey: the reader's way through a study."""
