@@ -261,7 +261,7 @@ COPIED_SETTINGS = (
     "cases_per_reader",
     "washout_hours",
     "sampling",
-    "reshuffle_task2",
+    "reshuffle_later_sessions",
     "design",
     "conditions",
     "rotate_later_sessions",

@@ -7,7 +7,7 @@ The shape of a study:
            ├─ StudyMember (the organisers who run it: one owner, collaborators)
            ├─ Invitation (single-use link for one reader)
            └─ Enrolment (one reader in one study, with the seed that drew the cases)
-                 └─ Assignment (one case in one task at one position)
+                 └─ Assignment (one case in one session at one position)
                        └─ Answer (at most one: unique on assignment_id, so exactly once)
 """
 
@@ -158,7 +158,7 @@ class Study(Model):
     sampling: Mapped[Sampling] = mapped_column(
         Enum(Sampling, native_enum=False, length=16), default=Sampling.RANDOM
     )
-    reshuffle_task2: Mapped[bool] = mapped_column(Boolean, default=True)
+    reshuffle_later_sessions: Mapped[bool] = mapped_column(Boolean, default=True)
     # The design (app/survey/designs.py) and its conditions, in the design's order: dicts of
     # app/survey/conditions.py. The thesis: sequential, unaided then SE-CBIR at k = 6.
     design: Mapped[str] = mapped_column(String(32), default="sequential")
@@ -432,10 +432,9 @@ class Enrolment(Model):
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Study.consent_version when the reader agreed (None: enrolled before versions existed).
     consent_version: Mapped[int | None] = mapped_column(Integer, deferred=True)
-    # The end of the first session, and the end of the reader's last session (the study done;
-    # the column keeps the name it had when every study had two tasks).
-    task1_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    task2_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The end of the first session, and the end of the reader's last session (the study done).
+    first_session_done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The reader's profile, given at consent (None for enrolments made before it was asked).
     profile_role: Mapped[ReaderRole | None] = mapped_column(
         Enum(ReaderRole, native_enum=False, length=32)
@@ -451,7 +450,7 @@ class Enrolment(Model):
     user: Mapped[User] = relationship(back_populates="enrolments")
     assignments: Mapped[list["Assignment"]] = relationship(
         back_populates="enrolment",
-        order_by="(Assignment.task, Assignment.position)",
+        order_by="(Assignment.session, Assignment.position)",
         cascade="all, delete-orphan",
     )
 
@@ -461,16 +460,11 @@ class Enrolment(Model):
     )
 
     @property
-    def finished_at(self) -> datetime | None:
-        """When the reader finished their last session."""
-        return self.task2_completed_at
-
-    @property
-    def task2_opens_at(self) -> datetime | None:
+    def second_session_opens_at(self) -> datetime | None:
         """When Task 2 unlocks: the end of Task 1 plus the study's wash-out."""
-        if self.task1_completed_at is None:
+        if self.first_session_done_at is None:
             return None
-        return self.task1_completed_at + self.study.washout
+        return self.first_session_done_at + self.study.washout
 
 
 class Assignment(Model):
@@ -481,8 +475,8 @@ class Assignment(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolment.id"), index=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
-    task: Mapped[int] = mapped_column(Integer)
-    position: Mapped[int] = mapped_column(Integer)  # 0-based within the task
+    session: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based within the session
     rotation: Mapped[int] = mapped_column(Integer, default=0)  # 180 in Task 2
     condition: Mapped[int] = mapped_column(Integer, default=0)  # index into Study.conditions
     probe: Mapped[bool] = mapped_column(Boolean, default=False)  # shows a misleading aid
@@ -503,9 +497,9 @@ class Assignment(Model):
     answer: Mapped["Answer | None"] = relationship(back_populates="assignment", uselist=False)
 
     __table_args__ = (
-        UniqueConstraint("enrolment_id", "task", "position"),
-        UniqueConstraint("enrolment_id", "task", "case_id"),
-        CheckConstraint("task >= 0", name="task_not_negative"),
+        UniqueConstraint("enrolment_id", "session", "position"),
+        UniqueConstraint("enrolment_id", "session", "case_id"),
+        CheckConstraint("session >= 0", name="session_not_negative"),
     )
 
 

@@ -59,16 +59,16 @@ def stamp(moment: datetime) -> str:
 def effect_of(enrolment: Enrolment, hours: float, moment: datetime) -> ReaderEffect | None:
     """What a wash-out of `hours` does to one reader; None for a reader in Task 1, finished
     or withdrawn (the change reaches them only after their current task)."""
-    if enrolment.withdrawn_at is not None or enrolment.task2_completed_at is not None:
+    if enrolment.withdrawn_at is not None or enrolment.finished_at is not None:
         return None
     current = standing(enrolment).current
-    if current is None or current.task == 1:
+    if current is None or current.session == 1:
         return None
-    ended = session_end(enrolment, current.task - 1)
+    ended = session_end(enrolment, current.session - 1)
     if ended is None:
         return None
     study = enrolment.study
-    task = current.task
+    task = current.session
     old, new = ended + study.washout, ended + timedelta(hours=hours)
     pseudonym = enrolment.user.pseudonym
     if current.position > 0 or current.shown_at is not None:
@@ -113,11 +113,11 @@ def washout_effects(study: Study, hours: float) -> list[ReaderEffect]:
         select(Enrolment)
         .where(
             Enrolment.study_id == study.id,
-            Enrolment.task1_completed_at.is_not(None),
-            Enrolment.task2_completed_at.is_(None),
+            Enrolment.first_session_done_at.is_not(None),
+            Enrolment.finished_at.is_(None),
             Enrolment.withdrawn_at.is_(None),
         )
-        .order_by(Enrolment.task1_completed_at, Enrolment.id)
+        .order_by(Enrolment.first_session_done_at, Enrolment.id)
     ).all()
     found = (effect_of(enrolment, hours, moment) for enrolment in enrolments)
     return [item for item in found if item is not None]

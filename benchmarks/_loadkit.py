@@ -680,7 +680,7 @@ def verify(database: Database, study_id: int, acks: list[tuple[str, int, int, st
         with engine.connect() as connection:
             rows = connection.execute(
                 text(
-                    "SELECT u.email, s.task, s.position, a.diagnosis, a.confidence, s.id "
+                    "SELECT u.email, s.session, s.position, a.diagnosis, a.confidence, s.id "
                     "FROM answer a JOIN assignment s ON s.id = a.assignment_id "
                     'JOIN enrolment e ON e.id = s.enrolment_id JOIN "user" u ON u.id = e.user_id '
                     "WHERE e.study_id = :study"
@@ -696,7 +696,7 @@ def verify(database: Database, study_id: int, acks: list[tuple[str, int, int, st
             unfinished = connection.execute(
                 text(
                     "SELECT count(*) FROM enrolment e WHERE e.study_id = :study AND "
-                    "(e.task2_completed_at IS NULL OR EXISTS (SELECT 1 FROM assignment s "
+                    "(e.finished_at IS NULL OR EXISTS (SELECT 1 FROM assignment s "
                     "LEFT JOIN answer a ON a.assignment_id = s.id "
                     "WHERE s.enrolment_id = e.id AND a.id IS NULL))"
                 ),

@@ -104,8 +104,8 @@ def build_study(app: Flask, readers: int, cases: int, pool: int, seed: int = 0) 
                 user=user,
                 seed=j,
                 consented_at=start,
-                task1_completed_at=start + timedelta(hours=1),
-                task2_completed_at=start + timedelta(days=2),
+                first_session_done_at=start + timedelta(hours=1),
+                finished_at=start + timedelta(days=2),
             )
             db.session.add(enrolment)
             drawn = rng.choice(pool, size=cases, replace=False)
@@ -124,7 +124,7 @@ def build_study(app: Flask, readers: int, cases: int, pool: int, seed: int = 0) 
                     assignment = Assignment(
                         enrolment=enrolment,
                         case=pool_cases[k],
-                        task=task,
+                        session=task,
                         condition=task - 1,  # the thesis's replay: unaided, then SE-CBIR
                         position=position,
                         rotation=180 if task == 2 else 0,
@@ -156,7 +156,7 @@ def add_late_reader(app: Flask, study_id: int, cases: int) -> list[int]:
         db.session.add(enrolment)
         pool = study.cases[:cases]
         assignments = [
-            Assignment(enrolment=enrolment, case=case, task=1, condition=0, position=k)
+            Assignment(enrolment=enrolment, case=case, session=1, condition=0, position=k)
             for k, case in enumerate(pool)
         ]
         db.session.add_all(assignments)

@@ -90,7 +90,7 @@ def reminder_content(enrolment: Enrolment, number: int) -> tuple[str, str, list[
         link=link,
         opens_at=opens_at,
         is_open=opens_at is not None and opens_at <= now(),
-        task1_done=enrolment.task1_completed_at is not None,
+        task1_done=enrolment.first_session_done_at is not None,
         session=session,
         number=number,
     )
@@ -136,7 +136,7 @@ def why_not_remind(enrolment: Enrolment | None) -> str | None:
         return NOT_SENT + "the reader's enrolment no longer exists."
     if enrolment.withdrawn_at is not None:
         return WITHDREW
-    if enrolment.task2_completed_at is not None:
+    if enrolment.finished_at is not None:
         return NOT_SENT + "the reader has finished the study."
     if not enrolment.user.active:
         return NOT_SENT + "the reader's account is deactivated."
@@ -238,8 +238,8 @@ def queue_due_reminders() -> int:
         .join(User, User.id == Enrolment.user_id)
         .where(
             Study.status == StudyStatus.OPEN,
-            Enrolment.task1_completed_at.is_not(None),
-            Enrolment.task2_completed_at.is_(None),
+            Enrolment.first_session_done_at.is_not(None),
+            Enrolment.finished_at.is_(None),
             Enrolment.withdrawn_at.is_(None),
             User.active.is_(True),
         )

@@ -92,7 +92,7 @@ def study_design(study: Study, salt: str | None) -> dict[str, Any]:
         ],
         "washout_hours": float(study.washout_hours),
         "rotate_later_sessions": bool(study.rotate_later_sessions),
-        "reshuffle_later_sessions": bool(study.reshuffle_task2),
+        "reshuffle_later_sessions": bool(study.reshuffle_later_sessions),
         "probes": {"share": float(study.probe_share)},
         "cases": {
             "pool": pool,

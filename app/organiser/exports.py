@@ -158,10 +158,10 @@ def _study_answers(
         .join(Assignment, Assignment.id == Answer.assignment_id)
         .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
         # Session 0 is the practice set: never analysed, never exported.
-        .where(Enrolment.study_id == study.id, Assignment.task >= 1)
+        .where(Enrolment.study_id == study.id, Assignment.session >= 1)
     )
     if completed_only:
-        query = query.where(Enrolment.task2_completed_at.is_not(None))
+        query = query.where(Enrolment.finished_at.is_not(None))
     if reader:
         reader_id = select(User.id).where(User.pseudonym == reader).scalar_subquery()
         query = query.where(Enrolment.user_id == reader_id)
@@ -177,7 +177,7 @@ def _answers_query(
         _study_answers(study, columns, completed_only, reader)
         .join(Case, Case.id == Assignment.case_id)
         .join(User, User.id == Enrolment.user_id)
-        .order_by(User.pseudonym, Assignment.task, Assignment.position)
+        .order_by(User.pseudonym, Assignment.session, Assignment.position)
     )
     if not probes:  # the primary analysis leaves the misleading-aid probes out
         query = query.where(Assignment.probe.is_(False))
@@ -247,7 +247,7 @@ def analysis_columns(
     columns = (
         Assignment.enrolment_id,
         Assignment.case_id,
-        Assignment.task,
+        Assignment.session,
         Assignment.condition,
         Answer.diagnosis,
         Answer.confidence,
@@ -259,7 +259,7 @@ def analysis_columns(
         Assignment.initial_confidence,
     )
     query = _study_answers(study, columns, completed_only, reader).order_by(
-        Assignment.enrolment_id, Assignment.task, Assignment.position
+        Assignment.enrolment_id, Assignment.session, Assignment.position
     )
     rows = db.session.connection().execute(query).all()
     readers = db.session.execute(
@@ -302,7 +302,7 @@ def analysis_columns(
         "image_id": [cases[row.case_id][0] for row in ordered],
         "truth": [cases[row.case_id][1] for row in ordered],
         "majority_vote": [votes[row.case_id][row.condition] for row in ordered],
-        "task": [row.task for row in ordered],
+        "task": [row.session for row in ordered],
         "condition": [keys[row.condition] for row in ordered],
         "diagnosis": [row.diagnosis for row in ordered],
         "confidence": [row.confidence for row in ordered],
@@ -344,7 +344,7 @@ def response_rows(
         Case.image_id,
         Case.lesion_id,
         Case.truth,
-        Assignment.task,
+        Assignment.session,
         Assignment.position,
         Answer.diagnosis,
         Answer.confidence,

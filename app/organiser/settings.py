@@ -42,7 +42,7 @@ from studybundle.vocabulary import training_name
 bp = Blueprint("settings", __name__)
 
 # Settings that decide which cases a reader gets, or their order: fixed once someone enrolled.
-DRAW_SETTINGS = ("cases_per_reader", "sampling", "reshuffle_task2")
+DRAW_SETTINGS = ("cases_per_reader", "sampling", "reshuffle_later_sessions")
 
 
 class StudySettingsForm(FlaskForm):
@@ -69,7 +69,7 @@ class StudySettingsForm(FlaskForm):
             ),
         ],
     )
-    reshuffle_task2 = BooleanField("Task 2 shows the cases in a new order")
+    reshuffle_later_sessions = BooleanField("Task 2 shows the cases in a new order")
     information = TextAreaField(
         "Information and consent text shown to readers",
         validators=[Optional(), Length(max=20000)],
@@ -159,7 +159,7 @@ def study(study_id: int) -> Response | str | tuple[str, int]:
                 wanted = pool
             record.cases_per_reader = wanted
             record.sampling = Sampling(form.sampling.data)
-            record.reshuffle_task2 = bool(form.reshuffle_task2.data)
+            record.reshuffle_later_sessions = bool(form.reshuffle_later_sessions.data)
         db.session.commit()
         flash("Settings saved.", "success")
         return redirect(url_for("settings.study", study_id=record.id))
@@ -181,8 +181,10 @@ def fit_labels(form: StudySettingsForm, study: Study) -> None:
             "0 lets a reader start the next task right after one ends; 0.5 is 30 minutes. "
             + now_words
         )
-        if getattr(form, "reshuffle_task2", None) is not None:
-            form.reshuffle_task2.label.text = "Each later task shows the cases in a new order"
+        if getattr(form, "reshuffle_later_sessions", None) is not None:
+            form.reshuffle_later_sessions.label.text = (
+                "Each later task shows the cases in a new order"
+            )
     else:
         form.washout_hours.description = (
             "0 lets a reader start Task 2 right after Task 1; 0.5 is 30 minutes. " + now_words
@@ -253,7 +255,7 @@ def confirm_close(study_id: int) -> str:
     record = managed_study_or_404(study_id)
     unfinished = db.session.scalar(
         select(func.count(Enrolment.id)).where(
-            Enrolment.study_id == record.id, Enrolment.task2_completed_at.is_(None)
+            Enrolment.study_id == record.id, Enrolment.finished_at.is_(None)
         )
     )
     return render_template(

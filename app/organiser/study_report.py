@@ -47,7 +47,7 @@ def study_flow(study: Study, result: AnalysisResult) -> Flow:
         ),
         enrolled=_count(enrolments),
         withdrawn=_count(enrolments.where(Enrolment.withdrawn_at.is_not(None))),
-        completed=_count(enrolments.where(Enrolment.task2_completed_at.is_not(None))),
+        completed=_count(enrolments.where(Enrolment.finished_at.is_not(None))),
         analysed=result["pooled"]["readers"],
         left_out=list(result["left_out"]["readers"]),
         pool=_count(select(func.count(Case.id)).where(Case.study_id == study.id)),

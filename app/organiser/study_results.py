@@ -113,7 +113,7 @@ def answer_set(study: Study) -> AnswerSet:
     ).one()
     completed = db.session.scalar(
         select(func.count(Enrolment.id)).where(
-            Enrolment.study_id == study.id, Enrolment.task2_completed_at.is_not(None)
+            Enrolment.study_id == study.id, Enrolment.finished_at.is_not(None)
         )
     )
     return AnswerSet(study.id, study.created_at, int(answers), last, int(completed or 0))

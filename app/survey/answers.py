@@ -48,7 +48,7 @@ def token_is(form: AnswerForm, assignment: Assignment, phase: str = "") -> bool:
 def case_address(study: Study, assignment: Assignment) -> str:
     """The URL of the assignment's case page."""
     return url_for(
-        "survey.case", study_id=study.id, task=assignment.task, number=assignment.position + 1
+        "survey.case", study_id=study.id, task=assignment.session, number=assignment.position + 1
     )
 
 
@@ -87,7 +87,7 @@ def refusal(
         return closed()
     state = standing(enrolment)
     if state.locked:
-        return error_response(403, f"Task {assignment.task} is not open yet. Nothing was saved.")
+        return error_response(403, f"Task {assignment.session} is not open yet. Nothing was saved.")
     if state.current is None or state.current.id != assignment.id:
         if answered_meanwhile(assignment):
             # A racing duplicate of this form committed between our reads: same as above.
@@ -122,12 +122,12 @@ def keep_final(
     elapsed = max(0.0, (moment - shown_at).total_seconds())
     # Everything is read before the insert: a query after it would flush the new row
     # outside the try below, and a racing duplicate must fail inside it.
-    last = assignment.position + 1 == task_size(enrolment, assignment.task)
+    last = assignment.position + 1 == task_size(enrolment, assignment.session)
     view = aid_view(study, assignment, conditions_of(study)[assignment.condition])
     shown = view.record()
     if view.condition.saliency:
         shown["saliency_views"] = form.saliency_count()
-    final_session = assignment.task == sessions_of(study)
+    final_session = assignment.session == sessions_of(study)
     db.session.add(
         Answer(
             assignment_id=assignment.id,
@@ -144,7 +144,7 @@ def keep_final(
         )
     )
     if last:
-        mark_session_end(enrolment, assignment.task, final_session, moment)
+        mark_session_end(enrolment, assignment.session, final_session, moment)
     try:
         db.session.commit()
     except IntegrityError:
@@ -159,10 +159,10 @@ def mark_session_end(
 ) -> None:
     """Record that the reader answered the last case of `task` at `moment`: the end of Task 1,
     or of their last session (each kept once)."""
-    if task == 1 and enrolment.task1_completed_at is None:
-        enrolment.task1_completed_at = moment
-    if final_session and enrolment.task2_completed_at is None:
-        enrolment.task2_completed_at = moment
+    if task == 1 and enrolment.first_session_done_at is None:
+        enrolment.first_session_done_at = moment
+    if final_session and enrolment.finished_at is None:
+        enrolment.finished_at = moment
 
 
 def after_answer(
@@ -170,14 +170,14 @@ def after_answer(
 ) -> Response:
     """Where a stored final answer leads: after the practice set to Task 1, after a task's
     last case to its end page (even when the next task is open at once), else the next case."""
-    if last and assignment.task == PRACTICE:
+    if last and assignment.session == PRACTICE:
         flash(
             "Practice finished. The study's own cases start now; from here on every answer counts.",
             "success",
         )
         return redirect(url_for("survey.task", study_id=study.id, task=1), 303)
     if last:
-        return redirect(url_for("survey.task_end", study_id=study.id, task=assignment.task), 303)
+        return redirect(url_for("survey.task_end", study_id=study.id, task=assignment.session), 303)
     return redirect(where_to(study.id, enrolment), 303)
 
 

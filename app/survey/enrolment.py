@@ -78,7 +78,7 @@ def plan_assignments(
         arm_index=arm_index,
         study_seed=study.seed,
         reader_seed=seed,
-        reshuffle=study.reshuffle_task2,
+        reshuffle=study.reshuffle_later_sessions,
         rotate_later_sessions=study.rotate_later_sessions,
     )
     out = []
@@ -87,7 +87,7 @@ def plan_assignments(
             out.append(
                 Assignment(
                     case_id=reading.case,
-                    task=session,
+                    session=session,
                     position=position,
                     rotation=reading.rotation,
                     condition=reading.condition,
@@ -98,7 +98,7 @@ def plan_assignments(
     trial = [
         Assignment(
             case_id=case_id,
-            task=PRACTICE,
+            session=PRACTICE,
             position=position,
             rotation=0,
             condition=order[position % len(order)],
@@ -256,11 +256,11 @@ class Standing:
 def session_end(enrolment: Enrolment, session: int) -> datetime | None:
     """When the reader answered the last case of `session` (None when it is not complete)."""
     if session == 1:
-        return enrolment.task1_completed_at
+        return enrolment.first_session_done_at
     return db.session.scalar(
         select(func.max(Answer.answered_at))
         .join(Assignment, Assignment.id == Answer.assignment_id)
-        .where(Assignment.enrolment_id == enrolment.id, Assignment.task == session)
+        .where(Assignment.enrolment_id == enrolment.id, Assignment.session == session)
     )
 
 
@@ -270,16 +270,16 @@ def standing(enrolment: Enrolment) -> Standing:
         select(Assignment)
         .outerjoin(Answer, Answer.assignment_id == Assignment.id)
         .where(Assignment.enrolment_id == enrolment.id, Answer.id.is_(None))
-        .order_by(Assignment.task, Assignment.position)
+        .order_by(Assignment.session, Assignment.position)
         .limit(1)
     )
-    if current is not None and current.task > 1 and enrolment.task1_completed_at is None:
+    if current is not None and current.session > 1 and enrolment.first_session_done_at is None:
         # Defensive: session 1 is complete but the moment was not recorded; record it now.
-        enrolment.task1_completed_at = now()
+        enrolment.first_session_done_at = now()
         db.session.commit()
-    if current is None or current.task <= 1:  # the practice set and Task 1 are always open
+    if current is None or current.session <= 1:  # the practice set and Task 1 are always open
         return Standing(current, None, False)
-    ended = session_end(enrolment, current.task - 1)
+    ended = session_end(enrolment, current.session - 1)
     opens_at = None if ended is None else ended + enrolment.study.washout
     # A task the reader has started stays open, whatever the wash-out became since: a longer
     # one set mid-task must not lock them out of it (app/washout.py).
@@ -294,7 +294,7 @@ def next_opening(enrolment: Enrolment) -> tuple[int, datetime] | None:
     where = standing(enrolment)
     if where.current is None or where.opens_at is None:
         return None
-    return where.current.task, where.opens_at
+    return where.current.session, where.opens_at
 
 
 @dataclass(frozen=True)
@@ -320,14 +320,14 @@ def session_progress(study: Study, enrolment_ids: list[int]) -> dict[int, list[S
         rows = db.session.execute(
             select(
                 Assignment.enrolment_id,
-                Assignment.task,
+                Assignment.session,
                 func.count(Assignment.id),
                 func.count(Answer.id),
                 func.max(Answer.answered_at),
             )
             .outerjoin(Answer, Answer.assignment_id == Assignment.id)
             .where(Assignment.enrolment_id.in_(enrolment_ids))
-            .group_by(Assignment.enrolment_id, Assignment.task)
+            .group_by(Assignment.enrolment_id, Assignment.session)
         )
         for enrolment_id, task, assigned, answered, last in rows:
             found[(enrolment_id, task)] = (assigned, answered, last)
@@ -357,7 +357,7 @@ def condition_orders(study: Study, enrolment_ids: list[int]) -> dict[int, list[s
     found: dict[tuple[int, int], set[int]] = {}
     if enrolment_ids:
         rows = db.session.execute(
-            select(Assignment.enrolment_id, Assignment.task, Assignment.condition)
+            select(Assignment.enrolment_id, Assignment.session, Assignment.condition)
             .where(Assignment.enrolment_id.in_(enrolment_ids))
             .distinct()
         )
@@ -381,7 +381,7 @@ def task_size(enrolment: Enrolment, task: int) -> int:
     """How many cases the reader has in `task`."""
     return db.session.execute(
         select(func.count(Assignment.id)).where(
-            Assignment.enrolment_id == enrolment.id, Assignment.task == task
+            Assignment.enrolment_id == enrolment.id, Assignment.session == task
         )
     ).scalar_one()
 
@@ -392,7 +392,7 @@ def case_token(assignment: Assignment, phase: str = "") -> str:
     `phase` tells the forms of one assignment apart: "initial" for the unaided first answer
     of an initial-then-revised reading, "" for the final answer.
     """
-    message = f"survey-case:{assignment.enrolment_id}:{assignment.id}:{assignment.task}"
+    message = f"survey-case:{assignment.enrolment_id}:{assignment.id}:{assignment.session}"
     if phase:
         message += f":{phase}"
     key = str(current_app.config["SECRET_KEY"]).encode()
@@ -409,6 +409,8 @@ def where_to(study_id: int, enrolment: Enrolment | None) -> str:
         return url_for("survey.task_end", study_id=study_id, task=sessions_of(enrolment.study))
     if current.position == 0 and current.shown_at is None:
         if state.locked:
-            return url_for("survey.task_end", study_id=study_id, task=current.task - 1)
-        return url_for("survey.task", study_id=study_id, task=current.task)
-    return url_for("survey.case", study_id=study_id, task=current.task, number=current.position + 1)
+            return url_for("survey.task_end", study_id=study_id, task=current.session - 1)
+        return url_for("survey.task", study_id=study_id, task=current.session)
+    return url_for(
+        "survey.case", study_id=study_id, task=current.session, number=current.position + 1
+    )

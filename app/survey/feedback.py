@@ -85,8 +85,8 @@ def reader_feedback(study: Study, enrolment: Enrolment) -> Feedback:
     assignments = db.session.scalars(
         select(Assignment)
         .join(Answer, Answer.assignment_id == Assignment.id)
-        .where(Assignment.enrolment_id == enrolment.id, Assignment.task >= 1)
-        .order_by(Assignment.task, Assignment.position)
+        .where(Assignment.enrolment_id == enrolment.id, Assignment.session >= 1)
+        .order_by(Assignment.session, Assignment.position)
         .options(selectinload(Assignment.case), selectinload(Assignment.answer))
     ).all()
     counts: dict[str, list[int]] = {}
@@ -99,7 +99,7 @@ def reader_feedback(study: Study, enrolment: Enrolment) -> Feedback:
             pointed = (answer.shown or {}).get("probe_class") or ""
             probes.append(
                 Probe(
-                    where=f"{session_name(assignment.task)}, case {assignment.position + 1}",
+                    where=f"{session_name(assignment.session)}, case {assignment.position + 1}",
                     image=image_url(case.image_rotated if assignment.rotation else case.image),
                     pointed_to=names.get(pointed, pointed),
                     answered=names.get(answer.diagnosis, answer.diagnosis),

@@ -108,7 +108,7 @@ def describe(enrolment: Enrolment | None) -> str:
     state = standing(enrolment)
     if state.current is None:
         return finished_words(sessions_of(enrolment.study)) + " - thank you"
-    task = state.current.task
+    task = state.current.session
     if task == PRACTICE:
         return "Practice in progress"
     if task == 1:
@@ -230,9 +230,9 @@ def task(study_id: int, task: int) -> Page:
     if enrolment is None:
         return redirect(url_for("survey.welcome", study_id=study.id))
     state = standing(enrolment)
-    if state.current is None or state.current.task > task:
+    if state.current is None or state.current.session > task:
         return redirect(url_for("survey.task_end", study_id=study.id, task=task))
-    if state.current.task < task:
+    if state.current.session < task:
         return redirect(where_to(study.id, enrolment))
     start = url_for("survey.case", study_id=study.id, task=task, number=state.current.position + 1)
     size = task_size(enrolment, task)
@@ -263,7 +263,7 @@ def task_end(study_id: int, task: int) -> Page:
     if enrolment is None:
         return redirect(url_for("survey.welcome", study_id=study.id))
     state = standing(enrolment)
-    finished = state.current is None or state.current.task > task
+    finished = state.current is None or state.current.session > task
     if not finished or task == PRACTICE:  # after the practice: Task 1's page
         return redirect(where_to(study.id, enrolment))
     last = task == sessions_of(study)
@@ -277,7 +277,7 @@ def task_end(study_id: int, task: int) -> Page:
         last=last,
         locked=state.locked,
         opens_at=state.opens_at,
-        next_task=state.current.task if state.current is not None else None,
+        next_task=state.current.session if state.current is not None else None,
         next_url=where_to(study.id, enrolment),
         probe_cases=probe_cases(enrolment) if state.current is None else [],
     )
@@ -291,12 +291,12 @@ def probe_cases(enrolment: Enrolment) -> list[dict[str, Any]]:
     readings = db.session.scalars(
         select(Assignment)
         .where(Assignment.enrolment_id == enrolment.id, Assignment.probe.is_(True))
-        .order_by(Assignment.task, Assignment.position)
+        .order_by(Assignment.session, Assignment.position)
         .options(selectinload(Assignment.case))
     )
     return [
         {
-            "task": a.task,
+            "task": a.session,
             "number": a.position + 1,
             "url": image_url(a.case.image_rotated if a.rotation else a.case.image),
         }
@@ -317,7 +317,7 @@ def case(study_id: int, task: int, number: int) -> Page:
         select(Assignment)
         .where(
             Assignment.enrolment_id == enrolment.id,
-            Assignment.task == task,
+            Assignment.session == task,
             Assignment.position == number - 1,
         )
         .options(selectinload(Assignment.case).selectinload(Case.neighbours))
@@ -333,7 +333,7 @@ def case(study_id: int, task: int, number: int) -> Page:
         return redirect(where_to(study.id, enrolment))
     state = standing(enrolment)
     if state.current is not None and state.locked:  # only a current session is locked
-        return redirect(url_for("survey.task", study_id=study.id, task=state.current.task))
+        return redirect(url_for("survey.task", study_id=study.id, task=state.current.session))
     if state.current is None or state.current.id != assignment.id:
         return redirect(where_to(study.id, enrolment))
     if study.status != StudyStatus.OPEN:
@@ -378,8 +378,8 @@ def calendar(study_id: int) -> Response:
     if enrolment is None or enrolment.withdrawn_at is not None:
         abort(404)
     found = next_opening(enrolment)
-    if found is None and enrolment.task2_opens_at is not None:
-        found = (2, enrolment.task2_opens_at)  # a two-task reader who has finished
+    if found is None and enrolment.second_session_opens_at is not None:
+        found = (2, enrolment.second_session_opens_at)  # a two-task reader who has finished
     if found is None:
         abort(404)
     session, opens_at = found

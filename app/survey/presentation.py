@@ -244,7 +244,7 @@ def render_case(
     if not first_look and assignment.initial_diagnosis is not None and not form.is_submitted():
         form.diagnosis.data = assignment.initial_diagnosis
         form.confidence.data = str(assignment.initial_confidence)
-    size = task_size(enrolment, assignment.task)
+    size = task_size(enrolment, assignment.session)
     context = case_context(study, assignment, form, size, first_look)
     return render_template("survey/case.html", **context), status
 
@@ -278,8 +278,8 @@ def case_context(
     return page_context(
         study,
         form=form,
-        task=assignment.task,
-        session_name=session_name(assignment.task),
+        task=assignment.session,
+        session_name=session_name(assignment.session),
         number=assignment.position + 1,
         size=size,
         query_url=image_url(case.image_rotated if assignment.rotation else case.image),
@@ -397,7 +397,7 @@ def session_condition(enrolment: Enrolment | None, task: int) -> Condition | Non
     indices = set(
         db.session.scalars(
             select(Assignment.condition).where(
-                Assignment.enrolment_id == enrolment.id, Assignment.task == task
+                Assignment.enrolment_id == enrolment.id, Assignment.session == task
             )
         )
     )

@@ -149,7 +149,7 @@ def preview_case(study_id: int, number: int) -> Page:
     sample = samples[number - 1]
     # Built in memory only: never added to the session, so never flushed.
     reading = Assignment(
-        task=sample.task,
+        session=sample.task,
         position=0,
         rotation=sample.rotation,
         condition=sample.index,

@@ -169,14 +169,14 @@ def draw(
     n: int,
     seed: int,
     method: str = RANDOM,
-    reshuffle_task2: bool = True,
+    reshuffle_later_sessions: bool = True,
 ) -> Draw[K]:
     """A reader's draw: the cases and their order in each task.
 
     Task 1's order is a shuffle of the drawn set; Task 2's is an independent shuffle, or
-    Task 1's order when `reshuffle_task2` is off.
+    Task 1's order when `reshuffle_later_sessions` is off.
     """
     chosen = draw_set(pool, n, seed, method)
     task1 = shuffled(chosen, stream(seed, "task1"))
-    task2 = shuffled(chosen, stream(seed, "task2")) if reshuffle_task2 else list(task1)
+    task2 = shuffled(chosen, stream(seed, "task2")) if reshuffle_later_sessions else list(task1)
     return Draw(task1=tuple(task1), task2=tuple(task2))

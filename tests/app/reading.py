@@ -84,7 +84,7 @@ def assignments_of(app: Flask, user: UserRef) -> list[tuple[int, int, int, int, 
     with app.app_context():
         rows = db.session.execute(
             select(
-                Assignment.task,
+                Assignment.session,
                 Assignment.position,
                 Assignment.case_id,
                 Assignment.condition,
@@ -92,7 +92,7 @@ def assignments_of(app: Flask, user: UserRef) -> list[tuple[int, int, int, int, 
             )
             .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
             .where(Enrolment.user_id == user.id)
-            .order_by(Assignment.task, Assignment.position)
+            .order_by(Assignment.session, Assignment.position)
         ).all()
         return [tuple(row) for row in rows]
 
@@ -177,5 +177,5 @@ SETTINGS = {
     # Only read while nobody has enrolled (then these settings lock).
     "cases_per_reader": "10",
     "sampling": "random",
-    "reshuffle_task2": "y",
+    "reshuffle_later_sessions": "y",
 }

@@ -42,7 +42,7 @@ def case_at(app: Flask, user: UserRef, study: StudyRef, task: int, number: int) 
             .where(
                 Enrolment.user_id == user.id,
                 Enrolment.study_id == study.id,
-                Assignment.task == task,
+                Assignment.session == task,
                 Assignment.position == number - 1,
             )
         )

@@ -63,7 +63,7 @@ def fill(application: Flask, bundle: Path) -> None:
                         confidence=number + 2,
                         shown_at=enrolment.created_at,
                         seconds=1.5 * (number + 1),
-                        neighbours_shown=["ISIC_a", "ISIC_b"] if assignment.task == 2 else [],
+                        neighbours_shown=["ISIC_a", "ISIC_b"] if assignment.session == 2 else [],
                         rotation=assignment.rotation,
                     )
                 )

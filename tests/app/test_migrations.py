@@ -176,7 +176,7 @@ def test_upgrade_keeps_existing_data(empty_app: Flask, bundle_cache: dict[int, P
         # The study replays the thesis: Task 1 unaided, Task 2 with six SE-CBIR neighbours.
         assert [c["aid"] for c in study.conditions] == ["unaided", "se_cbir"]
         assert study.design == "sequential" and study.conditions[1]["k"] == 6
-        tasks = {a.task: a.condition for e in study.enrolments for a in e.assignments}
+        tasks = {a.session: a.condition for e in study.enrolments for a in e.assignments}
         assert tasks == {1: 0, 2: 1}
         answer = db.session.scalar(select(Answer))
         assert answer.shown == {} and answer.neighbours_shown == ["x"]

@@ -803,7 +803,7 @@ def study_size(user: UserRef, study: StudyRef) -> int:
     """How many cases `user` has per task (inside an app context)."""
     enrolment = db.session.scalar(select(Enrolment).filter_by(user_id=user.id, study_id=study.id))
     return db.session.scalar(
-        select(func.count(Assignment.id)).filter_by(enrolment_id=enrolment.id, task=1)
+        select(func.count(Assignment.id)).filter_by(enrolment_id=enrolment.id, session=1)
     )
 
 

@@ -33,7 +33,7 @@ def add_reader(
         enrolment = enrol(study, user)
         moment = now() - timedelta(hours=hours_ago)
         for assignment in enrolment.assignments:
-            if assignment.task not in answered:
+            if assignment.session not in answered:
                 continue
             db.session.add(
                 Answer(
@@ -44,15 +44,15 @@ def add_reader(
                     answered_at=moment + timedelta(seconds=20),
                     seconds=20.0,
                     neighbours_shown=[n.image_id for n in assignment.case.neighbours]
-                    if assignment.task == 2
+                    if assignment.session == 2
                     else [],
                     rotation=assignment.rotation,
                 )
             )
         if 1 in answered:
-            enrolment.task1_completed_at = moment
+            enrolment.first_session_done_at = moment
         if 2 in answered:
-            enrolment.task2_completed_at = moment
+            enrolment.finished_at = moment
         db.session.commit()
 
 

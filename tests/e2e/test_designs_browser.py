@@ -178,7 +178,7 @@ def test_a_reader_completes_each_design_by_keyboard(
     assert seen == expected[design]
     with server.app.app_context():
         answers = db.session.scalars(select(Answer)).all()
-        tasks = {a.assignment.task for a in answers}
+        tasks = {a.assignment.session for a in answers}
         conditions = {a.shown["condition"] for a in answers}
         keys = {c.key for c in DESIGNS[design]}
         assert conditions == keys

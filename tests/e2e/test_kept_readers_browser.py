@@ -53,7 +53,7 @@ def add_reader(server: LiveServer, enrolled: bool = True, task1_done: bool = Fal
         enrolment = enrol(study, reader)
         if task1_done:
             for assignment in enrolment.assignments:
-                if assignment.task == 1:
+                if assignment.session == 1:
                     db.session.add(
                         Answer(
                             assignment_id=assignment.id,
@@ -66,7 +66,7 @@ def add_reader(server: LiveServer, enrolled: bool = True, task1_done: bool = Fal
                             rotation=0,
                         )
                     )
-            enrolment.task1_completed_at = now()
+            enrolment.first_session_done_at = now()
         db.session.commit()
 
 

@@ -71,9 +71,9 @@ def stored(server: LiveServer) -> list[tuple[int, int, str, int]]:
     """(task, position, diagnosis, confidence) of every answer."""
     with server.app.app_context():
         rows = db.session.execute(
-            select(Assignment.task, Assignment.position, Answer.diagnosis, Answer.confidence)
+            select(Assignment.session, Assignment.position, Answer.diagnosis, Answer.confidence)
             .join(Answer, Answer.assignment_id == Assignment.id)
-            .order_by(Assignment.task, Assignment.position)
+            .order_by(Assignment.session, Assignment.position)
         ).all()
         return [tuple(row) for row in rows]
 

@@ -50,19 +50,19 @@ def seed_study(server: LiveServer) -> int:
                     Answer(
                         assignment_id=assignment.id,
                         diagnosis=CLASS_CODES[(assignment.position + index) % len(CLASS_CODES)],
-                        confidence=1 + (assignment.position + assignment.task) % 5,
+                        confidence=1 + (assignment.position + assignment.session) % 5,
                         shown_at=moment,
                         answered_at=moment + timedelta(seconds=20),
                         seconds=20.0,
                         neighbours_shown=[n.image_id for n in assignment.case.neighbours]
-                        if assignment.task == 2
+                        if assignment.session == 2
                         else [],
                         rotation=assignment.rotation,
                     )
                 )
                 answers += 1
-            enrolment.task1_completed_at = moment
-            enrolment.task2_completed_at = moment
+            enrolment.first_session_done_at = moment
+            enrolment.finished_at = moment
         db.session.commit()
         assert len(db.session.scalars(select(Answer)).all()) == answers
     return answers

@@ -124,14 +124,14 @@ def test_a_reader_practises_sees_the_patient_and_gets_feedback(
     with server.app.app_context():
         user = db.session.scalar(select(User).where(User.email == email))
         rows = db.session.execute(
-            select(Assignment.task, Answer.context, Assignment.case_id, Assignment.probe)
+            select(Assignment.session, Answer.context, Assignment.case_id, Assignment.probe)
             .join(Answer, Answer.assignment_id == Assignment.id)
             .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
             .where(Enrolment.user_id == user.id)
-            .order_by(Assignment.task, Assignment.position)
+            .order_by(Assignment.session, Assignment.position)
         ).all()
         probes = sum(1 for row in rows if row.probe)
-    assert [row.task for row in rows] == [0, 0, 1, 1, 1, 2, 2, 2]
+    assert [row.session for row in rows] == [0, 0, 1, 1, 1, 2, 2, 2]
     assert all(row.context is not None for row in rows)
     for text, row in zip(practice + task1 + task2, rows, strict=True):
         age = row.context["age"]

@@ -36,14 +36,14 @@ def stored_answers(server: LiveServer) -> list[tuple[int, int, str, int, int]]:
     with server.app.app_context():
         rows = db.session.execute(
             select(
-                Assignment.task,
+                Assignment.session,
                 Assignment.position,
                 Answer.diagnosis,
                 Answer.confidence,
                 Answer.rotation,
             )
             .join(Answer, Answer.assignment_id == Assignment.id)
-            .order_by(Assignment.task, Assignment.position)
+            .order_by(Assignment.session, Assignment.position)
         ).all()
         return [tuple(row) for row in rows]
 
@@ -185,7 +185,7 @@ def test_a_reader_from_invitation_to_the_end(
     assert [a[2:] for a in answers if a[0] == 2] == [("vasc", 5, 180)] + [("nv", 5, 180)] * 3
     with server.app.app_context():
         enrolment = db.session.scalars(select(Enrolment)).one()
-        assert enrolment.task2_completed_at is not None
+        assert enrolment.finished_at is not None
     assert not page.errors, page.errors
 
 

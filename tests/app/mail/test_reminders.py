@@ -67,7 +67,7 @@ def test_the_lock_page_gives_days_and_hours_and_a_calendar_file(
     assert ics.status_code == 200 and ics.mimetype == "text/calendar"
     event = next(iter(Calendar.from_ical(ics.data).walk("VEVENT")))
     with app.app_context():
-        opens = db.session.scalar(select(Enrolment)).task2_opens_at
+        opens = db.session.scalar(select(Enrolment)).second_session_opens_at
     assert event.decoded("dtstart").replace(tzinfo=None) == opens
     assert f"/survey/{study.id}/continue" in str(event.get("url"))
 

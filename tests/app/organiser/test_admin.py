@@ -158,7 +158,7 @@ def test_settings_are_saved_and_capped(
         record = db.session.get(Study, study.id)
         assert record.name == "Renamed" and record.cases_per_reader == 30
         assert record.washout_hours == 0 and record.sampling == Sampling.STRATIFIED
-        assert record.reshuffle_task2 is False and record.information == "Welcome."
+        assert record.reshuffle_later_sessions is False and record.information == "Welcome."
     invalid = client.post(
         f"/admin/studies/{study.id}",
         data={"name": "X", "cases_per_reader": 0, "washout_hours": "-1", "sampling": "random"},
@@ -188,7 +188,7 @@ def test_draw_settings_lock_once_a_reader_enrolled(
         record = db.session.get(Study, study.id)
         assert record.name == "Still" and record.washout_hours == 48
         assert record.cases_per_reader == 10 and record.sampling == Sampling.RANDOM
-        assert record.reshuffle_task2 is True
+        assert record.reshuffle_later_sessions is True
 
 
 def test_open_and_close(client: FlaskClient, app: Flask, study, organiser, login) -> None:

@@ -180,7 +180,7 @@ def test_the_completed_filter_keeps_readers_who_finished(
     second = answered.readers["second"]
     with app.app_context():
         enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == second.id))
-        enrolment.task2_completed_at = None  # as if the last answer were still missing
+        enrolment.finished_at = None  # as if the last answer were still missing
         db.session.commit()
     login(client, organiser)
     html = page(client, answered.study, completed="1")

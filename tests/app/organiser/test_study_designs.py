@@ -216,7 +216,7 @@ def test_a_three_arm_crossover_balances_orders_and_runs_three_tasks_with_wash_ou
         assert keys == [names[order[t]] for t in range(3) for _ in range(3)]
         assert [len(a.neighbours_shown) for a in stored[3:6]] == [(0, 3, 6)[order[1]]] * 3
         enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == person.id))
-        assert enrolment.task2_completed_at is not None  # finished: the last task is done
+        assert enrolment.finished_at is not None  # finished: the last task is done
 
     # The organiser's pages follow every task: three columns, the first reader done.
     client.post("/logout")
@@ -315,7 +315,7 @@ def test_probes_show_another_cases_genuine_list_and_are_recorded(
             if not assignment.probe:
                 assert answer.shown["probe_class"] is None
                 continue
-            probes.append((assignment.task, assignment.position + 1))
+            probes.append((assignment.session, assignment.position + 1))
             wrong = answer.shown["probe_class"]
             assert wrong == assignment.probe_class and wrong != truths[assignment.case_id]
             source = db.session.get(Case, assignment.probe_source)

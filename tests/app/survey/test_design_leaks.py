@@ -60,7 +60,7 @@ def walk_study(
             rec.get(target)
             with app.app_context():
                 enrolment = db.session.scalar(select(Enrolment))
-                if enrolment.task2_completed_at is not None:
+                if enrolment.finished_at is not None:
                     return rec.responses, pages
             clock.advance(hours=24, seconds=1)  # the next task opens after the wash-out
             continue
@@ -72,7 +72,9 @@ def walk_study(
         task, number = (int(x) for x in CASE_PAGE.search(target).groups())
         with app.app_context():
             assignment = db.session.scalar(
-                select(Assignment).where(Assignment.task == task, Assignment.position == number - 1)
+                select(Assignment).where(
+                    Assignment.session == task, Assignment.position == number - 1
+                )
             )
             key = (assignment.condition, int(assignment.initial_diagnosis is not None))
         html = page.get_data(as_text=True)

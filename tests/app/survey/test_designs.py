@@ -104,7 +104,7 @@ def test_sequential_two_sessions_replay_the_thesis_draw_exactly() -> None:
     for seed in (3, 17, 2**31 - 1):
         for reshuffle in (True, False):
             chosen = sampling.draw_set(pool, 20, seed)
-            expected = sampling.draw(pool, 20, seed, reshuffle_task2=reshuffle)
+            expected = sampling.draw(pool, 20, seed, reshuffle_later_sessions=reshuffle)
             sessions = plan(
                 Design.SEQUENTIAL,
                 chosen,

@@ -55,8 +55,8 @@ def test_a_finished_reader_sees_their_scores_and_probes(
             select(Assignment, Answer)
             .join(Answer, Answer.assignment_id == Assignment.id)
             .join(Enrolment, Enrolment.id == Assignment.enrolment_id)
-            .where(Enrolment.user_id == reader.id, Assignment.task >= 1)
-            .order_by(Assignment.task, Assignment.position)
+            .where(Enrolment.user_id == reader.id, Assignment.session >= 1)
+            .order_by(Assignment.session, Assignment.position)
         ).all()
         names = {
             c.code: c.name

@@ -62,7 +62,7 @@ def test_same_lesions_in_both_tasks_in_independent_orders() -> None:
 
 def test_task2_keeps_task1_order_without_reshuffle() -> None:
     pool = skewed_pool()
-    result = sampling.draw(pool, 30, 7, reshuffle_task2=False)
+    result = sampling.draw(pool, 30, 7, reshuffle_later_sessions=False)
     assert result.task1 == result.task2
     # The draw and Task 1 order are the same with or without the reshuffle.
     assert result.task1 == sampling.draw(pool, 30, 7).task1

@@ -53,7 +53,7 @@ def assignments(app: Flask, user: UserRef, study: StudyRef, task: int) -> list[t
         rows = db.session.execute(
             select(Case.position, Assignment.rotation)
             .join(Case, Case.id == Assignment.case_id)
-            .where(Assignment.enrolment_id == enrolment.id, Assignment.task == task)
+            .where(Assignment.enrolment_id == enrolment.id, Assignment.session == task)
             .order_by(Assignment.position)
         ).all()
         return [(position, rotation) for position, rotation in rows]
@@ -194,7 +194,7 @@ def test_consent_draws_the_same_lesions_for_both_tasks(
         seed = enrolment.seed
         pool = dict(db.session.execute(select(Case.position, Case.truth)).all())
     # Reproducible: the stored seed and the pool give back exactly this draw and both orders.
-    redraw = sampling.draw(pool, 10, seed, "random", reshuffle_task2=True)
+    redraw = sampling.draw(pool, 10, seed, "random", reshuffle_later_sessions=True)
     assert list(redraw.task1) == [p for p, _ in task1]
     assert list(redraw.task2) == [p for p, _ in task2]
 
@@ -273,7 +273,7 @@ def test_task2_order_follows_task1_without_reshuffle(
     app: Flask, client: FlaskClient, reader: UserRef, study: StudyRef, login: Callable
 ) -> None:
     with app.app_context():
-        db.session.get(Study, study.id).reshuffle_task2 = False
+        db.session.get(Study, study.id).reshuffle_later_sessions = False
         db.session.commit()
     login(client, reader)
     consent(client, study.id)
@@ -403,7 +403,7 @@ def test_washout_locks_task2_until_it_has_passed(
     assert "Task 2 is not open yet" in locked and opens.strftime("%H:%M") in locked
     with app.app_context():
         task2_first = db.session.scalar(
-            select(Assignment).where(Assignment.task == 2, Assignment.position == 0)
+            select(Assignment).where(Assignment.session == 2, Assignment.position == 0)
         )
         token = survey.case_token(task2_first)
     refused = reading.post(
@@ -432,7 +432,7 @@ def test_task2_shows_the_rotated_query_and_six_labelled_neighbours(
     html = page.get_data(as_text=True)
     with app.app_context():
         assignment = db.session.scalar(
-            select(Assignment).where(Assignment.task == 2, Assignment.position == 0)
+            select(Assignment).where(Assignment.session == 2, Assignment.position == 0)
         )
         case = assignment.case
         neighbours = [(n.rank, n.truth, n.image, n.image_id) for n in case.neighbours]
@@ -454,7 +454,7 @@ def test_task2_shows_the_rotated_query_and_six_labelled_neighbours(
     assert response.status_code == 303
     with app.app_context():
         stored = db.session.scalars(
-            select(Answer).join(Assignment).where(Assignment.task == 2)
+            select(Answer).join(Assignment).where(Assignment.session == 2)
         ).one()
         assert stored.rotation == 180
         assert stored.neighbours_shown == [image_id for *_, image_id in neighbours]
@@ -465,7 +465,7 @@ def test_the_whole_way_through(
 ) -> None:
     complete_task(reading, study.id, 1)
     with app.app_context():
-        assert enrolment_row(reader.id, study.id).task1_completed_at == clock()
+        assert enrolment_row(reader.id, study.id).first_session_done_at == clock()
     clock.advance(hours=24)
     end1 = reading.get(f"/survey/{study.id}/task/1/done").get_data(as_text=True)
     assert "Go to Task 2" in end1
@@ -475,7 +475,7 @@ def test_the_whole_way_through(
     assert "completed both tasks" in reading.get(done.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         enrolment = enrolment_row(reader.id, study.id)
-        assert enrolment.task2_completed_at == clock()
+        assert enrolment.finished_at == clock()
         assert db.session.scalar(select(func.count(Answer.id))) == 20
     assert "Both tasks completed" in reading.get("/survey/").get_data(as_text=True)
     # Nothing is left to answer: every case address now leads to the end page.
@@ -554,7 +554,7 @@ def test_a_racing_duplicate_insert_is_treated_as_answered(
         first = db.session.scalar(
             select(Assignment).where(
                 Assignment.enrolment_id == enrolment.id,
-                Assignment.task == 1,
+                Assignment.session == 1,
                 Assignment.position == 0,
             )
         )
@@ -668,7 +668,7 @@ def test_a_case_that_is_not_the_current_one_is_refused(
         later = db.session.scalar(
             select(Assignment).where(
                 Assignment.enrolment_id == enrolment.id,
-                Assignment.task == 1,
+                Assignment.session == 1,
                 Assignment.position == 4,
             )
         )

@@ -84,7 +84,7 @@ def check_task1_pages_do_not_depend_on_the_case(app: Flask, walk: dict) -> None:
         truths = db.session.scalars(
             select(Case.truth)
             .join(Assignment, Assignment.case_id == Case.id)
-            .where(Assignment.task == 1)
+            .where(Assignment.session == 1)
             .order_by(Assignment.position)
         ).all()
     # The comparison is only meaningful between cases of different truth.
@@ -106,7 +106,7 @@ def check_task2_pages_differ_only_in_the_neighbours(
         assignments = db.session.scalars(
             select(Assignment)
             .join(Enrolment)
-            .where(Assignment.task == 2)
+            .where(Assignment.session == 2)
             .order_by(Assignment.position)
         ).all()
         labels = [[n.truth for n in a.case.neighbours] for a in assignments]
