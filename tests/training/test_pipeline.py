@@ -238,6 +238,7 @@ def check_validation_maps_use_the_predicted_class(out: Path, dataset: Path) -> N
 
 
 @pytest.mark.training
+@pytest.mark.long_pipeline
 def test_the_fine_tunes_repeat_in_a_second_process_one_after_the_other_and_resumed(
     tiny_run: TinyRun, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ def test_smoke_of_the_thesis_preset_under_mixed_precision(
     assert "WARNING" not in printed  # the smoke test is meant for a CPU
 
 
+@pytest.mark.long_pipeline
 @pytest.mark.parametrize("preset", ["demo", "tiny"])
 def test_smoke_of_the_small_presets(
     preset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
