@@ -43,15 +43,15 @@ from benchmarks._loadkit import (  # noqa: E402
 APP_UID = "10001"  # the Dockerfile's `app` user
 CASES = 3  # cases per reader: Task 1 is three answers
 START_LIMIT = 180.0  # seconds a start may take on a busy 2-core machine
-# Inside the container: every stored answer with its reader, task and position, as JSON.
+# Inside the container: every stored answer with its reader, session and position, as JSON.
 ANSWERS_SNIPPET = """
 import json, os
 from sqlalchemy import create_engine, text
-from app import normalise_database_url
+from app.config import normalise_database_url
 engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]))
 with engine.connect() as connection:
     rows = connection.execute(text(
-        'SELECT u.email, s.task, s.position, a.diagnosis, a.confidence FROM answer a '
+        'SELECT u.email, s.session, s.position, a.diagnosis, a.confidence FROM answer a '
         'JOIN assignment s ON s.id = a.assignment_id JOIN enrolment e ON e.id = s.enrolment_id '
         'JOIN "user" u ON u.id = e.user_id')).all()
 print(json.dumps([list(row) for row in rows]))

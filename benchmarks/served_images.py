@@ -45,7 +45,7 @@ from app.leakaudit import AuditResult, audit, public_table, served_files  # noqa
 from app.models import Study  # noqa: E402
 from app.servedimages import key_image  # noqa: E402
 from studybundle.images import reencode  # noqa: E402
-from studybundle.limits import CLASSIFIERS  # noqa: E402
+from studybundle.vocabulary import CLASSIFIERS  # noqa: E402
 from training.bundle import Neighbour, Query, QueryAids, QueryPool, write_bundle  # noqa: E402
 from training.data import CLASSES, load_metadata  # noqa: E402
 from training.synth import write_synthetic  # noqa: E402
