@@ -16,6 +16,8 @@ from app.models import READER_ROLE_LABELS
 MAX_YEARS = 70
 MAX_EXAMS_PER_WEEK = 1000
 
+MAX_CONFIDENCE_DIGITS = 3  # "9" is the highest level; "005" still reads as 5
+
 
 class ConsentForm(FlaskForm):
     """The welcome page's consent: the reader's profile, one checkbox and a button."""
@@ -80,7 +82,10 @@ class AnswerForm(FlaskForm):
     def validate_confidence(self, field: Field) -> None:
         """The confidence must be a whole number from 1 to the study's number of levels."""
         text = str(field.data or "").strip()
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.levels):
+        # Length first: int() refuses a text of more than 4300 digits with a ValueError (a
+        # server error, found by the fuzz test); no level needs more than a few digits.
+        short = len(text) <= MAX_CONFIDENCE_DIGITS
+        if not (short and text.isascii() and text.isdigit() and 1 <= int(text) <= self.levels):
             raise ValidationError(f"Please choose a confidence from 1 to {self.levels}.")
 
     def validate_hidden_ms(self, field: Field) -> None:

@@ -173,9 +173,10 @@ FIELD_NAMES = st.text(min_size=1, max_size=20).filter(
 
 
 def valid_confidence(value: str) -> bool:
-    """The answer form's rule, restated: ASCII digits (spaces around) meaning 1 to 5."""
+    """The answer form's rule, restated: at most three ASCII digits (spaces around) meaning 1
+    to 5."""
     text = value.strip()
-    return text.isascii() and text.isdigit() and 1 <= int(text) <= 5
+    return len(text) <= 3 and text.isascii() and text.isdigit() and 1 <= int(text) <= 5
 
 
 @FUZZ

@@ -601,6 +601,8 @@ def test_a_duplicate_committed_between_reads_is_treated_as_answered(
         ("nv", ""),
         ("nv", "3.0"),
         ("nv", "-1"),
+        ("nv", "0003"),
+        ("nv", "3" * 4301),  # int() of over 4300 digits raised: a server error
     ],
 )
 def test_bad_answers_are_refused(
