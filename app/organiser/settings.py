@@ -88,10 +88,15 @@ class StudySettingsForm(FlaskForm):
 def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
     """What the training run measured for the aids (the bundle's provenance.metrics, read
     leniently by studybundle.metrics: a figure it cannot read is None): macro precision at k
-    per retrieval, accuracy and macro sensitivity per classifier."""
+    per retrieval, accuracy and macro sensitivity per classifier; and what the record holds
+    that does not read (`problems`, the import's warnings: shown, so that a missing figure is
+    not taken for one the run did not measure)."""
     provenance = manifest.get("provenance")
     try:
-        found, _ = read_metrics(provenance.get("metrics") if isinstance(provenance, dict) else None)
+        found, problems = read_metrics(
+            provenance.get("metrics") if isinstance(provenance, dict) else None,
+            "manifest.json provenance.metrics",
+        )
     except MetricsError:  # no metrics (or not an object): nothing to show
         return {}
     retrieval = found.retrieval or {}
@@ -111,7 +116,7 @@ def aid_scores(manifest: dict[str, Any]) -> dict[str, Any]:
         }
         for name, scores in sorted((found.classifiers or {}).items())
     ]
-    return {"ks": ks, "retrieval": rows, "classifiers": models}
+    return {"ks": ks, "retrieval": rows, "classifiers": models, "problems": problems}
 
 
 @bp.route("/studies/<int:study_id>", methods=["GET", "POST"])

@@ -200,3 +200,22 @@ def test_organisers_see_the_taxonomy_and_what_the_aids_scored(
     assert "Task 2: SE-CBIR similar images, 5 labelled" in html
     scores = html[html.index('id="aid-scores"') :]
     assert '<th scope="col">P@6</th>' in scores and "<td>0.500</td>" in scores
+
+
+def test_organisers_see_the_figures_the_run_record_could_not_give(
+    app: Flask, isic_bundle: Path, tmp_path: Path, login: Callable
+) -> None:
+    bundle = Path(shutil.copytree(isic_bundle, tmp_path / "bundle"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["provenance"]["metrics"]["classifiers"] = {"rgb": {"accuracy": "high"}}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    organiser = add_user(app, ORGANISER_EMAIL, Role.ORGANISER)
+    ref = add_study(app, bundle, "ISIC, a hand-edited record")
+    client = app.test_client()
+    login(client, organiser)
+    html = client.get(f"/admin/studies/{ref.id}").get_data(as_text=True)
+    scores = html[html.index('id="aid-scores"') :]
+    assert "<td>0.500</td>" in scores  # what reads is still shown
+    problems = scores[scores.index('id="metrics-problems"') :]
+    assert "manifest.json provenance.metrics.classifiers.rgb.accuracy is" in problems
+    assert "not a finite number" in problems
