@@ -24,7 +24,7 @@ from app.forms import ConfirmForm
 from app.mail.reminders import calendar_file
 from app.models import Assignment, Case, Enrolment, ReaderRole, Study, StudyStatus
 from app.survey.answers import answer
-from app.survey.blueprint import bp as bp  # re-exported: the factory registers it
+from app.survey.blueprint import bp
 from app.survey.enrolment import (
     PRACTICE,
     Profile,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.auth import managed_study_or_404, staff_required
 from app.extensions import db
 from app.models import Assignment, Case, Study
-from app.survey.blueprint import bp as bp  # re-exported: the factory registers it
+from app.survey.blueprint import bp
 from app.survey.conditions import Condition
 from app.survey.designs import Design
 from app.survey.enrolment import conditions_of, design_of, sessions_of
