@@ -310,10 +310,11 @@ def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def reader_table(
-    responses: Responses, paired: Paired, pair: Compared
+    responses: Responses, paired: Paired, pair: Compared | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Thesis Table 4.II for the pair: per-reader rows and the pooled row (with the readers'
-    mean and SD), beside each reader's and the pooled figures under every condition.
+    """Thesis Table 4.II for the pair (None: the first two conditions): per-reader rows and
+    the pooled row (with the readers' mean and SD), beside each reader's and the pooled
+    figures under every condition.
 
     The pair's two conditions are under their keys, and `cases` and the majority vote's accuracy
     count the cases a reader read under either of them: the row is the pair's, as the page
@@ -321,6 +322,7 @@ def reader_table(
     every condition whatever the pair, so that one file answers "how did this reader do under
     CBIR" without another download.
     """
+    pair = pair or compared(responses.conditions, None)
     r = len(responses.readers)
     n_img = max(len(responses.image_ids), 1)
     first_mask, second_mask = side_masks(responses, pair)
@@ -434,9 +436,9 @@ def class_metrics(matrix: Array, classes: tuple[str, ...]) -> list[dict[str, Any
     return rows
 
 
-def confusion_tables(responses: Responses, pair: Compared) -> dict[str, Any]:
-    """Figure 4.1: confusion matrices of the pair's two conditions (under their keys), pooled
-    and per reader, with per-class metrics."""
+def confusion_tables(responses: Responses, pair: Compared | None = None) -> dict[str, Any]:
+    """Figure 4.1: confusion matrices of the pair's two conditions (None: the first two; under
+    their keys), pooled and per reader, with per-class metrics."""
     r = len(responses.readers)
     out: dict[str, Any] = {
         "description": (
@@ -451,7 +453,7 @@ def confusion_tables(responses: Responses, pair: Compared) -> dict[str, Any]:
     k = len(responses.classes)
     pooled: dict[str, Array] = {}
     per_reader: dict[str, Array] = {}
-    for key, sel in by_side(responses, pair).items():
+    for key, sel in by_side(responses, pair or compared(responses.conditions, None)).items():
         pooled[key] = confusion_counts(responses.truth[sel], responses.diagnosis[sel], k)[0]
         per_reader[key] = confusion_counts(
             responses.truth[sel], responses.diagnosis[sel], k, responses.reader[sel], r

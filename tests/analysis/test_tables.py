@@ -40,7 +40,7 @@ def test_reader_rows(result: dict) -> None:
     a, b = result["readers"]
     assert (a["reader"], a["cases"], a["paired_cases"]) == ("A", 3, 3)
     assert a["majority_vote_accuracy"] == pytest.approx(2 / 3)
-    assert a["task1"] == pytest.approx(
+    assert a["unaided"] == pytest.approx(
         {
             "answers": 3,
             "correct": 2,
@@ -50,7 +50,7 @@ def test_reader_rows(result: dict) -> None:
             "confidence_wrong": 2.0,
         }
     )
-    assert a["task2"] == pytest.approx(
+    assert a["se_cbir"] == pytest.approx(
         {
             "answers": 3,
             "correct": 2,
@@ -62,9 +62,9 @@ def test_reader_rows(result: dict) -> None:
     )
     assert (b["reader"], b["cases"], b["paired_cases"]) == ("B", 3, 2)
     assert b["majority_vote_accuracy"] == pytest.approx(2 / 3)
-    assert b["task1"]["accuracy"] == pytest.approx(2 / 3)
-    assert b["task1"]["confidence"] == pytest.approx(11 / 3)
-    assert b["task2"] == pytest.approx(
+    assert b["unaided"]["accuracy"] == pytest.approx(2 / 3)
+    assert b["unaided"]["confidence"] == pytest.approx(11 / 3)
+    assert b["se_cbir"] == pytest.approx(
         {
             "answers": 2,
             "correct": 1,
@@ -85,7 +85,7 @@ def test_pooled_row(result: dict) -> None:
         5,
     )
     assert pooled["majority_vote_accuracy"] == pytest.approx(4 / 6)
-    assert pooled["task1"] == pytest.approx(
+    assert pooled["unaided"] == pytest.approx(
         {
             "answers": 6,
             "correct": 4,
@@ -95,7 +95,7 @@ def test_pooled_row(result: dict) -> None:
             "confidence_wrong": 2.0,
         }
     )
-    assert pooled["task2"] == pytest.approx(
+    assert pooled["se_cbir"] == pytest.approx(
         {
             "answers": 5,
             "correct": 3,
@@ -105,23 +105,23 @@ def test_pooled_row(result: dict) -> None:
             "confidence_wrong": 3.0,
         }
     )
-    assert pooled["mean"]["task2"] == pytest.approx(7 / 12)
-    assert pooled["sd"]["task2"] == pytest.approx((2 / 3 - 1 / 2) / 2**0.5)
-    assert pooled["sd"]["task1"] == pytest.approx(0.0)
+    assert pooled["mean"]["se_cbir"] == pytest.approx(7 / 12)
+    assert pooled["sd"]["se_cbir"] == pytest.approx((2 / 3 - 1 / 2) / 2**0.5)
+    assert pooled["sd"]["unaided"] == pytest.approx(0.0)
 
 
 def test_confusion_and_classes(result: dict) -> None:
     confusion = result["confusion"]
     assert confusion["labels"] == list(CLASSES)
     k = {c: i for i, c in enumerate(CLASSES)}
-    t1 = confusion["task1"]
+    t1 = confusion["unaided"]
     assert sum(map(sum, t1)) == 6
     assert t1[k["mel"]][k["nv"]] == 1 and t1[k["mel"]][k["mel"]] == 1
     assert t1[k["nv"]][k["mel"]] == 1 and t1[k["nv"]][k["nv"]] == 1
     assert t1[k["bcc"]][k["bcc"]] == 1 and t1[k["bkl"]][k["bkl"]] == 1
-    assert confusion["row_share"]["task1"][k["mel"]][k["nv"]] == pytest.approx(0.5)
-    assert confusion["row_share"]["task1"][k["akiec"]] == [0.0] * 7
-    mel = confusion["classes"]["task1"][k["mel"]]
+    assert confusion["row_share"]["unaided"][k["mel"]][k["nv"]] == pytest.approx(0.5)
+    assert confusion["row_share"]["unaided"][k["akiec"]] == [0.0] * 7
+    mel = confusion["classes"]["unaided"][k["mel"]]
     assert mel == pytest.approx(
         {
             "label": "mel",
@@ -134,14 +134,14 @@ def test_confusion_and_classes(result: dict) -> None:
             "ppv": 0.5,
         }
     )
-    akiec = confusion["classes"]["task1"][k["akiec"]]
+    akiec = confusion["classes"]["unaided"][k["akiec"]]
     assert akiec["sensitivity"] is None and akiec["ppv"] is None
-    t2 = confusion["task2"]
+    t2 = confusion["se_cbir"]
     assert sum(map(sum, t2)) == 5
     assert t2[k["bcc"]][k["nv"]] == 1 and t2[k["mel"]][k["bkl"]] == 1
     a, b = confusion["readers"]
-    assert sum(map(sum, a["task1"])) == 3 and sum(map(sum, b["task2"])) == 2
-    assert b["task1"][k["nv"]][k["mel"]] == 1
+    assert sum(map(sum, a["unaided"])) == 3 and sum(map(sum, b["se_cbir"])) == 2
+    assert b["unaided"][k["nv"]][k["mel"]] == 1
 
 
 def test_changes(result: dict) -> None:
@@ -150,18 +150,18 @@ def test_changes(result: dict) -> None:
     assert ch["wrong_to_correct"] == 2
     assert ch["wrong_to_correct_majority_agrees"] == 2
     assert ch["correct_to_wrong"] == 2
-    assert ch["correct_to_wrong_majority_agreed_with_task1"] == 1  # B img5
+    assert ch["correct_to_wrong_majority_agreed_with_first"] == 1  # B img5
     assert ch["correct_to_wrong_majority_agrees"] == 1  # A img3
     assert (ch["unchanged_correct"], ch["unchanged_wrong"], ch["wrong_to_other_wrong"]) == (1, 0, 0)
     a, b = ch["readers"]
     assert (a["wrong_to_correct"], a["correct_to_wrong"]) == (1, 1)
-    assert b["correct_to_wrong_majority_agreed_with_task1"] == 1
+    assert b["correct_to_wrong_majority_agreed_with_first"] == 1
 
 
 def test_accuracy_by_confidence(result: dict) -> None:
-    task1 = result["statistics"]["accuracy_by_confidence"]["task1"]
-    assert [row["answers"] for row in task1] == [0, 2, 1, 1, 2]
-    assert [row["accuracy"] for row in task1] == [None, 0.0, 1.0, 1.0, 1.0]
+    unaided = result["statistics"]["accuracy_by_confidence"]["levels"]["unaided"]
+    assert [row["answers"] for row in unaided] == [0, 2, 1, 1, 2]
+    assert [row["accuracy"] for row in unaided] == [None, 0.0, 1.0, 1.0, 1.0]
 
 
 def test_every_section_is_described(result: dict) -> None:
@@ -178,7 +178,7 @@ def test_every_section_is_described(result: dict) -> None:
 def test_empty_study_does_not_crash() -> None:
     result = analyse(responses_from_rows([]), bootstrap=50)
     assert result["readers"] == []
-    assert result["pooled"]["task1"]["accuracy"] is None
+    assert result["pooled"]["unaided"]["accuracy"] is None
     assert result["statistics"]["or_hillis"]["proportion_correct"]["available"] is False
     assert result["headline"][0]["estimate"] is None
     assert result["statistics"]["bootstrap"]["difference"] is None
@@ -188,7 +188,7 @@ def test_empty_study_does_not_crash() -> None:
 def test_only_task1_answers() -> None:
     rows = [r for r in ROWS if r["task"] == 1]
     result = analyse(responses_from_rows(rows), bootstrap=50)
-    assert result["pooled"]["task2"]["accuracy"] is None
+    assert result["pooled"]["se_cbir"]["accuracy"] is None
     assert result["changes"]["paired_cases"] == 0
     assert result["statistics"]["mcnemar"]["pooled"]["p_value"] == 1.0
     json.dumps(result, allow_nan=False)
@@ -262,11 +262,11 @@ def test_the_default_pair_is_the_first_two_and_every_condition_has_its_figures()
     default = analyse(responses, bootstrap=0, names={"cbir": "CBIR 6"})
     assert default["pair"] == {"first": "unaided", "second": "cbir", "names": ["unaided", "CBIR 6"]}
     a = default["readers"][0]
-    assert (a["task1"]["accuracy"], a["task2"]["accuracy"]) == (pytest.approx(2 / 3), 1 / 3)
+    assert (a["unaided"]["accuracy"], a["cbir"]["accuracy"]) == (pytest.approx(2 / 3), 1 / 3)
     assert "CBIR 6 minus unaided" in default["statistics"]["wilcoxon_confidence"]["description"]
     chosen = with_pair(analyse(responses, bootstrap=0, pairs=[("cbir", "se_cbir")]), "cbir~se_cbir")
     b = chosen["readers"][0]
-    assert (b["task1"]["accuracy"], b["task2"]["accuracy"]) == (1 / 3, pytest.approx(2 / 3))
+    assert (b["cbir"]["accuracy"], b["se_cbir"]["accuracy"]) == (1 / 3, pytest.approx(2 / 3))
     # Every condition's figures in every result, the same whatever the pair.
     for one in (default, chosen):
         assert one["readers"][0]["conditions"]["cbir"]["accuracy"] == 1 / 3
@@ -296,7 +296,7 @@ def test_a_pair_with_a_condition_nobody_read_under_has_empty_tables() -> None:
         "unaided~cbir",
     )
     assert result["pair"]["second"] == "cbir"
-    assert result["pooled"]["task2"]["answers"] == 0
+    assert result["pooled"]["cbir"]["answers"] == 0
     assert result["changes"]["paired_cases"] == 0
     with pytest.raises(ValueError, match="twice"):
         analyse(responses_from_rows(ROWS), bootstrap=0, pairs=[("unaided", "unaided")])
