@@ -6,8 +6,18 @@ import json
 
 import pytest
 
-from app.analysis import analyse, responses_from_rows, with_pair
+from app.analysis import (
+    ResponsesError,
+    analyse,
+    render_text,
+    responses_from_columns,
+    responses_from_rows,
+    thesis_keyed,
+    with_pair,
+)
 from app.analysis.responses import CLASSES
+from app.analysis.results import TABLE_FIELDS
+from app.analysis.tables import NO_CONDITION, sides
 from tests.analysis.helpers import answer
 
 ROWS = [
@@ -313,3 +323,144 @@ def test_the_majority_vote_is_the_one_shown_with_the_task_2_answer() -> None:
     )
     assert result["readers"][0]["majority_vote_accuracy"] == 1.0
     assert result["changes"]["wrong_to_correct_majority_agrees"] == 1
+
+
+# ---------------------------------------------------------------- keyed by condition (issue 27)
+
+
+def test_every_table_of_a_pair_is_keyed_by_its_conditions() -> None:
+    """A pair's tables hold each side under its condition's key, whatever the pair, and no
+    `task1`/`task2` is left in the result."""
+    full = analyse(
+        responses_from_rows(three_conditions()), bootstrap=50, pairs=[("cbir", "se_cbir")]
+    )
+    result = with_pair(full, "cbir~se_cbir")
+    keys = ("cbir", "se_cbir")
+    assert sides(result["pair"]) == keys
+    for row in [*result["readers"], result["pooled"]]:
+        assert all(row[key] == row["conditions"][key] for key in keys)
+    assert result["readers"][0]["cbir"]["accuracy"] == 1 / 3
+    assert (
+        set(result["pooled"]["mean"])
+        == set(result["pooled"]["sd"])
+        == {
+            "majority_vote_accuracy",
+            *keys,
+        }
+    )
+    confusion = result["confusion"]
+    assert set(confusion["row_share"]) == set(confusion["classes"]) == set(keys)
+    assert sum(map(sum, confusion["cbir"])) == result["pooled"]["cbir"]["answers"]
+    assert all(set(row) == {"reader", *keys} for row in confusion["readers"])
+    statistics = result["statistics"]
+    assert set(statistics["accuracy_by_confidence"]["levels"]) == set(keys)
+    bootstrap = statistics["bootstrap"]
+    assert bootstrap["se_cbir"]["estimate"] - bootstrap["cbir"]["estimate"] == pytest.approx(
+        bootstrap["difference"]["estimate"]
+    )
+    changes = result["changes"]
+    assert changes["second_follows_majority"] == sum(
+        row["second_follows_majority"] for row in changes["readers"]
+    )
+    assert changes["correct_to_wrong_majority_agreed_with_first"] == 0  # cbir never right
+    text = json.dumps(full)
+    assert "task1" not in text and "task2" not in text
+
+
+def test_thesis_keyed_writes_the_pairs_tables_as_task1_and_task2() -> None:
+    """The summary JSON and --json keep the thesis's keys: the pair's first condition as
+    `task1`, its second as `task2`, in the places and order they always had."""
+    full = analyse(
+        responses_from_rows(three_conditions()), bootstrap=50, pairs=[("cbir", "se_cbir")]
+    )
+    chosen = with_pair(full, "cbir~se_cbir")
+    old = thesis_keyed(chosen)
+    pooled = old["pooled"]
+    assert list(pooled) == [
+        "description",
+        "readers",
+        "images",
+        "cases",
+        "paired_cases",
+        "majority_vote_accuracy",
+        "task1",
+        "task2",
+        "mean",
+        "sd",
+        "conditions",
+    ]
+    assert (pooled["task1"], pooled["task2"]) == (
+        chosen["pooled"]["cbir"],
+        chosen["pooled"]["se_cbir"],
+    )
+    assert pooled["mean"] == {
+        "majority_vote_accuracy": chosen["pooled"]["mean"]["majority_vote_accuracy"],
+        "task1": chosen["pooled"]["mean"]["cbir"],
+        "task2": chosen["pooled"]["mean"]["se_cbir"],
+    }
+    assert list(old["readers"][0]) == [
+        "reader",
+        "cases",
+        "paired_cases",
+        "majority_vote_accuracy",
+        "task1",
+        "task2",
+        "conditions",
+    ]
+    assert old["readers"][1]["task2"] == chosen["readers"][1]["se_cbir"]
+    confusion = old["confusion"]
+    assert confusion["task1"] == chosen["confusion"]["cbir"]
+    assert confusion["row_share"]["task2"] == chosen["confusion"]["row_share"]["se_cbir"]
+    assert confusion["classes"]["task1"] == chosen["confusion"]["classes"]["cbir"]
+    assert confusion["readers"][0]["task2"] == chosen["confusion"]["readers"][0]["se_cbir"]
+    changes = old["changes"]
+    assert changes["task2_follows_majority"] == chosen["changes"]["second_follows_majority"]
+    assert (
+        changes["readers"][1]["correct_to_wrong_majority_agreed_with_task1"]
+        == chosen["changes"]["readers"][1]["correct_to_wrong_majority_agreed_with_first"]
+    )
+    statistics = old["statistics"]
+    assert statistics["bootstrap"]["task2"] == chosen["statistics"]["bootstrap"]["se_cbir"]
+    by_confidence = statistics["accuracy_by_confidence"]
+    assert list(by_confidence) == ["description", "task1", "task2"]
+    assert (
+        by_confidence["task1"] == chosen["statistics"]["accuracy_by_confidence"]["levels"]["cbir"]
+    )
+    # Every other figure as it is, and a whole result's pairs written the same way.
+    assert statistics["or_hillis"] == chosen["statistics"]["or_hillis"]
+    assert (old["pair"], old["reliance"]) == (chosen["pair"], chosen["reliance"])
+    assert thesis_keyed(full)["pairs"]["cbir~se_cbir"]["pooled"] == pooled
+    assert "se_cbir" not in pooled and "cbir" not in old["readers"][0]
+
+
+def test_a_side_without_a_condition_has_empty_tables_under_no_condition() -> None:
+    rows = [as_condition(r, "unaided") for r in ROWS if r["task"] == 1]
+    result = analyse(responses_from_rows(rows), bootstrap=50)
+    assert result["pair"]["second"] is None
+    assert sides(result["pair"]) == ("unaided", NO_CONDITION)
+    assert result["pooled"][NO_CONDITION]["answers"] == 0
+    assert result["statistics"]["bootstrap"][NO_CONDITION] is None
+    old = thesis_keyed(result)
+    assert old["pooled"]["task1"] == result["pooled"]["unaided"]
+    assert old["pooled"]["task2"]["answers"] == 0
+    assert "Task 2 (Task 2)" in render_text(result)
+    # Without any condition, both sides' empty tables share the key.
+    columns = {c: [] for c in ("reader", "image_id", "truth", "condition", "diagnosis")}
+    empty = analyse(
+        responses_from_columns({**columns, "confidence": [], "majority_vote": []}), bootstrap=0
+    )
+    assert sides(empty["pair"]) == (NO_CONDITION, NO_CONDITION)
+    assert thesis_keyed(empty)["pooled"]["task1"] == thesis_keyed(empty)["pooled"]["task2"]
+
+
+@pytest.mark.parametrize("name", ["readers", "mean", "description", "levels"])
+def test_a_condition_named_like_a_figure_of_the_tables_is_refused(name: str) -> None:
+    """The tables key figures by condition beside figures of their own: a condition of one of
+    their names would overwrite one (`results.TABLE_FIELDS`)."""
+    rows = [as_condition(r, "unaided" if r["task"] == 1 else name) for r in ROWS]
+    with pytest.raises(ResponsesError) as refused:
+        responses_from_rows(rows)
+    assert refused.value.column == "condition"
+    assert refused.value.row == 4  # the first answer under that name
+    assert repr(name) in refused.value.message
+    assert name in TABLE_FIELDS
