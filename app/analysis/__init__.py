@@ -4,7 +4,8 @@ Pure Python/NumPy/SciPy (no Flask, no database), so the dashboard, the exports a
 command line (`python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`) share it.
 
 Input: long-format responses, one row per answer, columns `reader`, `image_id`, `truth`,
-`condition` (any names; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
+`condition` (any names except those of the tables' own figures, such as `readers` or `mean`:
+`results.TABLE_FIELDS`; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
 `confidence` (1 to N: any scale of 2 to 9 levels, as a study bundle allows), `majority_vote`,
 optionally `seconds`; other columns are ignored.
 

@@ -2,7 +2,8 @@
 
 Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, the
 reading condition, `diagnosis`, `confidence` (1 to N), `majority_vote`. The condition is either
-a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`) or the thesis's `task`
+a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`, except those of the
+tables' own figures such as `readers` or `mean`, `results.TABLE_FIELDS`) or the thesis's `task`
 column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. Optional:
 `seconds` (time from the case appearing to the answer) less `hidden_seconds` (of it, the
 page was hidden) feeds the reading-time figures; `reader_role` and `reader_years` (the
