@@ -4,7 +4,8 @@ Pure Python/NumPy/SciPy (no Flask, no database), so the dashboard, the exports a
 command line (`python -m app.analysis RESPONSES.csv [--json] [--plots DIR]`) share it.
 
 Input: long-format responses, one row per answer, columns `reader`, `image_id`, `truth`,
-`condition` (any names; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
+`condition` (any names except those of the tables' own figures, such as `readers` or `mean`:
+`results.TABLE_FIELDS`; or the thesis's `task`: 1 = `unaided`, 2 = `se_cbir`), `diagnosis`,
 `confidence` (1 to N: any scale of 2 to 9 levels, as a study bundle allows), `majority_vote`,
 optionally `seconds`; other columns are ignored.
 
@@ -22,6 +23,8 @@ Public API (stable):
   (only str, int, float, None, list and dict; accuracies are fractions 0-1; `None` where a
   figure is undefined, e.g. the accuracy of a reader with no answers in a task).
 - `render_text(result) -> str`: the result as readable plain-text tables.
+- `thesis_keyed(result) -> dict`: the result as the summary JSON download and `--json` write
+  it, the pair's tables under the thesis's `task1`/`task2` (see "Keys" below).
 - `confusion_svg(matrix, labels, title) -> str`, `confusion_png(matrix, labels, title) -> bytes`:
   heat maps like thesis Figure 4.1 (rows = truth, colour = row share, counts in cells).
 - `forest_svg(result, endpoints=None) -> str`, `forest_png(result, endpoints=None) -> bytes`:
@@ -47,10 +50,16 @@ Keys of `analyse(...)`:
 - `probes_left_out`: how many faulty-aid probe readings the input had that the analysis
   left out (`with_probes=False` when reading, the default).
 - `conditions`: the conditions, `unaided` first. The descriptive tables below compare two of
-  them as Task 1 and Task 2 (the thesis design): the first two (`pairs` has others); the
-  primary statistics, reliance and timing cover every condition.
-- `pair`: which two those are, `first` and `second` (keys) and their readable `names`, so
-  that a file says what its `task1`/`task2` figures are (the dashboard's `?pair=`).
+  them, first and second (the thesis's Task 1 and Task 2): the first two (`pairs` has
+  others); the primary statistics, reliance and timing cover every condition.
+- `pair`: which two those are, `first` and `second` (keys) and their readable `names` (the
+  dashboard's `?pair=`). Every table of the pair keys a condition's figures by its key: with
+  `first, second = tables.sides(pair)` (the keys; `tables.NO_CONDITION`, "", for a side the
+  responses have no condition for), `pooled[first]`, `readers[i][second]`,
+  `confusion[first]`, `statistics.bootstrap[second]`. The summary JSON and `--json` write
+  them under `task1`/`task2` instead, and the changes' `_first`/`second_` names as
+  `correct_to_wrong_majority_agreed_with_task1` and `task2_follows_majority`
+  (`thesis_keyed`), as they always have.
 - `names`: condition key -> the name to show ("SE-CBIR 6", from `names=`; the key where none
   is given), and `aid_alone` -> "the aid alone". Comparisons stay "key - key" in the result;
   pages show them with these names.
@@ -58,21 +67,27 @@ Keys of `analyse(...)`:
   plain words (what the dashboard and the CLI lead with).
 
 - `readers`: per reader `reader`, `cases`, `paired_cases`, `majority_vote_accuracy` (on the
-  cases read under either condition of the pair), `task1`/`task2` = {`answers`, `correct`,
-  `accuracy`, `confidence`, `confidence_correct`, `confidence_wrong`} under the pair's first
-  and second condition, and `conditions` = condition key -> the same six figures for every
-  condition, whatever the pair.
+  cases read under either condition of the pair), the pair's first and second condition's
+  key -> {`answers`, `correct`, `accuracy`, `confidence`, `confidence_correct`,
+  `confidence_wrong`} under it, and `conditions` = condition key -> the same six figures for
+  every condition, whatever the pair.
 - `pooled`: the same over all answers, plus `mean` and `sd` (the readers' mean and sample
-  SD of `majority_vote_accuracy`, `task1`, `task2`).
-- `confusion`: `labels`, `task1`, `task2` (count matrices, rows = truth), `row_share`,
-  `classes` (per-class sensitivity, PPV, false positives), `readers` (per-reader matrices).
-- `changes`: `wrong_to_correct`, `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
-  `correct_to_wrong_majority_agreed_with_task1`, ..., and the same per reader.
+  SD of `majority_vote_accuracy` and of the accuracy under each of the pair's keys).
+- `confusion`: `labels`, the pair's two keys -> count matrices (rows = truth), `row_share`
+  and `classes` (per-class sensitivity, PPV, false positives) by the same keys, `readers`
+  (per reader `reader` and the two keys' matrices).
+- `changes`: from the pair's first condition to its second: `wrong_to_correct`,
+  `wrong_to_correct_majority_agrees`, `correct_to_wrong`,
+  `correct_to_wrong_majority_agreed_with_first` (the majority vote was the first answer),
+  `correct_to_wrong_majority_agrees`, ..., `second_follows_majority` (the second answer was
+  the majority vote), and the same per reader.
 - `statistics`: `or_hillis` (primary: per endpoint `means`, `equality` {F, df1, df2, p},
   `differences` [{comparison, estimate, se, df, ci_low, ci_high, p}], `fixed_readers`,
   the shape of `../shared/reference/mrmc/*.json`), `reader_level` (paired t and sign tests
   over readers), `mcnemar` and `wilcoxon_confidence` (pooled: descriptive only),
-  `bootstrap` (secondary), `accuracy_by_confidence` (one row per level of the scale).
+  `bootstrap` (secondary: the pair's two keys' accuracies and their `difference`),
+  `accuracy_by_confidence` (`levels`: the pair's two keys -> one row per level of the
+  scale).
 - `reliance`: the aid's vote right vs wrong, wrong aid adopted, the aid alone as a reader.
 - `timing`: seconds per answer per condition (median, quartiles, capped at a ceiling).
 - `pairs`: "first~second" -> `pair`, `readers`, `pooled`, `confusion`, `changes`, `mcnemar`,
@@ -122,6 +137,7 @@ from app.analysis.tables import (
     pair_words,
     paired_cases,
     reader_table,
+    thesis_keyed,
     with_pair,
 )
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
@@ -145,6 +161,7 @@ __all__ = [
     "render_text",
     "responses_from_columns",
     "responses_from_rows",
+    "thesis_keyed",
     "with_pair",
 ]
 
@@ -166,7 +183,7 @@ def analyse(
     (condition key -> readable name, e.g. "SE-CBIR 6") names the conditions in the headline's
     sentences and, as `names`, for pages to show comparisons with; the keys stay the keys in
     every comparison and table of the result. The thesis-layout tables and the secondary
-    statistics compare two conditions as Task 1 and Task 2: the first two at the top level, and
+    statistics compare two conditions, keyed by their keys: the first two at the top level, and
     under `pairs` ("first~second") those and every pair of condition keys in `pairs`, all in
     this one run. The primary analysis, reliance and timing cover every condition whatever the
     pairs, so that one analysis holds the study's main result and what a page shows for any of

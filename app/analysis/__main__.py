@@ -29,6 +29,7 @@ from app.analysis import (
     files,
     read_responses,
     render_text,
+    thesis_keyed,
     with_pair,
 )
 from app.analysis.plots import write_confusion_plots, write_forest_plots
@@ -261,7 +262,8 @@ def write_result(result: AnalysisResult, responses: Responses, args: argparse.Na
             file=sys.stderr,
         )
     if args.json:
-        print(json.dumps(result, indent=2, allow_nan=False))
+        # The pair's tables under `task1`/`task2`, as this output has always had them.
+        print(json.dumps(thesis_keyed(result), indent=2, allow_nan=False))
     else:
         sys.stdout.write(render_text(result))
     if args.plots:

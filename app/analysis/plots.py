@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from app.analysis.power import CASES as POWER_CASES
 from app.analysis.power import MAX_CASES, MIN_CASES, TARGETS, power
 from app.analysis.results import EndpointPower
-from app.analysis.tables import pair_words, row_shares
+from app.analysis.tables import pair_words, row_shares, sides
 from app.analysis.wording import compared, heading, is_auc, p_text
 
 CELL = 44
@@ -576,21 +576,22 @@ def forest_png(
 
 
 def write_confusion_plots(result: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write both tasks' confusion matrices (the pair's conditions, named in their titles) as
-    PNG and SVG into out_dir; return the paths."""
+    """Write the confusion matrices of the pair's two conditions (named in their titles) as
+    PNG and SVG into out_dir, in files named after the thesis's tasks (`confusion_task1.png`:
+    the first condition's); return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     confusion = result["confusion"]
-    first, second = pair_words(result["pair"])
-    titles = {"task1": f"Task 1: {first}", "task2": f"Task 2: {second}"}
     written = []
-    for task, title in titles.items():
-        svg_path = out / f"confusion_{task}.svg"
+    names = zip(sides(result["pair"]), pair_words(result["pair"]), strict=True)
+    for task, (key, name) in enumerate(names, start=1):
+        title = f"Task {task}: {name}"
+        svg_path = out / f"confusion_task{task}.svg"
         svg_path.write_text(
-            confusion_svg(confusion[task], confusion["labels"], title), encoding="utf-8"
+            confusion_svg(confusion[key], confusion["labels"], title), encoding="utf-8"
         )
-        png_path = out / f"confusion_{task}.png"
-        png_path.write_bytes(confusion_png(confusion[task], confusion["labels"], title))
+        png_path = out / f"confusion_task{task}.png"
+        png_path.write_bytes(confusion_png(confusion[key], confusion["labels"], title))
         written += [png_path, svg_path]
     return written
 

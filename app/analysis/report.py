@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.analysis.tables import pair_words
+from app.analysis.tables import pair_words, sides
 
 
 def _pct(value: float | None) -> str:
@@ -47,6 +47,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _reader_section(result: Mapping[str, Any]) -> list[str]:
     """Table 4.II: readers, pooled row, mean and SD."""
+    first_key, second_key = sides(result["pair"])
     header = [
         "reader",
         "cases",
@@ -61,10 +62,10 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
             row["reader"],
             str(row["cases"]),
             _pct(row["majority_vote_accuracy"]),
-            _pct(row["task1"]["accuracy"]),
-            _conf(row["task1"]),
-            _pct(row["task2"]["accuracy"]),
-            _conf(row["task2"]),
+            _pct(row[first_key]["accuracy"]),
+            _conf(row[first_key]),
+            _pct(row[second_key]["accuracy"]),
+            _conf(row[second_key]),
         ]
         for row in result["readers"]
     ]
@@ -74,10 +75,10 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
             "pooled",
             str(pooled["cases"]),
             _pct(pooled["majority_vote_accuracy"]),
-            _pct(pooled["task1"]["accuracy"]),
-            _conf(pooled["task1"]),
-            _pct(pooled["task2"]["accuracy"]),
-            _conf(pooled["task2"]),
+            _pct(pooled[first_key]["accuracy"]),
+            _conf(pooled[first_key]),
+            _pct(pooled[second_key]["accuracy"]),
+            _conf(pooled[second_key]),
         ]
     )
     mean, sd = pooled["mean"], pooled["sd"]
@@ -90,9 +91,9 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
             "mean +/- sd",
             "",
             mean_sd("majority_vote_accuracy"),
-            mean_sd("task1"),
+            mean_sd(first_key),
             "",
-            mean_sd("task2"),
+            mean_sd(second_key),
             "",
         ]
     )
@@ -105,11 +106,13 @@ def _reader_section(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
-    """One confusion matrix with totals, then the per-class metrics."""
+def _confusion_section(result: Mapping[str, Any], side: int) -> list[str]:
+    """The confusion matrix of the pair's first (`side` 0) or second condition (1) with
+    totals, then the per-class metrics."""
     confusion = result["confusion"]
     labels = confusion["labels"]
-    matrix = confusion[task]
+    key = sides(result["pair"])[side]
+    matrix = confusion[key]
     rows = [
         [label, *map(str, counts), str(sum(counts))]
         for label, counts in zip(labels, matrix, strict=True)
@@ -126,10 +129,9 @@ def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
             _pct(c["sensitivity"]),
             _pct(c["ppv"]),
         ]
-        for c in confusion["classes"][task]
+        for c in confusion["classes"][key]
     ]
-    first, second = pair_words(result["pair"])
-    name = f"Task 1 ({first})" if task == "task1" else f"Task 2 ({second})"
+    name = f"Task {side + 1} ({pair_words(result['pair'])[side]})"
     return [
         f"Confusion matrix, {name}: rows = truth, columns = diagnosis",
         *_table(["truth", *labels, "total"], rows),
@@ -139,7 +141,7 @@ def _confusion_section(result: Mapping[str, Any], task: str) -> list[str]:
 
 
 def _changes_section(result: Mapping[str, Any]) -> list[str]:
-    """Answer changes from Task 1 to Task 2."""
+    """Answer changes from the pair's first condition to its second (Task 1 to Task 2)."""
     ch = result["changes"]
     first, second = pair_words(result["pair"])
     return [
@@ -147,7 +149,7 @@ def _changes_section(result: Mapping[str, Any]) -> list[str]:
         f"  wrong -> correct: {ch['wrong_to_correct']} "
         f"({ch['wrong_to_correct_majority_agrees']} agreeing with the majority vote)",
         f"  correct -> wrong: {ch['correct_to_wrong']} "
-        f"({ch['correct_to_wrong_majority_agreed_with_task1']} where the majority vote agreed "
+        f"({ch['correct_to_wrong_majority_agreed_with_first']} where the majority vote agreed "
         f"with the {first} answer; {ch['correct_to_wrong_majority_agrees']} following it)",
         f"  wrong -> other wrong: {ch['wrong_to_other_wrong']}; unchanged correct: "
         f"{ch['unchanged_correct']}; unchanged wrong: {ch['unchanged_wrong']}",
@@ -198,7 +200,8 @@ def _statistics_section(result: Mapping[str, Any]) -> list[str]:
 
 def _by_confidence_section(result: Mapping[str, Any]) -> list[str]:
     """Accuracy at every level of the study's confidence scale, with its labels when known."""
-    by_conf = result["statistics"]["accuracy_by_confidence"]
+    levels = result["statistics"]["accuracy_by_confidence"]["levels"]
+    first_key, second_key = sides(result["pair"])
     labels = result["scale"]["labels"]
     rows = [
         [
@@ -209,7 +212,7 @@ def _by_confidence_section(result: Mapping[str, Any]) -> list[str]:
             str(b["answers"]),
             _pct(b["accuracy"]),
         ]
-        for a, b in zip(by_conf["task1"], by_conf["task2"], strict=True)
+        for a, b in zip(levels[first_key], levels[second_key], strict=True)
     ]
     first, second = pair_words(result["pair"])
     header = ["confidence", *(["label"] if labels else [])]
@@ -328,8 +331,8 @@ def render_text(result: Mapping[str, Any]) -> str:
     sections = [
         _primary_section(result),
         _reader_section(result),
-        _confusion_section(result, "task1"),
-        _confusion_section(result, "task2"),
+        _confusion_section(result, 0),
+        _confusion_section(result, 1),
         _changes_section(result),
         _statistics_section(result),
         _reliance_section(result),

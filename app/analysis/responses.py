@@ -2,7 +2,8 @@
 
 Columns (others are kept out of the way and ignored): `reader`, `image_id`, `truth`, the
 reading condition, `diagnosis`, `confidence` (1 to N), `majority_vote`. The condition is either
-a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`) or the thesis's `task`
+a `condition` column (any names, e.g. `unaided`, `cbir`, `se_cbir`, except those of the
+tables' own figures such as `readers` or `mean`, `results.TABLE_FIELDS`) or the thesis's `task`
 column (1 = `unaided`, 2 = `se_cbir`); `condition` wins when both are there. Optional:
 `seconds` (time from the case appearing to the answer) less `hidden_seconds` (of it, the
 page was hidden) feeds the reading-time figures; `reader_role` and `reader_years` (the
@@ -35,6 +36,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.analysis.results import TABLE_FIELDS
 from app.analysis.taxonomy import HAM10000_TAXONOMY, Taxonomy
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from studybundle.vocabulary import THESIS_CONDITIONS, Aid
@@ -697,7 +699,11 @@ def _build(
         taxonomy=taxonomy,
         probe_readings=probe_readings,
     )
-    problems = [*_contradictions(responses), *_duplicates(responses, condition_column)]
+    problems = [
+        *_contradictions(responses),
+        *_duplicates(responses, condition_column),
+        *_table_names(responses),
+    ]
     if problems:
         i, column, message = min(problems, key=lambda p: p[0])
         raise rows.error(message, i, column)
@@ -765,6 +771,24 @@ def _duplicates(responses: Responses, condition_column: str) -> list[_Problem]:
             condition_column,
             f"duplicate answer: reader {responses.readers[reader[i]]!r} already answered "
             f"image {responses.image_ids[image[i]]!r} in {where} in row {earlier + 1}",
+        )
+    ]
+
+
+def _table_names(responses: Responses) -> list[_Problem]:
+    """No condition named as a figure of the tables that key the others by condition
+    (`results.TABLE_FIELDS`): the first answer under such a name (as a list of at most one)."""
+    taken = [i for i, key in enumerate(responses.conditions) if key in TABLE_FIELDS]
+    if not taken:
+        return []
+    i = int(np.flatnonzero(np.isin(responses.condition, taken))[0])
+    name = responses.conditions[responses.condition[i]]
+    return [
+        (
+            i,
+            "condition",
+            f"a condition may not be called {name!r}: the analysis's tables use that name "
+            "for a figure of their own",
         )
     ]
 

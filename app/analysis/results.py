@@ -9,6 +9,33 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+# The names the pair's tables hold beside the figures they key by condition (`pooled`, a row
+# of `readers`, `confusion` and its `readers` rows, `bootstrap`, `accuracy_by_confidence`):
+# a condition of one of these names would overwrite them, so responses may not use them.
+TABLE_FIELDS = frozenset(
+    {
+        "cases",
+        "classes",
+        "conditions",
+        "description",
+        "difference",
+        "images",
+        "labels",
+        "level",
+        "levels",
+        "majority_vote_accuracy",
+        "mean",
+        "method",
+        "paired_cases",
+        "reader",
+        "readers",
+        "resamples",
+        "row_share",
+        "sd",
+        "seed",
+    }
+)
+
 
 class Equality(TypedDict):
     """The overall F test that every condition has the same mean figure (df2 None = infinite)."""
@@ -160,11 +187,11 @@ class ConfidenceLevel(TypedDict):
 
 
 class AccuracyByConfidence(TypedDict):
-    """Accuracy at every level of the scale (1 to N), in the first two conditions."""
+    """Accuracy at every level of the scale (1 to N) under each condition of the pair:
+    `levels` = condition key -> one row per level (`tables.sides` gives the pair's keys)."""
 
     description: str
-    task1: list[ConfidenceLevel]
-    task2: list[ConfidenceLevel]
+    levels: dict[str, list[ConfidenceLevel]]
 
 
 class Statistics(TypedDict):
@@ -179,10 +206,12 @@ class Statistics(TypedDict):
 
 
 class ComparedPair(TypedDict):
-    """The two conditions that the thesis-layout tables (`readers[*].task1/task2`, `pooled`,
-    `confusion`, `changes`) and the pooled and secondary statistics (McNemar, Wilcoxon, the
-    bootstrap, accuracy by confidence) compare as Task 1 and Task 2: their keys and readable
-    names, in that order (None where the responses have fewer than two conditions)."""
+    """The two conditions that the thesis-layout tables (`readers`, `pooled`, `confusion`,
+    `changes`) and the pooled and secondary statistics (McNemar, Wilcoxon, the bootstrap,
+    accuracy by confidence) compare, first then second (the thesis's Task 1 and Task 2): their
+    keys, which those tables key their figures by, and readable names (None where the
+    responses have fewer than two conditions: that side's empty tables are under
+    `tables.NO_CONDITION`)."""
 
     first: str | None
     second: str | None

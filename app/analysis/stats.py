@@ -119,8 +119,9 @@ def bootstrap_accuracy(
     level: float = 0.95,
     names: tuple[str, str] = TASK_NAMES,
 ) -> dict[str, Any]:
-    """Two-level bootstrap of the mean per-reader accuracy in each task and their gap (secondary);
-    `names` are Task 1's and Task 2's conditions as the description should say them.
+    """Two-level bootstrap of the mean per-reader accuracy under each condition of the pair
+    (under its key, `paired.keys`) and their gap, second minus first (secondary); `names` are
+    the two conditions as the description should say them.
 
     The interval is estimate -/+ t_{r-1} * SE * sqrt(r / (r - 1)), SE the standard deviation
     of the resampled figures: resampling r readers with replacement underestimates the
@@ -140,6 +141,7 @@ def bootstrap_accuracy(
     counts, n = counts[active], n[active]
     r = int(active.sum())
     first, second = names
+    first_key, second_key = paired.keys
     out: dict[str, Any] = {
         "description": (
             f"Secondary. Bootstrap confidence interval for the accuracy gain ({second} minus "
@@ -157,7 +159,7 @@ def bootstrap_accuracy(
         "small-sample correction",
     }
     if r == 0 or resamples <= 0:
-        return {**out, "task1": None, "task2": None, "difference": None}
+        return {**out, first_key: None, second_key: None, "difference": None}
     acc1 = (counts[:, 2] + counts[:, 3]) / n
     acc2 = (counts[:, 1] + counts[:, 3]) / n
     rng = np.random.default_rng(seed)
@@ -185,8 +187,8 @@ def bootstrap_accuracy(
 
     return {
         **out,
-        "task1": summary(acc1.mean(), boot1),
-        "task2": summary(acc2.mean(), boot2),
+        first_key: summary(acc1.mean(), boot1),
+        second_key: summary(acc2.mean(), boot2),
         "difference": summary((acc2 - acc1).mean(), boot2 - boot1),
     }
 

@@ -2,10 +2,12 @@
 
 These reproduce the thesis's Table 4.II and Figure 4.1, which compare two conditions, Task 1
 and Task 2. In a study of more conditions they compare one pair (`Compared`: the first two
-conditions unless another pair is chosen) and keep the thesis's names `task1` and `task2`
-for the pair's first and second condition, so that scripts reading those keys keep working.
-Each task is scored on the answers given under its condition (readers still in progress
-count with what they answered); figures that compare the tasks use the paired cases, those a
+conditions unless another pair is chosen), the pair's first condition in the thesis's Task 1
+place. Every table is keyed by condition: a side's figures are under its condition's key
+(`pooled["se_cbir"]`), so that a table says which condition it holds whatever the pair; the
+summary JSON and `--json` still write them under the thesis's `task1`/`task2` (`thesis_keyed`).
+Each side is scored on the answers given under its condition (readers still in progress
+count with what they answered); figures that compare the two use the paired cases, those a
 reader answered under both conditions.
 """
 
@@ -26,16 +28,34 @@ from app.analysis.results import (
 )
 from app.analysis.scale import Scale, scale_of
 
-# The positions in `Responses.conditions` of the two conditions the tables compare, Task 1
-# then Task 2; -1 stands for a condition without answers (it matches no answer).
-Compared = tuple[int, int]
-FIRST_TWO: Compared = (0, 1)
 # What the descriptions call the pair when no readable names are given (the thesis's words).
 TASK_NAMES = ("Task 1", "Task 2")
+# The key of a side of the pair that the responses have no condition for (fewer than two
+# conditions): no condition's key is empty, and that side's tables are all empty (with no
+# condition at all, both sides' empty tables are this one).
+NO_CONDITION = ""
+# The thesis's names for the pair's two sides, which the summary JSON and `--json` keep
+# (`thesis_keyed`), and for the answer changes counted against the first side's answer.
+THESIS_KEYS = ("task1", "task2")
+THESIS_CHANGES = {
+    "correct_to_wrong_majority_agreed_with_first": "correct_to_wrong_majority_agreed_with_task1",
+    "second_follows_majority": "task2_follows_majority",
+}
+
+
+@dataclass(frozen=True)
+class Compared:
+    """The two conditions the tables compare, first then second: their positions in
+    `Responses.conditions` (-1 stands for a condition without answers: it matches no answer)
+    and the keys their tables are under (`sides`)."""
+
+    first: int
+    second: int
+    keys: tuple[str, str]
 
 
 def compared(conditions: tuple[str, ...], pair: tuple[str, str] | None) -> Compared:
-    """The positions of `pair` (two condition keys) in `conditions`, or of the first two.
+    """The positions and keys of `pair` (two condition keys) in `conditions`, or of the first two.
 
     A key the responses do not hold counts as a condition nobody has read under yet (-1,
     empty tables) rather than an error: the dashboard asks for a pair of the study's design
@@ -43,15 +63,23 @@ def compared(conditions: tuple[str, ...], pair: tuple[str, str] | None) -> Compa
     check them against `conditions` first.
     """
     if pair is None:
-        return (0 if conditions else -1, 1 if len(conditions) > 1 else -1)
-    first, second = pair
-    if first == second:
-        raise ValueError(f"a pair of two different conditions, not {first!r} twice")
+        first = 0 if conditions else -1
+        second = 1 if len(conditions) > 1 else -1
+        keys = tuple(conditions[i] if i >= 0 else NO_CONDITION for i in (first, second))
+        return Compared(first, second, (keys[0], keys[1]))
+    if pair[0] == pair[1]:
+        raise ValueError(f"a pair of two different conditions, not {pair[0]!r} twice")
 
     def position(key: str) -> int:
         return conditions.index(key) if key in conditions else -1
 
-    return position(first), position(second)
+    return Compared(position(pair[0]), position(pair[1]), pair)
+
+
+def sides(pair: ComparedPair) -> tuple[str, str]:
+    """The keys a result's pair has its tables under: its first and its second condition's,
+    `NO_CONDITION` for a side the responses do not have (as `compared` keys them)."""
+    return pair["first"] or NO_CONDITION, pair["second"] or NO_CONDITION
 
 
 def pair_names(
@@ -60,7 +88,7 @@ def pair_names(
     """The result's `pair`: the keys `compared` chose and their readable `names` (the key
     where none is given); None for a condition the responses do not have (fewer than two)."""
     chosen = compared(conditions, pair)
-    keys = pair or tuple(conditions[i] if i >= 0 else None for i in chosen)
+    keys = pair or tuple(conditions[i] if i >= 0 else None for i in (chosen.first, chosen.second))
     return {
         "first": keys[0],
         "second": keys[1],
@@ -99,6 +127,71 @@ def with_pair(result: AnalysisResult, key: str | None = None) -> AnalysisResult:
     return view
 
 
+def thesis_keyed(result: AnalysisResult) -> dict[str, Any]:
+    """The result as the summary JSON and `python -m app.analysis --json` write it: the pair's
+    tables with its first and second condition under the thesis's `task1` and `task2`, and
+    the answer changes named after them (`THESIS_CHANGES`), as those files have always had
+    them (the pair's `pair` says which conditions they are); every other figure as it is."""
+    keys = sides(result["pair"])
+    out: dict[str, Any] = {**result, **_thesis_tables(result, keys)}
+    out["statistics"] = {**result["statistics"], **_thesis_tables(result["statistics"], keys)}
+    if "pairs" in result:
+        out["pairs"] = {
+            name: {**tables, **_thesis_tables(tables, sides(tables["pair"]))}
+            for name, tables in result["pairs"].items()
+        }
+    return out
+
+
+def _thesis_tables(tables: Mapping[str, Any], keys: tuple[str, str]) -> dict[str, Any]:
+    """Those of the pair's tables that `tables` holds (a result, its statistics or one of its
+    `pairs`), thesis-keyed (`thesis_keyed`)."""
+    out: dict[str, Any] = {}
+    if "readers" in tables and "pooled" in tables:
+        out["readers"] = [_as_tasks(row, keys) for row in tables["readers"]]
+        pooled = tables["pooled"]
+        out["pooled"] = {
+            **_as_tasks(pooled, keys),
+            "mean": _as_tasks(pooled["mean"], keys),
+            "sd": _as_tasks(pooled["sd"], keys),
+        }
+    if "confusion" in tables:
+        confusion = tables["confusion"]
+        out["confusion"] = {
+            **_as_tasks(confusion, keys),
+            "row_share": _as_tasks(confusion["row_share"], keys),
+            "classes": _as_tasks(confusion["classes"], keys),
+            "readers": [_as_tasks(row, keys) for row in confusion["readers"]],
+        }
+    if "changes" in tables:
+        changes = tables["changes"]
+        out["changes"] = {
+            **_as_tasks(changes, keys),
+            "readers": [_as_tasks(row, keys) for row in changes["readers"]],
+        }
+    if "bootstrap" in tables:
+        out["bootstrap"] = _as_tasks(tables["bootstrap"], keys)
+    if "accuracy_by_confidence" in tables:
+        by_confidence = tables["accuracy_by_confidence"]
+        out["accuracy_by_confidence"] = {
+            "description": by_confidence["description"],
+            **_as_tasks(by_confidence["levels"], keys),
+        }
+    return out
+
+
+def _as_tasks(block: Mapping[str, Any], keys: tuple[str, str]) -> dict[str, Any]:
+    """`block` with the figures under the pair's two keys under `task1` and `task2` instead,
+    where the first of them stood, and the answer changes under their thesis names."""
+    out: dict[str, Any] = {}
+    for name, value in block.items():
+        if name not in keys:
+            out[THESIS_CHANGES.get(name, name)] = value
+        elif THESIS_KEYS[0] not in out:
+            out.update(zip(THESIS_KEYS, (block[keys[0]], block[keys[1]]), strict=True))
+    return out
+
+
 def pair_words(pair: ComparedPair) -> tuple[str, str]:
     """Task 1 and Task 2 in words: the pair's readable names, the thesis's words for a
     condition the responses do not have."""
@@ -106,17 +199,26 @@ def pair_words(pair: ComparedPair) -> tuple[str, str]:
     return first or TASK_NAMES[0], second or TASK_NAMES[1]
 
 
-def task_masks(responses: Responses, pair: Compared = FIRST_TWO) -> dict[int, Array]:
-    """Task 1 and Task 2 of the tables: which answers were given under the pair's first and
-    under its second condition (the one place that decides what "Task 1" means)."""
+def side_masks(responses: Responses, pair: Compared) -> tuple[Array, Array]:
+    """The two sides of the tables, first then second: which answers were given under the
+    pair's first and under its second condition (the one place that decides what a side
+    holds; the thesis's Task 1 and Task 2)."""
     condition = responses.condition
-    return {1: condition == pair[0], 2: condition == pair[1]}
+    return condition == pair.first, condition == pair.second
+
+
+def by_side(responses: Responses, pair: Compared) -> dict[str, Array]:
+    """`side_masks` under the sides' keys (two sides without a condition, both matching no
+    answer, share `NO_CONDITION`)."""
+    return dict(zip(pair.keys, side_masks(responses, pair), strict=True))
 
 
 @dataclass(frozen=True, eq=False)
 class Paired:
-    """The cases a reader answered in both tasks, as parallel arrays (one element per case)."""
+    """The cases a reader answered under both conditions of the pair, as parallel arrays (one
+    element per case), and the keys of those conditions (`Compared.keys`), first then second."""
 
+    keys: tuple[str, str]
     reader: Array
     image: Array
     truth: Array
@@ -143,16 +245,19 @@ class Paired:
         return right
 
 
-def paired_cases(responses: Responses, pair: Compared = FIRST_TWO) -> Paired:
-    """Join each reader's Task 1 and Task 2 answers (the pair's conditions) on the image."""
+def paired_cases(responses: Responses, pair: Compared | None = None) -> Paired:
+    """Join each reader's answers under the pair's first and second condition (None: the
+    first two conditions) on the image."""
+    pair = pair or compared(responses.conditions, None)
     key = responses.reader * max(len(responses.image_ids), 1) + responses.image
-    masks = task_masks(responses, pair)
-    first = np.flatnonzero(masks[1])
-    second = np.flatnonzero(masks[2])
+    first_mask, second_mask = side_masks(responses, pair)
+    first = np.flatnonzero(first_mask)
+    second = np.flatnonzero(second_mask)
     # Keys are unique within a task (duplicates are rejected on reading).
     _, i1, i2 = np.intersect1d(key[first], key[second], assume_unique=True, return_indices=True)
     a, b = first[i1], second[i2]
     return Paired(
+        keys=pair.keys,
         reader=responses.reader[a],
         image=responses.image[a],
         truth=responses.truth[a],
@@ -205,24 +310,26 @@ def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def reader_table(
-    responses: Responses, paired: Paired, pair: Compared = FIRST_TWO
+    responses: Responses, paired: Paired, pair: Compared | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Thesis Table 4.II for the pair: per-reader rows and the pooled row (with the readers'
-    mean and SD), beside each reader's and the pooled figures under every condition.
+    """Thesis Table 4.II for the pair (None: the first two conditions): per-reader rows and
+    the pooled row (with the readers' mean and SD), beside each reader's and the pooled
+    figures under every condition.
 
-    `task1`/`task2` are the pair's conditions, and `cases` and the majority vote's accuracy
+    The pair's two conditions are under their keys, and `cases` and the majority vote's accuracy
     count the cases a reader read under either of them: the row is the pair's, as the page
     and the summary CSV show it. `conditions` (condition key -> the same six figures) holds
     every condition whatever the pair, so that one file answers "how did this reader do under
     CBIR" without another download.
     """
+    pair = pair or compared(responses.conditions, None)
     r = len(responses.readers)
     n_img = max(len(responses.image_ids), 1)
-    masks = task_masks(responses, pair)
+    first_mask, second_mask = side_masks(responses, pair)
     # A reader's cases are the distinct images answered under either condition of the pair.
-    # A case's majority vote is the one shown with its Task 2 answer (the aid read with), that
-    # of its Task 1 answer where it has none: Task 2's rows first, np.unique keeps the first.
-    in_pair = np.concatenate([np.flatnonzero(masks[2]), np.flatnonzero(masks[1])])
+    # A case's majority vote is the one shown with its second answer (the aid read with), that
+    # of its first answer where it has none: the second's rows first, np.unique keeps the first.
+    in_pair = np.concatenate([np.flatnonzero(second_mask), np.flatnonzero(first_mask)])
     case_keys, first_row = np.unique(
         responses.reader[in_pair] * n_img + responses.image[in_pair], return_index=True
     )
@@ -242,7 +349,7 @@ def reader_table(
         )[0]
         return per_reader, pooled
 
-    per_task = {task: blocks(sel) for task, sel in masks.items()}
+    per_side = {key: blocks(sel) for key, sel in by_side(responses, pair).items()}
     per_condition = {
         key: blocks(responses.condition == index) for index, key in enumerate(responses.conditions)
     }
@@ -252,8 +359,7 @@ def reader_table(
             "cases": int(cases[j]),
             "paired_cases": int(paired_n[j]),
             "majority_vote_accuracy": ratio(mv_cases[j], cases[j]),
-            "task1": per_task[1][0][j],
-            "task2": per_task[2][0][j],
+            **{key: figures[0][j] for key, figures in per_side.items()},
             "conditions": {key: figures[0][j] for key, figures in per_condition.items()},
         }
         for j, name in enumerate(responses.readers)
@@ -263,22 +369,21 @@ def reader_table(
     mean["majority_vote_accuracy"], sd["majority_vote_accuracy"] = _mean_sd(
         [row["majority_vote_accuracy"] for row in readers]
     )
-    for name in ("task1", "task2"):
-        mean[name], sd[name] = _mean_sd([row[name]["accuracy"] for row in readers])
+    for key in per_side:
+        mean[key], sd[key] = _mean_sd([row[key]["accuracy"] for row in readers])
     pooled = {
         "description": (
             "All answers taken together. 'mean' and 'sd' are the average and the sample "
             "standard deviation of the readers' own accuracies (each reader counts once). "
-            "'task1' and 'task2' are the two conditions compared ('pair' names them); "
-            "'conditions' has every condition."
+            "The two conditions compared are the ones 'pair' names; 'conditions' has every "
+            "condition."
         ),
         "readers": r,
         "images": len(responses.image_ids),
         "cases": int(cases.sum()),
         "paired_cases": len(paired),
         "majority_vote_accuracy": ratio(mv_cases.sum(), cases.sum()),
-        "task1": per_task[1][1],
-        "task2": per_task[2][1],
+        **{key: figures[1] for key, figures in per_side.items()},
         "mean": mean,
         "sd": sd,
         "conditions": {key: figures[1] for key, figures in per_condition.items()},
@@ -331,9 +436,9 @@ def class_metrics(matrix: Array, classes: tuple[str, ...]) -> list[dict[str, Any
     return rows
 
 
-def confusion_tables(responses: Responses, pair: Compared = FIRST_TWO) -> dict[str, Any]:
-    """Figure 4.1: confusion matrices per task (the pair's conditions), pooled and per reader,
-    with per-class metrics."""
+def confusion_tables(responses: Responses, pair: Compared | None = None) -> dict[str, Any]:
+    """Figure 4.1: confusion matrices of the pair's two conditions (None: the first two; under
+    their keys), pooled and per reader, with per-class metrics."""
     r = len(responses.readers)
     out: dict[str, Any] = {
         "description": (
@@ -346,28 +451,28 @@ def confusion_tables(responses: Responses, pair: Compared = FIRST_TWO) -> dict[s
         "labels": list(responses.classes),
     }
     k = len(responses.classes)
-    per_reader = {}
-    for task, sel in task_masks(responses, pair).items():
-        pooled = confusion_counts(responses.truth[sel], responses.diagnosis[sel], k)[0]
-        per_reader[task] = confusion_counts(
+    pooled: dict[str, Array] = {}
+    per_reader: dict[str, Array] = {}
+    for key, sel in by_side(responses, pair or compared(responses.conditions, None)).items():
+        pooled[key] = confusion_counts(responses.truth[sel], responses.diagnosis[sel], k)[0]
+        per_reader[key] = confusion_counts(
             responses.truth[sel], responses.diagnosis[sel], k, responses.reader[sel], r
         )
-        out[f"task{task}"] = pooled.tolist()
-    out["row_share"] = {
-        f"task{t}": row_shares(np.asarray(out[f"task{t}"])).tolist() for t in (1, 2)
-    }
+    out.update({key: matrix.tolist() for key, matrix in pooled.items()})
+    out["row_share"] = {key: row_shares(matrix).tolist() for key, matrix in pooled.items()}
     out["classes"] = {
-        f"task{t}": class_metrics(np.asarray(out[f"task{t}"]), responses.classes) for t in (1, 2)
+        key: class_metrics(matrix, responses.classes) for key, matrix in pooled.items()
     }
     out["readers"] = [
-        {"reader": name, "task1": per_reader[1][j].tolist(), "task2": per_reader[2][j].tolist()}
+        {"reader": name, **{key: counts[j].tolist() for key, counts in per_reader.items()}}
         for j, name in enumerate(responses.readers)
     ]
     return out
 
 
 def _change_counts(p: Paired, readers: int) -> dict[str, Array]:
-    """Per reader, counts of each kind of change between the tasks (arrays of length readers)."""
+    """Per reader, counts of each kind of change from the pair's first condition to its
+    second (arrays of length readers)."""
     c1, c2 = p.correct1, p.correct2
     d1, d2, mv = p.diagnosis1, p.diagnosis2, p.majority_vote
     w2c = ~c1 & c2
@@ -377,13 +482,13 @@ def _change_counts(p: Paired, readers: int) -> dict[str, Array]:
         "wrong_to_correct": w2c,
         "wrong_to_correct_majority_agrees": w2c & (mv == d2),
         "correct_to_wrong": c2w,
-        "correct_to_wrong_majority_agreed_with_task1": c2w & (mv == d1),
+        "correct_to_wrong_majority_agreed_with_first": c2w & (mv == d1),
         "correct_to_wrong_majority_agrees": c2w & (mv == d2),
         "wrong_to_other_wrong": ~c1 & ~c2 & (d1 != d2),
         "unchanged_correct": c1 & c2,
         "unchanged_wrong": ~c1 & ~c2 & (d1 == d2),
         "changed": d1 != d2,
-        "task2_follows_majority": d2 == mv,
+        "second_follows_majority": d2 == mv,
     }
     return {
         name: np.bincount(p.reader, weights=flags, minlength=readers).astype(np.int64)
@@ -394,8 +499,9 @@ def _change_counts(p: Paired, readers: int) -> dict[str, Array]:
 def answer_changes(
     paired: Paired, readers: tuple[str, ...], names: tuple[str, str] = TASK_NAMES
 ) -> dict[str, Any]:
-    """How answers moved from Task 1 to Task 2, pooled and per reader, against the majority
-    vote; `names` are Task 1's and Task 2's conditions as the description should say them."""
+    """How answers moved from the pair's first condition to its second, pooled and per reader,
+    against the majority vote; `names` are the two conditions as the description should say
+    them."""
     counts = _change_counts(paired, len(readers))
     first, second = names
     out: dict[str, Any] = {
@@ -403,8 +509,9 @@ def answer_changes(
             f"Cases answered under both {first} and {second}. 'wrong_to_correct' were wrong "
             f"under {first} and right under {second}; '_majority_agrees' counts those where "
             "the aid's majority vote was the new answer. 'correct_to_wrong' went the other "
-            "way; '_majority_agreed_with_task1' counts those where the majority vote agreed "
-            f"with the {first} answer."
+            "way; '_majority_agreed' counts those where the majority vote agreed with the "
+            f"{first} answer; '_follows_majority' counts the {second} answers that were the "
+            "majority vote."
         ),
         **{name: int(values.sum()) for name, values in counts.items()},
     }
@@ -416,10 +523,11 @@ def answer_changes(
 
 
 def accuracy_by_confidence(
-    responses: Responses, scale: Scale | None = None, pair: Compared = FIRST_TWO
+    responses: Responses, scale: Scale | None = None, pair: Compared | None = None
 ) -> AccuracyByConfidence:
-    """Per task (the pair's conditions) and level of the confidence scale (every level, 1 to
-    N): answers, correct answers and accuracy. The scale is `scale_of(responses, scale)`."""
+    """Per condition of the pair (None: the first two), under its key, and level of the
+    confidence scale (every level, 1 to N): answers, correct answers and accuracy. The scale
+    is `scale_of(responses, scale)`."""
     scale = scale_of(responses, scale)
     correct = responses.diagnosis == responses.truth
 
@@ -437,13 +545,12 @@ def accuracy_by_confidence(
             for level in range(1, scale.levels + 1)
         ]
 
-    masks = task_masks(responses, pair)
+    masks = by_side(responses, pair or compared(responses.conditions, None))
     return {
         "description": (
             "How often readers were right at each level of the confidence scale (1 = the "
             f"least confident to {scale.levels} = the most; the labels are the scale's). "
             "Well-calibrated readers are right more often when they are more confident."
         ),
-        "task1": task_rows(masks[1]),
-        "task2": task_rows(masks[2]),
+        "levels": {key: task_rows(sel) for key, sel in masks.items()},
     }

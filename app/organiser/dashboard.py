@@ -26,6 +26,7 @@ from app.analysis import confusion_png, confusion_svg, forest_png, forest_svg
 from app.analysis import with_pair as pair_view
 from app.analysis.plots import power_png, power_svg
 from app.analysis.power import MAX_CASES, needed_rows, plan_endpoint
+from app.analysis.tables import sides
 from app.analysis.wording import FILTERS
 from app.auth import managed_study_or_404, staff_required
 from app.extensions import db
@@ -193,9 +194,11 @@ def reader_progress(study: Study) -> list[dict[str, Any]]:
 
 
 def heat_rows(result: Mapping[str, Any], task: int) -> list[dict[str, Any]]:
-    """A confusion matrix for the HTML heat map: counts, row shares and a colour step 0-10."""
-    matrix = result["confusion"][f"task{task}"]
-    shares = result["confusion"]["row_share"][f"task{task}"]
+    """The confusion matrix of the pair's Task 1 (its first condition) or Task 2 (its second)
+    for the HTML heat map: counts, row shares and a colour step 0-10."""
+    key = sides(result["pair"])[task - 1]
+    matrix = result["confusion"][key]
+    shares = result["confusion"]["row_share"][key]
     return [
         {
             "truth": result["classes"][i],
@@ -249,6 +252,7 @@ def index(study_id: int) -> str:
         tables=tables,
         pair=pair,
         heat={task: heat_rows(tables, task) for task in (1, 2)} if tables else None,
+        sides=sides(tables["pair"]) if tables else None,
         plan=plan,
         plan_rows=needed_rows(plan) if plan else [],
         task_titles=pair.titles,
@@ -268,7 +272,7 @@ def confusion_image(study_id: int, task: int, kind: str) -> Response:
     bootstrap = current_app.config.get("DASHBOARD_BOOTSTRAP", PAGE_BOOTSTRAP)
     pair, analysed = Filters(enrolled_readers(study)).analysis(study, bootstrap)
     result = analysed.result
-    matrix = result["confusion"][f"task{task}"]
+    matrix = result["confusion"][sides(result["pair"])[task - 1]]
     title = pair.titles[task]
     if kind == "svg":
         body: str | bytes = confusion_svg(matrix, result["classes"], title)
@@ -367,7 +371,7 @@ def export(study_id: int, name: str) -> Response:
 def pair_answered(result: Mapping[str, Any]) -> bool:
     """Whether anyone has answered under either condition of the result's pair."""
     pooled = result["pooled"]
-    return bool(pooled["task1"]["answers"] or pooled["task2"]["answers"])
+    return any(pooled[key]["answers"] for key in sides(result["pair"]))
 
 
 def file_name(study: Study, suffix: str, pair: Shown | None = None) -> str:

@@ -19,8 +19,9 @@ Formats (all UTF-8):
   the pooled row and the mean and sample SD of the readers' accuracies (fractions 0-1). The
   `task1_*`/`task2_*` columns are the pair's first and second condition, and every row says
   which: `task1_condition`/`task2_condition` (keys) and `task1_name`/`task2_name` (the names
-  the page shows). Summary JSON: `analyse(...)` for that pair as is (its `pair` says which;
-  `readers[*].conditions` has every condition's figures).
+  the page shows). Summary JSON: `analyse(...)` for that pair, its tables written under the
+  thesis's `task1`/`task2` as the pair's first and second condition (`thesis_keyed`; its
+  `pair` says which; `readers[*].conditions` has every condition's figures).
   The summary JSON carries the study's confidence scale (`scale`: levels and labels).
 - iMRMC input file (`.imrmc`), for the FDA's iMRMC (Java program or R package): proportion
   correct as binary MRMC data, one modality per condition numbered in the analysis's order
@@ -50,7 +51,17 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.analysis import COLUMNS, HAM10000_TAXONOMY, Responses, Scale, Taxonomy, files
+from app.analysis import (
+    COLUMNS,
+    HAM10000_TAXONOMY,
+    AnalysisResult,
+    Responses,
+    Scale,
+    Taxonomy,
+    files,
+    thesis_keyed,
+)
+from app.analysis.tables import sides
 from app.extensions import db
 from app.models import Answer, Assignment, Case, Enrolment, Neighbour, Study, User
 from app.survey.conditions import Condition
@@ -492,8 +503,11 @@ def summary_rows(
     result: Mapping[str, Any], emails: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Table 4.II of the result's pair as flat rows: readers, then 'pooled', then the readers'
-    'mean' and 'sd'; each row names the pair (PAIR_COLUMNS)."""
+    'mean' and 'sd'; each row names the pair (PAIR_COLUMNS). The `task1_*`/`task2_*` columns
+    are the figures under the pair's first and second condition's key."""
     pair = result["pair"]
+    first_key, second_key = sides(pair)
+    columns = {"task1": first_key, "task2": second_key}
     named = {
         "task1_condition": pair["first"] or "",
         "task1_name": pair["names"][0] or "",
@@ -509,9 +523,9 @@ def summary_rows(
             "paired_cases": block.get("paired_cases", ""),
             "majority_vote_accuracy": _number(block.get("majority_vote_accuracy")),
         }
-        for task in ("task1", "task2"):
+        for task, key in columns.items():
             for field in TASK_FIELDS:
-                value = block[task].get(field)
+                value = block[key].get(field)
                 row[f"{task}_{field}"] = (
                     value if field in ("answers", "correct") else _number(value)
                 )
@@ -526,8 +540,8 @@ def summary_rows(
         figures = result["pooled"][kind]
         row: dict[str, Any] = {"row": kind, "reader": ""}
         row["majority_vote_accuracy"] = _number(figures["majority_vote_accuracy"])
-        row["task1_accuracy"] = _number(figures["task1"])
-        row["task2_accuracy"] = _number(figures["task2"])
+        row["task1_accuracy"] = _number(figures[first_key])
+        row["task2_accuracy"] = _number(figures[second_key])
         row.update(named)
         rows.append(row)
     return rows
@@ -539,9 +553,10 @@ def summary_csv(result: Mapping[str, Any], emails: Mapping[str, str] | None = No
     return _csv(columns, summary_rows(result, emails))
 
 
-def summary_json(result: Mapping[str, Any]) -> str:
-    """The analysis result as indented JSON (strict: no NaN)."""
-    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+def summary_json(result: AnalysisResult) -> str:
+    """The analysis result as indented JSON (strict: no NaN), its pair's tables under the
+    thesis's `task1`/`task2` as the download has always had them (`thesis_keyed`)."""
+    return json.dumps(thesis_keyed(result), indent=2, allow_nan=False) + "\n"
 
 
 def reader_emails(rows: Sequence[Mapping[str, Any]]) -> dict[str, str] | None:

@@ -19,7 +19,7 @@ from app.analysis import (
     responses_from_rows,
 )
 from app.analysis.__main__ import main
-from app.analysis.responses import COLUMNS
+from app.analysis.responses import COLUMNS, TASK_CONDITIONS
 from studybundle.limits import MAX_LIKERT, MIN_LIKERT
 from tests.analysis.helpers import answer, to_csv
 
@@ -61,14 +61,16 @@ def test_a_study_scale_is_analysed_level_by_level(labels: tuple[str, ...]) -> No
     assert result["scale"] == {"levels": levels, "labels": list(labels)}
     table = result["statistics"]["accuracy_by_confidence"]
     for task in (1, 2):
-        found = [(row["answers"], row["correct"]) for row in table[f"task{task}"]]
+        found = [(row["answers"], row["correct"]) for row in table["levels"][TASK_CONDITIONS[task]]]
         assert found == by_level(rows, levels, task)
-        assert [row["confidence"] for row in table[f"task{task}"]] == list(range(1, levels + 1))
-        assert [row["accuracy"] for row in table[f"task{task}"]] == [
+        assert [row["confidence"] for row in table["levels"][TASK_CONDITIONS[task]]] == list(
+            range(1, levels + 1)
+        )
+        assert [row["accuracy"] for row in table["levels"][TASK_CONDITIONS[task]]] == [
             float(level % 2) for level in range(1, levels + 1)
         ]
     mean = sum(r["confidence"] for r in rows if r["task"] == 1) / 27
-    assert result["pooled"]["task1"]["confidence"] == pytest.approx(mean)
+    assert result["pooled"]["unaided"]["confidence"] == pytest.approx(mean)
     text = render_text(result)
     assert f"confidence 1-{levels};" in text
     assert f"Accuracy by confidence (a scale of {levels} levels;" in text
@@ -80,7 +82,7 @@ def test_without_a_scale_the_levels_present_are_the_scale() -> None:
     rows = scale_rows(7)
     result = analyse(responses_from_rows(rows), bootstrap=0)
     assert result["scale"] == {"levels": 7, "labels": []}
-    assert len(result["statistics"]["accuracy_by_confidence"]["task2"]) == 7
+    assert len(result["statistics"]["accuracy_by_confidence"]["levels"]["se_cbir"]) == 7
     # No label column when the labels are not known.
     assert "  label  " not in render_text(result)
     # Nine is the longest scale a bundle allows: every level up to it is read.

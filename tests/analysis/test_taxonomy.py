@@ -82,8 +82,8 @@ def test_the_analysis_of_an_eight_class_study() -> None:
     taxonomy = Taxonomy.from_classes(ISIC)
     result = analyse(responses_from_rows(isic_rows(), taxonomy=taxonomy), bootstrap=100)
     assert result["classes"] == CODES
-    assert len(result["confusion"]["task1"]) == 8
-    assert [c["label"] for c in result["confusion"]["classes"]["task1"]] == CODES
+    assert len(result["confusion"]["unaided"]) == 8
+    assert [c["label"] for c in result["confusion"]["classes"]["unaided"]] == CODES
     primary = result["statistics"]["or_hillis"]
     assert primary["sensitivity_SCC"]["available"]
     assert primary["malignant_sensitivity"]["means"]["se_cbir"] > 0
