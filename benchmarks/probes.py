@@ -56,7 +56,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,10 @@ DEPTH = 10  # neighbours kept per case: a probe borrows from the case's own list
 CASES = 30
 SHARE = 0.2
 CONDITION = 0  # every reading is under the one SE-CBIR condition
-FEATURE_SETS = ("list", "+ class", "+ similarity", "+ images", "+ likeness")
+# before: k images of one wrong class (before issue 22); borrowed: another case's genuine list;
+# own: that list's class pattern filled with the case's own nearest images of each class.
+DESIGNS = ("before", "borrowed", "own")
+FEATURE_SETS = ("list", "+ class", "+ images", "+ likeness", "+ similarity")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class Pool:
     lists: list[list[Image]]
     stats: dict[str, np.ndarray]  # image id -> mean and spread of R, G, B (empty: no images)
     pixels: dict[str, np.ndarray]  # image id -> L2-normalised pixel features
+    # per case, each class's nearest bank images (DEPTH, most similar first); empty: none
+    by_class: list[dict[str, list[Image]]] = field(default_factory=list)
 
 
 def thesis_pool(folder: Path) -> Pool:
@@ -151,7 +156,17 @@ def synthetic_pool(folder: Path, seed: int = 0) -> Pool:
         for row, sims in zip(index, similarity, strict=True)
     ]
     normalised = {key: l2_normalise(value[None])[0] for key, value in pixels.items()}
-    return Pool([q.image_id for q in queries], [q.dx for q in queries], lists, stats, normalised)
+    by_class: list[dict[str, list[Image]]] = [{} for _ in queries]
+    for code in sorted({b.dx for b in bank}):
+        rows = [j for j, b in enumerate(bank) if b.dx == code]
+        found, sims = top_k(query_rows, bank_rows[rows], min(DEPTH, len(rows)))
+        for q, (row, values) in enumerate(zip(found, sims, strict=True)):
+            by_class[q][code] = [
+                Image(bank[rows[j]].image_id, code, float(s))
+                for j, s in zip(row, values, strict=True)
+            ]
+    ids, truths = [q.image_id for q in queries], [q.dx for q in queries]
+    return Pool(ids, truths, lists, stats, normalised, by_class)
 
 
 def before(pool: Pool, cases: list[int], seed: int, bank: list[Image]) -> dict[int, list[Image]]:
@@ -166,9 +181,16 @@ def before(pool: Pool, cases: list[int], seed: int, bank: list[Image]) -> dict[i
 
 
 def after(
-    pool: Pool, cases: list[int], seed: int, bank: list[Image], suggested: dict[int, str]
+    pool: Pool,
+    cases: list[int],
+    seed: int,
+    bank: list[Image],
+    suggested: dict[int, str],
+    own_images: bool = True,
 ) -> dict[int, list[Image]]:
-    """Probes as the survey makes them now (app.survey.enrolment and presentation)."""
+    """Probes as the survey makes them now (app.survey.enrolment and presentation): the
+    donor's class pattern filled with the case's own nearest images of each class where the
+    pool has them (`own_images`), else the donor's list itself (before class_neighbours)."""
     placed = designs.probe_positions(
         [CONDITION] * len(cases),
         SHARE,
@@ -192,7 +214,13 @@ def after(
         )
         source = sources[index]
         if source is not None:
-            shown[index] = pool.lists[source][:K]
+            donor = pool.lists[source][:K]
+            filled = (
+                probes.own_in_pattern([n.truth for n in donor], pool.by_class[case])
+                if own_images and pool.by_class
+                else None
+            )
+            shown[index] = filled or donor
             continue
         moved = probes.moved_majority(own[:K], wrong, bank, [pool.ids[case]])
         shown[index] = moved or probes.misleading_neighbours(wrong, own, bank, K, [pool.ids[case]])
@@ -214,13 +242,14 @@ def features(pool: Pool, case: int, shown: Sequence[Image]) -> list[list[float]]
     klass = [float(voted == code) for code in HAM10000_CODES]
     sims = np.array([n.similarity for n in shown])
     similarity = [float(sims.mean()), float(sims.std())]
-    sets = [listed, listed + klass, listed + klass + similarity]
+    sets = [listed, listed + klass]
     if pool.stats:
         tiles = np.stack([pool.stats[n.image_id] for n in shown])
         images = [*tiles.mean(axis=0), *tiles.std(axis=0), *pool.stats[pool.ids[case]]]
         query = pool.pixels[pool.ids[case]]
         likeness = [float(np.mean([pool.pixels[n.image_id] @ query for n in shown]))]
         sets += [sets[-1] + images, sets[-1] + images + likeness]
+    sets.append(sets[-1] + similarity)  # not shown to readers: an upper bound
     return sets
 
 
@@ -243,7 +272,7 @@ def simulate(
         made = (
             before(pool, cases, reader, bank)
             if design == "before"
-            else after(pool, cases, reader, bank, suggested)
+            else after(pool, cases, reader, bank, suggested, design == "own")
         )
         for index, case in enumerate(cases):
             shown = made.get(index, pool.lists[case][:K])
@@ -276,24 +305,27 @@ def auc_with_interval(
 
 
 def report(name: str, pool: Pool, readers: int) -> None:
-    """One pool's table: AUC per feature set, before and after."""
+    """One pool's table: AUC per feature set and design (own: where the pool has per-class
+    lists)."""
     print(
         f"\n{name}: {len(pool.ids)} cases, {readers} readers x {CASES} readings, {SHARE:.0%} probes"
     )
     single = Counter(len({n.truth for n in listed[:K]}) == 1 for listed in pool.lists)
     print(f"  genuine top-{K} lists of one class: {single[True]} of {len(pool.lists)}")
-    results = {design: simulate(pool, readers, design) for design in ("before", "after")}
+    designs_run = DESIGNS if pool.by_class else DESIGNS[:2]
+    results = {design: simulate(pool, readers, design) for design in designs_run}
     for design, (matrices, y, _) in results.items():
         one = float(np.mean(matrices[0][y == 1][:, 1] == 1))  # column 1: how many classes
         print(f"  {design}: probe lists of one class {one:.0%}")
-    print(f"  {'features':<14}{'before':>24}{'after':>24}")
-    for i, label in enumerate(FEATURE_SETS[: len(results["after"][0])]):
+    print(f"  {'features':<14}" + "".join(f"{design:>24}" for design in designs_run))
+    labels = [*FEATURE_SETS[: len(results["before"][0]) - 1], FEATURE_SETS[-1]]
+    for i, label in enumerate(labels):
         cells = []
-        for design in ("before", "after"):
+        for design in designs_run:
             matrices, y, groups = results[design]
             auc, low, high = auc_with_interval(matrices[i], y, groups)
             cells.append(f"{auc:.3f} [{low:.3f}, {high:.3f}]")
-        print(f"  {label:<14}{cells[0]:>24}{cells[1]:>24}")
+        print(f"  {label:<14}" + "".join(f"{cell:>24}" for cell in cells))
 
 
 def main() -> None:

@@ -94,6 +94,27 @@ def choose_sources(
     return out
 
 
+def own_in_pattern(pattern: Sequence[str], by_class: Mapping[str, Sequence[N]]) -> list[N] | None:
+    """A donor list's class-by-rank `pattern` filled with this query's own nearest images.
+
+    `by_class[c]` holds the query's nearest images of class c, most similar first (the
+    bundle's `class_neighbours`). Each rank of the pattern takes the next image of its class,
+    so the list has the donor's class mixture and ranks and images retrieved for this query:
+    what was chosen for the picture is not given away by how unlike it the tiles look. None
+    when the query has too few images of some class (no repeats).
+    """
+    taken: dict[str, int] = {}
+    out: list[N] = []
+    for code in pattern:
+        images = by_class.get(code, ())
+        index = taken.get(code, 0)
+        if index >= len(images):
+            return None
+        taken[code] = index + 1
+        out.append(images[index])
+    return out
+
+
 def moved_majority(
     own: Sequence[N], wrong: str, bank: Iterable[N], exclude: Iterable[str] = ()
 ) -> list[N] | None:
