@@ -222,7 +222,8 @@ def nearest_by_class(
     similarity falling with rank."""
     out: dict[str, list[dict[str, Any]]] = {}
     for code in codes:
-        items = [item for item in pool if item["truth"] == code][:count]
+        of_class = [item for item in pool if item["truth"] == code]
+        items = rng.sample(of_class, min(count, len(of_class)))
         similarities = sorted((rng.uniform(0.2, 0.9) for _ in items), reverse=True)
         out[code] = [
             {"rank": rank, **item, "similarity": round(similarity, 4)}
