@@ -213,13 +213,18 @@ def after(
             pool.truths[case], [n.truth for n in own], HAM10000_CODES
         )
         source = sources[index]
-        if source is not None:
-            donor = pool.lists[source][:K]
-            filled = (
-                probes.own_in_pattern([n.truth for n in donor], pool.by_class[case])
-                if own_images and pool.by_class
-                else None
-            )
+        donor = pool.lists[source][:K] if source is not None else []
+        pattern = (
+            [n.truth for n in donor]
+            if donor
+            else probes.swapped_pattern([n.truth for n in own[:K]], wrong)
+        )
+        filled = (
+            probes.own_in_pattern(pattern, pool.by_class[case])
+            if own_images and pool.by_class
+            else None
+        )
+        if filled or donor:
             shown[index] = filled or donor
             continue
         moved = probes.moved_majority(own[:K], wrong, bank, [pool.ids[case]])

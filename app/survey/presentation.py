@@ -236,9 +236,7 @@ def probe_list(
     if donor:
         pattern = [n.truth for n in donor]
     else:
-        truths = [n.truth for n in listed[: condition.k]]
-        swap = {majority_vote(truths): wrong, wrong: majority_vote(truths)}
-        pattern = [swap.get(code, code) for code in truths]
+        pattern = probes.swapped_pattern([n.truth for n in listed[: condition.k]], wrong)
     filled = probes.own_in_pattern(pattern, own) if own else None
     return filled or donor or moved_list(study, case, condition, listed, wrong)
 

@@ -115,6 +115,14 @@ def own_in_pattern(pattern: Sequence[str], by_class: Mapping[str, Sequence[N]]) 
     return out
 
 
+def swapped_pattern(truths: Sequence[str], wrong: str) -> list[str]:
+    """A list's class-by-rank pattern with its voted class and `wrong` trading places: the
+    pattern a probe fills when no other case's aid suggests `wrong` (it then votes `wrong`)."""
+    voted = majority_vote(truths)
+    swap = {voted: wrong, wrong: voted}
+    return [swap.get(code, code) for code in truths]
+
+
 def moved_majority(
     own: Sequence[N], wrong: str, bank: Iterable[N], exclude: Iterable[str] = ()
 ) -> list[N] | None:
