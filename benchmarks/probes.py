@@ -58,6 +58,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,6 +170,35 @@ def synthetic_pool(folder: Path, seed: int = 0) -> Pool:
     return Pool(ids, truths, lists, stats, normalised, by_class)
 
 
+def bundle_pool(folder: Path) -> Pool:
+    """A pipeline-made study bundle's queries with their SE-CBIR lists and, when it carries
+    them, their class_neighbours; image features from the bundle's own (web-sized) images."""
+    queries = json.loads((folder / "queries.json").read_text())
+    ids, truths, lists, by_class = [], [], [], []
+    paths: dict[str, Path] = {}
+
+    def images(items: Sequence[dict[str, Any]]) -> list[Image]:
+        """Neighbour records as Images, their files noted."""
+        for item in items:
+            paths[item["image_id"]] = folder / item["image"]
+        return [Image(n["image_id"], n["truth"], float(n["similarity"])) for n in items]
+
+    for query in queries:
+        aid = query["aids"]["se_cbir"]
+        ids.append(query["image_id"])
+        truths.append(query["truth"])
+        paths[query["image_id"]] = folder / query["image"]
+        lists.append(images(aid["neighbours"][:DEPTH]))
+        found = aid.get("class_neighbours")
+        if found is not None:
+            by_class.append({code: images(items) for code, items in found.items()})
+    stats, pixels = {}, {}
+    for image_id, path in paths.items():
+        stats[image_id], grey = image_features(path)
+        pixels[image_id] = l2_normalise(grey[None])[0]
+    return Pool(ids, truths, lists, stats, pixels, by_class)
+
+
 def before(pool: Pool, cases: list[int], seed: int, bank: list[Image]) -> dict[int, list[Image]]:
     """Probes as the survey made them before issue 22: k images of the aid's best wrong class."""
     shown = {}
@@ -258,10 +288,12 @@ def features(pool: Pool, case: int, shown: Sequence[Image]) -> list[list[float]]
     return sets
 
 
-def simulate(
-    pool: Pool, readers: int, design: str
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Every reading of `readers` simulated readers: feature matrices, probe labels, reader ids."""
+Simulated = tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]
+
+
+def simulate(pool: Pool, readers: int, design: str) -> Simulated:
+    """Every reading of `readers` simulated readers: feature matrices, probe labels, reader
+    ids, and whether the aid shown votes for a class other than the case's truth."""
     bank = sorted(
         {n.image_id: n for listed in pool.lists for n in listed}.values(),
         key=lambda n: (-n.similarity, n.image_id),
@@ -270,7 +302,7 @@ def simulate(
         c: majority_vote([n.truth for n in pool.lists[c][:K]]) for c in range(len(pool.ids))
     }
     rows: list[list[list[float]]] = []
-    labels, groups = [], []
+    labels, groups, wrong = [], [], []
     for reader in range(readers):
         rng = np.random.default_rng(reader)
         cases = sorted(rng.choice(len(pool.ids), size=CASES, replace=False).tolist())
@@ -284,8 +316,9 @@ def simulate(
             rows.append(features(pool, case, shown))
             labels.append(int(index in made))
             groups.append(reader)
+            wrong.append(majority_vote([n.truth for n in shown]) != pool.truths[case])
     matrices = [np.array([row[i] for row in rows]) for i in range(len(rows[0]))]
-    return matrices, np.array(labels), np.array(groups)
+    return matrices, np.array(labels), np.array(groups), np.array(wrong)
 
 
 def auc_with_interval(
@@ -310,8 +343,8 @@ def auc_with_interval(
 
 
 def report(name: str, pool: Pool, readers: int) -> None:
-    """One pool's table: AUC per feature set and design (own: where the pool has per-class
-    lists)."""
+    """One pool's tables: AUC per feature set and design (own: where the pool has per-class
+    lists), then the last design's probes against genuine aids that are wrong."""
     print(
         f"\n{name}: {len(pool.ids)} cases, {readers} readers x {CASES} readings, {SHARE:.0%} probes"
     )
@@ -319,18 +352,31 @@ def report(name: str, pool: Pool, readers: int) -> None:
     print(f"  genuine top-{K} lists of one class: {single[True]} of {len(pool.lists)}")
     designs_run = DESIGNS if pool.by_class else DESIGNS[:2]
     results = {design: simulate(pool, readers, design) for design in designs_run}
-    for design, (matrices, y, _) in results.items():
+    for design, (matrices, y, _, _) in results.items():
         one = float(np.mean(matrices[0][y == 1][:, 1] == 1))  # column 1: how many classes
         print(f"  {design}: probe lists of one class {one:.0%}")
-    print(f"  {'features':<14}" + "".join(f"{design:>24}" for design in designs_run))
     labels = [*FEATURE_SETS[: len(results["before"][0]) - 1], FEATURE_SETS[-1]]
+    print(f"  {'features':<14}" + "".join(f"{design:>24}" for design in designs_run))
     for i, label in enumerate(labels):
-        cells = []
-        for design in designs_run:
-            matrices, y, groups = results[design]
-            auc, low, high = auc_with_interval(matrices[i], y, groups)
-            cells.append(f"{auc:.3f} [{low:.3f}, {high:.3f}]")
-        print(f"  {label:<14}" + "".join(f"{cell:>24}" for cell in cells))
+        cells = [cell(results[design][0][i], *results[design][1:3]) for design in designs_run]
+        print(f"  {label:<14}" + "".join(f"{c:>24}" for c in cells))
+    matrices, y, groups, wrong = results[designs_run[-1]]
+    genuine = y == 0
+    print(f"  genuine aids voting a wrong class: {wrong[genuine].mean():.0%} of readings")
+    print(f"  {designs_run[-1]}: {'features':<14}{'probes vs wrong':>24}{'wrong vs right':>24}")
+    for i, label in enumerate(labels):
+        versus = (y == 1) | (genuine & wrong)
+        cells = [
+            cell(matrices[i][versus], y[versus], groups[versus]),
+            cell(matrices[i][genuine], wrong[genuine].astype(int), groups[genuine]),
+        ]
+        print(f"  {'':<{len(designs_run[-1]) + 2}}{label:<14}" + "".join(f"{c:>24}" for c in cells))
+
+
+def cell(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> str:
+    """One table cell: AUC [95 % interval]."""
+    auc, low, high = auc_with_interval(x, y, groups)
+    return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def main() -> None:
@@ -338,14 +384,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thesis", type=Path, help="the thesis study's reference folder")
     parser.add_argument("--synthetic", type=Path, help="a `training synth` folder")
+    parser.add_argument("--bundle", type=Path, help="a pipeline-made study bundle folder")
     parser.add_argument("--readers", type=int, default=300)
     args = parser.parse_args()
-    if args.thesis is None and args.synthetic is None:
-        parser.error("give --thesis DIR, --synthetic DIR or both")
+    if args.thesis is None and args.synthetic is None and args.bundle is None:
+        parser.error("give --thesis DIR, --synthetic DIR, --bundle DIR, or several")
     if args.thesis is not None:
         report(f"thesis study ({args.thesis})", thesis_pool(args.thesis), args.readers)
     if args.synthetic is not None:
         report(f"synthetic ({args.synthetic})", synthetic_pool(args.synthetic), args.readers)
+    if args.bundle is not None:
+        report(f"bundle ({args.bundle})", bundle_pool(args.bundle), args.readers)
 
 
 if __name__ == "__main__":
