@@ -3,21 +3,33 @@
 A probe measures over-reliance: the reader sees an aid that points to a wrong class. It must
 look like a real aid, or a reader who tells the two apart turns the measure into noise: probes
 that showed k neighbours all of one class were single-class in 11 of 11 readings, genuine
-SE-CBIR lists in 2 of 32 (issue 22). So a probe shows a genuine aid, drawn per reader:
+SE-CBIR lists in 2 of 32 (issue 22). So a probe shows a genuine aid's shape, drawn per reader:
 
 - placement (app.survey.designs.probe_positions): each probe first draws the class it points
   to, in proportion to how often the study's genuine aids of its condition suggest each class,
   then a reading of a case of another class; probes then suggest each class as often as real
   aids do, also in a skewed case mix;
-- its aid (`choose_sources`): the genuine aid of another case of the study that suggests that
-  class (its neighbour list, or its classifier's probabilities), a case the reader does not
-  read themselves where there is one, never twice for one reader; its class mixture, ranks and
-  similarities are a real aid's because they are one;
-- where no other case's aid suggests that class: the case's own list with its majority moved
-  (`moved_majority`: the images of its voted class and of the wrong class trade places, from
-  the study's bank of neighbour images, most similar first), or the case's own probabilities
-  with the wrong class's value and the top one swapped (`misleading_probabilities`).
+- its pattern (`choose_sources`): the genuine aid of another case of the study that suggests
+  that class (its neighbour list, or its classifier's probabilities), a case the reader does
+  not read themselves where there is one, never twice for one reader; without one, the case's
+  own list with its voted class and the wrong class trading places (`swapped_pattern`);
+- its images (`own_in_pattern`): where the bundle carries each query's nearest images of
+  every class (its `class_neighbours`), the pattern's ranks take this case's own nearest
+  images of their classes. A borrowed list was retrieved for another picture, so it did not
+  look like the case beside it (benchmarks/probes.py: a classifier on how like the query the
+  tiles are told probes from genuine readings at AUC 0.98); filled with the case's own
+  images, the list keeps a genuine list's class mixture and ranks (which a list of k images
+  of the wrong class alone did not) and is as near the case as that class's images come. The
+  donor's class order is kept rather than re-sorting by similarity: the case's own class
+  would then take rank 1, which a list voting another class seldom shows;
+- where the bundle has no such images, or too few of a class: the donor's list itself, or the
+  case's own list with its majority moved (`moved_majority`: the images of its voted class
+  and of the wrong class trade places, from the study's bank of neighbour images, most
+  similar first); probabilities: the donor's, or the case's own with the wrong class's value
+  and the top one swapped (`misleading_probabilities`).
 
+A probe's list is a list of labelled neighbours like any other: bank images (never a query's
+picture or lesion, which the bundle's validator and the import refuse), their classes, ranks.
 Probes drawn before this (assignments without a drawn class) point to the aid's best-ranked
 class that is not the truth (`wrong_class`), shown the same way as the last case.
 """
