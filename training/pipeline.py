@@ -1029,7 +1029,9 @@ def step_pool(run: Run) -> None:
             by_class={
                 aid: retrieve_by_class(run, aid, run.cfg.neighbours + POOL_MARGIN)
                 for aid in ("se_cbir", "cbir")
-            },
+            }
+            if run.cfg.class_neighbours
+            else None,
             class_depth=run.cfg.neighbours,
         )
         counts = pool.counts()
