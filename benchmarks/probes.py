@@ -39,6 +39,8 @@ SE-CBIR lists and class_neighbours, image features from its own images).
 
 Run: .venv/bin/python benchmarks/probes.py --thesis ../shared/reference/thesis-study \
     --synthetic data/synthetic [--bundle models/tiny/study] [--readers 300]
+(the bundle: `.venv/bin/python -m training run --preset tiny --data data/synthetic
+--out models/tiny`; about 35 minutes on two busy cores)
 
 Measured (2026-12-08, 100 readers each, AUC [95 % interval]; synthetic: `training synth
 --images 1500 --size 128 --seed 0`, 223 queries):
@@ -62,21 +64,49 @@ Synthetic, own probes against genuine aids that are wrong (27 % of genuine readi
 | + images | 0.678 [0.647, 0.712] | 0.914 [0.900, 0.928] | 0.802 |
 | + likeness | 0.689 [0.657, 0.723] | 0.935 [0.926, 0.945] | 0.817 |
 
+Bundle: a `training run --preset tiny` on that synthetic set (EfficientNetB0 at 32 px, one
+epoch; 112 queries, its web-sized images), 100 readers:
+
+| features | before | borrowed | own |
+| --- | --- | --- | --- |
+| list | 0.899 [0.892, 0.907] | 0.478 [0.453, 0.504] | 0.478 [0.453, 0.504] |
+| + class | 0.969 [0.965, 0.973] | 0.491 [0.466, 0.515] | 0.491 [0.466, 0.515] |
+| + images | 0.995 [0.994, 0.997] | 0.580 [0.555, 0.603] | 0.669 [0.646, 0.693] |
+| + likeness | 0.998 [0.997, 0.999] | 0.740 [0.715, 0.764] | 0.743 [0.720, 0.766] |
+| + similarity | 0.998 [0.997, 0.999] | 0.740 [0.716, 0.765] | 0.886 [0.867, 0.903] |
+
+Bundle, own probes against genuine aids that are wrong (33 % of genuine readings):
+
+| features | probes vs wrong | wrong vs right | floor |
+| --- | --- | --- | --- |
+| list | 0.584 [0.555, 0.612] | 0.636 [0.615, 0.657] | 0.591 |
+| + class | 0.587 [0.557, 0.617] | 0.684 [0.663, 0.705] | 0.623 |
+| + images | 0.684 [0.658, 0.709] | 0.836 [0.820, 0.851] | 0.725 |
+| + likeness | 0.682 [0.656, 0.709] | 0.935 [0.928, 0.943] | 0.791 |
+
 (833 of the thesis's 1,002 genuine top-6 lists are of one class, 117 of the 223 synthetic
-ones.) What a probe's list looks like on its own does not give it away (list, + class: about
-0.5). A borrowed list was retrieved for another picture, and how unlike the case its tiles
-are gave it away (+ likeness 0.977); filled with the case's own images of the same classes,
-0.764. The target of 0.6 is not reached on images and likeness, and on this pool no probe
-can reach it: the same classifier tells genuine aids that are wrong from those that are right
-at 0.914 (images) and 0.935 (likeness), since the tiles of a wrong class look unlike the case
+ones, 21 of the bundle's 112.) What a probe's list looks like on its own does not give it
+away (list, + class: about 0.5). A borrowed list was retrieved for another picture, and how
+unlike the case its tiles are gave it away on the synthetic pool (+ likeness 0.977); filled
+with the case's own images of the same classes, 0.764.
+
+The target of 0.6 is not reached on images and likeness, and on these pools no probe can
+reach it: the same classifier tells genuine aids that are wrong from those that are right at
+0.84-0.91 (images) and 0.94 (likeness), since the tiles of a wrong class look unlike the case
 (here its class sets its colours). A probe exactly like a genuine mistake would score the
-floor, 0.80 and 0.82; own probes score below it, and against genuine mistakes alone 0.68 and
-0.69. What remains is a reader seeing that the aid is wrong, which is the skill a probe
-measures, not a sign of a probe. Two things tried did not help (2026-12-08, same pool):
-ordering the filled list by similarity (the case's own class then takes rank 1; 0.740 images,
-0.801 likeness) and choosing, for a probe's class, the reader's case whose images of that
-class come nearest (best of all: 0.800 and 0.818; of two: 0.699 and 0.752): probes then
-gather on the cases near a class boundary, which the case's own colours show.
+floor (synthetic 0.80 and 0.82, bundle 0.73 and 0.79); own probes score below it, and
+against genuine mistakes alone 0.68-0.69. What remains is a reader seeing that the aid is
+wrong, which is the skill a probe measures, not a sign of a probe.
+
+The own images trade one cue for another: tiles that look like the case are images of the
+wrong class that look unlike that class's usual lists, so + images rises (synthetic 0.638 to
+0.689, bundle 0.580 to 0.669). On the tiny bundle, whose one-epoch 32 px model retrieves
+little of what the pixels show, likeness does not fall (0.740, 0.743); how a full run's
+SE-CBIR features behave is not measured here. Two things tried on the synthetic pool did not
+help: ordering the filled list by similarity (the case's own class then takes rank 1; 0.740
+images, 0.801 likeness) and choosing, for a probe's class, the reader's case whose images of
+that class come nearest (best of all: 0.800 and 0.818; best of two: 0.699 and 0.752): probes
+then gather on the cases near a class boundary, which the case's own colours show.
 """
 
 import argparse
