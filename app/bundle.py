@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.auth import managed_study_ids
 from app.extensions import db
 from app.imagehashes import Colours, colours, near_pairs, perceptual_hash
-from app.models import Case, Neighbour, Study, StudyClass, StudyStatus, User
+from app.models import Case, ClassNeighbour, Neighbour, Study, StudyClass, StudyStatus, User
 from app.servedimages import KEYED_SUFFIX, deployment_key, key_image
 from studybundle import BundleError, ValidBundle, read, validate_bundle
 from studybundle.archive import extract_zip
@@ -108,6 +108,22 @@ class Pictures:
             self.turned[name] = [perceptual_hash(square.rotate(angle)) for angle in TURNS]
 
 
+def _shown_images(
+    manifest: dict[str, Any], query: dict[str, Any], where: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every image a reading of `query` may show beside it, with where the bundle lists it:
+    its aids' neighbours, and their nearest images by class (which probes show)."""
+    found = [
+        (f"{where} {aid} neighbour {item['rank']}", item)
+        for aid, items in read.neighbour_lists(manifest, query).items()
+        for item in items
+    ]
+    for aid, by_class in read.class_neighbours(manifest, query).items():
+        for code, items in by_class.items():
+            found += [(f"{where} {aid} {code} image {item['rank']}", item) for item in items]
+    return found
+
+
 def refuse_query_pictures(bundle: ValidBundle, pictures: Pictures) -> None:
     """BundleError if a neighbour shows a query's picture under another id or encoding.
 
@@ -121,12 +137,10 @@ def refuse_query_pictures(bundle: ValidBundle, pictures: Pictures) -> None:
     }
     shown: dict[str, list[tuple[str, str]]] = {}
     for index, query in enumerate(bundle.queries):
-        for aid, items in read.neighbour_lists(bundle.manifest, query).items():
-            for item in items:
-                where = f"queries.json[{index}] {aid} neighbour {item['rank']}"
-                shown.setdefault(item["image"].removeprefix("images/"), []).append(
-                    (where, item["image_id"])
-                )
+        for where, item in _shown_images(bundle.manifest, query, f"queries.json[{index}]"):
+            shown.setdefault(item["image"].removeprefix("images/"), []).append(
+                (where, item["image_id"])
+            )
     problems = Problems()
     pairs = near_pairs(
         {name: pictures.hashes[name] for name in shown},
@@ -174,6 +188,20 @@ def _case(manifest: dict[str, Any], query: dict[str, Any], position: int, shown:
             image=served_name(item["image"].removeprefix("images/")),
         )
         for aid, items in read.neighbour_lists(manifest, query).items()
+        for item in items
+    ]
+    case.class_neighbours = [
+        ClassNeighbour(
+            aid=aid,
+            rank=item["rank"],
+            image_id=item["image_id"],
+            lesion_id=item["lesion_id"],
+            truth=code,
+            similarity=float(item["similarity"]),
+            image=served_name(item["image"].removeprefix("images/")),
+        )
+        for aid, by_class in read.class_neighbours(manifest, query).items()
+        for code, items in by_class.items()
         for item in items
     ]
     return case
@@ -297,6 +325,9 @@ def copy_study(source: Study, name: str, created_by: User | None = None) -> Stud
     for case in source.cases:
         copy = Case(**_columns(case, ("study_id",)))
         copy.neighbours = [Neighbour(**_columns(n, ("case_id",))) for n in case.neighbours]
+        copy.class_neighbours = [
+            ClassNeighbour(**_columns(n, ("case_id",))) for n in case.class_neighbours
+        ]
         study.cases.append(copy)
     db.session.add(study)
     return study

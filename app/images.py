@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from app.auth import may_see_study
 from app.bundle import IMAGE_NAME
 from app.extensions import db
-from app.models import Case, Neighbour, Study
+from app.models import Case, ClassNeighbour, Neighbour, Study
 from app.servedimages import WIDTHS, etag, thumbnail
 
 bp = Blueprint("images", __name__)
@@ -26,8 +26,8 @@ CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
 def studies_showing(name: str) -> list[Study]:
-    """The studies whose cases (image, turned image, saliency overlays) or neighbours use the
-    image file `name`."""
+    """The studies whose cases (image, turned image, saliency overlays), neighbours or nearest
+    images by class (what probes show) use the image file `name`."""
     case_studies = select(Case.study_id).where(
         (Case.image == name)
         | (Case.image_rotated == name)
@@ -39,7 +39,12 @@ def studies_showing(name: str) -> list[Study]:
         .join(Neighbour, Neighbour.case_id == Case.id)
         .where(Neighbour.image == name)
     )
-    ids = db.session.scalars(union(case_studies, neighbour_studies)).all()
+    class_studies = (
+        select(Case.study_id)
+        .join(ClassNeighbour, ClassNeighbour.case_id == Case.id)
+        .where(ClassNeighbour.image == name)
+    )
+    ids = db.session.scalars(union(case_studies, neighbour_studies, class_studies)).all()
     return [study for study in (db.session.get(Study, id_) for id_ in ids) if study is not None]
 
 

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.imagehashes import AUDIT_DISTANCE, TURNS, as_array, distances, turned_hashes
-from app.models import Study
+from app.models import Case, Study
 from app.servedimages import WIDTHS, thumbnail_path
 from studybundle.images import bundle_jpeg, reencode, web_sized
 
@@ -127,6 +127,14 @@ class ServedFile:
     case: int | None  # the case's position when it shows the case (image, turned, overlay)
 
 
+def shown_neighbours(case: Case) -> list[tuple[str, str]]:
+    """(file name, image id) of every neighbour image a reading of `case` may show: its
+    aids' lists and its nearest images by class, which probes show."""
+    return [(n.image, n.image_id) for n in case.neighbours] + [
+        (n.image, n.image_id) for n in case.class_neighbours
+    ]
+
+
 def served_files(study: Study, folder: Path | None = None) -> list[ServedFile]:
     """Every file of `study` a reader may receive (thumbnails included), from its image
     folder or from `folder` (files of the same names, e.g. as served before keying)."""
@@ -137,8 +145,8 @@ def served_files(study: Study, folder: Path | None = None) -> list[ServedFile]:
         for name in names:
             if name is not None:
                 shown[(name, case.position)] = case.image_id
-        for neighbour in case.neighbours:
-            shown[(neighbour.image, None)] = neighbour.image_id
+        for name, image_id in shown_neighbours(case):
+            shown[(name, None)] = image_id
     found: list[ServedFile] = []
     for (name, position), image_id in sorted(shown.items(), key=lambda item: str(item[0])):
         paths = [where / name, *(thumbnail_path(where, name, width) for width in WIDTHS)]
@@ -205,7 +213,7 @@ def audit(study: Study, table: PublicTable, files: Iterable[ServedFile]) -> Audi
                     count.cases.add(item.case)
                 else:
                     count.neighbours.add(item.image_id)
-    neighbour_ids = {n.image_id for case in study.cases for n in case.neighbours}
+    neighbour_ids = {image_id for case in study.cases for _, image_id in shown_neighbours(case)}
     return AuditResult(
         files=len(listed),
         cases=len(study.cases),

@@ -372,6 +372,13 @@ class Case(Model):
         order_by="(Neighbour.aid, Neighbour.rank)",
         cascade="all, delete-orphan",
     )
+    # The bundle's class_neighbours: per aid and class, the case's nearest images of that
+    # class, which a probe shows (app.survey.probes.own_in_pattern); empty without them.
+    class_neighbours: Mapped[list["ClassNeighbour"]] = relationship(
+        back_populates="case",
+        order_by="(ClassNeighbour.aid, ClassNeighbour.truth, ClassNeighbour.rank)",
+        cascade="all, delete-orphan",
+    )
 
     __table_args__ = (
         UniqueConstraint("study_id", "case_key"),
@@ -399,6 +406,26 @@ class Neighbour(Model):
     case: Mapped[Case] = relationship(back_populates="neighbours")
 
     __table_args__ = (UniqueConstraint("case_id", "aid", "rank"),)
+
+
+class ClassNeighbour(Model):
+    """One of a case's nearest images of one class, by one retrieval aid (the bundle's
+    `class_neighbours`): never shown as such, only in a probe's list, labelled like any
+    neighbour, in the class-by-rank pattern of another case's genuine list."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    aid: Mapped[str] = mapped_column(String(16))  # which retrieval found it
+    rank: Mapped[int] = mapped_column(Integer)  # within its class, 1 = most similar
+    image_id: Mapped[str] = mapped_column(String(64))
+    lesion_id: Mapped[str] = mapped_column(String(64))
+    truth: Mapped[str] = mapped_column(String(16))  # the list's class
+    similarity: Mapped[float] = mapped_column(Float)
+    image: Mapped[str] = mapped_column(String(80))
+
+    case: Mapped[Case] = relationship(back_populates="class_neighbours")
+
+    __table_args__ = (UniqueConstraint("case_id", "aid", "truth", "rank"),)
 
 
 class Invitation(Model):

@@ -15,8 +15,11 @@ MAX_NEIGHBOURS = 50  # the longest neighbour list an aid may carry
 PROBABILITY_TOLERANCE = 1e-3  # how far a probability vector's sum may be from 1
 # Format 2's optional extensions (the manifest's `extensions`): `context` is the patient's
 # age, sex and body site of each query, from the dataset's metadata (HAM10000: age, sex,
-# localization), for studies that show readers what a clinician would know.
-EXTENSIONS = ("context",)
+# localization), for studies that show readers what a clinician would know. `class_neighbours`
+# is, in each neighbour aid, the query's nearest bank images of every class (same features,
+# same lesion rules): what a probe shows (app.survey.probes.own_in_pattern), so that a
+# misleading list is still retrieved for the picture beside it.
+EXTENSIONS = ("context", "class_neighbours")
 CONTEXT_FIELDS = ("age", "sex", "site")
 SEXES = ("female", "male")
 MAX_AGE = 120

@@ -129,7 +129,7 @@ def _check_aids(query: dict[str, Any], where: str, layout: Layout) -> set[str]:
                 layout.codes,
             )
             _check_votes(value.get("majority_vote"), f"{there}.majority_vote", truths, layout.codes)
-            images |= names
+            images |= names | _check_class_neighbours(value, there, layout, query["lesion_id"])
         elif aid == "probabilities":
             _check_probabilities(value, there, layout.codes)
         else:  # saliency
@@ -137,6 +137,41 @@ def _check_aids(query: dict[str, Any], where: str, layout: Layout) -> set[str]:
                 raise BundleError(f"{there} must be an object with image and image_rotated")
             images.add(image_name(value.get("image"), f"{there}.image"))
             images.add(image_name(value.get("image_rotated"), f"{there}.image_rotated"))
+    return images
+
+
+def _check_class_neighbours(
+    aid: dict[str, Any], where: str, layout: Layout, lesion_id: str
+) -> set[str]:
+    """The `class_neighbours` extension of one neighbour aid: for every class of the taxonomy,
+    up to `max_neighbours` of the query's nearest images of that class, each a neighbour as
+    in the aid's list (rank order, similarity not increasing, not the query's lesion), no
+    lesion twice in the whole object; present exactly when the manifest lists it. Its images.
+    """
+    there = f"{where}.class_neighbours"
+    if "class_neighbours" not in layout.extensions:
+        if "class_neighbours" in aid:
+            raise BundleError(f"{there} needs the manifest's extensions to list class_neighbours")
+        return set()
+    value = aid.get("class_neighbours")
+    if not isinstance(value, dict) or sorted(value) != sorted(layout.codes):
+        raise BundleError(f"{there} must be an object with one list per class of the study")
+    images: set[str] = set()
+    lesions: set[str] = set()
+    for code in layout.codes:
+        items = value[code]
+        if not isinstance(items, list) or len(items) > layout.max_neighbours:
+            raise BundleError(f"{there}.{code} must be a list of at most {layout.max_neighbours}")
+        names, truths = _check_neighbours(
+            items, f"{there}.{code}", len(items), lesion_id, layout.codes
+        )
+        if any(truth != code for truth in truths):
+            raise BundleError(f"{there}.{code} holds an image of another class")
+        shown = {item["lesion_id"] for item in items}
+        if shown & lesions:
+            raise BundleError(f"{there}.{code} repeats a lesion of another class's list")
+        lesions |= shown
+        images |= names
     return images
 
 
@@ -234,6 +269,8 @@ def _aids_showing_queries(queries: list[dict[str, Any]]) -> list[str]:
             value = (query.get("aids") or {}).get(aid)
             if isinstance(value, dict):
                 lists[f"aids.{aid}.neighbours"] = value["neighbours"]
+                for code, items in (value.get("class_neighbours") or {}).items():
+                    lists[f"aids.{aid}.class_neighbours.{code}"] = items
         for field, items in lists.items():
             for rank, item in enumerate(items, start=1):
                 where = f"queries.json[{index}].{field}[{rank - 1}]"

@@ -51,6 +51,21 @@ def neighbour_lists(
     return {aid: found[aid]["neighbours"] for aid in NEIGHBOUR_AIDS if aid in found}
 
 
+def class_neighbours(
+    manifest: dict[str, Any], query: dict[str, Any]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each neighbour aid's `class_neighbours` (the extension): class code -> the query's
+    nearest images of that class, rank order. Empty without the extension."""
+    if "class_neighbours" not in (manifest.get("extensions") or []):
+        return {}
+    found = query["aids"]
+    return {
+        aid: {code: list(items) for code, items in found[aid]["class_neighbours"].items()}
+        for aid in NEIGHBOUR_AIDS
+        if aid in found
+    }
+
+
 def votes(manifest: dict[str, Any], query: dict[str, Any]) -> dict[str, dict[int, str]]:
     """Each neighbour aid's rank-weighted majority vote by k (format 1: se_cbir at 6 only)."""
     if manifest["format_version"] == 1:

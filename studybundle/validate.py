@@ -59,7 +59,9 @@ def _ids(queries: list[dict[str, Any]]) -> set[str]:
     for query in queries:
         values.update((query["image_id"], query["lesion_id"]))
         lists = [query.get("neighbours") or []]
-        lists += [aid.get("neighbours") or [] for aid in (query.get("aids") or {}).values()]
+        for aid in (query.get("aids") or {}).values():
+            lists.append(aid.get("neighbours") or [])
+            lists.extend((aid.get("class_neighbours") or {}).values())
         for neighbours in lists:
             for neighbour in neighbours:
                 values.update((neighbour["image_id"], neighbour["lesion_id"]))

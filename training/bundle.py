@@ -59,6 +59,11 @@ class Query:
     majority_vote: str  # SE-CBIR's rank-weighted vote over all its neighbours
     neighbours: tuple[Neighbour, ...]
     cbir: tuple[Neighbour, ...] = ()
+    # Per aid ("se_cbir", "cbir") and class, the query's nearest bank images of that class
+    # (the bundle's class_neighbours, what probes show); empty when not retrieved.
+    class_neighbours: Mapping[str, Mapping[str, tuple[Neighbour, ...]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,46 @@ def _neighbours(
     )
 
 
+# Per aid, per class: the candidates of that class only (rows into the whole bank).
+ByClass = Mapping[str, Mapping[str, Candidates]]
+
+
+def _nearest_of_class(
+    candidates: Candidates,
+    q: int,
+    skipped: set[str],
+    bank: tuple[Sequence[str], ...],
+    depth: int,
+) -> tuple[Neighbour, ...]:
+    """Up to `depth` of query row `q`'s candidates of one class, of distinct lesions none in
+    `skipped` (every query's lesion, and those of the aid's other classes' lists, which this
+    adds to), ranked as found. Fewer when the class runs short: a probe then falls back."""
+    rows = candidates[0][q]
+    chosen: list[int] = []
+    for column, row in enumerate(rows):
+        if len(chosen) == depth:
+            break
+        if row < 0 or str(bank[1][row]) in skipped:
+            continue
+        skipped.add(str(bank[1][row]))
+        chosen.append(column)
+    return _neighbours(candidates, q, chosen, bank)
+
+
+def _class_lists(
+    by_class: ByClass, q: int, query_lesions: set[str], bank: tuple[Sequence[str], ...], depth: int
+) -> dict[str, dict[str, tuple[Neighbour, ...]]]:
+    """Query row `q`'s nearest images of every class, per aid."""
+    out: dict[str, dict[str, tuple[Neighbour, ...]]] = {}
+    for aid, classes in by_class.items():
+        skipped = set(query_lesions)
+        out[aid] = {
+            code: _nearest_of_class(candidates, q, skipped, bank, depth)
+            for code, candidates in sorted(classes.items())
+        }
+    return out
+
+
 def _check_candidates(candidates: Candidates, count: int, name: str) -> Candidates:
     """Neighbour indices (and similarities) of one retrieval, checked for shape."""
     index = np.asarray(candidates[0])
@@ -157,6 +202,8 @@ def build_query_pool(
     rule: str = "lesion",
     vote: Callable[[Sequence[str]], str] | None = None,
     cbir: Candidates | None = None,
+    by_class: ByClass | None = None,
+    class_depth: int = 6,
 ) -> QueryPool:
     """Keep one query per lesion and pick `neighbours` neighbours of distinct other lesions.
 
@@ -165,6 +212,12 @@ def build_query_pool(
     the next one. `cbir` gives plain CBIR's (index, similarities) the same way: its list is
     filtered by the same rule, and a query is kept only if both lists can be filled. The
     image of a lesion that stays is its first by image id. See `_choose` for the two rules.
+
+    `by_class[aid][code]` gives an aid's candidates among the bank's images of one class
+    (bank rows, most similar first, as above): each query keeps up to `class_depth` of them
+    per class, of lesions no query has and no other class's list of the aid holds (its
+    `class_neighbours`). A probe fills a genuine list's class-by-rank pattern with them, so
+    that its misleading list is still retrieved for its own picture (app.survey.probes).
     """
     if rule not in ("lesion", "thesis"):
         raise PipelineError(f"query filter must be 'lesion' or 'thesis', not {rule!r}")
@@ -199,6 +252,7 @@ def build_query_pool(
             found[name] = _neighbours(candidates, q, chosen, bank)
         if len(found) < len(lists):
             continue
+        classes = _class_lists(by_class or {}, q, query_lesions_set, bank, class_depth)
         kept.append(
             Query(
                 image_id=str(query_ids[q]),
@@ -207,6 +261,7 @@ def build_query_pool(
                 majority_vote=vote([n.truth for n in found["se_cbir"]]),
                 neighbours=found["se_cbir"],
                 cbir=found.get("cbir", ()),
+                class_neighbours=classes,
             )
         )
     return QueryPool(queries=tuple(kept), before=count, dropped=dict(dropped))
@@ -224,6 +279,12 @@ def pool_to_json(pool: QueryPool) -> dict[str, Any]:
                 "majority_vote": q.majority_vote,
                 "neighbours": [dataclasses.asdict(n) for n in q.neighbours],
                 "cbir": [dataclasses.asdict(n) for n in q.cbir],
+                "class_neighbours": {
+                    aid: {
+                        code: [dataclasses.asdict(n) for n in items] for code, items in by.items()
+                    }
+                    for aid, by in q.class_neighbours.items()
+                },
             }
             for q in pool.queries
         ],
@@ -240,6 +301,10 @@ def pool_from_json(data: Mapping[str, Any]) -> QueryPool:
             majority_vote=q["majority_vote"],
             neighbours=tuple(Neighbour(**n) for n in q["neighbours"]),
             cbir=tuple(Neighbour(**n) for n in q.get("cbir", ())),
+            class_neighbours={
+                aid: {code: tuple(Neighbour(**n) for n in items) for code, items in by.items()}
+                for aid, by in q.get("class_neighbours", {}).items()
+            },
         )
         for q in data["queries"]
     )
@@ -330,20 +395,35 @@ def _query_v1(query: Query, store: _ImageStore, shown: int) -> dict[str, Any]:
     }
 
 
-def _neighbour_aid(items: Sequence[Neighbour], store: _ImageStore) -> dict[str, Any]:
-    """One neighbour aid: the list and its rank-weighted vote at every k."""
+def _neighbour_aid(
+    items: Sequence[Neighbour],
+    store: _ImageStore,
+    by_class: Mapping[str, Sequence[Neighbour]] | None = None,
+) -> dict[str, Any]:
+    """One neighbour aid: the list and its rank-weighted vote at every k; with `by_class`,
+    the class_neighbours extension (one list per class of the taxonomy, maybe empty)."""
     truths = [n.truth for n in items]
     votes = {str(k): majority_vote(truths[:k]) for k in range(1, len(items) + 1)}
-    return {"neighbours": store.neighbours(items), "majority_vote": votes}
+    out = {"neighbours": store.neighbours(items), "majority_vote": votes}
+    if by_class is not None:
+        out["class_neighbours"] = {
+            info.code: store.neighbours(by_class.get(info.code, ())) for info in HAM10000
+        }
+    return out
 
 
 def _query_v2(
     query: Query, store: _ImageStore, upright: NDArray[np.uint8], aids: QueryAids | None
 ) -> dict[str, Any]:
     """Format 2's record: every aid the pipeline has for this query."""
-    found: dict[str, Any] = {"se_cbir": _neighbour_aid(query.neighbours, store)}
+    classes = query.class_neighbours
+    if classes and not {"se_cbir", *(["cbir"] if query.cbir else [])} <= set(classes):
+        raise PipelineError(f"{query.image_id}: class_neighbours lack one of its aids")
+    found: dict[str, Any] = {
+        "se_cbir": _neighbour_aid(query.neighbours, store, classes.get("se_cbir"))
+    }
     if query.cbir:
-        found["cbir"] = _neighbour_aid(query.cbir, store)
+        found["cbir"] = _neighbour_aid(query.cbir, store, classes.get("cbir"))
     if aids is not None:
         found["probabilities"] = {
             model: [round(float(p), 6) for p in values]
@@ -382,6 +462,9 @@ def write_bundle(
         raise PipelineError("the patient context is an extension of format 2, not format 1")
     if not pool.queries:
         raise PipelineError("the query pool is empty: no query kept after filtering")
+    with_classes = version >= 2 and any(q.class_neighbours for q in pool.queries)
+    if with_classes and not all(q.class_neighbours for q in pool.queries):
+        raise PipelineError("class_neighbours must be given for every query or for none")
     out_dir.mkdir(parents=True, exist_ok=True)
     store = _ImageStore(out_dir / "images", image_paths, web_image_size)
     records = []
@@ -419,8 +502,13 @@ def write_bundle(
     if version >= 2:
         manifest["aids"] = list(records[0]["aids"])
         manifest["max_neighbours"] = len(pool.queries[0].neighbours)
-    if context is not None:
-        manifest["extensions"] = ["context"]
+    extensions = [
+        name
+        for name, on in (("context", context is not None), ("class_neighbours", with_classes))
+        if on
+    ]
+    if extensions:
+        manifest["extensions"] = extensions
     dump_json(out_dir / "queries.json", records)
     # The manifest last: its presence marks a complete bundle (the pipeline's skip test).
     dump_json(out_dir / "manifest.json", manifest)

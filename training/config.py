@@ -83,6 +83,12 @@ class Config:
     neighbours: int = 6
     exclude_same_lesion: bool = True
     query_filter: str = "lesion"  # "lesion" (one per lesion) or "thesis" (also drop shared top-6)
+    # The bundle's class_neighbours: each query's `neighbours` nearest images of every class,
+    # per neighbour aid, which probes show (app.survey.probes). They make queries.json some
+    # four times larger (about 30 KB and 790 JSON values a query instead of 7 KB and 180), so
+    # a pool of over about 1,000 queries nears the bundle's limits (studybundle.limits): off
+    # there, its probes show other cases' lists.
+    class_neighbours: bool = True
     web_image_size: int = 450  # longest side of the images shown to readers
     seed: int = 71
     # Deterministic TensorFlow kernels, so a run repeats exactly for its seed. Free on the CPU

@@ -724,6 +724,34 @@ def retrieve(
     return [str(i) for i in query_ids], [str(i) for i in bank_ids], index, similarity
 
 
+def retrieve_by_class(
+    run: Run, name: str, k: int
+) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]]:
+    """Per class, the top-k neighbours of every test query among the bank's images of that
+    class (indices into the whole bank, -1 where the class runs short): the nearest images
+    of each class that probes show (bundle.build_query_pool's `by_class`)."""
+    from training import bank
+
+    _, bank_file, query_file = FEATURE_FILES[name]
+    bank_ids, bank_features = bank.load_bank(run.out / bank_file)
+    query_ids, query_features = bank.load_bank(run.out / query_file)
+    lesion, truth = lesion_of(run), truth_of(run)
+    query_groups = [lesion[i] for i in query_ids]
+    out = {}
+    for code in sorted({truth[str(i)] for i in bank_ids}):
+        rows = np.array([j for j, i in enumerate(bank_ids) if truth[str(i)] == code])
+        index, similarity = bank.top_k(
+            query_features,
+            bank_features[rows],
+            min(k, len(rows)),
+            query_groups=query_groups,
+            bank_groups=[lesion[str(bank_ids[j])] for j in rows],
+            exclude_same_group=run.cfg.exclude_same_lesion,
+        )
+        out[code] = (np.where(index >= 0, rows[np.maximum(index, 0)], -1), similarity)
+    return out
+
+
 def lesion_of(run: Run) -> dict[str, str]:
     """image_id -> lesion_id, from the metadata (cheap; no image is opened)."""
     return {row["image_id"]: row["lesion_id"] for row in metadata_rows(run)}
@@ -998,6 +1026,13 @@ def step_pool(run: Run) -> None:
             neighbours=most,
             rule=run.cfg.query_filter,
             cbir=(cbir_index, cbir_similarity),
+            by_class={
+                aid: retrieve_by_class(run, aid, run.cfg.neighbours + POOL_MARGIN)
+                for aid in ("se_cbir", "cbir")
+            }
+            if run.cfg.class_neighbours
+            else None,
+            class_depth=run.cfg.neighbours,
         )
         counts = pool.counts()
         print(

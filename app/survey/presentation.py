@@ -1,6 +1,7 @@
 """What the survey pages show: the study's classes and labels, the page context, the case page."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from werkzeug.wrappers import Response
 from app.clock import duration_words
 from app.errors import error_response
 from app.extensions import db
-from app.models import Assignment, Case, Enrolment, Neighbour, Study
+from app.models import Assignment, Case, ClassNeighbour, Enrolment, Neighbour, Study
 from app.survey import conditions, probes
 from app.survey.conditions import PROBABILITIES, Condition
 from app.survey.designs import Design
@@ -106,6 +107,16 @@ def case_neighbours(case: Case, aid: str, k: int) -> list[Neighbour]:
     return case.neighbours_of(aid, k)
 
 
+def class_lists(case: Case, aid: str) -> dict[str, list[ClassNeighbour]]:
+    """The case's nearest images of each class by one retrieval aid, most similar first
+    (the bundle's class_neighbours; empty when its study's bundle has none)."""
+    out: dict[str, list[ClassNeighbour]] = {}
+    for item in case.class_neighbours:  # ordered by aid, class, rank
+        if item.aid == aid:
+            out.setdefault(item.truth, []).append(item)
+    return out
+
+
 def probe_bank(study: Study, aid: str, wrong: str, case: Case) -> list[Neighbour]:
     """The study's neighbour images of class `wrong` from `aid`'s lists, most similar first."""
     return list(
@@ -129,7 +140,7 @@ class AidView:
     """What a reading shows beside the query, and what is recorded of it."""
 
     condition: Condition
-    neighbours: list[Neighbour] = field(default_factory=list)
+    neighbours: Sequence[Neighbour | ClassNeighbour] = field(default_factory=list)
     probabilities: list[float] = field(default_factory=list)
     classifier: str = ""
     probe_class: str | None = None
@@ -148,7 +159,8 @@ class AidView:
 
 def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidView:
     """The aid of one reading under `condition`: the real one, or a probe's misleading one
-    (another case's genuine aid, or failing that the case's own with its majority moved)."""
+    (`probe_list`; another case's genuine probabilities, or the case's own with the wrong
+    class on top)."""
     case = assignment.case
     codes = [item["code"] for item in classes_of(study)]
     source = None
@@ -162,13 +174,8 @@ def aid_view(study: Study, assignment: Assignment, condition: Condition) -> AidV
         wrong = assignment.probe_class or probes.wrong_class(
             case.truth, [n.truth for n in listed], codes
         )
-        if source is not None:
-            return AidView(
-                condition, case_neighbours(source, condition.aid, condition.k), probe_class=wrong
-            )
-        return AidView(
-            condition, moved_list(study, case, condition, listed, wrong), probe_class=wrong
-        )
+        shown = probe_list(study, case, condition, listed, wrong, source)
+        return AidView(condition, shown, probe_class=wrong)
     if condition.aid == PROBABILITIES:
         real = case_probabilities(case, condition.classifier)
         if not assignment.probe or not real:
@@ -206,6 +213,32 @@ def context_rows(context: dict[str, Any] | None) -> list[tuple[str, str]]:
         ("Sex", SEX_WORDS.get(sex or "", unknown)),
         ("Body site", unknown if not site else str(site)[:1].upper() + str(site)[1:]),
     ]
+
+
+def probe_list(
+    study: Study,
+    case: Case,
+    condition: Condition,
+    listed: list[Neighbour],
+    wrong: str,
+    source: Case | None,
+) -> Sequence[Neighbour | ClassNeighbour]:
+    """A probe's neighbour list: a genuine list's class-by-rank pattern that votes `wrong`,
+    filled with the case's own nearest images of each class (probes.own_in_pattern).
+
+    The pattern is the source case's list (another case whose aid suggests `wrong`), or
+    without one the case's own list with its voted class and `wrong` trading places. Where the
+    bundle has no images by class, or too few of a class, the source's list itself, or the
+    case's own list with its majority moved (`moved_list`): the probes of before.
+    """
+    own = class_lists(case, condition.aid)
+    donor = case_neighbours(source, condition.aid, condition.k) if source is not None else []
+    if donor:
+        pattern = [n.truth for n in donor]
+    else:
+        pattern = probes.swapped_pattern([n.truth for n in listed[: condition.k]], wrong)
+    filled = probes.own_in_pattern(pattern, own) if own else None
+    return filled or donor or moved_list(study, case, condition, listed, wrong)
 
 
 def moved_list(

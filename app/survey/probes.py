@@ -3,21 +3,33 @@
 A probe measures over-reliance: the reader sees an aid that points to a wrong class. It must
 look like a real aid, or a reader who tells the two apart turns the measure into noise: probes
 that showed k neighbours all of one class were single-class in 11 of 11 readings, genuine
-SE-CBIR lists in 2 of 32 (issue 22). So a probe shows a genuine aid, drawn per reader:
+SE-CBIR lists in 2 of 32 (issue 22). So a probe shows a genuine aid's shape, drawn per reader:
 
 - placement (app.survey.designs.probe_positions): each probe first draws the class it points
   to, in proportion to how often the study's genuine aids of its condition suggest each class,
   then a reading of a case of another class; probes then suggest each class as often as real
   aids do, also in a skewed case mix;
-- its aid (`choose_sources`): the genuine aid of another case of the study that suggests that
-  class (its neighbour list, or its classifier's probabilities), a case the reader does not
-  read themselves where there is one, never twice for one reader; its class mixture, ranks and
-  similarities are a real aid's because they are one;
-- where no other case's aid suggests that class: the case's own list with its majority moved
-  (`moved_majority`: the images of its voted class and of the wrong class trade places, from
-  the study's bank of neighbour images, most similar first), or the case's own probabilities
-  with the wrong class's value and the top one swapped (`misleading_probabilities`).
+- its pattern (`choose_sources`): the genuine aid of another case of the study that suggests
+  that class (its neighbour list, or its classifier's probabilities), a case the reader does
+  not read themselves where there is one, never twice for one reader; without one, the case's
+  own list with its voted class and the wrong class trading places (`swapped_pattern`);
+- its images (`own_in_pattern`): where the bundle carries each query's nearest images of
+  every class (its `class_neighbours`), the pattern's ranks take this case's own nearest
+  images of their classes. A borrowed list was retrieved for another picture, so it did not
+  look like the case beside it (benchmarks/probes.py: a classifier on how like the query the
+  tiles are told probes from genuine readings at AUC 0.98); filled with the case's own
+  images, the list keeps a genuine list's class mixture and ranks (which a list of k images
+  of the wrong class alone did not) and is as near the case as that class's images come. The
+  donor's class order is kept rather than re-sorting by similarity: the case's own class
+  would then take rank 1, which a list voting another class seldom shows;
+- where the bundle has no such images, or too few of a class: the donor's list itself, or the
+  case's own list with its majority moved (`moved_majority`: the images of its voted class
+  and of the wrong class trade places, from the study's bank of neighbour images, most
+  similar first); probabilities: the donor's, or the case's own with the wrong class's value
+  and the top one swapped (`misleading_probabilities`).
 
+A probe's list is a list of labelled neighbours like any other: bank images (never a query's
+picture or lesion, which the bundle's validator and the import refuse), their classes, ranks.
 Probes drawn before this (assignments without a drawn class) point to the aid's best-ranked
 class that is not the truth (`wrong_class`), shown the same way as the last case.
 """
@@ -92,6 +104,35 @@ def choose_sources(
         used.add(chosen)
         out[index] = chosen
     return out
+
+
+def own_in_pattern(pattern: Sequence[str], by_class: Mapping[str, Sequence[N]]) -> list[N] | None:
+    """A donor list's class-by-rank `pattern` filled with this query's own nearest images.
+
+    `by_class[c]` holds the query's nearest images of class c, most similar first (the
+    bundle's `class_neighbours`). Each rank of the pattern takes the next image of its class,
+    so the list has the donor's class mixture and ranks and images retrieved for this query:
+    what was chosen for the picture is not given away by how unlike it the tiles look. None
+    when the query has too few images of some class (no repeats).
+    """
+    taken: dict[str, int] = {}
+    out: list[N] = []
+    for code in pattern:
+        images = by_class.get(code, ())
+        index = taken.get(code, 0)
+        if index >= len(images):
+            return None
+        taken[code] = index + 1
+        out.append(images[index])
+    return out
+
+
+def swapped_pattern(truths: Sequence[str], wrong: str) -> list[str]:
+    """A list's class-by-rank pattern with its voted class and `wrong` trading places: the
+    pattern a probe fills when no other case's aid suggests `wrong` (it then votes `wrong`)."""
+    voted = majority_vote(truths)
+    swap = {voted: wrong, wrong: voted}
+    return [swap.get(code, code) for code in truths]
 
 
 def moved_majority(

@@ -215,6 +215,23 @@ def neighbour_aid(rng: random.Random, pool: list[dict[str, Any]], count: int) ->
     return {"neighbours": neighbours, "majority_vote": votes}
 
 
+def nearest_by_class(
+    rng: random.Random, pool: list[dict[str, Any]], codes: Sequence[str], count: int
+) -> dict[str, list[dict[str, Any]]]:
+    """The `class_neighbours` of one aid: up to `count` of the pool's images of each class,
+    similarity falling with rank."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for code in codes:
+        of_class = [item for item in pool if item["truth"] == code]
+        items = rng.sample(of_class, min(count, len(of_class)))
+        similarities = sorted((rng.uniform(0.2, 0.9) for _ in items), reverse=True)
+        out[code] = [
+            {"rank": rank, **item, "similarity": round(similarity, 4)}
+            for rank, (item, similarity) in enumerate(zip(items, similarities, strict=True), 1)
+        ]
+    return out
+
+
 def make_bundle_v2(
     folder: Path,
     cases: int = 12,
@@ -226,9 +243,12 @@ def make_bundle_v2(
     aids: Sequence[str] = BUNDLE_AIDS,
     pool: int = 40,
     context: bool = False,
+    class_neighbours: int = 0,
 ) -> Path:
     """Write a valid format-2 bundle: the given taxonomy, scale and aids, to folder. With
-    `context`, the `context` extension too: each query's age, sex and body site, some unknown."""
+    `context`, the `context` extension too: each query's age, sex and body site, some unknown.
+    With `class_neighbours` > 0, that extension: in each neighbour aid, up to that many of the
+    pool's images of every class, most similar first."""
     rng = random.Random(seed)
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -251,6 +271,10 @@ def make_bundle_v2(
         for aid in aids:
             if aid in NEIGHBOUR_AIDS:
                 found[aid] = neighbour_aid(rng, neighbour_pool, max_neighbours)
+                if class_neighbours:
+                    found[aid]["class_neighbours"] = nearest_by_class(
+                        rng, neighbour_pool, codes, class_neighbours
+                    )
             elif aid == "probabilities":
                 found[aid] = {model: probabilities(rng, len(codes)) for model in CLASSIFIERS}
             else:
@@ -291,8 +315,11 @@ def make_bundle_v2(
             "images": len(list(images.iterdir())),
         },
     }
-    if context:
-        described["extensions"] = ["context"]
+    extensions = [
+        name for name, on in (("context", context), ("class_neighbours", class_neighbours)) if on
+    ]
+    if extensions:
+        described["extensions"] = extensions
     (folder / "manifest.json").write_text(json.dumps(described, indent=2, sort_keys=True))
     (folder / "queries.json").write_text(json.dumps(queries, indent=2))
     return folder

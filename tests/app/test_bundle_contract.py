@@ -145,10 +145,27 @@ def test_a_format1_bundle_from_the_pipelines_writer_is_imported_and_served(
     import_and_serve(app, folder, login)
 
 
+def regrouped(
+    by_class: dict[str, list[dict[str, Any]]], order: list[str], relabel: Callable[[str, str], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """An aid's class_neighbours under the new labels: each image in its new class's list,
+    similarity order kept, ranked again."""
+    out: dict[str, list[dict[str, Any]]] = {code: [] for code in order}
+    for items in by_class.values():
+        for item in items:
+            item["truth"] = relabel(item["truth"], item["image_id"])
+            out[item["truth"]].append(item)
+    for items in out.values():
+        items.sort(key=lambda item: -item["similarity"])
+        for rank, item in enumerate(items, start=1):
+            item["rank"] = rank
+    return out
+
+
 def to_isic2019(source: Path, target: Path) -> Path:
     """The run's bundle re-labelled into ISIC 2019's eight classes: HAM10000's codes renamed,
     half of the actinic keratoses become SCC; votes recomputed, probabilities
-    re-ordered (SCC gets akiec's)."""
+    re-ordered (SCC gets akiec's), the nearest images by class regrouped."""
     shutil.copytree(source, target)
     manifest = json.loads((target / "manifest.json").read_text())
     queries = json.loads((target / "queries.json").read_text())
@@ -168,6 +185,8 @@ def to_isic2019(source: Path, target: Path) -> Path:
             found["majority_vote"] = {
                 str(k): majority_vote(truths[:k]) for k in range(1, len(truths) + 1)
             }
+            if "class_neighbours" in found:
+                found["class_neighbours"] = regrouped(found["class_neighbours"], order, relabel)
         for model, values in query["aids"]["probabilities"].items():
             codes = [HAM_TO_ISIC[c["code"]] for c in manifest["classes"]]
             by_code = dict(zip(codes, values, strict=True))

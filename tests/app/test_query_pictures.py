@@ -15,9 +15,11 @@ from app.imagehashes import NEAR, colours, near_pairs, perceptual_hash
 from app.models import Study
 from tests.app.bundle_factory import (
     jpeg_bytes,
+    make_bundle_v2,
     picture,
     read_queries,
     replace_neighbour_images,
+    write_image,
     write_queries,
 )
 
@@ -93,3 +95,22 @@ def test_different_pictures_and_copies_are_told_apart() -> None:
     palette = {name: colours(image) for name, image in images.items()} | {"q": colours(original)}
     near = {name for name, _, _ in near_pairs(hashes, queries, palette)}
     assert near == {"requality", "turned"}
+
+
+def test_a_query_saved_again_among_the_nearest_images_by_class_is_refused(
+    app: Flask, tmp_path: Path
+) -> None:
+    # The class_neighbours extension: images a probe shows, checked as the lists are.
+    folder = make_bundle_v2(tmp_path / "classes", cases=6, aids=("se_cbir",), class_neighbours=2)
+    copy = saved_again(query_picture(folder, 4), quality=85)
+    queries = read_queries(folder)
+    item = queries[1]["aids"]["se_cbir"]["class_neighbours"]["bkl"][0]
+    item["image"] = write_image(folder / "images", copy)
+    write_queries(folder, queries)
+    with app.app_context():
+        with pytest.raises(BundleError) as caught:
+            import_bundle(folder, "Copied by class", app.config["STUDY_IMAGES"])
+        assert db.session.scalar(select(func.count(Study.id))) == 0
+    message = str(caught.value)
+    assert f"queries.json[1] se_cbir bkl image 1 ({item['image_id']}" in message
+    assert f"the picture of query queries.json[4] ({queries[4]['image_id']}" in message

@@ -551,3 +551,113 @@ def test_format2_with_context_carries_the_extension(
         write_bundle(
             tmp_path / "v1", pool, sources, b"k" * 32, 40, PROVENANCE, version=1, context={}
         )
+
+
+# --- the class_neighbours extension: each query's nearest images of every class ----------
+
+
+def nearest_by_class(
+    queries: int, order: Sequence[int]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the bank rows of that class in `order` (the same for every query), three
+    columns padded with -1, similarities falling."""
+    _, _, truth = bank([f"HAM_{i:03d}" for i in range(12)])
+    out = {}
+    for code in CLASS_CODES:
+        rows = [row for row in order if truth[row] == code][:3]
+        rows += [-1] * (3 - len(rows))
+        index = np.array([rows] * queries)
+        out[code] = (index, np.tile(np.linspace(0.8, 0.4, 3), (queries, 1)).astype(np.float32))
+    return out
+
+
+def class_pool(depth: int = 2) -> QueryPool:
+    """Three queries with both lists and, per aid, their nearest images of every class."""
+    ids, lesions, truth = bank([f"HAM_{i:03d}" for i in range(12)])
+    se_rows = np.array([list(range(12)), list(range(11, -1, -1)), [*range(3, 12), 0, 1, 2]])
+    sims = np.tile(np.linspace(0.99, 0.1, 12), (3, 1))
+    return build_query_pool(
+        ["ISIC_Q000", "ISIC_Q001", "ISIC_Q002"],
+        ["HAM_QA", "HAM_QB", "HAM_QC"],
+        ["mel", "nv", "bcc"],
+        se_rows,
+        ids,
+        lesions,
+        truth,
+        similarities=sims,
+        neighbours=9,
+        cbir=(se_rows[::-1].copy(), sims),
+        by_class={
+            "se_cbir": nearest_by_class(3, range(12)),
+            "cbir": nearest_by_class(3, range(11, -1, -1)),
+        },
+        class_depth=depth,
+    )
+
+
+def test_each_query_keeps_its_nearest_images_of_every_class(tmp_path: Path) -> None:
+    pool = class_pool()
+    query = pool.queries[0]
+    se = query.class_neighbours["se_cbir"]
+    # akiec is rows 0 and 7 of the bank, mel rows 4 and 11, nv row 5 alone.
+    assert [n.image_id for n in se["akiec"]] == ["ISIC_B000", "ISIC_B007"]
+    assert [n.image_id for n in query.class_neighbours["cbir"]["akiec"]] == [
+        "ISIC_B007",
+        "ISIC_B000",
+    ]
+    assert [n.image_id for n in se["nv"]] == ["ISIC_B005"]
+    assert all(n.truth == code for code, items in se.items() for n in items)
+    assert [n.rank for n in se["mel"]] == [1, 2] and se["mel"][0].similarity == 0.8
+    assert len(class_pool(depth=1).queries[0].class_neighbours["se_cbir"]["mel"]) == 1
+    assert pool_from_json(json.loads(json.dumps(pool_to_json(pool)))) == pool
+
+
+def test_class_lists_skip_query_lesions_and_repeat_no_lesion() -> None:
+    # Bank rows 0 and 7 (akiec) share lesion L0; row 5 (nv) is of query lesion QA.
+    lesions = [
+        "L0",
+        *[f"L{i}" for i in range(1, 5)],
+        "QA",
+        "L6",
+        "L0",
+        *[f"L{i}" for i in range(8, 12)],
+    ]
+    ids, _, truth = bank(lesions)
+    rows = np.array([list(range(12))])
+    sims = np.tile(np.linspace(0.99, 0.1, 12), (1, 1))
+    by_class = {"se_cbir": nearest_by_class(1, range(12))}
+    pool = build_query_pool(
+        ["ISIC_Q000"],
+        ["QA"],
+        ["mel"],
+        rows,
+        ids,
+        lesions,
+        truth,
+        similarities=sims,
+        by_class=by_class,
+    )
+    (query,) = pool.queries
+    assert [n.image_id for n in query.class_neighbours["se_cbir"]["akiec"]] == ["ISIC_B000"]
+    assert query.class_neighbours["se_cbir"]["nv"] == ()
+
+
+def test_format2_with_class_neighbours_carries_the_extension(
+    tmp_path: Path, sources: dict[str, Path]
+) -> None:
+    pool = class_pool()
+    folder = write_bundle(tmp_path / "classes", pool, sources, b"k" * 32, 40, PROVENANCE)
+    valid = validate_bundle(folder)
+    assert valid.manifest["extensions"] == ["class_neighbours"]
+    for query in valid.queries:
+        for aid in ("se_cbir", "cbir"):
+            by_class = query["aids"][aid]["class_neighbours"]
+            assert sorted(by_class) == sorted(CLASS_CODES)
+            assert [n["image_id"] for n in by_class["nv"]] == ["ISIC_B005"]
+            assert {n["image"].removeprefix("images/") for n in by_class["mel"]} <= valid.images
+    # Without them, no extension; with them for some queries only, an error.
+    plain = write_bundle(tmp_path / "plain", two_list_pool(), sources, b"k" * 32, 40, PROVENANCE)
+    assert "extensions" not in validate_bundle(plain).manifest
+    mixed = QueryPool((*pool.queries[:2], two_list_pool().queries[2]), pool.before)
+    with pytest.raises(PipelineError, match="for every query or for none"):
+        write_bundle(tmp_path / "mixed", mixed, sources, b"k" * 32, 40, PROVENANCE)

@@ -91,8 +91,21 @@ def test_tiny_run_end_to_end_then_everything_is_skipped(
     manifest = json.loads((out / "study" / "manifest.json").read_text())
     assert manifest["provenance"]["preset"] == "tiny"
     # The patient context from the metadata's age, sex and localization (issue 24).
-    assert manifest["extensions"] == ["context"]
+    assert manifest["extensions"] == ["context", "class_neighbours"]
     assert all(set(q["context"]) == {"age", "sex", "site"} for q in valid.queries)
+    # Each aid's nearest images of every class (what probes show), by its own features: up to
+    # the study's k of each, of that class, as near as its list's images of that class.
+    codes = [c["code"] for c in manifest["classes"]]
+    for query in valid.queries:
+        for aid in ("se_cbir", "cbir"):
+            found = query["aids"][aid]
+            by_class = found["class_neighbours"]
+            assert list(by_class) == codes and sum(map(len, by_class.values())) > 0
+            for code, items in by_class.items():
+                assert len(items) <= 6 and {n["truth"] for n in items} <= {code}
+                listed = [n for n in found["neighbours"] if n["truth"] == code]
+                if listed and items:
+                    assert items[0]["similarity"] >= listed[0]["similarity"] - 1e-6
     assert manifest["provenance"]["split_by"] == "lesion"
     assert manifest["counts"]["queries_after"] == len(valid.queries)
 

@@ -12,7 +12,9 @@ from app.survey.probes import (
     misleading_neighbours,
     misleading_probabilities,
     moved_majority,
+    own_in_pattern,
     ranked_by_probability,
+    swapped_pattern,
     wrong_class,
     wrong_classes,
 )
@@ -118,3 +120,30 @@ def test_probes_suggest_each_class_as_often_as_genuine_aids_do_in_a_skewed_mix()
     total = sum(shown.values())
     for code, count in mix[1].items():
         assert abs(shown[code] / total - count / 30) < 0.03, (code, shown)
+
+
+def test_own_in_pattern_fills_a_donors_class_pattern_with_the_querys_own_images() -> None:
+    # The donor votes nv with two mel at ranks 2 and 4; the query's own nearest images of
+    # each class take those places, most similar first within each class.
+    donor = ["nv", "mel", "nv", "mel", "nv", "bkl"]
+    own = {
+        "nv": [Img("n1", "nv", 0.7), Img("n2", "nv", 0.6), Img("n3", "nv", 0.5), Img("n4", "nv")],
+        "mel": [Img("m1", "mel", 0.9), Img("m2", "mel", 0.8)],
+        "bkl": [Img("b1", "bkl", 0.4)],
+    }
+    shown = own_in_pattern(donor, own)
+    assert shown is not None
+    assert [i.image_id for i in shown] == ["n1", "m1", "n2", "m2", "n3", "b1"]
+    assert [i.truth for i in shown] == donor and majority_vote([i.truth for i in shown]) == "nv"
+    # Too few images of a class: None (the probe falls back), never a repeat.
+    assert own_in_pattern([*donor, "bkl"], own) is None
+    assert own_in_pattern(["df"], own) is None
+
+
+def test_the_swapped_pattern_votes_the_wrong_class_with_the_same_mixture() -> None:
+    own = ["mel", "mel", "nv", "mel", "bkl", "nv"]
+    swapped = swapped_pattern(own, "nv")
+    assert swapped == ["nv", "nv", "mel", "nv", "bkl", "mel"]
+    assert majority_vote(swapped) == "nv"
+    assert swapped_pattern(own, "df") == ["df", "df", "nv", "df", "bkl", "nv"]
+    assert swapped_pattern(own, "mel") == own
