@@ -319,7 +319,14 @@ def test_probes_show_another_cases_genuine_list_and_are_recorded(
             wrong = answer.shown["probe_class"]
             assert wrong == assignment.probe_class and wrong != truths[assignment.case_id]
             source = db.session.get(Case, assignment.probe_source)
-            assert source.id not in mine  # the pool has cases this reader does not read
+            # Another reader's case where one suggests that class (the study's seed is drawn
+            # at random for each new study, so which classes probes draw varies from run to run).
+            votes = {
+                case.id: majority_vote([n.truth for n in case.neighbours_of("se_cbir", 6)])
+                for case in db.session.scalars(select(Case).where(Case.study_id == study.id))
+            }
+            strangers = {case for case, vote in votes.items() if vote == wrong} - mine
+            assert source.id not in mine or not strangers - sources
             sources.add(source.id)
             genuine = [n.image_id for n in source.neighbours_of("se_cbir", 6)]
             assert answer.neighbours_shown == genuine
