@@ -26,13 +26,13 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.auth import create_invitation, create_user
-from app.bundle import import_bundle
 from app.clock import system_now
 from app.config import TestConfig, normalise_database_url
 from app.extensions import db, mail
 from app.models import Role, Study, StudyStatus, User
 from app.organiser.team import add_member
 from tests.app.bundle_factory import make_bundle
+from tests.app.keyed_images import import_study
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.app.world import World, build_world
 
@@ -244,7 +244,7 @@ def add_study(app: Flask, folder: Path, name: str, **settings: Any) -> StudyRef:
     The `organiser` fixture's account, once it exists, owns it (see that fixture).
     """
     with app.app_context():
-        study, _ = import_bundle(folder, name, app.config["STUDY_IMAGES"])
+        study = import_study(folder, name)
         for key, value in settings.items():
             setattr(study, key, value)
         organiser = db.session.scalar(select(User).where(User.email == ORGANISER_EMAIL))
