@@ -7,9 +7,7 @@ dashboard is tested on exactly what the survey stores. Runs on SQLite and Postgr
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -20,19 +18,8 @@ from sqlalchemy import select
 from app.analysis import CLASSES
 from app.extensions import db
 from app.models import Enrolment, Role, Study
-from tests.app.conftest import (
-    PASSWORD,
-    FakeClock,
-    StudyRef,
-    UserRef,
-    add_organiser,
-    add_reader,
-    add_test_study,
-    add_user,
-    app_of_its_own,
-    join_study,
-)
-from tests.app.results import Answered, answer_study, case_at, heat_counts, page, submit
+from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, add_user, join_study
+from tests.app.results import Answered, Shown, answer_study, case_at, heat_counts, page, submit
 from tests.app.world import CONSENT
 
 # ---------------------------------------------------------------- answering through the survey
@@ -44,39 +31,6 @@ def answered(
 ) -> Answered:
     """Two readers who completed both tasks of `study` (Task 1 50% and 60%, Task 2 80%, 60%)."""
     return answer_study(app, client, study, reader)
-
-
-@dataclass(frozen=True)
-class Shown:
-    """`answered` on an app of its own, with the organiser's account."""
-
-    app: Flask
-    answered: Answered
-    organiser: UserRef
-
-    def client(self) -> FlaskClient:
-        """A fresh client (no session)."""
-        return self.app.test_client()
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def shown(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    bundle_cache: dict[int, Path],
-) -> Iterator[Shown]:
-    """The `answered` study made once per module and database, for the tests below that only
-    read the dashboard: answering 40 cases through the survey's pages was most of each one's
-    time. Built by the same fixtures' code; each test logs in with a client of its own. The
-    tests that change the answers or the analysis keep `answered`."""
-    with app_of_its_own(request, tmp_path_factory.mktemp("shown")) as app:
-        app.config["CLOCK"] = FakeClock()
-        study = add_test_study(app, bundle_cache)
-        reader = add_reader(app, study)
-        organiser = add_organiser(app)
-        yield Shown(app, answer_study(app, app.test_client(), study, reader), organiser)
 
 
 def dashboard_routes(study_id: int) -> list[str]:
