@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,13 +27,13 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.auth import create_invitation, create_user
-from app.bundle import import_bundle
 from app.clock import system_now
 from app.config import TestConfig, normalise_database_url
 from app.extensions import db, mail
 from app.models import Role, Study, StudyStatus, User
 from app.organiser.team import add_member
 from tests.app.bundle_factory import make_bundle
+from tests.app.keyed_images import import_study
 from tests.app.smtp import SmtpServer, smtp_server
 from tests.app.world import World, build_world
 
@@ -85,20 +86,40 @@ class FakeClock:
 # ---------------------------------------------------------------- databases
 
 
-@pytest.fixture(scope="session")
-def postgres_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema for this test session, dropped at its end."""
+@contextmanager
+def new_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped when the block ends (skips without a server)."""
     if not POSTGRES_URL:
         pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant of this test is skipped")
     name = f"test_{os.getpid()}_{secrets.token_hex(4)}"
     engine = create_engine(normalise_database_url(POSTGRES_URL))
     with engine.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    state["postgres_tables_created"] = False
-    yield name
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
+    try:
+        yield name
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+
+
+def on_schema(schema: str) -> dict[str, Any]:
+    """The app settings that put its tables in PostgreSQL schema `schema`."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": POSTGRES_URL,
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "connect_args": {"options": f"-csearch_path={schema}"},
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this test session, dropped at its end."""
+    with new_schema() as name:
+        state["postgres_tables_created"] = False
+        yield name
 
 
 state: dict[str, Any] = {}
@@ -140,12 +161,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     """The application on a fresh database (SQLite, or PostgreSQL when configured)."""
     overrides: dict[str, Any] = {"STUDY_IMAGES": str(tmp_path / "study-images")}
     if request.param == "postgresql":
-        schema = request.getfixturevalue("postgres_schema")
-        overrides["SQLALCHEMY_DATABASE_URI"] = POSTGRES_URL
-        overrides["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True,
-            "connect_args": {"options": f"-csearch_path={schema}"},
-        }
+        overrides.update(on_schema(request.getfixturevalue("postgres_schema")))
     else:
         database = tmp_path / "test.sqlite"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
@@ -158,6 +174,30 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@contextmanager
+def app_of_its_own(request: pytest.FixtureRequest, folder: Path) -> Iterator[Flask]:
+    """The app on a database of its own, for a fixture broader than one test (`request.param`
+    says which: an SQLite copy of the empty template, or a PostgreSQL schema made for it)."""
+    overrides: dict[str, Any] = {"STUDY_IMAGES": str(folder / "study-images")}
+    with ExitStack() as stack:
+        if request.param == "postgresql":
+            overrides.update(on_schema(stack.enter_context(new_schema())))
+        else:
+            database = folder / "test.sqlite"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+            overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+        application = create_app(TestConfig, overrides)
+        if request.param == "postgresql":
+            with application.app_context():
+                db.create_all()
+        try:
+            yield application
+        finally:
+            with application.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -244,7 +284,7 @@ def add_study(app: Flask, folder: Path, name: str, **settings: Any) -> StudyRef:
     The `organiser` fixture's account, once it exists, owns it (see that fixture).
     """
     with app.app_context():
-        study, _ = import_bundle(folder, name, app.config["STUDY_IMAGES"])
+        study = import_study(folder, name)
         for key, value in settings.items():
             setattr(study, key, value)
         organiser = db.session.scalar(select(User).where(User.email == ORGANISER_EMAIL))
@@ -256,9 +296,8 @@ def add_study(app: Flask, folder: Path, name: str, **settings: Any) -> StudyRef:
         )
 
 
-@pytest.fixture
-def study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
-    """The 30-case bundle imported, open, 10 cases per reader, 24 h wash-out."""
+def add_test_study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
+    """The `study` fixture's study."""
     return add_study(
         app,
         bundle_cache[0],
@@ -267,6 +306,12 @@ def study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
         cases_per_reader=10,
         washout_hours=24.0,
     )
+
+
+@pytest.fixture
+def study(app: Flask, bundle_cache: dict[int, Path]) -> StudyRef:
+    """The 30-case bundle imported, open, 10 cases per reader, 24 h wash-out."""
+    return add_test_study(app, bundle_cache)
 
 
 @pytest.fixture
@@ -314,9 +359,8 @@ def admin(app: Flask) -> UserRef:
     return add_user(app, "admin@example.org", Role.ADMIN)
 
 
-@pytest.fixture
-def organiser(app: Flask) -> UserRef:
-    """The organiser who owns every study the fixtures import (before or after this one)."""
+def add_organiser(app: Flask) -> UserRef:
+    """The `organiser` fixture's account, made owner of every study there is."""
     user = add_user(app, ORGANISER_EMAIL, Role.ORGANISER)
     with app.app_context():
         account = db.session.get(User, user.id)
@@ -327,17 +371,28 @@ def organiser(app: Flask) -> UserRef:
 
 
 @pytest.fixture
+def organiser(app: Flask) -> UserRef:
+    """The organiser who owns every study the fixtures import (before or after this one)."""
+    return add_organiser(app)
+
+
+@pytest.fixture
 def other_organiser(app: Flask) -> UserRef:
     """An organiser who runs none of the fixtures' studies."""
     return add_user(app, "other.organiser@example.org", Role.ORGANISER)
 
 
-@pytest.fixture
-def reader(app: Flask, study: StudyRef) -> UserRef:
-    """A reader who accepted an invitation to `study` (enrolment happens in the survey)."""
+def add_reader(app: Flask, study: StudyRef) -> UserRef:
+    """The `reader` fixture's account."""
     user = add_user(app, "reader@example.org", Role.READER)
     join_study(app, user, study)
     return user
+
+
+@pytest.fixture
+def reader(app: Flask, study: StudyRef) -> UserRef:
+    """A reader who accepted an invitation to `study` (enrolment happens in the survey)."""
+    return add_reader(app, study)
 
 
 @pytest.fixture

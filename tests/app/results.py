@@ -27,6 +27,19 @@ class Answered:
     answers: list[tuple[str, str, int, str, str]]  # pseudonym, image id, task, truth, diagnosis
 
 
+@dataclass(frozen=True)
+class Shown:
+    """An answered study on an app of its own, with its organiser (the `shown` fixture)."""
+
+    app: Flask
+    answered: Answered
+    organiser: UserRef
+
+    def client(self) -> FlaskClient:
+        """A fresh client (no session)."""
+        return self.app.test_client()
+
+
 def wrong_for(truth: str) -> str:
     """A diagnosis that is not `truth` (the next class)."""
     return CLASSES[(CLASSES.index(truth) + 1) % len(CLASSES)]

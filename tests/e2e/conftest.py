@@ -17,12 +17,12 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.bundle import import_bundle
 from app.config import TestConfig
 from app.extensions import db
 from app.models import StudyStatus
 from tests.app.bundle_factory import make_bundle
 from tests.app.conftest import FakeClock
+from tests.app.keyed_images import import_study
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -72,7 +72,7 @@ def serve(folder: Path) -> Iterator[LiveServer]:
     )
     with app.app_context():
         db.create_all()
-        study, _ = import_bundle(bundle, "Browser study", app.config["STUDY_IMAGES"])
+        study = import_study(bundle, "Browser study")
         study.status = StudyStatus.OPEN
         study.cases_per_reader = 4
         study.washout_hours = 24.0

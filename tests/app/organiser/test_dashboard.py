@@ -19,7 +19,7 @@ from app.analysis import CLASSES
 from app.extensions import db
 from app.models import Enrolment, Role, Study
 from tests.app.conftest import PASSWORD, FakeClock, StudyRef, UserRef, add_user, join_study
-from tests.app.results import Answered, answer_study, case_at, heat_counts, page, submit
+from tests.app.results import Answered, Shown, answer_study, case_at, heat_counts, page, submit
 from tests.app.world import CONSENT
 
 # ---------------------------------------------------------------- answering through the survey
@@ -114,9 +114,8 @@ def test_a_study_without_answers_shows_an_empty_state(
     assert 'id="reader-table"' not in html
 
 
-def test_the_dashboard_shows_accuracies_and_confusion_counts(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_dashboard_shows_accuracies_and_confusion_counts(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     html = page(client, answered.study)
     first, second = answered.readers["first"], answered.readers["second"]
@@ -192,9 +191,8 @@ def test_the_completed_filter_keeps_readers_who_finished(
     assert "completed=1" in re.search(r'href="([^"]*export/responses[^"]*)"', html).group(1)
 
 
-def test_the_reader_filter_shows_one_reader(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_reader_filter_shows_one_reader(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     second = answered.readers["second"]
     html = page(client, answered.study, reader=second.pseudonym)
@@ -209,17 +207,15 @@ def test_the_reader_filter_shows_one_reader(
     assert sum(map(sum, heat_counts(everything, "confusion-1"))) == 20
 
 
-def test_identify_shows_emails_to_staff(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_identify_shows_emails_to_staff(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     html = page(client, answered.study, identify="1")
     assert answered.readers["second"].email in html
 
 
-def test_the_heat_map_downloads(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_heat_map_downloads(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     svg = client.get(f"/dashboard/{answered.study.id}/confusion-task1.svg")
     assert svg.mimetype == "image/svg+xml"
@@ -243,9 +239,8 @@ def endpoint_table(html: str, endpoint: str) -> dict[str, list[str]]:
     return {"caption": [re.sub(r"<[^>]+>", "", caption.group(1))], **rows}
 
 
-def test_every_endpoint_has_a_table_of_means_and_differences(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_every_endpoint_has_a_table_of_means_and_differences(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     html = page(client, answered.study)
     table = endpoint_table(html, "proportion_correct")
@@ -269,8 +264,9 @@ def test_every_endpoint_has_a_table_of_means_and_differences(
 
 
 def test_the_page_shows_the_forest_plot_and_links_its_downloads(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
+    shown: Shown, login: Callable
 ) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     pseudonym = answered.readers["first"].pseudonym
     html = page(client, answered.study, completed="1")
@@ -288,9 +284,8 @@ def test_the_page_shows_the_forest_plot_and_links_its_downloads(
     assert "forest.svg" not in one and 'id="endpoints-unavailable"' in one
 
 
-def test_the_forest_plot_downloads(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_forest_plot_downloads(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     study = answered.study.id
     svg = client.get(f"/dashboard/{study}/forest.svg")
@@ -315,11 +310,10 @@ def test_a_study_without_answers_has_a_forest_plot_that_says_so(
     assert "forest.svg" not in page(client, study)  # the page shows its empty state instead
 
 
-def test_the_page_plans_the_next_study(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_page_plans_the_next_study(shown: Shown, login: Callable) -> None:
     """Power and sample size from the study's own variance components: the plot, its
     downloads, and the cases needed per reader count for 80 % and 90 % power."""
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     study = answered.study.id
     html = page(client, answered.study, completed="1")
@@ -348,9 +342,8 @@ def test_the_page_plans_the_next_study(
     assert "2 readers" in note.group(1) and "power.svg" not in one
 
 
-def test_the_power_plot_downloads(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_power_plot_downloads(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     study = answered.study.id
     svg = client.get(f"/dashboard/{study}/power.svg")
@@ -401,9 +394,8 @@ def test_auc_endpoints_read_as_aucs_not_percentages(
     assert "Difference in AUC (first condition − second)" in svg
 
 
-def test_the_page_has_no_inline_script_or_style(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_the_page_has_no_inline_script_or_style(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     html = page(client, answered.study)
     # Scripts only from files of this site (the CSP's script-src 'self'), never inline.

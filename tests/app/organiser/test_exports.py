@@ -38,7 +38,7 @@ from app.survey.conditions import Condition
 from studybundle.taxonomy import LIKERT
 from tests.app.conftest import FakeClock, StudyRef, UserRef, add_user, join_study
 from tests.app.reading import answer, assignments_of, consent, set_design
-from tests.app.results import Answered, answer_study, page, wrong_for
+from tests.app.results import Answered, Shown, answer_study, page, wrong_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -72,9 +72,8 @@ def csv_rows(response: TestResponse) -> tuple[list[str], list[dict[str, str]]]:
     return list(reader.fieldnames or []), rows
 
 
-def test_responses_csv_has_every_answer_and_no_email(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_responses_csv_has_every_answer_and_no_email(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     response = download(client, answered.study, "responses")
     assert response.mimetype == "text/csv"
@@ -100,9 +99,8 @@ def test_responses_csv_has_every_answer_and_no_email(
     assert all(float(r["seconds"]) >= 0 for r in rows)
 
 
-def test_identify_adds_readers_emails(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_identify_adds_readers_emails(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     columns, rows = csv_rows(download(client, answered.study, "responses", identify="1"))
     assert columns[-1] == "reader_email"
@@ -115,8 +113,9 @@ def test_identify_adds_readers_emails(
 
 
 def test_the_analysis_command_reads_the_responses_export(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable, tmp_path: Path
+    shown: Shown, login: Callable, tmp_path: Path
 ) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     path = tmp_path / "export.csv"
     path.write_bytes(download(client, answered.study, "responses").data)
@@ -163,9 +162,8 @@ def test_the_analysis_command_reads_the_responses_export(
     assert json.loads(run.stdout)["pooled"]["task2"]["accuracy"] == 0.7
 
 
-def test_summary_csv_is_table_4_ii(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_summary_csv_is_table_4_ii(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     columns, rows = csv_rows(download(client, answered.study, "summary-csv"))
     assert columns == list(SUMMARY_COLUMNS)
@@ -184,9 +182,8 @@ def test_summary_csv_is_table_4_ii(
     assert named == {("unaided", "Unaided", "se_cbir", "SE-CBIR 6")}
 
 
-def test_imrmc_file_structure(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_imrmc_file_structure(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     response = download(client, answered.study, "imrmc")
     assert response.mimetype == "text/plain"
@@ -221,9 +218,8 @@ def test_imrmc_file_structure(
     assert right_by_task == {"1": 11, "2": 14}
 
 
-def test_mrmcaov_table(
-    client: FlaskClient, organiser: UserRef, answered: Answered, login: Callable
-) -> None:
+def test_mrmcaov_table(shown: Shown, login: Callable) -> None:
+    client, organiser, answered = shown.client(), shown.organiser, shown.answered
     login(client, organiser)
     columns, rows = csv_rows(download(client, answered.study, "mrmcaov"))
     assert columns == list(MRMCAOV_COLUMNS)
@@ -287,7 +283,8 @@ def test_exports_of_a_study_without_answers(
     assert "library(MRMCaov)" in download(client, study, "mrmcaov-r").get_data(as_text=True)
 
 
-def test_response_rows_filters(app: Flask, answered: Answered) -> None:
+def test_response_rows_filters(shown: Shown) -> None:
+    app, answered = shown.app, shown.answered
     first = answered.readers["first"]
     with app.app_context():
         study = db.session.get(Study, answered.study.id)
@@ -328,9 +325,8 @@ def test_the_dashboards_columns_are_the_responses_rows_with_probes_last(
                 assert [str(v) for v in values] == [str(v) for v in expected], name
 
 
-def test_the_dashboards_columns_analyse_like_the_responses_rows(
-    app: Flask, answered: Answered
-) -> None:
+def test_the_dashboards_columns_analyse_like_the_responses_rows(shown: Shown) -> None:
+    app, answered = shown.app, shown.answered
     # The dashboard reads fewer columns, column by column, the profiles once per reader; the
     # analysis must come out the same as from the exported rows (probes left out).
     first = answered.readers["first"]
