@@ -35,7 +35,7 @@ TARGET_SECONDS = 15 * 60
 def main() -> int:
     """Run the positive control, print its figures and times."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1050)
+    parser.add_argument("--images", type=int, default=2100)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--dose", type=float, default=1.0)
     parser.add_argument("--preset", default="demo")

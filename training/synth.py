@@ -641,7 +641,7 @@ def render_view(
 
 # A class-free mark: the same thin ring, of one colour, round whichever lesion it marks.
 RING_COLOUR = np.array([0.10, 0.75, 0.30], dtype=np.float32)
-RING_WIDTH_PIXELS = 1.5
+RING_WIDTH_PIXELS = 3.0
 RING_GAP_PIXELS = 2.5
 
 
