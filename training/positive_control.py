@@ -16,7 +16,8 @@ the decoy 16 %), so its saliency could not point anywhere and a null saliency ar
 nothing about SE-CBIR. With clear colours (measured 2026-12-08, one seed, 2,100 images; the
 table is in benchmarks/positive_control.py) the ringed RGB model reached test accuracy 0.82,
 its maps peaked on the index lesion for 37 % of the test images and on the decoy for 10 %,
-and SE-CBIR - control at AP@6 was +0.66 with the mask, +0.34 with saliency.
+and SE-CBIR - control at AP@6 was +0.66 with the mask, +0.34 with saliency (two seeds: +0.64
+[+0.59, +0.68] and +0.37 [+0.31, +0.43]; the shuffled mask +0.03 [-0.02, +0.08]).
 
 It then runs the project's own stages after the RGB model (`pipeline`: saliency, the
 4-channel fine-tune, the zero-map control, features, retrieval metrics) in arms, each
