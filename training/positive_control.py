@@ -525,7 +525,7 @@ def main(args: argparse.Namespace) -> int:
     """`python -m training positive-control`: run, print the table and where the JSON went."""
     result = positive_control(
         args.out,
-        images=args.images,
+        images=DEFAULT_IMAGES if args.images is None else args.images,
         seeds=args.seeds,
         dose=args.dose,
         arms=tuple(args.arms),
