@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the claim test on decoy pairs, where the index lesion's mask is known to help",
     )
     positive.add_argument("--out", type=Path, default=Path("models/positive-control"))
-    positive.add_argument("--images", type=int, default=1050, help="decoy-pair images")
+    positive.add_argument(
+        "--images", type=int, help="decoy-pair images (default: positive_control.DEFAULT_IMAGES)"
+    )
     positive.add_argument("--seeds", type=int, default=1, help="paired training seeds per arm")
     positive.add_argument(
         "--dose", type=float, default=1.0, help="fraction of the images given the mask"

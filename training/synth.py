@@ -639,9 +639,11 @@ def render_view(
     return _photograph(image, rng, x, y, size)
 
 
-# A class-free mark: the same thin ring, of one colour, round whichever lesion it marks.
+# A class-free mark: the same ring, of one colour, round whichever lesion it marks; 3 px wide
+# at any size, so at the positive control's 64 px it stays a closed ring through JPEG and the
+# RGB model's rotations (its width was raised from 1.5 with other changes, not measured apart).
 RING_COLOUR = np.array([0.10, 0.75, 0.30], dtype=np.float32)
-RING_WIDTH_PIXELS = 1.5
+RING_WIDTH_PIXELS = 3.0
 RING_GAP_PIXELS = 2.5
 
 

@@ -1,6 +1,7 @@
 """The positive control: its decoy-pairs data set, the arms' maps, the pointing game, the CLI,
 and (marked `positive_control_run`, left out of `make test`) a tiny run end to end."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -38,6 +39,33 @@ def test_each_image_holds_its_index_lesion_and_a_decoy_of_another_class(pairs: P
         assert index.any() and decoy.any()
         assert not (index & decoy).any()  # apart
         assert 0.4 < index.sum() / decoy.sum() < 2.5  # of similar size (shapes differ)
+
+
+def test_each_lesion_is_drawn_in_its_class_colour(pairs: Path) -> None:
+    """The classes are told by colour (module docstring): a lesion's median colour, through
+    skin, lighting, hairs and JPEG, is nearest its own class's for nearly every lesion."""
+    rows = data.load_metadata(pairs / "plain" / data.METADATA_NAME)
+    decoys = json.loads((pairs / "done.json").read_text())["decoys"]
+    names = list(positive_control.CLEAR_COLOURS)
+    colours = np.array([positive_control.CLEAR_COLOURS[name] for name in names])
+    nearest = []
+    for row in rows:
+        pixels = read(pairs / "plain" / synth.PART_FOLDERS[0] / f"{row['image_id']}.jpg") / 255
+        for folder, dx in (("masks", row["dx"]), ("decoys", decoys[row["image_id"]])):
+            lesion = read(pairs / folder / f"{row['image_id']}.png") > 0
+            median = np.median(pixels[lesion], axis=0)
+            nearest.append(names[int(np.argmin(((colours - median) ** 2).sum(axis=1)))] == dx)
+    assert np.mean(nearest) > 0.9
+
+
+def test_the_ringed_model_trains_as_ringed_config_says() -> None:
+    cfg = positive_control.control_config("demo", [])
+    ringed = positive_control.ringed_config(cfg)
+    assert (ringed.loss, ringed.batch_size, ringed.epochs_rgb) == ("categorical_focal", 16, 15)
+    unchanged = {"loss": cfg.loss, "batch_size": cfg.batch_size, "epochs_rgb": cfg.epochs_rgb}
+    assert dataclasses.replace(ringed, **unchanged) == cfg  # nothing else differs
+    tiny = positive_control.ringed_config(positive_control.control_config("tiny", []))
+    assert (tiny.batch_size, tiny.epochs_rgb) == (16, 1)
 
 
 def test_the_ringed_variant_differs_by_the_ring_round_the_index_lesion_only(pairs: Path) -> None:
