@@ -361,8 +361,9 @@ def test_a_queries_file_of_many_tiny_values_is_refused_before_it_is_parsed(
     (bundle_dir / "queries.json").write_bytes(b"[" + b"{}," * (7 << 20) + b"{}]")
     tracemalloc.start()
     try:
-        with pytest.raises(BundleError, match="more than 1000000 JSON values"):
+        with pytest.raises(BundleError, match="more than 1000000 JSON values") as refused:
             validate_bundle(bundle_dir)
+        assert "class_neighbours=false" in str(refused.value)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
