@@ -20,8 +20,11 @@ Measured 2026-12-08 with the defaults (demo preset, 2,100 images at 64 px, 210 q
 (user 664 + system 21, `/usr/bin/time -v`), 33.1 min wall, 1.7 GB peak. The command runs
 one single-threaded TensorFlow process at a time, two while the zero-map control trains
 beside the 4-channel model, and reads little from disk, so on an idle 2-core machine its
-wall time is at most about its CPU time: 685 s, within the 900 s target. SE-CBIR - control,
-AP@6 (control 0.298, CBIR 0.206):
+wall time is at most about its CPU time: 685 s, within the 900 s target. Run again on the
+quiet machine (load 0.5-2; `/usr/bin/time -v .venv/bin/python benchmarks/positive_control.py
+--seeds 1`): 465 s wall (7 min 47 s), 591 s of CPU (user 574 + system 17), 1.7 GB peak, and
+every figure below the same to the last digit. SE-CBIR - control, AP@6 (control 0.298, CBIR
+0.206):
 
     mask           +0.656 [+0.621, +0.687]   (SE-CBIR 0.954; 4-channel test accuracy 0.92)
     shuffled_mask  +0.056 [+0.019, +0.092]   (0.354; 0.43)
